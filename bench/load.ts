@@ -1,0 +1,132 @@
+import autocannon, { type AutocannonRequest } from 'autocannon';
+import { unknownKey } from './fixtures.ts';
+import { cpuSeconds, rssBytes, systemBusySeconds } from './procfs.ts';
+import type { LoadCase } from './scenarios.ts';
+import { percentile } from './stats.ts';
+
+/** One measured run of one case. Latencies in ms, CPU in % of one core, RSS in MB. */
+export interface Measurement {
+  readonly requests: number;
+  readonly seconds: number;
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly p999: number;
+  /** Verification failures: wrong status, wrong body, connection errors, timeouts. */
+  readonly errors: number;
+  readonly errorSamples: string[];
+  readonly statuses: Record<string, number>;
+  /** The target's processes (the backend itself for "backend direct"). */
+  readonly cpuPercent: number;
+  readonly cpuUsPerRequest: number;
+  readonly rssMb: number;
+  readonly backendCpuPercent: number;
+  /** The bench process itself (autocannon + verification): near 100 % means the client is the limit. */
+  readonly clientCpuPercent: number;
+  /**
+   * CPU used meanwhile by processes that are not part of the run (% of one core): other
+   * work on the machine. More than a few % means this run competed for the cores.
+   */
+  readonly otherCpuPercent: number;
+}
+
+export interface LoadOptions {
+  readonly connections: number;
+  /** Seconds; ignored when `amount` is set. */
+  readonly duration: number;
+  /** Stop after this many responses instead of after `duration`. */
+  readonly amount?: number;
+  readonly pipelining?: number;
+  /** The backend's processes, charged separately from the target's. */
+  readonly backendPids: readonly number[];
+  /** Called every second with responses so far (the memory flood prints progress). */
+  readonly onTick?: (responses: number) => void;
+}
+
+const MAX_SAMPLES = 5;
+
+/**
+ * Runs autocannon against one case. Every response is checked as it arrives (status and
+ * body), so a Keygate that got faster by answering wrongly shows errors, not a win.
+ */
+export async function runLoad(c: LoadCase, opts: LoadOptions): Promise<Measurement> {
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  const errorSamples: string[] = [];
+  let errors = 0;
+  let responses = 0;
+  const fail = (what: string): void => {
+    errors++;
+    if (errorSamples.length < MAX_SAMPLES) errorSamples.push(what);
+  };
+
+  const request: AutocannonRequest = {
+    method: c.method,
+    path: c.path,
+    headers: { ...c.headers },
+    ...(c.body === undefined ? {} : { body: c.body }),
+    onResponse(status, body) {
+      responses++;
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      if (status !== c.expectStatus) return fail(`status ${status} (expected ${c.expectStatus}): ${body.slice(0, 200)}`);
+      const wrong = c.check(body);
+      if (wrong !== undefined) fail(`${wrong}: ${body.slice(0, 200)}`);
+    },
+  };
+  if (c.freshKey === true) {
+    // autocannon rebuilds the request (a fresh headers object) before each send when setupRequest is set.
+    request.setupRequest = (req) => {
+      req.headers['texture-api-key'] = unknownKey();
+      return req;
+    };
+  }
+
+  const cpu0 = cpuSeconds(c.target.pids);
+  const backend0 = cpuSeconds(opts.backendPids);
+  const client0 = process.cpuUsage();
+  const system0 = systemBusySeconds();
+  const t0 = performance.now();
+  const instance = autocannon({
+    url: c.target.url,
+    connections: opts.connections,
+    pipelining: opts.pipelining ?? 1,
+    ...(opts.amount === undefined ? { duration: opts.duration } : { amount: opts.amount }),
+    timeout: 10,
+    requests: [request],
+  });
+  // autocannon's own histogram keeps whole milliseconds and only 2xx by default; ours keeps
+  // the exact time of every response, 401/403 included.
+  instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => latencies.push(ms));
+  const ticker = opts.onTick === undefined ? undefined : setInterval(() => opts.onTick!(responses), 1000);
+  const result = await instance;
+  if (ticker !== undefined) clearInterval(ticker);
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(c.target.pids) - cpu0;
+  const backendCpu = cpuSeconds(opts.backendPids) - backend0;
+  const client = process.cpuUsage(client0);
+  const system = systemBusySeconds() - system0;
+  const clientSeconds = (client.user + client.system) / 1e6;
+  // "backend direct" charges the backend twice (it is the target too): count it once.
+  const ours = clientSeconds + cpu + (c.target.pids === opts.backendPids ? 0 : backendCpu);
+
+  if (result.errors > 0) fail(`${result.errors} connection errors (${result.timeouts} timeouts)`);
+  errors += Math.max(0, result.errors - 1); // counted once above, the rest here
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    requests: responses,
+    seconds,
+    rps: responses / seconds,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    p999: percentile(sorted, 99.9),
+    errors,
+    errorSamples,
+    statuses,
+    cpuPercent: (cpu / seconds) * 100,
+    cpuUsPerRequest: responses === 0 ? 0 : (cpu / responses) * 1e6,
+    rssMb: rssBytes(c.target.pids) / 2 ** 20,
+    backendCpuPercent: (backendCpu / seconds) * 100,
+    clientCpuPercent: (clientSeconds / seconds) * 100,
+    otherCpuPercent: Math.max(0, ((system - ours) / seconds) * 100),
+  };
+}

@@ -1,0 +1,93 @@
+import { resolve } from 'node:path';
+
+export interface BenchOptions {
+  /** Seconds per measured run. */
+  readonly duration: number;
+  readonly connections: number;
+  readonly rounds: number;
+  /** Seconds of unmeasured load per case before round 1 (JIT, pools and caches warm). */
+  readonly warmup: number;
+  /** Only this Keygate scenario (1–7) plus the baselines; undefined: all of them. */
+  readonly scenario: number | undefined;
+  /** Keygate's `--workers`. */
+  readonly workers: number;
+  /** Report targets but never fail on them (verification errors still fail). */
+  readonly targets: boolean;
+  /** Run the bad-key memory flood instead of the throughput bench. */
+  readonly memory: boolean;
+  /** Distinct unknown keys sent by `--memory`. */
+  readonly memoryKeys: number;
+  /** Where latest.json / latest.svg (or memory.json) are written. */
+  readonly out: string;
+  /** How often a run disturbed by other processes is repeated. */
+  readonly retries: number;
+  /** Write a V8 CPU profile of Keygate (scenarios 1–6) into `out`. */
+  readonly profile: boolean;
+}
+
+export const BENCH_ROOT = import.meta.dirname;
+export const SCENARIOS = [1, 2, 3, 4, 5, 6, 7] as const;
+
+export const USAGE = `usage: npm run bench -- [options]
+  --duration S       seconds per measured run (default 10)
+  --connections N    concurrent autocannon connections (default 64)
+  --rounds N         interleaved rounds; the median is reported (default 3)
+  --warmup S         seconds of warm-up per case before round 1 (default 2)
+  --scenario N       only Keygate scenario N (1-7) plus the baselines
+  --workers N        Keygate --workers (default 1)
+  --no-targets       print targets but do not fail on them
+  --memory           flood Keygate with distinct unknown keys and report RSS growth
+  --memory-keys N    keys for --memory (default 1000000)
+  --out DIR          results directory (default bench/results)
+  --retries N        repeat a run at most N times when other processes took > 20% of a core during it (default 2)
+  --profile          also write Keygate's V8 CPU profile (*.cpuprofile) into the results directory`;
+
+export class OptionError extends Error {}
+
+function number(name: string, value: string | undefined, { min, integer }: { min: number; integer: boolean }): number {
+  const n = Number(value);
+  if (value === undefined || value === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new OptionError(`--${name}: "${value ?? ''}" must be ${integer ? 'a whole number' : 'a number'} ≥ ${min}`);
+  }
+  return n;
+}
+
+/** `--flag value` and `--flag=value`; unknown flags are errors so a typo cannot silently change a run. */
+export function parseOptions(argv: readonly string[]): BenchOptions {
+  const values = new Map<string, string | undefined>();
+  const booleans = new Set(['no-targets', 'memory', 'profile', 'help']);
+  const known = new Set(['duration', 'connections', 'rounds', 'warmup', 'scenario', 'workers', 'memory-keys', 'out', 'retries', ...booleans]);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new OptionError(`unexpected argument "${arg}"\n${USAGE}`);
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    if (!known.has(name)) throw new OptionError(`unknown option --${name}\n${USAGE}`);
+    if (booleans.has(name)) {
+      if (eq !== -1) throw new OptionError(`--${name} takes no value`);
+      values.set(name, 'true');
+    } else {
+      values.set(name, eq === -1 ? argv[++i] : arg.slice(eq + 1));
+    }
+  }
+  if (values.has('help')) throw new OptionError(USAGE);
+  const get = (name: string): string | undefined => values.get(name);
+  const scenario = values.has('scenario') ? number('scenario', get('scenario'), { min: 1, integer: true }) : undefined;
+  if (scenario !== undefined && scenario > SCENARIOS.length) throw new OptionError(`--scenario: must be 1–${SCENARIOS.length}`);
+  const duration = values.has('duration') ? number('duration', get('duration'), { min: 1, integer: true }) : 10;
+  return {
+    // autocannon stops on whole-second ticks, so durations are whole seconds.
+    duration,
+    connections: values.has('connections') ? number('connections', get('connections'), { min: 1, integer: true }) : 64,
+    rounds: values.has('rounds') ? number('rounds', get('rounds'), { min: 1, integer: true }) : 3,
+    warmup: values.has('warmup') ? number('warmup', get('warmup'), { min: 0, integer: true }) : Math.min(2, duration),
+    scenario,
+    workers: values.has('workers') ? number('workers', get('workers'), { min: 1, integer: true }) : 1,
+    targets: !values.has('no-targets'),
+    memory: values.has('memory'),
+    memoryKeys: values.has('memory-keys') ? number('memory-keys', get('memory-keys'), { min: 1, integer: true }) : 1_000_000,
+    out: resolve(get('out') ?? resolve(BENCH_ROOT, 'results')),
+    retries: values.has('retries') ? number('retries', get('retries'), { min: 0, integer: true }) : 2,
+    profile: values.has('profile'),
+  };
+}

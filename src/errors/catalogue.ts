@@ -1,0 +1,36 @@
+/**
+ * The one error catalogue. Every refusal Keygate makes carries one of these codes;
+ * the README's error table is generated from the same list (see test/errors.test.ts).
+ * Codes are stable: clients and the black-box suite match on them.
+ */
+export const ERRORS = {
+  // 400: the request itself is unusable
+  INVALID_PATH: { status: 400, message: 'The request path is not in canonical form' },
+  INVALID_QUERY: { status: 400, message: 'The query string cannot be decoded' },
+  INVALID_JSON: { status: 400, message: 'The request body is not valid JSON' },
+  DUPLICATE_JSON_KEY: { status: 400, message: 'The request body repeats a JSON key' },
+  MISSING_RESOURCE_ID: { status: 400, message: 'The request does not name the resource it acts on' },
+  // 401: who are you?
+  KEY_MISSING: { status: 401, message: 'The Texture-Api-Key header is missing' },
+  KEY_MALFORMED: { status: 401, message: 'The API key is malformed' },
+  KEY_INVALID: { status: 401, message: 'The API key is unknown, expired or revoked' },
+  // 403: known caller, not allowed
+  ROUTE_NOT_ALLOWED: { status: 403, message: 'This key may not use this route' },
+  ACTION_NOT_ALLOWED: { status: 403, message: 'This key may not perform this action' },
+  RESOURCE_NOT_ALLOWED: { status: 403, message: 'This key may not access this resource' },
+  // 404 is only for Keygate's own endpoints (ops listener)
+  NOT_FOUND: { status: 404, message: 'Not found' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'This HTTP method is not supported' },
+  BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be uncompressed application/json' },
+  // 5xx: something behind Keygate failed; always fail closed
+  INTERNAL_ERROR: { status: 500, message: 'Internal error' },
+  UPSTREAM_UNREACHABLE: { status: 502, message: 'The backend could not be reached' },
+  UPSTREAM_BAD_RESPONSE: { status: 502, message: 'The backend sent a response Keygate could not verify' },
+  // Sent with the backend's own (error) status: the body is withheld because Keygate cannot check it.
+  UPSTREAM_ERROR: { status: 502, message: 'The backend answered with an error; its body is withheld' },
+  STORE_UNAVAILABLE: { status: 503, message: 'The key store is unavailable' },
+  UPSTREAM_TIMEOUT: { status: 504, message: 'The backend did not answer in time' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;

@@ -1,0 +1,124 @@
+import { LRUCache } from 'lru-cache';
+import { KeygateError } from '../errors/keygate-error.ts';
+import { toPrincipal, type Principal } from './principal.ts';
+import { isValidReferenceId, type KeyRecord } from './key-record.ts';
+import type { KeyStore } from './store.ts';
+
+export interface KeyCacheOptions {
+  /** How long a found key is trusted without asking the store again. This is the revocation bound. */
+  positiveTtlMs: number;
+  positiveMax: number;
+  /** How long an unknown key is refused without asking the store again. */
+  negativeTtlMs: number;
+  negativeMax: number;
+}
+
+export const DEFAULT_KEY_CACHE: Readonly<KeyCacheOptions> = Object.freeze({
+  positiveTtlMs: 2_000,
+  positiveMax: 10_000,
+  negativeTtlMs: 5_000,
+  negativeMax: 50_000,
+});
+
+export interface KeyCacheObserver {
+  hit(kind: 'positive' | 'negative'): void;
+  miss(): void;
+  storeQuery(seconds: number, ok: boolean): void;
+}
+
+const NOOP: KeyCacheObserver = { hit() {}, miss() {}, storeQuery() {} };
+
+/**
+ * Key hash -> principal. Found and unknown keys live in separate bounded LRUs so a flood
+ * of bad keys can only evict other bad keys (DESIGN: authenticate). Concurrent misses for
+ * one hash share a single store query. A store failure is never cached and never admits.
+ */
+export class KeyCache {
+  readonly #store: KeyStore;
+  readonly #positive: LRUCache<string, Principal>;
+  readonly #negative: LRUCache<string, true>;
+  readonly #inflight = new Map<string, Promise<Principal | undefined>>();
+  readonly #observer: KeyCacheObserver;
+  #queries = 0;
+
+  constructor(store: KeyStore, options: KeyCacheOptions = DEFAULT_KEY_CACHE, observer: KeyCacheObserver = NOOP) {
+    this.#store = store;
+    this.#observer = observer;
+    this.#positive = new LRUCache({ max: options.positiveMax, ttl: options.positiveTtlMs, ttlAutopurge: false, updateAgeOnGet: false });
+    this.#negative = new LRUCache({ max: options.negativeMax, ttl: options.negativeTtlMs, ttlAutopurge: false, updateAgeOnGet: false });
+    store.onRevoked?.((keyHash) => this.evict(keyHash));
+  }
+
+  /** Store queries made so far (the bench's cold-start scenario reports it). */
+  get storeQueries(): number {
+    return this.#queries;
+  }
+
+  get sizes(): { positive: number; negative: number } {
+    return { positive: this.#positive.size, negative: this.#negative.size };
+  }
+
+  evict(keyHash: string): void {
+    this.#positive.delete(keyHash);
+  }
+
+  /** Synchronous on a cache hit (no promise, no I/O); a promise only when the store must be asked. */
+  lookup(keyHash: string): Principal | undefined | Promise<Principal | undefined> {
+    const found = this.#positive.get(keyHash);
+    if (found !== undefined) {
+      this.#observer.hit('positive');
+      return found;
+    }
+    if (this.#negative.get(keyHash) === true) {
+      this.#observer.hit('negative');
+      return undefined;
+    }
+    const pending = this.#inflight.get(keyHash);
+    if (pending !== undefined) return pending;
+    this.#observer.miss();
+    return this.#query(keyHash);
+  }
+
+  #query(keyHash: string): Principal | undefined | Promise<Principal | undefined> {
+    this.#queries++;
+    const started = performance.now();
+    let answer;
+    try {
+      answer = this.#store.findByHash(keyHash);
+    } catch (err) {
+      this.#observer.storeQuery((performance.now() - started) / 1000, false);
+      throw new KeygateError('STORE_UNAVAILABLE', { detail: String(err), cause: err });
+    }
+    if (!(answer instanceof Promise)) {
+      this.#observer.storeQuery((performance.now() - started) / 1000, true);
+      return this.#remember(keyHash, answer);
+    }
+    const promise = answer.then(
+      (record) => {
+        this.#inflight.delete(keyHash);
+        this.#observer.storeQuery((performance.now() - started) / 1000, true);
+        return this.#remember(keyHash, record);
+      },
+      (err: unknown) => {
+        this.#inflight.delete(keyHash);
+        this.#observer.storeQuery((performance.now() - started) / 1000, false);
+        throw new KeygateError('STORE_UNAVAILABLE', { detail: String(err), cause: err });
+      },
+    );
+    this.#inflight.set(keyHash, promise);
+    return promise;
+  }
+
+  #remember(keyHash: string, record: KeyRecord | undefined): Principal | undefined {
+    // A row written around the CLI with an unusable referenceId fails closed (401), never
+    // as a header-injection attempt or a 500 later in the pipeline.
+    if (record === undefined || record.revokedAt !== null ||
+        (record.referenceId !== null && !isValidReferenceId(record.referenceId))) {
+      this.#negative.set(keyHash, true);
+      return undefined;
+    }
+    const principal = toPrincipal(record);
+    this.#positive.set(keyHash, principal);
+    return principal;
+  }
+}

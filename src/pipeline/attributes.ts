@@ -1,0 +1,106 @@
+import { LRUCache } from 'lru-cache';
+import type { Dispatcher } from 'undici';
+import { KeygateError } from '../errors/keygate-error.ts';
+import type { Principal } from '../keys/principal.ts';
+import type { CompiledResource } from '../policy/model.ts';
+import { fillTemplate } from '../policy/route-template.ts';
+import type { Condition } from './authorize.ts';
+import { bufferedRequest } from './forward.ts';
+import { parseStrictJson } from './strict-json.ts';
+
+/** A resource object as the backend describes it (a device: `{id, referenceId, …}`), or null: no such resource. */
+export type Attributes = Readonly<Record<string, unknown>> | null;
+
+/** Where the attributes of one resource come from: the backend (serve) or fixtures (policy tests). */
+export interface AttributeSource {
+  get(resource: CompiledResource, id: string, principal: Principal, requestId: string): Attributes | Promise<Attributes>;
+}
+
+export function fieldOf(obj: unknown, path: readonly string[]): unknown {
+  let v = obj;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, p)) return undefined;
+    v = (v as Record<string, unknown>)[p];
+  }
+  return v;
+}
+
+/**
+ * Scalars only: a backend that answers `referenceId: ["alice", "bob"]` (or an object)
+ * describes a resource whose owner is ambiguous, and ambiguity fails closed.
+ */
+function valueMatches(v: unknown, allowed: readonly string[]): boolean {
+  if (typeof v === 'string') return allowed.includes(v);
+  if (typeof v === 'number' && Number.isFinite(v)) return allowed.includes(String(v));
+  return false;
+}
+
+/** All conditions hold (values of one attribute any-of, attributes all-of); a missing attribute fails. */
+export function satisfies(obj: unknown, resource: CompiledResource, conditions: readonly Condition[]): boolean {
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return false;
+  for (const c of conditions) {
+    if (!valueMatches(fieldOf(obj, resource.fields.get(c.attribute) ?? [c.attribute]), c.values)) return false;
+  }
+  return true;
+}
+
+/**
+ * Attribute lookups against the backend, cached per resource id for the resource's `ttl`
+ * (shared by every key: attributes belong to the resource, not the caller). Concurrent
+ * misses share one request. Not-found answers are cached too, so probing ids is cheap.
+ */
+export class BackendAttributes implements AttributeSource {
+  readonly #upstream: Dispatcher;
+  readonly #cache: LRUCache<string, { value: Attributes }>;
+  readonly #inflight = new Map<string, Promise<Attributes>>();
+  lookups = 0;
+
+  constructor(upstream: Dispatcher, maxEntries = 50_000) {
+    this.#upstream = upstream;
+    this.#cache = new LRUCache({ max: maxEntries, ttlAutopurge: false });
+  }
+
+  get size(): number {
+    return this.#cache.size;
+  }
+
+  get(resource: CompiledResource, id: string, principal: Principal, requestId: string): Attributes | Promise<Attributes> {
+    const lookup = resource.lookup;
+    if (lookup === null) throw new KeygateError('RESOURCE_NOT_ALLOWED', { detail: `resource ${resource.name} has no lookup` });
+    const key = resource.name + '\u0000' + id;
+    const hit = this.#cache.get(key);
+    if (hit !== undefined) return hit.value;
+    const pending = this.#inflight.get(key);
+    if (pending !== undefined) return pending;
+    this.lookups++;
+    const headers = ['accept', 'application/json', 'x-request-id', requestId, 'x-keygate-purpose', 'attribute-lookup',
+      'x-keygate-key-id', principal.id, 'x-keygate-key-type', principal.type];
+    if (principal.referenceId !== null) headers.push('x-keygate-reference-id', principal.referenceId);
+    const promise = bufferedRequest(this.#upstream, { method: 'GET', path: fillTemplate(lookup.template, { id }), headers, body: null })
+      .then((res) => {
+        let value: Attributes;
+        if (res.status === 404 || res.status === 410) value = null;
+        else if (res.status >= 200 && res.status < 300) {
+          let parsed: unknown;
+          try {
+            // Strict: with two `referenceId` keys, JSON.parse would keep the last and a
+            // client's parser might show the first; such an answer proves nothing.
+            parsed = parseStrictJson(res.body.toString('utf8'));
+          } catch {
+            throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `lookup of ${resource.name} ${id}: body is not strict JSON` });
+          }
+          if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+            throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `lookup of ${resource.name} ${id}: not an object` });
+          }
+          value = parsed as Record<string, unknown>;
+        } else {
+          throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `lookup of ${resource.name} ${id}: status ${res.status}` });
+        }
+        if (lookup.ttlMs > 0) this.#cache.set(key, { value }, { ttl: lookup.ttlMs });
+        return value;
+      })
+      .finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, promise);
+    return promise;
+  }
+}

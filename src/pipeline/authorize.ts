@@ -1,0 +1,106 @@
+import { KeygateError } from '../errors/keygate-error.ts';
+import type { Principal } from '../keys/principal.ts';
+import { roleGrants, type CompiledPolicy, type CompiledRole, type CompiledRoute, type RoleCondition } from '../policy/model.ts';
+import { METHODS, type Method } from '../policy/route-template.ts';
+import type { Target } from './canonical-path.ts';
+
+/** A condition with the key's values filled in: `attribute` must be one of `values`. */
+export interface Condition {
+  readonly attribute: string;
+  readonly values: readonly string[];
+}
+
+export interface Decision {
+  /** null: an undeclared route reached through an unconditioned `*` grant (pass-through). */
+  readonly route: CompiledRoute | null;
+  readonly params: Readonly<Record<string, string>>;
+  /** null when nothing needs proving. */
+  readonly conditions: readonly Condition[] | null;
+  readonly role: string;
+}
+
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
+const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
+
+export function isKnownMethod(method: string): method is Method {
+  return KNOWN_METHODS.has(method);
+}
+
+function resolveConditions(role: CompiledRole, principal: Principal): Condition[] | undefined {
+  const out: Condition[] = [];
+  for (const c of role.conditions) {
+    const values = resolveValues(c, principal);
+    if (values === undefined) return undefined;
+    out.push({ attribute: c.attribute, values });
+  }
+  // Key conditions (EVRYTHNG access tokens) narrow the role's: all-of across attributes,
+  // and for an attribute named by both, only values both allow.
+  for (const attribute in principal.conditions) {
+    const keyValues = principal.conditions[attribute]!;
+    const i = out.findIndex((c) => c.attribute === attribute);
+    if (i === -1) out.push({ attribute, values: keyValues });
+    else out[i] = { attribute, values: out[i]!.values.filter((v) => keyValues.includes(v)) };
+  }
+  return out;
+}
+
+function resolveValues(c: RoleCondition, principal: Principal): string[] | undefined {
+  const values: string[] = [];
+  for (const v of c.values) {
+    if ('literal' in v) values.push(v.literal);
+    else {
+      const value = principal[v.keyField];
+      // A role that needs {key.referenceId} on a key without one proves nothing: fail closed.
+      if (value === null || value === '') return undefined;
+      values.push(value);
+    }
+  }
+  return values;
+}
+
+/** The role names a key holds: its type's, then its own (access tokens, operator keys). */
+export function rolesOf(policy: CompiledPolicy, principal: Principal): string[] {
+  const typeRoles = policy.keyTypes.get(principal.type) ?? [];
+  return principal.roles.length === 0 ? (typeRoles as string[]) : [...typeRoles, ...principal.roles];
+}
+
+/**
+ * Stage 2: may this key do this? Default deny (invariant 1): no matching route and no
+ * unconditioned `*` grant means 403 for every method. Roles are tried in order; the first
+ * that grants the route's permission and whose conditions the route can prove decides.
+ */
+export function authorize(policy: CompiledPolicy, principal: Principal, method: string, target: Target): Decision {
+  if (!isKnownMethod(method)) throw new KeygateError('METHOD_NOT_ALLOWED', { detail: method, headers: { allow: METHODS.join(', ') } });
+  const match = policy.matcher.match(method, target.segments);
+  const roles = rolesOf(policy, principal);
+  const route = match?.value ?? null;
+  let unprovable = false;
+  for (const name of roles) {
+    const role = policy.roles.get(name);
+    if (role === undefined) continue; // a key may name a role a newer policy dropped: it grants nothing
+    if (route === null) {
+      if (role.all && role.conditions.length === 0 && isEmpty(principal.conditions)) {
+        return { route: null, params: NO_PARAMS, conditions: null, role: name };
+      }
+      continue;
+    }
+    if (!roleGrants(role, route.permission, route.resource.name)) continue;
+    if (role.conditions.length === 0 && isEmpty(principal.conditions)) {
+      return { route, params: match!.params, conditions: null, role: name };
+    }
+    const conditions = resolveConditions(role, principal);
+    if (conditions === undefined || route.enforcement.kind === 'none') {
+      unprovable = true;
+      continue;
+    }
+    return { route, params: match!.params, conditions, role: name };
+  }
+  if (route === null) throw new KeygateError('ROUTE_NOT_ALLOWED', { detail: 'no rule matches this route' });
+  if (unprovable) throw new KeygateError('RESOURCE_NOT_ALLOWED', { detail: `conditions cannot be proven on ${route.template.text}` });
+  throw new KeygateError('ACTION_NOT_ALLOWED', { detail: `no role grants ${route.permission}` });
+}
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
+}

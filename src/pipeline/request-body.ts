@@ -1,0 +1,65 @@
+import type { IncomingMessage } from 'node:http';
+import { KeygateError } from '../errors/keygate-error.ts';
+import { parseStrictJson } from './strict-json.ts';
+
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
+
+/** Checks the framing headers of a body the policy must read, before a byte is read. */
+export function checkJsonBodyHeaders(contentType: string | undefined, contentEncoding: string | undefined, contentLength: string | undefined, maxBytes: number): void {
+  if (contentEncoding !== undefined && contentEncoding.trim().toLowerCase() !== 'identity') {
+    // Compressed bodies would be judged on one decoding and run on another: refuse (invariant 4).
+    throw new KeygateError('UNSUPPORTED_MEDIA_TYPE', { detail: `content-encoding ${contentEncoding}` });
+  }
+  if (contentType === undefined || !JSON_TYPE.test(contentType)) {
+    throw new KeygateError('UNSUPPORTED_MEDIA_TYPE', { detail: `content-type ${contentType ?? '(none)'}` });
+  }
+  if (contentLength !== undefined && Number(contentLength) > maxBytes) {
+    throw new KeygateError('BODY_TOO_LARGE', { detail: `content-length ${contentLength} > ${maxBytes}` });
+  }
+}
+
+/** Reads the whole request body, refusing more than `maxBytes` without buffering the excess. */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        cleanup();
+        req.resume(); // drain and discard the rest so the 413 can be written
+        reject(new KeygateError('BODY_TOO_LARGE', { detail: `body over ${maxBytes} bytes` }));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(new KeygateError('INVALID_JSON', { detail: `body could not be read: ${err.message}`, cause: err }));
+    };
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}
+
+export function parseJsonBody(body: Buffer): unknown {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch {
+    throw new KeygateError('INVALID_JSON', { detail: 'body is not UTF-8' });
+  }
+  return parseStrictJson(text);
+}

@@ -1,0 +1,41 @@
+import { Pool } from 'undici';
+import { KeygateError } from '../errors/keygate-error.ts';
+
+export interface UpstreamOptions {
+  /** Time to the response headers; past it the client gets 504. */
+  headersTimeoutMs: number;
+  /** Longest silence while the body streams; past it the response is cut. */
+  bodyTimeoutMs: number;
+  connectTimeoutMs: number;
+  connections: number;
+}
+
+export const DEFAULT_UPSTREAM: Readonly<UpstreamOptions> = Object.freeze({
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 30_000,
+  connectTimeoutMs: 5_000,
+  connections: 128,
+});
+
+/** One keep-alive pool per backend origin. */
+export function createUpstream(origin: string, options: UpstreamOptions = DEFAULT_UPSTREAM): Pool {
+  return new Pool(origin, {
+    connections: options.connections,
+    headersTimeout: options.headersTimeoutMs,
+    bodyTimeout: options.bodyTimeoutMs,
+    connectTimeout: options.connectTimeoutMs,
+    keepAliveTimeout: 4_000,
+    pipelining: 1,
+  });
+}
+
+/** Maps an undici failure to 502 (could not reach or talk to the backend) or 504 (too slow). */
+export function upstreamError(err: unknown): KeygateError {
+  if (err instanceof KeygateError) return err;
+  const code = (err as { code?: string }).code ?? '';
+  const detail = `${code} ${(err as Error).message ?? String(err)}`.trim();
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new KeygateError('UPSTREAM_TIMEOUT', { detail, cause: err });
+  }
+  return new KeygateError('UPSTREAM_UNREACHABLE', { detail, cause: err });
+}

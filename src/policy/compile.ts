@@ -1,0 +1,273 @@
+import { createHash } from 'node:crypto';
+import type { Node as YamlNode } from 'yaml';
+import type { KeyType } from '../keys/key-record.ts';
+import { readDrafts, type FileDrafts, type ResourceDraft, type RoleDraft, type RouteDraft } from './drafts.ts';
+import { RouteMatcher } from './matcher.ts';
+import type { CompiledPolicy, CompiledResource, CompiledRole, CompiledRoute, Enforcement, IdSource, RoleCondition, ValueTemplate } from './model.ts';
+import { PolicyLoadError, type PolicyIssue } from './policy-error.ts';
+import { parseRouteTemplate, type RouteTemplate } from './route-template.ts';
+import { parseSource, type SourceFile } from './source.ts';
+import { YamlWalker } from './yaml-walker.ts';
+
+const KEY_FIELDS = new Set(['id', 'referenceId', 'type', 'name']);
+const ID_SOURCE = /^(path|query|body|response)\.([A-Za-z_][A-Za-z0-9_]*)$/;
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function parseValue(w: YamlWalker, text: string, node: YamlNode): ValueTemplate | undefined {
+  const m = /^\{([^{}]*)\}$/.exec(text);
+  if (m === null) {
+    if (text.includes('{') || text.includes('}')) {
+      w.fail(node, `condition value "${text}": a reference must be the whole value, e.g. "{key.referenceId}"`);
+      return undefined;
+    }
+    if (text.includes(',')) {
+      w.fail(node, `condition value "${text}" may not contain a comma (list the values instead)`);
+      return undefined;
+    }
+    return { literal: text };
+  }
+  const ref = m[1]!;
+  const field = ref.startsWith('key.') ? ref.slice(4) : '';
+  if (!KEY_FIELDS.has(field)) {
+    w.fail(node, `unresolvable reference {${ref}} (known: ${[...KEY_FIELDS].map((f) => `{key.${f}}`).join(', ')})`);
+    return undefined;
+  }
+  return { keyField: field as 'id' | 'referenceId' | 'type' | 'name' };
+}
+
+function defaultEnforcement(action: string, template: RouteTemplate): RouteDraft['conditions'] {
+  if (action === 'list' && !template.params.includes('id')) return { kind: 'filter' };
+  if (template.params.includes('id')) return { kind: 'lookup', resource: null, id: 'path.id', node: null as unknown as YamlNode };
+  return { kind: 'none' };
+}
+
+class Compiler {
+  readonly issues: PolicyIssue[] = [];
+  readonly resources = new Map<string, Mutable<CompiledResource>>();
+  readonly roles = new Map<string, CompiledRole>();
+  readonly keyTypes = new Map<KeyType, string[]>();
+  readonly matcher = new RouteMatcher<CompiledRoute>();
+  readonly routeDrafts: Array<{ draft: RouteDraft; resource: ResourceDraft; action: string; route: Mutable<CompiledRoute> }> = [];
+
+  run(all: FileDrafts[]): void {
+    const resourceDrafts = all.flatMap((f) => f.resources);
+    const roleDrafts = all.flatMap((f) => f.roles);
+    for (const r of resourceDrafts) this.declareResource(r);
+    for (const r of resourceDrafts) this.compileRoutes(r);
+    for (const entry of this.routeDrafts) this.resolveEnforcement(entry);
+    for (const r of roleDrafts) this.compileRole(r);
+    for (const f of all) {
+      for (const kt of f.keyTypes) {
+        if (this.keyTypes.has(kt.type)) kt.w.fail(kt.node, `key type ${kt.type} is given roles twice`);
+        const names: string[] = [];
+        for (const role of kt.roles) {
+          if (!this.roles.has(role.value)) kt.w.fail(role.node, `key type ${kt.type}: unknown role "${role.value}"`);
+          names.push(role.value);
+        }
+        this.keyTypes.set(kt.type, names);
+      }
+    }
+  }
+
+  declareResource(d: ResourceDraft): void {
+    const existing = this.resources.get(d.name);
+    if (existing !== undefined) {
+      this.issues.push({ ...d.pos, message: `resource ${d.name} is already declared at ${existing.position.file}:${existing.position.line}:${existing.position.col}` });
+      return;
+    }
+    let lookup: CompiledResource['lookup'] = null;
+    if (d.lookup !== null) {
+      const t = parseRouteTemplate(d.lookup.text);
+      if (typeof t === 'string') d.w.fail(d.lookup.node, t);
+      else if (t.method !== 'GET') d.w.fail(d.lookup.node, `attributes.lookup must be a GET route, not ${t.method}`);
+      else if (t.params.length !== 1 || t.params[0] !== 'id') d.w.fail(d.lookup.node, 'attributes.lookup must have exactly one parameter, {id}');
+      else lookup = { template: t, ttlMs: d.lookup.ttlMs };
+    }
+    this.resources.set(d.name, {
+      name: d.name,
+      actions: new Map(),
+      lookup,
+      fields: d.fields ?? new Map(),
+      fieldsDeclared: d.fields !== null,
+      position: d.pos,
+    });
+  }
+
+  compileRoutes(d: ResourceDraft): void {
+    const resource = this.resources.get(d.name);
+    if (resource === undefined || resource.position !== d.pos) return;
+    const actions = resource.actions as Map<string, CompiledRoute[]>;
+    for (const action of d.actions) {
+      if (actions.has(action.name)) {
+        d.w.fail(action.node, `resource ${d.name}: action ${action.name} is declared twice`);
+        continue;
+      }
+      const routes: CompiledRoute[] = [];
+      actions.set(action.name, routes);
+      for (const rd of action.routes) {
+        const template = parseRouteTemplate(rd.text);
+        if (typeof template === 'string') {
+          d.w.fail(rd.node, template);
+          continue;
+        }
+        const route: Mutable<CompiledRoute> = {
+          template,
+          resource,
+          action: action.name,
+          permission: `${d.name}:${action.name}`,
+          enforcement: { kind: 'none' },
+          position: d.w.pos(rd.node),
+        };
+        const clash = this.matcher.add(template, route);
+        if (clash !== undefined) {
+          const p = clash.position;
+          d.w.fail(rd.node, `route ${template.text} conflicts with ${clash.template.text} (${clash.permission}) at ${p.file}:${p.line}:${p.col}`);
+          continue;
+        }
+        routes.push(route);
+        this.routeDrafts.push({ draft: rd, resource: d, action: action.name, route });
+      }
+    }
+  }
+
+  resolveEnforcement(entry: Compiler['routeDrafts'][number]): void {
+    const { draft, resource, route } = entry;
+    const w = resource.w;
+    const spec = draft.conditions ?? defaultEnforcement(entry.action, route.template);
+    if (spec === null || spec.kind !== 'lookup') {
+      route.enforcement = { kind: spec?.kind ?? 'none' } as Enforcement;
+      return;
+    }
+    const at = draft.conditions === null ? draft.node : spec.node;
+    const m = ID_SOURCE.exec(spec.id);
+    if (m === null) {
+      w.fail(at, `conditions.id "${spec.id}" must be path.NAME, query.NAME, body.FIELD or response.FIELD`);
+      return;
+    }
+    const id: IdSource = { from: m[1] as IdSource['from'], name: m[2]! };
+    if (id.from === 'path' && !route.template.params.includes(id.name)) {
+      w.fail(at, `conditions.id ${spec.id}: route ${route.template.text} has no {${id.name}} parameter`);
+      return;
+    }
+    if (id.from === 'body' && (route.template.method === 'GET' || route.template.method === 'HEAD')) {
+      w.fail(at, `conditions.id ${spec.id}: a ${route.template.method} request has no body to read`);
+      return;
+    }
+    const targetName = spec.resource ?? resource.name;
+    const target = this.resources.get(targetName);
+    if (target === undefined) {
+      w.fail(at, `conditions.lookup: unknown resource "${targetName}"`);
+      return;
+    }
+    if (target.lookup === null) {
+      // Only an error when someone needs it: a route with {id} on a resource without a lookup
+      // simply cannot carry conditions.
+      if (draft.conditions !== null) w.fail(at, `conditions: resource ${targetName} has no attributes.lookup to look ${spec.id} up with`);
+      return;
+    }
+    route.enforcement = { kind: 'lookup', resource: target, id };
+  }
+
+  compileRole(d: RoleDraft): void {
+    const w = d.w;
+    if (this.roles.has(d.name)) {
+      const p = this.roles.get(d.name)!.position;
+      this.issues.push({ ...d.pos, message: `role ${d.name} is already declared at ${p.file}:${p.line}:${p.col}` });
+      return;
+    }
+    let all = false;
+    const grants = new Set<string>();
+    const explicit: Array<{ permission: string; node: YamlNode }> = [];
+    for (const perm of d.permissions) {
+      if (perm.value === '*') {
+        all = true;
+        continue;
+      }
+      const m = /^([a-z][a-zA-Z0-9_-]*):(.+)$/.exec(perm.value);
+      if (m === null) {
+        w.fail(perm.node, `permission "${perm.value}" must be "*", "resource:*" or "resource:action[,action…]"`);
+        continue;
+      }
+      const resource = this.resources.get(m[1]!);
+      if (resource === undefined) {
+        w.fail(perm.node, `permission "${perm.value}": unknown resource "${m[1]}"`);
+        continue;
+      }
+      for (const action of m[2]!.split(',').map((a) => a.trim())) {
+        if (action === '*') grants.add(`${resource.name}:*`);
+        else if (!resource.actions.has(action)) {
+          w.fail(perm.node, `permission "${perm.value}": resource ${resource.name} has no action "${action}" (it has ${[...resource.actions.keys()].join(', ')})`);
+        } else {
+          grants.add(`${resource.name}:${action}`);
+          explicit.push({ permission: `${resource.name}:${action}`, node: perm.node });
+        }
+      }
+    }
+    const conditions: RoleCondition[] = [];
+    for (const c of d.conditions) {
+      const values: ValueTemplate[] = [];
+      for (const v of c.values) {
+        const parsed = parseValue(w, v.value, v.node);
+        if (parsed !== undefined) values.push(parsed);
+      }
+      conditions.push({ attribute: c.attribute, values });
+    }
+    if (conditions.length > 0) {
+      for (const g of explicit) this.checkEnforceable(w, d.name, g.permission, g.node, conditions);
+    }
+    this.roles.set(d.name, { name: d.name, all, grants, conditions, position: d.pos });
+  }
+
+  /** A conditioned grant must be provable on at least one route, and on attributes the resource has. */
+  checkEnforceable(w: YamlWalker, role: string, permission: string, node: YamlNode, conditions: readonly RoleCondition[]): void {
+    const [resourceName, action] = permission.split(':') as [string, string];
+    const routes = this.resources.get(resourceName)?.actions.get(action) ?? [];
+    if (routes.every((r) => r.enforcement.kind === 'none')) {
+      w.fail(node, `role ${role} grants ${permission} with conditions, but no route of it can enforce conditions (unreachable rule): give the route conditions: filter, response or { lookup, id }`);
+      return;
+    }
+    for (const r of routes) {
+      const e = r.enforcement;
+      const owner = e.kind === 'lookup' ? e.resource : e.kind === 'none' ? null : r.resource;
+      if (owner === null || !owner.fieldsDeclared) continue;
+      for (const c of conditions) {
+        if (!owner.fields.has(c.attribute)) {
+          w.fail(node, `role ${role}: condition on "${c.attribute}" cannot be checked on ${r.template.text}: resource ${owner.name} declares no such attribute`);
+        }
+      }
+    }
+  }
+}
+
+export interface PolicyText {
+  readonly file: string;
+  readonly text: string;
+}
+
+/** Validates and compiles policy sources; throws PolicyLoadError with every issue found. */
+export function compilePolicy(texts: readonly PolicyText[], displayRoot?: string): CompiledPolicy {
+  const issues: PolicyIssue[] = [];
+  const drafts: FileDrafts[] = [];
+  const hash = createHash('sha256');
+  for (const { file, text } of texts) {
+    hash.update(file).update('\0').update(text).update('\0');
+    const parsed = parseSource(file, text, displayRoot);
+    issues.push(...parsed.issues);
+    drafts.push(readDrafts(new YamlWalker(parsed.src as SourceFile, issues)));
+  }
+  const compiler = new Compiler();
+  compiler.run(drafts);
+  issues.push(...compiler.issues);
+  if (texts.length === 0) issues.push({ file: displayRoot ?? '.', line: 1, col: 1, message: 'no policy files (*.yaml) found' });
+  if (issues.length > 0) throw new PolicyLoadError(issues.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col));
+  return {
+    matcher: compiler.matcher,
+    resources: compiler.resources,
+    roles: compiler.roles,
+    keyTypes: compiler.keyTypes,
+    files: texts.map((t) => t.file),
+    version: hash.digest('hex').slice(0, 12),
+    loadedAt: new Date().toISOString(),
+  };
+}

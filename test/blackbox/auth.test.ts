@@ -1,0 +1,194 @@
+// Attack 2: 401 cases, error shape, revocation through the CLI while running, bad-key floods.
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import {
+  createKey, createKeySet, errorBody, keyHeader, revokeKey, send, sleep, startBackend, startSidecar, tempStore,
+  type Backend, type KeyInfo, type KeySet, type Sidecar,
+} from './harness.ts';
+
+let backend: Backend;
+let sidecar: Sidecar;
+let keys: KeySet;
+let foreignStoreKeys: KeyInfo[]; // well-formed keys that this sidecar's store has never seen
+
+beforeAll(async () => {
+  backend = await startBackend();
+  keys = await createKeySet();
+  const other = tempStore();
+  const first = await createKey(other, 'server');
+  foreignStoreKeys = [first, await createKey(other, 'scoped', 'alice'), await createKey(other, 'connect')];
+  sidecar = await startSidecar({ upstream: backend.url, store: keys.store });
+});
+afterAll(async () => {
+  await sidecar?.stop();
+  await backend?.close();
+});
+beforeEach(() => backend.reset());
+
+function flip(s: string, i: number): string {
+  const c = s[i]!;
+  const r = c === 'A' ? 'B' : 'A';
+  return s.slice(0, i) + r + s.slice(i + 1);
+}
+
+async function expect401(headers: Record<string, string | string[]>, path = '/v1/devices') {
+  const r = await send(sidecar.proxyPort, { path, headers });
+  expect(r.status, `${JSON.stringify(headers)} → ${r.status} ${r.text}`).toBe(401);
+  const e = errorBody(r);
+  expect(e.error.status).toBe(401);
+  expect(backend.received, 'backend must receive nothing').toHaveLength(0);
+  return r;
+}
+
+describe('401', () => {
+  test('missing key', async () => {
+    await expect401({});
+  });
+
+  test('empty key header', async () => {
+    await expect401({ 'texture-api-key': '' });
+  });
+
+  test.each([
+    ['garbage', 'hello'],
+    ['bare api_ prefix', 'api_'],
+    ['bare scoped_ prefix', 'scoped_'],
+    ['spaces', 'api_ abc def'],
+    ['bearer-prefixed', 'Bearer api_abcdefghijklmnopqrstuvwxyz0123456789'],
+    ['very long', 'api_' + 'a'.repeat(4000)],
+    ['unicode-ish latin1', 'api_\u00e9\u00e9\u00e9\u00e9'],
+  ])('malformed key: %s', async (_n, k) => {
+    await expect401({ 'texture-api-key': k });
+  });
+
+  test('checksum-broken variants of a real key (one char flipped at several positions)', async () => {
+    const k = keys.server.key;
+    for (const i of [k.length - 1, k.length - 4, 6, Math.floor(k.length / 2)]) {
+      await expect401({ 'texture-api-key': flip(k, i) });
+    }
+  });
+
+  test('truncated / extended real key', async () => {
+    await expect401({ 'texture-api-key': keys.server.key.slice(0, -1) });
+    await expect401({ 'texture-api-key': keys.server.key + 'x' });
+    await expect401({ 'texture-api-key': keys.alice.key.toUpperCase() });
+  });
+
+  test('unknown key (well-formed, minted into another store)', async () => {
+    for (const k of foreignStoreKeys) await expect401(keyHeader(k));
+  });
+
+  test('wrong prefix: scoped key presented as api_, server key presented as scoped_', async () => {
+    const aliceBody = keys.alice.key.slice('scoped_'.length);
+    const serverBody = keys.server.key.slice('api_'.length);
+    await expect401({ 'texture-api-key': 'api_' + aliceBody });
+    await expect401({ 'texture-api-key': 'scoped_' + serverBody });
+    await expect401({ 'texture-api-key': 'API_' + serverBody });
+    await expect401({ 'texture-api-key': 'Scoped_' + aliceBody });
+  });
+
+  test('key only in Authorization / query string is not accepted', async () => {
+    await expect401({ authorization: `Bearer ${keys.server.key}` });
+    await expect401({}, `/v1/devices?texture_scoped_key=${keys.alice.key}`);
+    await expect401({}, `/v1/devices?apiKey=${keys.server.key}`);
+  });
+
+  test('401 on an otherwise-forbidden / unmatched path too (auth happens first), for every method', async () => {
+    for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
+      const r = await send(sidecar.proxyPort, { method, path: '/v1/sites', headers: { 'texture-api-key': 'nope' } });
+      expect(r.status, method).toBe(401);
+      errorBody(r);
+    }
+    expect(backend.received).toHaveLength(0);
+  });
+
+  test('two Texture-Api-Key headers (alice + bob) are not accepted as either identity', async () => {
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: { 'texture-api-key': [keys.alice.key, keys.bob.key] } });
+    expect([400, 401], r.text).toContain(r.status);
+    expect(backend.received).toHaveLength(0);
+  });
+
+  test('two Texture-Api-Key headers (valid server + garbage) are not accepted', async () => {
+    const r = await send(sidecar.proxyPort, { path: '/v1/sites', headers: { 'texture-api-key': [keys.server.key, 'garbage'] } });
+    expect([400, 401], r.text).toContain(r.status);
+    expect(backend.received).toHaveLength(0);
+  });
+
+  test('401 carries a request id header that matches the JSON requestId', async () => {
+    const r = await expect401({});
+    const e = errorBody(r);
+    const hdr = Object.entries(r.headers).find(([k]) => /request-id/i.test(k));
+    expect(hdr, JSON.stringify(r.headers)).toBeDefined();
+    expect(String(hdr![1])).toBe(e.requestId);
+  });
+
+  test('request ids are unique per request', async () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: {} });
+      ids.add(errorBody(r).requestId);
+    }
+    expect(ids.size).toBe(20);
+  });
+});
+
+describe('revocation', () => {
+  test('a key revoked via the CLI while the sidecar runs is refused within 5 s', async () => {
+    const k = await createKey(keys.store, 'scoped', 'alice');
+    // warm every cache with a successful request
+    for (let i = 0; i < 3; i++) {
+      const ok = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(k) });
+      expect(ok.status).toBe(200);
+    }
+    const t0 = Date.now();
+    await revokeKey(keys.store, k.id);
+    const tRevoked = Date.now();
+    let status = 200;
+    while (Date.now() - tRevoked < 7000) {
+      status = (await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(k) })).status;
+      if (status === 401) break;
+      await sleep(100);
+    }
+    const elapsed = Date.now() - tRevoked;
+    console.log(`[observation] revocation effective after ${elapsed} ms (CLI took ${tRevoked - t0} ms)`);
+    expect(status).toBe(401);
+    expect(elapsed).toBeLessThanOrEqual(5000);
+    backend.reset();
+    await expect401(keyHeader(k));
+  });
+
+  test('revoking one key does not affect another key of the same user', async () => {
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+    expect(r.status).toBe(200);
+  });
+});
+
+describe('floods', () => {
+  test('1000 distinct bad keys then valid keys still work', async () => {
+    const good = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.bob) });
+    expect(good.status).toBe(200);
+    backend.reset();
+    const statuses = new Map<number, number>();
+    const batch = 50;
+    for (let i = 0; i < 1000; i += batch) {
+      const rs = await Promise.all(
+        Array.from({ length: batch }, (_, j) => {
+          const n = i + j;
+          // mix of well-prefixed random and structurally similar keys
+          const k = (n % 2 ? 'api_' : 'scoped_') + (keys.server.key.slice(4, -6) + n.toString(36).padStart(6, '0'));
+          return send(sidecar.proxyPort, { path: '/v1/devices', headers: { 'texture-api-key': k } });
+        }),
+      );
+      for (const r of rs) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(statuses)).toEqual({ 401: 1000 });
+    expect(backend.received).toHaveLength(0);
+    for (const k of [keys.bob, keys.alice, keys.server]) {
+      const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(k) });
+      expect(r.status).toBe(200);
+    }
+  });
+
+  test('unknown well-formed keys used repeatedly stay 401 (negative cache does not flip)', async () => {
+    for (let i = 0; i < 5; i++) for (const k of foreignStoreKeys) await expect401(keyHeader(k));
+  });
+});

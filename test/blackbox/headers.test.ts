@@ -1,0 +1,206 @@
+// Attacks 7 + 8: a backend that ignores the filter; identity headers; the key never reaches the backend.
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import {
+  DEVICES, createKeySet, errorBody, keyHeader, send, startBackend, startSidecar,
+  type Backend, type KeyInfo, type KeySet, type Received, type Sidecar,
+} from './harness.ts';
+
+let backend: Backend;
+let sidecar: Sidecar;
+let keys: KeySet;
+
+beforeAll(async () => {
+  backend = await startBackend();
+  keys = await createKeySet();
+  sidecar = await startSidecar({ upstream: backend.url, store: keys.store });
+});
+afterAll(async () => {
+  await sidecar?.stop();
+  await backend?.close();
+});
+beforeEach(() => backend.reset());
+
+describe('backend ignores the referenceId filter', () => {
+  test('scoped list never shows bob items', async () => {
+    backend.ignoreFilter = true;
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+    expect(r.text).not.toMatch(/BOB|dev-bob|"bob"/);
+    if (r.status === 200) {
+      const j = r.json as { data: Array<{ referenceId: string }> };
+      expect(Array.isArray(j.data)).toBe(true);
+      expect(j.data.every((d) => d.referenceId === 'alice')).toBe(true);
+      expect(j.data.length).toBe(2);
+    }
+  });
+
+  test('bob scoped list never shows alice items', async () => {
+    backend.ignoreFilter = true;
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices?perPage=100', headers: keyHeader(keys.bob) });
+    expect(r.text).not.toMatch(/ALICE|dev-alice|"alice"/);
+  });
+
+  // Invariant 5 is unconditional: "No other user's data reaches a scoped client, even when the
+  // backend ignores the filter". A list body is a list body whatever status it comes with.
+  test.each([404, 500])('scoped list answered with status %i and everyone\'s items → bob never reaches alice', async (status) => {
+    backend.responder = (rec) =>
+      rec.method === 'GET' && rec.url.startsWith('/v1/devices?')
+        ? { status, body: JSON.stringify({ data: DEVICES, page: 1, perPage: 50, totalItems: 4, totalPages: 1 }) }
+        : undefined;
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+    expect(r.text, `status ${r.status}`).not.toMatch(/BOB_SECRET|dev-bob/);
+  });
+
+  test('scoped list with a JSON content-type variant is still filtered', async () => {
+    for (const ct of ['application/json;charset=UTF-8', 'APPLICATION/JSON', 'application/vnd.texture+json']) {
+      backend.responder = (rec) =>
+        rec.method === 'GET' && rec.url.startsWith('/v1/devices?')
+          ? { status: 200, headers: { 'content-type': ct }, body: JSON.stringify({ data: DEVICES, page: 1, perPage: 50, totalItems: 4, totalPages: 1 }) }
+          : undefined;
+      const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+      expect(r.text, ct).not.toMatch(/BOB_SECRET|dev-bob/);
+    }
+  });
+
+  test('scoped list answered gzip-compressed / non-JSON / chunked → never unfiltered', async () => {
+    const all = JSON.stringify({ data: DEVICES, page: 1, perPage: 50, totalItems: 4, totalPages: 1 });
+    const variants: Array<{ status: number; headers?: Record<string, string>; body: string | Buffer }> = [
+      { status: 200, headers: { 'content-encoding': 'gzip' }, body: gzipSync(all) },
+      { status: 200, headers: { 'content-type': 'text/plain' }, body: all },
+      { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: all },
+    ];
+    for (const v of variants) {
+      backend.responder = (rec) => (rec.method === 'GET' && rec.url.startsWith('/v1/devices?') ? v : undefined);
+      const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: { ...keyHeader(keys.alice), 'accept-encoding': 'gzip' } });
+      const text = r.headers['content-encoding'] === 'gzip' ? '(compressed body relayed)' + r.text : r.text;
+      expect(text, JSON.stringify(v.headers)).not.toMatch(/BOB_SECRET|dev-bob|compressed body relayed/);
+    }
+  });
+
+  test('a large list (3 MB) from a filter-ignoring backend is still filtered', async () => {
+    const many = Array.from({ length: 15_000 }, (_, i) => ({ id: `dev-bob-x${i}`, referenceId: 'bob', secret: 'BOB_SECRET_BIG', pad: 'p'.repeat(150) }));
+    const body = JSON.stringify({ data: [...DEVICES, ...many], page: 1, perPage: 50, totalItems: 15_004, totalPages: 1 });
+    backend.responder = (rec) => (rec.method === 'GET' && rec.url.startsWith('/v1/devices?') ? { status: 200, body } : undefined);
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+    expect(r.text.slice(0, 300)).not.toMatch(/BOB_SECRET|dev-bob/);
+    expect(r.text).not.toMatch(/BOB_SECRET|dev-bob/);
+  });
+
+  test('server key sees everything when backend returns everything (no filtering for server)', async () => {
+    backend.ignoreFilter = true;
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices?referenceId=alice', headers: keyHeader(keys.server) });
+    expect(r.status).toBe(200);
+    expect((r.json as { data: unknown[] }).data).toHaveLength(4);
+  });
+});
+
+function allBytes(x: Received): string {
+  return [x.url, ...x.rawHeaders, x.body.toString('latin1')].join('\n');
+}
+
+function secretPart(k: KeyInfo): string {
+  return k.key.slice(k.key.indexOf('_') + 1);
+}
+
+describe('identity headers and key stripping', () => {
+  const cases: Array<[string, keyof Omit<KeySet, 'store'>, string, string, string?]> = [
+    ['server', 'server', 'GET', '/v1/devices/dev-alice-1'],
+    ['connect', 'connect', 'POST', '/v1/connections', '{}'],
+    ['scoped list', 'alice', 'GET', '/v1/devices'],
+    ['scoped read', 'alice', 'GET', '/v1/devices/dev-alice-1/history'],
+    ['scoped command', 'alice', 'POST', '/v1/commands/thermostat/set', '{"deviceId":"dev-alice-1"}'],
+  ];
+
+  test.each(cases)('%s: key never reaches backend, spoofed X-Keygate-* replaced', async (_n, who, method, path, body) => {
+    const k = keys[who];
+    const r = await send(sidecar.proxyPort, {
+      method, path, body,
+      headers: {
+        ...keyHeader(k),
+        ...(body ? { 'content-type': 'application/json' } : {}),
+        'X-Keygate-Key-Id': 'key_spoofed',
+        'X-Keygate-Key-Type': 'server',
+        'X-Keygate-Reference-Id': 'bob',
+        'x-keygate-roles': 'admin',
+        'X-KEYGATE-EXTRA': 'evil',
+        'x-keygate-reference-id-2': 'bob',
+      },
+    });
+    expect(r.status, r.text).toBeLessThan(300);
+    expect(backend.received.length).toBeGreaterThan(0);
+    for (const x of backend.received) {
+      const blob = allBytes(x);
+      expect(blob).not.toContain(secretPart(k));
+      expect(x.headers['texture-api-key']).toBeUndefined();
+      // Keygate's own owner lookups may tag themselves (x-keygate-purpose); that is Keygate's header, not the client's
+      const own = (h: string) => h === 'x-keygate-purpose' && x.headers[h] !== 'evil';
+      const kg = Object.keys(x.headers).filter((h) => h.startsWith('x-keygate-') && !own(h)).sort();
+      const expected = k.type === 'scoped' ? ['x-keygate-key-id', 'x-keygate-key-type', 'x-keygate-reference-id'] : ['x-keygate-key-id', 'x-keygate-key-type'];
+      expect(kg).toEqual(expected);
+      // exactly one value each (no appended spoof)
+      const raw = x.rawHeaders.filter((_, i) => i % 2 === 0).map((h) => h.toLowerCase()).filter((h) => h.startsWith('x-keygate-') && !own(h));
+      expect(raw.sort()).toEqual(expected);
+      expect(x.headers['x-keygate-key-id']).toBe(k.id);
+      expect(x.headers['x-keygate-key-type']).toBe(k.type);
+      if (k.type === 'scoped') expect(x.headers['x-keygate-reference-id']).toBe(k.referenceId);
+      expect(blob).not.toContain('key_spoofed');
+      expect(blob).not.toMatch(/evil|admin/);
+    }
+  });
+
+  test('Connection: x-keygate-* (hop-by-hop trick) does not remove identity headers', async () => {
+    const r = await send(sidecar.proxyPort, {
+      path: '/v1/devices',
+      headers: { ...keyHeader(keys.alice), connection: 'keep-alive, x-keygate-reference-id, x-keygate-key-id, x-keygate-key-type' },
+    });
+    expect(r.status).toBe(200);
+    const x = backend.received[0]!;
+    expect(x.headers['x-keygate-reference-id']).toBe('alice');
+    expect(x.headers['x-keygate-key-id']).toBe(keys.alice.id);
+    expect(x.headers['x-keygate-key-type']).toBe('scoped');
+  });
+
+  test('Connection: texture-api-key does not make the key reach the backend', async () => {
+    const r = await send(sidecar.proxyPort, { path: '/v1/sites', headers: { ...keyHeader(keys.server), connection: 'texture-api-key' } });
+    expect(r.status).toBe(200);
+    for (const x of backend.received) expect(allBytes(x)).not.toContain(secretPart(keys.server));
+  });
+
+  test('server key: a spoofed X-Keygate-Reference-Id does not reach the backend', async () => {
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: { ...keyHeader(keys.server), 'x-keygate-reference-id': 'alice' } });
+    expect(r.status).toBe(200);
+    expect(backend.received[0]!.headers['x-keygate-reference-id']).toBeUndefined();
+  });
+
+  test('owner lookups issued by Keygate do not carry the key either', async () => {
+    await send(sidecar.proxyPort, { path: '/v1/devices/dev-bob-2', headers: keyHeader(keys.alice) });
+    await send(sidecar.proxyPort, {
+      method: 'POST', path: '/v1/commands/x/y', body: '{"deviceId":"dev-alice-2"}',
+      headers: { ...keyHeader(keys.alice), 'content-type': 'application/json' },
+    });
+    for (const x of backend.received) expect(allBytes(x)).not.toContain(secretPart(keys.alice));
+  });
+
+  test('successful responses carry a request id header; distinct per request', async () => {
+    const a = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+    const b = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+    const id = (r: typeof a) => Object.entries(r.headers).find(([h]) => /request-id/i.test(h))?.[1];
+    expect(id(a)).toBeTruthy();
+    expect(id(b)).toBeTruthy();
+    expect(id(a)).not.toBe(id(b));
+  });
+
+  test('403 carries request id header equal to JSON requestId', async () => {
+    const r = await send(sidecar.proxyPort, { path: '/v1/sites', headers: keyHeader(keys.alice) });
+    expect(r.status).toBe(403);
+    const e = errorBody(r);
+    const hdr = Object.entries(r.headers).find(([h]) => /request-id/i.test(h))?.[1];
+    expect(hdr).toBe(e.requestId);
+  });
+
+  test('backend response headers cannot smuggle another user: response is passed as-is for own data', async () => {
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-1', headers: keyHeader(keys.alice) });
+    expect(r.status).toBe(200);
+    expect((r.json as { id: string }).id).toBe('dev-alice-1');
+  });
+});

@@ -1,0 +1,116 @@
+import { copyFileSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { key, send } from '../helpers/http.ts';
+import { POLICIES, seedKeys, startSidecar, tempDir, tempStore, type Sidecar } from '../helpers/sidecar.ts';
+
+const ORIGINAL = readFileSync(join(POLICIES, 'texture.yaml'), 'utf8');
+const WITH_SITES = ORIGINAL.replace("permissions: ['devices:list,read', 'commands:command,read']", "permissions: ['devices:list,read', 'commands:command,read', 'sites:list']");
+const WITHOUT_READ = ORIGINAL.replace("permissions: ['devices:list,read', 'commands:command,read']", "permissions: ['devices:list', 'commands:command,read']");
+const BROKEN = ORIGINAL.replace("permissions: ['devices:list,read', 'commands:command,read']", "permissions: ['devices:list,read', 'gadgets:read']");
+
+let backend: DemoBackend | undefined;
+let sidecar: Sidecar | undefined;
+afterEach(async () => {
+  await sidecar?.stop('SIGKILL');
+  await backend?.close();
+});
+
+async function boot(dir: string, args: string[] = []) {
+  backend = await startDemoBackend();
+  const store = tempStore();
+  const keys = await seedKeys(store);
+  sidecar = await startSidecar({ upstream: backend.url, store, policies: dir, args });
+  return keys;
+}
+
+async function metric(name: string): Promise<number> {
+  const text = (await send(sidecar!.opsUrl, 'GET', '/metrics')).text;
+  const m = new RegExp(`^${name.replace(/[{}"]/g, (c) => '\\' + c)} (\\d+)`, 'm').exec(text);
+  return m === null ? 0 : Number(m[1]);
+}
+
+async function until(check: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await check())) {
+    if (Date.now() - t0 > ms) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('hot reload', () => {
+  it('an edited policy file is validated, compiled and swapped in', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'texture.yaml'), ORIGINAL);
+    const keys = await boot(dir);
+    expect((await send(sidecar!.url, 'GET', '/v1/sites', { headers: key(keys.alice) })).status).toBe(403);
+    writeFileSync(join(dir, 'texture.yaml'), WITH_SITES);
+    await until(async () => (await send(sidecar!.url, 'GET', '/v1/sites', { headers: key(keys.alice) })).status === 200);
+    expect(await metric('keygate_policy_reloads_total{result="success"}')).toBe(1);
+    expect(sidecar!.logs.some((l) => l.msg === 'policy reloaded')).toBe(true);
+  });
+
+  it('a failed reload keeps the last good policy and shows in /readyz and metrics (invariant 8)', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'texture.yaml'), ORIGINAL);
+    const keys = await boot(dir);
+    writeFileSync(join(dir, 'texture.yaml'), BROKEN);
+    await until(async () => (await metric('keygate_policy_reloads_total{result="failure"}')) >= 1);
+    const ready = await send(sidecar!.opsUrl, 'GET', '/readyz');
+    expect(ready.json.policy.lastReload.ok).toBe(false);
+    expect(ready.json.policy.lastReload.errors[0]).toMatch(/texture\.yaml:\d+:\d+ permission "gadgets:read": unknown resource "gadgets"/);
+    // The old rules still hold: alice reads her device, and never bob's.
+    expect((await send(sidecar!.url, 'GET', '/v1/devices/dev_alice_1', { headers: key(keys.alice) })).status).toBe(200);
+    expect((await send(sidecar!.url, 'GET', '/v1/devices/dev_bob_1', { headers: key(keys.alice) })).status).toBe(403);
+    expect(sidecar!.logs.some((l) => l.msg === 'policy reload failed; keeping the last good policy')).toBe(true);
+  });
+
+  it('SIGHUP reloads when watching is off', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'texture.yaml'), ORIGINAL);
+    const keys = await boot(dir, ['--watch-policies', 'false']);
+    writeFileSync(join(dir, 'texture.yaml'), WITH_SITES);
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await send(sidecar!.url, 'GET', '/v1/sites', { headers: key(keys.alice) })).status).toBe(403);
+    sidecar!.proc.kill('SIGHUP');
+    await until(async () => (await send(sidecar!.url, 'GET', '/v1/sites', { headers: key(keys.alice) })).status === 200);
+  });
+
+  it('a Kubernetes ConfigMap update (atomic ..data symlink swap) is picked up once, files read once', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, '..2026_11_23_a'));
+    writeFileSync(join(dir, '..2026_11_23_a', 'texture.yaml'), ORIGINAL);
+    symlinkSync('..2026_11_23_a', join(dir, '..data'));
+    symlinkSync('..data/texture.yaml', join(dir, 'texture.yaml'));
+    const keys = await boot(dir);
+    expect((await send(sidecar!.opsUrl, 'GET', '/readyz')).json.policy.files).toHaveLength(1);
+    // kubelet: write the new version beside the old, then rename a new link over ..data.
+    mkdirSync(join(dir, '..2026_11_23_b'));
+    writeFileSync(join(dir, '..2026_11_23_b', 'texture.yaml'), WITH_SITES);
+    symlinkSync('..2026_11_23_b', join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    await until(async () => (await send(sidecar!.url, 'GET', '/v1/sites', { headers: key(keys.alice) })).status === 200);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await metric('keygate_policy_reloads_total{result="success"}')).toBe(1);
+    const files = (await send(sidecar!.opsUrl, 'GET', '/readyz')).json.policy.files as string[];
+    expect(files).toHaveLength(1);
+    expect(files[0]).toMatch(/texture\.yaml$/);
+  });
+
+  it('requests in flight finish under the old policy; new ones get the new one', async () => {
+    const dir = tempDir();
+    copyFileSync(join(POLICIES, 'texture.yaml'), join(dir, 'texture.yaml'));
+    const keys = await boot(dir);
+    // Warm the ownership cache, then slow the backend so the next read is in flight during the swap.
+    expect((await send(sidecar!.url, 'GET', '/v1/devices/dev_alice_1/history', { headers: key(keys.alice) })).status).toBe(200);
+    backend!.behaviour.delayMs = 1500;
+    const inflight = send(sidecar!.url, 'GET', '/v1/devices/dev_alice_1/history', { headers: key(keys.alice) });
+    await new Promise((r) => setTimeout(r, 200));
+    writeFileSync(join(dir, 'texture.yaml'), WITHOUT_READ);
+    await until(async () => (await metric('keygate_policy_reloads_total{result="success"}')) === 1);
+    backend!.behaviour.delayMs = 0;
+    expect((await send(sidecar!.url, 'GET', '/v1/devices/dev_alice_1/history', { headers: key(keys.alice) })).status).toBe(403);
+    expect((await inflight).status).toBe(200);
+  });
+});
