@@ -36,6 +36,7 @@ export const SERVE_OPTIONS = {
   policies: 'KEYGATE_POLICIES',
   store: 'KEYGATE_STORE',
   'upstream-timeout': 'KEYGATE_UPSTREAM_TIMEOUT',
+  'upstream-body-timeout': 'KEYGATE_UPSTREAM_BODY_TIMEOUT',
   'max-body': 'KEYGATE_MAX_BODY',
   'key-cache-ttl': 'KEYGATE_KEY_CACHE_TTL',
   'drain-timeout': 'KEYGATE_DRAIN_TIMEOUT',
@@ -70,6 +71,7 @@ export function serveConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--upstream: "${upstream}" must be http:// or https://`);
   if (url.pathname !== '/' || url.search !== '') throw new UsageError(`--upstream: "${upstream}" must be an origin without a path (Keygate forwards paths unchanged)`);
   const timeout = get('upstream-timeout');
+  const bodyTimeout = get('upstream-body-timeout');
   const ttl = get('key-cache-ttl');
   const maxBody = get('max-body');
   const drain = get('drain-timeout');
@@ -85,6 +87,7 @@ export function serveConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     upstreamOptions: {
       ...DEFAULT_UPSTREAM,
       ...(timeout === undefined ? {} : { headersTimeoutMs: positiveInt(timeout, '--upstream-timeout', 'milliseconds') }),
+      ...(bodyTimeout === undefined ? {} : { bodyTimeoutMs: positiveInt(bodyTimeout, '--upstream-body-timeout', 'milliseconds') }),
     },
     keyCache: { ...DEFAULT_KEY_CACHE, positiveTtlMs: keyCacheTtl },
     maxBodyBytes: maxBody === undefined ? DEFAULT_MAX_BODY_BYTES : positiveInt(maxBody, '--max-body', 'bytes'),

@@ -45,6 +45,19 @@ export function satisfies(obj: unknown, resource: CompiledResource, conditions: 
 }
 
 /**
+ * True when `obj` carries one of the checked attributes with a value the key may not see
+ * (an object of another user nested inside one of the caller's). Absent attributes are
+ * not a contradiction: most nested objects are not resources at all.
+ */
+export function contradicts(obj: object, resource: CompiledResource, conditions: readonly Condition[]): boolean {
+  for (const c of conditions) {
+    const v = fieldOf(obj, resource.fields.get(c.attribute) ?? [c.attribute]);
+    if (v !== undefined && !valueMatches(v, c.values)) return true;
+  }
+  return false;
+}
+
+/**
  * Attribute lookups against the backend, cached per resource id for the resource's `ttl`
  * (shared by every key: attributes belong to the resource, not the caller). Concurrent
  * misses share one request. Not-found answers are cached too, so probing ids is cheap.

@@ -1,27 +1,40 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { CompiledResource, IdSource } from '../policy/model.ts';
-import { satisfies, type AttributeSource } from './attributes.ts';
+import { contradicts, satisfies, type AttributeSource } from './attributes.ts';
 import type { Condition } from './authorize.ts';
 import type { BufferedResponse } from './forward.ts';
 import { forbidden, proveByLookup } from './prove.ts';
+import { parseStrictJson } from './strict-json.ts';
 
 /** Checks a buffered backend answer; returns what the client may see, or throws. */
 export type ResponseCheck = (res: BufferedResponse) => Promise<BufferedResponse> | BufferedResponse;
 
 const JSON_CONTENT = /json/i;
 
-function parseResponseJson(res: BufferedResponse): { value: unknown; text: string } {
+function responseText(res: BufferedResponse): string {
   const type = res.headers['content-type'];
   if (typeof type !== 'string' || !JSON_CONTENT.test(type)) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `checked response has content-type ${String(type)}` });
   if (res.headers['content-encoding'] !== undefined && res.headers['content-encoding'] !== 'identity') {
     throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: 'checked response is encoded' });
   }
-  const text = res.body.toString('utf8');
+  return res.body.toString('utf8');
+}
+
+function parseFast(text: string): unknown {
   try {
-    return { value: JSON.parse(text), text };
+    return JSON.parse(text);
   } catch {
     throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: 'checked response is not JSON' });
+  }
+}
+
+/** Slow path: duplicate keys are refused (JSON.parse keeps the last, a client may keep the first). */
+function parseStrict(text: string): unknown {
+  try {
+    return parseStrictJson(text);
+  } catch (err) {
+    throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `checked response is not strict JSON: ${(err as KeygateError).detail ?? ''}` });
   }
 }
 
@@ -43,14 +56,27 @@ function occurrences(text: string, needle: string): number {
 }
 
 /**
- * JSON.parse keeps the last of duplicate keys, a client's parser may keep the first. When
- * the raw text names a checked attribute more often than there are objects checked, the
- * client gets Keygate's serialisation of what it checked instead of the backend's bytes.
+ * The fast path's premise: the raw text names each checked attribute exactly once per
+ * checked object. Then JSON.parse's reading is the only reading (no duplicate keys to
+ * disagree about) and no other object in the answer carries an owner. Anything else —
+ * a duplicated key, a nested object of another user, an attribute name inside a string —
+ * takes the slow path: strict parse and a deep look.
  */
-function ambiguous(text: string, resource: CompiledResource, conditions: readonly Condition[], objects: number): boolean {
+function plain(text: string, resource: CompiledResource, conditions: readonly Condition[], objects: number): boolean {
   for (const c of conditions) {
     const path = resource.fields.get(c.attribute) ?? [c.attribute];
-    if (occurrences(text, `"${path[path.length - 1]}"`) !== objects) return true;
+    if (occurrences(text, `"${path[path.length - 1]}"`) !== objects) return false;
+  }
+  return true;
+}
+
+/** Some object nested in `value` (not `value` itself) belongs to someone the key may not see. */
+function foreignInside(value: unknown, resource: CompiledResource, conditions: readonly Condition[]): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  for (const child of Array.isArray(value) ? value : Object.values(value)) {
+    if (child === null || typeof child !== 'object') continue;
+    if (!Array.isArray(child) && contradicts(child, resource, conditions)) return true;
+    if (foreignInside(child, resource, conditions)) return true;
   }
   return false;
 }
@@ -59,40 +85,65 @@ function reserialised(res: BufferedResponse, value: unknown, extraHeaders: Recor
   return { status: res.status, headers: { ...res.headers, ...extraHeaders }, body: Buffer.from(JSON.stringify(value)) };
 }
 
-/** Lists (`{data: [...]}` or a bare array): drop every item the key may not see, even if the backend ignored the filter. */
+/**
+ * Lists (`{data: [...], page, perPage, totalItems, totalPages}` or a bare array): every
+ * item the key may not see is dropped, even if the backend ignored the filter; so is any
+ * item holding another user's object, and any non-scalar envelope field besides `data`
+ * (it is not part of the list contract and nothing in it was checked).
+ */
 export function listCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
   return (res) => {
     if (!needsCheck(res)) return res;
-    const { value: body, text } = parseResponseJson(res);
-    const items = Array.isArray(body) ? body : (body as { data?: unknown } | null)?.data;
-    if (!Array.isArray(items)) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: 'list response has no data array' });
+    const text = responseText(res);
+    let body = parseFast(text);
+    let items = itemsOf(body);
+    const slow = !plain(text, resource, conditions, items.length);
+    if (slow) items = itemsOf(body = parseStrict(text));
     let kept: unknown[] | null = null;
     for (let i = 0; i < items.length; i++) {
-      const ok = satisfies(items[i], resource, conditions);
+      const ok = satisfies(items[i], resource, conditions) && !(slow && foreignInside(items[i], resource, conditions));
       if (!ok && kept === null) kept = items.slice(0, i);
       else if (ok && kept !== null) kept.push(items[i]);
     }
-    if (kept === null) {
-      // The usual case: the backend's bytes go out untouched.
-      return ambiguous(text, resource, conditions, items.length) ? reserialised(res, body) : res;
+    if (Array.isArray(body)) return kept === null ? res : reserialised(res, kept, { 'x-keygate-filtered': String(items.length - kept.length) });
+    const envelope = body as Record<string, unknown>;
+    let extras = false;
+    for (const k in envelope) {
+      const v = envelope[k];
+      if (k !== 'data' && v !== null && typeof v === 'object') extras = true;
     }
-    const dropped = String(items.length - kept.length);
-    if (Array.isArray(body)) return reserialised(res, kept, { 'x-keygate-filtered': dropped });
+    // The usual case: the backend's bytes go out untouched.
+    if (kept === null && !extras) return res;
+    const page: Record<string, unknown> = {};
+    for (const k in envelope) {
+      const v = envelope[k];
+      if (k === 'data' || v === null || typeof v !== 'object') page[k] = v;
+    }
+    if (kept === null) return reserialised(res, page);
+    page.data = kept;
     // The backend's counts included other users' items; they would tell how many there are.
-    const page = { ...(body as Record<string, unknown>), data: kept };
     if ('totalItems' in page) page.totalItems = kept.length;
     if ('totalPages' in page) page.totalPages = 1;
-    return reserialised(res, page, { 'x-keygate-filtered': dropped });
+    return reserialised(res, page, { 'x-keygate-filtered': String(items.length - kept.length) });
   };
+}
+
+function itemsOf(body: unknown): unknown[] {
+  const items = Array.isArray(body) ? body : (body as { data?: unknown } | null)?.data;
+  if (!Array.isArray(items)) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: 'list response has no data array' });
+  return items;
 }
 
 /** A single resource whose own attributes are in the answer. */
 export function responseCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
   return (res) => {
     if (!needsCheck(res)) return res;
-    const { value, text } = parseResponseJson(res);
+    const text = responseText(res);
+    const slow = !plain(text, resource, conditions, 1);
+    const value = slow ? parseStrict(text) : parseFast(text);
     if (!satisfies(value, resource, conditions)) throw forbidden(`${resource.name} in response does not satisfy the key's conditions`);
-    return ambiguous(text, resource, conditions, 1) ? reserialised(res, value) : res;
+    if (slow && foreignInside(value, resource, conditions)) throw forbidden(`${resource.name} in response holds another owner's object`);
+    return res;
   };
 }
 
@@ -100,10 +151,11 @@ export function responseCheck(resource: CompiledResource, conditions: readonly C
 export function responseIdCheck(attributes: AttributeSource, resource: CompiledResource, source: IdSource, conditions: readonly Condition[], principal: Principal, requestId: string): ResponseCheck {
   return async (res) => {
     if (!needsCheck(res)) return res;
-    const { value, text } = parseResponseJson(res);
+    const text = responseText(res);
+    // Strict when the name occurs more than once: a duplicated key must not be read last-wins.
+    const value = occurrences(text, `"${source.name}"`) === 1 ? parseFast(text) : parseStrict(text);
     const v = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[source.name] : undefined;
     if (typeof v !== 'string' && typeof v !== 'number') throw forbidden(`response has no ${source.name}`);
-    if (occurrences(text, `"${source.name}"`) !== 1) throw forbidden(`response names ${source.name} more than once`);
     await proveByLookup(attributes, resource, String(v), conditions, principal, requestId);
     return res;
   };
