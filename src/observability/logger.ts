@@ -1,4 +1,6 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { AccessLog } from './access-log.ts';
+import { LogDestination } from './log-destination.ts';
 
 /**
  * Paths that may hold a key, censored wherever they appear in an operational log line.
@@ -16,12 +18,10 @@ export const REDACT_PATHS = [
 export interface Loggers {
   /** Start-up, reload, shutdown and error lines, with redaction. */
   readonly logger: Logger;
-  /**
-   * One line per request. Its fields are fixed by src/server/proxy-handler.ts and never
-   * include a header, so it skips redaction: redacting every access line cost more than
-   * building it.
-   */
-  readonly access: Logger;
+  /** One line per request, on the same destination (see access-log.ts for why not pino). */
+  readonly access: AccessLog;
+  /** Lines dropped by a stdout reader that fell too far behind (see LogDestination). */
+  droppedLines(): number;
 }
 
 export interface LoggerOptions {
@@ -33,15 +33,16 @@ export interface LoggerOptions {
 export function createLoggers(options: LoggerOptions = {}): Loggers {
   // Buffered, asynchronous stdout: a log line must not cost a write syscall per request.
   // A timer flushes at least every 250 ms so lines are never held long; KEYGATE_LOG_BUFFER=0 writes through.
-  const minLength = Number(process.env.KEYGATE_LOG_BUFFER ?? 4096);
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: false, minLength });
-  if (options.destination === undefined && minLength > 0) {
-    setInterval(() => (destination as unknown as { flush(): void }).flush(), 250).unref();
+  let destination = options.destination;
+  let own: LogDestination | undefined;
+  if (destination === undefined) {
+    own = new LogDestination(1, Number(process.env.KEYGATE_LOG_BUFFER ?? 65536));
+    const d = own;
+    setInterval(() => d.flush(), 250).unref();
+    process.once('exit', () => d.flushSync());
+    destination = own;
   }
   const level = options.level ?? process.env.KEYGATE_LOG_LEVEL ?? 'info';
-  const base = { service: 'keygate' };
-  return {
-    logger: pino({ level, base, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination),
-    access: pino({ level, base }, destination),
-  };
+  const logger = pino({ level, base: { service: 'keygate' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination);
+  return { logger, access: new AccessLog(destination, logger.isLevelEnabled('info')), droppedLines: () => own?.dropped ?? 0 };
 }

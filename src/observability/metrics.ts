@@ -14,10 +14,12 @@ export class Metrics {
   readonly reloads: Counter<'result'>;
   readonly policyInfo: Gauge<'version'>;
   readonly inflight: Gauge;
+  readonly logLinesDropped: Counter;
   readonly #children = new Map<string, { inc(): void }>();
   readonly #latencyChildren = new Map<string, { observe(v: number): void }>();
 
-  constructor() {
+  /** `droppedLogLines` reads the log destination's drop count when /metrics is scraped. */
+  constructor(droppedLogLines: () => number = () => 0) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'keygate_process_' });
     this.requests = new Counter({ name: 'keygate_requests_total', help: 'Requests by decision, key type, route template and status', labelNames: ['decision', 'key_type', 'route', 'status'], registers });
@@ -36,6 +38,17 @@ export class Metrics {
     this.reloads = new Counter({ name: 'keygate_policy_reloads_total', help: 'Policy reloads by result', labelNames: ['result'], registers });
     this.policyInfo = new Gauge({ name: 'keygate_policy_info', help: 'The policy version in force (value 1)', labelNames: ['version'], registers });
     this.inflight = new Gauge({ name: 'keygate_requests_in_flight', help: 'Requests being handled', registers });
+    let reported = 0;
+    this.logLinesDropped = new Counter({
+      name: 'keygate_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout was not read fast enough',
+      registers,
+      collect() {
+        const now = droppedLogLines();
+        if (now > reported) this.inc(now - reported);
+        reported = now;
+      },
+    });
   }
 
   /** Label children are cached per label set so the hot path does one map probe. */

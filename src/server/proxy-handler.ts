@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { renderError } from '../errors/render.ts';
 import type { KeyCache } from '../keys/key-cache.ts';
 import type { Principal } from '../keys/principal.ts';
+import type { AccessLog } from '../observability/access-log.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
 import type { AttributeSource } from '../pipeline/attributes.ts';
@@ -23,7 +23,7 @@ export interface ProxyDeps {
   readonly keys: KeyCache;
   readonly upstream: Dispatcher;
   readonly attributes: AttributeSource;
-  readonly logger: Logger;
+  readonly access: AccessLog;
   readonly metrics: Metrics;
   readonly maxBodyBytes: number;
 }
@@ -39,6 +39,13 @@ function decisionOf(status: number, err: KeygateError | undefined): string {
 /** The route template for metrics and logs, also for refused requests (error path only). */
 function routeLabel(policy: CompiledPolicy, method: string, target: Target): string {
   return isKnownMethod(method) ? (policy.matcher.match(method, target.segments)?.value.template.text ?? 'unmatched') : 'unmatched';
+}
+
+/** The path without the query (the query may carry filters worth keeping out of logs). */
+function pathOf(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
 }
 
 function toKeygateError(err: unknown): KeygateError {
@@ -116,22 +123,19 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
     deps.metrics.inflight.dec();
     deps.metrics.countRequest(decision, principal?.type ?? 'none', route, status);
     deps.metrics.observeLatency(decision, seconds);
-    deps.logger.info(
-      {
-        requestId,
-        method: req.method,
-        path: req.url?.split('?', 1)[0],
-        route,
-        keyId: principal?.id,
-        keyType: principal?.type,
-        decision,
-        status,
-        code: failure?.code,
-        detail: failure?.detail,
-        latencyMs: Math.round(seconds * 100_000) / 100,
-      },
-      'access',
-    );
+    deps.access.write({
+      requestId,
+      method: req.method,
+      path: pathOf(req.url),
+      route,
+      keyId: principal?.id,
+      keyType: principal?.type,
+      decision,
+      status,
+      code: failure?.code,
+      detail: failure?.detail,
+      latencyMs: Math.round(seconds * 100_000) / 100,
+    });
   }
 
   return (req, res) => {

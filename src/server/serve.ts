@@ -45,7 +45,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers): Promi
   const logger = loggers.logger;
   const policy = new PolicyHolder(loadPolicy(config.policies));
   const store = await openStore(config.store);
-  const metrics = new Metrics();
+  const metrics = new Metrics(() => loggers.droppedLines());
   metrics.policyInfo.labels(policy.current.version).set(1);
   const keys = new KeyCache(store, config.keyCache, metrics.keyCacheObserver());
   const upstream = createUpstream(config.upstream, config.upstreamOptions);
@@ -54,7 +54,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers): Promi
 
   const proxyServer = createServer(
     { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS },
-    createProxyHandler({ policy, keys, upstream, attributes, logger: loggers.access, metrics, maxBodyBytes: config.maxBodyBytes }),
+    createProxyHandler({ policy, keys, upstream, attributes, access: loggers.access, metrics, maxBodyBytes: config.maxBodyBytes }),
   );
   const opsServer = createServer(createOpsHandler({ policy, store, metrics, isDraining: () => draining }));
   const proxy = await listen(proxyServer, config.listen.host, config.listen.port);
