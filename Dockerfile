@@ -39,5 +39,6 @@ VOLUME ["/etc/keygate/policies", "/var/lib/keygate"]
 EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:9090/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "bin/keygate.js"]
+# The same Node flags as bin/keygate.js's shebang (see there).
+ENTRYPOINT ["node", "--max-semi-space-size=4", "bin/keygate.js"]
 CMD ["serve"]

@@ -1,7 +1,7 @@
 import { accessSync, constants, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { BENCH_ROOT } from './options.ts';
 import { processTree } from './procfs.ts';
 import { spawnServer, type ServerProcess } from './spawn.ts';
@@ -52,17 +52,20 @@ export function startHttpProxy3(upstream: string): Promise<Target> {
  * when all N are accepting, or the first seconds would measure fewer workers.
  */
 export async function startKeygate(opts: { upstream: string; storePath: string; workers: number; profileDir?: string }): Promise<KeygateTarget> {
-  // V8 writes the profile when the process exits; Keygate exits cleanly on SIGTERM.
-  const nodeArgs = opts.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts.profileDir];
+  // bin/keygate.js is run as an executable, so its shebang's Node flags apply as they do
+  // for `npx keygate serve`; this Node's directory goes first on PATH for `env` to find.
+  // V8 writes a profile when the process exits; Keygate exits cleanly on SIGTERM.
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` };
+  if (opts.profileDir !== undefined) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${opts.profileDir}`.trim();
   const server = await spawnServer(
-    process.execPath,
-    [...nodeArgs, KEYGATE_BIN, 'serve', '--upstream', opts.upstream, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0',
+    KEYGATE_BIN,
+    ['serve', '--upstream', opts.upstream, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0',
       '--store', `sqlite:${opts.storePath}`, '--policies', POLICIES, '--workers', String(opts.workers)],
     {
       cwd: ROOT,
       // Keygate's production default (buffered access log; the "listening" line is flushed
       // at once). The access lines are read and discarded by spawnServer.
-      env: process.env,
+      env,
       isReady: (line) => line.msg === 'keygate listening',
       readyCount: opts.workers,
     },

@@ -1,8 +1,7 @@
 // Attack 2: 401 cases, error shape, revocation through the CLI while running, bad-key floods.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import {
-  createKey, createKeySet, errorBody, keyHeader, revokeKey, send, sleep, startBackend, startSidecar, tempStore,
-  type Backend, type KeyInfo, type KeySet, type Sidecar,
+  createKey, createKeySet, errorBody, keyHeader, revokeKey, send, sleep, startBackend, startSidecar, tempStore, type Backend, type KeyInfo, type KeySet, type Sidecar,
 } from './harness.ts';
 
 let backend: Backend;

@@ -1,31 +1,17 @@
 // Attack 6: bodies the policy reads are parsed strictly and the same bytes are forwarded.
 import { gzipSync, deflateSync } from 'node:zlib';
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
-  createKeySet, errorBody, keyHeader, rawSend, send, startBackend, startSidecar, writes,
-  type Backend, type KeySet, type Sidecar,
+  errorBody, keyHeader, rawSend, send, useStack, writes,
 } from './harness.ts';
 
-let backend: Backend;
-let sidecar: Sidecar;
-let keys: KeySet;
-
-beforeAll(async () => {
-  backend = await startBackend();
-  keys = await createKeySet();
-  sidecar = await startSidecar({ upstream: backend.url, store: keys.store });
-});
-afterAll(async () => {
-  await sidecar?.stop();
-  await backend?.close();
-});
-beforeEach(() => backend.reset());
+const stack = useStack();
 
 const PATH = '/v1/commands/thermostat/set-temperature';
 const JSON_CT = { 'content-type': 'application/json' };
 
-async function post(body: string | Buffer, headers: Record<string, string> = JSON_CT, key = keys.alice) {
-  return send(sidecar.proxyPort, { method: 'POST', path: PATH, body, headers: { ...keyHeader(key), ...headers } });
+async function post(body: string | Buffer, headers: Record<string, string> = JSON_CT, key = stack.keys.alice) {
+  return send(stack.sidecar.proxyPort, { method: 'POST', path: PATH, body, headers: { ...keyHeader(key), ...headers } });
 }
 
 describe('refused bodies (scoped key) → 4xx, nothing forwarded', () => {
@@ -42,7 +28,7 @@ describe('refused bodies (scoped key) → 4xx, nothing forwarded', () => {
     const r = await post(body);
     expect(r.status, r.text).toBe(400);
     errorBody(r);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test.each([
@@ -56,19 +42,19 @@ describe('refused bodies (scoped key) → 4xx, nothing forwarded', () => {
     const r = await post('{"deviceId":"dev-alice-1"}', { 'content-type': ct });
     expect([400, 415], r.text).toContain(r.status);
     errorBody(r);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test('no content-type → 400/415', async () => {
     const r = await post('{"deviceId":"dev-alice-1"}', {});
     expect([400, 415], r.text).toContain(r.status);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test('form body naming a foreign device → refused', async () => {
     const r = await post('deviceId=dev-bob-1', { 'content-type': 'application/x-www-form-urlencoded' });
     expect([400, 403, 415]).toContain(r.status);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test.each([
@@ -80,13 +66,13 @@ describe('refused bodies (scoped key) → 4xx, nothing forwarded', () => {
   ] as const)('Content-Encoding: %s → 400/415', async (enc, f) => {
     const r = await post(f('{"deviceId":"dev-bob-1"}'), { ...JSON_CT, 'content-encoding': enc });
     expect([400, 415], r.text).toContain(r.status);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test('gzip body that decodes to own device is still refused (encoded bodies refused)', async () => {
     const r = await post(gzipSync('{"deviceId":"dev-alice-1"}'), { ...JSON_CT, 'content-encoding': 'gzip' });
     expect([400, 415], r.text).toContain(r.status);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test.each([
@@ -101,7 +87,7 @@ describe('refused bodies (scoped key) → 4xx, nothing forwarded', () => {
   ])('non-JSON body: %s → 400', async (_n, body) => {
     const r = await post(body);
     expect(r.status, r.text).toBe(400);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test('oversized body (2 MiB) → 413, nothing forwarded', async () => {
@@ -109,33 +95,33 @@ describe('refused bodies (scoped key) → 4xx, nothing forwarded', () => {
     const r = await post(body);
     expect(r.status, r.text.slice(0, 200)).toBe(413);
     errorBody(r);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test('oversized chunked body (no content-length) → 413, nothing forwarded', async () => {
     const chunk = 'x'.repeat(64 * 1024);
-    let payload = `POST ${PATH} HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`;
+    let payload = `POST ${PATH} HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`;
     const first = '{"deviceId":"dev-alice-1","pad":"';
     payload += `${first.length.toString(16)}\r\n${first}\r\n`;
     for (let i = 0; i < 40; i++) payload += `${chunk.length.toString(16)}\r\n${chunk}\r\n`;
     payload += `2\r\n"}\r\n0\r\n\r\n`;
-    const r = await rawSend(sidecar.proxyPort, payload);
+    const r = await rawSend(stack.sidecar.proxyPort, payload);
     expect(r.status, r.raw.slice(0, 300)).toBe(413);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test('deeply nested JSON does not crash the sidecar', async () => {
     const body = `{"deviceId":"dev-alice-1","x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
     const r = await post(body);
     expect(r.status).toBeLessThan(500);
-    const again = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+    const again = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.alice) });
     expect(again.status).toBe(200);
   });
 
   test('__proto__ smuggling of deviceId → refused', async () => {
     const r = await post('{"__proto__":{"deviceId":"dev-alice-1"}}');
     expect([400, 403]).toContain(r.status);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 });
 
@@ -149,7 +135,7 @@ describe('accepted bodies are forwarded byte-identical', () => {
     const headers = name === 'charset param' ? { 'content-type': 'application/json; charset=utf-8' } : JSON_CT;
     const r = await post(body, headers);
     expect(r.status, r.text).toBe(201);
-    const w = writes(backend);
+    const w = writes(stack.backend);
     expect(w).toHaveLength(1);
     expect(w[0]!.url).toBe(PATH);
     expect(w[0]!.body.equals(Buffer.from(body)), `got ${JSON.stringify(w[0]!.body.toString())}`).toBe(true);
@@ -160,24 +146,24 @@ describe('accepted bodies are forwarded byte-identical', () => {
     const body = '{"deviceId":"dev-alice-1","payload":{"mode":"eco"}}';
     const a = body.slice(0, 10);
     const b = body.slice(10);
-    const payload = `POST ${PATH} HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${a.length.toString(16)}\r\n${a}\r\n${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`;
-    const r = await rawSend(sidecar.proxyPort, payload);
+    const payload = `POST ${PATH} HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${a.length.toString(16)}\r\n${a}\r\n${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`;
+    const r = await rawSend(stack.sidecar.proxyPort, payload);
     expect(r.status, r.raw).toBe(201);
-    const w = writes(backend);
+    const w = writes(stack.backend);
     expect(w).toHaveLength(1);
     expect(w[0]!.body.toString()).toBe(body);
   });
 
   test('server key: large bodies stream through unchanged (not subject to scoped parsing)', async () => {
     const body = `{"deviceId":"dev-bob-1","pad":"${'y'.repeat(300_000)}"}`;
-    const r = await post(body, JSON_CT, keys.server);
+    const r = await post(body, JSON_CT, stack.keys.server);
     expect(r.status).toBe(201);
-    expect(writes(backend)[0]!.body.equals(Buffer.from(body))).toBe(true);
+    expect(writes(stack.backend)[0]!.body.equals(Buffer.from(body))).toBe(true);
   });
 
   test('escaped own deviceId is judged on the decoded value (escaped foreign → 403)', async () => {
     const r = await post('{"deviceId":"dev-\\u0062ob-1"}');
     expect(r.status, r.text).toBe(403);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 });

@@ -7,8 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
-  BIN, POLICIES, ROOT, createKey, createKeySet, keyHeader, send, sleep, startBackend, startSidecar,
-  type Backend, type KeySet, type Sidecar,
+  BIN, createKey, createKeySet, keyHeader, POLICIES, ROOT, send, sleep, startBackend, startSidecar, type Backend, type KeySet, type Sidecar,
 } from './harness.ts';
 
 const execFileP = promisify(execFile);

@@ -10,6 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 
 const execFileP = promisify(execFile);
 
@@ -423,3 +424,28 @@ export function errorBody(r: { json: unknown; headers: IncomingHttpHeaders | Rec
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface Stack {
+  backend: Backend;
+  sidecar: Sidecar;
+  keys: KeySet;
+}
+
+/**
+ * The usual set-up of a black-box file (or describe block): a backend of our own, a key
+ * set in a fresh store and a sidecar in front; the backend's record is reset before each test.
+ */
+export function useStack(): Stack {
+  const stack = {} as Stack;
+  beforeAll(async () => {
+    stack.backend = await startBackend();
+    stack.keys = await createKeySet();
+    stack.sidecar = await startSidecar({ upstream: stack.backend.url, store: stack.keys.store });
+  });
+  afterAll(async () => {
+    await stack.sidecar?.stop();
+    await stack.backend?.close();
+  });
+  beforeEach(() => stack.backend?.reset());
+  return stack;
+}

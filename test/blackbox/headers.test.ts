@@ -1,30 +1,16 @@
 // Attacks 7 + 8: a backend that ignores the filter; identity headers; the key never reaches the backend.
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
-  DEVICES, createKeySet, errorBody, keyHeader, send, startBackend, startSidecar,
-  type Backend, type KeyInfo, type KeySet, type Received, type Sidecar,
+  DEVICES, errorBody, keyHeader, send, useStack, type KeyInfo, type KeySet, type Received,
 } from './harness.ts';
 
-let backend: Backend;
-let sidecar: Sidecar;
-let keys: KeySet;
-
-beforeAll(async () => {
-  backend = await startBackend();
-  keys = await createKeySet();
-  sidecar = await startSidecar({ upstream: backend.url, store: keys.store });
-});
-afterAll(async () => {
-  await sidecar?.stop();
-  await backend?.close();
-});
-beforeEach(() => backend.reset());
+const stack = useStack();
 
 describe('backend ignores the referenceId filter', () => {
   test('scoped list never shows bob items', async () => {
-    backend.ignoreFilter = true;
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+    stack.backend.ignoreFilter = true;
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.alice) });
     expect(r.text).not.toMatch(/BOB|dev-bob|"bob"/);
     if (r.status === 200) {
       const j = r.json as { data: Array<{ referenceId: string }> };
@@ -35,29 +21,29 @@ describe('backend ignores the referenceId filter', () => {
   });
 
   test('bob scoped list never shows alice items', async () => {
-    backend.ignoreFilter = true;
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices?perPage=100', headers: keyHeader(keys.bob) });
+    stack.backend.ignoreFilter = true;
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices?perPage=100', headers: keyHeader(stack.keys.bob) });
     expect(r.text).not.toMatch(/ALICE|dev-alice|"alice"/);
   });
 
   // Invariant 5 is unconditional: "No other user's data reaches a scoped client, even when the
   // backend ignores the filter". A list body is a list body whatever status it comes with.
   test.each([404, 500])('scoped list answered with status %i and everyone\'s items → bob never reaches alice', async (status) => {
-    backend.responder = (rec) =>
+    stack.backend.responder = (rec) =>
       rec.method === 'GET' && rec.url.startsWith('/v1/devices?')
         ? { status, body: JSON.stringify({ data: DEVICES, page: 1, perPage: 50, totalItems: 4, totalPages: 1 }) }
         : undefined;
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.alice) });
     expect(r.text, `status ${r.status}`).not.toMatch(/BOB_SECRET|dev-bob/);
   });
 
   test('scoped list with a JSON content-type variant is still filtered', async () => {
     for (const ct of ['application/json;charset=UTF-8', 'APPLICATION/JSON', 'application/vnd.texture+json']) {
-      backend.responder = (rec) =>
+      stack.backend.responder = (rec) =>
         rec.method === 'GET' && rec.url.startsWith('/v1/devices?')
           ? { status: 200, headers: { 'content-type': ct }, body: JSON.stringify({ data: DEVICES, page: 1, perPage: 50, totalItems: 4, totalPages: 1 }) }
           : undefined;
-      const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+      const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.alice) });
       expect(r.text, ct).not.toMatch(/BOB_SECRET|dev-bob/);
     }
   });
@@ -70,8 +56,8 @@ describe('backend ignores the referenceId filter', () => {
       { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: all },
     ];
     for (const v of variants) {
-      backend.responder = (rec) => (rec.method === 'GET' && rec.url.startsWith('/v1/devices?') ? v : undefined);
-      const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: { ...keyHeader(keys.alice), 'accept-encoding': 'gzip' } });
+      stack.backend.responder = (rec) => (rec.method === 'GET' && rec.url.startsWith('/v1/devices?') ? v : undefined);
+      const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: { ...keyHeader(stack.keys.alice), 'accept-encoding': 'gzip' } });
       const text = r.headers['content-encoding'] === 'gzip' ? '(compressed body relayed)' + r.text : r.text;
       expect(text, JSON.stringify(v.headers)).not.toMatch(/BOB_SECRET|dev-bob|compressed body relayed/);
     }
@@ -80,15 +66,15 @@ describe('backend ignores the referenceId filter', () => {
   test('a large list (3 MB) from a filter-ignoring backend is still filtered', async () => {
     const many = Array.from({ length: 15_000 }, (_, i) => ({ id: `dev-bob-x${i}`, referenceId: 'bob', secret: 'BOB_SECRET_BIG', pad: 'p'.repeat(150) }));
     const body = JSON.stringify({ data: [...DEVICES, ...many], page: 1, perPage: 50, totalItems: 15_004, totalPages: 1 });
-    backend.responder = (rec) => (rec.method === 'GET' && rec.url.startsWith('/v1/devices?') ? { status: 200, body } : undefined);
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+    stack.backend.responder = (rec) => (rec.method === 'GET' && rec.url.startsWith('/v1/devices?') ? { status: 200, body } : undefined);
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.alice) });
     expect(r.text.slice(0, 300)).not.toMatch(/BOB_SECRET|dev-bob/);
     expect(r.text).not.toMatch(/BOB_SECRET|dev-bob/);
   });
 
   test('server key sees everything when backend returns everything (no filtering for server)', async () => {
-    backend.ignoreFilter = true;
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices?referenceId=alice', headers: keyHeader(keys.server) });
+    stack.backend.ignoreFilter = true;
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices?referenceId=alice', headers: keyHeader(stack.keys.server) });
     expect(r.status).toBe(200);
     expect((r.json as { data: unknown[] }).data).toHaveLength(4);
   });
@@ -112,8 +98,8 @@ describe('identity headers and key stripping', () => {
   ];
 
   test.each(cases)('%s: key never reaches backend, spoofed X-Keygate-* replaced', async (_n, who, method, path, body) => {
-    const k = keys[who];
-    const r = await send(sidecar.proxyPort, {
+    const k = stack.keys[who];
+    const r = await send(stack.sidecar.proxyPort, {
       method, path, body,
       headers: {
         ...keyHeader(k),
@@ -127,8 +113,8 @@ describe('identity headers and key stripping', () => {
       },
     });
     expect(r.status, r.text).toBeLessThan(300);
-    expect(backend.received.length).toBeGreaterThan(0);
-    for (const x of backend.received) {
+    expect(stack.backend.received.length).toBeGreaterThan(0);
+    for (const x of stack.backend.received) {
       const blob = allBytes(x);
       expect(blob).not.toContain(secretPart(k));
       expect(x.headers['texture-api-key']).toBeUndefined();
@@ -149,41 +135,41 @@ describe('identity headers and key stripping', () => {
   });
 
   test('Connection: x-keygate-* (hop-by-hop trick) does not remove identity headers', async () => {
-    const r = await send(sidecar.proxyPort, {
+    const r = await send(stack.sidecar.proxyPort, {
       path: '/v1/devices',
-      headers: { ...keyHeader(keys.alice), connection: 'keep-alive, x-keygate-reference-id, x-keygate-key-id, x-keygate-key-type' },
+      headers: { ...keyHeader(stack.keys.alice), connection: 'keep-alive, x-keygate-reference-id, x-keygate-key-id, x-keygate-key-type' },
     });
     expect(r.status).toBe(200);
-    const x = backend.received[0]!;
+    const x = stack.backend.received[0]!;
     expect(x.headers['x-keygate-reference-id']).toBe('alice');
-    expect(x.headers['x-keygate-key-id']).toBe(keys.alice.id);
+    expect(x.headers['x-keygate-key-id']).toBe(stack.keys.alice.id);
     expect(x.headers['x-keygate-key-type']).toBe('scoped');
   });
 
   test('Connection: texture-api-key does not make the key reach the backend', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/sites', headers: { ...keyHeader(keys.server), connection: 'texture-api-key' } });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/sites', headers: { ...keyHeader(stack.keys.server), connection: 'texture-api-key' } });
     expect(r.status).toBe(200);
-    for (const x of backend.received) expect(allBytes(x)).not.toContain(secretPart(keys.server));
+    for (const x of stack.backend.received) expect(allBytes(x)).not.toContain(secretPart(stack.keys.server));
   });
 
   test('server key: a spoofed X-Keygate-Reference-Id does not reach the backend', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: { ...keyHeader(keys.server), 'x-keygate-reference-id': 'alice' } });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: { ...keyHeader(stack.keys.server), 'x-keygate-reference-id': 'alice' } });
     expect(r.status).toBe(200);
-    expect(backend.received[0]!.headers['x-keygate-reference-id']).toBeUndefined();
+    expect(stack.backend.received[0]!.headers['x-keygate-reference-id']).toBeUndefined();
   });
 
   test('owner lookups issued by Keygate do not carry the key either', async () => {
-    await send(sidecar.proxyPort, { path: '/v1/devices/dev-bob-2', headers: keyHeader(keys.alice) });
-    await send(sidecar.proxyPort, {
+    await send(stack.sidecar.proxyPort, { path: '/v1/devices/dev-bob-2', headers: keyHeader(stack.keys.alice) });
+    await send(stack.sidecar.proxyPort, {
       method: 'POST', path: '/v1/commands/x/y', body: '{"deviceId":"dev-alice-2"}',
-      headers: { ...keyHeader(keys.alice), 'content-type': 'application/json' },
+      headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
     });
-    for (const x of backend.received) expect(allBytes(x)).not.toContain(secretPart(keys.alice));
+    for (const x of stack.backend.received) expect(allBytes(x)).not.toContain(secretPart(stack.keys.alice));
   });
 
   test('successful responses carry a request id header; distinct per request', async () => {
-    const a = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
-    const b = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+    const a = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.alice) });
+    const b = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.alice) });
     const id = (r: typeof a) => Object.entries(r.headers).find(([h]) => /request-id/i.test(h))?.[1];
     expect(id(a)).toBeTruthy();
     expect(id(b)).toBeTruthy();
@@ -191,7 +177,7 @@ describe('identity headers and key stripping', () => {
   });
 
   test('403 carries request id header equal to JSON requestId', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/sites', headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/sites', headers: keyHeader(stack.keys.alice) });
     expect(r.status).toBe(403);
     const e = errorBody(r);
     const hdr = Object.entries(r.headers).find(([h]) => /request-id/i.test(h))?.[1];
@@ -199,7 +185,7 @@ describe('identity headers and key stripping', () => {
   });
 
   test('backend response headers cannot smuggle another user: response is passed as-is for own data', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-1', headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices/dev-alice-1', headers: keyHeader(stack.keys.alice) });
     expect(r.status).toBe(200);
     expect((r.json as { id: string }).id).toBe('dev-alice-1');
   });

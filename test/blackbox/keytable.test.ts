@@ -1,29 +1,15 @@
 // Attack 1: the key table from DESIGN.md, verified against what the backend RECEIVED.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
-  createKeySet, errorBody, keyHeader, send, startBackend, startSidecar, writes,
-  type Backend, type KeySet, type Sidecar,
+  errorBody, keyHeader, send, useStack, writes,
 } from './harness.ts';
 
-let backend: Backend;
-let sidecar: Sidecar;
-let keys: KeySet;
-
-beforeAll(async () => {
-  backend = await startBackend();
-  keys = await createKeySet();
-  sidecar = await startSidecar({ upstream: backend.url, store: keys.store });
-});
-afterAll(async () => {
-  await sidecar?.stop();
-  await backend?.close();
-});
-beforeEach(() => backend.reset());
+const stack = useStack();
 
 const LOOKUP = /^\/v1\/devices\/[^/?]+$/;
 /** backend requests that are not a possible owner lookup (GET /v1/devices/{id}) */
 function forwardedOtherThanLookups() {
-  return backend.received.filter((r) => !(r.method === 'GET' && LOOKUP.test(r.url)));
+  return stack.backend.received.filter((r) => !(r.method === 'GET' && LOOKUP.test(r.url)));
 }
 
 describe('server key: everything', () => {
@@ -41,36 +27,36 @@ describe('server key: everything', () => {
     ['GET', '/v1/commands/cmd-bob-1'],
   ];
   test.each(cases)('server %s %s is forwarded unchanged', async (method, path, body) => {
-    const r = await send(sidecar.proxyPort, {
+    const r = await send(stack.sidecar.proxyPort, {
       method, path, body,
-      headers: { ...keyHeader(keys.server), ...(body ? { 'content-type': 'application/json' } : {}) },
+      headers: { ...keyHeader(stack.keys.server), ...(body ? { 'content-type': 'application/json' } : {}) },
     });
     expect(r.status, r.text).toBeLessThan(300);
-    const hit = backend.received.filter((x) => x.method === method && x.url === path);
-    expect(hit, JSON.stringify(backend.received.map((x) => [x.method, x.url]))).toHaveLength(1);
+    const hit = stack.backend.received.filter((x) => x.method === method && x.url === path);
+    expect(hit, JSON.stringify(stack.backend.received.map((x) => [x.method, x.url]))).toHaveLength(1);
     if (body) expect(hit[0]!.body.toString()).toBe(body);
   });
 
   test('server GET /v1/devices gets no referenceId injected and sees everyone', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.server) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.server) });
     expect(r.status).toBe(200);
     expect((r.json as { data: unknown[] }).data).toHaveLength(4);
-    expect(backend.received.at(-1)!.url).toBe('/v1/devices');
+    expect(stack.backend.received.at(-1)!.url).toBe('/v1/devices');
   });
 });
 
 describe('connect key: only POST /v1/connections', () => {
   test('connect POST /v1/connections is forwarded', async () => {
     const body = '{"redirectUrl":"https://app.example/cb"}';
-    const r = await send(sidecar.proxyPort, {
+    const r = await send(stack.sidecar.proxyPort, {
       method: 'POST', path: '/v1/connections', body,
-      headers: { ...keyHeader(keys.connect), 'content-type': 'application/json' },
+      headers: { ...keyHeader(stack.keys.connect), 'content-type': 'application/json' },
     });
     expect(r.status, r.text).toBe(201);
-    expect(backend.received).toHaveLength(1);
-    expect(backend.received[0]!.method).toBe('POST');
-    expect(backend.received[0]!.url).toBe('/v1/connections');
-    expect(backend.received[0]!.body.toString()).toBe(body);
+    expect(stack.backend.received).toHaveLength(1);
+    expect(stack.backend.received[0]!.method).toBe('POST');
+    expect(stack.backend.received[0]!.url).toBe('/v1/connections');
+    expect(stack.backend.received[0]!.body.toString()).toBe(body);
   });
 
   const denied: Array<[string, string]> = [
@@ -94,22 +80,22 @@ describe('connect key: only POST /v1/connections', () => {
   ];
   test.each(denied)('connect %s %s → 403, backend received nothing', async (method, path) => {
     const body = method === 'GET' || method === 'DELETE' ? undefined : '{"deviceId":"dev-alice-1"}';
-    const r = await send(sidecar.proxyPort, {
+    const r = await send(stack.sidecar.proxyPort, {
       method, path, body,
-      headers: { ...keyHeader(keys.connect), ...(body ? { 'content-type': 'application/json' } : {}) },
+      headers: { ...keyHeader(stack.keys.connect), ...(body ? { 'content-type': 'application/json' } : {}) },
     });
     expect(r.status, r.text).toBe(403);
     const e = errorBody(r);
     expect(e.error.status).toBe(403);
-    expect(backend.received).toHaveLength(0);
+    expect(stack.backend.received).toHaveLength(0);
   });
 });
 
 describe('scoped key (alice)', () => {
   test('GET /v1/devices: backend receives exactly one referenceId=alice', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.alice) });
     expect(r.status, r.text).toBe(200);
-    const lists = backend.received.filter((x) => x.url.startsWith('/v1/devices?') || x.url === '/v1/devices');
+    const lists = stack.backend.received.filter((x) => x.url.startsWith('/v1/devices?') || x.url === '/v1/devices');
     expect(lists).toHaveLength(1);
     const q = new URL(lists[0]!.url, 'http://x').searchParams;
     expect(q.getAll('referenceId')).toEqual(['alice']);
@@ -120,25 +106,25 @@ describe('scoped key (alice)', () => {
 
   const own = ['/v1/devices/dev-alice-1', ...['history', 'alerts', 'tags', 'commands', 'schedules'].map((s) => `/v1/devices/dev-alice-1/${s}`)];
   test.each(own)('GET %s (own) → 200 and forwarded', async (path) => {
-    const r = await send(sidecar.proxyPort, { path, headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { path, headers: keyHeader(stack.keys.alice) });
     expect(r.status, r.text).toBe(200);
-    expect(backend.received.some((x) => x.method === 'GET' && x.url === path)).toBe(true);
+    expect(stack.backend.received.some((x) => x.method === 'GET' && x.url === path)).toBe(true);
     expect(r.text).not.toMatch(/BOB/);
   });
 
   const foreign = ['/v1/devices/dev-bob-1', ...['history', 'alerts', 'tags', 'commands', 'schedules'].map((s) => `/v1/devices/dev-bob-1/${s}`)];
   test.each(foreign)('GET %s (foreign) → 403 and bob data never reaches client', async (path) => {
-    const r = await send(sidecar.proxyPort, { path, headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { path, headers: keyHeader(stack.keys.alice) });
     expect(r.status, r.text).toBe(403);
     errorBody(r);
     expect(r.text).not.toMatch(/BOB|dev-bob|Bob/);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test('GET a nonexistent device → not 200, nothing leaked', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-nobody', headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices/dev-nobody', headers: keyHeader(stack.keys.alice) });
     expect([403, 404]).toContain(r.status);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   const forbidden: Array<[string, string, string?]> = [
@@ -166,57 +152,57 @@ describe('scoped key (alice)', () => {
     ['GET', '/v1/devices/dev-alice-1/secrets'],
   ];
   test.each(forbidden)('scoped %s %s → 403, nothing forwarded', async (method, path, body) => {
-    const r = await send(sidecar.proxyPort, {
+    const r = await send(stack.sidecar.proxyPort, {
       method, path, body,
-      headers: { ...keyHeader(keys.alice), ...(body ? { 'content-type': 'application/json' } : {}) },
+      headers: { ...keyHeader(stack.keys.alice), ...(body ? { 'content-type': 'application/json' } : {}) },
     });
     expect(r.status, r.text).toBe(403);
     errorBody(r);
-    expect(forwardedOtherThanLookups(), JSON.stringify(backend.received.map((x) => [x.method, x.url]))).toHaveLength(0);
+    expect(forwardedOtherThanLookups(), JSON.stringify(stack.backend.received.map((x) => [x.method, x.url]))).toHaveLength(0);
   });
 
   test('POST /v1/commands/{type}/{action} own device → forwarded with the same bytes', async () => {
     const body = '{ "deviceId" : "dev-alice-1",\n  "payload": {"temp": 21.50, "unit":"C"} }';
-    const r = await send(sidecar.proxyPort, {
+    const r = await send(stack.sidecar.proxyPort, {
       method: 'POST', path: '/v1/commands/thermostat/set-temperature', body,
-      headers: { ...keyHeader(keys.alice), 'content-type': 'application/json' },
+      headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
     });
     expect(r.status, r.text).toBe(201);
-    const posts = writes(backend);
+    const posts = writes(stack.backend);
     expect(posts).toHaveLength(1);
     expect(posts[0]!.url).toBe('/v1/commands/thermostat/set-temperature');
     expect(posts[0]!.body.equals(Buffer.from(body))).toBe(true);
   });
 
   test('POST command with foreign deviceId → 403, backend received no POST', async () => {
-    const r = await send(sidecar.proxyPort, {
+    const r = await send(stack.sidecar.proxyPort, {
       method: 'POST', path: '/v1/commands/thermostat/set-temperature', body: '{"deviceId":"dev-bob-1","payload":{}}',
-      headers: { ...keyHeader(keys.alice), 'content-type': 'application/json' },
+      headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
     });
     expect(r.status, r.text).toBe(403);
     errorBody(r);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test('POST command with nonexistent / missing / non-string deviceId → refused, no POST', async () => {
     for (const body of ['{"deviceId":"dev-nobody"}', '{}', '{"deviceId":["dev-alice-1"]}', '{"deviceId":null}', '{"deviceId":{"id":"dev-alice-1"}}', '[]', 'null']) {
-      const r = await send(sidecar.proxyPort, {
+      const r = await send(stack.sidecar.proxyPort, {
         method: 'POST', path: '/v1/commands/thermostat/set', body,
-        headers: { ...keyHeader(keys.alice), 'content-type': 'application/json' },
+        headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
       });
       expect([400, 403, 404, 422], `${body} → ${r.status} ${r.text}`).toContain(r.status);
     }
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test('GET /v1/commands/{id} of a foreign device command → 403, never leaked', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/commands/cmd-bob-1', headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/commands/cmd-bob-1', headers: keyHeader(stack.keys.alice) });
     expect(r.status, r.text).toBe(403);
     expect(r.text).not.toMatch(/BOB_CMD|dev-bob/);
   });
 
   test('GET /v1/commands (list) with scoped key never leaks bob commands', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/commands', headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/commands', headers: keyHeader(stack.keys.alice) });
     expect(r.text).not.toMatch(/BOB_CMD|dev-bob/);
   });
 });

@@ -1,24 +1,10 @@
 // Attack 11: smuggling, connection reuse, odd methods, huge headers, odd owner ids.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
-  createKeySet, keyHeader, rawSend, send, startBackend, startSidecar, writes,
-  type Backend, type KeySet, type Sidecar,
+  keyHeader, rawSend, send, useStack, writes,
 } from './harness.ts';
 
-let backend: Backend;
-let sidecar: Sidecar;
-let keys: KeySet;
-
-beforeAll(async () => {
-  backend = await startBackend();
-  keys = await createKeySet();
-  sidecar = await startSidecar({ upstream: backend.url, store: keys.store });
-});
-afterAll(async () => {
-  await sidecar?.stop();
-  await backend?.close();
-});
-beforeEach(() => backend.reset());
+const stack = useStack();
 
 const statuses = (raw: string) => [...raw.matchAll(/HTTP\/1\.[01] (\d{3})/g)].map((m) => Number(m[1]));
 
@@ -27,11 +13,11 @@ describe('request smuggling / framing', () => {
     const smuggled = `GET /v1/sites HTTP/1.1\r\nHost: x\r\n\r\n`;
     const body = `0\r\n\r\n${smuggled}`;
     const payload =
-      `POST /v1/commands/t/a HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\nContent-Type: application/json\r\n` +
+      `POST /v1/commands/t/a HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${body.length}\r\nTransfer-Encoding: chunked\r\n\r\n${body}`;
-    const r = await rawSend(sidecar.proxyPort, payload);
+    const r = await rawSend(stack.sidecar.proxyPort, payload);
     expect(r.status, r.raw).toBe(400);
-    expect(backend.received.map((x) => x.url)).toEqual([]);
+    expect(stack.backend.received.map((x) => x.url)).toEqual([]);
   });
 
   test.each([
@@ -44,40 +30,40 @@ describe('request smuggling / framing', () => {
   ])('obfuscated TE (%s) + CL → refused, nothing forwarded', async (te) => {
     const body = '{"deviceId":"dev-alice-1"}';
     const payload =
-      `POST /v1/commands/t/a HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\nContent-Type: application/json\r\n` +
+      `POST /v1/commands/t/a HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${body.length}\r\n${te}\r\nConnection: close\r\n\r\n${body}`;
-    const r = await rawSend(sidecar.proxyPort, payload);
+    const r = await rawSend(stack.sidecar.proxyPort, payload);
     expect(statuses(r.raw).every((s) => s >= 400), r.raw).toBe(true);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test('two different Content-Length headers → 400', async () => {
     const body = '{"deviceId":"dev-alice-1"}';
     const payload =
-      `POST /v1/commands/t/a HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\nContent-Type: application/json\r\n` +
+      `POST /v1/commands/t/a HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${body.length}\r\nContent-Length: 5\r\nConnection: close\r\n\r\n${body}`;
-    const r = await rawSend(sidecar.proxyPort, payload);
+    const r = await rawSend(stack.sidecar.proxyPort, payload);
     expect(r.status, r.raw).toBe(400);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test('pipelined second request without a key on the same connection → 401, not forwarded', async () => {
     const payload =
-      `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\n\r\n` +
+      `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\n\r\n` +
       `GET /v1/sites HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`;
-    const r = await rawSend(sidecar.proxyPort, payload);
+    const r = await rawSend(stack.sidecar.proxyPort, payload);
     expect(statuses(r.raw), r.raw).toEqual([200, 401]);
-    expect(backend.received.map((x) => x.url)).toEqual(['/v1/devices?referenceId=alice']);
+    expect(stack.backend.received.map((x) => x.url)).toEqual(['/v1/devices?referenceId=alice']);
   });
 
   test('keep-alive connection: alice then bob keys → each gets own identity (no per-connection auth cache)', async () => {
     const payload =
-      `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\n\r\n` +
-      `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.bob.key}\r\n\r\n` +
-      `GET /v1/devices/dev-alice-1 HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.bob.key}\r\nConnection: close\r\n\r\n`;
-    const r = await rawSend(sidecar.proxyPort, payload);
+      `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\n\r\n` +
+      `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.bob.key}\r\n\r\n` +
+      `GET /v1/devices/dev-alice-1 HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.bob.key}\r\nConnection: close\r\n\r\n`;
+    const r = await rawSend(stack.sidecar.proxyPort, payload);
     expect(statuses(r.raw), r.raw).toEqual([200, 200, 403]);
-    const lists = backend.received.filter((x) => x.url.startsWith('/v1/devices?'));
+    const lists = stack.backend.received.filter((x) => x.url.startsWith('/v1/devices?'));
     expect(lists.map((x) => [x.url, x.headers['x-keygate-reference-id']])).toEqual([
       ['/v1/devices?referenceId=alice', 'alice'],
       ['/v1/devices?referenceId=bob', 'bob'],
@@ -88,89 +74,89 @@ describe('request smuggling / framing', () => {
   test('Expect: 100-continue on a scoped command is handled and judged on the real body', async () => {
     const body = '{"deviceId":"dev-bob-1"}';
     const r = await rawSend(
-      sidecar.proxyPort,
-      `POST /v1/commands/t/a HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n${body}`,
+      stack.sidecar.proxyPort,
+      `POST /v1/commands/t/a HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n${body}`,
     );
     expect(statuses(r.raw).filter((s) => s !== 100), r.raw).toEqual([403]);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 });
 
 describe('huge inputs', () => {
   test('huge header (64 KiB) → 431/400, nothing forwarded, sidecar alive', async () => {
-    const r = await rawSend(sidecar.proxyPort, `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\nConnection: close\r\n\r\n`);
+    const r = await rawSend(stack.sidecar.proxyPort, `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\nConnection: close\r\n\r\n`);
     expect([400, 431, 0]).toContain(r.status);
-    expect(backend.received).toHaveLength(0);
-    expect((await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) })).status).toBe(200);
+    expect(stack.backend.received).toHaveLength(0);
+    expect((await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.alice) })).status).toBe(200);
   });
 
   test('huge key header (64 KiB key) → 401/431/400', async () => {
-    const r = await rawSend(sidecar.proxyPort, `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: api_${'a'.repeat(64 * 1024)}\r\nConnection: close\r\n\r\n`);
+    const r = await rawSend(stack.sidecar.proxyPort, `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: api_${'a'.repeat(64 * 1024)}\r\nConnection: close\r\n\r\n`);
     expect([400, 401, 431, 0]).toContain(r.status);
-    expect(backend.received).toHaveLength(0);
+    expect(stack.backend.received).toHaveLength(0);
   });
 
   test('very long URL (32 KiB) → refused, not forwarded to a foreign device', async () => {
-    const r = await send(sidecar.proxyPort, { path: `/v1/devices/${'x'.repeat(32 * 1024)}`, headers: keyHeader(keys.alice) }).catch(() => ({ status: 0, text: '' }));
+    const r = await send(stack.sidecar.proxyPort, { path: `/v1/devices/${'x'.repeat(32 * 1024)}`, headers: keyHeader(stack.keys.alice) }).catch(() => ({ status: 0, text: '' }));
     expect(r.status === 0 || r.status >= 400).toBe(true);
-    expect(writes(backend)).toHaveLength(0);
+    expect(writes(stack.backend)).toHaveLength(0);
   });
 
   test('many query parameters (5000 referenceId variants) → still only referenceId=alice', async () => {
     const q = Array.from({ length: 5000 }, (_, i) => (i % 2 ? 'referenceId=bob' : `ReferenceId[${i}]=bob`)).join('&');
-    const r = await send(sidecar.proxyPort, { path: `/v1/devices?${q}`, headers: keyHeader(keys.alice) }).catch(() => ({ status: 0, text: '' }));
+    const r = await send(stack.sidecar.proxyPort, { path: `/v1/devices?${q}`, headers: keyHeader(stack.keys.alice) }).catch(() => ({ status: 0, text: '' }));
     if (r.status === 200) {
-      expect(backend.received).toHaveLength(1);
-      expect(backend.received[0]!.url.toLowerCase()).not.toContain('bob');
-    } else expect(backend.received).toHaveLength(0);
+      expect(stack.backend.received).toHaveLength(1);
+      expect(stack.backend.received[0]!.url.toLowerCase()).not.toContain('bob');
+    } else expect(stack.backend.received).toHaveLength(0);
   });
 });
 
 describe('methods', () => {
   test('scoped HEAD /v1/devices: refused, or forwarded only with the injected filter', async () => {
-    const r = await send(sidecar.proxyPort, { method: 'HEAD', path: '/v1/devices?referenceId=bob', headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { method: 'HEAD', path: '/v1/devices?referenceId=bob', headers: keyHeader(stack.keys.alice) });
     if (r.status < 300) {
-      for (const x of backend.received) {
+      for (const x of stack.backend.received) {
         expect(new URL(x.url, 'http://x').searchParams.getAll('referenceId')).toEqual(['alice']);
       }
     } else {
       expect([403, 405]).toContain(r.status);
-      expect(backend.received.filter((x) => x.method === 'HEAD')).toHaveLength(0);
+      expect(stack.backend.received.filter((x) => x.method === 'HEAD')).toHaveLength(0);
     }
   });
 
   test('scoped HEAD foreign device → not 2xx', async () => {
-    const r = await send(sidecar.proxyPort, { method: 'HEAD', path: '/v1/devices/dev-bob-1', headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { method: 'HEAD', path: '/v1/devices/dev-bob-1', headers: keyHeader(stack.keys.alice) });
     expect([403, 404, 405]).toContain(r.status);
-    expect(backend.received.filter((x) => x.method === 'HEAD')).toHaveLength(0);
+    expect(stack.backend.received.filter((x) => x.method === 'HEAD')).toHaveLength(0);
   });
 
   test.each(['OPTIONS', 'TRACE', 'PROPFIND', 'PURGE', 'LINK', 'SEARCH', 'QUERY'])('scoped %s /v1/devices/dev-alice-1 → 403/405, nothing forwarded', async (method) => {
-    const r = await send(sidecar.proxyPort, { method, path: '/v1/devices/dev-alice-1', headers: keyHeader(keys.alice) }).catch((e: Error) => ({ status: -1, text: String(e) }));
+    const r = await send(stack.sidecar.proxyPort, { method, path: '/v1/devices/dev-alice-1', headers: keyHeader(stack.keys.alice) }).catch((e: Error) => ({ status: -1, text: String(e) }));
     // -1: rejected by the HTTP parser (unknown method) — also fine
     expect([-1, 400, 403, 405, 501], `${method}: ${r.status} ${r.text}`).toContain(r.status);
-    expect(backend.received.filter((x) => x.method === method)).toHaveLength(0);
+    expect(stack.backend.received.filter((x) => x.method === method)).toHaveLength(0);
   });
 
   test.each(['OPTIONS', 'TRACE', 'PATCH', 'DELETE', 'PUT'])('connect %s /v1/connections → 403/405', async (method) => {
-    const r = await send(sidecar.proxyPort, { method, path: '/v1/connections', headers: keyHeader(keys.connect) });
+    const r = await send(stack.sidecar.proxyPort, { method, path: '/v1/connections', headers: keyHeader(stack.keys.connect) });
     expect([403, 405], r.text).toContain(r.status);
-    expect(backend.received).toHaveLength(0);
+    expect(stack.backend.received).toHaveLength(0);
   });
 
   test('unauthenticated OPTIONS (CORS preflight style) is not forwarded', async () => {
-    const r = await send(sidecar.proxyPort, {
+    const r = await send(stack.sidecar.proxyPort, {
       method: 'OPTIONS', path: '/v1/devices',
       headers: { origin: 'https://evil.example', 'access-control-request-method': 'DELETE' },
     });
     expect(r.status).toBeGreaterThanOrEqual(200);
-    expect(backend.received).toHaveLength(0);
+    expect(stack.backend.received).toHaveLength(0);
   });
 
   test('lowercase method "get" is not treated as GET by the policy while forwarded differently', async () => {
-    const r = await rawSend(sidecar.proxyPort, `get /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\nConnection: close\r\n\r\n`);
-    if (r.status === 200) expect(backend.received.map((x) => x.url)).toEqual(['/v1/devices?referenceId=alice']);
-    else expect(backend.received).toHaveLength(0);
+    const r = await rawSend(stack.sidecar.proxyPort, `get /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\nConnection: close\r\n\r\n`);
+    if (r.status === 200) expect(stack.backend.received.map((x) => x.url)).toEqual(['/v1/devices?referenceId=alice']);
+    else expect(stack.backend.received).toHaveLength(0);
   });
 });
 
@@ -189,14 +175,14 @@ describe('owner ids that are not plain segments (command bodies)', () => {
     '.',
     '..',
   ])('deviceId %j: refused, or the lookup was exactly that single id', async (id) => {
-    const r = await send(sidecar.proxyPort, {
+    const r = await send(stack.sidecar.proxyPort, {
       method: 'POST', path: '/v1/commands/t/a', body: JSON.stringify({ deviceId: id }),
-      headers: { ...keyHeader(keys.alice), 'content-type': 'application/json' },
+      headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
     });
-    const posts = writes(backend);
+    const posts = writes(stack.backend);
     if (posts.length > 0) {
       // forwarded: the ownership proof must have been about exactly this id
-      const lookups = backend.received.filter((x) => x.method === 'GET');
+      const lookups = stack.backend.received.filter((x) => x.method === 'GET');
       expect(lookups.length).toBeGreaterThan(0);
       for (const l of lookups) {
         const rest = l.url.slice('/v1/devices/'.length);
@@ -212,13 +198,13 @@ describe('owner ids that are not plain segments (command bodies)', () => {
   });
 
   test('GET /v1/devices/{id} with an id containing %3F: lookup and forward refer to the same single id', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-1%3Fx', headers: keyHeader(keys.alice) });
-    for (const x of backend.received) expect(x.url).toBe('/v1/devices/dev-alice-1%3Fx');
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices/dev-alice-1%3Fx', headers: keyHeader(stack.keys.alice) });
+    for (const x of stack.backend.received) expect(x.url).toBe('/v1/devices/dev-alice-1%3Fx');
     expect([403, 404]).toContain(r.status);
   });
 
   test('GET /v1/devices/{id} with %23: no fragment truncation into alice id', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-1%23/../../sites', headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices/dev-alice-1%23/../../sites', headers: keyHeader(stack.keys.alice) });
     expect([400, 403, 404]).toContain(r.status);
     expect(r.text).not.toMatch(/site-1|HQ/);
   });

@@ -1,8 +1,7 @@
 // Attacks 9 + 10: logs never hold a secret, one access line per request; SIGTERM drains.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
-  createKey, createKeySet, keyHeader, rawSend, revokeKey, send, sleep, startBackend, startSidecar,
-  type Backend, type KeyInfo, type KeySet, type Sidecar,
+  createKey, createKeySet, keyHeader, rawSend, revokeKey, send, sleep, startBackend, startSidecar, type Backend, type KeyInfo, type KeySet, type Sidecar,
 } from './harness.ts';
 
 let backend: Backend;

@@ -1,24 +1,10 @@
 // Attacks 4 + 5: injected filter is the only one; method override never reaches the backend.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
-  createKeySet, keyHeader, send, startBackend, startSidecar, writes,
-  type Backend, type KeySet, type Sidecar,
+  keyHeader, send, useStack, writes,
 } from './harness.ts';
 
-let backend: Backend;
-let sidecar: Sidecar;
-let keys: KeySet;
-
-beforeAll(async () => {
-  backend = await startBackend();
-  keys = await createKeySet();
-  sidecar = await startSidecar({ upstream: backend.url, store: keys.store });
-});
-afterAll(async () => {
-  await sidecar?.stop();
-  await backend?.close();
-});
-beforeEach(() => backend.reset());
+const stack = useStack();
 
 function safeDecode(s: string): string {
   try {
@@ -69,8 +55,8 @@ const VARIANTS: string[] = [
 
 describe('referenceId variants (scoped alice) → backend gets exactly one referenceId=alice, no bob', () => {
   test.each(VARIANTS)('GET /v1/devices?%s', async (q) => {
-    const r = await send(sidecar.proxyPort, { path: `/v1/devices?${q}`, headers: keyHeader(keys.alice) });
-    const got = backend.received.map((x) => x.url);
+    const r = await send(stack.sidecar.proxyPort, { path: `/v1/devices?${q}`, headers: keyHeader(stack.keys.alice) });
+    const got = stack.backend.received.map((x) => x.url);
     if (r.status === 400) {
       // refusing an ambiguous query is also safe
       expect(got).toEqual([]);
@@ -87,38 +73,38 @@ describe('referenceId variants (scoped alice) → backend gets exactly one refer
   });
 
   test('other query parameters survive filter injection', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices?page=2&perPage=10', headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices?page=2&perPage=10', headers: keyHeader(stack.keys.alice) });
     expect(r.status).toBe(200);
-    const sp = new URL(backend.received[0]!.url, 'http://x').searchParams;
+    const sp = new URL(stack.backend.received[0]!.url, 'http://x').searchParams;
     expect(sp.get('page')).toBe('2');
     expect(sp.get('perPage')).toBe('10');
     expect(sp.getAll('referenceId')).toEqual(['alice']);
   });
 
   test('referenceId in query of a single-device read does not confuse ownership', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-bob-1?referenceId=alice', headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices/dev-bob-1?referenceId=alice', headers: keyHeader(stack.keys.alice) });
     expect(r.status).toBe(403);
     expect(r.text).not.toMatch(/BOB/);
   });
 
   test('bob key gets bob, with alice variants injected', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices?referenceId=alice&ReferenceId=alice', headers: keyHeader(keys.bob) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices?referenceId=alice&ReferenceId=alice', headers: keyHeader(stack.keys.bob) });
     expect(r.status).toBe(200);
-    expect(new URL(backend.received[0]!.url, 'http://x').searchParams.getAll('referenceId')).toEqual(['bob']);
-    expect(backend.received[0]!.url.toLowerCase()).not.toContain('alice');
+    expect(new URL(stack.backend.received[0]!.url, 'http://x').searchParams.getAll('referenceId')).toEqual(['bob']);
+    expect(stack.backend.received[0]!.url.toLowerCase()).not.toContain('alice');
   });
 
   test('server key: the client referenceId is passed through untouched (no injection for server)', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices?referenceId=bob', headers: keyHeader(keys.server) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices?referenceId=bob', headers: keyHeader(stack.keys.server) });
     expect(r.status).toBe(200);
-    expect(backend.received.map((x) => x.url)).toEqual(['/v1/devices?referenceId=bob']);
+    expect(stack.backend.received.map((x) => x.url)).toEqual(['/v1/devices?referenceId=bob']);
   });
 });
 
 const OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 
 function noOverrideReached() {
-  for (const x of backend.received) {
+  for (const x of stack.backend.received) {
     for (const h of OVERRIDE_HEADERS) expect(x.headers[h], `${h} reached backend on ${x.method} ${x.url}`).toBeUndefined();
     expect(safeDecode(x.url).toLowerCase(), `_method reached backend: ${x.url}`).not.toMatch(/_method/);
   }
@@ -128,14 +114,14 @@ describe('method override (stripped or refused, never a write)', () => {
   for (const h of ['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override']) {
     for (const verb of ['DELETE', 'PUT', 'PATCH', 'POST']) {
       test(`scoped GET own device with ${h}: ${verb}`, async () => {
-        const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-1', headers: { ...keyHeader(keys.alice), [h]: verb } });
+        const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices/dev-alice-1', headers: { ...keyHeader(stack.keys.alice), [h]: verb } });
         expect([200, 400, 403], r.text).toContain(r.status);
-        expect(writes(backend)).toHaveLength(0);
+        expect(writes(stack.backend)).toHaveLength(0);
         noOverrideReached();
       });
     }
     test(`server GET with ${h}: DELETE → header not forwarded`, async () => {
-      const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-bob-1', headers: { ...keyHeader(keys.server), [h]: 'DELETE' } });
+      const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices/dev-bob-1', headers: { ...keyHeader(stack.keys.server), [h]: 'DELETE' } });
       expect([200, 400, 403]).toContain(r.status);
       noOverrideReached();
     });
@@ -143,33 +129,33 @@ describe('method override (stripped or refused, never a write)', () => {
 
   test.each(['_method=DELETE', '_method=PUT', '_METHOD=DELETE', '%5Fmethod=DELETE', '_method=delete&x=1', 'x=1&_method=PATCH'])(
     'scoped GET own device ?%s', async (q) => {
-      const r = await send(sidecar.proxyPort, { path: `/v1/devices/dev-alice-1?${q}`, headers: keyHeader(keys.alice) });
+      const r = await send(stack.sidecar.proxyPort, { path: `/v1/devices/dev-alice-1?${q}`, headers: keyHeader(stack.keys.alice) });
       expect([200, 400, 403], r.text).toContain(r.status);
-      expect(writes(backend)).toHaveLength(0);
+      expect(writes(stack.backend)).toHaveLength(0);
       noOverrideReached();
     },
   );
 
   test('scoped list ?_method=DELETE → not forwarded as override', async () => {
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices?_method=DELETE', headers: keyHeader(keys.alice) });
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices?_method=DELETE', headers: keyHeader(stack.keys.alice) });
     expect([200, 400, 403]).toContain(r.status);
     noOverrideReached();
   });
 
   test('scoped command POST with X-HTTP-Method-Override: DELETE → header stripped or refused', async () => {
-    const r = await send(sidecar.proxyPort, {
+    const r = await send(stack.sidecar.proxyPort, {
       method: 'POST', path: '/v1/commands/thermostat/set?_method=DELETE', body: '{"deviceId":"dev-alice-1"}',
-      headers: { ...keyHeader(keys.alice), 'content-type': 'application/json', 'x-http-method-override': 'DELETE', 'x-method-override': 'PUT' },
+      headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json', 'x-http-method-override': 'DELETE', 'x-method-override': 'PUT' },
     });
     expect([201, 400, 403]).toContain(r.status);
-    for (const w of writes(backend)) expect(w.method).toBe('POST');
+    for (const w of writes(stack.backend)) expect(w.method).toBe('POST');
     noOverrideReached();
   });
 
   test('override header listed in Connection header (hop-by-hop trick) still never reaches backend', async () => {
-    const r = await send(sidecar.proxyPort, {
+    const r = await send(stack.sidecar.proxyPort, {
       path: '/v1/devices/dev-alice-1',
-      headers: { ...keyHeader(keys.alice), 'x-http-method-override': 'DELETE', connection: 'keep-alive, x-http-method-override' },
+      headers: { ...keyHeader(stack.keys.alice), 'x-http-method-override': 'DELETE', connection: 'keep-alive, x-http-method-override' },
     });
     expect([200, 400, 403]).toContain(r.status);
     noOverrideReached();

@@ -2,8 +2,7 @@
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
-  createKeySet, errorBody, keyHeader, send, startBackend, startSidecar,
-  type Backend, type KeySet, type Sidecar,
+  createKeySet, errorBody, keyHeader, send, startBackend, startSidecar, type Backend, type KeySet, type Sidecar,
 } from './harness.ts';
 
 // Keygate's upstream timeouts are not part of the external contract; we only require

@@ -1,0 +1,28 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/sidecar.ts';
+
+// bin/keygate.js's shebang carries Keygate's Node flags; every other way of starting it
+// (the image, npm start, npm run demo) must pass the same ones.
+const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
+const shebang = read('bin/keygate.js').split('\n', 1)[0]!;
+const flags = shebang.replace('#!/usr/bin/env -S node', '').trim();
+
+describe('entrypoint', () => {
+  it('the shebang runs node with explicit flags', () => {
+    expect(shebang.startsWith('#!/usr/bin/env -S node ')).toBe(true);
+    expect(flags).toMatch(/^--max-semi-space-size=\d+$/);
+  });
+
+  it('the Dockerfile ENTRYPOINT passes the same flags to the same file', () => {
+    const entry = /^ENTRYPOINT (\[.*\])$/m.exec(read('Dockerfile'))?.[1];
+    expect(JSON.parse(entry!)).toEqual(['node', ...flags.split(' '), 'bin/keygate.js']);
+  });
+
+  it('npm start and npm run demo pass the same flags', () => {
+    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts.start).toBe(`node ${flags} bin/keygate.js`);
+    expect(scripts.demo).toBe(`node ${flags} bin/keygate.js demo`);
+  });
+});
