@@ -42,7 +42,7 @@ export interface MemoryReport {
   readonly pass: boolean;
 }
 
-/** Any gauge that looks like a cache size (none today; see the note in the report). */
+/** Gauges that look like cache sizes (`keygate_cache_entries{cache}`). */
 function cacheSizes(samples: readonly Sample[]): Record<string, number> | null {
   const found = samples.filter((s) => /cache/.test(s.name) && /(size|entries|items)/.test(s.name));
   if (found.length === 0) return null;

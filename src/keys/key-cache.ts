@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { KeygateError } from '../errors/keygate-error.ts';
+import { NegativeCache } from './negative-cache.ts';
 import { toPrincipal, type Principal } from './principal.ts';
 import { isValidReferenceId, type KeyRecord } from './key-record.ts';
 import type { KeyStore } from './store.ts';
@@ -29,14 +30,15 @@ export interface KeyCacheObserver {
 const NOOP: KeyCacheObserver = { hit() {}, miss() {}, storeQuery() {} };
 
 /**
- * Key hash -> principal. Found and unknown keys live in separate bounded LRUs so a flood
- * of bad keys can only evict other bad keys (DESIGN: authenticate). Concurrent misses for
+ * Key hash -> principal. Found keys live in a bounded LRU, unknown ones in a separate
+ * fixed-size table (negative-cache.ts), so a flood of bad keys can only evict other bad
+ * keys (DESIGN: authenticate). Concurrent misses for
  * one hash share a single store query. A store failure is never cached and never admits.
  */
 export class KeyCache {
   readonly #store: KeyStore;
   readonly #positive: LRUCache<string, Principal>;
-  readonly #negative: LRUCache<string, true>;
+  readonly #negative: NegativeCache;
   readonly #inflight = new Map<string, Promise<Principal | undefined>>();
   readonly #observer: KeyCacheObserver;
   #queries = 0;
@@ -45,7 +47,7 @@ export class KeyCache {
     this.#store = store;
     this.#observer = observer;
     this.#positive = new LRUCache({ max: options.positiveMax, ttl: options.positiveTtlMs, ttlAutopurge: false, updateAgeOnGet: false });
-    this.#negative = new LRUCache({ max: options.negativeMax, ttl: options.negativeTtlMs, ttlAutopurge: false, updateAgeOnGet: false });
+    this.#negative = new NegativeCache(options.negativeMax, options.negativeTtlMs);
     store.onRevoked?.((keyHash) => this.evict(keyHash));
   }
 
@@ -55,7 +57,7 @@ export class KeyCache {
   }
 
   get sizes(): { positive: number; negative: number } {
-    return { positive: this.#positive.size, negative: this.#negative.size };
+    return { positive: this.#positive.size, negative: this.#negative.size() };
   }
 
   evict(keyHash: string): void {
@@ -69,7 +71,7 @@ export class KeyCache {
       this.#observer.hit('positive');
       return found;
     }
-    if (this.#negative.get(keyHash) === true) {
+    if (this.#negative.has(keyHash)) {
       this.#observer.hit('negative');
       return undefined;
     }
@@ -114,7 +116,7 @@ export class KeyCache {
     // as a header-injection attempt or a 500 later in the pipeline.
     if (record === undefined || record.revokedAt !== null ||
         (record.referenceId !== null && !isValidReferenceId(record.referenceId))) {
-      this.#negative.set(keyHash, true);
+      this.#negative.add(keyHash);
       return undefined;
     }
     const principal = toPrincipal(record);

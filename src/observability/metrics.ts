@@ -15,6 +15,8 @@ export class Metrics {
   readonly policyInfo: Gauge<'version'>;
   readonly inflight: Gauge;
   readonly logLinesDropped: Counter;
+  readonly cacheEntries: Gauge<'cache'>;
+  #cacheSizes: () => Record<string, number> = () => ({});
   readonly #children = new Map<string, { inc(): void }>();
   readonly #latencyChildren = new Map<string, { observe(v: number): void }>();
 
@@ -38,6 +40,16 @@ export class Metrics {
     this.reloads = new Counter({ name: 'keygate_policy_reloads_total', help: 'Policy reloads by result', labelNames: ['result'], registers });
     this.policyInfo = new Gauge({ name: 'keygate_policy_info', help: 'The policy version in force (value 1)', labelNames: ['version'], registers });
     this.inflight = new Gauge({ name: 'keygate_requests_in_flight', help: 'Requests being handled', registers });
+    const sizes = (): Record<string, number> => this.#cacheSizes();
+    this.cacheEntries = new Gauge({
+      name: 'keygate_cache_entries',
+      help: 'Entries in Keygate\'s bounded caches: positive and negative key caches, attribute (owner) cache',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        for (const [cache, n] of Object.entries(sizes())) this.labels(cache).set(n);
+      },
+    });
     let reported = 0;
     this.logLinesDropped = new Counter({
       name: 'keygate_log_lines_dropped_total',
@@ -49,6 +61,11 @@ export class Metrics {
         reported = now;
       },
     });
+  }
+
+  /** Where the cache-entry gauge reads its figures at scrape time. */
+  watchCaches(sizes: () => Record<string, number>): void {
+    this.#cacheSizes = sizes;
   }
 
   /** Label children are cached per label set so the hot path does one map probe. */

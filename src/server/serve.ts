@@ -40,6 +40,10 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
   });
 }
 
+function prefixed(prefix: string, o: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [prefix + k, v]));
+}
+
 /** Loads policies and the store, fails fast on either, then opens both listeners. */
 export async function startKeygate(config: ServeConfig, loggers: Loggers): Promise<RunningKeygate> {
   const logger = loggers.logger;
@@ -50,6 +54,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers): Promi
   const keys = new KeyCache(store, config.keyCache, metrics.keyCacheObserver());
   const upstream = createUpstream(config.upstream, config.upstreamOptions);
   const attributes = new BackendAttributes(upstream);
+  metrics.watchCaches(() => ({ ...prefixed('key_', keys.sizes), attributes: attributes.size }));
   let draining = false;
 
   const proxyServer = createServer(

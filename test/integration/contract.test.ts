@@ -133,7 +133,7 @@ describe('errors, logs and metrics', () => {
     await send(f.sidecar.url, 'GET', '/v1/devices', { headers: key(f.keys.alice) });
     const m = (await send(f.sidecar.opsUrl, 'GET', '/metrics')).text;
     expect(m).toMatch(/keygate_requests_total\{decision="allow",key_type="scoped",route="GET \/v1\/devices",status="200"\} \d+/);
-    for (const name of ['keygate_request_duration_seconds_bucket', 'keygate_key_cache_total', 'keygate_store_query_duration_seconds', 'keygate_upstream_errors_total', 'keygate_attribute_lookups_total', 'keygate_policy_reloads_total', 'keygate_log_lines_dropped_total']) {
+    for (const name of ['keygate_request_duration_seconds_bucket', 'keygate_key_cache_total', 'keygate_store_query_duration_seconds', 'keygate_upstream_errors_total', 'keygate_attribute_lookups_total', 'keygate_policy_reloads_total', 'keygate_log_lines_dropped_total', 'keygate_cache_entries']) {
       expect(m).toContain(name);
     }
     expect(m).toMatch(/keygate_key_cache_total\{result="hit"\} [1-9]/);
