@@ -45,13 +45,15 @@ export class LogDestination {
         const big = Buffer.from(line);
         this.#full.push(big);
         this.#pending += big.length;
-        return this.#maybeDrain();
+        this.#maybeDrain();
+        return true;
       }
     }
     const n = this.#slab.write(line, this.#used);
     this.#used += n;
     this.#pending += n;
-    return this.#maybeDrain();
+    this.#maybeDrain();
+    return true;
   }
 
   /** Writes what is buffered; `cb` runs once everything written before this call is out. */
@@ -76,9 +78,8 @@ export class LogDestination {
     }
   }
 
-  #maybeDrain(): boolean {
+  #maybeDrain(): void {
     if (!this.#writing && this.#pending >= this.#minLength) this.#drain();
-    return true;
   }
 
   /** Moves the filled part of the slab to the queue and starts a fresh slab. */

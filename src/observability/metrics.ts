@@ -1,6 +1,12 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { KeyCacheObserver } from '../keys/key-cache.ts';
 
+/** Figures that live elsewhere and are read when /metrics is scraped. */
+export interface ScrapeSources {
+  droppedLogLines?: () => number;
+  cacheSizes?: () => Record<string, number>;
+}
+
 /** Every metric Keygate exports; names are part of the README's contract. */
 export class Metrics {
   readonly registry = new Registry();
@@ -16,12 +22,11 @@ export class Metrics {
   readonly inflight: Gauge;
   readonly logLinesDropped: Counter;
   readonly cacheEntries: Gauge<'cache'>;
-  #cacheSizes: () => Record<string, number> = () => ({});
+  #sources: Required<ScrapeSources> = { droppedLogLines: () => 0, cacheSizes: () => ({}) };
   readonly #children = new Map<string, { inc(): void }>();
   readonly #latencyChildren = new Map<string, { observe(v: number): void }>();
 
-  /** `droppedLogLines` reads the log destination's drop count when /metrics is scraped. */
-  constructor(droppedLogLines: () => number = () => 0) {
+  constructor() {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'keygate_process_' });
     this.requests = new Counter({ name: 'keygate_requests_total', help: 'Requests by decision, key type, route template and status', labelNames: ['decision', 'key_type', 'route', 'status'], registers });
@@ -40,14 +45,14 @@ export class Metrics {
     this.reloads = new Counter({ name: 'keygate_policy_reloads_total', help: 'Policy reloads by result', labelNames: ['result'], registers });
     this.policyInfo = new Gauge({ name: 'keygate_policy_info', help: 'The policy version in force (value 1)', labelNames: ['version'], registers });
     this.inflight = new Gauge({ name: 'keygate_requests_in_flight', help: 'Requests being handled', registers });
-    const sizes = (): Record<string, number> => this.#cacheSizes();
+    const sources = (): Required<ScrapeSources> => this.#sources;
     this.cacheEntries = new Gauge({
       name: 'keygate_cache_entries',
       help: 'Entries in Keygate\'s bounded caches: positive and negative key caches, attribute (owner) cache',
       labelNames: ['cache'],
       registers,
       collect() {
-        for (const [cache, n] of Object.entries(sizes())) this.labels(cache).set(n);
+        for (const [cache, n] of Object.entries(sources().cacheSizes())) this.labels(cache).set(n);
       },
     });
     let reported = 0;
@@ -56,16 +61,16 @@ export class Metrics {
       help: 'Log lines dropped because stdout was not read fast enough',
       registers,
       collect() {
-        const now = droppedLogLines();
+        const now = sources().droppedLogLines();
         if (now > reported) this.inc(now - reported);
         reported = now;
       },
     });
   }
 
-  /** Where the cache-entry gauge reads its figures at scrape time. */
-  watchCaches(sizes: () => Record<string, number>): void {
-    this.#cacheSizes = sizes;
+  /** Where the scrape-time metrics (cache entries, dropped log lines) read their figures. */
+  watch(sources: ScrapeSources): void {
+    this.#sources = { ...this.#sources, ...sources };
   }
 
   /** Label children are cached per label set so the hot path does one map probe. */

@@ -6,7 +6,7 @@ import type { CompiledResource } from '../policy/model.ts';
 import { fillTemplate } from '../policy/route-template.ts';
 import type { Condition } from './authorize.ts';
 import { bufferedRequest } from './forward.ts';
-import { parseStrictJson } from './strict-json.ts';
+import { parseUpstreamStrict } from './strict-json.ts';
 
 /** A resource object as the backend describes it (a device: `{id, referenceId, …}`), or null: no such resource. */
 export type Attributes = Readonly<Record<string, unknown>> | null;
@@ -94,14 +94,9 @@ export class BackendAttributes implements AttributeSource {
         let value: Attributes;
         if (res.status === 404 || res.status === 410) value = null;
         else if (res.status >= 200 && res.status < 300) {
-          let parsed: unknown;
-          try {
-            // Strict: with two `referenceId` keys, JSON.parse would keep the last and a
-            // client's parser might show the first; such an answer proves nothing.
-            parsed = parseStrictJson(res.body.toString('utf8'));
-          } catch {
-            throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `lookup of ${resource.name} ${id}: body is not strict JSON` });
-          }
+          // Strict: with two `referenceId` keys, JSON.parse would keep the last and a
+          // client's parser might show the first; such an answer proves nothing.
+          const parsed = parseUpstreamStrict(res.body.toString('utf8'), `lookup of ${resource.name} ${id}`);
           if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
             throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `lookup of ${resource.name} ${id}: not an object` });
           }

@@ -5,7 +5,7 @@ import { contradicts, satisfies, type AttributeSource } from './attributes.ts';
 import type { Condition } from './authorize.ts';
 import type { BufferedResponse } from './forward.ts';
 import { forbidden, proveByLookup } from './prove.ts';
-import { parseStrictJson } from './strict-json.ts';
+import { parseUpstreamStrict } from './strict-json.ts';
 
 /** Checks a buffered backend answer; returns what the client may see, or throws. */
 export type ResponseCheck = (res: BufferedResponse) => Promise<BufferedResponse> | BufferedResponse;
@@ -30,13 +30,7 @@ function parseFast(text: string): unknown {
 }
 
 /** Slow path: duplicate keys are refused (JSON.parse keeps the last, a client may keep the first). */
-function parseStrict(text: string): unknown {
-  try {
-    return parseStrictJson(text);
-  } catch (err) {
-    throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `checked response is not strict JSON: ${(err as KeygateError).detail ?? ''}` });
-  }
-}
+const parseStrict = (text: string): unknown => parseUpstreamStrict(text, 'checked response');
 
 /**
  * Only a 2xx answer carries the resource Keygate can check. Any other answer on a checked
@@ -106,26 +100,28 @@ export function listCheck(resource: CompiledResource, conditions: readonly Condi
       else if (ok && kept !== null) kept.push(items[i]);
     }
     if (Array.isArray(body)) return kept === null ? res : reserialised(res, kept, { 'x-keygate-filtered': String(items.length - kept.length) });
-    const envelope = body as Record<string, unknown>;
-    let extras = false;
-    for (const k in envelope) {
-      const v = envelope[k];
-      if (k !== 'data' && v !== null && typeof v === 'object') extras = true;
-    }
+    const page = scalarEnvelope(body as Record<string, unknown>);
     // The usual case: the backend's bytes go out untouched.
-    if (kept === null && !extras) return res;
-    const page: Record<string, unknown> = {};
-    for (const k in envelope) {
-      const v = envelope[k];
-      if (k === 'data' || v === null || typeof v !== 'object') page[k] = v;
-    }
-    if (kept === null) return reserialised(res, page);
-    page.data = kept;
+    if (kept === null) return page === null ? res : reserialised(res, page);
+    const out = page ?? { ...(body as Record<string, unknown>) };
+    out.data = kept;
     // The backend's counts included other users' items; they would tell how many there are.
-    if ('totalItems' in page) page.totalItems = kept.length;
-    if ('totalPages' in page) page.totalPages = 1;
-    return reserialised(res, page, { 'x-keygate-filtered': String(items.length - kept.length) });
+    if ('totalItems' in out) out.totalItems = kept.length;
+    if ('totalPages' in out) out.totalPages = 1;
+    return reserialised(res, out, { 'x-keygate-filtered': String(items.length - kept.length) });
   };
+}
+
+/** The envelope without its non-scalar fields besides `data`, or null when it has none. */
+function scalarEnvelope(envelope: Record<string, unknown>): Record<string, unknown> | null {
+  let page: Record<string, unknown> | null = null;
+  for (const k in envelope) {
+    const v = envelope[k];
+    if (k === 'data' || v === null || typeof v !== 'object') continue;
+    page ??= { ...envelope };
+    delete page[k];
+  }
+  return page;
 }
 
 function itemsOf(body: unknown): unknown[] {

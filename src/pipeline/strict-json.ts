@@ -142,3 +142,15 @@ class Parser {
     }
   }
 }
+
+/**
+ * A backend answer Keygate must prove something from, parsed strictly: duplicate keys (or
+ * anything not JSON) make it unusable, which is the backend's fault, so 502.
+ */
+export function parseUpstreamStrict(text: string, what: string): unknown {
+  try {
+    return parseStrictJson(text);
+  } catch (err) {
+    throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `${what} is not strict JSON: ${(err as KeygateError).detail ?? ''}` });
+  }
+}

@@ -40,21 +40,20 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
   });
 }
 
-function prefixed(prefix: string, o: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(o).map(([k, v]) => [prefix + k, v]));
-}
-
 /** Loads policies and the store, fails fast on either, then opens both listeners. */
 export async function startKeygate(config: ServeConfig, loggers: Loggers): Promise<RunningKeygate> {
   const logger = loggers.logger;
   const policy = new PolicyHolder(loadPolicy(config.policies));
   const store = await openStore(config.store);
-  const metrics = new Metrics(() => loggers.droppedLines());
+  const metrics = new Metrics();
   metrics.policyInfo.labels(policy.current.version).set(1);
   const keys = new KeyCache(store, config.keyCache, metrics.keyCacheObserver());
   const upstream = createUpstream(config.upstream, config.upstreamOptions);
   const attributes = new BackendAttributes(upstream);
-  metrics.watchCaches(() => ({ ...prefixed('key_', keys.sizes), attributes: attributes.size }));
+  metrics.watch({
+    droppedLogLines: () => loggers.droppedLines(),
+    cacheSizes: () => ({ key_positive: keys.sizes.positive, key_negative: keys.sizes.negative, attributes: attributes.size }),
+  });
   let draining = false;
 
   const proxyServer = createServer(
