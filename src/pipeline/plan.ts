@@ -57,46 +57,64 @@ function idFromQuery(query: string, name: string): string {
   return idFromValue(found, { from: 'query', name });
 }
 
+/** What a plan needs besides the request: the path (query rewritten) and how to check the answer. */
+interface Draft {
+  readonly decision: Decision;
+  readonly path: string;
+  body: Plan['body'];
+  check: ResponseCheck | null;
+}
+
 /**
  * authorize → mutate → (prove) : everything Keygate decides about one request, without
  * touching the network except for attribute lookups. `keygate serve` executes the plan;
- * `keygate policy test` compares it with what a test file expects.
+ * `keygate policy test` compares it with what a test file expects. Synchronous unless a
+ * body must be read or an attribute lookup misses the cache: the warm path allocates no
+ * promise.
  */
-export async function plan(ctx: PlanContext, principal: Principal, req: IncomingRequest, decision: Decision = authorize(ctx.policy, principal, req.method, req.target)): Promise<Plan> {
+export function plan(ctx: PlanContext, principal: Principal, req: IncomingRequest, decision: Decision = authorize(ctx.policy, principal, req.method, req.target)): Plan | Promise<Plan> {
   const conditions = decision.conditions;
   const route = decision.route;
   const e = conditions === null || route === null ? null : route.enforcement;
   // A body id must be the only id: a backend that also reads `?deviceId=` must not find another one.
   const query = mutateQuery(req.target.query, e?.kind === 'filter' ? conditions : null, e?.kind === 'lookup' && e.id.from === 'body' ? e.id.name : undefined);
-  const path = query === '' ? req.target.path : req.target.path + '?' + query;
-  let body: Plan['body'] = 'stream';
-  let check: ResponseCheck | null = null;
-
-  if (e !== null && conditions !== null && route !== null) {
-    if (e.kind === 'filter') check = listCheck(route.resource, conditions);
-    else if (e.kind === 'response') check = responseCheck(route.resource, conditions);
-    else if (e.kind === 'lookup') {
-      let id: string | undefined;
-      if (e.id.from === 'path') id = idFromValue(decision.params[e.id.name], e.id);
-      else if (e.id.from === 'query') id = idFromQuery(req.target.query, e.id.name);
-      else if (e.id.from === 'body') {
-        checkJsonBodyHeaders(req.headers['content-type'], req.headers['content-encoding'], req.headers['content-length'], req.maxBodyBytes);
-        body = await req.readBody(req.maxBodyBytes);
+  const draft: Draft = { decision, path: query === '' ? req.target.path : req.target.path + '?' + query, body: 'stream', check: null };
+  if (e === null || conditions === null || route === null) return complete(draft, principal, req);
+  if (e.kind === 'filter') draft.check = listCheck(route.resource, conditions);
+  else if (e.kind === 'response') draft.check = responseCheck(route.resource, conditions);
+  else if (e.kind === 'lookup') {
+    if (e.id.from === 'body') {
+      checkJsonBodyHeaders(req.headers['content-type'], req.headers['content-encoding'], req.headers['content-length'], req.maxBodyBytes);
+      return req.readBody(req.maxBodyBytes).then((body) => {
+        draft.body = body;
         const json = parseJsonBody(body);
         if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new KeygateError('MISSING_RESOURCE_ID', { detail: 'body is not a JSON object' });
-        id = idFromValue((json as Record<string, unknown>)[e.id.name], e.id);
-      }
-      if (id === undefined) check = responseIdCheck(ctx.attributes, e.resource, e.id, conditions, principal, req.requestId);
-      else {
-        await proveByLookup(ctx.attributes, e.resource, id, conditions, principal, req.requestId);
-        // The read of the looked-up resource itself is checked again on the answer, so a
-        // backend that answers differently (or a resource that moved within the lookup
-        // TTL) still cannot show another user's object.
-        if (e.resource === route.resource && e.resource.lookup?.template.text === route.template.text) check = responseCheck(route.resource, conditions);
-      }
+        return proveThenComplete(ctx, draft, principal, req, idFromValue((json as Record<string, unknown>)[e.id.name], e.id));
+      });
     }
+    const id = e.id.from === 'path' ? idFromValue(decision.params[e.id.name], e.id) : e.id.from === 'query' ? idFromQuery(req.target.query, e.id.name) : undefined;
+    if (id === undefined) draft.check = responseIdCheck(ctx.attributes, e.resource, e.id, conditions, principal, req.requestId);
+    else return proveThenComplete(ctx, draft, principal, req, id);
   }
+  return complete(draft, principal, req);
+}
 
+/** A lookup route with its id in hand: prove ownership first, then finish the plan. */
+function proveThenComplete(ctx: PlanContext, draft: Draft, principal: Principal, req: IncomingRequest, id: string): Plan | Promise<Plan> {
+  const route = draft.decision.route!;
+  const conditions = draft.decision.conditions!;
+  const e = route.enforcement;
+  if (e.kind !== 'lookup') throw new Error('proveThenComplete on a route without a lookup');
+  // The read of the looked-up resource itself is checked again on the answer, so a
+  // backend that answers differently (or a resource that moved within the lookup TTL)
+  // still cannot show another user's object.
+  if (e.resource === route.resource && e.resource.lookup?.template.text === route.template.text) draft.check = responseCheck(route.resource, conditions);
+  const proven = proveByLookup(ctx.attributes, e.resource, id, conditions, principal, req.requestId);
+  return proven instanceof Promise ? proven.then(() => complete(draft, principal, req)) : complete(draft, principal, req);
+}
+
+function complete(draft: Draft, principal: Principal, req: IncomingRequest): Plan {
+  let body = draft.body;
   const { headers, hasBody } = buildUpstreamHeaders({
     rawHeaders: req.rawHeaders,
     principal,
@@ -106,6 +124,6 @@ export async function plan(ctx: PlanContext, principal: Principal, req: Incoming
   });
   if (body === 'stream' && !hasBody) body = null;
   // HEAD on a checked route: fetch with GET so there is a body to check; Node drops it for HEAD.
-  const method = check !== null && req.method === 'HEAD' ? 'GET' : req.method;
-  return { decision, method, path, headers, body, check };
+  const method = draft.check !== null && req.method === 'HEAD' ? 'GET' : req.method;
+  return { decision: draft.decision, method, path: draft.path, headers, body, check: draft.check };
 }

@@ -1,7 +1,7 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { CompiledResource, IdSource } from '../policy/model.ts';
-import { satisfies, type AttributeSource } from './attributes.ts';
+import { satisfies, type AttributeSource, type Attributes } from './attributes.ts';
 import type { Condition } from './authorize.ts';
 
 export function forbidden(detail: string): KeygateError {
@@ -16,17 +16,26 @@ export function idFromValue(v: unknown, source: IdSource): string {
   throw new KeygateError('MISSING_RESOURCE_ID', { detail: `${source.from}.${source.name} is missing or not a well-formed string` });
 }
 
-/** Looks the resource's attributes up (cached) and requires every condition to hold. */
-export async function proveByLookup(
+function judge(attrs: Attributes, resource: CompiledResource, id: string, conditions: readonly Condition[]): void {
+  // Not found and not yours look the same from outside: both 403, so ids cannot be probed.
+  if (attrs === null) throw forbidden(`${resource.name} ${id} not found`);
+  if (!satisfies(attrs, resource, conditions)) throw forbidden(`${resource.name} ${id} does not satisfy the key's conditions`);
+}
+
+/**
+ * Looks the resource's attributes up and requires every condition to hold. Synchronous
+ * (returns, or throws) when the attributes are cached; a promise only when the backend
+ * must be asked, so a warm request never waits a microtask for its answer.
+ */
+export function proveByLookup(
   source: AttributeSource,
   resource: CompiledResource,
   id: string,
   conditions: readonly Condition[],
   principal: Principal,
   requestId: string,
-): Promise<void> {
-  const attrs = await source.get(resource, id, principal, requestId);
-  // Not found and not yours look the same from outside: both 403, so ids cannot be probed.
-  if (attrs === null) throw forbidden(`${resource.name} ${id} not found`);
-  if (!satisfies(attrs, resource, conditions)) throw forbidden(`${resource.name} ${id} does not satisfy the key's conditions`);
+): void | Promise<void> {
+  const attrs = source.get(resource, id, principal, requestId);
+  if (attrs instanceof Promise) return attrs.then((a) => judge(a, resource, id, conditions));
+  judge(attrs, resource, id, conditions);
 }

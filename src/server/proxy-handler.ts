@@ -5,14 +5,14 @@ import { renderError } from '../errors/render.ts';
 import type { KeyCache } from '../keys/key-cache.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { AccessLog } from '../observability/access-log.ts';
-import type { Metrics } from '../observability/metrics.ts';
+import { DECISIONS, type DecisionIndex, type Metrics } from '../observability/metrics.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
 import type { AttributeSource } from '../pipeline/attributes.ts';
 import { authenticate, KEY_HEADER } from '../pipeline/authenticate.ts';
 import { authorize, isKnownMethod } from '../pipeline/authorize.ts';
 import { canonicalize, type Target } from '../pipeline/canonical-path.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
-import { bufferedRequest, streamForward, type BufferedResponse } from '../pipeline/forward.ts';
+import { bufferedDispatch, streamForward, type BufferedResponse, type BufferSink, type StreamSink } from '../pipeline/forward.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
 import { plan, type Plan } from '../pipeline/plan.ts';
 import { readBody } from '../pipeline/request-body.ts';
@@ -28,12 +28,12 @@ export interface ProxyDeps {
   readonly maxBodyBytes: number;
 }
 
-function decisionOf(status: number, err: KeygateError | undefined): string {
-  if (err === undefined) return 'allow';
-  if (status === 401) return 'unauthenticated';
-  if (status === 403) return 'forbidden';
-  if (status < 500) return 'invalid';
-  return 'error';
+function decisionOf(status: number, err: KeygateError | undefined): DecisionIndex {
+  if (err === undefined) return 0; // allow
+  if (status === 401) return 1; // unauthenticated
+  if (status === 403) return 2; // forbidden
+  if (status < 500) return 3; // invalid
+  return 4; // error
 }
 
 /** The route template for metrics and logs, also for refused requests (error path only). */
@@ -53,92 +53,160 @@ function toKeygateError(err: unknown): KeygateError {
   return new KeygateError('INTERNAL_ERROR', { detail: err instanceof Error ? (err.stack ?? err.message) : String(err), cause: err });
 }
 
-function writeChecked(res: ServerResponse, r: BufferedResponse, original: Buffer, requestId: string): number {
-  const changed = r.body !== original;
-  res.writeHead(r.status, responseHeaders(r.headers, requestId, changed ? r.body.length : undefined));
-  res.end(r.body);
-  return r.status;
-}
-
-async function execute(deps: ProxyDeps, p: Plan, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<number> {
-  const body = p.body === 'stream' ? req : p.body;
-  const upstreamRequest = { method: p.method, path: p.path, headers: p.headers, body };
-  if (p.check === null) return streamForward(deps.upstream, upstreamRequest, res, requestId);
-  const answer = await bufferedRequest(deps.upstream, upstreamRequest);
-  const checked = await p.check(answer);
-  if (checked.headers['x-keygate-filtered'] !== undefined) deps.metrics.filteredItems.labels(p.decision.route?.template.text ?? '-').inc(Number(checked.headers['x-keygate-filtered']));
-  return writeChecked(res, checked, answer.body, requestId);
-}
-
 /**
- * The proxy listener's request handler: authenticate → canonicalize → authorize/mutate
- * (plan) → forward, then one access line and the metrics. Every failure becomes a
- * KeygateError and goes through the single renderer.
+ * One request through the pipeline: authenticate → canonicalize → authorize/mutate (plan)
+ * → forward, then one access line and the metrics. Every failure becomes a KeygateError
+ * and goes through the single renderer.
+ *
+ * Written as one object whose methods run the stages, rather than an async function: on
+ * a warm request (key cached, no lookup to wait for) every stage is synchronous, and the
+ * only asynchronous edges are the backend's answer and the client's socket. An async
+ * function here cost several promises and microtask hops per request, which at load is
+ * CPU the proxy does not have (see the README's Performance section).
  */
-export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const maxBodyBytes = deps.maxBodyBytes;
-  const readRequestBody = (req: IncomingMessage) => (max: number) => readBody(req, max);
+class Exchange implements StreamSink, BufferSink {
+  readonly #deps: ProxyDeps;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #started = performance.now();
+  readonly #requestId = nextRequestId();
+  #principal: Principal | undefined = undefined;
+  #route = '-';
+  #plan: Plan | null = null;
+  #finished = false;
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = performance.now();
-    const requestId = nextRequestId();
-    deps.metrics.inflight.inc();
-    let principal: Principal | undefined;
-    let route = '-';
-    let status = 0;
-    let failure: KeygateError | undefined;
+  constructor(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse) {
+    this.#deps = deps;
+    this.#req = req;
+    this.#res = res;
+  }
+
+  start(): void {
+    this.#deps.metrics.inFlight++;
     try {
-      const auth = authenticate(req.headers[KEY_HEADER], deps.keys);
-      principal = auth instanceof Promise ? await auth : auth;
+      const auth = authenticate(this.#req.headers[KEY_HEADER], this.#deps.keys);
+      if (auth instanceof Promise) auth.then((p) => this.#authorized(p), (err: unknown) => this.#fail(err));
+      else this.#authorized(auth);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  #authorized(principal: Principal): void {
+    this.#principal = principal;
+    try {
+      const req = this.#req;
       const target = canonicalize(req.url ?? '');
-      const policy = deps.policy.current;
+      const policy = this.#deps.policy.current;
       const method = req.method ?? 'GET';
       let decision;
       try {
         decision = authorize(policy, principal, method, target);
       } catch (err) {
-        route = routeLabel(policy, method, target);
+        this.#route = routeLabel(policy, method, target);
         throw err;
       }
-      route = decision.route?.template.text ?? 'undeclared';
-      const p = await plan({ policy, attributes: deps.attributes }, principal, {
+      this.#route = decision.route?.template.text ?? 'undeclared';
+      const planned = plan({ policy, attributes: this.#deps.attributes }, principal, {
         method,
         target,
         rawHeaders: req.rawHeaders,
         headers: req.headers,
         remoteAddress: req.socket.remoteAddress,
-        requestId,
-        readBody: readRequestBody(req),
-        maxBodyBytes,
+        requestId: this.#requestId,
+        readBody: (max) => readBody(req, max),
+        maxBodyBytes: this.#deps.maxBodyBytes,
       }, decision);
-      status = await execute(deps, p, req, res, requestId);
+      if (planned instanceof Promise) planned.then((p) => this.#execute(p), (err: unknown) => this.#fail(err));
+      else this.#execute(planned);
     } catch (err) {
-      failure = toKeygateError(err);
-      status = failure.status;
-      if (status >= 502) deps.metrics.upstreamErrors.labels(failure.code).inc();
-      renderError(res, failure, requestId);
+      this.#fail(err);
     }
-    const seconds = (performance.now() - started) / 1000;
+  }
+
+  #execute(p: Plan): void {
+    try {
+      this.#plan = p;
+      const body = p.body === 'stream' ? this.#req : p.body;
+      const request = { method: p.method, path: p.path, headers: p.headers, body };
+      if (p.check === null) streamForward(this.#deps.upstream, request, this.#res, this.#requestId, this);
+      else bufferedDispatch(this.#deps.upstream, request, this);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  // StreamSink
+  streamed(status: number): void {
+    this.#finish(status, undefined);
+  }
+
+  streamFailed(err: KeygateError): void {
+    this.#fail(err);
+  }
+
+  // BufferSink
+  answered(answer: BufferedResponse): void {
+    try {
+      const checked = this.#plan!.check!(answer);
+      if (checked instanceof Promise) checked.then((c) => this.#release(c, answer.body), (err: unknown) => this.#fail(err));
+      else this.#release(checked, answer.body);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  bufferFailed(err: KeygateError): void {
+    this.#fail(err);
+  }
+
+  /** Sends a checked answer: the backend's bytes, or Keygate's re-serialisation when items were dropped. */
+  #release(checked: BufferedResponse, original: Buffer): void {
+    const filtered = checked.headers['x-keygate-filtered'];
+    if (filtered !== undefined) this.#deps.metrics.filteredItems.labels(this.#route).inc(Number(filtered));
+    const changed = checked.body !== original;
+    this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, changed ? checked.body.length : undefined));
+    this.#res.end(checked.body);
+    this.#finish(checked.status, undefined);
+  }
+
+  #fail(err: unknown): void {
+    if (this.#finished) return;
+    const failure = toKeygateError(err);
+    if (failure.status >= 502) this.#deps.metrics.upstreamErrors.labels(failure.code).inc();
+    try {
+      renderError(this.#res, failure, this.#requestId);
+    } catch (renderFailure) {
+      // A response that cannot even carry an error (socket gone, headers half-written): cut it.
+      this.#res.destroy(renderFailure as Error);
+    }
+    this.#finish(failure.status, failure);
+  }
+
+  #finish(status: number, failure: KeygateError | undefined): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const seconds = (performance.now() - this.#started) / 1000;
     const decision = decisionOf(status, failure);
-    deps.metrics.inflight.dec();
-    deps.metrics.countRequest(decision, principal?.type ?? 'none', route, status);
-    deps.metrics.observeLatency(decision, seconds);
+    const deps = this.#deps;
+    deps.metrics.requestFinished(decision, this.#principal?.type ?? 'none', this.#route, status, seconds);
     deps.access.write({
-      requestId,
-      method: req.method,
-      path: pathOf(req.url),
-      route,
-      keyId: principal?.id,
-      keyType: principal?.type,
-      decision,
+      requestId: this.#requestId,
+      method: this.#req.method,
+      path: pathOf(this.#req.url),
+      route: this.#route,
+      keyId: this.#principal?.id,
+      keyType: this.#principal?.type,
+      decision: DECISIONS[decision],
       status,
       code: failure?.code,
       detail: failure?.detail,
       latencyMs: Math.round(seconds * 100_000) / 100,
     });
   }
+}
 
-  return (req, res) => {
-    void handle(req, res);
-  };
+/** The proxy listener's request handler. */
+export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => new Exchange(deps, req, res).start();
 }
