@@ -1,5 +1,24 @@
 import type { ServerResponse } from 'node:http';
+import { ERRORS, type ErrorCode } from './catalogue.ts';
 import { KeygateError } from './keygate-error.ts';
+
+/** The body up to the request id, per catalogue entry: a refusal flood re-serialises nothing. */
+const PREFIXES = new Map<ErrorCode, string>();
+
+function bodyOf(err: KeygateError, requestId: string): string {
+  const entry = ERRORS[err.code];
+  if (err.status !== entry.status || err.message !== entry.message) {
+    return JSON.stringify({ error: { status: err.status, code: err.code, message: err.message }, requestId });
+  }
+  let prefix = PREFIXES.get(err.code);
+  if (prefix === undefined) {
+    const whole = JSON.stringify({ error: { status: err.status, code: err.code, message: err.message }, requestId: '' });
+    prefix = whole.slice(0, -2); // without the closing `"}`
+    PREFIXES.set(err.code, prefix);
+  }
+  // Request ids are Keygate's own (hex, '-', base36): nothing in them needs escaping.
+  return prefix + requestId + '"}';
+}
 
 /**
  * The single place that writes an error response: JSON with a stable code and the
@@ -11,10 +30,7 @@ export function renderError(res: ServerResponse, err: KeygateError, requestId: s
     res.destroy(err);
     return;
   }
-  const body = JSON.stringify({
-    error: { status: err.status, code: err.code, message: err.message },
-    requestId,
-  });
+  const body = bodyOf(err, requestId);
   const headers: Record<string, string | number> = {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),

@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { checksum, generateKey, hashKey, parseKey } from '../../src/keys/key-format.ts';
 
@@ -15,6 +16,39 @@ describe('key format', () => {
     expect(keys.size).toBe(2000);
     const bodies = [...keys].map((k) => k.slice(4, 36)).join('');
     expect(new Set(bodies).size).toBe(62);
+  });
+
+  it('computes the checksum exactly as zlib CRC-32 in base62, so keys minted before stay valid', () => {
+    const alphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+    const zlibChecksum = (s: string): string => {
+      let v = crc32(s);
+      let out = '';
+      for (let i = 0; i < 6; i++) {
+        out = alphabet[v % 62] + out;
+        v = Math.floor(v / 62);
+      }
+      return out;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const head = generateKey(i % 2 === 0 ? 'api_' : 'scoped_').slice(0, -6);
+      expect(checksum(head)).toBe(zlibChecksum(head));
+    }
+    // A key minted by an earlier release (zlib CRC-32) still parses.
+    const head = 'api_' + 'Z'.repeat(32);
+    expect(parseKey(head + zlibChecksum(head))).toBe('api_');
+  });
+
+  it('refuses a check suffix that spells the right CRC plus 2^32 (one spelling per key)', () => {
+    const k = generateKey('api_');
+    const head = k.slice(0, -6);
+    const alphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+    let v = crc32(head) + 2 ** 32;
+    let alt = '';
+    for (let i = 0; i < 6; i++) {
+      alt = alphabet[v % 62] + alt;
+      v = Math.floor(v / 62);
+    }
+    expect(parseKey(head + alt)).toBeUndefined();
   });
 
   it('refuses any single-character change (checksum)', () => {
