@@ -31,6 +31,34 @@ function str(s: string): string {
 }
 
 /**
+ * `String(ms)` for a latency rounded to hundredths, from small integers: V8 caches the
+ * strings of small integers, while printing a double (or the 13-digit time) runs the
+ * general shortest-representation algorithm, measured at a fifth of the line's cost.
+ */
+export function msText(ms: number): string {
+  const h = Math.round(ms * 100);
+  if (!(h >= 0 && h < 0x4000_0000) || h / 100 !== ms) return String(ms);
+  const frac = h % 100;
+  const whole = (h - frac) / 100;
+  if (frac === 0) return String(whole);
+  if (frac % 10 === 0) return whole + '.' + frac / 10;
+  return whole + (frac < 10 ? '.0' : '.') + frac;
+}
+
+let lastTime = 0;
+let lastTimeText = '0';
+
+/** Date.now() as text, printed once per millisecond (many lines share one at load). */
+function timeText(): string {
+  const now = Date.now();
+  if (now !== lastTime) {
+    lastTime = now;
+    lastTimeText = String(now);
+  }
+  return lastTimeText;
+}
+
+/**
  * One access line per request, in pino's line format (`level`, `time`, `service`, …,
  * `msg`) on pino's destination, but written by hand. The fields are fixed and never hold
  * a header, so the generic serializer (and redaction) buys nothing here, and it cost
@@ -48,7 +76,7 @@ export class AccessLog {
 
   write(r: AccessRecord): void {
     if (!this.enabled) return;
-    let line = `{"level":30,"time":${Date.now()},"service":"keygate","requestId":${str(r.requestId)}`;
+    let line = `{"level":30,"time":${timeText()},"service":"keygate","requestId":${str(r.requestId)}`;
     if (r.method !== undefined) line += `,"method":${str(r.method)}`;
     if (r.path !== undefined) line += `,"path":${str(r.path)}`;
     line += `,"route":${str(r.route)}`;
@@ -57,6 +85,6 @@ export class AccessLog {
     line += `,"decision":${str(r.decision)},"status":${r.status}`;
     if (r.code !== undefined) line += `,"code":${str(r.code)}`;
     if (r.detail !== undefined) line += `,"detail":${json(r.detail)}`;
-    this.#destination.write(`${line},"latencyMs":${r.latencyMs},"msg":"access"}\n`);
+    this.#destination.write(`${line},"latencyMs":${msText(r.latencyMs)},"msg":"access"}\n`);
   }
 }
