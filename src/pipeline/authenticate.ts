@@ -6,23 +6,34 @@ import type { Principal } from '../keys/principal.ts';
 
 export const KEY_HEADER = 'texture-api-key';
 
-function admit(principal: Principal | undefined, prefix: string): Principal {
-  if (principal === undefined) throw new KeygateError('KEY_INVALID', { detail: 'unknown or revoked' });
-  if (principal.expiresAtMs <= Date.now()) throw new KeygateError('KEY_INVALID', { detail: 'expired' });
+// Each refusal is built once and shared (frozen): they hold nothing of the request, and
+// a flood of bad keys should construct nothing per request.
+const MISSING = Object.freeze(new KeygateError('KEY_MISSING'));
+const REPEATED = Object.freeze(new KeygateError('KEY_MALFORMED', { detail: 'header repeated' }));
+const MALFORMED = Object.freeze(new KeygateError('KEY_MALFORMED'));
+const UNKNOWN = Object.freeze(new KeygateError('KEY_INVALID', { detail: 'unknown or revoked' }));
+const EXPIRED = Object.freeze(new KeygateError('KEY_INVALID', { detail: 'expired' }));
+const WRONG_PREFIX = Object.freeze(new KeygateError('KEY_INVALID', { detail: 'prefix does not match key type' }));
+
+function admit(principal: Principal | undefined, prefix: string): Principal | KeygateError {
+  if (principal === undefined) return UNKNOWN;
+  if (principal.expiresAtMs <= Date.now()) return EXPIRED;
   // A key is only valid with the prefix its type was minted with (seed 002).
-  if (prefixFor(principal.type) !== prefix) throw new KeygateError('KEY_INVALID', { detail: 'prefix does not match key type' });
+  if (prefixFor(principal.type) !== prefix) return WRONG_PREFIX;
   return principal;
 }
 
 /**
  * Stage 1: who is calling. Malformed keys are refused on their shape alone (prefix,
  * length, alphabet, checksum) so garbage never reaches the cache or the store.
+ * A refusal (401) is returned, not thrown: a flood of bad keys is the case to make cheap.
+ * Only a store failure throws (or rejects).
  */
-export function authenticate(header: string | string[] | undefined, cache: KeyCache): Principal | Promise<Principal> {
-  if (header === undefined || header === '') throw new KeygateError('KEY_MISSING');
-  if (typeof header !== 'string') throw new KeygateError('KEY_MALFORMED', { detail: 'header repeated' });
+export function authenticate(header: string | string[] | undefined, cache: KeyCache): Principal | KeygateError | Promise<Principal | KeygateError> {
+  if (header === undefined || header === '') return MISSING;
+  if (typeof header !== 'string') return REPEATED;
   const prefix = parseKey(header);
-  if (prefix === undefined) throw new KeygateError('KEY_MALFORMED');
+  if (prefix === undefined) return MALFORMED;
   const found = cache.lookup(hashKey(header));
   return found instanceof Promise ? found.then((p) => admit(p, prefix)) : admit(found, prefix);
 }

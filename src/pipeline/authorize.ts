@@ -20,6 +20,21 @@ export interface Decision {
 }
 
 const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
+
+// Refusals carry no request-specific data (no stack either), so each kind is built once
+// and shared, frozen, by every request that earns it: a 403 flood constructs no errors.
+const NO_ROUTE = Object.freeze(new KeygateError('ROUTE_NOT_ALLOWED', { detail: 'no rule matches this route' }));
+const NOT_GRANTED = new WeakMap<CompiledRoute, KeygateError>();
+const UNPROVABLE = new WeakMap<CompiledRoute, KeygateError>();
+
+function refusalFor(cache: WeakMap<CompiledRoute, KeygateError>, route: CompiledRoute, make: () => KeygateError): KeygateError {
+  let err = cache.get(route);
+  if (err === undefined) {
+    err = Object.freeze(make());
+    cache.set(route, err);
+  }
+  return err;
+}
 const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 
 export function isKnownMethod(method: string): method is Method {
@@ -64,13 +79,22 @@ export function rolesOf(policy: CompiledPolicy, principal: Principal): string[] 
   return principal.roles.length === 0 ? (typeRoles as string[]) : [...typeRoles, ...principal.roles];
 }
 
+/** authorize, throwing the refusal: for callers off the hot path (policy tests, explain). */
+export function authorize(policy: CompiledPolicy, principal: Principal, method: string, target: Target): Decision {
+  const d = decide(policy, principal, method, target);
+  if (d instanceof KeygateError) throw d;
+  return d;
+}
+
 /**
  * Stage 2: may this key do this? Default deny (invariant 1): no matching route and no
  * unconditioned `*` grant means 403 for every method. Roles are tried in order; the first
  * that grants the route's permission and whose conditions the route can prove decides.
+ * A refusal is returned, not thrown: in a 403 flood, throwing and catching it cost more
+ * than deciding.
  */
-export function authorize(policy: CompiledPolicy, principal: Principal, method: string, target: Target): Decision {
-  if (!isKnownMethod(method)) throw new KeygateError('METHOD_NOT_ALLOWED', { detail: method, headers: { allow: METHODS.join(', ') } });
+export function decide(policy: CompiledPolicy, principal: Principal, method: string, target: Target): Decision | KeygateError {
+  if (!isKnownMethod(method)) return new KeygateError('METHOD_NOT_ALLOWED', { detail: method, headers: { allow: METHODS.join(', ') } });
   const match = policy.matcher.match(method, target.segments);
   const roles = rolesOf(policy, principal);
   const route = match?.value ?? null;
@@ -95,9 +119,9 @@ export function authorize(policy: CompiledPolicy, principal: Principal, method: 
     }
     return { route, params: match!.params, conditions, role: name };
   }
-  if (route === null) throw new KeygateError('ROUTE_NOT_ALLOWED', { detail: 'no rule matches this route' });
-  if (unprovable) throw new KeygateError('RESOURCE_NOT_ALLOWED', { detail: `conditions cannot be proven on ${route.template.text}` });
-  throw new KeygateError('ACTION_NOT_ALLOWED', { detail: `no role grants ${route.permission}` });
+  if (route === null) return NO_ROUTE;
+  if (unprovable) return refusalFor(UNPROVABLE, route, () => new KeygateError('RESOURCE_NOT_ALLOWED', { detail: `conditions cannot be proven on ${route.template.text}` }));
+  return refusalFor(NOT_GRANTED, route, () => new KeygateError('ACTION_NOT_ALLOWED', { detail: `no role grants ${route.permission}` }));
 }
 
 function isEmpty(o: object): boolean {

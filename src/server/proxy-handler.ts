@@ -9,7 +9,7 @@ import { DECISIONS, type DecisionIndex, type Metrics } from '../observability/me
 import type { PolicyHolder } from '../policy/policy-holder.ts';
 import type { AttributeSource } from '../pipeline/attributes.ts';
 import { authenticate, KEY_HEADER } from '../pipeline/authenticate.ts';
-import { authorize, isKnownMethod } from '../pipeline/authorize.ts';
+import { decide, isKnownMethod } from '../pipeline/authorize.ts';
 import { canonicalize, type Target } from '../pipeline/canonical-path.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
 import { bufferedDispatch, streamForward, type BufferedResponse, type BufferSink, type StreamSink } from '../pipeline/forward.ts';
@@ -85,26 +85,29 @@ class Exchange implements StreamSink, BufferSink {
     this.#deps.metrics.inFlight++;
     try {
       const auth = authenticate(this.#req.headers[KEY_HEADER], this.#deps.keys);
-      if (auth instanceof Promise) auth.then((p) => this.#authorized(p), (err: unknown) => this.#fail(err));
-      else this.#authorized(auth);
+      if (auth instanceof Promise) auth.then((p) => this.#authenticated(p), (err: unknown) => this.#fail(err));
+      else this.#authenticated(auth);
     } catch (err) {
       this.#fail(err);
     }
   }
 
-  #authorized(principal: Principal): void {
+  #authenticated(principal: Principal | KeygateError): void {
+    if (principal instanceof KeygateError) {
+      this.#fail(principal);
+      return;
+    }
     this.#principal = principal;
     try {
       const req = this.#req;
       const target = canonicalize(req.url ?? '');
       const policy = this.#deps.policy.current;
       const method = req.method ?? 'GET';
-      let decision;
-      try {
-        decision = authorize(policy, principal, method, target);
-      } catch (err) {
+      const decision = decide(policy, principal, method, target);
+      if (decision instanceof KeygateError) {
         this.#route = routeLabel(policy, method, target);
-        throw err;
+        this.#fail(decision);
+        return;
       }
       this.#route = decision.route?.template.text ?? 'undeclared';
       const planned = plan({ policy, attributes: this.#deps.attributes }, principal, {
