@@ -26,6 +26,14 @@ export class KeygateError extends Error {
   }
 }
 
+/**
+ * A refusal that carries nothing of the request (no stack either), built once and shared
+ * — frozen — by every request that earns it: a 401/403 flood constructs no errors.
+ */
+export function sharedRefusal(code: ErrorCode, detail?: string): KeygateError {
+  return Object.freeze(new KeygateError(code, detail === undefined ? undefined : { detail }));
+}
+
 export function isKeygateError(err: unknown): err is KeygateError {
   return err instanceof KeygateError;
 }

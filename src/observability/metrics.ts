@@ -50,13 +50,13 @@ export class Metrics {
     this.filteredItems = new Counter({ name: 'keygate_response_items_dropped_total', help: 'List items removed because the backend returned items the key may not see', labelNames: ['route'], registers });
     this.reloads = new Counter({ name: 'keygate_policy_reloads_total', help: 'Policy reloads by result', labelNames: ['result'], registers });
     this.policyInfo = new Gauge({ name: 'keygate_policy_info', help: 'The policy version in force (value 1)', labelNames: ['version'], registers });
-    const self = this;
+    const inFlight = (): number => this.inFlight;
     this.inflight = new Gauge({
       name: 'keygate_requests_in_flight',
       help: 'Requests being handled',
       registers,
       collect() {
-        this.set(self.inFlight);
+        this.set(inFlight());
       },
     });
     const sources = (): Required<ScrapeSources> => this.#sources;

@@ -1,4 +1,4 @@
-import { KeygateError } from '../errors/keygate-error.ts';
+import { sharedRefusal, type KeygateError } from '../errors/keygate-error.ts';
 import { hashKey, parseKey } from '../keys/key-format.ts';
 import type { KeyCache } from '../keys/key-cache.ts';
 import { prefixFor } from '../keys/key-record.ts';
@@ -6,14 +6,12 @@ import type { Principal } from '../keys/principal.ts';
 
 export const KEY_HEADER = 'texture-api-key';
 
-// Each refusal is built once and shared (frozen): they hold nothing of the request, and
-// a flood of bad keys should construct nothing per request.
-const MISSING = Object.freeze(new KeygateError('KEY_MISSING'));
-const REPEATED = Object.freeze(new KeygateError('KEY_MALFORMED', { detail: 'header repeated' }));
-const MALFORMED = Object.freeze(new KeygateError('KEY_MALFORMED'));
-const UNKNOWN = Object.freeze(new KeygateError('KEY_INVALID', { detail: 'unknown or revoked' }));
-const EXPIRED = Object.freeze(new KeygateError('KEY_INVALID', { detail: 'expired' }));
-const WRONG_PREFIX = Object.freeze(new KeygateError('KEY_INVALID', { detail: 'prefix does not match key type' }));
+const MISSING = sharedRefusal('KEY_MISSING');
+const REPEATED = sharedRefusal('KEY_MALFORMED', 'header repeated');
+const MALFORMED = sharedRefusal('KEY_MALFORMED');
+const UNKNOWN = sharedRefusal('KEY_INVALID', 'unknown or revoked');
+const EXPIRED = sharedRefusal('KEY_INVALID', 'expired');
+const WRONG_PREFIX = sharedRefusal('KEY_INVALID', 'prefix does not match key type');
 
 function admit(principal: Principal | undefined, prefix: string): Principal | KeygateError {
   if (principal === undefined) return UNKNOWN;

@@ -1,4 +1,4 @@
-import { KeygateError } from '../errors/keygate-error.ts';
+import { KeygateError, sharedRefusal } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import { roleGrants, type CompiledPolicy, type CompiledRole, type CompiledRoute, type RoleCondition } from '../policy/model.ts';
 import { METHODS, type Method } from '../policy/route-template.ts';
@@ -20,22 +20,23 @@ export interface Decision {
 }
 
 const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
+const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 
-// Refusals carry no request-specific data (no stack either), so each kind is built once
-// and shared, frozen, by every request that earns it: a 403 flood constructs no errors.
-const NO_ROUTE = Object.freeze(new KeygateError('ROUTE_NOT_ALLOWED', { detail: 'no rule matches this route' }));
+// Shared refusals (see sharedRefusal); the two that name a route are kept per route.
+const NO_ROUTE = sharedRefusal('ROUTE_NOT_ALLOWED', 'no rule matches this route');
 const NOT_GRANTED = new WeakMap<CompiledRoute, KeygateError>();
 const UNPROVABLE = new WeakMap<CompiledRoute, KeygateError>();
 
-function refusalFor(cache: WeakMap<CompiledRoute, KeygateError>, route: CompiledRoute, make: () => KeygateError): KeygateError {
+function routeRefusal(cache: WeakMap<CompiledRoute, KeygateError>, route: CompiledRoute): KeygateError {
   let err = cache.get(route);
   if (err === undefined) {
-    err = Object.freeze(make());
+    err = cache === UNPROVABLE
+      ? sharedRefusal('RESOURCE_NOT_ALLOWED', `conditions cannot be proven on ${route.template.text}`)
+      : sharedRefusal('ACTION_NOT_ALLOWED', `no role grants ${route.permission}`);
     cache.set(route, err);
   }
   return err;
 }
-const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 
 export function isKnownMethod(method: string): method is Method {
   return KNOWN_METHODS.has(method);
@@ -120,8 +121,7 @@ export function decide(policy: CompiledPolicy, principal: Principal, method: str
     return { route, params: match!.params, conditions, role: name };
   }
   if (route === null) return NO_ROUTE;
-  if (unprovable) return refusalFor(UNPROVABLE, route, () => new KeygateError('RESOURCE_NOT_ALLOWED', { detail: `conditions cannot be proven on ${route.template.text}` }));
-  return refusalFor(NOT_GRANTED, route, () => new KeygateError('ACTION_NOT_ALLOWED', { detail: `no role grants ${route.permission}` }));
+  return routeRefusal(unprovable ? UNPROVABLE : NOT_GRANTED, route);
 }
 
 function isEmpty(o: object): boolean {

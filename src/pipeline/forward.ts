@@ -37,7 +37,6 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   readonly #onClose = (): void => {
     if (!this.#res.writableFinished) this.#controller?.abort(new Error('client closed the connection'));
   };
-  readonly #onDrain = (): void => this.#controller?.resume();
 
   constructor(res: ServerResponse, requestId: string, sink: StreamSink) {
     this.#res = res;
@@ -68,7 +67,7 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   onResponseData(c: Controller, chunk: Buffer): void {
     if (!this.#res.write(chunk)) {
       c.pause();
-      this.#res.once('drain', this.#onDrain);
+      this.#res.once('drain', () => c.resume());
     }
   }
 

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
-import type { CompiledPolicy } from '../policy/model.ts';
+import type { CompiledPolicy, Enforcement } from '../policy/model.ts';
 import type { AttributeSource } from './attributes.ts';
 import { authorize, type Decision } from './authorize.ts';
 import type { Target } from './canonical-path.ts';
@@ -57,6 +57,8 @@ function idFromQuery(query: string, name: string): string {
   return idFromValue(found, { from: 'query', name });
 }
 
+type LookupEnforcement = Extract<Enforcement, { kind: 'lookup' }>;
+
 /** What a plan needs besides the request: the path (query rewritten) and how to check the answer. */
 interface Draft {
   readonly decision: Decision;
@@ -89,22 +91,20 @@ export function plan(ctx: PlanContext, principal: Principal, req: IncomingReques
         draft.body = body;
         const json = parseJsonBody(body);
         if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new KeygateError('MISSING_RESOURCE_ID', { detail: 'body is not a JSON object' });
-        return proveThenComplete(ctx, draft, principal, req, idFromValue((json as Record<string, unknown>)[e.id.name], e.id));
+        return proveThenComplete(ctx, draft, e, principal, req, idFromValue((json as Record<string, unknown>)[e.id.name], e.id));
       });
     }
     const id = e.id.from === 'path' ? idFromValue(decision.params[e.id.name], e.id) : e.id.from === 'query' ? idFromQuery(req.target.query, e.id.name) : undefined;
     if (id === undefined) draft.check = responseIdCheck(ctx.attributes, e.resource, e.id, conditions, principal, req.requestId);
-    else return proveThenComplete(ctx, draft, principal, req, id);
+    else return proveThenComplete(ctx, draft, e, principal, req, id);
   }
   return complete(draft, principal, req);
 }
 
 /** A lookup route with its id in hand: prove ownership first, then finish the plan. */
-function proveThenComplete(ctx: PlanContext, draft: Draft, principal: Principal, req: IncomingRequest, id: string): Plan | Promise<Plan> {
+function proveThenComplete(ctx: PlanContext, draft: Draft, e: LookupEnforcement, principal: Principal, req: IncomingRequest, id: string): Plan | Promise<Plan> {
   const route = draft.decision.route!;
   const conditions = draft.decision.conditions!;
-  const e = route.enforcement;
-  if (e.kind !== 'lookup') throw new Error('proveThenComplete on a route without a lookup');
   // The read of the looked-up resource itself is checked again on the answer, so a
   // backend that answers differently (or a resource that moved within the lookup TTL)
   // still cannot show another user's object.
