@@ -6,19 +6,37 @@ import type { Condition } from './authorize.ts';
 import type { BufferedResponse } from './forward.ts';
 import { forbidden, proveByLookup } from './prove.ts';
 import { parseUpstreamStrict } from './strict-json.ts';
+import { provenClean, scanFields, type ScanShape } from './clean-scan.ts';
 
 /** Checks a buffered backend answer; returns what the client may see, or throws. */
 export type ResponseCheck = (res: BufferedResponse) => Promise<BufferedResponse> | BufferedResponse;
 
 const JSON_CONTENT = /json/i;
 
-function responseText(res: BufferedResponse): string {
+function isJson(res: BufferedResponse): boolean {
   const type = res.headers['content-type'];
-  if (typeof type !== 'string' || !JSON_CONTENT.test(type)) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `checked response has content-type ${String(type)}` });
-  if (res.headers['content-encoding'] !== undefined && res.headers['content-encoding'] !== 'identity') {
-    throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: 'checked response is encoded' });
-  }
+  return typeof type === 'string' && JSON_CONTENT.test(type);
+}
+
+function isIdentity(res: BufferedResponse): boolean {
+  const encoding = res.headers['content-encoding'];
+  return encoding === undefined || encoding === 'identity';
+}
+
+function responseText(res: BufferedResponse): string {
+  if (!isJson(res)) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `checked response has content-type ${String(res.headers['content-type'])}` });
+  if (!isIdentity(res)) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: 'checked response is encoded' });
   return res.body.toString('utf8');
+}
+
+/**
+ * A 2xx JSON answer whose bytes `provenClean` proves clean is released as it came, with
+ * no parse (see clean-scan.ts). Everything else — other statuses, other types, answers
+ * the scanner cannot prove — takes the full check, which decides.
+ */
+function provenCleanAnswer(res: BufferedResponse, fields: readonly string[] | null, conditions: readonly Condition[], shape: ScanShape): boolean {
+  return fields !== null && res.status >= 200 && res.status < 300 && res.status !== 204 && isJson(res) && isIdentity(res) &&
+    provenClean(res.body, fields, conditions, shape);
 }
 
 function parseFast(text: string): unknown {
@@ -86,30 +104,34 @@ function reserialised(res: BufferedResponse, value: unknown, extraHeaders: Recor
  * (it is not part of the list contract and nothing in it was checked).
  */
 export function listCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
-  return (res) => {
-    if (!needsCheck(res)) return res;
-    const text = responseText(res);
-    let body = parseFast(text);
-    let items = itemsOf(body);
-    const slow = !plain(text, resource, conditions, items.length);
-    if (slow) items = itemsOf(body = parseStrict(text));
-    let kept: unknown[] | null = null;
-    for (let i = 0; i < items.length; i++) {
-      const ok = satisfies(items[i], resource, conditions) && !(slow && foreignInside(items[i], resource, conditions));
-      if (!ok && kept === null) kept = items.slice(0, i);
-      else if (ok && kept !== null) kept.push(items[i]);
-    }
-    if (Array.isArray(body)) return kept === null ? res : reserialised(res, kept, { 'x-keygate-filtered': String(items.length - kept.length) });
-    const page = scalarEnvelope(body as Record<string, unknown>);
-    // The usual case: the backend's bytes go out untouched.
-    if (kept === null) return page === null ? res : reserialised(res, page);
-    const out = page ?? { ...(body as Record<string, unknown>) };
-    out.data = kept;
-    // The backend's counts included other users' items; they would tell how many there are.
-    if ('totalItems' in out) out.totalItems = kept.length;
-    if ('totalPages' in out) out.totalPages = 1;
-    return reserialised(res, out, { 'x-keygate-filtered': String(items.length - kept.length) });
-  };
+  const fields = scanFields(resource, conditions);
+  return (res) => (provenCleanAnswer(res, fields, conditions, 'list') ? res : checkListFully(res, resource, conditions));
+}
+
+/** listCheck without the byte scanner: parse, and filter what the key may not see. */
+export function checkListFully(res: BufferedResponse, resource: CompiledResource, conditions: readonly Condition[]): BufferedResponse {
+  if (!needsCheck(res)) return res;
+  const text = responseText(res);
+  let body = parseFast(text);
+  let items = itemsOf(body);
+  const slow = !plain(text, resource, conditions, items.length);
+  if (slow) items = itemsOf(body = parseStrict(text));
+  let kept: unknown[] | null = null;
+  for (let i = 0; i < items.length; i++) {
+    const ok = satisfies(items[i], resource, conditions) && !(slow && foreignInside(items[i], resource, conditions));
+    if (!ok && kept === null) kept = items.slice(0, i);
+    else if (ok && kept !== null) kept.push(items[i]);
+  }
+  if (Array.isArray(body)) return kept === null ? res : reserialised(res, kept, { 'x-keygate-filtered': String(items.length - kept.length) });
+  const page = scalarEnvelope(body as Record<string, unknown>);
+  // The usual case: the backend's bytes go out untouched.
+  if (kept === null) return page === null ? res : reserialised(res, page);
+  const out = page ?? { ...(body as Record<string, unknown>) };
+  out.data = kept;
+  // The backend's counts included other users' items; they would tell how many there are.
+  if ('totalItems' in out) out.totalItems = kept.length;
+  if ('totalPages' in out) out.totalPages = 1;
+  return reserialised(res, out, { 'x-keygate-filtered': String(items.length - kept.length) });
 }
 
 /** The envelope without its non-scalar fields besides `data`, or null when it has none. */
@@ -132,15 +154,19 @@ function itemsOf(body: unknown): unknown[] {
 
 /** A single resource whose own attributes are in the answer. */
 export function responseCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
-  return (res) => {
-    if (!needsCheck(res)) return res;
-    const text = responseText(res);
-    const slow = !plain(text, resource, conditions, 1);
-    const value = slow ? parseStrict(text) : parseFast(text);
-    if (!satisfies(value, resource, conditions)) throw forbidden(`${resource.name} in response does not satisfy the key's conditions`);
-    if (slow && foreignInside(value, resource, conditions)) throw forbidden(`${resource.name} in response holds another owner's object`);
-    return res;
-  };
+  const fields = scanFields(resource, conditions);
+  return (res) => (provenCleanAnswer(res, fields, conditions, 'single') ? res : checkSingleFully(res, resource, conditions));
+}
+
+/** responseCheck without the byte scanner: parse, and refuse an answer the key may not see. */
+export function checkSingleFully(res: BufferedResponse, resource: CompiledResource, conditions: readonly Condition[]): BufferedResponse {
+  if (!needsCheck(res)) return res;
+  const text = responseText(res);
+  const slow = !plain(text, resource, conditions, 1);
+  const value = slow ? parseStrict(text) : parseFast(text);
+  if (!satisfies(value, resource, conditions)) throw forbidden(`${resource.name} in response does not satisfy the key's conditions`);
+  if (slow && foreignInside(value, resource, conditions)) throw forbidden(`${resource.name} in response holds another owner's object`);
+  return res;
 }
 
 /** An answer naming another resource (a command's `deviceId`) that must be proven before it is released. */
