@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { KeyCacheObserver } from '../keys/key-cache.ts';
 import { KEY_TYPES } from '../keys/key-record.ts';
 import { FixedCounter, FixedHistogram, RequestCounter } from './scraped-metrics.ts';
@@ -19,7 +19,7 @@ export class Metrics {
   readonly requests: RequestCounter;
   readonly latency: FixedHistogram;
   readonly keyCache: FixedCounter;
-  readonly storeQuery: Histogram<'result'>;
+  readonly storeQuery: FixedHistogram;
   readonly upstreamErrors: Counter<'code'>;
   readonly lookups: Counter<'resource'>;
   readonly filteredItems: Counter<'route'>;
@@ -44,7 +44,14 @@ export class Metrics {
       [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     ));
     this.keyCache = this.#scraped(new FixedCounter('keygate_key_cache_total', 'Key cache lookups: hit (positive), negative_hit, miss', 'result', ['hit', 'negative_hit', 'miss']));
-    this.storeQuery = new Histogram({ name: 'keygate_store_query_duration_seconds', help: 'Key store query latency', labelNames: ['result'], buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5], registers });
+    // Scrape-time like the request metrics: a flood of unknown keys runs one store query per request.
+    this.storeQuery = this.#scraped(new FixedHistogram(
+      'keygate_store_query_duration_seconds',
+      'Key store query latency',
+      'result',
+      ['ok', 'error'],
+      [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
+    ));
     this.upstreamErrors = new Counter({ name: 'keygate_upstream_errors_total', help: 'Backend failures by error code', labelNames: ['code'], registers });
     this.lookups = new Counter({ name: 'keygate_attribute_lookups_total', help: 'Attribute lookups sent to the backend (cache misses)', labelNames: ['resource'], registers });
     this.filteredItems = new Counter({ name: 'keygate_response_items_dropped_total', help: 'List items removed because the backend returned items the key may not see', labelNames: ['route'], registers });
@@ -101,8 +108,7 @@ export class Metrics {
 
   keyCacheObserver(): KeyCacheObserver {
     const counts = this.keyCache.counts;
-    const ok = this.storeQuery.labels('ok');
-    const error = this.storeQuery.labels('error');
+    const storeQuery = this.storeQuery;
     return {
       hit: (kind) => {
         counts[kind === 'positive' ? 0 : 1]!++;
@@ -110,7 +116,7 @@ export class Metrics {
       miss: () => {
         counts[2]!++;
       },
-      storeQuery: (seconds, success) => (success ? ok : error).observe(seconds),
+      storeQuery: (seconds, success) => storeQuery.observe(success ? 0 : 1, seconds),
     };
   }
 }
