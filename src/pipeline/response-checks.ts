@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { CompiledResource, IdSource } from '../policy/model.ts';
@@ -26,6 +27,9 @@ function isIdentity(res: BufferedResponse): boolean {
 function responseText(res: BufferedResponse): string {
   if (!isJson(res)) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `checked response has content-type ${String(res.headers['content-type'])}` });
   if (!isIdentity(res)) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: 'checked response is encoded' });
+  // Decoding would replace bad sequences, but the bytes released are the backend's own: a
+  // client that decodes them differently (an overlong `"`, say) could read another structure.
+  if (!isUtf8(res.body)) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: 'checked response is not valid UTF-8' });
   return res.body.toString('utf8');
 }
 

@@ -51,6 +51,21 @@ describe('hardening', () => {
     expect(r.text).not.toMatch(/BOB_SECRET|"bob"/);
   });
 
+  test('H4b a checked answer that is not valid UTF-8 is refused, not relayed (an overlong quote could restructure it for a lenient decoder)', async () => {
+    const q = Buffer.from([0xc0, 0xa2]); // an overlong '"'
+    const body = Buffer.concat([
+      Buffer.from('{"data":[{"id":"dev-alice-1","referenceId":"alice","n":"x'), q, Buffer.from(','), q, Buffer.from('referenceId'), q,
+      Buffer.from(':'), q, Buffer.from('bob'), Buffer.from('"}],"page":1,"perPage":50,"totalItems":1,"totalPages":1}'),
+    ]);
+    stack.backend.responder = (rec) => (rec.method === 'GET' && rec.url.startsWith('/v1/devices?') ? { status: 200, body } : undefined);
+    const list = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.alice) });
+    expect(list.status, list.text).toBe(502);
+    expect(list.text).not.toMatch(/bob/);
+    stack.backend.responder = (rec) => (rec.method === 'GET' && rec.url === '/v1/devices/dev-alice-1' ? { status: 200, body: Buffer.concat([Buffer.from('{"id":"dev-alice-1","referenceId":"alice","n":"'), q, Buffer.from('"}')]) } : undefined);
+    const one = await send(stack.sidecar.proxyPort, { path: '/v1/devices/dev-alice-1', headers: keyHeader(stack.keys.alice) });
+    expect(one.status, one.text).toBe(502);
+  });
+
   test('H5 a lone surrogate in the command deviceId is a 4xx, not a 500', async () => {
     const r = await send(stack.sidecar.proxyPort, {
       method: 'POST', path: '/v1/commands/t/a', body: '{"deviceId":"dev-alice-1\\ud800"}',
