@@ -33,15 +33,30 @@ export function scanFields(resource: CompiledResource, conditions: readonly Cond
   if (conditions.length === 0 || conditions.length > 30) return null;
   const fields: string[] = [];
   for (const c of conditions) {
-    const path = resource.fields.get(c.attribute) ?? [c.attribute];
-    if (path.length !== 1 || !PLAIN_ASCII.test(path[0]!)) return null;
-    fields.push(path[0]!);
+    const field = scanField(resource, c.attribute);
+    if (field === null) return null;
+    fields.push(field);
   }
   return fields;
 }
 
 /** Printable ASCII without `"` and `\`: compared byte for byte with unescaped JSON strings. */
 const PLAIN_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]+$/;
+
+/** Per compiled resource (a reload compiles new ones), so a request does a map probe, not a regex test. */
+const FIELDS = new WeakMap<CompiledResource, Map<string, string | null>>();
+
+function scanField(resource: CompiledResource, attribute: string): string | null {
+  let known = FIELDS.get(resource);
+  if (known === undefined) FIELDS.set(resource, (known = new Map()));
+  let field = known.get(attribute);
+  if (field === undefined) {
+    const path = resource.fields.get(attribute) ?? [attribute];
+    field = path.length === 1 && PLAIN_ASCII.test(path[0]!) ? path[0]! : null;
+    known.set(attribute, field);
+  }
+  return field;
+}
 
 export function provenClean(body: Buffer, fields: readonly string[], conditions: readonly Condition[], shape: ScanShape): boolean {
   const s = new Scan(body, fields, conditions);

@@ -39,8 +39,7 @@ function responseText(res: BufferedResponse): string {
  * the scanner cannot prove — takes the full check, which decides.
  */
 function provenCleanAnswer(res: BufferedResponse, fields: readonly string[] | null, conditions: readonly Condition[], shape: ScanShape): boolean {
-  return fields !== null && res.status >= 200 && res.status < 300 && res.status !== 204 && isJson(res) && isIdentity(res) &&
-    provenClean(res.body, fields, conditions, shape);
+  return fields !== null && carriesResource(res.status) && isJson(res) && isIdentity(res) && provenClean(res.body, fields, conditions, shape);
 }
 
 function parseFast(text: string): unknown {
@@ -59,8 +58,12 @@ const parseStrict = (text: string): unknown => parseUpstreamStrict(text, 'checke
  * route keeps its status but not its body: a backend that ignores the filter may put
  * everyone's data in an error body too (invariant 5). 204 and 304 have no body.
  */
+function carriesResource(status: number): boolean {
+  return status >= 200 && status < 300 && status !== 204;
+}
+
 function needsCheck(res: BufferedResponse): boolean {
-  if (res.status >= 200 && res.status < 300 && res.status !== 204) return true;
+  if (carriesResource(res.status)) return true;
   if (res.status === 204 || res.status === 304) return false;
   throw new KeygateError('UPSTREAM_ERROR', { status: res.status, detail: `backend answered ${res.status} on a checked route` });
 }
