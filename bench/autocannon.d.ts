@@ -17,6 +17,15 @@ declare module 'autocannon' {
     onResponse?: (status: number, body: string, context: Record<string, unknown>, headers: Record<string, string | string[]>) => void;
   }
 
+  /**
+   * One connection, as handed to setupClient. getRequestBuffer is autocannon's own
+   * (lib/httpClient.js, undocumented): it returns the bytes of the next request to send,
+   * and the fresh-key flood replaces it on each connection. Pinned by package-lock.
+   */
+  export interface AutocannonClient extends EventEmitter {
+    getRequestBuffer(): Buffer;
+  }
+
   export interface Options {
     url: string;
     connections?: number;
@@ -28,7 +37,7 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     body?: string | Buffer;
     requests?: AutocannonRequest[];
-    setupClient?: (client: EventEmitter) => void;
+    setupClient?: (client: AutocannonClient) => void;
     excludeErrorStats?: boolean;
   }
 

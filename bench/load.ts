@@ -1,4 +1,4 @@
-import autocannon, { type AutocannonRequest } from 'autocannon';
+import autocannon, { type AutocannonClient, type AutocannonRequest } from 'autocannon';
 import { unknownKey } from './fixtures.ts';
 import { cpuSeconds, rssBytes, systemBusySeconds } from './procfs.ts';
 import type { LoadCase } from './scenarios.ts';
@@ -39,6 +39,11 @@ export interface LoadOptions {
   readonly pipelining?: number;
   /** The backend's processes, charged separately from the target's. */
   readonly backendPids: readonly number[];
+  /**
+   * Keygate's store-query count (its /metrics, one process): when given, a fresh-key run
+   * fails unless Keygate made at least one store query per response.
+   */
+  readonly storeQueries?: () => Promise<number>;
   /** Called every second with responses so far (the memory flood prints progress). */
   readonly onTick?: (responses: number) => void;
 }
@@ -52,6 +57,38 @@ function freshKeys(n: number): string[] {
   const keys = new Array<string>(n);
   for (let i = 0; i < n; i++) keys[i] = unknownKey();
   return keys;
+}
+
+/**
+ * Sends a different pre-drawn key on every request without rebuilding the request.
+ * autocannon's own way (setupRequest) runs its whole request builder before each send,
+ * which cost the load generator, on the same two cores as Keygate, about 17 µs a request:
+ * more than a third of Keygate's own 401. Instead autocannon builds each connection's
+ * request once with a placeholder key of the same length, and every send copies those
+ * bytes and writes the next key over the placeholder. The keys are shared by all
+ * connections, so no key is sent twice.
+ */
+function freshKeySender(pool: readonly string[]): { placeholder: string; setupClient: (client: AutocannonClient) => void; sent: () => number } {
+  const length = unknownKey().length;
+  if (pool.some((k) => k.length !== length)) throw new Error('fresh keys must all have one length');
+  const placeholder = '#'.repeat(length);
+  let next = 0;
+  const nextKey = (): string => (next < pool.length ? pool[next++]! : (next++, unknownKey()));
+  return {
+    placeholder,
+    sent: () => next,
+    setupClient(client) {
+      const template = client.getRequestBuffer();
+      const at = template.indexOf(placeholder, 0, 'latin1');
+      if (at === -1) throw new Error('fresh-key placeholder missing from the built request');
+      client.getRequestBuffer = () => {
+        const bytes = Buffer.allocUnsafe(template.length);
+        template.copy(bytes);
+        bytes.write(nextKey(), at, 'latin1');
+        return bytes;
+      };
+    },
+  };
 }
 
 /**
@@ -82,18 +119,18 @@ export async function runLoad(c: LoadCase, opts: LoadOptions): Promise<Measureme
       if (wrong !== undefined) fail(`${wrong}: ${body.slice(0, 200)}`);
     },
   };
+  let setupClient: ((client: AutocannonClient) => void) | undefined;
+  let keysSent = (): number => 0;
   if (c.freshKey === true) {
     // The keys are drawn before the clock starts: the load generator shares the two cores
     // with Keygate, and drawing a key (32 random characters and a CRC) cost it about as
     // much as Keygate's whole 401. Past the pool (a faster machine), keys are drawn live.
-    const pool = freshKeys(opts.amount ?? Math.ceil(opts.duration * FRESH_KEYS_PER_SECOND));
-    let next = 0;
-    // autocannon rebuilds the request (a fresh headers object) before each send when setupRequest is set.
-    request.setupRequest = (req) => {
-      req.headers['texture-api-key'] = next < pool.length ? pool[next++]! : unknownKey();
-      return req;
-    };
+    const sender = freshKeySender(freshKeys(opts.amount ?? Math.ceil(opts.duration * FRESH_KEYS_PER_SECOND)));
+    request.headers!['texture-api-key'] = sender.placeholder;
+    setupClient = sender.setupClient;
+    keysSent = sender.sent;
   }
+  const queries0 = c.freshKey === true && opts.storeQueries !== undefined ? await opts.storeQueries() : undefined;
 
   const cpu0 = cpuSeconds(c.target.pids);
   const backend0 = cpuSeconds(opts.backendPids);
@@ -107,6 +144,7 @@ export async function runLoad(c: LoadCase, opts: LoadOptions): Promise<Measureme
     ...(opts.amount === undefined ? { duration: opts.duration } : { amount: opts.amount }),
     timeout: 10,
     requests: [request],
+    ...(setupClient === undefined ? {} : { setupClient }),
   });
   // autocannon's own histogram keeps whole milliseconds and only 2xx by default; ours keeps
   // the exact time of every response, 401/403 included.
@@ -123,6 +161,15 @@ export async function runLoad(c: LoadCase, opts: LoadOptions): Promise<Measureme
   // "backend direct" charges the backend twice (it is the target too): count it once.
   const ours = clientSeconds + cpu + (c.target.pids === opts.backendPids ? 0 : backendCpu);
 
+  if (c.freshKey === true) {
+    // Proof from Keygate's side that every request carried a key it had never seen: a
+    // repeated key would be answered from the negative cache without a store query.
+    if (keysSent() < responses) fail(`${keysSent()} keys sent for ${responses} responses`);
+    if (queries0 !== undefined) {
+      const queries = (await opts.storeQueries!()) - queries0;
+      if (queries < responses) fail(`Keygate made ${queries} store queries for ${responses} fresh keys: keys were repeated`);
+    }
+  }
   if (result.errors > 0) fail(`${result.errors} connection errors (${result.timeouts} timeouts)`);
   errors += Math.max(0, result.errors - 1); // counted once above, the rest here
   const sorted = Float64Array.from(latencies).sort();

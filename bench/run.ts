@@ -8,6 +8,7 @@ import { coldStart } from './cold-start.ts';
 import { unknownKey } from './fixtures.ts';
 import { seedBenchKeys } from './keys.ts';
 import { runLoad, type Measurement } from './load.ts';
+import { scrape, storeQueries } from './metrics.ts';
 import { formatMemory, runMemory, writeMemoryReport } from './memory.ts';
 import { OptionError, parseOptions, SCENARIOS, type BenchOptions } from './options.ts';
 import {
@@ -76,7 +77,10 @@ async function bench(opts: BenchOptions): Promise<BenchReport> {
     const problems = await preflight(cases);
     if (problems.length > 0) throw new Error(`preflight failed:\n  ${problems.join('\n  ')}`);
 
-    const load = { connections: opts.connections, backendPids: backend.pids };
+    // With one process, /metrics counts every store query, so the 401 flood can prove each
+    // request carried a new key; with --workers N it is one worker's count.
+    const queries = async (): Promise<number> => storeQueries(await scrape(keygate.opsUrl));
+    const load = { connections: opts.connections, backendPids: backend.pids, ...(opts.workers === 1 ? { storeQueries: queries } : {}) };
     // Warm-up runs and repeated attempts: not in the medians, but their errors count.
     const unkept = new Map<string, Measurement[]>(cases.map((c) => [c.id, []]));
     const rounds = new Map<string, Measurement[]>(cases.map((c) => [c.id, []]));
