@@ -26,12 +26,13 @@ describe('bench: fresh key on every request', () => {
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
+  const floodCase = (check: LoadCase['check']): LoadCase => ({
+    id: 's5', label: 'fresh keys', kind: 'keygate', scenario: 5, target: { url, pids: [process.pid], stop: async () => {} },
+    method: 'GET', path: '/v1/devices', headers: {}, freshKey: true, expectStatus: 401, check,
+  });
+
   it('sends 2,000 distinct well-formed keys over 16 connections', async () => {
-    const target = { url, pids: [process.pid], stop: async () => {} };
-    const flood: LoadCase = {
-      id: 's5', label: 'fresh keys', kind: 'keygate', scenario: 5, target, method: 'GET', path: '/v1/devices',
-      headers: {}, freshKey: true, expectStatus: 401, check: (b) => (b.includes('401') ? undefined : 'not a 401'),
-    };
+    const flood = floodCase((b) => (b.includes('401') ? undefined : 'not a 401'));
     const m = await runLoad(flood, { connections: 16, duration: 10, amount: 2000, backendPids: [] });
 
     expect(m.errors, m.errorSamples.join(' | ')).toBe(0);
@@ -43,11 +44,7 @@ describe('bench: fresh key on every request', () => {
   });
 
   it('fails the run when the server-side count shows repeated keys', async () => {
-    const target = { url, pids: [process.pid], stop: async () => {} };
-    const flood: LoadCase = {
-      id: 's5', label: 'fresh keys', kind: 'keygate', scenario: 5, target, method: 'GET', path: '/v1/devices',
-      headers: {}, freshKey: true, expectStatus: 401, check: () => undefined,
-    };
+    const flood = floodCase(() => undefined);
     // A store that answered only 10 queries for 200 "fresh" keys: keys were reused.
     let calls = 0;
     const m = await runLoad(flood, { connections: 4, duration: 10, amount: 200, backendPids: [], storeQueries: async () => (calls++ === 0 ? 0 : 10) });
