@@ -54,6 +54,54 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
   });
 }
 
+/** How much of a refused request's unread body Keygate reads and discards before closing, at most. */
+export const DISCARD_MAX_BYTES = 8 * 1024 * 1024;
+export const DISCARD_MAX_MS = 5_000;
+
+/**
+ * Whether a refusal must wait for the rest of the request body: the connection closes
+ * after this response (the client sent `Connection: close`), and the client is still
+ * sending a body of at most DISCARD_MAX_BYTES. Closing a socket with unread bytes makes
+ * the kernel reset it, and the reset can destroy the refusal before the client reads it
+ * (it sees ECONNRESET or EPIPE instead of a 4xx). On a kept-alive connection Node reads
+ * and discards the rest itself, so nothing waits there.
+ */
+export function mustDiscardBefore(req: IncomingMessage, closing: boolean): boolean {
+  if (!closing || req.complete || req.destroyed) return false;
+  const length = req.headers['content-length'];
+  if (length !== undefined) return Number(length) > 0 && Number(length) <= DISCARD_MAX_BYTES;
+  return req.headers['transfer-encoding'] !== undefined;
+}
+
+/**
+ * Reads and discards the rest of the request body, then calls `then` once: at its end, or
+ * after DISCARD_MAX_BYTES or DISCARD_MAX_MS, or when the client goes away.
+ */
+export function discardBody(req: IncomingMessage, then: () => void): void {
+  let bytes = 0;
+  let done = false;
+  const finish = (): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    req.off('data', onData);
+    req.off('end', finish);
+    req.off('error', finish);
+    req.off('close', finish);
+    then();
+  };
+  const onData = (chunk: Buffer): void => {
+    bytes += chunk.length;
+    if (bytes > DISCARD_MAX_BYTES) finish();
+  };
+  const timer = setTimeout(finish, DISCARD_MAX_MS);
+  req.on('data', onData);
+  req.once('end', finish);
+  req.once('error', finish);
+  req.once('close', finish);
+  req.resume();
+}
+
 export function parseJsonBody(body: Buffer): unknown {
   let text: string;
   try {

@@ -15,7 +15,7 @@ import type { CompiledPolicy } from '../policy/model.ts';
 import { bufferedDispatch, streamForward, type BufferedResponse, type BufferSink, type StreamSink } from '../pipeline/forward.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
 import { plan, type Plan } from '../pipeline/plan.ts';
-import { readBody } from '../pipeline/request-body.ts';
+import { discardBody, mustDiscardBefore, readBody } from '../pipeline/request-body.ts';
 import { nextRequestId } from './request-id.ts';
 
 export interface ProxyDeps {
@@ -74,6 +74,8 @@ class Exchange implements StreamSink, BufferSink {
   #route = '-';
   #plan: Plan | null = null;
   #finished = false;
+  /** A failure is being answered (perhaps after discarding the rest of the body). */
+  #failing = false;
 
   constructor(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse) {
     this.#deps = deps;
@@ -174,9 +176,20 @@ class Exchange implements StreamSink, BufferSink {
   }
 
   #fail(err: unknown): void {
-    if (this.#finished) return;
+    if (this.#finished || this.#failing) return;
+    this.#failing = true;
     const failure = toKeygateError(err);
     if (failure.status >= 502) this.#deps.metrics.upstreamErrors.labels(failure.code).inc();
+    // A client still uploading on a connection that closes after this answer gets it once
+    // its body is in (see mustDiscardBefore); every other refusal goes out at once.
+    if (!this.#res.headersSent && mustDiscardBefore(this.#req, !this.#res.shouldKeepAlive)) {
+      discardBody(this.#req, () => this.#refuse(failure));
+      return;
+    }
+    this.#refuse(failure);
+  }
+
+  #refuse(failure: KeygateError): void {
     try {
       renderError(this.#res, failure, this.#requestId);
     } catch (renderFailure) {

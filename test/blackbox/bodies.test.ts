@@ -2,7 +2,7 @@
 import { gzipSync, deflateSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import {
-  errorBody, keyHeader, rawSend, send, useStack, writes,
+  errorBody, keyHeader, rawSend, send, slowUpload, useStack, writes,
 } from './harness.ts';
 
 const stack = useStack();
@@ -121,6 +121,28 @@ describe('refused bodies (scoped key) → 4xx, nothing forwarded', () => {
   test('__proto__ smuggling of deviceId → refused', async () => {
     const r = await post('{"__proto__":{"deviceId":"dev-alice-1"}}');
     expect([400, 403]).toContain(r.status);
+    expect(writes(stack.backend)).toHaveLength(0);
+  });
+});
+
+// A client that asked to close the connection and is still uploading when Keygate refuses
+// must still read the refusal: closing a socket with unread bytes makes the kernel reset
+// it, and a reset can destroy the reply before the client reads it (the client sees
+// ECONNRESET or EPIPE instead of a 4xx). Keygate reads and discards the rest first.
+describe('a refusal reaches a client that is still uploading (Connection: close)', () => {
+  const MIB = 1024 * 1024;
+  const head = (headers: string): string => `POST ${PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n${headers}\r\n`;
+
+  test.each([
+    ['too large by content-length → 413', 413, () => head(`Texture-Api-Key: ${stack.keys.alice.key}\r\nContent-Length: ${2 * MIB}\r\n`), 2 * MIB, false],
+    ['no key, with a body → 401', 401, () => head(`Content-Length: ${MIB}\r\n`), MIB, false],
+    ['too large while chunked → 413', 413, () => head(`Texture-Api-Key: ${stack.keys.alice.key}\r\nTransfer-Encoding: chunked\r\n`), 2 * MIB, true],
+  ] as const)('%s', async (_name, status, makeHead, bytes, chunked) => {
+    const r = await slowUpload(stack.sidecar.proxyPort, makeHead(), bytes, chunked);
+    expect(r.socketError, `reply so far: ${r.raw.slice(0, 200)}`).toBeUndefined();
+    expect(r.status).toBe(status);
+    expect(JSON.parse(r.body).error.status).toBe(status);
+    expect(r.bodyBytesWritten).toBe(bytes);
     expect(writes(stack.backend)).toHaveLength(0);
   });
 });

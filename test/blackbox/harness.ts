@@ -404,6 +404,68 @@ export function rawSend(port: number, payload: string | Buffer, idleMs = 1500): 
   });
 }
 
+/** What `slowUpload` saw: the reply, whether the socket failed, and how much of the body it wrote. */
+export interface UploadRes extends RawRes {
+  socketError: string | undefined;
+  bodyBytesWritten: number;
+}
+
+/**
+ * Writes `head`, then `bodyBytes` bytes of body in 64 KiB pieces a few milliseconds apart,
+ * as a client on a slow link would, and keeps reading the reply until the server closes.
+ * A server that answers early and then resets the connection shows up as `socketError`.
+ */
+export function slowUpload(port: number, head: string, bodyBytes: number, chunked = false): Promise<UploadRes> {
+  return new Promise((resolveP) => {
+    const sock = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let socketError: string | undefined;
+    let written = 0;
+    let done = false;
+    const piece = Buffer.alloc(64 * 1024, 'x');
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(guard);
+      sock.destroy();
+      const raw = Buffer.concat(chunks).toString('latin1');
+      const [headText = '', ...rest] = raw.split('\r\n\r\n');
+      const lines = headText.split('\r\n');
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? 0);
+      const headers: Record<string, string> = {};
+      for (const l of lines.slice(1)) {
+        const i = l.indexOf(':');
+        if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+      }
+      resolveP({ raw, status, headers, body: rest.join('\r\n\r\n'), socketError, bodyBytesWritten: written });
+    };
+    const guard = setTimeout(finish, 15_000);
+    const next = () => {
+      if (done || sock.destroyed) return;
+      if (written >= bodyBytes) {
+        if (chunked) sock.write('0\r\n\r\n');
+        return;
+      }
+      const n = Math.min(piece.length, bodyBytes - written);
+      const data = piece.subarray(0, n);
+      sock.write(chunked ? Buffer.concat([Buffer.from(`${n.toString(16)}\r\n`), data, Buffer.from('\r\n')]) : data);
+      written += n;
+      setTimeout(next, 3);
+    };
+    sock.on('connect', () => {
+      sock.write(head);
+      setTimeout(next, 3);
+    });
+    sock.on('data', (c: Buffer) => chunks.push(c));
+    sock.on('end', finish);
+    sock.on('close', finish);
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      socketError = e.code ?? e.message;
+      finish();
+    });
+  });
+}
+
 export function keyHeader(k: KeyInfo | string): Record<string, string> {
   return { 'texture-api-key': typeof k === 'string' ? k : k.key };
 }
