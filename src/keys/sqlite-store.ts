@@ -46,6 +46,39 @@ export function rowToRecord(row: Row): KeyRecord {
 
 const COLUMNS = 'id, type, reference_id, name, roles, conditions, created_at, expires_at, revoked_at';
 
+/** SQLite's SQLITE_BUSY, in the low byte of every extended busy code (BUSY_SNAPSHOT, BUSY_RECOVERY, …). */
+const SQLITE_BUSY = 5;
+const BUSY_RETRY_MS = 5000;
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { errcode?: unknown }).errcode;
+  return typeof code === 'number' && (code & 0xff) === SQLITE_BUSY;
+}
+
+/**
+ * Runs `step`, again while SQLite answers "database is locked", for up to 5 s. The busy
+ * timeout covers waiting for a lock, but not every busy answer: SQLite returns some at once
+ * because waiting could deadlock. The one that matters here is opening a brand-new file
+ * from several processes at once (a CLI and a sidecar, or `keys create` run in parallel):
+ * each runs `CREATE TABLE IF NOT EXISTS` as a read that turns into a write, and when another
+ * process created the table in between, the upgrade fails with SQLITE_BUSY_SNAPSHOT. Run
+ * again, the statement sees the table and does nothing. Only the store's opening
+ * statements retry; they are idempotent, and opening is not on a request's path.
+ */
+export function retryWhileBusy(step: () => void, retryMs = BUSY_RETRY_MS): void {
+  const deadline = Date.now() + retryMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      step();
+      return;
+    } catch (err) {
+      if (!isBusy(err) || Date.now() >= deadline) throw err;
+      Atomics.wait(pause, 0, 0, Math.min(5 * attempt, 50)); // a synchronous sleep: the constructor is synchronous
+    }
+  }
+}
+
 /**
  * Embedded store: one SQLite file in WAL mode, so the CLI (another process) can create
  * and revoke keys while a sidecar reads. node:sqlite is synchronous; a lookup is a
@@ -62,8 +95,9 @@ export class SqliteKeyStore implements KeyStore {
     // file to WAL takes a write lock, and a CLI and a sidecar (or two workers) opening
     // the same new file at once would otherwise fail with "database is locked".
     this.#db = new DatabaseSync(path, { timeout: 5000 });
-    this.#db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
-    this.#db.exec(SCHEMA);
+    const db = this.#db;
+    retryWhileBusy(() => db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;'));
+    retryWhileBusy(() => db.exec(SCHEMA));
     this.#byHash = this.#db.prepare(`SELECT ${COLUMNS} FROM keys WHERE key_hash = ?`);
   }
 
