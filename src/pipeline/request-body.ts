@@ -69,8 +69,9 @@ export const DISCARD_MAX_MS = 5_000;
 export function mustDiscardBefore(req: IncomingMessage, closing: boolean): boolean {
   if (!closing || req.complete || req.destroyed) return false;
   const length = req.headers['content-length'];
-  if (length !== undefined) return Number(length) > 0 && Number(length) <= DISCARD_MAX_BYTES;
-  return req.headers['transfer-encoding'] !== undefined;
+  if (length === undefined) return req.headers['transfer-encoding'] !== undefined;
+  const bytes = Number(length);
+  return bytes > 0 && bytes <= DISCARD_MAX_BYTES;
 }
 
 /**

@@ -366,6 +366,19 @@ export interface RawRes {
   body: string;
 }
 
+/** Status, headers (lower-cased names) and body of a raw HTTP/1.x reply. */
+function parseRawReply(raw: string): RawRes {
+  const [head = '', ...rest] = raw.split('\r\n\r\n');
+  const lines = head.split('\r\n');
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? 0);
+  const headers: Record<string, string> = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  return { raw, status, headers, body: rest.join('\r\n\r\n') };
+}
+
 /** Sends raw bytes on a fresh socket and collects the reply until close or idle timeout. */
 export function rawSend(port: number, payload: string | Buffer, idleMs = 1500): Promise<RawRes> {
   return new Promise((resolveP, reject) => {
@@ -375,16 +388,7 @@ export function rawSend(port: number, payload: string | Buffer, idleMs = 1500): 
     const finish = () => {
       if (timer) clearTimeout(timer);
       sock.destroy();
-      const raw = Buffer.concat(chunks).toString('latin1');
-      const [head = '', ...rest] = raw.split('\r\n\r\n');
-      const lines = head.split('\r\n');
-      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? 0);
-      const headers: Record<string, string> = {};
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(':');
-        if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-      }
-      resolveP({ raw, status, headers, body: rest.join('\r\n\r\n') });
+      resolveP(parseRawReply(Buffer.concat(chunks).toString('latin1')));
     };
     const arm = () => {
       if (timer) clearTimeout(timer);
@@ -428,16 +432,7 @@ export function slowUpload(port: number, head: string, bodyBytes: number, chunke
       done = true;
       clearTimeout(guard);
       sock.destroy();
-      const raw = Buffer.concat(chunks).toString('latin1');
-      const [headText = '', ...rest] = raw.split('\r\n\r\n');
-      const lines = headText.split('\r\n');
-      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? 0);
-      const headers: Record<string, string> = {};
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(':');
-        if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-      }
-      resolveP({ raw, status, headers, body: rest.join('\r\n\r\n'), socketError, bodyBytesWritten: written });
+      resolveP({ ...parseRawReply(Buffer.concat(chunks).toString('latin1')), socketError, bodyBytesWritten: written });
     };
     const guard = setTimeout(finish, 15_000);
     const next = () => {
