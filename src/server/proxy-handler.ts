@@ -86,7 +86,7 @@ class Exchange implements StreamSink, BufferSink {
   start(): void {
     this.#deps.metrics.inFlight++;
     try {
-      const auth = authenticate(this.#req.headers[KEY_HEADER], this.#deps.keys);
+      const auth = authenticate(this.#req.headers[KEY_HEADER], this.#deps.keys, this.#req.socket);
       if (auth instanceof Promise) auth.then((p) => this.#authenticated(p), (err: unknown) => this.#fail(err));
       else this.#authenticated(auth);
     } catch (err) {

@@ -1,4 +1,5 @@
 // Attack 2: 401 cases, error shape, revocation through the CLI while running, bad-key floods.
+import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import {
   createKey, createKeySet, errorBody, keyHeader, revokeKey, send, sleep, startBackend, startSidecar, tempStore, type Backend, type KeyInfo, type KeySet, type Sidecar,
@@ -158,6 +159,61 @@ describe('revocation', () => {
   test('revoking one key does not affect another key of the same user', async () => {
     const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
     expect(r.status).toBe(200);
+  });
+});
+
+/** A GET on one kept-alive connection (the agent has a single socket); reports whether it was reused. */
+function keptAlive(agent: Agent, key: string): Promise<{ status: number; owners: string[]; code?: string; reused: boolean }> {
+  return new Promise((resolveP, reject) => {
+    const req = request({ host: '127.0.0.1', port: sidecar.proxyPort, path: '/v1/devices', headers: { 'texture-api-key': key }, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data?: Array<{ referenceId: string }>; error?: { code: string } };
+        resolveP({ status: res.statusCode ?? 0, owners: (json.data ?? []).map((d) => d.referenceId), code: json.error?.code, reused: req.reusedSocket });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+// Keygate remembers the last key of each connection to skip re-checking and re-hashing it
+// (authenticate.ts). Changing keys mid-connection must still change who is calling.
+describe('several keys on one kept-alive connection', () => {
+  test('each request is judged by its own key: another user, a corrupted key, a revoked key', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const k = await createKey(keys.store, 'scoped', 'alice');
+      const first = await keptAlive(agent, k.key);
+      expect(first).toMatchObject({ status: 200, reused: false });
+      expect(new Set(first.owners)).toEqual(new Set(['alice']));
+
+      const bob = await keptAlive(agent, keys.bob.key);
+      expect(bob).toMatchObject({ status: 200, reused: true });
+      expect(new Set(bob.owners)).toEqual(new Set(['bob']));
+
+      // Same length, one character of the checksum changed: refused on its shape.
+      const corrupted = await keptAlive(agent, flip(k.key, k.key.length - 1));
+      expect(corrupted).toMatchObject({ status: 401, code: 'KEY_MALFORMED', reused: true });
+
+      const again = await keptAlive(agent, k.key);
+      expect(again).toMatchObject({ status: 200, reused: true });
+      expect(new Set(again.owners)).toEqual(new Set(['alice']));
+
+      await revokeKey(keys.store, k.id);
+      let revoked = again;
+      const t0 = Date.now();
+      while (Date.now() - t0 < 7000) {
+        revoked = await keptAlive(agent, k.key);
+        if (revoked.status !== 200) break;
+        await sleep(100);
+      }
+      expect(revoked).toMatchObject({ status: 401, code: 'KEY_INVALID', reused: true });
+    } finally {
+      agent.destroy();
+    }
   });
 });
 
