@@ -25,7 +25,8 @@ function encodeSegment(decoded: string): string {
   return encodeURIComponent(decoded).replace(NEEDLESS_ESCAPES, (m) => decodeURIComponent(m));
 }
 
-function canonicalSegment(raw: string): [decoded: string, encoded: string] {
+/** True when `raw` needs no decoding; refuses `;` and `\\` outright. */
+function isPlain(raw: string): boolean {
   let plain = true;
   for (let i = 0; i < raw.length; i++) {
     const c = raw.charCodeAt(i);
@@ -33,10 +34,12 @@ function canonicalSegment(raw: string): [decoded: string, encoded: string] {
     if (c === 0x5c) bad('backslash in path');
     if (c >= 128 || SAFE[c] === 0) plain = false;
   }
-  if (plain) {
-    if (raw === '.' || raw === '..') bad('dot segment in path');
-    return [raw, raw];
-  }
+  if (plain && (raw === '.' || raw === '..')) bad('dot segment in path');
+  return plain;
+}
+
+/** A segment that holds escapes or other characters: decoded, checked, re-encoded. */
+function decodeSegment(raw: string): string {
   let decoded: string;
   try {
     decoded = decodeURIComponent(raw);
@@ -51,7 +54,7 @@ function canonicalSegment(raw: string): [decoded: string, encoded: string] {
     if (c < 0x20 || c === 0x7f) bad('control character (e.g. %00) in path segment');
   }
   if (decoded === '.' || decoded === '..') bad('encoded dot segment in path');
-  return [decoded, encodeSegment(decoded)];
+  return decoded;
 }
 
 /**
@@ -66,15 +69,22 @@ export function canonicalize(url: string): Target {
   const rawPath = q === -1 ? url : url.slice(0, q);
   const query = q === -1 ? '' : url.slice(q + 1);
   if (rawPath === '/') return { segments: [], path: '/', query };
-  const raws = rawPath.slice(1).split('/');
-  const segments = new Array<string>(raws.length);
-  let path = '';
-  for (let i = 0; i < raws.length; i++) {
-    const raw = raws[i]!;
+  const segments = rawPath.slice(1).split('/');
+  // The usual path is all plain segments: it is its own canonical form, so it is kept as
+  // sent and only a path with escapes is rebuilt.
+  let path: string | null = null;
+  for (let i = 0; i < segments.length; i++) {
+    const raw = segments[i]!;
     if (raw === '') bad('empty segment (// or trailing /) in path');
-    const [decoded, encoded] = canonicalSegment(raw);
+    if (isPlain(raw)) {
+      if (path !== null) path += '/' + raw;
+      continue;
+    }
+    const decoded = decodeSegment(raw);
     segments[i] = decoded;
-    path += '/' + encoded;
+    // The segments before the first rebuilt one were plain: they are copied as they are.
+    path ??= i === 0 ? '' : '/' + segments.slice(0, i).join('/');
+    path += '/' + encodeSegment(decoded);
   }
-  return { segments, path, query };
+  return { segments, path: path ?? rawPath, query };
 }

@@ -7,6 +7,9 @@ describe('canonicalize', () => {
     ['/v1/devices', '/v1/devices', ['v1', 'devices'], ''],
     ['/v1/devices?referenceId=a', '/v1/devices', ['v1', 'devices'], 'referenceId=a'],
     ['/v1/%64evices', '/v1/devices', ['v1', 'devices'], ''],
+    // the first segment rebuilt, and plain segments after a rebuilt one
+    ['/%761/devices', '/v1/devices', ['v1', 'devices'], ''],
+    ['/v1/%64evices/abc/d%65f?x=1', '/v1/devices/abc/def', ['v1', 'devices', 'abc', 'def'], 'x=1'],
     ['/v1/devices/a%20b', '/v1/devices/a%20b', ['v1', 'devices', 'a b'], ''],
     ['/v1/devices/caf%C3%A9', '/v1/devices/caf%C3%A9', ['v1', 'devices', 'café'], ''],
     ['/v1/devices/a:b@c', '/v1/devices/a:b@c', ['v1', 'devices', 'a:b@c'], ''],
