@@ -170,19 +170,25 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
 // Response headers that describe the upstream connection, not the resource.
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'trailer', 'te']);
 
+/**
+ * The backend's response headers as the client gets them, in the flat `[name, value, …]`
+ * form `writeHead` accepts: an array grows by pushes, where an object with names known
+ * only at run time costs a new hidden class (or a dictionary) per response.
+ */
 export function responseHeaders(
   headers: Record<string, string | string[] | undefined>,
   requestId: string,
   replaceLength?: number,
-): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+): string[] {
+  const out: string[] = [];
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || DROP_RESPONSE.has(name)) continue;
+    if (value === undefined || DROP_RESPONSE.has(name) || name === 'x-request-id') continue;
     if (replaceLength !== undefined && (name === 'content-length' || name === 'content-encoding' || name === 'etag')) continue;
-    out[name] = value;
+    if (typeof value === 'string') out.push(name, value);
+    else for (const v of value) out.push(name, v);
   }
-  if (replaceLength !== undefined) out['content-length'] = String(replaceLength);
-  out['x-request-id'] = requestId;
+  if (replaceLength !== undefined) out.push('content-length', String(replaceLength));
+  out.push('x-request-id', requestId);
   return out;
 }

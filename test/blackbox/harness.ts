@@ -108,7 +108,7 @@ export interface Backend {
   /** send status + headers + a partial body, then stall forever */
   stallBody: boolean;
   /** custom answer for a request; return undefined to fall through to the normal routes */
-  responder?: ((rec: Received) => { status: number; headers?: Record<string, string>; body?: string | Buffer } | undefined) | undefined;
+  responder?: ((rec: Received) => { status: number; headers?: Record<string, string | string[]>; body?: string | Buffer } | undefined) | undefined;
   reset(): void;
   /** requests other than the owner lookups Keygate may issue (GET /v1/devices/{id}) */
   close(): Promise<void>;

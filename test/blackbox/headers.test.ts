@@ -176,6 +176,30 @@ describe('identity headers and key stripping', () => {
     expect(id(a)).not.toBe(id(b));
   });
 
+  // The response headers are relayed as a flat list (mutate.ts responseHeaders): repeated
+  // headers stay repeated, and the backend's own X-Request-Id gives way to Keygate's.
+  test.each([
+    ['server key, streamed answer', 'server', false],
+    ['scoped key, checked answer released as it came', 'alice', false],
+    ['scoped key, checked answer filtered and re-serialised', 'alice', true],
+  ] as const)('%s: both Set-Cookie headers, one X-Request-Id (Keygate\'s)', async (_n, who, everyone) => {
+    stack.backend.responder = (rec) =>
+      rec.method === 'GET' && rec.url.startsWith('/v1/devices')
+        ? {
+          status: 200,
+          headers: { 'set-cookie': ['a=1; Path=/', 'b=2; Path=/'], 'x-request-id': 'backend-own-id', 'x-backend': 'kept' },
+          body: JSON.stringify({ data: everyone ? DEVICES : DEVICES.filter((d) => d.referenceId === 'alice'), page: 1, perPage: 50, totalItems: 4, totalPages: 1 }),
+        }
+        : undefined;
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys[who]) });
+    expect(r.status).toBe(200);
+    expect(r.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+    expect(r.headers['x-backend']).toBe('kept');
+    expect(r.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-z]+$/);
+    expect(Number(r.headers['content-length'])).toBe(Buffer.byteLength(r.text));
+    if (everyone) expect(r.headers['x-keygate-filtered']).toBe('2');
+  });
+
   test('403 carries request id header equal to JSON requestId', async () => {
     const r = await send(stack.sidecar.proxyPort, { path: '/v1/sites', headers: keyHeader(stack.keys.alice) });
     expect(r.status).toBe(403);
