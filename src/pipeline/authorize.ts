@@ -42,6 +42,27 @@ export function isKnownMethod(method: string): method is Method {
   return KNOWN_METHODS.has(method);
 }
 
+/**
+ * The conditions a role puts on a key, kept per (key, role). Both are immutable — a
+ * principal is replaced when its cache entry expires, a role when the policy reloads — so
+ * the answer is too, and a warm request reuses one frozen list instead of building it:
+ * the list's identity then also keys what plan() derives from it (the filter's query
+ * text, the response check).
+ */
+const RESOLVED = new WeakMap<Principal, WeakMap<CompiledRole, readonly Condition[] | null>>();
+
+function conditionsOf(role: CompiledRole, principal: Principal): readonly Condition[] | undefined {
+  let byRole = RESOLVED.get(principal);
+  if (byRole === undefined) RESOLVED.set(principal, (byRole = new WeakMap()));
+  let conditions = byRole.get(role);
+  if (conditions === undefined) {
+    const resolved = resolveConditions(role, principal);
+    conditions = resolved === undefined ? null : Object.freeze(resolved.map((c) => Object.freeze({ attribute: c.attribute, values: Object.freeze([...c.values]) })));
+    byRole.set(role, conditions);
+  }
+  return conditions ?? undefined;
+}
+
 function resolveConditions(role: CompiledRole, principal: Principal): Condition[] | undefined {
   const out: Condition[] = [];
   for (const c of role.conditions) {
@@ -113,7 +134,7 @@ export function decide(policy: CompiledPolicy, principal: Principal, method: str
     if (role.conditions.length === 0 && isEmpty(principal.conditions)) {
       return { route, params: match!.params, conditions: null, role: name };
     }
-    const conditions = resolveConditions(role, principal);
+    const conditions = conditionsOf(role, principal);
     if (conditions === undefined || route.enforcement.kind === 'none') {
       unprovable = true;
       continue;

@@ -67,11 +67,21 @@ export function mutateQuery(query: string, filter: readonly Condition[] | null, 
     if (changed || query.includes(';')) out = kept.join('&');
   }
   if (filter === null) return out;
-  for (const c of filter) {
-    const pair = encodeQueryValue(c.attribute) + '=' + c.values.map(encodeQueryValue).join(',');
-    out = out === '' ? pair : out + '&' + pair;
+  const pairs = filterText(filter);
+  return pairs === '' ? out : out === '' ? pairs : out + '&' + pairs;
+}
+
+/** Condition lists are frozen and shared per key and role (authorize.ts): encode each once. */
+const FILTER_TEXT = new WeakMap<readonly Condition[], string>();
+
+/** `attribute=v1,v2&…` for the filter conditions. */
+function filterText(filter: readonly Condition[]): string {
+  let text = FILTER_TEXT.get(filter);
+  if (text === undefined) {
+    text = filter.map((c) => encodeQueryValue(c.attribute) + '=' + c.values.map(encodeQueryValue).join(',')).join('&');
+    FILTER_TEXT.set(filter, text);
   }
-  return out;
+  return text;
 }
 
 function mayHoldOverride(query: string): boolean {

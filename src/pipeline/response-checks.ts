@@ -111,8 +111,27 @@ function reserialised(res: BufferedResponse, value: unknown, extraHeaders: Recor
  * (it is not part of the list contract and nothing in it was checked).
  */
 export function listCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
-  const fields = scanFields(resource, conditions);
-  return (res) => (provenCleanAnswer(res, fields, conditions, 'list') ? res : checkListFully(res, resource, conditions));
+  return memoised(LIST_CHECKS, resource, conditions, () => {
+    const fields = scanFields(resource, conditions);
+    return (res) => (provenCleanAnswer(res, fields, conditions, 'list') ? res : checkListFully(res, resource, conditions));
+  });
+}
+
+type CheckMemo = WeakMap<CompiledResource, WeakMap<readonly Condition[], ResponseCheck>>;
+const LIST_CHECKS: CheckMemo = new WeakMap();
+const SINGLE_CHECKS: CheckMemo = new WeakMap();
+
+/**
+ * A check depends only on the resource and the conditions, both immutable (authorize.ts
+ * hands out one frozen condition list per key and role), so a warm request reuses the
+ * check, and its scan fields, instead of building them.
+ */
+function memoised(memo: CheckMemo, resource: CompiledResource, conditions: readonly Condition[], make: () => ResponseCheck): ResponseCheck {
+  let byConditions = memo.get(resource);
+  if (byConditions === undefined) memo.set(resource, (byConditions = new WeakMap()));
+  let check = byConditions.get(conditions);
+  if (check === undefined) byConditions.set(conditions, (check = make()));
+  return check;
 }
 
 /** listCheck without the byte scanner: parse, and filter what the key may not see. */
@@ -161,8 +180,10 @@ function itemsOf(body: unknown): unknown[] {
 
 /** A single resource whose own attributes are in the answer. */
 export function responseCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
-  const fields = scanFields(resource, conditions);
-  return (res) => (provenCleanAnswer(res, fields, conditions, 'single') ? res : checkSingleFully(res, resource, conditions));
+  return memoised(SINGLE_CHECKS, resource, conditions, () => {
+    const fields = scanFields(resource, conditions);
+    return (res) => (provenCleanAnswer(res, fields, conditions, 'single') ? res : checkSingleFully(res, resource, conditions));
+  });
 }
 
 /** responseCheck without the byte scanner: parse, and refuse an answer the key may not see. */

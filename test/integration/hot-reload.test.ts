@@ -8,6 +8,7 @@ import { POLICIES, seedKeys, startSidecar, tempDir, tempStore, type Sidecar } fr
 const ORIGINAL = readFileSync(join(POLICIES, 'texture.yaml'), 'utf8');
 const WITH_SITES = ORIGINAL.replace("permissions: ['devices:list,read', 'commands:command,read']", "permissions: ['devices:list,read', 'commands:command,read', 'sites:list']");
 const WITHOUT_READ = ORIGINAL.replace("permissions: ['devices:list,read', 'commands:command,read']", "permissions: ['devices:list', 'commands:command,read']");
+const ALSO_BOB = ORIGINAL.replace("referenceId: '{key.referenceId}'", "referenceId: ['{key.referenceId}', bob]");
 const BROKEN = ORIGINAL.replace("permissions: ['devices:list,read', 'commands:command,read']", "permissions: ['devices:list,read', 'gadgets:read']");
 
 let backend: DemoBackend | undefined;
@@ -49,6 +50,28 @@ describe('hot reload', () => {
     await until(async () => (await send(sidecar!.url, 'GET', '/v1/sites', { headers: key(keys.alice) })).status === 200);
     expect(await metric('keygate_policy_reloads_total{result="success"}')).toBe(1);
     expect(sidecar!.logs.some((l) => l.msg === 'policy reloaded')).toBe(true);
+  });
+
+  // A warm request reuses the conditions resolved for its key and role (authorize.ts); a
+  // reload compiles new roles, so the same cached key must get the new role's filter.
+  it('a changed role condition applies to a key already in the cache', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'texture.yaml'), ORIGINAL);
+    const keys = await boot(dir);
+    const owners = async () => {
+      const r = await send(sidecar!.url, 'GET', '/v1/devices', { headers: key(keys.alice) });
+      expect(r.status).toBe(200);
+      return [...new Set((r.json.data as Array<{ referenceId: string }>).map((d) => d.referenceId))].sort().join(',');
+    };
+    expect(await owners()).toBe('alice');
+    // Checked as soon as the reload is counted (the swap comes first), well within the key
+    // cache's 2 s: the principal is the cached one, so only the new role can change the answer.
+    writeFileSync(join(dir, 'texture.yaml'), ALSO_BOB);
+    await until(async () => (await metric('keygate_policy_reloads_total{result="success"}')) === 1);
+    expect(await owners()).toBe('alice,bob');
+    writeFileSync(join(dir, 'texture.yaml'), ORIGINAL);
+    await until(async () => (await metric('keygate_policy_reloads_total{result="success"}')) === 2);
+    expect(await owners()).toBe('alice');
   });
 
   it('a failed reload keeps the last good policy and shows in /readyz and metrics (invariant 8)', async () => {
