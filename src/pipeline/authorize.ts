@@ -3,6 +3,7 @@ import type { Principal } from '../keys/principal.ts';
 import { roleGrants, type CompiledPolicy, type CompiledRole, type CompiledRoute, type RoleCondition } from '../policy/model.ts';
 import { METHODS, type Method } from '../policy/route-template.ts';
 import type { Target } from './canonical-path.ts';
+import { PairMemo } from './pair-memo.ts';
 
 /** A condition with the key's values filled in: `attribute` must be one of `values`. */
 export interface Condition {
@@ -49,18 +50,12 @@ export function isKnownMethod(method: string): method is Method {
  * the list's identity then also keys what plan() derives from it (the filter's query
  * text, the response check).
  */
-const RESOLVED = new WeakMap<Principal, WeakMap<CompiledRole, readonly Condition[] | null>>();
+const RESOLVED = new PairMemo<Principal, CompiledRole, readonly Condition[] | null>(() => new WeakMap());
 
-function conditionsOf(role: CompiledRole, principal: Principal): readonly Condition[] | undefined {
-  let byRole = RESOLVED.get(principal);
-  if (byRole === undefined) RESOLVED.set(principal, (byRole = new WeakMap()));
-  let conditions = byRole.get(role);
-  if (conditions === undefined) {
-    const resolved = resolveConditions(role, principal);
-    conditions = resolved === undefined ? null : Object.freeze(resolved.map((c) => Object.freeze({ attribute: c.attribute, values: Object.freeze([...c.values]) })));
-    byRole.set(role, conditions);
-  }
-  return conditions ?? undefined;
+/** resolveConditions frozen, with null for "cannot be resolved" (a memo cannot hold undefined). */
+function frozenConditions(principal: Principal, role: CompiledRole): readonly Condition[] | null {
+  const resolved = resolveConditions(role, principal);
+  return resolved === undefined ? null : Object.freeze(resolved.map((c) => Object.freeze({ attribute: c.attribute, values: Object.freeze([...c.values]) })));
 }
 
 function resolveConditions(role: CompiledRole, principal: Principal): Condition[] | undefined {
@@ -134,7 +129,7 @@ export function decide(policy: CompiledPolicy, principal: Principal, method: str
     if (role.conditions.length === 0 && isEmpty(principal.conditions)) {
       return { route, params: match!.params, conditions: null, role: name };
     }
-    const conditions = conditionsOf(role, principal);
+    const conditions = RESOLVED.get(principal, role, frozenConditions) ?? undefined;
     if (conditions === undefined || route.enforcement.kind === 'none') {
       unprovable = true;
       continue;

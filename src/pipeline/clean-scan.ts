@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { CompiledResource } from '../policy/model.ts';
 import type { Condition } from './authorize.ts';
+import { PairMemo } from './pair-memo.ts';
 
 /**
  * Proves, from the bytes alone, that a checked backend answer is *clean*: the response
@@ -44,18 +45,16 @@ export function scanFields(resource: CompiledResource, conditions: readonly Cond
 const PLAIN_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]+$/;
 
 /** Per compiled resource (a reload compiles new ones), so a request does a map probe, not a regex test. */
-const FIELDS = new WeakMap<CompiledResource, Map<string, string | null>>();
+const FIELDS = new PairMemo<CompiledResource, string, string | null>(() => new Map());
 
 function scanField(resource: CompiledResource, attribute: string): string | null {
-  let known = FIELDS.get(resource);
-  if (known === undefined) FIELDS.set(resource, (known = new Map()));
-  let field = known.get(attribute);
-  if (field === undefined) {
-    const path = resource.fields.get(attribute) ?? [attribute];
-    field = path.length === 1 && PLAIN_ASCII.test(path[0]!) ? path[0]! : null;
-    known.set(attribute, field);
-  }
-  return field;
+  return FIELDS.get(resource, attribute, plainField);
+}
+
+/** The attribute's field name when it is one top-level key of plain ASCII, else null. */
+function plainField(resource: CompiledResource, attribute: string): string | null {
+  const path = resource.fields.get(attribute) ?? [attribute];
+  return path.length === 1 && PLAIN_ASCII.test(path[0]!) ? path[0]! : null;
 }
 
 export function provenClean(body: Buffer, fields: readonly string[], conditions: readonly Condition[], shape: ScanShape): boolean {

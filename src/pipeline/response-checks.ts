@@ -8,6 +8,7 @@ import type { BufferedResponse } from './forward.ts';
 import { forbidden, proveByLookup } from './prove.ts';
 import { parseUpstreamStrict } from './strict-json.ts';
 import { provenClean, scanFields, type ScanShape } from './clean-scan.ts';
+import { PairMemo } from './pair-memo.ts';
 
 /** Checks a buffered backend answer; returns what the client may see, or throws. */
 export type ResponseCheck = (res: BufferedResponse) => Promise<BufferedResponse> | BufferedResponse;
@@ -111,28 +112,22 @@ function reserialised(res: BufferedResponse, value: unknown, extraHeaders: Recor
  * (it is not part of the list contract and nothing in it was checked).
  */
 export function listCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
-  return memoised(LIST_CHECKS, resource, conditions, () => {
-    const fields = scanFields(resource, conditions);
-    return (res) => (provenCleanAnswer(res, fields, conditions, 'list') ? res : checkListFully(res, resource, conditions));
-  });
+  return LIST_CHECKS.get(resource, conditions, makeListCheck);
 }
 
-type CheckMemo = WeakMap<CompiledResource, WeakMap<readonly Condition[], ResponseCheck>>;
-const LIST_CHECKS: CheckMemo = new WeakMap();
-const SINGLE_CHECKS: CheckMemo = new WeakMap();
+function makeListCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
+  const fields = scanFields(resource, conditions);
+  return (res) => (provenCleanAnswer(res, fields, conditions, 'list') ? res : checkListFully(res, resource, conditions));
+}
 
 /**
  * A check depends only on the resource and the conditions, both immutable (authorize.ts
  * hands out one frozen condition list per key and role), so a warm request reuses the
- * check, and its scan fields, instead of building them.
+ * check, and its scan fields, instead of building them. Weak in the conditions: a
+ * resource lives until the next reload, the keys' condition lists come and go.
  */
-function memoised(memo: CheckMemo, resource: CompiledResource, conditions: readonly Condition[], make: () => ResponseCheck): ResponseCheck {
-  let byConditions = memo.get(resource);
-  if (byConditions === undefined) memo.set(resource, (byConditions = new WeakMap()));
-  let check = byConditions.get(conditions);
-  if (check === undefined) byConditions.set(conditions, (check = make()));
-  return check;
-}
+const LIST_CHECKS = new PairMemo<CompiledResource, readonly Condition[], ResponseCheck>(() => new WeakMap());
+const SINGLE_CHECKS = new PairMemo<CompiledResource, readonly Condition[], ResponseCheck>(() => new WeakMap());
 
 /** listCheck without the byte scanner: parse, and filter what the key may not see. */
 export function checkListFully(res: BufferedResponse, resource: CompiledResource, conditions: readonly Condition[]): BufferedResponse {
@@ -180,10 +175,12 @@ function itemsOf(body: unknown): unknown[] {
 
 /** A single resource whose own attributes are in the answer. */
 export function responseCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
-  return memoised(SINGLE_CHECKS, resource, conditions, () => {
-    const fields = scanFields(resource, conditions);
-    return (res) => (provenCleanAnswer(res, fields, conditions, 'single') ? res : checkSingleFully(res, resource, conditions));
-  });
+  return SINGLE_CHECKS.get(resource, conditions, makeSingleCheck);
+}
+
+function makeSingleCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
+  const fields = scanFields(resource, conditions);
+  return (res) => (provenCleanAnswer(res, fields, conditions, 'single') ? res : checkSingleFully(res, resource, conditions));
 }
 
 /** responseCheck without the byte scanner: parse, and refuse an answer the key may not see. */
