@@ -1,9 +1,9 @@
 // Attack 10: 502 (backend down) and 504 (backend hangs) are JSON and bounded in time.
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   createKeySet, errorBody, keyHeader, send, startBackend, startSidecar, type Backend, type KeySet, type Sidecar,
 } from './harness.ts';
+import { refusingUpstream, type RefusingUpstream } from '../helpers/refusing-upstream.ts';
 
 // Keygate's upstream timeouts are not part of the external contract; we only require
 // "never a hang". Defaults: 10 s to the headers (observed ~10.5 s), 30 s of silence inside
@@ -18,30 +18,23 @@ let hangSidecar: Sidecar;
 let stallBackend: Backend;
 let stallSidecar: Sidecar;
 let downSidecar: Sidecar;
-
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+let down: RefusingUpstream;
 
 beforeAll(async () => {
   keys = await createKeySet();
   [hangBackend, stallBackend] = await Promise.all([startBackend(), startBackend()]);
   hangBackend.hang = true;
   stallBackend.stallBody = true;
-  const port = await closedPort();
+  down = await refusingUpstream();
   [hangSidecar, stallSidecar, downSidecar] = await Promise.all([
     startSidecar({ upstream: hangBackend.url, store: keys.store }),
     startSidecar({ upstream: stallBackend.url, store: keys.store, env: { KEYGATE_UPSTREAM_BODY_TIMEOUT: '1500' } }),
-    startSidecar({ upstream: `http://127.0.0.1:${port}`, store: keys.store }),
+    startSidecar({ upstream: down.url, store: keys.store }),
   ]);
 });
 afterAll(async () => {
   await Promise.all([hangSidecar?.stop(), stallSidecar?.stop(), downSidecar?.stop()]);
-  await Promise.all([hangBackend?.close(), stallBackend?.close()]);
+  await Promise.all([hangBackend?.close(), stallBackend?.close(), down?.close()]);
 });
 
 describe('502 backend unreachable', () => {

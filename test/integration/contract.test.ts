@@ -6,6 +6,7 @@ import { generateKey } from '../../src/keys/key-format.ts';
 import { key, send } from '../helpers/http.ts';
 import { startFixture, type Fixture } from '../helpers/fixture.ts';
 import { addKey, BIN, ROOT, startSidecar, tempStore } from '../helpers/sidecar.ts';
+import { refusingUpstream } from '../helpers/refusing-upstream.ts';
 
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8' });
@@ -167,13 +168,10 @@ describe('forwarding', () => {
 
 describe('backend failures: 502 and 504, JSON, never a hang', () => {
   it('502 UPSTREAM_UNREACHABLE when nothing listens', async () => {
-    const closed = createServer();
-    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise<void>((r) => closed.close(() => r()));
+    const down = await refusingUpstream();
     const store = tempStore();
     const { key: k } = await addKey(store, { type: 'server' });
-    const s = await startSidecar({ upstream: `http://127.0.0.1:${port}`, store });
+    const s = await startSidecar({ upstream: down.url, store });
     try {
       const r = await send(s.url, 'GET', '/v1/devices', { headers: key(k) });
       expect(r.status).toBe(502);
@@ -184,6 +182,7 @@ describe('backend failures: 502 and 504, JSON, never a hang', () => {
       expect(m).toMatch(/keygate_upstream_errors_total\{code="UPSTREAM_UNREACHABLE"\} [1-9]/);
     } finally {
       await s.stop('SIGKILL');
+      await down.close();
     }
   });
 
