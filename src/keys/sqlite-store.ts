@@ -81,13 +81,40 @@ export function retryWhileBusy(step: () => void, retryMs = BUSY_RETRY_MS): void 
 
 /**
  * Embedded store: one SQLite file in WAL mode, so the CLI (another process) can create
- * and revoke keys while a sidecar reads. node:sqlite is synchronous; a lookup is a
- * primary-key probe of a few microseconds and happens only on a cache miss.
+ * and revoke keys while a sidecar reads. node:sqlite is synchronous; a lookup is an index
+ * probe and happens only on a cache miss.
+ *
+ * Lookups share one read snapshot per turn of the event loop. A lookup on its own is an
+ * implicit transaction, and in WAL mode starting and ending one (taking and dropping the
+ * shared-memory read lock: two fcntl calls, and the WAL-index check) is about 90 % of its
+ * cost: 2.2 µs measured against 0.18 µs inside an open transaction. The first lookup of a
+ * turn opens the snapshot and a setImmediate ends it, so in a flood of unknown keys
+ * (every one a store query) the requests of one turn share that cost. A key committed by
+ * another process is seen from the next turn (well under a millisecond); the snapshot is
+ * read-only and never held while the loop waits, so it delays no writer or checkpoint.
  */
 export class SqliteKeyStore implements KeyStore {
   readonly kind = 'sqlite' as const;
   readonly #db: DatabaseSync;
   readonly #byHash: StatementSync;
+  readonly #begin: StatementSync;
+  readonly #commit: StatementSync;
+  #snapshot = false;
+  readonly #endSnapshot = (): void => {
+    if (!this.#snapshot) return;
+    this.#snapshot = false;
+    try {
+      if (this.#db.isOpen && this.#db.isTransaction) this.#commit.run();
+    } catch {
+      // Ending a read-only transaction takes no lock; should it fail all the same, roll
+      // back so the next lookup can begin one (or report the store's failure as a 503).
+      try {
+        this.#db.exec('ROLLBACK');
+      } catch {
+        /* the next lookup's BEGIN reports it */
+      }
+    }
+  };
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -99,14 +126,24 @@ export class SqliteKeyStore implements KeyStore {
     retryWhileBusy(() => db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;'));
     retryWhileBusy(() => db.exec(SCHEMA));
     this.#byHash = this.#db.prepare(`SELECT ${COLUMNS} FROM keys WHERE key_hash = ?`);
+    this.#begin = this.#db.prepare('BEGIN');
+    this.#commit = this.#db.prepare('COMMIT');
   }
 
   findByHash(keyHash: string): KeyRecord | undefined {
+    if (!this.#snapshot) {
+      this.#begin.run();
+      this.#snapshot = true;
+      setImmediate(this.#endSnapshot);
+    }
     const row = this.#byHash.get(keyHash) as Row | undefined;
     return row === undefined ? undefined : rowToRecord(row);
   }
 
   async insert(record: KeyRecord, keyHash: string): Promise<void> {
+    // A write inside the turn's read snapshot would be committed only when the turn ends
+    // (and could fail on a stale snapshot): end the snapshot first.
+    this.#endSnapshot();
     this.#db
       .prepare(`INSERT INTO keys (id, key_hash, type, reference_id, name, roles, conditions, created_at, expires_at, revoked_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -119,6 +156,7 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async revoke(id: string): Promise<boolean> {
+    this.#endSnapshot();
     const result = this.#db
       .prepare('UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?')
       .run(new Date().toISOString(), id);
@@ -130,6 +168,7 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async close(): Promise<void> {
+    this.#endSnapshot();
     if (this.#db.isOpen) this.#db.close();
   }
 }
