@@ -14,7 +14,11 @@ import { BIN, tempDir } from '../helpers/sidecar.ts';
 const noKey = hashKey(mintKey({ type: 'server' }).key);
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** `keygate keys create` in another process: the way operators add keys beside a running sidecar. */
+/**
+ * `keygate keys create` in another process: the way operators add keys beside a running
+ * sidecar. Synchronous on purpose: the blackbox harness's `createKey` awaits the child,
+ * and that await would end the turn (and the snapshot) these tests look into.
+ */
 function createKeyElsewhere(path: string): string {
   const out = execFileSync(process.execPath, [BIN, 'keys', 'create', '--type', 'server', '--json', '--store', `sqlite:${path}`], { encoding: 'utf8' });
   return (JSON.parse(out) as { key: string }).key;
