@@ -128,6 +128,8 @@ export function serveConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   const maxBodyBytes = optionalInt(maxBody, '--max-body', 'bytes', DEFAULT_MAX_BODY_BYTES);
   const headersMs = optionalInt(get('headers-timeout'), '--headers-timeout', 'milliseconds', DEFAULT_HEADERS_TIMEOUT_MS);
   if (headersMs > REQUEST_TIMEOUT_MS) throw new UsageError(`--headers-timeout: at most ${REQUEST_TIMEOUT_MS} ms (the whole request's limit)`);
+  const bodyTimeoutMs = optionalInt(get('body-timeout'), '--body-timeout', 'milliseconds', DEFAULT_BODY_TIMEOUT_MS);
+  if (bodyTimeoutMs > REQUEST_TIMEOUT_MS) throw new UsageError(`--body-timeout: at most ${REQUEST_TIMEOUT_MS} ms (the whole request's limit)`);
   const maxConnections = get('max-connections');
   const keyCacheTtl = ttl === undefined ? DEFAULT_KEY_CACHE.positiveTtlMs : positiveInt(ttl, '--key-cache-ttl', 'milliseconds');
   if (keyCacheTtl > 5000) throw new UsageError('--key-cache-ttl: at most 5000 ms, the documented revocation bound');
@@ -155,7 +157,7 @@ export function serveConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
       queueTimeoutMs: optionalInt(get('upstream-queue-timeout'), '--upstream-queue-timeout', 'milliseconds', DEFAULT_UPSTREAM_QUEUE_TIMEOUT_MS),
       bodyBytes: BODY_MEMORY_BODIES * maxBodyBytes,
     },
-    bodyTimeoutMs: optionalInt(get('body-timeout'), '--body-timeout', 'milliseconds', DEFAULT_BODY_TIMEOUT_MS),
+    bodyTimeoutMs,
     deadlines: {
       firstByteMs: optionalInt(get('first-byte-timeout'), '--first-byte-timeout', 'milliseconds', DEFAULT_FIRST_BYTE_TIMEOUT_MS),
       headersMs,

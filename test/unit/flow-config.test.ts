@@ -66,6 +66,7 @@ describe('flow-control options', () => {
     expect(refusal(['--upstream-queue', '-1'])).toMatch(/^--upstream-queue:/);
     expect(refusal(['--upstream-queue-timeout', '1.5'])).toMatch(/^--upstream-queue-timeout:/);
     expect(refusal(['--body-timeout', 'soon'])).toMatch(/^--body-timeout:/);
+    expect(refusal(['--body-timeout', '30001'])).toMatch(/^--body-timeout: at most 30000/);
     expect(refusal(['--first-byte-timeout', '0'])).toMatch(/^--first-byte-timeout:/);
     expect(refusal(['--headers-timeout', '60000'])).toMatch(/^--headers-timeout: at most 30000/);
     expect(refusal(['--max-connections', 'lots'])).toMatch(/^--max-connections:/);
