@@ -86,7 +86,8 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers): Promi
     maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs,
   }));
   const opsServer = createServer(listenerOptions(config.deadlines), createOpsHandler({ policy, store, metrics, isDraining: () => connections.draining }));
-  const opsConnections = new ListenerConnections(opsServer, config.deadlines.firstByteMs);
+  // The first-byte deadline for the ops listener too (it has no cap: the proxy's leaves it descriptors).
+  new ListenerConnections(opsServer, config.deadlines.firstByteMs);
   watchFlow(metrics, admission, proxyServer, connections);
   const proxy = await listen(proxyServer, config.listen.host, config.listen.port);
   const ops = await listen(opsServer, config.opsListen.host, config.opsListen.port);
