@@ -56,7 +56,7 @@ export interface Heap {
 }
 
 function heap(samples: readonly Sample[]): Heap | null {
-  const v = (name: string): number | undefined => samples.find((s) => s.name === `keygate_process_nodejs_${name}`)?.value;
+  const v = (name: string): number | undefined => samples.find((s) => s.name === `keygate_nodejs_${name}`)?.value;
   const used = v('heap_size_used_bytes');
   const total = v('heap_size_total_bytes');
   const external = v('external_memory_bytes');

@@ -34,7 +34,9 @@ export class Metrics {
 
   constructor() {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'keygate_process_' });
+    // prom-client's default names (process_cpu_seconds_total, nodejs_eventloop_lag_seconds,
+    // …) under one prefix, so the usual Node.js dashboards match after the prefix.
+    collectDefaultMetrics({ register: this.registry, prefix: 'keygate_' });
     this.requests = this.#scraped(new RequestCounter('keygate_requests_total', 'Requests by decision, key type, route template and status', DECISIONS, [...KEY_TYPES, 'none']));
     this.latency = this.#scraped(new FixedHistogram(
       'keygate_request_duration_seconds',
