@@ -1,13 +1,19 @@
 import cluster from 'node:cluster';
-import type { Logger } from 'pino';
 import { serveConfig } from '../config.ts';
-import { createLoggers } from '../observability/logger.ts';
+import { createLoggers, type Loggers } from '../observability/logger.ts';
 import { startKeygate } from '../server/serve.ts';
 import { only, parseArgs } from './args.ts';
 import { SERVE_OPTIONS } from '../config.ts';
 
-function flushAndExit(logger: Logger, code: number): void {
-  logger.flush(() => process.exit(code));
+/**
+ * The last flush waits at most this long for stdout: a log reader that stopped reading
+ * (a stuck log shipper) must not keep a stopping process alive until the orchestrator's
+ * SIGKILL. Lines still unwritten then are lost.
+ */
+export const LAST_FLUSH_MS = 1_000;
+
+function flushAndExit(loggers: Loggers, code: number): void {
+  void loggers.flushWithin(LAST_FLUSH_MS).then(() => process.exit(code));
 }
 
 /** `keygate serve`: one process, or `--workers N` processes sharing the listeners (node:cluster). */
@@ -25,7 +31,7 @@ export async function serveCommand(argv: readonly string[]): Promise<void> {
     cluster.on('exit', (worker, code) => {
       alive--;
       if (code !== 0) logger.error({ pid: worker.process.pid, code }, 'worker exited');
-      if (alive === 0) flushAndExit(logger, 0);
+      if (alive === 0) flushAndExit(loggers, 0);
     });
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.on(signal, () => {
@@ -58,11 +64,11 @@ export async function serveCommand(argv: readonly string[]): Promise<void> {
     running.shutdown().then(
       () => {
         logger.info('stopped');
-        flushAndExit(logger, 0);
+        flushAndExit(loggers, 0);
       },
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
-        flushAndExit(logger, 1);
+        flushAndExit(loggers, 1);
       },
     );
   };
