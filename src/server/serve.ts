@@ -48,6 +48,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers): Promi
   const metrics = new Metrics();
   metrics.policyInfo.labels(policy.current.version).set(1);
   const keys = new KeyCache(store, config.keyCache, metrics.keyCacheObserver());
+  store.onFileChange?.((change) => logger[change.kind === 'reopened' ? 'warn' : 'error']({ store: store.kind, change: change.kind }, change.message));
   const upstream = createUpstream(config.upstream, config.upstreamOptions);
   const attributes = new BackendAttributes(upstream);
   metrics.watch({
