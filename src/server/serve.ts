@@ -10,7 +10,7 @@ import { BackendAttributes } from '../pipeline/attributes.ts';
 import { createUpstream } from '../pipeline/upstream.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { PolicyHolder } from '../policy/policy-holder.ts';
-import { reloadPolicy, watchPolicies } from '../policy/watch.ts';
+import { PolicyReloader, watchPolicies } from '../policy/watch.ts';
 import { createOpsHandler } from './ops-handler.ts';
 import { createProxyHandler } from './proxy-handler.ts';
 
@@ -25,7 +25,8 @@ export interface RunningKeygate {
   readonly keys: KeyCache;
   readonly store: KeyStore;
   readonly policy: PolicyHolder;
-  reload(reason: string): boolean;
+  /** Reloads the policy once its files read the same twice (see PolicyReloader). */
+  reload(reason: string): void;
   /** Stop accepting, let in-flight requests finish (bounded by drainTimeoutMs), release everything. */
   shutdown(): Promise<void>;
 }
@@ -65,7 +66,8 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers): Promi
   const proxy = await listen(proxyServer, config.listen.host, config.listen.port);
   const ops = await listen(opsServer, config.opsListen.host, config.opsListen.port);
 
-  const reload = (reason: string): boolean => reloadPolicy(config.policies, policy, logger, metrics, reason);
+  const reloader = new PolicyReloader(config.policies, policy, logger, metrics);
+  const reload = (reason: string): void => reloader.request(reason);
   const watcher = config.watchPolicies ? watchPolicies(config.policies, () => reload('file changed')) : null;
 
   return {
@@ -78,6 +80,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers): Promi
     async shutdown() {
       draining = true;
       watcher?.close();
+      reloader.close();
       const closed = new Promise<void>((resolve) => proxyServer.close(() => resolve()));
       // Idle keep-alive sockets would hold close() open; busy ones close after their response.
       proxyServer.closeIdleConnections();

@@ -14,6 +14,9 @@ function errorsOf(text: string, extra: Array<{ file: string; text: string }> = [
   return [];
 }
 
+/** Every key type, with no roles on purpose. */
+const NO_ROLES = 'keyTypes:\n  server: []\n  connect: []\n  scoped: []\n  operator: []\n  access-token: []\n';
+
 const BASE = `resources:
   devices:
     attributes: { lookup: 'GET /v1/devices/{id}', fields: [referenceId] }
@@ -50,8 +53,24 @@ describe('policy validation names file:line:col and the reason', () => {
   });
 
   it('reports every problem at once', () => {
-    const errors = errorsOf('resources:\n  d:\n    actions:\n      list: [FETCH /a, GET /b//c]\nroles:\n  r:\n    permissions: [x:y]\n');
+    const errors = errorsOf('resources:\n  d:\n    actions:\n      list: [FETCH /a, GET /b//c]\nroles:\n  r:\n    permissions: [x:y]\n' + NO_ROLES);
     expect(errors.length).toBe(3);
+  });
+
+  // A policy must say what every key type the store can hold may do: a file cut short by
+  // an unfinished write (no roles, no keyTypes) must not load as "refuse everyone".
+  it.each([
+    ['no keyTypes at all (a file cut before roles:)', BASE, /p\.yaml:1:1 keyTypes: no entry for server, connect, scoped, operator, access-token: .*or \[\] for no roles on purpose/],
+    ['some key types left out', BASE + 'keyTypes:\n  server: []\n  scoped: []\n', /p\.yaml:7:1 keyTypes: no entry for connect, operator, access-token/],
+    ['a key type with no value (a write cut after the colon)', BASE + NO_ROLES.replace('access-token: []', 'access-token:'), /p\.yaml:\d+:\d+ keyTypes\.access-token has no value: list its roles, or write \[\] for no roles on purpose/],
+    ['a key type given null', BASE + NO_ROLES.replace('scoped: []', 'scoped: null'), /keyTypes\.scoped has no value/],
+  ])('refuses an incomplete policy: %s', (_name, text, pattern) => {
+    expect(errorsOf(text).join('\n')).toMatch(pattern);
+  });
+
+  it('every key type given [] on purpose is complete, across files too', () => {
+    expect(errorsOf(BASE + NO_ROLES)).toEqual([]);
+    expect(errorsOf(BASE + 'keyTypes:\n  server: []\n  connect: []\n', [{ file: 'q.yaml', text: 'keyTypes:\n  scoped: []\n  operator: []\n  access-token: []\n' }])).toEqual([]);
   });
 
   it('names the other file when two files declare the same resource', () => {
