@@ -11,7 +11,7 @@ import { createUpstream } from '../pipeline/upstream.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { PolicyHolder } from '../policy/policy-holder.ts';
 import { PolicyReloader, watchPolicies } from '../policy/watch.ts';
-import { createOpsHandler } from './ops-handler.ts';
+import { createOpsRouter, localOps, type OpsSources } from './ops-handler.ts';
 import { createProxyHandler } from './proxy-handler.ts';
 
 // Listener limits: a client that trickles headers or a body cannot hold a socket forever.
@@ -19,10 +19,14 @@ const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
-export interface RunningKeygate {
+/** `Ops` is null in a cluster worker: the primary serves the ops listener for the group. */
+export interface RunningKeygate<Ops extends AddressInfo | null = AddressInfo> {
   readonly proxy: AddressInfo;
-  readonly ops: AddressInfo;
+  readonly ops: Ops;
+  /** This process's readiness and metrics (what its ops listener serves, or the primary asks for). */
+  readonly local: OpsSources;
   readonly keys: KeyCache;
+  readonly metrics: Metrics;
   readonly store: KeyStore;
   readonly policy: PolicyHolder;
   /** Reloads the policy once its files read the same twice (see PolicyReloader). */
@@ -41,8 +45,15 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
   });
 }
 
+export interface StartOptions {
+  /** false in a cluster worker (see RunningKeygate). */
+  readonly opsListener: false;
+}
+
 /** Loads policies and the store, fails fast on either, then opens both listeners. */
-export async function startKeygate(config: ServeConfig, loggers: Loggers): Promise<RunningKeygate> {
+export async function startKeygate(config: ServeConfig, loggers: Loggers): Promise<RunningKeygate>;
+export async function startKeygate(config: ServeConfig, loggers: Loggers, options: StartOptions): Promise<RunningKeygate<null>>;
+export async function startKeygate(config: ServeConfig, loggers: Loggers, options?: StartOptions): Promise<RunningKeygate<AddressInfo | null>> {
   const logger = loggers.logger;
   const policy = new PolicyHolder(loadPolicy(config.policies));
   const store = await openStore(config.store);
@@ -62,9 +73,10 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers): Promi
     { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS },
     createProxyHandler({ policy, keys, upstream, attributes, access: loggers.access, metrics, maxBodyBytes: config.maxBodyBytes }),
   );
-  const opsServer = createServer(createOpsHandler({ policy, store, metrics, isDraining: () => draining }));
+  const local = localOps({ policy, store, metrics, isDraining: () => draining });
+  const opsServer = createServer(createOpsRouter(local));
   const proxy = await listen(proxyServer, config.listen.host, config.listen.port);
-  const ops = await listen(opsServer, config.opsListen.host, config.opsListen.port);
+  const ops = options?.opsListener === false ? null : await listen(opsServer, config.opsListen.host, config.opsListen.port);
 
   const reloader = new PolicyReloader(config.policies, policy, logger, metrics);
   const reload = (reason: string): void => reloader.request(reason);
@@ -73,7 +85,9 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers): Promi
   return {
     proxy,
     ops,
+    local,
     keys,
+    metrics,
     store,
     policy,
     reload,

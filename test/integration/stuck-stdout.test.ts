@@ -2,7 +2,7 @@
 // alive: the last flush is bounded (LAST_FLUSH_MS), then the process exits 0.
 import { Agent, request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LAST_FLUSH_MS } from '../../src/cli/serve.ts';
+import { LAST_FLUSH_MS } from '../../src/server/process.ts';
 import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
 import { startSidecar, tempStore, type Sidecar } from '../helpers/sidecar.ts';
 
