@@ -173,7 +173,8 @@ export async function runPrimary(config: ServeConfig, loggers: Loggers): Promise
     slot.worker = null;
     slot.listening = false;
     if (stopping) {
-      if (code !== 0) exitCode = 1;
+      // Our SIGTERM can reach a worker still starting, before it handles the signal.
+      if (code !== 0 && signal !== 'SIGTERM') exitCode = 1;
       if (slots.every((s) => s.worker === null)) finish();
       return;
     }
