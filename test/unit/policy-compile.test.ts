@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../../src/policy/compile.ts';
+import type { CompiledPolicy } from '../../src/policy/model.ts';
 import { formatIssue, PolicyLoadError } from '../../src/policy/policy-error.ts';
 import { loadPolicy } from '../../src/policy/load.ts';
 import { POLICIES } from '../helpers/sidecar.ts';
@@ -66,6 +69,29 @@ describe('policy validation names file:line:col and the reason', () => {
     ['a key type given null', BASE + NO_ROLES.replace('scoped: []', 'scoped: null'), /keyTypes\.scoped has no value/],
   ])('refuses an incomplete policy: %s', (_name, text, pattern) => {
     expect(errorsOf(text).join('\n')).toMatch(pattern);
+  });
+
+  // The shipped files end with keyTypes, so a file cut at any byte either fails to load or
+  // is the whole policy (a cut inside the last comment): no torn version loads as another.
+  it.each([join(POLICIES, 'texture.yaml'), join(POLICIES, 'examples', 'evrythng.yaml')])('no prefix of %s loads as a different policy', (file) => {
+    const text = readFileSync(file, 'utf8');
+    const shape = (p: CompiledPolicy): string => JSON.stringify({
+      roles: [...p.roles].map(([n, r]) => [n, r.all, [...r.grants], r.conditions]),
+      keyTypes: [...p.keyTypes],
+      routes: [...p.resources].map(([n, r]) => [n, [...r.actions].map(([a, rs]) => [a, rs.map((x) => `${x.template.text} ${x.enforcement.kind}`)])]),
+    });
+    const whole = shape(compilePolicy([{ file: 'p.yaml', text }]));
+    const different: string[] = [];
+    for (let cut = 0; cut < text.length; cut++) {
+      let compiled: CompiledPolicy;
+      try {
+        compiled = compilePolicy([{ file: 'p.yaml', text: text.slice(0, cut) }]);
+      } catch {
+        continue;
+      }
+      if (shape(compiled) !== whole) different.push(JSON.stringify(text.slice(Math.max(0, cut - 40), cut)));
+    }
+    expect(different).toEqual([]);
   });
 
   it('every key type given [] on purpose is complete, across files too', () => {
