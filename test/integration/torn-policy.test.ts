@@ -31,14 +31,20 @@ async function boot(policy: string): Promise<{ keys: TestKeys; file: string }> {
   return { keys, file };
 }
 
-/** Rewrites `file` in place (same inode, as `>` or an editor without atomic save does), in two writes `gapMs` apart. */
-async function rewriteInTwoWrites(file: string, first: string, second: string, gapMs: number): Promise<void> {
+/**
+ * Rewrites `file` in place (same inode, as `>` or an editor without atomic save does), in
+ * two writes `gapMs` apart; returns how far apart they really were.
+ */
+async function rewriteInTwoWrites(file: string, first: string, second: string, gapMs: number): Promise<number> {
   const fd = openSync(file, 'r+');
   ftruncateSync(fd, 0);
   writeSync(fd, first, 0);
+  const t0 = performance.now();
   await new Promise((r) => setTimeout(r, gapMs));
   writeSync(fd, second, Buffer.byteLength(first));
+  const gap = performance.now() - t0;
   closeSync(fd);
+  return gap;
 }
 
 interface Tally {
@@ -105,7 +111,7 @@ describe('a policy rewritten in place in two writes, under load', () => {
     expect(String((failed?.errors as string[] | undefined)?.join('\n'))).toMatch(/keyTypes: no entry for server, connect, scoped, operator, access-token/);
   });
 
-  it(`cut before a role's conditions: (a valid, wider policy) for less than ${SETTLE_MS} ms: never applied`, async () => {
+  it(`cut before a role's conditions: (a valid, wider policy) for 250 ms, less than ${SETTLE_MS} ms: never applied`, async () => {
     // keyTypes first, so that the cut leaves a complete policy whose device-owner role has
     // no conditions: every scoped key would list every user's devices.
     const keyTypes = ORIGINAL.slice(ORIGINAL.indexOf('keyTypes:'));
@@ -121,7 +127,8 @@ describe('a policy rewritten in place in two writes, under load', () => {
     });
     await new Promise((r) => setTimeout(r, 300));
     // Longer than the file watcher's debounce (150 ms), well inside SETTLE_MS.
-    await rewriteInTwoWrites(file, edited.slice(0, cut), edited.slice(cut), 300);
+    const gap = await rewriteInTwoWrites(file, edited.slice(0, cut), edited.slice(cut), 250);
+    expect(gap, 'this machine delayed the second write past the settle interval: the premise of the test').toBeLessThan(SETTLE_MS);
     await until(async () => (await metric('keygate_policy_reloads_total{result="success"}')) === 1);
     await new Promise((r) => setTimeout(r, 300));
     await tally.stop();
