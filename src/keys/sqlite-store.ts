@@ -84,6 +84,16 @@ export const FILE_CHECK_MS = 500;
 /** A hash no key has (hashKey() is lower-case hex): the readiness lookup in an empty store. */
 const PROBE_HASH = '0'.repeat(64);
 
+/** The statements a store prepares once per connection. */
+function statements(db: DatabaseSync): Record<'byHash' | 'newest' | 'begin' | 'commit', StatementSync> {
+  return {
+    byHash: db.prepare(`SELECT ${COLUMNS} FROM keys WHERE key_hash = ?`),
+    newest: db.prepare('SELECT key_hash FROM keys ORDER BY rowid DESC LIMIT 1'),
+    begin: db.prepare('BEGIN'),
+    commit: db.prepare('COMMIT'),
+  };
+}
+
 /** Which file a path names: device and inode, or null when nothing is there. */
 function identityOf(path: string): string | null {
   const st = statSync(path, { throwIfNoEntry: false });
@@ -140,10 +150,7 @@ export class SqliteKeyStore implements KeyStore {
     this.#path = path;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.#db = SqliteKeyStore.#openDatabase(path, BUSY_RETRY_MS);
-    this.#byHash = this.#db.prepare(`SELECT ${COLUMNS} FROM keys WHERE key_hash = ?`);
-    this.#newest = this.#db.prepare('SELECT key_hash FROM keys ORDER BY rowid DESC LIMIT 1');
-    this.#begin = this.#db.prepare('BEGIN');
-    this.#commit = this.#db.prepare('COMMIT');
+    ({ byHash: this.#byHash, newest: this.#newest, begin: this.#begin, commit: this.#commit } = statements(this.#db));
     if (path !== ':memory:') this.#identity = identityOf(path);
   }
 
@@ -278,10 +285,7 @@ export class SqliteKeyStore implements KeyStore {
     this.#endSnapshot();
     const old = this.#db;
     this.#db = db;
-    this.#byHash = db.prepare(`SELECT ${COLUMNS} FROM keys WHERE key_hash = ?`);
-    this.#newest = db.prepare('SELECT key_hash FROM keys ORDER BY rowid DESC LIMIT 1');
-    this.#begin = db.prepare('BEGIN');
-    this.#commit = db.prepare('COMMIT');
+    ({ byHash: this.#byHash, newest: this.#newest, begin: this.#begin, commit: this.#commit } = statements(db));
     this.#identity = identity;
     this.#fileProblem = null;
     old.close();
