@@ -56,7 +56,7 @@ export interface Heap {
 }
 
 function heap(samples: readonly Sample[]): Heap | null {
-  const v = (name: string): number | undefined => samples.find((s) => s.name === `keygate_process_nodejs_${name}`)?.value;
+  const v = (name: string): number | undefined => samples.find((s) => s.name === `keygate_nodejs_${name}`)?.value;
   const used = v('heap_size_used_bytes');
   const total = v('heap_size_total_bytes');
   const external = v('external_memory_bytes');
@@ -145,7 +145,7 @@ export async function runMemory(opts: BenchOptions, log: (line: string) => void)
           ? 'from /metrics'
           : '/metrics exports no cache-size gauge (KeyCache.sizes and BackendAttributes.size exist in src but are not exported); ' +
             'the negative key cache is bounded by its max (DEFAULT_KEY_CACHE.negativeMax) and TTL.' +
-            (opts.workers > 1 ? ' With --workers, /metrics is one worker\'s registry.' : ''),
+            (opts.workers > 1 ? ' With --workers, the figures are summed over the workers.' : ''),
       pass: result.errors === 0 && growthMb < MEMORY_GROWTH_LIMIT_MB,
     };
   } finally {

@@ -34,9 +34,9 @@ export function sumOf(samples: readonly Sample[], name: string, labels: Record<s
 }
 
 /**
- * GET /metrics on the ops listener. With --workers N this is one worker's registry
- * (node:cluster hands the connection to any worker), which is why the cold-start
- * scenario runs a single process.
+ * GET /metrics on the ops listener. With --workers N the primary serves it, aggregated
+ * over the workers; the cold-start scenario still runs a single process (it counts the
+ * store queries of one key cache).
  */
 export async function scrape(opsUrl: string): Promise<Sample[]> {
   const res = await request(`${opsUrl}/metrics`, { reset: true });

@@ -66,8 +66,8 @@ export async function startKeygate(opts: { upstream: string; storePath: string; 
       // Keygate's production default (buffered access log; the "listening" line is flushed
       // at once). The access lines are read and discarded by spawnServer.
       env,
+      // With --workers N the primary prints it once every worker listens.
       isReady: (line) => line.msg === 'keygate listening',
-      readyCount: opts.workers,
     },
   );
   const first = server.readyLines[0]!;

@@ -93,6 +93,17 @@ afterAll(async () => {
 });
 
 describe('PostgresKeyStore', () => {
+  it('ping (readiness) runs a real lookup on the table: it fails once the table is gone, where SELECT 1 did not', async () => {
+    const schema = `${RUN}_ping`;
+    schemas.add(schema);
+    const store = await open(storeUrl(schema));
+    await store.ping(); // an empty table: the lookup of a hash no key has
+    await newKey(store);
+    await store.ping(); // a key read back through the key_hash index
+    await admin.query(`DROP TABLE "${schema}".keygate_keys`);
+    await expect(store.ping()).rejects.toThrow(/keygate_keys.*does not exist/);
+  });
+
   it('creates its table and round-trips insert, find, list and revoke', async () => {
     const store = await open();
     expect(store.kind).toBe('postgres');

@@ -1,9 +1,9 @@
 import { DEFAULT_STORE, openStore } from '../keys/open-store.ts';
 import { generateKey, hashKey, newKeyId } from '../keys/key-format.ts';
 import { isKeyType, isValidReferenceId, KEY_TYPES, parseConditionArgs, prefixFor, type KeyRecord } from '../keys/key-record.ts';
-import { DEFAULT_KEY_CACHE } from '../keys/key-cache.ts';
 import { parseDuration } from '../policy/drafts.ts';
 import { flag, only, parseArgs, UsageError, type ParsedArgs } from './args.ts';
+import { revocationNotice } from './revocation-notice.ts';
 
 function storeUrl(args: ParsedArgs): string {
   return flag(args, 'store') ?? (process.env.KEYGATE_STORE || DEFAULT_STORE);
@@ -115,12 +115,7 @@ async function revoke(args: ParsedArgs): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const ttl = `${DEFAULT_KEY_CACHE.positiveTtlMs / 1000} s`;
-  process.stdout.write(
-    store.kind === 'postgres'
-      ? `Revoked ${id}. Running sidecars are notified now; the key cache TTL (${ttl}) is the bound if a notification is lost.\n`
-      : `Revoked ${id}. Running sidecars refuse it within ${ttl} (the key cache TTL).\n`,
-  );
+  process.stdout.write(revocationNotice(id, store.kind));
 }
 
 export async function keysCommand(argv: readonly string[]): Promise<void> {

@@ -49,6 +49,17 @@ export class KeyCache {
     this.#positive = new LRUCache({ max: options.positiveMax, ttl: options.positiveTtlMs, ttlAutopurge: false, updateAgeOnGet: false });
     this.#negative = new NegativeCache(options.negativeMax, options.negativeTtlMs);
     store.onRevoked?.((keyHash) => this.evict(keyHash));
+    // Everything remembered came from the file the store no longer reads: a key revoked in
+    // the new file must not wait out its TTL, nor a key created there the negative TTL.
+    store.onFileChange?.((change) => {
+      if (change.kind === 'reopened') this.clear();
+    });
+  }
+
+  /** Forgets every key found or found unknown. */
+  clear(): void {
+    this.#positive.clear();
+    this.#negative.clear();
   }
 
   /** Store queries made so far (the bench's cold-start scenario reports it). */

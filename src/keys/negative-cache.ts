@@ -81,6 +81,11 @@ export class NegativeCache {
     this.#expires[target] = now + this.#ttlMs;
   }
 
+  /** Forgets every entry (the store they were looked up in was replaced). */
+  clear(): void {
+    this.#expires.fill(0);
+  }
+
   /** Live entries (a scan; for /metrics, not the request path). */
   size(now = performance.now()): number {
     let n = 0;

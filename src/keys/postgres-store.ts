@@ -53,6 +53,8 @@ const LISTEN_HEARTBEAT_MS = 10_000;
 const CONCURRENT_DDL_CODES = new Set(['23505', '42P06', '42P07', '42710']);
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+/** A hash no key has (hashKey() is lower-case hex): the readiness lookup in an empty table. */
+const PROBE_HASH = '0'.repeat(64);
 
 interface Row {
   id: string;
@@ -306,8 +308,16 @@ export class PostgresKeyStore implements KeyStore {
     return result.rows.length > 0;
   }
 
+  /**
+   * A lookup as a request makes it (the table, its key_hash index, the row's decoding):
+   * one key's hash read back through the lookup statement. `SELECT 1` answered while the
+   * table was missing or unreadable (dropped, no privilege) and every lookup failed.
+   */
   async ping(): Promise<void> {
-    await this.#query('SELECT 1', []);
+    const some = await this.#query<{ key_hash: string }>(`SELECT key_hash FROM ${this.#table} LIMIT 1`, []);
+    const hash = some.rows[0]?.key_hash;
+    const found = await this.findByHash(hash ?? PROBE_HASH);
+    if (hash !== undefined && found === undefined) throw new Error('a key cannot be read back by its hash: the key_hash index does not match the table');
   }
 
   onRevoked(listener: (keyHash: string) => void): void {

@@ -1,8 +1,8 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { KeyRecord, KeyType } from './key-record.ts';
-import type { KeyStore } from './store.ts';
+import type { KeyStore, StoreFileChange } from './store.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS keys (
@@ -79,6 +79,27 @@ export function retryWhileBusy(step: () => void, retryMs = BUSY_RETRY_MS): void 
   }
 }
 
+/** How often a watching store checks that its path still names the file it has open. */
+export const FILE_CHECK_MS = 500;
+/** A hash no key has (hashKey() is lower-case hex): the readiness lookup in an empty store. */
+const PROBE_HASH = '0'.repeat(64);
+
+/** The statements a store prepares once per connection. */
+function statements(db: DatabaseSync): Record<'byHash' | 'newest' | 'begin' | 'commit', StatementSync> {
+  return {
+    byHash: db.prepare(`SELECT ${COLUMNS} FROM keys WHERE key_hash = ?`),
+    newest: db.prepare('SELECT key_hash FROM keys ORDER BY rowid DESC LIMIT 1'),
+    begin: db.prepare('BEGIN'),
+    commit: db.prepare('COMMIT'),
+  };
+}
+
+/** Which file a path names: device and inode, or null when nothing is there. */
+function identityOf(path: string): string | null {
+  const st = statSync(path, { throwIfNoEntry: false });
+  return st === undefined ? null : `${st.dev}:${st.ino}`;
+}
+
 /**
  * Embedded store: one SQLite file in WAL mode, so the CLI (another process) can create
  * and revoke keys while a sidecar reads. node:sqlite is synchronous; a lookup is an index
@@ -95,10 +116,19 @@ export function retryWhileBusy(step: () => void, retryMs = BUSY_RETRY_MS): void 
  */
 export class SqliteKeyStore implements KeyStore {
   readonly kind = 'sqlite' as const;
-  readonly #db: DatabaseSync;
-  readonly #byHash: StatementSync;
-  readonly #begin: StatementSync;
-  readonly #commit: StatementSync;
+  readonly #path: string;
+  // Not readonly: a store that watches its path reopens when the path names another file.
+  #db: DatabaseSync;
+  #byHash: StatementSync;
+  #newest: StatementSync;
+  #begin: StatementSync;
+  #commit: StatementSync;
+  /** The file this store has open (device:inode), as found right after opening it. */
+  #identity: string | null = null;
+  /** Why the path does not name a usable store right now (reported by ping, so by /readyz). */
+  #fileProblem: StoreFileChange | null = null;
+  #watch: NodeJS.Timeout | null = null;
+  readonly #fileListeners = new Set<(change: StoreFileChange) => void>();
   #snapshot = false;
   readonly #endSnapshot = (): void => {
     if (!this.#snapshot) return;
@@ -117,25 +147,46 @@ export class SqliteKeyStore implements KeyStore {
   };
 
   constructor(path: string) {
+    this.#path = path;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.#db = SqliteKeyStore.#openDatabase(path, BUSY_RETRY_MS);
+    ({ byHash: this.#byHash, newest: this.#newest, begin: this.#begin, commit: this.#commit } = statements(this.#db));
+    if (path !== ':memory:') this.#identity = identityOf(path);
+  }
+
+  /**
+   * Opens the file and runs the opening statements, retrying them while SQLite answers
+   * busy for up to `busyRetryMs` (see retryWhileBusy). The read at the end opens the WAL
+   * and its index before the caller records which file it has open. It reads the schema
+   * only: a file whose keys table is damaged still opens, and ping (readiness) says what
+   * is wrong with it.
+   */
+  static #openDatabase(path: string, busyRetryMs: number): DatabaseSync {
     // The busy timeout must be in force before the first statement: switching a fresh
     // file to WAL takes a write lock, and a CLI and a sidecar (or two workers) opening
     // the same new file at once would otherwise fail with "database is locked".
-    this.#db = new DatabaseSync(path, { timeout: 5000 });
-    const db = this.#db;
-    retryWhileBusy(() => db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;'));
-    retryWhileBusy(() => db.exec(SCHEMA));
-    this.#byHash = this.#db.prepare(`SELECT ${COLUMNS} FROM keys WHERE key_hash = ?`);
-    this.#begin = this.#db.prepare('BEGIN');
-    this.#commit = this.#db.prepare('COMMIT');
+    const db = new DatabaseSync(path, { timeout: Math.min(busyRetryMs, 5000) });
+    try {
+      retryWhileBusy(() => db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;'), busyRetryMs);
+      retryWhileBusy(() => db.exec(SCHEMA), busyRetryMs);
+      db.exec('PRAGMA busy_timeout = 5000');
+      db.prepare('SELECT count(*) FROM sqlite_schema').get();
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return db;
+  }
+
+  #openSnapshot(): void {
+    if (this.#snapshot) return;
+    this.#begin.run();
+    this.#snapshot = true;
+    setImmediate(this.#endSnapshot);
   }
 
   findByHash(keyHash: string): KeyRecord | undefined {
-    if (!this.#snapshot) {
-      this.#begin.run();
-      this.#snapshot = true;
-      setImmediate(this.#endSnapshot);
-    }
+    if (!this.#snapshot) this.#openSnapshot();
     const row = this.#byHash.get(keyHash) as Row | undefined;
     return row === undefined ? undefined : rowToRecord(row);
   }
@@ -163,11 +214,105 @@ export class SqliteKeyStore implements KeyStore {
     return Number(result.changes) > 0;
   }
 
+  /**
+   * A lookup as a request makes it: the newest key's hash (the table's last page) read
+   * back through the lookup statement (the key_hash index, the row, its decoding), in the
+   * same read snapshot. `SELECT 1` reads no page of the file: a store whose keys table is
+   * corrupt answered it while every lookup failed.
+   */
   async ping(): Promise<void> {
-    this.#db.prepare('SELECT 1').get();
+    if (this.#fileProblem !== null) throw new Error(this.#fileProblem.message);
+    this.#openSnapshot();
+    const newest = this.#newest.get() as { key_hash: string } | undefined;
+    const found = this.findByHash(newest?.key_hash ?? PROBE_HASH);
+    if (newest !== undefined && found === undefined) throw new Error('the newest key cannot be read back by its hash: the key_hash index does not match the table');
+  }
+
+  onFileChange(listener: (change: StoreFileChange) => void): void {
+    this.#fileListeners.add(listener);
+    if (this.#watch !== null || this.#path === ':memory:' || !this.#db.isOpen) return;
+    this.#watch = setInterval(() => this.checkFile(), FILE_CHECK_MS);
+    this.#watch.unref();
+  }
+
+  /**
+   * Does the path still name the files this store has open? A restore that renames a copy
+   * over the path (`cp keygate.db new && mv new keygate.db`), or deletes the files and puts
+   * a backup back, leaves this connection on the old inode: SQLite goes on reading it, so
+   * keys created and revoked in the new file were never seen. Compared by device and
+   * inode: one stat call, on a timer (onFileChange), never per request; public for tests.
+   */
+  checkFile(): void {
+    if (!this.#db.isOpen || this.#identity === null) return;
+    const now = identityOf(this.#path);
+    if (now === null) {
+      this.#report({
+        kind: 'missing',
+        message: `sqlite file ${this.#path} no longer exists (deleted or moved away): lookups still read the file opened before; restore it at that path`,
+      });
+      return;
+    }
+    if (now === this.#identity) {
+      if (this.#fileProblem !== null) this.#reopen();
+      return;
+    }
+    this.#reopen();
+  }
+
+  /**
+   * Opens the file now at the path, then closes the old connection: in that order, the
+   * new files are never without a connection of this process while the old one closes
+   * (and SQLite does not checkpoint on close a file that was moved away), and tests check
+   * that keys written to the new file before the reopen survive it. Opening does not wait
+   * on a busy file (it would stall the event loop); the next check tries again.
+   */
+  #reopen(): void {
+    let db: DatabaseSync;
+    let identity: string | null;
+    try {
+      const before = identityOf(this.#path);
+      db = SqliteKeyStore.#openDatabase(this.#path, 0);
+      identity = identityOf(this.#path);
+      if (before === null || before !== identity) {
+        db.close();
+        return; // replaced again while opening: the next check opens whatever is there then
+      }
+    } catch (err) {
+      if (isBusy(err)) return; // another process holds it for a moment: the next check tries again
+      this.#report({ kind: 'unusable', message: `sqlite file ${this.#path} was replaced and the new file cannot be opened: ${(err as Error).message}` });
+      return;
+    }
+    this.#endSnapshot();
+    const old = this.#db;
+    this.#db = db;
+    ({ byHash: this.#byHash, newest: this.#newest, begin: this.#begin, commit: this.#commit } = statements(db));
+    this.#identity = identity;
+    this.#fileProblem = null;
+    old.close();
+    this.#emit({ kind: 'reopened', message: `sqlite file ${this.#path} names another file now (replaced or restored): reopened it` });
+  }
+
+  /** Records a problem and tells the listeners once per change of it. */
+  #report(problem: StoreFileChange): void {
+    const same = this.#fileProblem?.kind === problem.kind;
+    this.#fileProblem = problem;
+    if (!same) this.#emit(problem);
+  }
+
+  #emit(change: StoreFileChange): void {
+    for (const listener of this.#fileListeners) {
+      try {
+        listener(change);
+      } catch {
+        // A listener's failure must not stop the others or the check.
+      }
+    }
   }
 
   async close(): Promise<void> {
+    if (this.#watch !== null) clearInterval(this.#watch);
+    this.#watch = null;
+    this.#fileListeners.clear();
     this.#endSnapshot();
     if (this.#db.isOpen) this.#db.close();
   }

@@ -2,6 +2,20 @@ import { writeSync, writev } from 'node:fs';
 
 const RETRY_MS = 10;
 const SLAB = 64 * 1024;
+/** How long a synchronous flush at exit keeps retrying a full pipe before it gives up. */
+const EXIT_FLUSH_MS = 50;
+
+/**
+ * Makes a pipe or socket on stdout non-blocking. Node does this when it opens
+ * `process.stdout` (libuv's uv_pipe_open sets O_NONBLOCK; a file or a terminal is left as
+ * it is). A blocking pipe whose reader has stopped (a stuck log shipper) would hold a
+ * writev in a libuv thread forever, and nothing could bound the last flush at shutdown;
+ * non-blocking, the write answers EAGAIN and the destination retries on a timer that a
+ * shutdown can stop waiting for.
+ */
+export function makeStdoutNonBlocking(): void {
+  void process.stdout;
+}
 
 /**
  * Buffered, asynchronous line writer for a file descriptor (stdout), shared by pino and
@@ -23,6 +37,8 @@ export class LogDestination {
   #full: Buffer[] = [];
   #pending = 0;
   #writing = false;
+  /** What a write refused with EAGAIN is waiting to send again (null: no retry pending). */
+  #retrying: Buffer[] | null = null;
   #waiters: Array<(err?: Error) => void> = [];
   /** Lines dropped because the reader fell `maxPending` bytes behind. */
   dropped = 0;
@@ -62,18 +78,41 @@ export class LogDestination {
     if (!this.#writing) this.#drain();
   }
 
-  /** For process exit: no event loop left, so write synchronously what is still buffered. */
+  /**
+   * Flushes, waiting at most `ms` (the last flush at shutdown): a reader that stopped
+   * reading cannot hold the process. True when everything written before was written.
+   */
+  flushWithin(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      this.flush((err) => {
+        clearTimeout(timer);
+        resolve(err === undefined);
+      });
+    });
+  }
+
+  /**
+   * For process exit: no event loop left, so write synchronously what is still buffered,
+   * retrying a full pipe for at most EXIT_FLUSH_MS. A write in progress in libuv's thread
+   * pool is left alone (writing beside it would interleave the lines).
+   */
   flushSync(): void {
+    if (this.#writing && this.#retrying === null) return;
     this.#retire();
-    const buf = Buffer.concat(this.#full);
+    const buf = Buffer.concat([...(this.#retrying ?? []), ...this.#full]);
+    this.#retrying = null;
     this.#full = [];
     this.#pending = 0;
+    const deadline = performance.now() + EXIT_FLUSH_MS;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
     let off = 0;
-    for (let attempts = 0; off < buf.length && attempts < 1000; attempts++) {
+    while (off < buf.length) {
       try {
         off += writeSync(this.#fd, buf, off);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || performance.now() >= deadline) return;
+        Atomics.wait(pause, 0, 0, 1);
       }
     }
   }
@@ -110,7 +149,13 @@ export class LogDestination {
       if (err !== null) {
         // A non-blocking pipe that is full: try again shortly. Anything else loses the lines.
         if (err.code === 'EAGAIN') {
-          setTimeout(() => this.#send(bufs, waiters), RETRY_MS).unref();
+          this.#retrying = bufs;
+          setTimeout(() => {
+            // flushSync (at exit) may have taken the lines over in the meantime.
+            if (this.#retrying !== bufs) return;
+            this.#retrying = null;
+            this.#send(bufs, waiters);
+          }, RETRY_MS).unref();
           return;
         }
         for (const w of waiters) w(err);

@@ -1,6 +1,6 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { AccessLog } from './access-log.ts';
-import { LogDestination } from './log-destination.ts';
+import { LogDestination, makeStdoutNonBlocking } from './log-destination.ts';
 
 /**
  * Paths that may hold a key, censored wherever they appear in an operational log line.
@@ -22,6 +22,8 @@ export interface Loggers {
   readonly access: AccessLog;
   /** Lines dropped by a stdout reader that fell too far behind (see LogDestination). */
   droppedLines(): number;
+  /** Writes what is buffered, waiting at most `ms`; true when it was all written. */
+  flushWithin(ms: number): Promise<boolean>;
 }
 
 export interface LoggerOptions {
@@ -36,6 +38,7 @@ export function createLoggers(options: LoggerOptions = {}): Loggers {
   let destination = options.destination;
   let own: LogDestination | undefined;
   if (destination === undefined) {
+    makeStdoutNonBlocking();
     own = new LogDestination(1, Number(process.env.KEYGATE_LOG_BUFFER ?? 65536));
     const d = own;
     setInterval(() => d.flush(), 250).unref();
@@ -44,5 +47,7 @@ export function createLoggers(options: LoggerOptions = {}): Loggers {
   }
   const level = options.level ?? process.env.KEYGATE_LOG_LEVEL ?? 'info';
   const logger = pino({ level, base: { service: 'keygate' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination);
-  return { logger, access: new AccessLog(destination, logger.isLevelEnabled('info')), droppedLines: () => own?.dropped ?? 0 };
+  const flushWithin = (ms: number): Promise<boolean> =>
+    own?.flushWithin(ms) ?? new Promise((resolve) => logger.flush((err) => resolve(err === undefined || err === null)));
+  return { logger, access: new AccessLog(destination, logger.isLevelEnabled('info')), droppedLines: () => own?.dropped ?? 0, flushWithin };
 }

@@ -34,7 +34,9 @@ export class Metrics {
 
   constructor() {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'keygate_process_' });
+    // prom-client's default names (process_cpu_seconds_total, nodejs_eventloop_lag_seconds,
+    // …) under one prefix, so the usual Node.js dashboards match after the prefix.
+    collectDefaultMetrics({ register: this.registry, prefix: 'keygate_' });
     this.requests = this.#scraped(new RequestCounter('keygate_requests_total', 'Requests by decision, key type, route template and status', DECISIONS, [...KEY_TYPES, 'none']));
     this.latency = this.#scraped(new FixedHistogram(
       'keygate_request_duration_seconds',
@@ -56,7 +58,8 @@ export class Metrics {
     this.lookups = new Counter({ name: 'keygate_attribute_lookups_total', help: 'Attribute lookups sent to the backend (cache misses)', labelNames: ['resource'], registers });
     this.filteredItems = new Counter({ name: 'keygate_response_items_dropped_total', help: 'List items removed because the backend returned items the key may not see', labelNames: ['route'], registers });
     this.reloads = new Counter({ name: 'keygate_policy_reloads_total', help: 'Policy reloads by result', labelNames: ['result'], registers });
-    this.policyInfo = new Gauge({ name: 'keygate_policy_info', help: 'The policy version in force (value 1)', labelNames: ['version'], registers });
+    // max, not sum, across --workers: each version a worker runs is 1 however many run it.
+    this.policyInfo = new Gauge({ name: 'keygate_policy_info', help: 'The policy version in force (value 1)', labelNames: ['version'], registers, aggregator: 'max' });
     const inFlight = (): number => this.inFlight;
     this.inflight = new Gauge({
       name: 'keygate_requests_in_flight',

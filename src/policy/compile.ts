@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Node as YamlNode } from 'yaml';
-import type { KeyType } from '../keys/key-record.ts';
+import { KEY_TYPES, type KeyType } from '../keys/key-record.ts';
 import { readDrafts, type FileDrafts, type ResourceDraft, type RoleDraft, type RouteDraft } from './drafts.ts';
 import { RouteMatcher } from './matcher.ts';
 import type { CompiledPolicy, CompiledResource, CompiledRole, CompiledRoute, Enforcement, IdSource, RoleCondition, ValueTemplate } from './model.ts';
@@ -68,6 +68,23 @@ class Compiler {
         this.keyTypes.set(kt.type, names);
       }
     }
+    this.checkComplete(all);
+  }
+
+  /**
+   * Every key type the store can hold must be given its roles, or `[]` on purpose. A key
+   * type left out is refused rather than read as "no roles": it is what a file cut short
+   * by an unfinished write looks like, and loading it would refuse every such key (403)
+   * until the rest of the file arrived. Reported once, at the first `keyTypes:` (or the
+   * top of the first file when there is none).
+   */
+  checkComplete(all: FileDrafts[]): void {
+    const missing = KEY_TYPES.filter((t) => !this.keyTypes.has(t));
+    if (missing.length === 0) return;
+    const anchor = all.find((f) => f.keyTypesNode !== null);
+    const message = `keyTypes: no entry for ${missing.join(', ')}: give every key type the store can hold its roles, or [] for no roles on purpose (e.g. ${missing[0]}: [])`;
+    if (anchor !== undefined) anchor.w.fail(anchor.keyTypesNode, message);
+    else all[0]?.w.fail(null, message);
   }
 
   declareResource(d: ResourceDraft): void {

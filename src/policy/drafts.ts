@@ -42,6 +42,9 @@ export interface FileDrafts {
   resources: ResourceDraft[];
   roles: RoleDraft[];
   keyTypes: KeyTypeDraft[];
+  /** The file's walker, and its `keyTypes:` key when it has one (where completeness is reported). */
+  w: YamlWalker;
+  keyTypesNode: YamlNode | null;
 }
 
 const NAME = /^[a-z][a-zA-Z0-9_-]*$/;
@@ -156,7 +159,7 @@ function roleDraft(w: YamlWalker, name: string, keyNode: YamlNode, node: YamlNod
 }
 
 export function readDrafts(w: YamlWalker): FileDrafts {
-  const out: FileDrafts = { resources: [], roles: [], keyTypes: [] };
+  const out: FileDrafts = { resources: [], roles: [], keyTypes: [], w, keyTypesNode: null };
   const contents = w.src.doc.contents as YamlNode | null;
   // An empty file is almost always a truncated one (a half-written ConfigMap, an editor
   // crash); loading it as "no rules" would silently drop routes, so refuse it.
@@ -172,12 +175,19 @@ export function readDrafts(w: YamlWalker): FileDrafts {
     } else if (top.key === 'roles') {
       for (const r of w.entries(top.value, 'roles')) out.roles.push(roleDraft(w, r.key, r.keyNode, r.value));
     } else {
+      out.keyTypesNode = top.keyNode;
       for (const k of w.entries(top.value, 'keyTypes')) {
         if (!isKeyType(k.key)) {
           w.fail(k.keyNode, `unknown key type "${k.key}" (expected server, connect, scoped, operator or access-token)`);
           continue;
         }
-        const roles = k.value === null || (isSeq(k.value) && k.value.items.length === 0) ? [] : w.strings(k.value, `keyTypes.${k.key}`, k.keyNode);
+        // No value at all is what a write cut right after `scoped:` leaves: "no roles" must
+        // be said, as [].
+        if (k.value === null || (isScalar(k.value) && k.value.value === null)) {
+          w.fail(k.value ?? k.keyNode, `keyTypes.${k.key} has no value: list its roles, or write [] for no roles on purpose`);
+          continue;
+        }
+        const roles = isSeq(k.value) && k.value.items.length === 0 ? [] : w.strings(k.value, `keyTypes.${k.key}`, k.keyNode);
         out.keyTypes.push({ type: k.key, w, node: k.keyNode, roles });
       }
     }

@@ -1,16 +1,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { renderError } from '../errors/render.ts';
-import type { KeyStore } from '../keys/store.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { PolicyHolder } from '../policy/policy-holder.ts';
+import { checkReadiness, type ReadinessDeps, type ReadinessReport } from './readiness.ts';
 import { nextRequestId } from './request-id.ts';
 
-export interface OpsDeps {
-  readonly policy: PolicyHolder;
-  readonly store: KeyStore;
+export interface OpsDeps extends ReadinessDeps {
   readonly metrics: Metrics;
-  readonly isDraining: () => boolean;
+}
+
+/** What the ops endpoints report; one process's own, or (cluster primary) the whole group's. */
+export interface OpsSources {
+  readiness(): Promise<ReadinessReport>;
+  metrics(): Promise<{ readonly contentType: string; readonly text: string }>;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -19,36 +21,36 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** Ops listener: liveness, readiness (policy loaded and store reachable), Prometheus metrics. */
+/** This process's readiness and metrics. */
+export function localOps(deps: OpsDeps): OpsSources {
+  return {
+    readiness: () => checkReadiness(deps),
+    metrics: async () => ({ contentType: deps.metrics.registry.contentType, text: await deps.metrics.registry.metrics() }),
+  };
+}
+
+/** Ops listener: liveness, readiness (see readiness.ts), Prometheus metrics. */
 export function createOpsHandler(deps: OpsDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  return createOpsRouter(localOps(deps));
+}
+
+export function createOpsRouter(sources: OpsSources): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       renderError(res, new KeygateError('METHOD_NOT_ALLOWED', { headers: { allow: 'GET, HEAD' } }), nextRequestId());
       return;
     }
+    const failed = (err: unknown): void => renderError(res, new KeygateError('INTERNAL_ERROR', { detail: String(err) }), nextRequestId());
     if (path === '/healthz') {
       json(res, 200, { status: 'ok' });
     } else if (path === '/readyz') {
-      const policy = deps.policy.current;
-      const reload = deps.policy.lastReload;
-      deps.store.ping().then(
-        () => ({ ok: true as const }),
-        (err: unknown) => ({ ok: false as const, error: err instanceof Error ? err.message : String(err) }),
-      ).then((store) => {
-        const ready = store.ok && !deps.isDraining();
-        json(res, ready ? 200 : 503, {
-          status: ready ? 'ready' : 'not ready',
-          draining: deps.isDraining(),
-          policy: { version: policy.version, loadedAt: policy.loadedAt, files: policy.files, lastReload: reload },
-          store: { kind: deps.store.kind, ...store },
-        });
-      });
+      sources.readiness().then((r) => json(res, r.ready ? 200 : 503, r.body), failed);
     } else if (path === '/metrics') {
-      deps.metrics.registry.metrics().then((text) => {
-        res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+      sources.metrics().then(({ contentType, text }) => {
+        res.writeHead(200, { 'content-type': contentType });
         res.end(text);
-      }, (err: unknown) => renderError(res, new KeygateError('INTERNAL_ERROR', { detail: String(err) }), nextRequestId()));
+      }, failed);
     } else {
       renderError(res, new KeygateError('NOT_FOUND'), nextRequestId());
     }

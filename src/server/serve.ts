@@ -13,21 +13,26 @@ import { BackendAttributes } from '../pipeline/attributes.ts';
 import { createUpstream } from '../pipeline/upstream.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { PolicyHolder } from '../policy/policy-holder.ts';
-import { reloadPolicy, watchPolicies } from '../policy/watch.ts';
+import { PolicyReloader, watchPolicies } from '../policy/watch.ts';
 import { ListenerConnections, listenerOptions } from './connections.ts';
 import { MIN_PROXY_CONNECTIONS, openFileLimit, proxyConnectionCap } from './fd-limit.ts';
-import { createOpsHandler } from './ops-handler.ts';
+import { createOpsRouter, localOps, type OpsSources } from './ops-handler.ts';
 import { createProxyHandler } from './proxy-handler.ts';
 
-export interface RunningKeygate {
+/** `Ops` is null in a cluster worker: the primary serves the ops listener for the group. */
+export interface RunningKeygate<Ops extends AddressInfo | null = AddressInfo> {
   readonly proxy: AddressInfo;
-  readonly ops: AddressInfo;
+  readonly ops: Ops;
+  /** This process's readiness and metrics (what its ops listener serves, or the primary asks for). */
+  readonly local: OpsSources;
   readonly keys: KeyCache;
+  readonly metrics: Metrics;
   readonly store: KeyStore;
   readonly policy: PolicyHolder;
   /** The most client connections the proxy listener holds at once (null: no limit). */
   readonly maxConnections: number | null;
-  reload(reason: string): boolean;
+  /** Reloads the policy once its files read the same twice (see PolicyReloader). */
+  reload(reason: string): void;
   /** Stop accepting, let in-flight requests finish (bounded by drainTimeoutMs), release everything. */
   shutdown(): Promise<void>;
 }
@@ -61,8 +66,15 @@ function maxConnectionsFor(config: ServeConfig, logger: Loggers['logger']): numb
   return room;
 }
 
+export interface StartOptions {
+  /** false in a cluster worker (see RunningKeygate). */
+  readonly opsListener: false;
+}
+
 /** Loads policies and the store, fails fast on either, then opens both listeners. */
-export async function startKeygate(config: ServeConfig, loggers: Loggers): Promise<RunningKeygate> {
+export async function startKeygate(config: ServeConfig, loggers: Loggers): Promise<RunningKeygate>;
+export async function startKeygate(config: ServeConfig, loggers: Loggers, options: StartOptions): Promise<RunningKeygate<null>>;
+export async function startKeygate(config: ServeConfig, loggers: Loggers, options?: StartOptions): Promise<RunningKeygate<AddressInfo | null>> {
   const logger = loggers.logger;
   const maxConnections = maxConnectionsFor(config, logger);
   const policy = new PolicyHolder(loadPolicy(config.policies));
@@ -70,6 +82,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers): Promi
   const metrics = new Metrics();
   metrics.policyInfo.labels(policy.current.version).set(1);
   const keys = new KeyCache(store, config.keyCache, metrics.keyCacheObserver());
+  store.onFileChange?.((change) => logger[change.kind === 'reopened' ? 'warn' : 'error']({ store: store.kind, change: change.kind }, change.message));
   const upstream = createUpstream(config.upstream, config.upstreamOptions);
   const admission = new Admission(config.admission);
   const attributes = new BackendAttributes(upstream.compose(admitLookups(admission)));
@@ -85,26 +98,31 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers): Promi
     policy, keys, upstream, attributes, access: loggers.access, metrics, admission, listener: connections,
     maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs,
   }));
-  const opsServer = createServer(listenerOptions(config.deadlines), createOpsHandler({ policy, store, metrics, isDraining: () => connections.draining }));
+  const local = localOps({ policy, store, metrics, isDraining: () => connections.draining });
+  const opsServer = createServer(listenerOptions(config.deadlines), createOpsRouter(local));
   // The first-byte deadline for the ops listener too (it has no cap: the proxy's leaves it descriptors).
   new ListenerConnections(opsServer, config.deadlines.firstByteMs);
   watchFlow(metrics, admission, proxyServer, connections);
   const proxy = await listen(proxyServer, config.listen.host, config.listen.port);
-  const ops = await listen(opsServer, config.opsListen.host, config.opsListen.port);
+  const ops = options?.opsListener === false ? null : await listen(opsServer, config.opsListen.host, config.opsListen.port);
 
-  const reload = (reason: string): boolean => reloadPolicy(config.policies, policy, logger, metrics, reason);
+  const reloader = new PolicyReloader(config.policies, policy, logger, metrics);
+  const reload = (reason: string): void => reloader.request(reason);
   const watcher = config.watchPolicies ? watchPolicies(config.policies, () => reload('file changed')) : null;
 
   return {
     proxy,
     ops,
+    local,
     keys,
+    metrics,
     store,
     policy,
     maxConnections,
     reload,
     async shutdown() {
       watcher?.close();
+      reloader.close();
       const started = performance.now();
       const drained = connections.drain().then(() => 'drained' as const);
       let timer: NodeJS.Timeout | undefined;

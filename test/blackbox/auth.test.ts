@@ -35,9 +35,13 @@ async function expect401(headers: Record<string, string | string[]>, path = '/v1
   expect(r.status, `${JSON.stringify(headers)} → ${r.status} ${r.text}`).toBe(401);
   const e = errorBody(r);
   expect(e.error.status).toBe(401);
+  // The challenge names the scheme and the header the key goes in (RFC 9110 §11.6.1).
+  expect(r.headers['www-authenticate']).toBe(CHALLENGE);
   expect(backend.received, 'backend must receive nothing').toHaveLength(0);
   return r;
 }
+
+const CHALLENGE = 'ApiKey realm="keygate", header="Texture-Api-Key"';
 
 describe('401', () => {
   test('missing key', async () => {
@@ -111,6 +115,17 @@ describe('401', () => {
     const r = await send(sidecar.proxyPort, { path: '/v1/sites', headers: { 'texture-api-key': [keys.server.key, 'garbage'] } });
     expect([400, 401], r.text).toContain(r.status);
     expect(backend.received).toHaveLength(0);
+  });
+
+  test('only Keygate\'s own 401s carry the challenge: not a 403, not a backend 401 relayed on a checked route', async () => {
+    const forbidden = await send(sidecar.proxyPort, { path: '/v1/sites', headers: keyHeader(keys.alice) });
+    expect(forbidden.status).toBe(403);
+    expect(forbidden.headers['www-authenticate']).toBeUndefined();
+    backend.responder = (rec) => (rec.url.startsWith('/v1/devices?') ? { status: 401, body: '{"error":"backend says no"}', headers: { 'www-authenticate': 'Basic realm="backend"' } } : undefined);
+    const relayed = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice) });
+    expect(relayed.status).toBe(401);
+    expect(errorBody(relayed).error.code).toBe('UPSTREAM_ERROR');
+    expect(relayed.headers['www-authenticate']).not.toBe(CHALLENGE);
   });
 
   test('401 carries a request id header that matches the JSON requestId', async () => {

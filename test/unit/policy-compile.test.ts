@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../../src/policy/compile.ts';
+import type { CompiledPolicy } from '../../src/policy/model.ts';
 import { formatIssue, PolicyLoadError } from '../../src/policy/policy-error.ts';
 import { loadPolicy } from '../../src/policy/load.ts';
 import { POLICIES } from '../helpers/sidecar.ts';
@@ -13,6 +16,9 @@ function errorsOf(text: string, extra: Array<{ file: string; text: string }> = [
   }
   return [];
 }
+
+/** Every key type, with no roles on purpose. */
+const NO_ROLES = 'keyTypes:\n  server: []\n  connect: []\n  scoped: []\n  operator: []\n  access-token: []\n';
 
 const BASE = `resources:
   devices:
@@ -50,8 +56,47 @@ describe('policy validation names file:line:col and the reason', () => {
   });
 
   it('reports every problem at once', () => {
-    const errors = errorsOf('resources:\n  d:\n    actions:\n      list: [FETCH /a, GET /b//c]\nroles:\n  r:\n    permissions: [x:y]\n');
+    const errors = errorsOf('resources:\n  d:\n    actions:\n      list: [FETCH /a, GET /b//c]\nroles:\n  r:\n    permissions: [x:y]\n' + NO_ROLES);
     expect(errors.length).toBe(3);
+  });
+
+  // A policy must say what every key type the store can hold may do: a file cut short by
+  // an unfinished write (no roles, no keyTypes) must not load as "refuse everyone".
+  it.each([
+    ['no keyTypes at all (a file cut before roles:)', BASE, /p\.yaml:1:1 keyTypes: no entry for server, connect, scoped, operator, access-token: .*or \[\] for no roles on purpose/],
+    ['some key types left out', BASE + 'keyTypes:\n  server: []\n  scoped: []\n', /p\.yaml:7:1 keyTypes: no entry for connect, operator, access-token/],
+    ['a key type with no value (a write cut after the colon)', BASE + NO_ROLES.replace('access-token: []', 'access-token:'), /p\.yaml:\d+:\d+ keyTypes\.access-token has no value: list its roles, or write \[\] for no roles on purpose/],
+    ['a key type given null', BASE + NO_ROLES.replace('scoped: []', 'scoped: null'), /keyTypes\.scoped has no value/],
+  ])('refuses an incomplete policy: %s', (_name, text, pattern) => {
+    expect(errorsOf(text).join('\n')).toMatch(pattern);
+  });
+
+  // The shipped files end with keyTypes, so a file cut at any byte either fails to load or
+  // is the whole policy (a cut inside the last comment): no torn version loads as another.
+  it.each([join(POLICIES, 'texture.yaml'), join(POLICIES, 'examples', 'evrythng.yaml')])('no prefix of %s loads as a different policy', (file) => {
+    const text = readFileSync(file, 'utf8');
+    const shape = (p: CompiledPolicy): string => JSON.stringify({
+      roles: [...p.roles].map(([n, r]) => [n, r.all, [...r.grants], r.conditions]),
+      keyTypes: [...p.keyTypes],
+      routes: [...p.resources].map(([n, r]) => [n, [...r.actions].map(([a, rs]) => [a, rs.map((x) => `${x.template.text} ${x.enforcement.kind}`)])]),
+    });
+    const whole = shape(compilePolicy([{ file: 'p.yaml', text }]));
+    const different: string[] = [];
+    for (let cut = 0; cut < text.length; cut++) {
+      let compiled: CompiledPolicy;
+      try {
+        compiled = compilePolicy([{ file: 'p.yaml', text: text.slice(0, cut) }]);
+      } catch {
+        continue;
+      }
+      if (shape(compiled) !== whole) different.push(JSON.stringify(text.slice(Math.max(0, cut - 40), cut)));
+    }
+    expect(different).toEqual([]);
+  });
+
+  it('every key type given [] on purpose is complete, across files too', () => {
+    expect(errorsOf(BASE + NO_ROLES)).toEqual([]);
+    expect(errorsOf(BASE + 'keyTypes:\n  server: []\n  connect: []\n', [{ file: 'q.yaml', text: 'keyTypes:\n  scoped: []\n  operator: []\n  access-token: []\n' }])).toEqual([]);
   });
 
   it('names the other file when two files declare the same resource', () => {

@@ -25,6 +25,7 @@ describe('the shipped JSON Schema (for editors)', () => {
     [{ resources: { d: { actions: { list: [{ route: 'GET /x', conditions: 'maybe' }] } } } }],
     [{ roles: { r: { permissions: ['devices'] } } }],
     [{ keyTypes: { root: [] } }],
+    [{ keyTypes: { scoped: null } }],
   ])('rejects %j', (doc) => {
     expect(validate(doc)).toBe(false);
   });

@@ -1,5 +1,6 @@
-import { Histogram, Registry, type Metric } from 'prom-client';
+import { AggregatorRegistry, Histogram, Registry, type Metric } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { Metrics } from '../../src/observability/metrics.ts';
 import { FixedCounter, FixedHistogram, RequestCounter } from '../../src/observability/scraped-metrics.ts';
 
 function registryWith(...metrics: object[]): Registry {
@@ -53,5 +54,31 @@ describe('scraped metrics (plain numbers on the hot path, prom-client format at 
     expect(text).toContain('cache_total{result="miss"} 0');
     c.reset();
     expect(await registryWith(c).metrics()).toContain('cache_total{result="hit"} 0');
+  });
+
+  // --workers: the primary aggregates every worker's registry (getMetricsAsJSON, sent over
+  // IPC as JSON) with AggregatorRegistry.aggregate. The scrape-time metrics must take part
+  // like prom-client's own: summed per name and labels, histograms bucket by bucket.
+  it('take part in cluster aggregation: two workers\' registries sum, label by label', async () => {
+    const workers = [new Metrics(), new Metrics()];
+    workers[0]!.requestFinished(0, 'server', 'GET /v1/devices', 200, 0.002);
+    workers[0]!.requestFinished(0, 'server', 'GET /v1/devices', 200, 0.002);
+    workers[1]!.requestFinished(0, 'server', 'GET /v1/devices', 200, 0.2);
+    workers[1]!.requestFinished(2, 'scoped', 'GET /v1/sites', 403, 0.0001);
+    workers[0]!.keyCache.counts[0]! += 5;
+    workers[1]!.keyCache.counts[0]! += 2;
+    for (const w of workers) w.policyInfo.labels('abc123').set(1);
+    const json = await Promise.all(workers.map(async (w) => JSON.parse(JSON.stringify(await w.registry.getMetricsAsJSON())) as object[]));
+    const text = await AggregatorRegistry.aggregate(json).metrics();
+    expect(text).toContain('keygate_requests_total{decision="allow",key_type="server",route="GET /v1/devices",status="200"} 3');
+    expect(text).toContain('keygate_requests_total{decision="forbidden",key_type="scoped",route="GET /v1/sites",status="403"} 1');
+    expect(text).toContain('keygate_request_duration_seconds_bucket{le="0.0025",decision="allow"} 2');
+    expect(text).toContain('keygate_request_duration_seconds_bucket{le="+Inf",decision="allow"} 3');
+    expect(text).toContain('keygate_request_duration_seconds_count{decision="allow"} 3');
+    expect(text).toContain('keygate_key_cache_total{result="hit"} 7');
+    expect(text).toContain('keygate_policy_info{version="abc123"} 1');
+    expect(text).toContain('keygate_process_cpu_seconds_total ');
+    expect(text).not.toContain('keygate_process_process_');
+    expect(text).toMatch(/^keygate_nodejs_eventloop_lag_seconds \d/m);
   });
 });
