@@ -3,13 +3,12 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { request } from 'undici';
 import { coldStart } from './cold-start.ts';
-import { unknownKey } from './fixtures.ts';
 import { seedBenchKeys } from './keys.ts';
 import { runLoad, type Measurement } from './load.ts';
 import { scrape, storeQueries } from './metrics.ts';
 import { formatMemory, runMemory, writeMemoryReport } from './memory.ts';
+import { assertAlive } from './probe.ts';
 import { OptionError, parseOptions, SCENARIOS, type BenchOptions } from './options.ts';
 import {
   checkTargets, formatTable, formatTargets, machine, summarizeCase, summarizeColdStart, withRatios, writeReport,
@@ -31,19 +30,6 @@ const shown = (path: string): string => (relative(ROOT, path).startsWith('..') ?
 function describe(m: Measurement): string {
   return `${Math.round(m.rps).toLocaleString('en-US').padStart(7)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  ` +
     `errors ${m.errors}  cpu ${m.cpuPercent.toFixed(0)}%  client ${m.clientCpuPercent.toFixed(0)}%  other ${m.otherCpuPercent.toFixed(0)}%`;
-}
-
-/** One request per case before any load, so a broken setup fails in a second with a clear message. */
-async function preflight(cases: readonly LoadCase[]): Promise<string[]> {
-  const problems: string[] = [];
-  for (const c of cases) {
-    const headers = c.freshKey === true ? { ...c.headers, 'texture-api-key': unknownKey() } : c.headers;
-    const res = await request(c.target.url + c.path, { method: c.method, headers, body: c.body });
-    const body = await res.body.text();
-    const wrong = res.statusCode !== c.expectStatus ? `status ${res.statusCode} (expected ${c.expectStatus})` : c.check(body);
-    if (wrong !== undefined) problems.push(`${c.label} (${c.method} ${c.path}): ${wrong}: ${body.slice(0, 300)}`);
-  }
-  return problems;
 }
 
 async function bench(opts: BenchOptions): Promise<BenchReport> {
@@ -74,8 +60,7 @@ async function bench(opts: BenchOptions): Promise<BenchReport> {
 
     const targets: CaseTargets = { backend, undici, httpProxy3, nginx, keygate };
     const cases = [...baselineCases(targets), ...keygateCases(targets, keys).filter((c) => scenarios.has(c.scenario!))];
-    const problems = await preflight(cases);
-    if (problems.length > 0) throw new Error(`preflight failed:\n  ${problems.join('\n  ')}`);
+    await assertAlive(cases, 'preflight');
 
     // With one process, /metrics counts every store query, so the 401 flood can prove each
     // request carried a new key; with --workers N it is one worker's count.
@@ -92,6 +77,7 @@ async function bench(opts: BenchOptions): Promise<BenchReport> {
         unkept.get(c.id)!.push(m);
         log(`[warm-up]   ${c.label.padEnd(26)} ${describe(m)}`);
       }
+      await assertAlive(cases, 'after the warm-up');
     }
     // Interleaved (A B C … A B C …) so drift over the run (thermal, other load, GC state)
     // touches every target alike instead of landing on whichever ran last.
@@ -114,6 +100,7 @@ async function bench(opts: BenchOptions): Promise<BenchReport> {
         rounds.get(c.id)!.push(m);
         log(`${tag} ${c.label.padEnd(26)} ${describe(m)}`);
       }
+      await assertAlive(cases, `after round ${round}`);
       if (scenarios.has(7)) {
         const r = await coldStart({ upstream: backend.url, concurrency: COLD_START_CONCURRENCY });
         cold.push(r);
