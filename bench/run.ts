@@ -1,6 +1,8 @@
 // `npm run bench`: Keygate against baselines on loopback, interleaved rounds, medians,
 // ratios to a bare undici forwarder, DESIGN.md's performance targets. See USAGE in options.ts.
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
+import { formatGrowth, growthMarkdown, recordGrowth, writeGrowthReport } from './growth/report.ts';
+import { runGrowth } from './growth/run.ts';
 import { formatMemory, runMemory, writeMemoryReport } from './memory.ts';
 import { OptionError, parseOptions, type BenchOptions } from './options.ts';
 import { formatTable, formatTargets, writeReport } from './report.ts';
@@ -27,6 +29,19 @@ async function main(): Promise<number> {
     log(formatMemory(report));
     log(`\nwrote ${shown(writeMemoryReport(opts.out, report))}`);
     return report.pass || (!opts.targets && report.flood.errors === 0) ? 0 : 1;
+  }
+  if (opts.growth !== undefined) {
+    const report = await runGrowth(opts, log);
+    log('');
+    log(formatGrowth(report));
+    log(`\nwrote ${shown(writeGrowthReport(opts.out, report))}`);
+    if (opts.record && report.verificationErrors > 0) log('not recorded: a run with verification errors is no result');
+    else if (opts.record) {
+      recordGrowth(join(ROOT, 'README.md'), join(ROOT, 'docs/performance.md'), growthMarkdown(report, `npm run bench -- ${process.argv.slice(2).join(' ')}`));
+      log('rewrote the growth table in README.md and added this run to docs/performance.md');
+    }
+    if (!report.pass) log(report.verificationErrors > 0 ? 'bench FAILED: verification errors' : 'bench FAILED: target(s) missed');
+    return report.pass ? 0 : 1;
   }
   const report = await runThroughput(opts, log);
   log('');
