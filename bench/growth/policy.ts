@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compilePolicy } from '../../src/policy/compile.ts';
 import { seedBenchKeys } from '../keys.ts';
+import { cpuSeconds } from '../procfs.ts';
 import { scrape } from '../metrics.ts';
 import { generatePolicy, LAST_ROUTE } from '../policy-gen.ts';
 import { onlyOwnItems, type LoadCase } from '../scenarios.ts';
@@ -20,16 +21,25 @@ const STARTUPS = 3;
 /** Alice's two devices, as in scenario 2: the answer stays small so the policy is what differs. */
 const PER_PAGE = 2;
 
-/** load+compile of the generated text in this process: one warm-up, then the median of three. */
-function compileMs(text: string): number {
+/**
+ * load+compile of the generated text in this process: one warm-up, then the median of
+ * three, as wall time and as this process's CPU time. On a machine shared with other work
+ * the wall time includes the time the process waited for a core; the CPU time does not, so
+ * the target is judged on it.
+ */
+function compileMs(text: string): { wall: number; cpu: number } {
   compilePolicy([{ file: 'generated.yaml', text }]);
-  const times: number[] = [];
+  const wall: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < 3; i++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     compilePolicy([{ file: 'generated.yaml', text }]);
-    times.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    wall.push(performance.now() - t0);
+    cpu.push((c.user + c.system) / 1000);
   }
-  return median(times);
+  return { wall: median(wall), cpu: median(cpu) };
 }
 
 function twoOwnItems(body: string): string | undefined {
@@ -47,31 +57,35 @@ function twoOwnItems(body: string): string | undefined {
 export async function policyAxis(ctx: AxisContext): Promise<AxisResult> {
   const sizes = ctx.opts.growthRoutes;
   const prefix = '[policy]';
-  const compiled = new Map<number, number>();
+  const compiled = new Map<number, { wall: number; cpu: number }>();
   for (const n of sizes) {
-    compiled.set(n, compileMs(generatePolicy(n)));
-    ctx.log(`${prefix} load+compile in process, ${count(n)} routes: ${compiled.get(n)!.toFixed(1)} ms`);
+    const t = compileMs(generatePolicy(n));
+    compiled.set(n, t);
+    ctx.log(`${prefix} load+compile in process, ${count(n)} routes: ${t.wall.toFixed(1)} ms (CPU ${t.cpu.toFixed(1)} ms)`);
   }
   const backend = await startListBackend(PER_PAGE);
   const undici = await startUndiciForwarder(backend.url);
   const storePath = join(ctx.dir, 'policy-keys.db');
   const keys = await seedBenchKeys(storePath);
   const keygates = new Map<number, KeygateTarget>();
-  const startups = new Map<number, number>();
+  const startups = new Map<number, { wall: number; cpu: number }>();
   try {
     for (const n of sizes) {
       const policies = join(ctx.dir, `policy-${n}`);
       mkdirSync(policies);
       writeFileSync(join(policies, 'generated.yaml'), generatePolicy(n));
-      const times: number[] = [];
+      const wall: number[] = [];
+      const cpu: number[] = [];
       for (let i = 0; i < STARTUPS; i++) {
         const kg = await startKeygate({ upstream: backend.url, storePath, workers: ctx.opts.workers, policies });
-        times.push(kg.startupMs);
+        wall.push(kg.startupMs);
+        // Everything the process did so far was starting up.
+        cpu.push(cpuSeconds(kg.pids) * 1000);
         if (i < STARTUPS - 1) await kg.stop();
         else keygates.set(n, kg);
       }
-      startups.set(n, median(times));
-      ctx.log(`${prefix} start-up with ${count(n)} routes: ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
+      startups.set(n, { wall: median(wall), cpu: median(cpu) });
+      ctx.log(`${prefix} start-up with ${count(n)} routes: ${wall.map((t) => t.toFixed(0)).join(', ')} ms (CPU ${cpu.map((t) => t.toFixed(0)).join(', ')} ms)`);
     }
     const forwarder: LoadCase = {
       id: 'policy-undici', label: 'fwd', kind: 'baseline', target: undici, method: 'GET',
@@ -90,7 +104,10 @@ export async function policyAxis(ctx: AxisContext): Promise<AxisResult> {
       const heap = (await scrape(keygates.get(n)!.opsUrl)).find((s) => s.name === 'keygate_process_nodejs_heap_size_used_bytes')?.value;
       rows.push({
         axis: 'policy', size: n, label: `${count(n)} routes`, keygate: kg, forwarder: fw, ratio: kg.median.rps / fw.median.rps,
-        extra: { compileMs: compiled.get(n)!, startupMs: startups.get(n)!, ...(heap === undefined ? {} : { heapUsedMb: heap / 2 ** 20 }) },
+        extra: {
+          compileMs: compiled.get(n)!.wall, compileCpuMs: compiled.get(n)!.cpu, startupMs: startups.get(n)!.wall, startupCpuMs: startups.get(n)!.cpu,
+          ...(heap === undefined ? {} : { heapUsedMb: heap / 2 ** 20 }),
+        },
       });
     }
     const first = rows[0]!;
@@ -101,10 +118,10 @@ export async function policyAxis(ctx: AxisContext): Promise<AxisResult> {
       axis: 'policy',
       title: 'policy size (generated resources/routes)',
       rows,
-      measured: `start-up ${list((r) => `${(r.extra.startupMs! / 1000).toFixed(2)} s`)}; load+compile in process ${list((r) => `${r.extra.compileMs!.toFixed(0)}`)} ms; ` +
+      measured: `start-up ${list((r) => `${(r.extra.startupMs! / 1000).toFixed(2)} s`)}; load+compile in process ${list((r) => `${r.extra.compileCpuMs!.toFixed(0)}`)} ms of CPU; ` +
         `per request on the last route ${list((r) => times(r.ratio))} the forwarder, Keygate CPU ${list((r) => r.keygate.median.cpuUsPerRequest.toFixed(1))} µs (${count(first.size)} → ${count(last.size)} routes)`,
       targets: [
-        target('policy-load', `load+compile of ${count(last.size)} routes in process`, last.extra.compileMs!, `${last.extra.compileMs!.toFixed(0)} ms`, `< ${MAX_LOAD_MS} ms`, (v) => v < MAX_LOAD_MS),
+        target('policy-load', `load+compile of ${count(last.size)} routes in process (CPU time)`, last.extra.compileCpuMs!, `${last.extra.compileCpuMs!.toFixed(0)} ms`, `< ${MAX_LOAD_MS} ms`, (v) => v < MAX_LOAD_MS),
         target('policy-startup', `sidecar start-up with ${count(last.size)} routes (median of ${STARTUPS})`, last.extra.startupMs!, `${last.extra.startupMs!.toFixed(0)} ms`, `< ${MAX_STARTUP_MS} ms`, (v) => v < MAX_STARTUP_MS),
         target('policy-per-request', `Keygate CPU per request, ${count(last.size)} ÷ ${count(first.size)} routes`, growth, times(growth), `≤ ${MAX_PER_REQUEST_GROWTH}×`, (v) => v <= MAX_PER_REQUEST_GROWTH),
       ],

@@ -3,10 +3,16 @@ import { join } from 'node:path';
 import { median } from '../stats.ts';
 import { count, times, type AxisResult, type GrowthReport, type GrowthRow, type Summary } from './model.ts';
 
-const EXTRA: Record<string, (v: number) => string> = {
+type Extra = Readonly<Record<string, number>>;
+const cpuToo = (cpu: number | undefined): string => (cpu === undefined ? '' : ` (CPU ${cpu.toFixed(0)} ms)`);
+
+/** How each axis-specific figure is printed; figures printed with another one map to null. */
+const EXTRA: Record<string, (v: number, all: Extra) => string | null> = {
   extraCpuUs: (v) => `${v.toFixed(1)} µs CPU beyond the forwarder`,
-  compileMs: (v) => `load+compile ${v.toFixed(0)} ms`,
-  startupMs: (v) => `start-up ${v.toFixed(0)} ms`,
+  compileMs: (v, all) => `load+compile ${v.toFixed(0)} ms${cpuToo(all.compileCpuMs)}`,
+  compileCpuMs: () => null,
+  startupMs: (v, all) => `start-up ${v.toFixed(0)} ms${cpuToo(all.startupCpuMs)}`,
+  startupCpuMs: () => null,
   heapUsedMb: (v) => `heap ${v.toFixed(0)} MB`,
   coldP50Us: (v) => `cold lookup p50 ${v.toFixed(0)} µs`,
   coldP99Us: (v) => `p99 ${v.toFixed(0)} µs`,
@@ -16,7 +22,12 @@ const EXTRA: Record<string, (v: number) => string> = {
 };
 
 function extras(row: GrowthRow): string {
-  return Object.entries(row.extra).filter(([k]) => k in EXTRA).map(([k, v]) => EXTRA[k]!(v)).join(', ');
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(row.extra)) {
+    const text = EXTRA[k]?.(v, row.extra);
+    if (text !== undefined && text !== null) out.push(text);
+  }
+  return out.join(', ');
 }
 
 const verdict = (pass: boolean | null): string => (pass === null ? 'N/A' : pass ? 'PASS' : 'MISS');
