@@ -30,7 +30,7 @@ interface Store {
  * Latency is the whole request as the client sees it. Keygate's /metrics must show a
  * store query per key (a cached key would not be a cold lookup).
  */
-async function coldLookups(store: Store, n: number, record: boolean): Promise<string[]> {
+async function coldLookups(store: Store, n: number, record: boolean, oneProcess: boolean): Promise<string[]> {
   const problems: string[] = [];
   const keys = store.unused.splice(0, n);
   if (keys.length < n) return [`only ${keys.length} unused keys left for ${n} cold lookups`];
@@ -46,8 +46,9 @@ async function coldLookups(store: Store, n: number, record: boolean): Promise<st
       if (wrong !== undefined) problems.push(`cold lookup: ${wrong}: ${body.slice(0, 200)}`);
       else if (record) store.latenciesUs.push(us);
     }
+    // With --workers N, /metrics is one worker's registry: the count proves nothing then.
     const queries = storeQueries(await scrape(store.keygate.opsUrl)) - before;
-    if (queries < keys.length) problems.push(`Keygate made ${queries} store queries for ${keys.length} first-time keys: not cold lookups`);
+    if (oneProcess && queries < keys.length) problems.push(`Keygate made ${queries} store queries for ${keys.length} first-time keys: not cold lookups`);
   } finally {
     await client.close();
   }
@@ -90,14 +91,14 @@ export async function keysAxis(ctx: AxisContext): Promise<AxisResult> {
       const queries = async (): Promise<number> => storeQueries(await scrape(s.keygate.opsUrl));
       loads.set(floods[i]!.id, ctx.opts.workers === 1 ? { ...base, storeQueries: queries } : base);
     });
-    for (const s of stores) problems.push(...(await coldLookups(s, warmCold, false)));
+    for (const s of stores) problems.push(...(await coldLookups(s, warmCold, false, ctx.opts.workers === 1)));
     const summaries = await measureAxis(ctx, {
       prefix,
       cases: [forwarder, ...floods],
       loadFor: (c) => loads.get(c.id) ?? base,
       afterRound: async (round) => {
         for (const s of stores) {
-          problems.push(...(await coldLookups(s, COLD_PER_ROUND, true)));
+          problems.push(...(await coldLookups(s, COLD_PER_ROUND, true, ctx.opts.workers === 1)));
           const sorted = Float64Array.from(s.latenciesUs).sort();
           ctx.log(`${prefix} [round ${round}/${ctx.opts.rounds}] cold lookups, ${count(s.size)} keys: p50 ${percentile(sorted, 50).toFixed(0)} µs, p99 ${percentile(sorted, 99).toFixed(0)} µs`);
         }
