@@ -106,6 +106,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       if (values.has(name)) throw new OptionError(`--${name} needs --growth`);
     }
   }
+  if (growth !== undefined && values.has('record') && growth.length < GROWTH_AXES.length) {
+    throw new OptionError('--record needs every growth axis: the README\'s table is one whole run');
+  }
   if (growth !== undefined && (values.has('memory') || values.has('scenario') || values.has('profile'))) {
     throw new OptionError('--growth cannot be combined with --memory, --scenario or --profile');
   }

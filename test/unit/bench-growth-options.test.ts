@@ -25,6 +25,7 @@ describe('bench options: --growth', () => {
     [['--growth', '--growth-items', '1,x'], /--growth-items: "x" must be a whole number/],
     [['--growth-items', '1,10'], /--growth-items needs --growth/],
     [['--record'], /--record needs --growth/],
+    [['--growth=policy', '--record'], /--record needs every growth axis/],
     [['--growth', '--memory'], /--growth cannot be combined with --memory/],
   ])('refuses %j', (argv, message) => {
     expect(() => parseOptions(argv)).toThrow(OptionError);
