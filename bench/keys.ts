@@ -1,3 +1,5 @@
+import { hash } from 'node:crypto';
+import { DatabaseSync } from 'node:sqlite';
 import { mintKey } from '../src/cli/keys.ts';
 import { hashKey } from '../src/keys/key-format.ts';
 import { SqliteKeyStore } from '../src/keys/sqlite-store.ts';
@@ -31,4 +33,26 @@ export async function seedBenchKeys(path: string): Promise<BenchKeys> {
     { label: 'alice', type: 'scoped', referenceId: 'alice' },
   ]);
   return { server: keys.get('server')!, alice: keys.get('alice')! };
+}
+
+/**
+ * Grows the key table of a SQLite store to `total` rows with keys nobody holds (random
+ * hashes, scoped to a hundred thousand users), in one transaction: a million one at a time
+ * through the store would take minutes. The rows are shaped like minted ones; only the
+ * keys seeded with seedKeys have plaintexts.
+ */
+export function fillKeys(path: string, total: number): void {
+  const db = new DatabaseSync(path);
+  try {
+    const have = Number((db.prepare('SELECT COUNT(*) AS n FROM keys').get() as { n: number }).n);
+    const insert = db.prepare('INSERT INTO keys (id, key_hash, type, reference_id, name, created_at) VALUES (?, ?, ?, ?, ?, ?)');
+    const createdAt = new Date().toISOString();
+    db.exec('BEGIN');
+    for (let i = have; i < total; i++) {
+      insert.run(`key_fill${i.toString(36).padStart(12, '0')}`, hash('sha256', `bench filler ${i}`, 'hex'), 'scoped', `user_${i % 100_000}`, null, createdAt);
+    }
+    db.exec('COMMIT');
+  } finally {
+    db.close();
+  }
 }

@@ -1,150 +1,18 @@
 // `npm run bench`: Keygate against baselines on loopback, interleaved rounds, medians,
 // ratios to a bare undici forwarder, DESIGN.md's performance targets. See USAGE in options.ts.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { request } from 'undici';
-import { coldStart } from './cold-start.ts';
-import { unknownKey } from './fixtures.ts';
-import { seedBenchKeys } from './keys.ts';
-import { runLoad, type Measurement } from './load.ts';
-import { scrape, storeQueries } from './metrics.ts';
+import { formatGrowth, growthMarkdown, recordGrowth, writeGrowthReport } from './growth/report.ts';
+import { runGrowth } from './growth/run.ts';
 import { formatMemory, runMemory, writeMemoryReport } from './memory.ts';
-import { OptionError, parseOptions, SCENARIOS, type BenchOptions } from './options.ts';
-import {
-  checkTargets, formatTable, formatTargets, machine, summarizeCase, summarizeColdStart, withRatios, writeReport,
-  type BenchReport,
-} from './report.ts';
-import { baselineCases, keygateCases, type CaseTargets, type LoadCase } from './scenarios.ts';
+import { OptionError, parseOptions, type BenchOptions } from './options.ts';
+import { formatTable, formatTargets, writeReport } from './report.ts';
 import { stopAll } from './spawn.ts';
-import { findNginx, ROOT, startBackend, startHttpProxy3, startKeygate, startNginx, startUndiciForwarder } from './targets.ts';
-import type { ColdStartResult } from './cold-start.ts';
-
-const COLD_START_CONCURRENCY = 1000;
-/** Other processes using more than this % of one core during a run make it "disturbed". */
-const DISTURBED_PERCENT = 20;
+import { ROOT } from './targets.ts';
+import { runThroughput } from './throughput.ts';
 
 const log = (line: string): void => void process.stdout.write(line + '\n');
 /** Paths inside the repository relative to it (what `npm run bench` users see), others absolute. */
 const shown = (path: string): string => (relative(ROOT, path).startsWith('..') ? path : relative(ROOT, path));
-
-function describe(m: Measurement): string {
-  return `${Math.round(m.rps).toLocaleString('en-US').padStart(7)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  ` +
-    `errors ${m.errors}  cpu ${m.cpuPercent.toFixed(0)}%  client ${m.clientCpuPercent.toFixed(0)}%  other ${m.otherCpuPercent.toFixed(0)}%`;
-}
-
-/** One request per case before any load, so a broken setup fails in a second with a clear message. */
-async function preflight(cases: readonly LoadCase[]): Promise<string[]> {
-  const problems: string[] = [];
-  for (const c of cases) {
-    const headers = c.freshKey === true ? { ...c.headers, 'texture-api-key': unknownKey() } : c.headers;
-    const res = await request(c.target.url + c.path, { method: c.method, headers, body: c.body });
-    const body = await res.body.text();
-    const wrong = res.statusCode !== c.expectStatus ? `status ${res.statusCode} (expected ${c.expectStatus})` : c.check(body);
-    if (wrong !== undefined) problems.push(`${c.label} (${c.method} ${c.path}): ${wrong}: ${body.slice(0, 300)}`);
-  }
-  return problems;
-}
-
-async function bench(opts: BenchOptions): Promise<BenchReport> {
-  const startedAt = new Date().toISOString();
-  const scenarios = new Set<number>(opts.scenario === undefined ? SCENARIOS : [opts.scenario]);
-  const notes: string[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'keygate-bench-'));
-  try {
-    log(`keygate bench: ${opts.rounds} round(s) × ${opts.duration} s, warm-up ${opts.warmup} s, ${opts.connections} connections, Keygate workers ${opts.workers}, scenarios ${[...scenarios].join(',')}`);
-    const backend = await startBackend();
-    log(`started backend ${backend.url} (pid ${backend.pids.join(',')})`);
-    const undici = await startUndiciForwarder(backend.url);
-    log(`started bare undici forwarder ${undici.url}`);
-    const httpProxy3 = await startHttpProxy3(backend.url);
-    log(`started bare http-proxy-3 ${httpProxy3.url}`);
-    const nginxBinary = findNginx();
-    const nginx = nginxBinary === undefined ? undefined : await startNginx(nginxBinary, backend.url);
-    if (nginx === undefined) {
-      notes.push('nginx: binary not found, baseline skipped');
-      log('nginx not found on PATH: nginx baseline skipped');
-    } else log(`started nginx ${nginx.url} (${nginxBinary})`);
-    const storePath = join(dir, 'keys.db');
-    const keys = await seedBenchKeys(storePath);
-    if (opts.profile) mkdirSync(opts.out, { recursive: true });
-    const keygate = await startKeygate({ upstream: backend.url, storePath, workers: opts.workers, ...(opts.profile ? { profileDir: opts.out } : {}) });
-    if (opts.profile) notes.push(`Keygate ran with --cpu-prof: profile(s) in ${opts.out} (load them in Chrome DevTools; profiling slows Keygate, so figures are not comparable)`);
-    log(`started keygate ${keygate.url} (pids ${keygate.pids.join(',')})`);
-
-    const targets: CaseTargets = { backend, undici, httpProxy3, nginx, keygate };
-    const cases = [...baselineCases(targets), ...keygateCases(targets, keys).filter((c) => scenarios.has(c.scenario!))];
-    const problems = await preflight(cases);
-    if (problems.length > 0) throw new Error(`preflight failed:\n  ${problems.join('\n  ')}`);
-
-    // With one process, /metrics counts every store query, so the 401 flood can prove each
-    // request carried a new key; with --workers N it is one worker's count.
-    const queries = async (): Promise<number> => storeQueries(await scrape(keygate.opsUrl));
-    const load = { connections: opts.connections, backendPids: backend.pids, ...(opts.workers === 1 ? { storeQueries: queries } : {}) };
-    // Warm-up runs and repeated attempts: not in the medians, but their errors count.
-    const unkept = new Map<string, Measurement[]>(cases.map((c) => [c.id, []]));
-    const rounds = new Map<string, Measurement[]>(cases.map((c) => [c.id, []]));
-    const cold: ColdStartResult[] = [];
-    let retries = 0;
-    if (opts.warmup > 0) {
-      for (const c of cases) {
-        const m = await runLoad(c, { ...load, duration: opts.warmup });
-        unkept.get(c.id)!.push(m);
-        log(`[warm-up]   ${c.label.padEnd(26)} ${describe(m)}`);
-      }
-    }
-    // Interleaved (A B C … A B C …) so drift over the run (thermal, other load, GC state)
-    // touches every target alike instead of landing on whichever ran last.
-    for (let round = 1; round <= opts.rounds; round++) {
-      const tag = `[round ${round}/${opts.rounds}]`;
-      for (const c of cases) {
-        let m = await runLoad(c, { ...load, duration: opts.duration });
-        // On a shared machine another process can take a core for seconds; such a run
-        // measures the neighbour, so it is repeated (a bounded number of times, keeping
-        // the least disturbed) rather than allowed to move the median.
-        for (let retry = 1; retry <= opts.retries && m.otherCpuPercent > DISTURBED_PERCENT; retry++) {
-          log(`${tag} ${c.label.padEnd(26)} ${describe(m)}  -> disturbed, repeating`);
-          retries++;
-          const again = await runLoad(c, { ...load, duration: opts.duration });
-          // The attempt not kept still counts for verification errors.
-          const [kept, dropped] = again.otherCpuPercent < m.otherCpuPercent ? [again, m] : [m, again];
-          unkept.get(c.id)!.push(dropped);
-          m = kept;
-        }
-        rounds.get(c.id)!.push(m);
-        log(`${tag} ${c.label.padEnd(26)} ${describe(m)}`);
-      }
-      if (scenarios.has(7)) {
-        const r = await coldStart({ upstream: backend.url, concurrency: COLD_START_CONCURRENCY });
-        cold.push(r);
-        log(`${tag} kg 7 cold start             ${r.requests} concurrent first requests: ${r.storeQueries} store quer${r.storeQueries === 1 ? 'y' : 'ies'}, ` +
-          `${r.ok} ok, errors ${r.errors}, ${r.elapsedMs.toFixed(0)} ms`);
-      }
-    }
-
-    const results = withRatios(cases.map((c) => summarizeCase(c, rounds.get(c.id)!, unkept.get(c.id)!)));
-    const coldSummary = cold.length === 0 ? undefined : summarizeColdStart(cold, COLD_START_CONCURRENCY);
-    const targetChecks = checkTargets(results, coldSummary, scenarios);
-    if (retries > 0) notes.push(`${retries} run(s) repeated because other processes used > ${DISTURBED_PERCENT}% of a core meanwhile (the least disturbed attempt is kept)`);
-    const verificationErrors = results.reduce((n, r) => n + r.errors, 0) + (coldSummary?.errors ?? 0);
-    const { out: _out, ...options } = opts;
-    return {
-      startedAt,
-      finishedAt: new Date().toISOString(),
-      machine: machine(),
-      options,
-      notes,
-      results,
-      coldStart: coldSummary,
-      targets: targetChecks,
-      verificationErrors,
-      pass: verificationErrors === 0 && (!opts.targets || targetChecks.every((t) => t.pass !== false)),
-    };
-  } finally {
-    await stopAll();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 async function main(): Promise<number> {
   let opts: BenchOptions;
@@ -162,7 +30,20 @@ async function main(): Promise<number> {
     log(`\nwrote ${shown(writeMemoryReport(opts.out, report))}`);
     return report.pass || (!opts.targets && report.flood.errors === 0) ? 0 : 1;
   }
-  const report = await bench(opts);
+  if (opts.growth !== undefined) {
+    const report = await runGrowth(opts, log);
+    log('');
+    log(formatGrowth(report));
+    log(`\nwrote ${shown(writeGrowthReport(opts.out, report))}`);
+    if (opts.record && report.verificationErrors > 0) log('not recorded: a run with verification errors is no result');
+    else if (opts.record) {
+      recordGrowth(join(ROOT, 'README.md'), join(ROOT, 'docs/performance.md'), growthMarkdown(report, `npm run bench -- ${process.argv.slice(2).join(' ')}`));
+      log('rewrote the growth table in README.md and added this run to docs/performance.md');
+    }
+    if (!report.pass) log(report.verificationErrors > 0 ? 'bench FAILED: verification errors' : 'bench FAILED: target(s) missed');
+    return report.pass ? 0 : 1;
+  }
+  const report = await runThroughput(opts, log);
   log('');
   log(formatTable(report));
   log('');

@@ -56,7 +56,7 @@ function commandOnOwnDevice(body: string): string | undefined {
 }
 
 /** Keygate's error JSON with this status (a 401 must not be the backend's 401, a 403 not a 404). */
-function keygateError(status: number): (body: string) => string | undefined {
+export function keygateError(status: number): (body: string) => string | undefined {
   return (body) => (parse(body)?.error?.status === status ? undefined : `expected a Keygate ${status} error body`);
 }
 

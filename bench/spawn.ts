@@ -6,6 +6,8 @@ export interface ServerProcess {
   readonly pid: number;
   /** JSON lines seen before the server was ready (the ready line(s) included). */
   readonly readyLines: ReadonlyArray<Record<string, unknown>>;
+  /** From spawn to ready (the last ready line, or the port accepting): the start-up time. */
+  readonly readyMs: number;
   readonly stderrTail: () => string;
   /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
@@ -48,6 +50,7 @@ function portOpen(port: number): Promise<boolean> {
  * cost a shared disk).
  */
 export function spawnServer(command: string, args: readonly string[], options: SpawnOptions): Promise<ServerProcess> {
+  const spawnedAt = performance.now();
   const proc = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let pending = '';
@@ -62,6 +65,7 @@ export function spawnServer(command: string, args: readonly string[], options: S
     proc,
     pid: proc.pid ?? -1,
     readyLines,
+    readyMs: NaN,
     stderrTail: () => stderr,
     async stop(graceMs = 5000) {
       live.delete(server);
@@ -81,6 +85,7 @@ export function spawnServer(command: string, args: readonly string[], options: S
     }, options.timeoutMs ?? 20_000);
     const done = (): void => {
       ready = true;
+      (server as { readyMs: number }).readyMs = performance.now() - spawnedAt;
       clearTimeout(timer);
       resolve(server);
     };

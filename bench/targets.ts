@@ -20,6 +20,8 @@ export interface Target {
 
 export interface KeygateTarget extends Target {
   readonly opsUrl: string;
+  /** From spawn to every worker's "keygate listening" line. */
+  readonly startupMs: number;
 }
 
 const listeningLine = (line: Record<string, unknown>): boolean => line.msg === 'listening' && typeof line.address === 'string';
@@ -38,6 +40,11 @@ export function startBackend(): Promise<Target> {
   return startNodeServer('servers/backend.ts', []);
 }
 
+/** The growth bench's backend: device lists serialised once (bench/servers/list-backend.ts). */
+export function startListBackend(devicesPerUser: number): Promise<Target> {
+  return startNodeServer('servers/list-backend.ts', ['--devices-per-user', String(devicesPerUser)]);
+}
+
 export function startUndiciForwarder(upstream: string): Promise<Target> {
   return startNodeServer('baselines/undici-forwarder.ts', ['--upstream', upstream]);
 }
@@ -51,7 +58,7 @@ export function startHttpProxy3(upstream: string): Promise<Target> {
  * --workers N every worker prints its own "keygate listening" line; load starts only
  * when all N are accepting, or the first seconds would measure fewer workers.
  */
-export async function startKeygate(opts: { upstream: string; storePath: string; workers: number; profileDir?: string }): Promise<KeygateTarget> {
+export async function startKeygate(opts: { upstream: string; storePath: string; workers: number; profileDir?: string; policies?: string }): Promise<KeygateTarget> {
   // bin/keygate.js is run as an executable, so its shebang's Node flags apply as they do
   // for `npx keygate serve`; this Node's directory goes first on PATH for `env` to find.
   // V8 writes a profile when the process exits; Keygate exits cleanly on SIGTERM.
@@ -60,7 +67,7 @@ export async function startKeygate(opts: { upstream: string; storePath: string; 
   const server = await spawnServer(
     KEYGATE_BIN,
     ['serve', '--upstream', opts.upstream, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0',
-      '--store', `sqlite:${opts.storePath}`, '--policies', POLICIES, '--workers', String(opts.workers)],
+      '--store', `sqlite:${opts.storePath}`, '--policies', opts.policies ?? POLICIES, '--workers', String(opts.workers)],
     {
       cwd: ROOT,
       // Keygate's production default (buffered access log; the "listening" line is flushed
@@ -71,7 +78,7 @@ export async function startKeygate(opts: { upstream: string; storePath: string; 
     },
   );
   const first = server.readyLines[0]!;
-  return { ...fromProcess(server, `http://${first.proxy as string}`), opsUrl: `http://${first.ops as string}` };
+  return { ...fromProcess(server, `http://${first.proxy as string}`), opsUrl: `http://${first.ops as string}`, startupMs: server.readyMs };
 }
 
 /** nginx on PATH (or the usual sbin directories), or undefined. */

@@ -13,9 +13,21 @@ const server = createServer((req, res) => {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) if (!HOP_BY_HOP.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  let controller: Dispatcher.DispatchController | null = null;
+  // A client that leaves mid-answer (a load run ending with requests in flight) must
+  // release the backend connection: paused for a response that is gone, waiting for a
+  // 'drain' that never comes, it would hold one of the pool's connections for good, and
+  // after 128 of them the forwarder would answer nothing. Keygate aborts the same way.
+  const gone = (): void => {
+    if (!res.writableFinished) controller?.abort(new Error('client closed the connection'));
+  };
+  res.once('close', gone);
   const handler: Dispatcher.DispatchHandler = {
     // undici picks its handler API by this method's presence.
-    onRequestStart() {},
+    onRequestStart(c) {
+      controller = c;
+      if (res.destroyed) c.abort(new Error('client closed the connection'));
+    },
     onResponseStart(_c, status, h) {
       const out: Record<string, string | string[] | undefined> = {};
       for (const [k, v] of Object.entries(h)) if (!HOP_BY_HOP.has(k)) out[k] = v;
@@ -28,11 +40,13 @@ const server = createServer((req, res) => {
       }
     },
     onResponseEnd() {
+      res.off('close', gone);
       res.end();
     },
     onResponseError(_c, err) {
+      res.off('close', gone);
       if (res.headersSent) res.destroy(err);
-      else res.writeHead(502).end();
+      else if (!res.destroyed) res.writeHead(502).end();
     },
   };
   pool.dispatch({ method: req.method as Dispatcher.HttpMethod, path: req.url ?? '/', headers, body: hasBody ? req : null }, handler);
