@@ -43,6 +43,6 @@ export function generatePolicy(routes: number): string {
     out.push('  generated:', '    permissions:');
     for (let i = 0; i < generated; i++) out.push(`      - 'r${i}:act'`);
   }
-  out.push('keyTypes:', '  server: [full-access]', `  operator: [${generated > 0 ? 'generated' : 'full-access'}]`, '  scoped: [device-owner]', '');
+  out.push('keyTypes:', '  server: [full-access]', `  operator: [${generated > 0 ? 'generated' : 'full-access'}]`, '  scoped: [device-owner]', '  connect: []', '  access-token: []', '');
   return out.join('\n');
 }

@@ -38,7 +38,7 @@ describe('duplicate YAML keys are refused with their position', () => {
 
   it('but not the same key in different mappings, nor a quoted key that spells another', () => {
     const text = "resources:\n  a:\n    actions: { list: ['GET /a'] }\n  b:\n    actions: { list: ['GET /b'] }\n  'c':\n    actions: { list: ['GET /c'] }\n";
-    expect(errorsOf(text)).toEqual([]);
+    expect(errorsOf(text).filter((e) => e.includes('Map keys must be unique'))).toEqual([]);
   });
 });
 
