@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { UsageError, flag, type ParsedArgs } from './cli/args.ts';
 import { DEFAULT_KEY_CACHE, type KeyCacheOptions } from './keys/key-cache.ts';
 import { DEFAULT_STORE } from './keys/open-store.ts';
@@ -21,6 +22,8 @@ export interface ServeConfig {
   readonly drainTimeoutMs: number;
   readonly watchPolicies: boolean;
   readonly workers: number;
+  /** `--trust-proxy`: the hops (`address/prefix`) whose forwarding headers and request id are kept. */
+  readonly trustProxy: readonly string[];
 }
 
 export const DEFAULT_LISTEN = '0.0.0.0:8080';
@@ -42,6 +45,7 @@ export const SERVE_OPTIONS = {
   'drain-timeout': 'KEYGATE_DRAIN_TIMEOUT',
   'watch-policies': 'KEYGATE_WATCH_POLICIES',
   workers: 'KEYGATE_WORKERS',
+  'trust-proxy': 'KEYGATE_TRUST_PROXY',
 } as const;
 
 export function parseHostPort(value: string, option: string): HostPort {
@@ -55,6 +59,28 @@ function positiveInt(value: string, option: string, unit: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${option}: "${value}" must be a positive whole number of ${unit}`);
   return n;
+}
+
+/**
+ * `--trust-proxy CIDR…` (repeatable, or comma-separated; KEYGATE_TRUST_PROXY comma-separated):
+ * IPv4 or IPv6 addresses, each with an optional `/prefix`, as `address/prefix`.
+ */
+export function parseTrustProxy(values: readonly string[], option = '--trust-proxy'): readonly string[] {
+  const out: string[] = [];
+  for (const value of values) {
+    for (const part of value.split(',')) {
+      const entry = part.trim();
+      if (entry === '') continue;
+      const slash = entry.indexOf('/');
+      const address = slash === -1 ? entry : entry.slice(0, slash);
+      const family = isIP(address);
+      const max = family === 6 ? 128 : 32;
+      const prefix = slash === -1 ? max : /^\d{1,3}$/.test(entry.slice(slash + 1)) ? Number(entry.slice(slash + 1)) : NaN;
+      if (family === 0 || !(prefix >= 0 && prefix <= max)) throw new UsageError(`${option}: "${entry}" is not an IP address or CIDR range (e.g. 10.0.0.0/8, fd00::/8, 192.0.2.7)`);
+      out.push(`${address}/${prefix}`);
+    }
+  }
+  return Object.freeze(out);
 }
 
 /** Flags win over environment variables, which win over defaults. Checked once, then frozen. */
@@ -94,5 +120,8 @@ export function serveConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     drainTimeoutMs: drain === undefined ? DEFAULT_DRAIN_TIMEOUT_MS : positiveInt(drain, '--drain-timeout', 'milliseconds'),
     watchPolicies: (get('watch-policies') ?? 'true') !== 'false',
     workers: workers === undefined ? 1 : positiveInt(workers, '--workers', 'processes'),
+    trustProxy: args.flags.has('trust-proxy')
+      ? parseTrustProxy(args.flags.get('trust-proxy')!)
+      : parseTrustProxy(env.KEYGATE_TRUST_PROXY ? [env.KEYGATE_TRUST_PROXY] : [], 'KEYGATE_TRUST_PROXY'),
   });
 }

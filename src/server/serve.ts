@@ -7,6 +7,7 @@ import type { KeyStore } from '../keys/store.ts';
 import type { Loggers } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { BackendAttributes } from '../pipeline/attributes.ts';
+import { trustedHops } from '../pipeline/trusted-hops.ts';
 import { createUpstream } from '../pipeline/upstream.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { PolicyHolder } from '../policy/policy-holder.ts';
@@ -58,7 +59,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers): Promi
 
   const proxyServer = createServer(
     { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS },
-    createProxyHandler({ policy, keys, upstream, attributes, access: loggers.access, metrics, maxBodyBytes: config.maxBodyBytes }),
+    createProxyHandler({ policy, keys, upstream, attributes, access: loggers.access, metrics, maxBodyBytes: config.maxBodyBytes, trustedHops: trustedHops(config.trustProxy) }),
   );
   const opsServer = createServer(createOpsHandler({ policy, store, metrics, isDraining: () => draining }));
   const proxy = await listen(proxyServer, config.listen.host, config.listen.port);

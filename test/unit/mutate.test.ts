@@ -42,15 +42,16 @@ describe('upstream headers', () => {
     for (let i = 0; i < headers.length; i += 2) map.set(headers[i]!, [...(map.get(headers[i]!) ?? []), headers[i + 1]!]);
     expect([...map.keys()].sort()).toEqual(['accept', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-keygate-key-id', 'x-keygate-key-type', 'x-keygate-reference-id', 'x-request-id']);
     expect(map.get('x-keygate-key-type')).toEqual(['scoped']);
-    expect(map.get('x-forwarded-for')).toEqual(['10.0.0.1, 127.0.0.1']);
+    // The client's X-Forwarded-For is replaced by what Keygate saw (the hop is not trusted).
+    expect(map.get('x-forwarded-for')).toEqual(['127.0.0.1']);
     expect(map.get('x-forwarded-host')).toEqual(['sidecar:8080']);
     expect(hasBody).toBe(false);
   });
 
-  it('replaces framing with the exact length of a body Keygate read', () => {
-    const { headers } = buildUpstreamHeaders({ rawHeaders: ['Transfer-Encoding', 'chunked', 'Content-Type', 'application/json'], principal: alice, requestId: 'r', remoteAddress: undefined, bodyLength: 12 });
-    expect(headers).toContain('content-length');
-    expect(headers[headers.indexOf('content-length') + 1]).toBe('12');
+  it('leaves out the client\'s framing of a body Keygate reads (the plan adds its exact length)', () => {
+    const { headers, hasBody } = buildUpstreamHeaders({ rawHeaders: ['Transfer-Encoding', 'chunked', 'Content-Length', '12', 'Content-Type', 'application/json'], principal: alice, requestId: 'r', remoteAddress: undefined, readsBody: true });
+    expect(hasBody).toBe(true);
+    expect(headers).not.toContain('content-length');
     expect(headers).not.toContain('transfer-encoding');
   });
 });
