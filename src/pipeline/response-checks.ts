@@ -111,9 +111,11 @@ const LIST_HEADERS = new Set([
   'strict-transport-security', 'x-content-type-options', 'x-frame-options', 'content-security-policy', 'referrer-policy',
 ]);
 
-function listHeaders(headers: BufferedResponse['headers']): BufferedResponse['headers'] {
+/** The headers of a list answer Keygate wrote: the allowed ones, and always the body's exact length (never chunked for one answer, a length for another). */
+function listHeaders(headers: BufferedResponse['headers'], body: Buffer): BufferedResponse['headers'] {
   const out: Record<string, string | string[] | undefined> = {};
   for (const name in headers) if (LIST_HEADERS.has(name) || name.startsWith('access-control-')) out[name] = headers[name];
+  out['content-length'] = String(body.length);
   return out;
 }
 
@@ -137,7 +139,8 @@ function makeListCheck(resource: CompiledResource, conditions: readonly Conditio
   const fields = scanFields(resource, conditions);
   return (res) => {
     if (scannable(res, fields) && provenClean(res.body, fields, conditions, 'list', listScan)) {
-      return { status: res.status, headers: listHeaders(res.headers), body: renderScannedList(res.body, listScan), dropped: 0 };
+      const body = renderScannedList(res.body, listScan);
+      return { status: res.status, headers: listHeaders(res.headers, body), body, dropped: 0 };
     }
     return checkListFully(res, resource, conditions);
   };
@@ -166,7 +169,7 @@ export function checkListFully(res: BufferedResponse, resource: CompiledResource
   }
   const envelope = bare ? null : (value as Record<string, unknown>);
   const body = renderTextList(kept, envelope === null, envelope?.page, envelope?.perPage);
-  return { status: res.status, headers: listHeaders(res.headers), body, dropped: items.length - kept.length };
+  return { status: res.status, headers: listHeaders(res.headers, body), body, dropped: items.length - kept.length };
 }
 
 /** A single resource whose own attributes are in the answer. */

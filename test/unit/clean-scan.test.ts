@@ -109,7 +109,7 @@ describe('provenClean: what it proves', () => {
     const ok = answer(body);
     const released = listCheck(devices, alice)(ok) as BufferedResponse;
     expect(released.body).toBe(body); // already in Keygate's list form: not even copied
-    expect(Object.keys(released.headers)).toEqual(['content-type']);
+    expect(released.headers).toEqual({ 'content-type': 'application/json; charset=utf-8', 'content-length': String(body.length) });
     expect(() => listCheck(devices, alice)(answer(body, 404))).toThrow(expect.objectContaining({ code: 'UPSTREAM_ERROR' }));
     expect(() => listCheck(devices, alice)({ ...ok, headers: { 'content-type': 'text/plain' } })).toThrow(expect.objectContaining({ code: 'UPSTREAM_BAD_RESPONSE' }));
     expect(() => listCheck(devices, alice)({ ...ok, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } })).toThrow(expect.objectContaining({ code: 'UPSTREAM_BAD_RESPONSE' }));
