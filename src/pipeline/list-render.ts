@@ -27,8 +27,23 @@ export function pagingValue(v: unknown): number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_PAGING ? v : 0;
 }
 
+// The last tail written: a warm key asks for the same page of the same list again and again.
+let lastN = -1;
+let lastPage = -1;
+let lastPerPage = -1;
+let lastTail = '';
+
 /** The envelope after the items: `],"page":…,"totalPages":…}`. */
 function envelopeTail(n: number, page: number, perPage: number): string {
+  if (n === lastN && page === lastPage && perPage === lastPerPage) return lastTail;
+  lastN = n;
+  lastPage = page;
+  lastPerPage = perPage;
+  lastTail = writeTail(n, page, perPage);
+  return lastTail;
+}
+
+function writeTail(n: number, page: number, perPage: number): string {
   let tail = ']';
   if (page > 0) tail += ',"page":' + page;
   if (perPage > 0) tail += ',"perPage":' + perPage;
