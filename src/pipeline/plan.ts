@@ -72,6 +72,9 @@ interface Draft {
 /** Methods whose requests carry no body a backend should read; for a judged key, one is refused. */
 const BODILESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
+/** For a key that is not full access on a route without conditions: only ASCII names (`_ｍｅｔｈｏｄ` is `_method` to an NFKC backend). */
+const ASCII_NAMES: QueryRules = Object.freeze({ asciiOnly: true });
+
 /** The query rules of a route with conditions, built once per compiled route. */
 const QUERY_RULES = new WeakMap<CompiledRoute, QueryRules>();
 
@@ -129,8 +132,10 @@ export function plan(ctx: PlanContext, principal: Principal, req: IncomingReques
   const conditioned = conditions !== null && route !== null;
   const e = conditioned ? route.enforcement : null;
   const check = conditioned ? checkOf(ctx, route, conditions, principal, req.requestId) : null;
-  const query = conditioned ? mutateQuery(req.target.query, e!.kind === 'filter' ? conditions : null, queryRules(route)) : mutateQuery(req.target.query, null);
   const judged = !fullAccess(ctx.policy, decision);
+  const query = conditioned
+    ? mutateQuery(req.target.query, e!.kind === 'filter' ? conditions : null, queryRules(route))
+    : mutateQuery(req.target.query, null, judged ? ASCII_NAMES : undefined);
   const up = buildUpstreamHeaders({
     rawHeaders: req.rawHeaders,
     principal,
