@@ -42,7 +42,7 @@ export function normaliseParamName(raw: string): string {
 /**
  * The form in which two parameter names are the same parameter: normalised, then without
  * `-` and `_` (a Rails app that turns camelCase into snake_case reads `reference_id` as
- * `referenceId`). Names outside ASCII never get here on a route with conditions.
+ * `referenceId`). Names outside ASCII never get here from a key that is not full access.
  */
 export function paramKey(normalised: string): string {
   return normalised.includes('_') || normalised.includes('-') ? normalised.replace(SEPARATORS, '') : normalised;

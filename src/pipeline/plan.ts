@@ -157,11 +157,12 @@ export function plan(ctx: PlanContext, principal: Principal, req: IncomingReques
   if (up.hasBody && BODILESS.has(req.method)) throw new KeygateError('BODY_NOT_ALLOWED', { detail: `${req.method} with a body` });
   checkJsonBodyHeaders(up.contentType, up.contentEncoding, up.contentLength, req.maxBodyBytes);
   const idKey = lookup !== null && (lookup.id.from === 'path' || lookup.id.from === 'query') ? foldName(lookup.id.name) : undefined;
+  const filterKeys = e?.kind === 'filter' ? new Set(conditions!.map((c) => foldName(c.attribute))) : undefined;
   return req.readBody(req.maxBodyBytes).then((body) => {
     draft.body = body;
     draft.headers.push('content-length', String(body.length));
     const json = parseJsonBody(body);
-    judgeBody(json, idKey);
+    judgeBody(json, idKey, filterKeys);
     return proveThenComplete(ctx, draft, lookup, principal, req, json);
   });
 }

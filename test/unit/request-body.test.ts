@@ -38,6 +38,18 @@ describe('judgeBody', () => {
     expect(code(text, 'id')).toBe('RESOURCE_ID_OVERRIDE');
   });
 
+  it('refuses a field naming a filtered attribute, in any spelling', () => {
+    for (const text of ['{"referenceId":"bob"}', '{"Reference_Id":"bob"}']) {
+      let code: string | undefined;
+      try {
+        judgeBody(parseStrictJson(text), undefined, new Set(['referenceid']));
+      } catch (err) {
+        code = (err as { code?: string }).code;
+      }
+      expect(code, text).toBe('INVALID_JSON_KEY');
+    }
+  });
+
   it('allows the same names nested, and other fields', () => {
     expect(code('{"name":"x","input":{"id":"y","_method":"z"},"method":"heat"}', 'id')).toBeUndefined();
     expect(code('[{"id":"x"}]', 'id')).toBeUndefined();
