@@ -26,6 +26,8 @@ export const ERRORS = {
   // 404 is only for Keygate's own endpoints (ops listener)
   NOT_FOUND: { status: 404, message: 'Not found' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'This HTTP method is not supported' },
+  // 408: the client stalled; its connection closes after this answer
+  BODY_TIMEOUT: { status: 408, message: 'The request body did not arrive in time' },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be uncompressed application/json' },
   // 5xx: something behind Keygate failed; always fail closed
@@ -35,6 +37,9 @@ export const ERRORS = {
   // Sent with the backend's own (error) status: the body is withheld because Keygate cannot check it.
   UPSTREAM_ERROR: { status: 502, message: 'The backend answered with an error; its body is withheld' },
   STORE_UNAVAILABLE: { status: 503, message: 'The key store is unavailable' },
+  // Keygate's own bounds on what one key type may hold; sent with Retry-After
+  UPSTREAM_SATURATED: { status: 503, message: 'No backend connection is free for this key type; retry later' },
+  UPLOADS_SATURATED: { status: 503, message: 'Too many request bodies of this key type are being received; retry later' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'The backend did not answer in time' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -63,8 +63,15 @@ export function judgeBody(json: unknown, idKey: string | undefined, filterKeys?:
   }
 }
 
-/** Reads the whole request body, refusing more than `maxBytes` without buffering the excess. */
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+/** How long a body Keygate reads before dispatch may take to arrive, by default (`--body-timeout`). */
+export const DEFAULT_BODY_TIMEOUT_MS = 5_000;
+
+/**
+ * Reads the whole request body, refusing more than `maxBytes` without buffering the excess,
+ * and refusing a body still incomplete after `timeoutMs` (408): a client that declares a
+ * body and stalls holds its own socket, not a backend connection, and not for long.
+ */
+export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs = Infinity): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -86,7 +93,13 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
       cleanup();
       reject(new KeygateError('INVALID_JSON', { detail: `body could not be read: ${err.message}`, cause: err }));
     };
+    const onTimeout = (): void => {
+      cleanup();
+      reject(new KeygateError('BODY_TIMEOUT', { detail: `${size} bytes of body after ${Math.round(timeoutMs)} ms` }));
+    };
+    const timer = timeoutMs === Infinity ? undefined : setTimeout(onTimeout, Math.max(0, timeoutMs));
     const cleanup = (): void => {
+      clearTimeout(timer);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);

@@ -7,12 +7,13 @@ import type { Principal } from '../keys/principal.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import { DECISIONS, type DecisionIndex, type Metrics } from '../observability/metrics.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
+import { Admission, classOf, isPublicClass, type AdmissionWaiter, type QueueEntry } from '../pipeline/admission.ts';
 import type { AttributeSource } from '../pipeline/attributes.ts';
 import { authenticate, KEY_HEADER } from '../pipeline/authenticate.ts';
 import { decide, isKnownMethod } from '../pipeline/authorize.ts';
 import { canonicalize, type Target } from '../pipeline/canonical-path.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
-import { bufferedDispatch, streamForward, type BufferedResponse, type BufferSink, type StreamSink } from '../pipeline/forward.ts';
+import { bufferedDispatch, streamForward, type BufferedResponse, type BufferSink, type StreamSink, type UpstreamRequest } from '../pipeline/forward.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
 import { plan, type Plan } from '../pipeline/plan.ts';
 import type { CheckedResponse } from '../pipeline/response-checks.ts';
@@ -28,6 +29,11 @@ export interface ProxyDeps {
   readonly access: AccessLog;
   readonly metrics: Metrics;
   readonly maxBodyBytes: number;
+  /** Total time, from the request's headers, that a body Keygate reads before dispatch may take. */
+  readonly bodyTimeoutMs: number;
+  readonly admission: Admission;
+  /** Read on every request: once draining, every answer closes its connection. */
+  readonly listener: { readonly draining: boolean };
   /** `--trust-proxy`: null when no hop is trusted. */
   readonly trustedHops?: TrustedHops | null;
 }
@@ -52,6 +58,8 @@ function pathOf(url: string | undefined): string | undefined {
   return q === -1 ? url : url.slice(0, q);
 }
 
+const CLIENT_GONE_WHILE_QUEUED = Object.freeze(new KeygateError('UPSTREAM_SATURATED', { detail: 'client closed the connection while waiting for a backend connection' }));
+
 function toKeygateError(err: unknown): KeygateError {
   if (err instanceof KeygateError) return err;
   return new KeygateError('INTERNAL_ERROR', { detail: err instanceof Error ? (err.stack ?? err.message) : String(err), cause: err });
@@ -67,8 +75,12 @@ function toKeygateError(err: unknown): KeygateError {
  * only asynchronous edges are the backend's answer and the client's socket. An async
  * function here cost several promises and microtask hops per request, which at load is
  * CPU the proxy does not have (see the README's Performance section).
+ *
+ * A backend connection is taken (admission, per key type) only once the request is ready
+ * to go: for public keys and keys with conditions that is after their whole body has been
+ * read, so a client that declares a body and stalls holds nothing but its own socket.
  */
-class Exchange implements StreamSink, BufferSink {
+class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   readonly #deps: ProxyDeps;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -80,6 +92,13 @@ class Exchange implements StreamSink, BufferSink {
   #finished = false;
   /** A failure is being answered (perhaps after discarding the rest of the body). */
   #failing = false;
+  /** The admission class holding a backend connection for this request, or -1. */
+  #slot = -1;
+  /** Bytes of body memory reserved for this request (released when it ends). */
+  #bodyBytes = 0;
+  #queued: QueueEntry | null = null;
+  #onQueuedClose: (() => void) | null = null;
+  #request: UpstreamRequest | null = null;
   /** List items dropped from the answer (access line). */
   #dropped = 0;
 
@@ -91,6 +110,11 @@ class Exchange implements StreamSink, BufferSink {
 
   start(): void {
     this.#deps.metrics.inFlight++;
+    // A connection's first request clears its first-byte deadline (later ones find it
+    // cleared by Node's keep-alive handling): past the headers, the request's own bounds apply.
+    const socket = this.#req.socket;
+    if (socket.timeout) socket.setTimeout(0);
+    if (this.#deps.listener.draining) this.#res.shouldKeepAlive = false;
     try {
       const auth = authenticate(this.#req.headers[KEY_HEADER], this.#deps.keys, this.#req.socket);
       if (auth instanceof Promise) auth.then((p) => this.#authenticated(p), (err: unknown) => this.#fail(err));
@@ -125,7 +149,7 @@ class Exchange implements StreamSink, BufferSink {
         remoteAddress: req.socket.remoteAddress,
         trustedHop: this.#deps.trustedHops?.has(req.socket.remoteAddress) === true,
         requestId: this.#requestId,
-        readBody: (max) => readBody(req, max),
+        readBody: (max) => this.#readBody(max),
         maxBodyBytes: this.#deps.maxBodyBytes,
       }, decision);
       if (planned instanceof Promise) planned.then((p) => this.#execute(p), (err: unknown) => this.#fail(err));
@@ -138,26 +162,106 @@ class Exchange implements StreamSink, BufferSink {
   #execute(p: Plan): void {
     try {
       this.#plan = p;
-      const body = p.body === 'stream' ? this.#req : p.body;
-      const request = { method: p.method, path: p.path, headers: p.headers, body };
-      if (p.check === null) streamForward(this.#deps.upstream, request, this.#res, this.#requestId, this);
-      else bufferedDispatch(this.#deps.upstream, request, this);
+      if (p.body === 'stream' && (isPublicClass(classOf(this.#principal!.type)) || p.decision.conditions !== null)) {
+        this.#readBody(this.#deps.maxBodyBytes).then((body) => this.#admit(body), (err: unknown) => this.#fail(err));
+        return;
+      }
+      this.#admit(p.body === 'stream' ? this.#req : p.body);
     } catch (err) {
       this.#fail(err);
     }
   }
 
+  /** The body in full, bounded in size, in time (from the request's start) and in the key type's body memory. */
+  #readBody(max: number): Promise<Buffer> {
+    const declared = this.#req.headers['content-length'];
+    const length = declared === undefined ? NaN : Number(declared);
+    if (length > max) return Promise.reject(new KeygateError('BODY_TOO_LARGE', { detail: `content-length ${declared} > ${max}` }));
+    const bytes = length >= 0 ? length : max;
+    if (this.#bodyBytes === 0) {
+      if (!this.#deps.admission.reserveBody(classOf(this.#principal!.type), bytes)) return Promise.reject(Admission.BODIES_FULL);
+      this.#bodyBytes = bytes;
+    }
+    return readBody(this.#req, max, this.#started + this.#deps.bodyTimeoutMs - performance.now());
+  }
+
+  /** Takes a backend connection of the key type's share, or waits for one in its queue. */
+  #admit(body: UpstreamRequest['body']): void {
+    const p = this.#plan!;
+    this.#request = { method: p.method, path: p.path, headers: p.headers, body };
+    const c = classOf(this.#principal!.type);
+    const admission = this.#deps.admission;
+    if (admission.tryAcquire(c)) {
+      this.#slot = c;
+      this.#dispatch();
+      return;
+    }
+    const queued = admission.enqueue(c, this);
+    if (queued instanceof KeygateError) {
+      this.#fail(queued);
+      return;
+    }
+    this.#queued = queued;
+    // Only a waiting request pays for this listener (and its closure).
+    this.#onQueuedClose = () => {
+      if (this.#queued === null) return;
+      this.#deps.admission.cancel(this.#queued);
+      this.#unqueue();
+      this.#fail(CLIENT_GONE_WHILE_QUEUED);
+    };
+    this.#res.once('close', this.#onQueuedClose);
+  }
+
+  #unqueue(): number {
+    const c = this.#queued!.c;
+    this.#queued = null;
+    if (this.#onQueuedClose !== null) this.#res.off('close', this.#onQueuedClose);
+    this.#onQueuedClose = null;
+    return c;
+  }
+
+  // AdmissionWaiter
+  admitted(): void {
+    this.#slot = this.#unqueue();
+    this.#dispatch();
+  }
+
+  refused(err: KeygateError): void {
+    this.#unqueue();
+    this.#fail(err);
+  }
+
+  #dispatch(): void {
+    try {
+      if (this.#plan!.check === null) streamForward(this.#deps.upstream, this.#request!, this.#res, this.#requestId, this);
+      else bufferedDispatch(this.#deps.upstream, this.#request!, this);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  /** The backend exchange is over (answered, failed or cut): its connection goes back to the pool. */
+  #releaseSlot(): void {
+    const c = this.#slot;
+    if (c === -1) return;
+    this.#slot = -1;
+    this.#deps.admission.release(c);
+  }
+
   // StreamSink
   streamed(status: number): void {
+    this.#releaseSlot();
     this.#finish(status, undefined);
   }
 
   streamFailed(err: KeygateError): void {
+    this.#releaseSlot();
     this.#fail(err);
   }
 
   // BufferSink
   answered(answer: BufferedResponse): void {
+    this.#releaseSlot();
     try {
       const checked = this.#plan!.check!(answer);
       if (checked instanceof Promise) checked.then((c) => this.#release(c, answer.body), (err: unknown) => this.#fail(err));
@@ -168,6 +272,7 @@ class Exchange implements StreamSink, BufferSink {
   }
 
   bufferFailed(err: KeygateError): void {
+    this.#releaseSlot();
     this.#fail(err);
   }
 
@@ -189,6 +294,12 @@ class Exchange implements StreamSink, BufferSink {
     this.#failing = true;
     const failure = toKeygateError(err);
     if (failure.status >= 502) this.#deps.metrics.upstreamErrors.labels(failure.code).inc();
+    if (failure.code === 'BODY_TIMEOUT') {
+      // The rest of the body is not coming: answer now and close, rather than wait to discard it.
+      this.#res.shouldKeepAlive = false;
+      this.#refuse(failure);
+      return;
+    }
     // A client still uploading on a connection that closes after this answer gets it once
     // its body is in (see mustDiscardBefore); every other refusal goes out at once.
     if (!this.#res.headersSent && mustDiscardBefore(this.#req, !this.#res.shouldKeepAlive)) {
@@ -211,6 +322,8 @@ class Exchange implements StreamSink, BufferSink {
   #finish(status: number, failure: KeygateError | undefined): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#releaseSlot();
+    if (this.#bodyBytes !== 0) this.#deps.admission.releaseBody(classOf(this.#principal!.type), this.#bodyBytes);
     const seconds = (performance.now() - this.#started) / 1000;
     const decision = decisionOf(status, failure);
     const deps = this.#deps;

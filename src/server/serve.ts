@@ -1,24 +1,24 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Counter, Gauge } from 'prom-client';
 import type { ServeConfig } from '../config.ts';
 import { KeyCache } from '../keys/key-cache.ts';
 import { openStore } from '../keys/open-store.ts';
 import type { KeyStore } from '../keys/store.ts';
 import type { Loggers } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
+import { Admission, ADMISSION_CLASSES } from '../pipeline/admission.ts';
+import { admitLookups } from '../pipeline/admitted-lookups.ts';
 import { BackendAttributes } from '../pipeline/attributes.ts';
 import { trustedHops } from '../pipeline/trusted-hops.ts';
 import { createUpstream } from '../pipeline/upstream.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { PolicyHolder } from '../policy/policy-holder.ts';
 import { reloadPolicy, watchPolicies } from '../policy/watch.ts';
+import { ListenerConnections, listenerOptions } from './connections.ts';
+import { MIN_PROXY_CONNECTIONS, openFileLimit, proxyConnectionCap } from './fd-limit.ts';
 import { createOpsHandler } from './ops-handler.ts';
 import { createProxyHandler } from './proxy-handler.ts';
-
-// Listener limits: a client that trickles headers or a body cannot hold a socket forever.
-const HEADERS_TIMEOUT_MS = 10_000;
-const REQUEST_TIMEOUT_MS = 30_000;
-const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 export interface RunningKeygate {
   readonly proxy: AddressInfo;
@@ -26,6 +26,8 @@ export interface RunningKeygate {
   readonly keys: KeyCache;
   readonly store: KeyStore;
   readonly policy: PolicyHolder;
+  /** The most client connections the proxy listener holds at once (null: no limit). */
+  readonly maxConnections: number | null;
   reload(reason: string): boolean;
   /** Stop accepting, let in-flight requests finish (bounded by drainTimeoutMs), release everything. */
   shutdown(): Promise<void>;
@@ -41,27 +43,53 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
   });
 }
 
+/**
+ * The proxy listener's connection cap: the flag's value, or what the open-file limit
+ * leaves beside the backend pool and Keygate's own descriptors.
+ */
+function maxConnectionsFor(config: ServeConfig, logger: Loggers['logger']): number | null {
+  const fdLimit = openFileLimit();
+  const room = proxyConnectionCap(fdLimit, config.upstreamOptions.connections);
+  if (config.maxConnections !== 'auto') {
+    if (room !== null && config.maxConnections > room) {
+      logger.warn({ maxConnections: config.maxConnections, fdLimit, room }, '--max-connections is above what the open-file limit leaves: a connection flood can starve the ops listener and the backend pool');
+    }
+    return config.maxConnections;
+  }
+  if (room !== null && room < MIN_PROXY_CONNECTIONS) {
+    throw new Error(`the open-file limit (${fdLimit}) leaves ${room} client connections beside --upstream-connections ${config.upstreamOptions.connections}: raise it (ulimit -n) or lower --upstream-connections`);
+  }
+  return room;
+}
+
 /** Loads policies and the store, fails fast on either, then opens both listeners. */
 export async function startKeygate(config: ServeConfig, loggers: Loggers): Promise<RunningKeygate> {
   const logger = loggers.logger;
+  const maxConnections = maxConnectionsFor(config, logger);
   const policy = new PolicyHolder(loadPolicy(config.policies));
   const store = await openStore(config.store);
   const metrics = new Metrics();
   metrics.policyInfo.labels(policy.current.version).set(1);
   const keys = new KeyCache(store, config.keyCache, metrics.keyCacheObserver());
   const upstream = createUpstream(config.upstream, config.upstreamOptions);
-  const attributes = new BackendAttributes(upstream);
+  const admission = new Admission(config.admission);
+  const attributes = new BackendAttributes(upstream.compose(admitLookups(admission)));
   metrics.watch({
     droppedLogLines: () => loggers.droppedLines(),
     cacheSizes: () => ({ key_positive: keys.sizes.positive, key_negative: keys.sizes.negative, attributes: attributes.size }),
   });
-  let draining = false;
 
-  const proxyServer = createServer(
-    { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS },
-    createProxyHandler({ policy, keys, upstream, attributes, access: loggers.access, metrics, maxBodyBytes: config.maxBodyBytes, trustedHops: trustedHops(config.trustProxy) }),
-  );
-  const opsServer = createServer(createOpsHandler({ policy, store, metrics, isDraining: () => draining }));
+  const proxyServer = createServer(listenerOptions(config.deadlines));
+  const connections = new ListenerConnections(proxyServer, config.deadlines.firstByteMs);
+  if (maxConnections !== null) proxyServer.maxConnections = maxConnections;
+  proxyServer.on('request', createProxyHandler({
+    policy, keys, upstream, attributes, access: loggers.access, metrics, admission, listener: connections,
+    maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs, trustedHops: trustedHops(config.trustProxy),
+  }));
+  const opsServer = createServer(listenerOptions(config.deadlines), createOpsHandler({ policy, store, metrics, isDraining: () => connections.draining }));
+  // The first-byte deadline for the ops listener too (it has no cap: the proxy's leaves it descriptors).
+  new ListenerConnections(opsServer, config.deadlines.firstByteMs);
+  watchFlow(metrics, admission, proxyServer, connections);
   const proxy = await listen(proxyServer, config.listen.host, config.listen.port);
   const ops = await listen(opsServer, config.opsListen.host, config.opsListen.port);
 
@@ -74,26 +102,64 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers): Promi
     keys,
     store,
     policy,
+    maxConnections,
     reload,
     async shutdown() {
-      draining = true;
       watcher?.close();
-      const closed = new Promise<void>((resolve) => proxyServer.close(() => resolve()));
-      // Idle keep-alive sockets would hold close() open; busy ones close after their response.
-      proxyServer.closeIdleConnections();
+      const started = performance.now();
+      const drained = connections.drain().then(() => 'drained' as const);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), config.drainTimeoutMs);
       });
-      if ((await Promise.race([closed, timedOut])) === 'timeout') {
-        logger.warn({ drainTimeoutMs: config.drainTimeoutMs }, 'drain timeout: closing remaining connections');
+      if ((await Promise.race([drained, timedOut])) === 'timeout') {
+        logger.warn({ drainTimeoutMs: config.drainTimeoutMs, connections: connections.size }, 'drain timeout: closing remaining connections');
         proxyServer.closeAllConnections();
+        await drained;
+      } else {
+        logger.info({ drainMs: Math.round(performance.now() - started) }, 'drained');
       }
       clearTimeout(timer);
+      admission.close();
       opsServer.closeAllConnections();
       await new Promise<void>((resolve) => opsServer.close(() => resolve()));
       await upstream.close().catch(() => undefined);
       await store.close();
     },
   };
+}
+
+/** Admission and connection figures, read when /metrics is scraped. */
+function watchFlow(metrics: Metrics, admission: Admission, server: Server, connections: ListenerConnections): void {
+  const registers = [metrics.registry];
+  new Gauge({
+    name: 'keygate_upstream_connections_in_use',
+    help: 'Backend connections held, by admission class (key type, or lookup)',
+    labelNames: ['class'],
+    registers,
+    collect() {
+      const s = admission.snapshot();
+      for (const c of ADMISSION_CLASSES) this.labels(c).set(s[c].active);
+    },
+  });
+  new Gauge({
+    name: 'keygate_upstream_queued',
+    help: 'Requests waiting for a backend connection, by admission class',
+    labelNames: ['class'],
+    registers,
+    collect() {
+      const s = admission.snapshot();
+      for (const c of ADMISSION_CLASSES) this.labels(c).set(s[c].queued);
+    },
+  });
+  new Gauge({
+    name: 'keygate_client_connections',
+    help: 'Client connections open on the proxy listener',
+    registers,
+    collect() {
+      this.set(connections.size);
+    },
+  });
+  const dropped = new Counter({ name: 'keygate_client_connections_dropped_total', help: 'Client connections refused because the proxy listener was at --max-connections', registers });
+  server.on('drop', () => dropped.inc());
 }

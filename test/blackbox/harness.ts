@@ -265,12 +265,19 @@ export interface Sidecar {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startSidecar(opts: { upstream: string; store: string; policies?: string; env?: Record<string, string> }): Promise<Sidecar> {
-  const proc = spawn(
-    process.execPath,
-    [BIN, 'serve', '--upstream', opts.upstream, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--store', opts.store, '--policies', opts.policies ?? POLICIES],
-    { cwd: ROOT, env: { ...process.env, KEYGATE_LOG_BUFFER: '0', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+export async function startSidecar(opts: {
+  upstream: string;
+  store: string;
+  policies?: string;
+  env?: Record<string, string>;
+  /** Run under this open-file limit (soft and hard), as `ulimit -n N` would. */
+  openFiles?: number;
+}): Promise<Sidecar> {
+  const argv = [BIN, 'serve', '--upstream', opts.upstream, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--store', opts.store, '--policies', opts.policies ?? POLICIES];
+  const [command, args] = opts.openFiles === undefined
+    ? [process.execPath, argv]
+    : ['sh', ['-c', `ulimit -n ${opts.openFiles} && exec "$0" "$@"`, process.execPath, ...argv]];
+  const proc = spawn(command, args, { cwd: ROOT, env: { ...process.env, KEYGATE_LOG_BUFFER: '0', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));

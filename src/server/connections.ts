@@ -1,0 +1,113 @@
+import type { Server, ServerOptions, ServerResponse } from 'node:http';
+import { Server as NetServer, type Socket } from 'node:net';
+
+/** How long Node lets a whole request (headers and a streamed body) take; 408 past it. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+export const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 5_000;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+
+/**
+ * After SIGTERM, how long an idle kept-alive connection stays open. A client under load
+ * sends its next request the moment it reads an answer; closing a connection it may be
+ * writing on at that instant resets that request (ECONNRESET). Within this grace such a
+ * request is answered (with `Connection: close`); a connection idle for longer is closed.
+ */
+export const DRAIN_IDLE_GRACE_MS = 1_000;
+
+export interface ConnectionDeadlines {
+  /** From accept to a connection's first byte (and between bytes while its headers arrive). */
+  readonly firstByteMs: number;
+  /** From a request's first byte to the end of its headers: 408. */
+  readonly headersMs: number;
+}
+
+/**
+ * Node checks the header and request deadlines of all connections on one interval (30 s
+ * by default), so a 10 s header deadline fired at up to 40 s. A tenth of the deadline
+ * (at most 1 s) makes it fire within 10 % of its value; the check walks only connections
+ * that are part-way through a request, in C++.
+ */
+export function checkingIntervalMs(headersMs: number): number {
+  return Math.max(10, Math.min(1_000, Math.floor(headersMs / 10)));
+}
+
+/** The http.Server options that carry the deadlines Node enforces itself. */
+export function listenerOptions(d: ConnectionDeadlines): ServerOptions {
+  return {
+    headersTimeout: d.headersMs,
+    requestTimeout: Math.max(REQUEST_TIMEOUT_MS, d.headersMs),
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    connectionsCheckingInterval: checkingIntervalMs(d.headersMs),
+  };
+}
+
+/** The response Node is writing on a socket (what its own closeIdleConnections reads). */
+function currentResponse(socket: Socket): ServerResponse | null | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+}
+
+/**
+ * The connections of one listener: the first-byte deadline of each (Node has none: a
+ * connection that never sends a byte was never timed out), and the drain on shutdown.
+ *
+ * The first-byte deadline is the socket's idle timer, armed at accept. Node's parser
+ * restarts it on every chunk it reads, and the proxy handler clears it once a request's
+ * headers are in (`socket.timeout` is then non-zero only on a connection's first request);
+ * between requests Node's keep-alive timer takes its place. When it fires, the socket has
+ * neither a request nor a response, so Node destroys it.
+ */
+export class ListenerConnections {
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  readonly #firstByteMs: number;
+  readonly #forget: (this: Socket) => void;
+  /** Read by the proxy handler on every request. */
+  draining = false;
+
+  constructor(server: Server, firstByteMs: number) {
+    this.#server = server;
+    this.#firstByteMs = firstByteMs;
+    const sockets = this.#sockets;
+    this.#forget = function (this: Socket) {
+      sockets.delete(this);
+    };
+    server.on('connection', (socket: Socket) => this.#accept(socket));
+  }
+
+  get size(): number {
+    return this.#sockets.size;
+  }
+
+  #accept(socket: Socket): void {
+    this.#sockets.add(socket);
+    socket.once('close', this.#forget);
+    socket.setTimeout(this.#firstByteMs);
+  }
+
+  /**
+   * Stops accepting and closes every connection as soon as it is idle; resolves once the
+   * last is closed. Every answer from now on carries `Connection: close` (the handler reads
+   * `draining`; answers already under way but not yet started get it here); a connection
+   * idle now, or idle after an answer that had already gone out with keep-alive, is closed
+   * after DRAIN_IDLE_GRACE_MS unless a request arrives first.
+   */
+  drain(): Promise<void> {
+    this.draining = true;
+    const server = this.#server as Server & { keepAliveTimeoutBuffer?: number };
+    // Node arms this after each kept-alive answer; from now on it is the grace.
+    server.keepAliveTimeout = DRAIN_IDLE_GRACE_MS;
+    server.keepAliveTimeoutBuffer = 0;
+    const closed = new Promise<void>((resolve) => {
+      // net.Server's close, not http.Server's: that one also destroys every idle
+      // connection at once, and resets the request a client is sending on one.
+      NetServer.prototype.close.call(server, () => resolve());
+    });
+    for (const socket of this.#sockets) {
+      const res = currentResponse(socket);
+      if (res === null || res === undefined) socket.setTimeout(DRAIN_IDLE_GRACE_MS);
+      else if (!res.headersSent) res.shouldKeepAlive = false;
+    }
+    return closed;
+  }
+}

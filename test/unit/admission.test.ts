@@ -1,0 +1,160 @@
+// Invariant 11 (no starvation): the per-key-type admission in front of the backend pool.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { KeygateError } from '../../src/errors/keygate-error.ts';
+import { Admission, ADMISSION_CLASSES, classOf, defaultShares, LOOKUP_CLASS, sharesProblem, type AdmissionOptions, type AdmissionWaiter } from '../../src/pipeline/admission.ts';
+
+const SERVER = classOf('server');
+const CONNECT = classOf('connect');
+const SCOPED = classOf('scoped');
+
+function options(over: Partial<AdmissionOptions> = {}): AdmissionOptions {
+  const connections = over.connections ?? 128;
+  return { connections, shares: defaultShares(connections), queueLength: 4, queueTimeoutMs: 10_000, bodyBytes: 1000, ...over };
+}
+
+class Recorder implements AdmissionWaiter {
+  readonly events: string[] = [];
+  admitted(): void {
+    this.events.push('admitted');
+  }
+  refused(err: KeygateError): void {
+    this.events.push(`refused ${err.code}`);
+  }
+}
+
+/** Takes connections of class `c` until refused; returns how many. */
+function fill(a: Admission, c: number): number {
+  let n = 0;
+  while (a.tryAcquire(c)) n++;
+  return n;
+}
+
+let open: Admission[] = [];
+afterEach(() => {
+  for (const a of open) a.close();
+  open = [];
+});
+function admission(over: Partial<AdmissionOptions> = {}): Admission {
+  const a = new Admission(options(over));
+  open.push(a);
+  return a;
+}
+
+describe('default shares', () => {
+  it('give every class a reserve, and their reserves fit in the pool', () => {
+    for (const n of [8, 16, 128, 1000]) {
+      const shares = defaultShares(n);
+      expect(sharesProblem(n, shares)).toBeUndefined();
+      for (const c of ADMISSION_CLASSES) expect(shares[c].reserve).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('at 128 connections: server 32..128, scoped 8..96, connect 4..32, lookups 8..32', () => {
+    const s = defaultShares(128);
+    expect(s.server).toEqual({ reserve: 32, max: 128 });
+    expect(s.scoped).toEqual({ reserve: 8, max: 96 });
+    expect(s.connect).toEqual({ reserve: 4, max: 32 });
+    expect(s.lookup).toEqual({ reserve: 8, max: 32 });
+  });
+});
+
+describe('admission', () => {
+  it('no number of public requests reaches what server keys reserve', () => {
+    const a = admission();
+    const connect = fill(a, CONNECT);
+    const scoped = fill(a, SCOPED);
+    expect(connect).toBe(32); // its max
+    expect(connect + scoped).toBeLessThanOrEqual(128 - 32 - 4 - 4 - 8);
+    // server keys still get their whole reserve, and what the public keys left
+    expect(fill(a, SERVER)).toBe(128 - connect - scoped - 4 - 4 - 8);
+  });
+
+  it('a class alone may use the shared part, never another class\'s reserve', () => {
+    const a = admission();
+    expect(fill(a, SERVER)).toBe(128 - 4 - 4 - 4 - 8 - 8);
+    // every other class still gets its reserve
+    expect(fill(a, SCOPED)).toBe(8);
+    expect(fill(a, CONNECT)).toBe(4);
+    expect(fill(a, LOOKUP_CLASS)).toBe(8);
+  });
+
+  it('a release hands the connection to the oldest waiter of the class, in order', () => {
+    const a = admission({ connections: 8, shares: { ...defaultShares(8), connect: { reserve: 1, max: 1 } } });
+    expect(a.tryAcquire(CONNECT)).toBe(true);
+    const first = new Recorder();
+    const second = new Recorder();
+    a.enqueue(CONNECT, first);
+    a.enqueue(CONNECT, second);
+    a.release(CONNECT);
+    expect(first.events).toEqual(['admitted']);
+    expect(second.events).toEqual([]);
+    // a newcomer does not overtake the one still waiting
+    a.release(CONNECT);
+    expect(second.events).toEqual(['admitted']);
+    a.release(CONNECT);
+    expect(a.tryAcquire(CONNECT)).toBe(true);
+  });
+
+  it('a full queue refuses at once with UPSTREAM_SATURATED and Retry-After', () => {
+    const a = admission({ queueLength: 2 });
+    fill(a, CONNECT);
+    a.enqueue(CONNECT, new Recorder());
+    a.enqueue(CONNECT, new Recorder());
+    const refused = a.enqueue(CONNECT, new Recorder());
+    expect('code' in refused && refused.code).toBe('UPSTREAM_SATURATED');
+    expect('headers' in refused && refused.headers).toEqual({ 'retry-after': '1' });
+    // another class's queue is its own
+    fill(a, SCOPED);
+    expect('waiter' in a.enqueue(SCOPED, new Recorder())).toBe(true);
+  });
+
+  it('a waiter is refused when the queue timeout passes', async () => {
+    const a = admission({ queueTimeoutMs: 40 });
+    fill(a, CONNECT);
+    const w = new Recorder();
+    a.enqueue(CONNECT, w);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(w.events).toEqual(['refused UPSTREAM_SATURATED']);
+    a.release(CONNECT); // nobody waits any more: the connection is simply free again
+    expect(a.tryAcquire(CONNECT)).toBe(true);
+  });
+
+  it('a cancelled waiter is never called and frees its place in the queue', () => {
+    const a = admission({ queueLength: 1 });
+    fill(a, CONNECT);
+    const w = new Recorder();
+    const entry = a.enqueue(CONNECT, w);
+    if (!('waiter' in entry)) throw new Error('not queued');
+    a.cancel(entry);
+    expect('waiter' in a.enqueue(CONNECT, new Recorder())).toBe(true);
+    a.release(CONNECT);
+    expect(w.events).toEqual([]);
+  });
+
+  it('a connection freed by one class goes to another class that waits for the shared part', () => {
+    const a = admission({ connections: 8, shares: { ...defaultShares(8), server: { reserve: 2, max: 8 } } });
+    const server = fill(a, SERVER); // 2 reserved + the shared part
+    const s = fill(a, SCOPED); // its reserve only: the shared part is taken
+    expect(s).toBe(1);
+    const w = new Recorder();
+    a.enqueue(SCOPED, w);
+    a.release(SERVER);
+    expect(server).toBeGreaterThan(2);
+    expect(w.events).toEqual(['admitted']);
+  });
+
+  it('body memory is bounded per class', () => {
+    const a = admission({ bodyBytes: 1000 });
+    expect(a.reserveBody(CONNECT, 600)).toBe(true);
+    expect(a.reserveBody(CONNECT, 600)).toBe(false);
+    expect(a.reserveBody(SCOPED, 600)).toBe(true);
+    a.releaseBody(CONNECT, 600);
+    expect(a.reserveBody(CONNECT, 1000)).toBe(true);
+  });
+
+  it('refuses shares that cannot work', () => {
+    expect(sharesProblem(16, { ...defaultShares(16), server: { reserve: 20, max: 20 } })).toMatch(/above the pool/);
+    expect(sharesProblem(16, { ...defaultShares(16), server: { reserve: 9, max: 5 } })).toMatch(/above its max/);
+    expect(sharesProblem(16, { ...defaultShares(16), server: { reserve: 12, max: 16 } })).toMatch(/reserves add up/);
+  });
+});
