@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { UsageError, flag, type ParsedArgs } from './cli/args.ts';
 import { DEFAULT_KEY_CACHE, type KeyCacheOptions } from './keys/key-cache.ts';
 import { DEFAULT_STORE } from './keys/open-store.ts';
@@ -23,6 +24,8 @@ export interface ServeConfig {
   readonly drainTimeoutMs: number;
   readonly watchPolicies: boolean;
   readonly workers: number;
+  /** `--trust-proxy`: the hops (`address/prefix`) whose forwarding headers and request id are kept. */
+  readonly trustProxy: readonly string[];
   /** Backend pool shares per key type, queue bounds, body memory per key type. */
   readonly admission: AdmissionOptions;
   /** Total time a body Keygate reads before dispatch may take (public keys, keys with conditions). */
@@ -55,6 +58,7 @@ export const SERVE_OPTIONS = {
   'drain-timeout': 'KEYGATE_DRAIN_TIMEOUT',
   'watch-policies': 'KEYGATE_WATCH_POLICIES',
   workers: 'KEYGATE_WORKERS',
+  'trust-proxy': 'KEYGATE_TRUST_PROXY',
   'upstream-connections': 'KEYGATE_UPSTREAM_CONNECTIONS',
   'upstream-share': 'KEYGATE_UPSTREAM_SHARE',
   'upstream-queue': 'KEYGATE_UPSTREAM_QUEUE',
@@ -76,6 +80,28 @@ function positiveInt(value: string, option: string, unit: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${option}: "${value}" must be a positive whole number of ${unit}`);
   return n;
+}
+
+/**
+ * `--trust-proxy CIDR…` (repeatable, or comma-separated; KEYGATE_TRUST_PROXY comma-separated):
+ * IPv4 or IPv6 addresses, each with an optional `/prefix`, as `address/prefix`.
+ */
+export function parseTrustProxy(values: readonly string[], option = '--trust-proxy'): readonly string[] {
+  const out: string[] = [];
+  for (const value of values) {
+    for (const part of value.split(',')) {
+      const entry = part.trim();
+      if (entry === '') continue;
+      const slash = entry.indexOf('/');
+      const address = slash === -1 ? entry : entry.slice(0, slash);
+      const family = isIP(address);
+      const max = family === 6 ? 128 : 32;
+      const prefix = slash === -1 ? max : /^\d{1,3}$/.test(entry.slice(slash + 1)) ? Number(entry.slice(slash + 1)) : NaN;
+      if (family === 0 || !(prefix >= 0 && prefix <= max)) throw new UsageError(`${option}: "${entry}" is not an IP address or CIDR range (e.g. 10.0.0.0/8, fd00::/8, 192.0.2.7)`);
+      out.push(`${address}/${prefix}`);
+    }
+  }
+  return Object.freeze(out);
 }
 
 /**
@@ -150,6 +176,9 @@ export function serveConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     drainTimeoutMs: drain === undefined ? DEFAULT_DRAIN_TIMEOUT_MS : positiveInt(drain, '--drain-timeout', 'milliseconds'),
     watchPolicies: (get('watch-policies') ?? 'true') !== 'false',
     workers: workers === undefined ? 1 : positiveInt(workers, '--workers', 'processes'),
+    trustProxy: args.flags.has('trust-proxy')
+      ? parseTrustProxy(args.flags.get('trust-proxy')!)
+      : parseTrustProxy(env.KEYGATE_TRUST_PROXY ? [env.KEYGATE_TRUST_PROXY] : [], 'KEYGATE_TRUST_PROXY'),
     admission: {
       connections,
       shares: parseShares(get('upstream-share'), connections),

@@ -12,8 +12,8 @@ export const MIN_RATIO_AT_LARGEST = 0.8;
 
 /**
  * The backend's own answer for alice's first `n` devices, checked once in full (only
- * alice's, exactly n). Under load every answer must then be these very bytes: the
- * forwarder relays them, and Keygate, having checked them, releases them unchanged. A
+ * alice's, exactly n). Under load the forwarder must relay these very bytes, and Keygate,
+ * having checked them, their items unchanged in its own list envelope. A
  * string comparison keeps the load generator from parsing 1,000-item lists, which on the
  * shared cores would have made it the limit of both targets.
  */
@@ -29,6 +29,19 @@ async function backendAnswer(backend: Target, n: number): Promise<string> {
 const sameAs = (expected: string, n: number) => (body: string): string | undefined =>
   body === expected ? undefined : `not the backend's ${n}-item answer (${body.length} bytes, expected ${expected.length})`;
 
+/**
+ * Keygate writes a checked list itself: the backend's item bytes, then an envelope whose
+ * totals it derives from the items it kept (see src/pipeline/list-render.ts). So its answer
+ * must hold the backend's `{"data":[…]` bytes exactly, followed by that envelope.
+ */
+const sameItemsAs = (expected: string, n: number) => {
+  const end = expected.lastIndexOf('],"page":');
+  if (end === -1) throw new Error(`list backend: alice's ${n}-item page has no "page" after its data`);
+  const items = expected.slice(0, end + 1);
+  return (body: string): string | undefined =>
+    body.startsWith(items) && body.startsWith(',"page":1,', items.length) ? undefined : `not the backend's ${n} items in Keygate's list envelope (${body.length} bytes)`;
+};
+
 /** Scoped lists of growing length, checked item by item by Keygate, beside the forwarder relaying the same bytes. */
 export async function answerAxis(ctx: AxisContext): Promise<AxisResult> {
   const sizes = ctx.opts.growthItems;
@@ -41,12 +54,12 @@ export async function answerAxis(ctx: AxisContext): Promise<AxisResult> {
   try {
     const pairs: Array<{ n: number; forwarder: LoadCase; keygate: LoadCase }> = [];
     for (const n of sizes) {
-      const check = sameAs(await backendAnswer(backend, n), n);
-      const common = { method: 'GET' as const, expectStatus: 200, check };
+      const answer = await backendAnswer(backend, n);
+      const common = { method: 'GET' as const, expectStatus: 200 };
       pairs.push({
         n,
-        forwarder: { ...common, id: `answer-${n}-undici`, label: `fwd ${count(n)} items`, kind: 'baseline', target: undici, path: `/v1/devices?referenceId=alice&perPage=${n}`, headers: {} },
-        keygate: { ...common, id: `answer-${n}-keygate`, label: `kg ${count(n)} items`, kind: 'keygate', target: keygate, path: `/v1/devices?perPage=${n}`, headers: { 'texture-api-key': keys.alice } },
+        forwarder: { ...common, id: `answer-${n}-undici`, label: `fwd ${count(n)} items`, kind: 'baseline', check: sameAs(answer, n), target: undici, path: `/v1/devices?referenceId=alice&perPage=${n}`, headers: {} },
+        keygate: { ...common, id: `answer-${n}-keygate`, label: `kg ${count(n)} items`, kind: 'keygate', check: sameItemsAs(answer, n), target: keygate, path: `/v1/devices?perPage=${n}`, headers: { 'texture-api-key': keys.alice } },
       });
     }
     const load = { connections: ctx.opts.connections, backendPids: backend.pids };

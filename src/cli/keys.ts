@@ -1,6 +1,6 @@
 import { DEFAULT_STORE, openStore } from '../keys/open-store.ts';
 import { generateKey, hashKey, newKeyId } from '../keys/key-format.ts';
-import { isKeyType, isValidReferenceId, KEY_TYPES, parseConditionArgs, prefixFor, type KeyRecord } from '../keys/key-record.ts';
+import { isKeyType, isValidReferenceId, KEY_TYPES, parseConditionArgs, prefixFor, REFERENCE_ID_RULE, type KeyRecord } from '../keys/key-record.ts';
 import { parseDuration } from '../policy/drafts.ts';
 import { flag, only, parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { revocationNotice } from './revocation-notice.ts';
@@ -17,7 +17,7 @@ export function mintKey(input: { type: string; referenceId?: string | undefined;
     throw new UsageError('a scoped key needs --reference-id (the end user it is scoped to)');
   }
   if (input.referenceId !== undefined && !isValidReferenceId(input.referenceId)) {
-    throw new UsageError('--reference-id must be 1 to 256 visible ASCII characters (no spaces or control characters)');
+    throw new UsageError(`--reference-id must be ${REFERENCE_ID_RULE} (no spaces or control characters)`);
   }
   const roles = input.roles ?? [];
   const conditions = parseConditionArgs(input.conditions ?? []);

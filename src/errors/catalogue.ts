@@ -10,6 +10,11 @@ export const ERRORS = {
   INVALID_JSON: { status: 400, message: 'The request body is not valid JSON' },
   DUPLICATE_JSON_KEY: { status: 400, message: 'The request body repeats a JSON key' },
   MISSING_RESOURCE_ID: { status: 400, message: 'The request does not name the resource it acts on' },
+  DUPLICATE_HEADER: { status: 400, message: 'A request header that must appear once is repeated' },
+  INVALID_CONNECTION_HEADER: { status: 400, message: 'The Connection header names a header that is not hop-by-hop' },
+  INVALID_JSON_KEY: { status: 400, message: 'The request body has a key that is not allowed' },
+  RESOURCE_ID_OVERRIDE: { status: 400, message: 'The request names the resource id a second time' },
+  BODY_NOT_ALLOWED: { status: 400, message: 'This request may not carry a body' },
   // 401: who are you?
   KEY_MISSING: { status: 401, message: 'The Texture-Api-Key header is missing' },
   KEY_MALFORMED: { status: 401, message: 'The API key is malformed' },

@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { NegativeCache } from './negative-cache.ts';
 import { toPrincipal, type Principal } from './principal.ts';
-import { isValidReferenceId, type KeyRecord } from './key-record.ts';
+import { hasUsableValues, type KeyRecord } from './key-record.ts';
 import type { KeyStore } from './store.ts';
 
 export interface KeyCacheOptions {
@@ -123,10 +123,9 @@ export class KeyCache {
   }
 
   #remember(keyHash: string, record: KeyRecord | undefined): Principal | undefined {
-    // A row written around the CLI with an unusable referenceId fails closed (401), never
-    // as a header-injection attempt or a 500 later in the pipeline.
-    if (record === undefined || record.revokedAt !== null ||
-        (record.referenceId !== null && !isValidReferenceId(record.referenceId))) {
+    // A row written around the CLI with an unusable referenceId or condition value fails
+    // closed (401), never as a header injection, a widened filter or a 500 later.
+    if (record === undefined || record.revokedAt !== null || !hasUsableValues(record)) {
       this.#negative.add(keyHash);
       return undefined;
     }

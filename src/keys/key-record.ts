@@ -34,11 +34,29 @@ export interface NewKey {
 /**
  * A referenceId travels to the backend in an identity header and a query parameter, so
  * it must survive both unchanged: visible ASCII only (no spaces, no CR/LF), at most 256.
+ * No comma: a filter's values are joined by commas (`referenceId=a,b` is any-of), so
+ * `ref-carol,ref-bob` would be read by the backend as two owners.
  */
-const REFERENCE_ID = /^[\x21-\x7e]{1,256}$/;
+const REFERENCE_ID = /^[\x21-\x2b\x2d-\x7e]{1,256}$/;
+
+export const REFERENCE_ID_RULE = '1 to 256 visible ASCII characters, without commas';
 
 export function isValidReferenceId(value: string): boolean {
   return REFERENCE_ID.test(value);
+}
+
+/**
+ * A stored key whose referenceId or condition values could not be used as written (a row
+ * written around the CLI): such a key is refused (401), never forwarded with a filter
+ * that means more than it says.
+ */
+export function hasUsableValues(record: KeyRecord): boolean {
+  if (record.referenceId !== null && !isValidReferenceId(record.referenceId)) return false;
+  for (const attribute in record.conditions) {
+    const values = record.conditions[attribute];
+    if (!Array.isArray(values) || values.some((v) => typeof v !== 'string' || v.includes(','))) return false;
+  }
+  return true;
 }
 
 export function prefixFor(type: KeyType): 'api_' | 'scoped_' {

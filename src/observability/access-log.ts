@@ -12,6 +12,8 @@ export interface AccessRecord {
   readonly status: number;
   readonly code: string | undefined;
   readonly detail: string | undefined;
+  /** List items dropped from a checked answer because the key may not see them. */
+  readonly dropped?: number | undefined;
   readonly latencyMs: number;
 }
 
@@ -85,6 +87,7 @@ export class AccessLog {
     line += `,"decision":${str(r.decision)},"status":${r.status}`;
     if (r.code !== undefined) line += `,"code":${str(r.code)}`;
     if (r.detail !== undefined) line += `,"detail":${json(r.detail)}`;
+    if (r.dropped !== undefined) line += `,"dropped":${r.dropped}`;
     this.#destination.write(`${line},"latencyMs":${msText(r.latencyMs)},"msg":"access"}\n`);
   }
 }

@@ -6,7 +6,7 @@ import type { CompiledResource } from '../policy/model.ts';
 import { fillTemplate } from '../policy/route-template.ts';
 import type { Condition } from './authorize.ts';
 import { bufferedRequest } from './forward.ts';
-import { parseUpstreamStrict } from './strict-json.ts';
+import { AMBIGUOUS, parseUpstreamStrict } from './strict-json.ts';
 
 /** A resource object as the backend describes it (a device: `{id, referenceId, …}`), or null: no such resource. */
 export type Attributes = Readonly<Record<string, unknown>> | null;
@@ -16,10 +16,20 @@ export interface AttributeSource {
   get(resource: CompiledResource, id: string, principal: Principal, requestId: string): Attributes | Promise<Attributes>;
 }
 
+/** What fieldOf returns through an object whose owner keys cannot be read one way: it matches no value. */
+const UNREADABLE: unknown = Object.freeze({});
+
+/**
+ * The value at `path`, undefined when absent. Through an object the answer parser marked
+ * AMBIGUOUS (an owner key twice, or in a spelling other parsers fold into it) the value
+ * is UNREADABLE: another parser could read another owner there.
+ */
 export function fieldOf(obj: unknown, path: readonly string[]): unknown {
   let v = obj;
   for (const p of path) {
-    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, p)) return undefined;
+    if (v === null || typeof v !== 'object') return undefined;
+    if ((v as { [AMBIGUOUS]?: true })[AMBIGUOUS] === true) return UNREADABLE;
+    if (!Object.hasOwn(v, p)) return undefined;
     v = (v as Record<string, unknown>)[p];
   }
   return v;
@@ -27,11 +37,14 @@ export function fieldOf(obj: unknown, path: readonly string[]): unknown {
 
 /**
  * Scalars only: a backend that answers `referenceId: ["alice", "bob"]` (or an object)
- * describes a resource whose owner is ambiguous, and ambiguity fails closed.
+ * describes a resource whose owner is ambiguous, and ambiguity fails closed. A number
+ * counts only as a safe integer, in its one canonical text (the strict parsers make
+ * anything else an exact-text object, see strict-json.ts): `9007199254740993` is not
+ * `9007199254740992`, whatever a float says.
  */
 function valueMatches(v: unknown, allowed: readonly string[]): boolean {
   if (typeof v === 'string') return allowed.includes(v);
-  if (typeof v === 'number' && Number.isFinite(v)) return allowed.includes(String(v));
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return allowed.includes(String(v));
   return false;
 }
 

@@ -1,12 +1,14 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { Condition } from './authorize.ts';
+import { HeaderKind, headerClass, isProtected, tokenKind } from './header-classes.ts';
 
 /**
  * Stage 3: rewrite what the backend will see.
  * Query: every client variant of a filtered attribute and of `_method` is removed, then the
- * filter is set once (invariant 3). Headers: the key, hop-by-hop and method-override headers
- * and any client `X-Keygate-*` never pass; identity headers are added by Keygate alone.
+ * filter is set once (invariant 3). Headers: the key, hop-by-hop, method-override and
+ * rewrite headers and any client `X-Keygate-*` never pass; forwarding headers are
+ * Keygate's unless the hop is trusted; identity headers are added by Keygate alone.
  */
 
 // Query parameter names that never reach the backend (compared in normalised form).
@@ -16,6 +18,7 @@ export const QUERY_SEPARATORS = /[&;]/;
 const NAME_SUFFIX = /[[.]/;
 const OVERRIDE_HINT = /_method/i;
 const CONTROL = /[\u0000-\u001f\u007f]/;
+const SEPARATORS = /[-_]/g;
 
 /** `%72eferenceId`, `ReferenceID`, `referenceId[]`, `referenceId[0]`, `referenceid.x` all normalise to `referenceid`. */
 export function normaliseParamName(raw: string): string {
@@ -36,19 +39,49 @@ export function normaliseParamName(raw: string): string {
   return bracket === -1 ? name : name.slice(0, bracket);
 }
 
+/**
+ * The form in which two parameter names are the same parameter: normalised, then without
+ * `-` and `_` (a Rails app that turns camelCase into snake_case reads `reference_id` as
+ * `referenceId`). Names outside ASCII never get here from a key that is not full access.
+ */
+export function paramKey(normalised: string): string {
+  return normalised.includes('_') || normalised.includes('-') ? normalised.replace(SEPARATORS, '') : normalised;
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7e) return false;
+  return true;
+}
+
 function encodeQueryValue(value: string): string {
   return encodeURIComponent(value);
 }
+
+/** What mutateQuery does besides the filter, for routes with conditions. */
+export interface QueryRules {
+  /** A parameter of this name (the body id of the route) is removed. */
+  readonly drop?: string | undefined;
+  /** A parameter of this name (the id proven from the path) is refused: a backend may prefer it to the path's. */
+  readonly refuse?: string | undefined;
+  /**
+   * Names outside ASCII are refused: Java's equalsIgnoreCase reads `referenceıd` (dotless ı)
+   * as `referenceId`, an NFKC-normalising backend reads fullwidth letters as ASCII ones.
+   */
+  readonly asciiOnly?: boolean;
+}
+
+const NO_RULES: QueryRules = Object.freeze({});
 
 /**
  * Returns the query string to forward (without `?`). Both `&` and `;` separate pairs here
  * because some backends split on either; a query that needs no change is forwarded as sent.
  */
-export function mutateQuery(query: string, filter: readonly Condition[] | null, alsoDrop?: string): string {
+export function mutateQuery(query: string, filter: readonly Condition[] | null, rules: QueryRules = NO_RULES): string {
   let out = query;
-  if (query !== '' && (filter !== null || alsoDrop !== undefined || mayHoldOverride(query))) {
-    const drop = filter === null && alsoDrop === undefined ? null : new Set(filter?.map((c) => c.attribute.toLowerCase()));
-    if (alsoDrop !== undefined) drop!.add(alsoDrop.toLowerCase());
+  if (query !== '' && (filter !== null || rules !== NO_RULES || mayHoldOverride(query))) {
+    const drop = filter === null ? null : filterKeys(filter);
+    const dropKey = rules.drop === undefined ? undefined : paramKey(rules.drop.toLowerCase());
+    const refuseKey = rules.refuse === undefined ? undefined : paramKey(rules.refuse.toLowerCase());
     const kept: string[] = [];
     let changed = false;
     for (const piece of query.split(QUERY_SEPARATORS)) {
@@ -58,7 +91,10 @@ export function mutateQuery(query: string, filter: readonly Condition[] | null, 
       }
       const eq = piece.indexOf('=');
       const name = normaliseParamName(eq === -1 ? piece : piece.slice(0, eq));
-      if (name === METHOD_OVERRIDE_PARAM || drop?.has(name) === true) {
+      if (rules.asciiOnly === true && !isAscii(name)) throw new KeygateError('INVALID_QUERY', { detail: `parameter name outside ASCII ${JSON.stringify(name)}` });
+      const key = paramKey(name);
+      if (key === refuseKey) throw new KeygateError('RESOURCE_ID_OVERRIDE', { detail: `query parameter ${JSON.stringify(name)} names the id proven from the path` });
+      if (name === METHOD_OVERRIDE_PARAM || key === dropKey || drop?.has(key) === true) {
         changed = true;
         continue;
       }
@@ -71,13 +107,29 @@ export function mutateQuery(query: string, filter: readonly Condition[] | null, 
   return pairs === '' ? out : out === '' ? pairs : out + '&' + pairs;
 }
 
-/** Condition lists are frozen and shared per key and role (authorize.ts): encode each once. */
+/** Condition lists are frozen and shared per key and role (authorize.ts): derive from each once. */
 const FILTER_TEXT = new WeakMap<readonly Condition[], string>();
+const FILTER_KEYS = new WeakMap<readonly Condition[], ReadonlySet<string>>();
+
+function filterKeys(filter: readonly Condition[]): ReadonlySet<string> {
+  let keys = FILTER_KEYS.get(filter);
+  if (keys === undefined) {
+    keys = new Set(filter.map((c) => paramKey(c.attribute.toLowerCase())));
+    FILTER_KEYS.set(filter, keys);
+  }
+  return keys;
+}
 
 /** `attribute=v1,v2&…` for the filter conditions. */
 function filterText(filter: readonly Condition[]): string {
   let text = FILTER_TEXT.get(filter);
   if (text === undefined) {
+    for (const c of filter) {
+      // Values are joined by commas: a value holding one (`ref-carol,ref-bob`) would widen
+      // the backend's filter to two owners. Key creation refuses such values; a filter is
+      // never built from one that got into the store another way.
+      if (c.values.some((v) => v.includes(','))) throw new KeygateError('RESOURCE_NOT_ALLOWED', { detail: `a value of ${c.attribute} holds the filter's separator ","` });
+    }
     text = filter.map((c) => encodeQueryValue(c.attribute) + '=' + c.values.map(encodeQueryValue).join(',')).join('&');
     FILTER_TEXT.set(filter, text);
   }
@@ -89,101 +141,194 @@ function mayHoldOverride(query: string): boolean {
   return query.includes('%') || query.includes('+') || OVERRIDE_HINT.test(query);
 }
 
-// Headers the backend never receives from the client. Hop-by-hop per RFC 9110 §7.6.1,
-// `host` (undici sets the upstream's), `expect` (Keygate does not relay 100-continue).
-const DROP = new Set([
-  'texture-api-key',
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'proxy-authorization',
-  'host',
-  'expect',
-  'x-http-method-override',
-  'x-http-method',
-  'x-method-override',
-  'x-request-id',
-  'x-forwarded-host',
-  'x-forwarded-proto',
-]);
-
-/** Backends behind CGI/WSGI read `X_Keygate_Reference_Id` as `X-Keygate-Reference-Id`: compare both spellings. */
-function isDropped(name: string): boolean {
-  if (DROP.has(name) || name.startsWith('x-keygate-')) return true;
-  if (!name.includes('_')) return false;
-  const dashed = name.replaceAll('_', '-');
-  return DROP.has(dashed) || dashed.startsWith('x-keygate-');
-}
-
 export interface UpstreamHeaderInput {
   readonly rawHeaders: readonly string[];
   readonly principal: Principal;
   readonly requestId: string;
   readonly remoteAddress: string | undefined;
-  /** Set when Keygate forwards a body it has read: its exact length replaces the client's framing. */
-  readonly bodyLength?: number;
+  /** The connection comes from a trusted proxy (`--trust-proxy`): its forwarding headers and request id pass. */
+  readonly trustedHop?: boolean | undefined;
+  /** Keygate reads the body itself: the client's framing is not forwarded (the plan adds the exact length). */
+  readonly readsBody?: boolean | undefined;
+  /** Keygate checks the answer: conditional and range headers are not forwarded, so the backend sends all of it. */
+  readonly checked?: boolean | undefined;
 }
 
 export interface UpstreamHeaders {
   readonly headers: string[];
   /** The client sent a body (content-length > 0 or chunked). */
   readonly hasBody: boolean;
+  /** The framing headers as sent, each given at most once (else the request was refused). */
+  readonly contentType: string | undefined;
+  readonly contentEncoding: string | undefined;
+  readonly contentLength: string | undefined;
 }
 
+function repeated(name: string): never {
+  // Node keeps the first of two Content-Type headers, gunicorn and Werkzeug the last.
+  throw new KeygateError('DUPLICATE_HEADER', { detail: `${name} given more than once` });
+}
+
+/**
+ * The names a `Connection` header lists (RFC 9110 §7.6.1: hop-by-hop, not forwarded).
+ * Naming one the policy reads or Keygate sets is refused: dropping it would forward a
+ * request that means something other than what was judged.
+ */
+function connectionTokens(value: string, into: string[] | null): string[] | null {
+  let out = into;
+  for (const part of value.split(',')) {
+    const token = part.trim().toLowerCase();
+    if (token === '' || token === 'close' || token === 'keep-alive') continue;
+    if (isProtected(tokenKind(token))) throw new KeygateError('INVALID_CONNECTION_HEADER', { detail: `Connection names ${token}` });
+    (out ??= []).push(token);
+  }
+  return out;
+}
+
+/** An RFC 7239 node or host value, as a quoted-string (IPv6 addresses in brackets). */
+function quoted(value: string, isNode: boolean): string {
+  const v = isNode && value.includes(':') ? `[${value}]` : value;
+  return '"' + v.replace(/["\\]/g, '\\$&') + '"';
+}
+
+/**
+ * The request headers the backend receives. One pass over the client's raw headers (each
+ * name classified once, see header-classes.ts), then Keygate's own: forwarding headers
+ * with what Keygate saw, the request id, the identity.
+ */
 export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeaders {
   const raw = input.rawHeaders;
+  const trusted = input.trustedHop === true;
   const out: string[] = [];
   let hasBody = false;
   let host: string | undefined;
+  let contentType: string | undefined;
+  let contentEncoding: string | undefined;
+  let contentLength: string | undefined;
   let xff: string | undefined;
-  let connectionTokens: string[] | null = null;
+  let proto: string | undefined;
+  let forwardedHost: string | undefined;
+  let forwarded: string | undefined;
+  let sawForwarded = false;
+  let requestId: string | undefined;
+  let addressNames: string[] | null = null;
+  let hopNames: string[] | null = null;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
+    const hc = headerClass(raw[i]!);
     const value = raw[i + 1]!;
-    if (name === 'connection' && value !== 'keep-alive' && value !== 'close') {
-      connectionTokens = value.toLowerCase().split(',').map((t) => t.trim());
+    // Underscore twins of anything but plain headers are dropped (see header-classes.ts).
+    const own = !hc.underscored;
+    switch (hc.kind) {
+      case HeaderKind.pass:
+        out.push(hc.name, value);
+        break;
+      case HeaderKind.connection:
+        if (own && value !== 'keep-alive' && value !== 'close') hopNames = connectionTokens(value, hopNames);
+        break;
+      case HeaderKind.contentLength:
+        if (!own) break;
+        if (contentLength !== undefined) repeated('content-length');
+        contentLength = value;
+        if (value !== '0') hasBody = true;
+        if (input.readsBody !== true) out.push(hc.name, value);
+        break;
+      case HeaderKind.transferEncoding:
+        if (own) hasBody = true;
+        break;
+      case HeaderKind.host:
+        if (!own) break;
+        if (host !== undefined) repeated('host');
+        host = value;
+        break;
+      case HeaderKind.contentType:
+        if (!own) break;
+        if (contentType !== undefined) repeated('content-type');
+        contentType = value;
+        out.push(hc.name, value);
+        break;
+      case HeaderKind.contentEncoding:
+        if (!own) break;
+        if (contentEncoding !== undefined) repeated('content-encoding');
+        contentEncoding = value;
+        out.push(hc.name, value);
+        break;
+      case HeaderKind.forwardedFor:
+        if (trusted && own) xff = xff === undefined ? value : `${xff}, ${value}`;
+        break;
+      case HeaderKind.forwardedProto:
+        if (trusted && own) proto ??= value;
+        break;
+      case HeaderKind.forwardedHost:
+        if (trusted && own) forwardedHost ??= value;
+        break;
+      case HeaderKind.forwarded:
+        if (!trusted) sawForwarded = true;
+        else if (own) forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+        break;
+      case HeaderKind.clientIp:
+        if (trusted) {
+          if (own) out.push(hc.name, value);
+        } else {
+          const name = own ? hc.name : hc.name.replaceAll('_', '-');
+          if (!(addressNames ??= []).includes(name)) addressNames.push(name);
+        }
+        break;
+      case HeaderKind.forwardingOther:
+        if (trusted && own) out.push(hc.name, value);
+        break;
+      case HeaderKind.requestId:
+        if (trusted && own) requestId ??= value;
+        break;
+      case HeaderKind.conditional:
+        if (own && input.checked !== true) out.push(hc.name, value);
+        break;
+      default:
+        // hop, rewrite, key, identity: never forwarded
+        break;
     }
-    if (name === 'transfer-encoding') hasBody = true;
-    if (name === 'host') host = value;
-    if (isDropped(name)) continue;
-    if (name === 'content-length') {
-      if (value !== '0') hasBody = true;
-      if (input.bodyLength !== undefined) continue;
-    }
-    if (name === 'x-forwarded-for') {
-      xff = xff === undefined ? value : `${xff}, ${value}`;
-      continue;
-    }
-    out.push(name, value);
   }
-  if (connectionTokens !== null) {
-    // Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+  if (hopNames !== null) {
     for (let i = out.length - 2; i >= 0; i -= 2) {
-      if (connectionTokens.includes(out[i]!)) out.splice(i, 2);
+      if (hopNames.includes(out[i]!)) out.splice(i, 2);
     }
   }
-  if (input.bodyLength !== undefined) out.push('content-length', String(input.bodyLength));
+  // A bodiless request keeps its `Content-Length: 0`; a body Keygate read gets its exact length from the plan.
+  if (input.readsBody === true && !hasBody && contentLength !== undefined) out.push('content-length', contentLength);
   const client = input.remoteAddress ?? 'unknown';
   out.push('x-forwarded-for', xff === undefined ? client : `${xff}, ${client}`);
-  out.push('x-forwarded-proto', 'http');
-  if (host !== undefined) out.push('x-forwarded-host', host);
-  out.push('x-request-id', input.requestId);
+  out.push('x-forwarded-proto', proto ?? 'http');
+  const shownHost = forwardedHost ?? host;
+  if (shownHost !== undefined) out.push('x-forwarded-host', shownHost);
+  if (forwarded !== undefined) out.push('forwarded', `${forwarded}, for=${quoted(client, true)}`);
+  else if (sawForwarded) out.push('forwarded', `for=${quoted(client, true)}${host === undefined ? '' : `;host=${quoted(host, false)}`};proto=http`);
+  if (addressNames !== null) for (const name of addressNames) out.push(name, client);
+  out.push('x-request-id', requestId ?? input.requestId);
   out.push('x-keygate-key-id', input.principal.id, 'x-keygate-key-type', input.principal.type);
   if (input.principal.referenceId !== null) out.push('x-keygate-reference-id', input.principal.referenceId);
-  return { headers: out, hasBody };
+  return { headers: out, hasBody, contentType, contentEncoding, contentLength };
 }
 
 // Response headers that describe the upstream connection, not the resource.
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'trailer', 'te']);
 
+/** The names a backend's `Connection` header lists (lower-cased), or null when it lists none. */
+export function responseHopNames(connection: string | string[] | undefined): string[] | null {
+  if (connection === undefined || connection === 'keep-alive' || connection === 'close') return null;
+  let out: string[] | null = null;
+  for (const value of typeof connection === 'string' ? [connection] : connection) {
+    for (const part of value.split(',')) {
+      const token = part.trim().toLowerCase();
+      if (token !== '' && token !== 'close' && token !== 'keep-alive') (out ??= []).push(token);
+    }
+  }
+  return out;
+}
+
 /**
  * The backend's response headers as the client gets them, in the flat `[name, value, …]`
  * form `writeHead` accepts: an array grows by pushes, where an object with names known
- * only at run time costs a new hidden class (or a dictionary) per response.
+ * only at run time costs a new hidden class (or a dictionary) per response. Headers the
+ * backend names in its `Connection` are hop-by-hop and stay behind.
  */
 export function responseHeaders(
   headers: Record<string, string | string[] | undefined>,
@@ -191,10 +336,12 @@ export function responseHeaders(
   replaceLength?: number,
 ): string[] {
   const out: string[] = [];
+  const hop = responseHopNames(headers.connection);
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || DROP_RESPONSE.has(name) || name === 'x-request-id') continue;
     if (replaceLength !== undefined && (name === 'content-length' || name === 'content-encoding' || name === 'etag')) continue;
+    if (hop !== null && hop.includes(name)) continue;
     if (typeof value === 'string') out.push(name, value);
     else for (const v of value) out.push(name, v);
   }

@@ -1,13 +1,13 @@
-import type { IncomingMessage } from 'node:http';
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
-import type { CompiledPolicy, Enforcement } from '../policy/model.ts';
+import type { CompiledPolicy, CompiledRoute, Enforcement } from '../policy/model.ts';
 import type { AttributeSource } from './attributes.ts';
-import { authorize, type Decision } from './authorize.ts';
+import { authorize, type Condition, type Decision } from './authorize.ts';
 import type { Target } from './canonical-path.ts';
-import { buildUpstreamHeaders, mutateQuery, normaliseParamName, QUERY_SEPARATORS } from './mutate.ts';
+import { foldName } from './fold.ts';
+import { buildUpstreamHeaders, mutateQuery, normaliseParamName, paramKey, QUERY_SEPARATORS, type QueryRules } from './mutate.ts';
 import { idFromValue, proveByLookup } from './prove.ts';
-import { checkJsonBodyHeaders, parseJsonBody } from './request-body.ts';
+import { checkJsonBodyHeaders, judgeBody, parseJsonBody } from './request-body.ts';
 import { listCheck, responseCheck, responseIdCheck, type ResponseCheck } from './response-checks.ts';
 
 export type { ResponseCheck } from './response-checks.ts';
@@ -16,8 +16,9 @@ export interface IncomingRequest {
   readonly method: string;
   readonly target: Target;
   readonly rawHeaders: readonly string[];
-  readonly headers: IncomingMessage['headers'];
   readonly remoteAddress: string | undefined;
+  /** The connection comes from a proxy trusted with `--trust-proxy`. */
+  readonly trustedHop?: boolean | undefined;
   readonly requestId: string;
   /** Reads the whole body (bounded); only called when the policy must read it. */
   readonly readBody: (maxBytes: number) => Promise<Buffer>;
@@ -41,11 +42,11 @@ export interface PlanContext {
 }
 
 function idFromQuery(query: string, name: string): string {
-  const wanted = name.toLowerCase();
+  const wanted = paramKey(name.toLowerCase());
   let found: string | undefined;
   for (const piece of query.split(QUERY_SEPARATORS)) {
     const eq = piece.indexOf('=');
-    if (normaliseParamName(eq === -1 ? piece : piece.slice(0, eq)) !== wanted) continue;
+    if (paramKey(normaliseParamName(eq === -1 ? piece : piece.slice(0, eq))) !== wanted) continue;
     // Two values for the id would let the backend pick another one than Keygate checked.
     if (found !== undefined) throw new KeygateError('MISSING_RESOURCE_ID', { detail: `query.${name} given more than once` });
     try {
@@ -59,12 +60,63 @@ function idFromQuery(query: string, name: string): string {
 
 type LookupEnforcement = Extract<Enforcement, { kind: 'lookup' }>;
 
-/** What a plan needs besides the request: the path (query rewritten) and how to check the answer. */
+/** What a plan needs besides the request: the path (query rewritten), the headers, the body, how to check the answer. */
 interface Draft {
   readonly decision: Decision;
   readonly path: string;
+  readonly headers: string[];
   body: Plan['body'];
-  check: ResponseCheck | null;
+  readonly check: ResponseCheck | null;
+}
+
+/** Methods whose requests carry no body a backend should read; for a judged key, one is refused. */
+const BODILESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
+
+/** For a key that is not full access on a route without conditions: only ASCII names (`_ｍｅｔｈｏｄ` is `_method` to an NFKC backend). */
+const ASCII_NAMES: QueryRules = Object.freeze({ asciiOnly: true });
+
+/** The query rules of a route with conditions, built once per compiled route. */
+const QUERY_RULES = new WeakMap<CompiledRoute, QueryRules>();
+
+function queryRules(route: CompiledRoute): QueryRules {
+  let rules = QUERY_RULES.get(route);
+  if (rules === undefined) {
+    const e = route.enforcement;
+    const id = e.kind === 'lookup' ? e.id : null;
+    // A body id must be the only id: a backend that also reads `?deviceId=` must not find
+    // another one. A path id must not be named again: Laravel's `$request->id` prefers it.
+    rules = Object.freeze({
+      asciiOnly: true,
+      drop: id?.from === 'body' ? id.name : undefined,
+      refuse: id?.from === 'path' ? id.name : undefined,
+    });
+    QUERY_RULES.set(route, rules);
+  }
+  return rules;
+}
+
+/** How the answer is checked, or null when it is released as it comes. */
+function checkOf(ctx: PlanContext, route: CompiledRoute, conditions: readonly Condition[], principal: Principal, requestId: string): ResponseCheck | null {
+  const e = route.enforcement;
+  if (e.kind === 'filter') return listCheck(route.resource, conditions);
+  if (e.kind === 'response') return responseCheck(route.resource, conditions);
+  if (e.kind !== 'lookup') return null;
+  if (e.id.from === 'response') return responseIdCheck(ctx.attributes, e.resource, e.id, conditions, principal, requestId);
+  // The read of the looked-up resource itself is checked again on the answer, so a
+  // backend that answers differently (or a resource that moved within the lookup TTL)
+  // still cannot show another user's object.
+  if (e.resource === route.resource && e.resource.lookup?.template.text === route.template.text) return responseCheck(route.resource, conditions);
+  return null;
+}
+
+/**
+ * A key that may do everything (an unconditioned `*` role: server and operator keys) is
+ * not judged on its body; every other key's body is read and judged before anything is
+ * forwarded (invariant 9: no body field the policy did not see may change what the
+ * backend does).
+ */
+function fullAccess(policy: CompiledPolicy, decision: Decision): boolean {
+  return decision.conditions === null && policy.roles.get(decision.role)?.all === true;
 }
 
 /**
@@ -77,53 +129,59 @@ interface Draft {
 export function plan(ctx: PlanContext, principal: Principal, req: IncomingRequest, decision: Decision = authorize(ctx.policy, principal, req.method, req.target)): Plan | Promise<Plan> {
   const conditions = decision.conditions;
   const route = decision.route;
-  const e = conditions === null || route === null ? null : route.enforcement;
-  // A body id must be the only id: a backend that also reads `?deviceId=` must not find another one.
-  const query = mutateQuery(req.target.query, e?.kind === 'filter' ? conditions : null, e?.kind === 'lookup' && e.id.from === 'body' ? e.id.name : undefined);
-  const draft: Draft = { decision, path: query === '' ? req.target.path : req.target.path + '?' + query, body: 'stream', check: null };
-  if (e === null || conditions === null || route === null) return complete(draft, principal, req);
-  if (e.kind === 'filter') draft.check = listCheck(route.resource, conditions);
-  else if (e.kind === 'response') draft.check = responseCheck(route.resource, conditions);
-  else if (e.kind === 'lookup') {
-    if (e.id.from === 'body') {
-      checkJsonBodyHeaders(req.headers['content-type'], req.headers['content-encoding'], req.headers['content-length'], req.maxBodyBytes);
-      return req.readBody(req.maxBodyBytes).then((body) => {
-        draft.body = body;
-        const json = parseJsonBody(body);
-        if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new KeygateError('MISSING_RESOURCE_ID', { detail: 'body is not a JSON object' });
-        return proveThenComplete(ctx, draft, e, principal, req, idFromValue((json as Record<string, unknown>)[e.id.name], e.id));
-      });
-    }
-    const id = e.id.from === 'path' ? idFromValue(decision.params[e.id.name], e.id) : e.id.from === 'query' ? idFromQuery(req.target.query, e.id.name) : undefined;
-    if (id === undefined) draft.check = responseIdCheck(ctx.attributes, e.resource, e.id, conditions, principal, req.requestId);
-    else return proveThenComplete(ctx, draft, e, principal, req, id);
-  }
-  return complete(draft, principal, req);
-}
-
-/** A lookup route with its id in hand: prove ownership first, then finish the plan. */
-function proveThenComplete(ctx: PlanContext, draft: Draft, e: LookupEnforcement, principal: Principal, req: IncomingRequest, id: string): Plan | Promise<Plan> {
-  const route = draft.decision.route!;
-  const conditions = draft.decision.conditions!;
-  // The read of the looked-up resource itself is checked again on the answer, so a
-  // backend that answers differently (or a resource that moved within the lookup TTL)
-  // still cannot show another user's object.
-  if (e.resource === route.resource && e.resource.lookup?.template.text === route.template.text) draft.check = responseCheck(route.resource, conditions);
-  const proven = proveByLookup(ctx.attributes, e.resource, id, conditions, principal, req.requestId);
-  return proven instanceof Promise ? proven.then(() => complete(draft, principal, req)) : complete(draft, principal, req);
-}
-
-function complete(draft: Draft, principal: Principal, req: IncomingRequest): Plan {
-  let body = draft.body;
-  const { headers, hasBody } = buildUpstreamHeaders({
+  const conditioned = conditions !== null && route !== null;
+  const e = conditioned ? route.enforcement : null;
+  const check = conditioned ? checkOf(ctx, route, conditions, principal, req.requestId) : null;
+  const judged = !fullAccess(ctx.policy, decision);
+  const query = conditioned
+    ? mutateQuery(req.target.query, e!.kind === 'filter' ? conditions : null, queryRules(route))
+    : mutateQuery(req.target.query, null, judged ? ASCII_NAMES : undefined);
+  const up = buildUpstreamHeaders({
     rawHeaders: req.rawHeaders,
     principal,
     requestId: req.requestId,
     remoteAddress: req.remoteAddress,
-    ...(Buffer.isBuffer(body) ? { bodyLength: body.length } : {}),
+    trustedHop: req.trustedHop,
+    readsBody: judged,
+    checked: check !== null,
   });
-  if (body === 'stream' && !hasBody) body = null;
+  const draft: Draft = { decision, path: query === '' ? req.target.path : req.target.path + '?' + query, headers: up.headers, body: null, check };
+  const lookup = e?.kind === 'lookup' ? e : null;
+  const bodyId = lookup?.id.from === 'body';
+  if (!judged) {
+    if (up.hasBody) draft.body = 'stream';
+    return complete(draft, req);
+  }
+  if (!up.hasBody && !bodyId) return proveThenComplete(ctx, draft, lookup, principal, req, undefined);
+  // A GET body can carry its own `referenceId` or `id`, read by backends that merge body and query.
+  if (up.hasBody && BODILESS.has(req.method)) throw new KeygateError('BODY_NOT_ALLOWED', { detail: `${req.method} with a body` });
+  checkJsonBodyHeaders(up.contentType, up.contentEncoding, up.contentLength, req.maxBodyBytes);
+  const idKey = lookup !== null && (lookup.id.from === 'path' || lookup.id.from === 'query') ? foldName(lookup.id.name) : undefined;
+  const filterKeys = e?.kind === 'filter' ? new Set(conditions!.map((c) => foldName(c.attribute))) : undefined;
+  return req.readBody(req.maxBodyBytes).then((body) => {
+    draft.body = body;
+    draft.headers.push('content-length', String(body.length));
+    const json = parseJsonBody(body);
+    judgeBody(json, idKey, filterKeys);
+    return proveThenComplete(ctx, draft, lookup, principal, req, json);
+  });
+}
+
+/** A lookup route: find its id, prove ownership, then finish the plan. */
+function proveThenComplete(ctx: PlanContext, draft: Draft, e: LookupEnforcement | null, principal: Principal, req: IncomingRequest, json: unknown): Plan | Promise<Plan> {
+  if (e === null || e.id.from === 'response') return complete(draft, req);
+  let id: string;
+  if (e.id.from === 'body') {
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new KeygateError('MISSING_RESOURCE_ID', { detail: 'body is not a JSON object' });
+    id = idFromValue((json as Record<string, unknown>)[e.id.name], e.id);
+  } else if (e.id.from === 'path') id = idFromValue(draft.decision.params[e.id.name], e.id);
+  else id = idFromQuery(req.target.query, e.id.name);
+  const proven = proveByLookup(ctx.attributes, e.resource, id, draft.decision.conditions!, principal, req.requestId);
+  return proven instanceof Promise ? proven.then(() => complete(draft, req)) : complete(draft, req);
+}
+
+function complete(draft: Draft, req: IncomingRequest): Plan {
   // HEAD on a checked route: fetch with GET so there is a body to check; Node drops it for HEAD.
   const method = draft.check !== null && req.method === 'HEAD' ? 'GET' : req.method;
-  return { decision: draft.decision, method, path: draft.path, headers, body, check: draft.check };
+  return { decision: draft.decision, method, path: draft.path, headers: draft.headers, body: draft.body, check: draft.check };
 }

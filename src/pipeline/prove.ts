@@ -8,12 +8,16 @@ export function forbidden(detail: string): KeygateError {
   return new KeygateError('RESOURCE_NOT_ALLOWED', { detail });
 }
 
-/** An id a condition is proven on: a non-empty, well-formed string (or a finite number). */
+/**
+ * An id a condition is proven on: a non-empty, well-formed string, or a safe integer (the
+ * strict parsers give a number only for the canonical text of one; `9007199254740993`,
+ * which a float would read as …992, or `1.0`, is neither and is refused).
+ */
 export function idFromValue(v: unknown, source: IdSource): string {
   // A lone surrogate cannot be encoded into the lookup URL; refuse it as a bad id.
   if (typeof v === 'string' && v !== '' && v.isWellFormed()) return v;
-  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-  throw new KeygateError('MISSING_RESOURCE_ID', { detail: `${source.from}.${source.name} is missing or not a well-formed string` });
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
+  throw new KeygateError('MISSING_RESOURCE_ID', { detail: `${source.from}.${source.name} is missing, or not a well-formed string or a safe integer` });
 }
 
 function judge(attrs: Attributes, resource: CompiledResource, id: string, conditions: readonly Condition[]): void {

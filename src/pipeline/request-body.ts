@@ -1,10 +1,26 @@
 import type { IncomingMessage } from 'node:http';
 import { KeygateError } from '../errors/keygate-error.ts';
+import { caseFold, foldName } from './fold.ts';
 import { parseStrictJson } from './strict-json.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
+/**
+ * The media types a body the policy reads may have (compared case-insensitively):
+ * `application/json`, or `application/NAME+json` (a vendor or standards-tree JSON type:
+ * `vnd.texture+json`, `merge-patch+json`), with no parameter but one `charset=utf-8`.
+ * NAME is letters, digits, `.` and `-`, and never names another body format: backends that
+ * pick their body parser by substring (formidable's /multipart/i, /urlencoded/i,
+ * /octet-stream/i) would read `application/x-www-form-urlencoded+json` as a form, and that
+ * form as other fields; nor may a `.`/`-` part of NAME be `form`.
+ */
+const JSON_TYPE = /^application\/(?:json|([a-z0-9][a-z0-9.-]*)\+json)[ \t]*(?:;[ \t]*charset=(?:utf-8|"utf-8")[ \t]*)?$/i;
+const OTHER_FORMAT = /multipart|urlencoded|octet|(?:^|[.-])form(?:$|[.-])/i;
+
+export function isJsonMediaType(contentType: string): boolean {
+  const m = JSON_TYPE.exec(contentType);
+  return m !== null && (m[1] === undefined || !OTHER_FORMAT.test(m[1]));
+}
 
 /** Checks the framing headers of a body the policy must read, before a byte is read. */
 export function checkJsonBodyHeaders(contentType: string | undefined, contentEncoding: string | undefined, contentLength: string | undefined, maxBytes: number): void {
@@ -12,11 +28,38 @@ export function checkJsonBodyHeaders(contentType: string | undefined, contentEnc
     // Compressed bodies would be judged on one decoding and run on another: refuse (invariant 4).
     throw new KeygateError('UNSUPPORTED_MEDIA_TYPE', { detail: `content-encoding ${contentEncoding}` });
   }
-  if (contentType === undefined || !JSON_TYPE.test(contentType)) {
+  if (contentType === undefined || !isJsonMediaType(contentType)) {
     throw new KeygateError('UNSUPPORTED_MEDIA_TYPE', { detail: `content-type ${contentType ?? '(none)'}` });
   }
   if (contentLength !== undefined && Number(contentLength) > maxBytes) {
     throw new KeygateError('BODY_TOO_LARGE', { detail: `content-length ${contentLength} > ${maxBytes}` });
+  }
+}
+
+/**
+ * Method overrides a framework reads from the body itself: Laravel and Symfony take
+ * `_method` from JSON input (Rack and Express middleware from form fields), some take the
+ * header names as fields. Compared case-folded with `-` and `_` alike.
+ */
+const OVERRIDE_FIELDS = new Set(['_method', 'x_http_method_override', 'x_http_method', 'x_method_override']);
+
+/**
+ * What a body the policy reads may not say besides what was judged (the parser has
+ * already refused duplicate, look-alike and control-character keys): no top-level field
+ * that overrides the method; none that names the id proven from the path or the query
+ * again (Laravel's `$request->id` prefers input to the route parameter), `idKey` in
+ * foldName form; and none that names a filtered attribute (`filterKeys`, folded), which a
+ * backend merging body and query would read as a second filter.
+ */
+export function judgeBody(json: unknown, idKey: string | undefined, filterKeys?: ReadonlySet<string>): void {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) return;
+  for (const key in json) {
+    const folded = caseFold(key);
+    if (OVERRIDE_FIELDS.has(folded.replaceAll('-', '_'))) throw new KeygateError('INVALID_JSON_KEY', { detail: `body field ${JSON.stringify(key)} overrides the method` });
+    if (idKey === undefined && filterKeys === undefined) continue;
+    const name = foldName(key);
+    if (name === idKey) throw new KeygateError('RESOURCE_ID_OVERRIDE', { detail: `body field ${JSON.stringify(key)} names the proven id` });
+    if (filterKeys?.has(name) === true) throw new KeygateError('INVALID_JSON_KEY', { detail: `body field ${JSON.stringify(key)} names the filtered attribute` });
   }
 }
 

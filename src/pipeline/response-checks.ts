@@ -2,22 +2,36 @@ import { isUtf8 } from 'node:buffer';
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { CompiledResource, IdSource } from '../policy/model.ts';
-import { contradicts, satisfies, type AttributeSource } from './attributes.ts';
+import { contradicts, fieldOf, satisfies, type AttributeSource } from './attributes.ts';
 import type { Condition } from './authorize.ts';
+import { foldName } from './fold.ts';
 import type { BufferedResponse } from './forward.ts';
+import { renderScannedList, renderTextList } from './list-render.ts';
 import { forbidden, proveByLookup } from './prove.ts';
-import { parseUpstreamStrict } from './strict-json.ts';
-import { provenClean, scanFields, type ScanShape } from './clean-scan.ts';
+import { parseAnswer } from './strict-json.ts';
+import { listScan, provenClean, scanFields, type ScanFields } from './clean-scan.ts';
 import { PairMemo } from './pair-memo.ts';
+import { responseHopNames } from './mutate.ts';
+
+/** A checked answer as the client gets it. */
+export interface CheckedResponse extends BufferedResponse {
+  /** List items dropped because the key may not see them: for the metric and the access line, never sent. */
+  readonly dropped?: number;
+}
 
 /** Checks a buffered backend answer; returns what the client may see, or throws. */
-export type ResponseCheck = (res: BufferedResponse) => Promise<BufferedResponse> | BufferedResponse;
+export type ResponseCheck = (res: BufferedResponse) => Promise<CheckedResponse> | CheckedResponse;
 
-const JSON_CONTENT = /json/i;
+/** `application/json` or `application/…+json`, whatever the parameters. */
+const JSON_CONTENT = /^[ \t]*application\/(?:[\w.+-]*\+)?json[ \t]*(?:;|$)/i;
 
 function isJson(res: BufferedResponse): boolean {
   const type = res.headers['content-type'];
-  return typeof type === 'string' && JSON_CONTENT.test(type);
+  if (typeof type !== 'string' || !JSON_CONTENT.test(type)) return false;
+  // A type the backend lists in its Connection header would not reach the client, which
+  // might then sniff the body as something else.
+  const hop = responseHopNames(res.headers.connection);
+  return hop === null || (!hop.includes('content-type') && !hop.includes('content-encoding'));
 }
 
 function isIdentity(res: BufferedResponse): boolean {
@@ -34,25 +48,10 @@ function responseText(res: BufferedResponse): string {
   return res.body.toString('utf8');
 }
 
-/**
- * A 2xx JSON answer whose bytes `provenClean` proves clean is released as it came, with
- * no parse (see clean-scan.ts). Everything else — other statuses, other types, answers
- * the scanner cannot prove — takes the full check, which decides.
- */
-function provenCleanAnswer(res: BufferedResponse, fields: readonly string[] | null, conditions: readonly Condition[], shape: ScanShape): boolean {
-  return fields !== null && carriesResource(res.status) && isJson(res) && isIdentity(res) && provenClean(res.body, fields, conditions, shape);
+/** The scanner may prove this answer clean (clean-scan.ts); anything else takes the full check, which decides. */
+function scannable(res: BufferedResponse, fields: ScanFields | null): fields is ScanFields {
+  return fields !== null && carriesResource(res.status) && isJson(res) && isIdentity(res);
 }
-
-function parseFast(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: 'checked response is not JSON' });
-  }
-}
-
-/** Slow path: duplicate keys are refused (JSON.parse keeps the last, a client may keep the first). */
-const parseStrict = (text: string): unknown => parseUpstreamStrict(text, 'checked response');
 
 /**
  * Only a 2xx answer carries the resource Keygate can check. Any other answer on a checked
@@ -69,28 +68,28 @@ function needsCheck(res: BufferedResponse): boolean {
   throw new KeygateError('UPSTREAM_ERROR', { status: res.status, detail: `backend answered ${res.status} on a checked route` });
 }
 
-function occurrences(text: string, needle: string): number {
-  let n = 0;
-  for (let i = text.indexOf(needle); i !== -1; i = text.indexOf(needle, i + needle.length)) n++;
-  return n;
-}
-
 /**
- * The fast path's premise: the raw text names each checked attribute exactly once per
- * checked object. Then JSON.parse's reading is the only reading (no duplicate keys to
- * disagree about) and no other object in the answer carries an owner. Anything else —
- * a duplicated key, a nested object of another user, an attribute name inside a string —
- * takes the slow path: strict parse and a deep look.
+ * The owner keys of a check, folded → exact spelling: every part of every checked
+ * attribute's field path. The answer parser marks an object that names one of them twice
+ * or in a look-alike spelling (strict-json.ts), and fieldOf reads such an object as
+ * nobody's.
  */
-function plain(text: string, resource: CompiledResource, conditions: readonly Condition[], objects: number): boolean {
-  for (const c of conditions) {
-    const path = resource.fields.get(c.attribute) ?? [c.attribute];
-    if (occurrences(text, `"${path[path.length - 1]}"`) !== objects) return false;
-  }
-  return true;
+function watchedNames(resource: CompiledResource, conditions: readonly Condition[]): ReadonlyMap<string, string> {
+  const out = new Map<string, string>();
+  for (const c of conditions) for (const part of resource.fields.get(c.attribute) ?? [c.attribute]) out.set(foldName(part), part);
+  return out;
 }
 
-/** Some object nested in `value` (not `value` itself) belongs to someone the key may not see. */
+const WATCHED = new PairMemo<CompiledResource, readonly Condition[], ReadonlyMap<string, string>>(() => new WeakMap());
+const ID_WATCHED = new Map<string, ReadonlyMap<string, string>>();
+
+function idWatched(name: string): ReadonlyMap<string, string> {
+  let m = ID_WATCHED.get(name);
+  if (m === undefined) ID_WATCHED.set(name, (m = new Map([[foldName(name), name]])));
+  return m;
+}
+
+/** Some object nested in `value` (not `value` itself) belongs to someone the key may not see, or to nobody readable. */
 function foreignInside(value: unknown, resource: CompiledResource, conditions: readonly Condition[]): boolean {
   if (value === null || typeof value !== 'object') return false;
   for (const child of Array.isArray(value) ? value : Object.values(value)) {
@@ -101,15 +100,36 @@ function foreignInside(value: unknown, resource: CompiledResource, conditions: r
   return false;
 }
 
-function reserialised(res: BufferedResponse, value: unknown, extraHeaders: Record<string, string> = {}): BufferedResponse {
-  return { status: res.status, headers: { ...res.headers, ...extraHeaders }, body: Buffer.from(JSON.stringify(value)) };
+/**
+ * Response headers a checked list keeps. Keygate writes a list answer itself (see
+ * checkListFully), so nothing the backend says about its own body (ETag, Last-Modified,
+ * Content-Range, a total in X-Total-Count or Link) may go out: it could count items the
+ * key may not see. What is kept describes the response, not the data.
+ */
+const LIST_HEADERS = new Set([
+  'content-type', 'cache-control', 'expires', 'pragma', 'vary', 'set-cookie', 'content-language',
+  'strict-transport-security', 'x-content-type-options', 'x-frame-options', 'content-security-policy', 'referrer-policy',
+]);
+
+/** The headers of a list answer Keygate wrote: the allowed ones, and always the body's exact length (never chunked for one answer, a length for another). */
+function listHeaders(headers: BufferedResponse['headers'], body: Buffer): BufferedResponse['headers'] {
+  const out: Record<string, string | string[] | undefined> = {};
+  for (const name in headers) if (LIST_HEADERS.has(name) || name.startsWith('access-control-')) out[name] = headers[name];
+  out['content-length'] = String(body.length);
+  return out;
 }
 
 /**
  * Lists (`{data: [...], page, perPage, totalItems, totalPages}` or a bare array): every
  * item the key may not see is dropped, even if the backend ignored the filter; so is any
- * item holding another user's object, and any non-scalar envelope field besides `data`
- * (it is not part of the list contract and nothing in it was checked).
+ * item holding another user's object.
+ *
+ * No oracle (invariant 10): what the client receives must be the same whether another
+ * user's items were dropped or never existed. So Keygate writes every checked list answer
+ * itself (list-render.ts): the kept items as the backend's own bytes, joined by `,`, in an
+ * envelope of `data`, the backend's `page` and `perPage`, and totals derived from the
+ * kept items alone; the backend's other envelope fields, its totals and its headers about
+ * the body are never sent.
  */
 export function listCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
   return LIST_CHECKS.get(resource, conditions, makeListCheck);
@@ -117,7 +137,13 @@ export function listCheck(resource: CompiledResource, conditions: readonly Condi
 
 function makeListCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
   const fields = scanFields(resource, conditions);
-  return (res) => (provenCleanAnswer(res, fields, conditions, 'list') ? res : checkListFully(res, resource, conditions));
+  return (res) => {
+    if (scannable(res, fields) && provenClean(res.body, fields, conditions, 'list', listScan)) {
+      const body = renderScannedList(res.body, listScan);
+      return { status: res.status, headers: listHeaders(res.headers, body), body, dropped: 0 };
+    }
+    return checkListFully(res, resource, conditions);
+  };
 }
 
 /**
@@ -129,48 +155,21 @@ function makeListCheck(resource: CompiledResource, conditions: readonly Conditio
 const LIST_CHECKS = new PairMemo<CompiledResource, readonly Condition[], ResponseCheck>(() => new WeakMap());
 const SINGLE_CHECKS = new PairMemo<CompiledResource, readonly Condition[], ResponseCheck>(() => new WeakMap());
 
-/** listCheck without the byte scanner: parse, and filter what the key may not see. */
-export function checkListFully(res: BufferedResponse, resource: CompiledResource, conditions: readonly Condition[]): BufferedResponse {
+/** listCheck without the byte scanner: parse (keys unescaped, owner keys watched), drop what the key may not see, write the answer. */
+export function checkListFully(res: BufferedResponse, resource: CompiledResource, conditions: readonly Condition[]): CheckedResponse {
   if (!needsCheck(res)) return res;
   const text = responseText(res);
-  let body = parseFast(text);
-  let items = itemsOf(body);
-  const slow = !plain(text, resource, conditions, items.length);
-  if (slow) items = itemsOf(body = parseStrict(text));
-  let kept: unknown[] | null = null;
+  const { value, ranges } = parseAnswer(text, WATCHED.get(resource, conditions, watchedNames), true);
+  const bare = Array.isArray(value);
+  const items = bare ? value : (value as { data?: unknown } | null)?.data;
+  if (!Array.isArray(items) || ranges === null) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: 'list response has no data array' });
+  const kept: string[] = [];
   for (let i = 0; i < items.length; i++) {
-    const ok = satisfies(items[i], resource, conditions) && !(slow && foreignInside(items[i], resource, conditions));
-    if (!ok && kept === null) kept = items.slice(0, i);
-    else if (ok && kept !== null) kept.push(items[i]);
+    if (satisfies(items[i], resource, conditions) && !foreignInside(items[i], resource, conditions)) kept.push(text.slice(ranges[2 * i], ranges[2 * i + 1]));
   }
-  if (Array.isArray(body)) return kept === null ? res : reserialised(res, kept, { 'x-keygate-filtered': String(items.length - kept.length) });
-  const page = scalarEnvelope(body as Record<string, unknown>);
-  // The usual case: the backend's bytes go out untouched.
-  if (kept === null) return page === null ? res : reserialised(res, page);
-  const out = page ?? { ...(body as Record<string, unknown>) };
-  out.data = kept;
-  // The backend's counts included other users' items; they would tell how many there are.
-  if ('totalItems' in out) out.totalItems = kept.length;
-  if ('totalPages' in out) out.totalPages = 1;
-  return reserialised(res, out, { 'x-keygate-filtered': String(items.length - kept.length) });
-}
-
-/** The envelope without its non-scalar fields besides `data`, or null when it has none. */
-function scalarEnvelope(envelope: Record<string, unknown>): Record<string, unknown> | null {
-  let page: Record<string, unknown> | null = null;
-  for (const k in envelope) {
-    const v = envelope[k];
-    if (k === 'data' || v === null || typeof v !== 'object') continue;
-    page ??= { ...envelope };
-    delete page[k];
-  }
-  return page;
-}
-
-function itemsOf(body: unknown): unknown[] {
-  const items = Array.isArray(body) ? body : (body as { data?: unknown } | null)?.data;
-  if (!Array.isArray(items)) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: 'list response has no data array' });
-  return items;
+  const envelope = bare ? null : (value as Record<string, unknown>);
+  const body = renderTextList(kept, envelope === null, envelope?.page, envelope?.perPage);
+  return { status: res.status, headers: listHeaders(res.headers, body), body, dropped: items.length - kept.length };
 }
 
 /** A single resource whose own attributes are in the answer. */
@@ -180,17 +179,15 @@ export function responseCheck(resource: CompiledResource, conditions: readonly C
 
 function makeSingleCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
   const fields = scanFields(resource, conditions);
-  return (res) => (provenCleanAnswer(res, fields, conditions, 'single') ? res : checkSingleFully(res, resource, conditions));
+  return (res) => (scannable(res, fields) && provenClean(res.body, fields, conditions, 'single') ? res : checkSingleFully(res, resource, conditions));
 }
 
-/** responseCheck without the byte scanner: parse, and refuse an answer the key may not see. */
+/** responseCheck without the byte scanner: parse (owner keys watched), and refuse an answer the key may not see. */
 export function checkSingleFully(res: BufferedResponse, resource: CompiledResource, conditions: readonly Condition[]): BufferedResponse {
   if (!needsCheck(res)) return res;
-  const text = responseText(res);
-  const slow = !plain(text, resource, conditions, 1);
-  const value = slow ? parseStrict(text) : parseFast(text);
+  const { value } = parseAnswer(responseText(res), WATCHED.get(resource, conditions, watchedNames), false);
   if (!satisfies(value, resource, conditions)) throw forbidden(`${resource.name} in response does not satisfy the key's conditions`);
-  if (slow && foreignInside(value, resource, conditions)) throw forbidden(`${resource.name} in response holds another owner's object`);
+  if (foreignInside(value, resource, conditions)) throw forbidden(`${resource.name} in response holds another owner's object`);
   return res;
 }
 
@@ -198,12 +195,13 @@ export function checkSingleFully(res: BufferedResponse, resource: CompiledResour
 export function responseIdCheck(attributes: AttributeSource, resource: CompiledResource, source: IdSource, conditions: readonly Condition[], principal: Principal, requestId: string): ResponseCheck {
   return async (res) => {
     if (!needsCheck(res)) return res;
-    const text = responseText(res);
-    // Strict when the name occurs more than once: a duplicated key must not be read last-wins.
-    const value = occurrences(text, `"${source.name}"`) === 1 ? parseFast(text) : parseStrict(text);
-    const v = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[source.name] : undefined;
-    if (typeof v !== 'string' && typeof v !== 'number') throw forbidden(`response has no ${source.name}`);
-    await proveByLookup(attributes, resource, String(v), conditions, principal, requestId);
+    // Keys compared unescaped, and the id named once in one spelling: a client must not
+    // be able to read another `deviceId` than the one proven.
+    const { value } = parseAnswer(responseText(res), idWatched(source.name), false);
+    const v = fieldOf(value, [source.name]);
+    const id = typeof v === 'string' && v !== '' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : undefined;
+    if (id === undefined) throw forbidden(`response has no ${source.name} that is a string or a safe integer, named once`);
+    await proveByLookup(attributes, resource, id, conditions, principal, requestId);
     return res;
   };
 }

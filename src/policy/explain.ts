@@ -45,7 +45,7 @@ export function explain(policy: CompiledPolicy, principal: Principal, method: st
     for (let i = 0; i < headers.length; i += 2) if (headers[i]!.startsWith('x-keygate-')) added.push(`${headers[i]}: ${headers[i + 1]}`);
     out.push(`decision:  allow${conditions === null ? '' : ' if the conditions hold, else 403 RESOURCE_NOT_ALLOWED'}`);
     out.push(`forward:   ${method} ${target.path}${query === '' ? '' : '?' + query}`);
-    out.push(`headers:   removed Texture-Api-Key, X-Keygate-*, method overrides, hop-by-hop; added ${added.join(', ')}`);
+    out.push(`headers:   removed Texture-Api-Key, X-Keygate-*, rewrite and method-override headers, hop-by-hop; forwarding headers replaced; added ${added.join(', ')}`);
   } catch (err) {
     if (!(err instanceof KeygateError)) throw err;
     out.push(`decision:  deny ${err.status} ${err.code}${err.detail === undefined ? '' : ` (${err.detail})`}`);

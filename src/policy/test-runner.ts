@@ -7,6 +7,7 @@ import type { Principal } from '../keys/principal.ts';
 import type { Attributes, AttributeSource } from '../pipeline/attributes.ts';
 import { authorize } from '../pipeline/authorize.ts';
 import { canonicalize } from '../pipeline/canonical-path.ts';
+import { responseHeaders } from '../pipeline/mutate.ts';
 import { plan, type Plan } from '../pipeline/plan.ts';
 import type { CompiledPolicy, CompiledResource } from './model.ts';
 
@@ -27,7 +28,18 @@ export interface CaseResult {
 interface TestCase {
   name?: string;
   key?: { type?: string; referenceId?: string; roles?: string[]; conditions?: string[] | Record<string, string[]> };
-  request?: { method?: string; path?: string; query?: string | Record<string, string | string[]>; headers?: Record<string, string>; body?: unknown };
+  request?: {
+    method?: string;
+    path?: string;
+    query?: string | Record<string, string | string[]>;
+    /** A list value sends the header once per value. */
+    headers?: Record<string, string | string[]>;
+    /** `[name, value]` pairs sent after `headers`, names spelt as given (`Content_Type`, a second `content-type`). */
+    rawHeaders?: Array<[string, string]>;
+    body?: unknown;
+    /** The request comes from a hop trusted with --trust-proxy. */
+    trustedHop?: boolean;
+  };
   response?: { status?: number; headers?: Record<string, string>; body?: unknown };
   expect?: {
     decision?: 'allow' | 'deny';
@@ -35,7 +47,16 @@ interface TestCase {
     code?: string;
     rule?: string;
     upstream?: { method?: string; path?: string; query?: Record<string, string | string[]>; headers?: Record<string, string>; removedHeaders?: string[]; body?: unknown };
-    response?: { status?: number; code?: string; body?: unknown; items?: number };
+    response?: {
+      status?: number;
+      code?: string;
+      body?: unknown;
+      items?: number;
+      /** The exact body text the client gets. */
+      text?: string;
+      /** Headers the client gets; null: the header is not sent. */
+      headers?: Record<string, string | null>;
+    };
   };
 }
 
@@ -101,9 +122,11 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
   const url = (c.request?.path ?? '/') + (query === '' ? '' : '?' + query);
   const bodyValue = c.request?.body;
   const body = bodyValue === undefined ? null : Buffer.from(typeof bodyValue === 'string' ? bodyValue : JSON.stringify(bodyValue));
-  const headerObj: Record<string, string> = { 'texture-api-key': '<key>', ...(body === null ? {} : { 'content-type': 'application/json', 'content-length': String(body.length) }) };
+  const headerObj: Record<string, string | string[]> = { 'texture-api-key': '<key>', ...(body === null ? {} : { 'content-type': 'application/json', 'content-length': String(body.length) }) };
   for (const [k, v] of Object.entries(c.request?.headers ?? {})) headerObj[k.toLowerCase()] = v;
-  const rawHeaders = Object.entries(headerObj).flat();
+  const rawHeaders: string[] = [];
+  for (const [k, v] of Object.entries(headerObj)) for (const x of norm(v)) rawHeaders.push(k, x);
+  for (const [k, v] of c.request?.rawHeaders ?? []) rawHeaders.push(k, v);
   const exp = c.expect ?? {};
   let rule = '-';
   let p: Plan | undefined;
@@ -120,8 +143,8 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
       method,
       target,
       rawHeaders,
-      headers: headerObj,
       remoteAddress: '127.0.0.1',
+      trustedHop: c.request?.trustedHop === true,
       requestId: 'test',
       readBody: async () => body ?? Buffer.alloc(0),
       maxBodyBytes: 1024 * 1024,
@@ -170,10 +193,17 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
       let status: number;
       let code: string | undefined;
       let out: unknown;
+      let text: string | undefined;
+      let released: Map<string, string> | undefined;
       try {
         const checked = p.check === null ? answer : await p.check(answer);
         status = checked.status;
-        out = JSON.parse(checked.body.toString());
+        text = checked.body.toString();
+        out = JSON.parse(text);
+        // What the client gets, as serve writes it (proxy-handler.ts: the backend's headers, or Keygate's length for a body it wrote).
+        const list = responseHeaders(checked.headers, 'test', checked.body === answer.body ? undefined : checked.body.length);
+        released = new Map();
+        for (let i = 0; i < list.length; i += 2) released.set(list[i]!, list[i + 1]!);
       } catch (err) {
         if (!(err instanceof KeygateError)) throw err;
         status = err.status;
@@ -187,6 +217,11 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
         if (items?.length !== r.items) failures.push(`response.items: expected ${r.items}, got ${items?.length ?? 'no list'}`);
       }
       if (r.body !== undefined && JSON.stringify(r.body) !== JSON.stringify(out)) failures.push(`response.body: expected ${JSON.stringify(r.body)}, got ${JSON.stringify(out)}`);
+      if (r.text !== undefined && r.text !== text) failures.push(`response.text: expected ${r.text}, got ${text ?? '(refused)'}`);
+      for (const [k, v] of Object.entries(r.headers ?? {})) {
+        const got = released?.get(k.toLowerCase());
+        if ((v === null ? undefined : String(v)) !== got) failures.push(`response.headers.${k}: expected ${v ?? '(absent)'}, got ${got ?? '(absent)'}`);
+      }
     }
   }
   return { failures, rule };

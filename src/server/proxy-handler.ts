@@ -16,6 +16,8 @@ import type { CompiledPolicy } from '../policy/model.ts';
 import { bufferedDispatch, streamForward, type BufferedResponse, type BufferSink, type StreamSink, type UpstreamRequest } from '../pipeline/forward.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
 import { plan, type Plan } from '../pipeline/plan.ts';
+import type { CheckedResponse } from '../pipeline/response-checks.ts';
+import type { TrustedHops } from '../pipeline/trusted-hops.ts';
 import { discardBody, mustDiscardBefore, readBody } from '../pipeline/request-body.ts';
 import { nextRequestId } from './request-id.ts';
 
@@ -32,6 +34,8 @@ export interface ProxyDeps {
   readonly admission: Admission;
   /** Read on every request: once draining, every answer closes its connection. */
   readonly listener: { readonly draining: boolean };
+  /** `--trust-proxy`: null when no hop is trusted. */
+  readonly trustedHops?: TrustedHops | null;
 }
 
 function decisionOf(status: number, err: KeygateError | undefined): DecisionIndex {
@@ -95,6 +99,8 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   #queued: QueueEntry | null = null;
   #onQueuedClose: (() => void) | null = null;
   #request: UpstreamRequest | null = null;
+  /** List items dropped from the answer (access line). */
+  #dropped = 0;
 
   constructor(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse) {
     this.#deps = deps;
@@ -140,8 +146,8 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
         method,
         target,
         rawHeaders: req.rawHeaders,
-        headers: req.headers,
         remoteAddress: req.socket.remoteAddress,
+        trustedHop: this.#deps.trustedHops?.has(req.socket.remoteAddress) === true,
         requestId: this.#requestId,
         readBody: (max) => this.#readBody(max),
         maxBodyBytes: this.#deps.maxBodyBytes,
@@ -271,9 +277,12 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   }
 
   /** Sends a checked answer: the backend's bytes, or Keygate's re-serialisation when items were dropped. */
-  #release(checked: BufferedResponse, original: Buffer): void {
-    const filtered = checked.headers['x-keygate-filtered'];
-    if (filtered !== undefined) this.#deps.metrics.filteredItems.labels(this.#route).inc(Number(filtered));
+  #release(checked: CheckedResponse, original: Buffer): void {
+    // The count of dropped items goes to the metric and the access line, never to the client (invariant 10).
+    if (checked.dropped !== undefined && checked.dropped > 0) {
+      this.#dropped = checked.dropped;
+      this.#deps.metrics.filteredItems.labels(this.#route).inc(checked.dropped);
+    }
     const changed = checked.body !== original;
     this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, changed ? checked.body.length : undefined));
     this.#res.end(checked.body);
@@ -330,6 +339,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       status,
       code: failure?.code,
       detail: failure?.detail,
+      dropped: this.#dropped === 0 ? undefined : this.#dropped,
       latencyMs: Math.round(seconds * 100_000) / 100,
     });
   }

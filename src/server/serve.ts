@@ -10,6 +10,7 @@ import { Metrics } from '../observability/metrics.ts';
 import { Admission, ADMISSION_CLASSES } from '../pipeline/admission.ts';
 import { admitLookups } from '../pipeline/admitted-lookups.ts';
 import { BackendAttributes } from '../pipeline/attributes.ts';
+import { trustedHops } from '../pipeline/trusted-hops.ts';
 import { createUpstream } from '../pipeline/upstream.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { PolicyHolder } from '../policy/policy-holder.ts';
@@ -96,7 +97,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   if (maxConnections !== null) proxyServer.maxConnections = maxConnections;
   proxyServer.on('request', createProxyHandler({
     policy, keys, upstream, attributes, access: loggers.access, metrics, admission, listener: connections,
-    maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs,
+    maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs, trustedHops: trustedHops(config.trustProxy),
   }));
   const local = localOps({ policy, store, metrics, isDraining: () => connections.draining });
   const opsServer = createServer(listenerOptions(config.deadlines), createOpsRouter(local));

@@ -13,7 +13,7 @@ const codeOf = (text: string): string | undefined => {
 
 describe('strict JSON', () => {
   it.each([
-    '{"deviceId":"d1","input":{"a":[1,2.5,-3e2,true,false,null]}}',
+    '{"deviceId":"d1","input":{"a":[1,-7,true,false,null]}}',
     '  {"a" : "\\u00e9\\n\\"" }  ',
     '[]',
     '"x"',
@@ -29,6 +29,35 @@ describe('strict JSON', () => {
 
   it.each(['', '{', '{"a":1,}', '[1,]', "{'a':1}", '{"a":01}', '{"a":1} x', 'NaN', '{"a":"\u0001"}', '{"a":"\\x"}', '[' .repeat(100) + ']'.repeat(100)])('refuses invalid JSON %j', (text) => {
     expect(codeOf(text)).toBe('INVALID_JSON');
+  });
+
+  it.each([
+    ['2.5'], ['-3e2'], ['1.0'], ['-0'], ['9007199254740992'], ['9007199254740993'], ['12345678901234567890'],
+  ])('keeps %s as its exact text, never a rounded float', (text) => {
+    const v = parseStrictJson(`{"n":${text}}`) as { n: unknown };
+    expect(typeof v.n).toBe('object');
+    expect(JSON.stringify(v)).toBe(`{"n":${text}}`);
+  });
+
+  it.each([['0', 0], ['-5', -5], ['9007199254740991', 9007199254740991]])('reads the safe integer %s as a number', (text, n) => {
+    expect((parseStrictJson(`{"n":${text}}`) as { n: unknown }).n).toBe(n);
+  });
+
+  it.each([
+    '{"deviceId":"a","DeviceId":"b"}',
+    '{"deviceId":"a","DEVICEID":"b"}',
+    '{"deviceId":"a","device_id":"b"}',
+    '{"deviceId":"a","devıceId":"b"}',
+    '{"deviceId":"a","ｄｅｖｉｃｅＩｄ":"b"}',
+    '{"x":{"siteKey":"a","siteKey":"b"}}',
+    '{"x":{"siteKey":"a","siteKey":"b"}}'.replace('K', '\u212a'),
+    '{"class":"a","claſs":"b"}',
+  ])('refuses keys that fold into one: %s', (text) => {
+    expect(codeOf(text)).toBe('DUPLICATE_JSON_KEY');
+  });
+
+  it.each(['{"deviceId\\u0000":"b"}', '{"deviceId\u007f":"b"}', '{"device\\u200bId":"b"}', '{"a":{"k\\u0001":1}}'])('refuses a key with a control or format character: %s', (text) => {
+    expect(codeOf(text)).toBe('INVALID_JSON_KEY');
   });
 
   it('keeps __proto__ as plain data', () => {

@@ -1,0 +1,131 @@
+/**
+ * What a request header means to Keygate, decided by its name once and remembered, so the
+ * per-request header loop does one map probe per header instead of lower-casing and
+ * comparing it against lists.
+ *
+ * Names are classified in their lower-case, dash-spelt form: CGI, WSGI and Rack backends
+ * read `X_Original_URL` as `X-Original-URL` (both become HTTP_X_ORIGINAL_URL), so an
+ * underscore spelling of any header that is not plain `pass` is never forwarded.
+ */
+export const HeaderKind = {
+  /** Forwarded as sent. */
+  pass: 0,
+  /** Hop-by-hop (RFC 9110 §7.6.1), `expect` (Keygate does not relay 100-continue), proxy credentials. */
+  hop: 1,
+  /** Can carry a path, a method or a rewrite target for the backend: never forwarded. */
+  rewrite: 2,
+  connection: 3,
+  /** The API key. */
+  key: 4,
+  /** `X-Keygate-*`: Keygate's identity headers; the client's never pass. */
+  identity: 5,
+  contentLength: 6,
+  transferEncoding: 7,
+  host: 8,
+  contentType: 9,
+  contentEncoding: 10,
+  forwardedFor: 11,
+  forwardedProto: 12,
+  forwardedHost: 13,
+  /** RFC 7239 `Forwarded`. */
+  forwarded: 14,
+  /** A header that names the client's address (`X-Real-IP`, `True-Client-IP`, `CF-Connecting-IP`, …). */
+  clientIp: 15,
+  /** Any other forwarding header (`X-Forwarded-Port`, `X-Forwarded-Server`, `Forwarded-For`, …). */
+  forwardingOther: 16,
+  requestId: 17,
+  /** Conditional and range requests: not forwarded when Keygate must see the whole answer. */
+  conditional: 18,
+} as const;
+export type HeaderKind = (typeof HeaderKind)[keyof typeof HeaderKind];
+
+/**
+ * Headers a `Connection` header may not name: ones the policy reads or Keygate sets. A
+ * client that lists `Content-Type` there would have Keygate judge a JSON body and then
+ * drop its type, and a POST without one is a form to Rack.
+ */
+export function isProtected(kind: HeaderKind): boolean {
+  return kind >= HeaderKind.key && kind <= HeaderKind.requestId;
+}
+
+const EXACT = new Map<string, HeaderKind>([
+  ['texture-api-key', HeaderKind.key],
+  ['connection', HeaderKind.connection],
+  ['keep-alive', HeaderKind.hop],
+  ['proxy-connection', HeaderKind.hop],
+  ['te', HeaderKind.hop],
+  ['trailer', HeaderKind.hop],
+  ['upgrade', HeaderKind.hop],
+  ['proxy-authorization', HeaderKind.hop],
+  ['expect', HeaderKind.hop],
+  ['transfer-encoding', HeaderKind.transferEncoding],
+  ['content-length', HeaderKind.contentLength],
+  ['host', HeaderKind.host],
+  ['content-type', HeaderKind.contentType],
+  ['content-encoding', HeaderKind.contentEncoding],
+  ['x-forwarded-for', HeaderKind.forwardedFor],
+  ['x-forwarded-proto', HeaderKind.forwardedProto],
+  ['x-forwarded-host', HeaderKind.forwardedHost],
+  ['forwarded', HeaderKind.forwarded],
+  ['x-request-id', HeaderKind.requestId],
+  ['if-none-match', HeaderKind.conditional],
+  ['if-modified-since', HeaderKind.conditional],
+  ['if-match', HeaderKind.conditional],
+  ['if-unmodified-since', HeaderKind.conditional],
+  ['if-range', HeaderKind.conditional],
+  ['range', HeaderKind.conditional],
+]);
+
+/**
+ * Rewrite headers are chosen by pattern, not by a list of spellings: IIS and older
+ * Symfony/Zend read X-Original-URL and X-Rewrite-URL, Spring and Werkzeug's ProxyFix
+ * X-Forwarded-Prefix, Envoy X-Envoy-Original-Path, Next.js X-Middleware-Rewrite and
+ * X-Invoke-Path, Flask set-ups X-Script-Name, method-override middleware
+ * X-HTTP-Method(-Override) and X-Method-Override. Every such name has one of these words
+ * as a dash-separated part, or starts with `x-original-`, `x-rewrite-` or `x-override-`.
+ */
+const REWRITE_WORDS = new Set(['url', 'uri', 'path', 'method', 'prefix', 'rewrite', 'override', 'script']);
+const REWRITE_PREFIXES = ['x-original-', 'x-rewrite-', 'x-override-'];
+/** Last parts that name a client address: X-Real-IP, True-Client-IP, X-Azure-ClientIP, X-Remote-Addr, … */
+const ADDRESS_WORDS = new Set(['ip', 'clientip', 'socketip', 'userip', 'addr']);
+
+function classify(dashed: string): HeaderKind {
+  const exact = EXACT.get(dashed);
+  if (exact !== undefined) return exact;
+  if (dashed.startsWith('x-keygate-')) return HeaderKind.identity;
+  for (const p of REWRITE_PREFIXES) if (dashed.startsWith(p)) return HeaderKind.rewrite;
+  const parts = dashed.split('-');
+  for (const part of parts) if (REWRITE_WORDS.has(part)) return HeaderKind.rewrite;
+  if (dashed.startsWith('x-forwarded') || dashed.startsWith('forwarded-')) return HeaderKind.forwardingOther;
+  if (ADDRESS_WORDS.has(parts[parts.length - 1]!)) return HeaderKind.clientIp;
+  return HeaderKind.pass;
+}
+
+/** A header name as the header loop needs it. */
+export interface HeaderClass {
+  readonly kind: HeaderKind;
+  /** Lower-cased, as forwarded. */
+  readonly name: string;
+  /** Spelt with `_`: a backend may read it as its dashed twin, so it is never forwarded unless plain `pass`. */
+  readonly underscored: boolean;
+}
+
+const MAX_REMEMBERED = 4096;
+const REMEMBERED = new Map<string, HeaderClass>();
+
+/** The class of a header name as the client spelt it. Remembered per spelling; a flood of invented names only clears the table. */
+export function headerClass(raw: string): HeaderClass {
+  const known = REMEMBERED.get(raw);
+  if (known !== undefined) return known;
+  const name = raw.toLowerCase();
+  const underscored = name.includes('_');
+  const hc: HeaderClass = Object.freeze({ kind: classify(underscored ? name.replaceAll('_', '-') : name), name, underscored });
+  if (REMEMBERED.size >= MAX_REMEMBERED) REMEMBERED.clear();
+  REMEMBERED.set(raw, hc);
+  return hc;
+}
+
+/** The class of a name listed in a `Connection` header (not remembered: such headers are rare). */
+export function tokenKind(token: string): HeaderKind {
+  return classify(token.replaceAll('_', '-'));
+}
