@@ -1,4 +1,4 @@
-import { mintKey } from '../src/cli/keys.ts';
+import { mintKey } from '../src/keys/mint-key.ts';
 import { hashKey } from '../src/keys/key-format.ts';
 import { SqliteKeyStore } from '../src/keys/sqlite-store.ts';
 

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mintKey } from '../src/cli/keys.ts';
+import { mintKey } from '../src/keys/mint-key.ts';
 import { startDemoBackend, type DemoBackend } from '../src/demo/backend.ts';
 import { key, send } from './helpers/http.ts';
 import { BIN, ROOT, startSidecar, type Sidecar } from './helpers/sidecar.ts';

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { mintKey } from '../src/cli/keys.ts';
+import { mintKey } from '../src/keys/mint-key.ts';
 import { hashKey } from '../src/keys/key-format.ts';
 import { PostgresKeyStore } from '../src/keys/postgres-store.ts';
 import { openStore } from '../src/keys/open-store.ts';
@@ -105,7 +105,7 @@ describe('PostgresKeyStore', () => {
     expect((await store.findByHash(token.hash))?.conditions).toEqual({ factoryId: ['f1', 'f2'], site: ['s1'] });
     expect(await store.findByHash(hashKey('api_not_a_stored_key'))).toBeUndefined();
 
-    const listed = await store.list();
+    const listed = await store.list({ limit: 100 });
     expect(listed.map((k) => k.id)).toEqual(expect.arrayContaining([alice.record.id, token.record.id]));
     expect(listed.find((k) => k.id === alice.record.id)).toEqual(alice.record);
 
@@ -118,7 +118,7 @@ describe('PostgresKeyStore', () => {
     expect((await store.findByHash(token.hash))?.revokedAt).toBeNull();
 
     // The CLI path: openStore() picks this store for postgres:// and postgresql:// URLs.
-    const viaOpen = await openStore(storeUrl().replace(/^postgres:/, 'postgresql:'));
+    const viaOpen = await openStore(storeUrl().replace(/^postgres:/, 'postgresql:'), { create: false });
     try {
       expect(viaOpen.kind).toBe('postgres');
       expect((await viaOpen.findByHash(alice.hash))?.revokedAt).toBe(revoked!.revokedAt);
@@ -211,7 +211,7 @@ describe('PostgresKeyStore', () => {
     const calls: Array<() => Promise<unknown>> = [
       () => store.findByHash(hashKey('api_x')),
       () => store.ping(),
-      () => store.list(),
+      () => store.list({ limit: 100 }),
       () => store.revoke('key_x'),
       () => store.insert(mintKey({ type: 'server' }).record, hashKey('api_y')),
     ];

@@ -1,10 +1,11 @@
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
-import { serveConfig } from '../config.ts';
+import { SERVE } from '../config/commands.ts';
+import { helpText } from '../config/render.ts';
+import { serveConfig } from '../config/serve-config.ts';
 import { createLoggers } from '../observability/logger.ts';
 import { startKeygate } from '../server/serve.ts';
-import { only, parseArgs } from './args.ts';
-import { SERVE_OPTIONS } from '../config.ts';
+import { parseCommand } from './parse-command.ts';
 
 function flushAndExit(logger: Logger, code: number): void {
   logger.flush(() => process.exit(code));
@@ -12,10 +13,13 @@ function flushAndExit(logger: Logger, code: number): void {
 
 /** `keygate serve`: one process, or `--workers N` processes sharing the listeners (node:cluster). */
 export async function serveCommand(argv: readonly string[]): Promise<void> {
-  const args = parseArgs(argv);
-  only(args, Object.keys(SERVE_OPTIONS));
-  const config = serveConfig(args);
-  const loggers = createLoggers();
+  const parsed = parseCommand(SERVE, argv);
+  if (parsed.help) {
+    process.stdout.write(helpText(SERVE));
+    return;
+  }
+  const config = serveConfig(parsed.values);
+  const loggers = createLoggers({ level: config.logLevel, accessLog: config.accessLog, bufferBytes: config.logBufferBytes });
   const logger = loggers.logger;
 
   if (config.workers > 1 && cluster.isPrimary) {

@@ -2,8 +2,6 @@ import type { IncomingMessage } from 'node:http';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { parseStrictJson } from './strict-json.ts';
 
-export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
 
 /** Checks the framing headers of a body the policy must read, before a byte is read. */

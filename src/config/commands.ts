@@ -1,0 +1,181 @@
+import { list, toggle, value, type Options } from './option.ts';
+import { baseUrl, boolean, condition, duration, hostPort, httpOrigin, keyType, limit, oneOf, referenceId, storeUrl, text, wholeNumber } from './values.ts';
+
+/**
+ * The options table of every command. Each row is the whole truth about one option (see
+ * option.ts): adding an option is adding a row; the README's tables are checked against
+ * these (test/unit/options-readme.test.ts).
+ */
+export interface CommandSpec<O extends Options = Options> {
+  /** As typed after `keygate`: `serve`, `keys list`. */
+  readonly name: string;
+  readonly summary: string;
+  /** The positional arguments as help shows them, e.g. `ID`, `[PATH]`. */
+  readonly args: string;
+  readonly positionals: { readonly min: number; readonly max: number };
+  /** Paragraphs printed under the usage line of `--help`. */
+  readonly about: readonly string[];
+  readonly options: O;
+}
+
+function command<const O extends Options>(spec: CommandSpec<O>): CommandSpec<O> {
+  return spec;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const MS = 'MS';
+const milliseconds = wholeNumber('milliseconds');
+
+export const SERVE = command({
+  name: 'serve',
+  summary: 'run the sidecar in front of a backend',
+  args: '',
+  positionals: { min: 0, max: 0 },
+  about: ['Runs Keygate in front of the backend at --upstream. Flags win over environment variables, which win over defaults.'],
+  options: {
+    upstream: value({ flag: 'upstream', env: 'KEYGATE_UPSTREAM', placeholder: 'URL', required: true, parse: httpOrigin, description: 'the backend origin (http:// or https://, no path)' }),
+    listen: value({ flag: 'listen', env: 'KEYGATE_LISTEN', placeholder: 'HOST:PORT', default: '0.0.0.0:8080', parse: hostPort, description: 'the proxy listener' }),
+    opsListen: value({ flag: 'ops-listen', env: 'KEYGATE_OPS_LISTEN', placeholder: 'HOST:PORT', default: '127.0.0.1:9090', parse: hostPort, description: 'GET /healthz, GET /readyz, GET /metrics' }),
+    policies: value({ flag: 'policies', env: 'KEYGATE_POLICIES', placeholder: 'PATH', default: './policies', parse: text, description: 'a directory of *.yaml policy files (or one file)' }),
+    store: value({
+      flag: 'store', env: 'KEYGATE_STORE', placeholder: 'URL', default: 'sqlite:./data/keygate.db', parse: storeUrl,
+      description: 'sqlite:PATH or postgres://USER@HOST:PORT/DB[?schema=NAME&application_name=NAME]; a missing SQLite file (in a directory that exists) or table is created',
+    }),
+    publicUrl: value({
+      flag: 'public-url', env: 'KEYGATE_PUBLIC_URL', placeholder: 'URL', defaultText: 'http:// + the listen address', parse: baseUrl,
+      description: 'the origin browsers reach Keygate at; the Connect flow builds its link URLs under it',
+    }),
+    connectLinkTtlMs: value({
+      flag: 'connect-link-ttl', env: 'KEYGATE_CONNECT_LINK_TTL', placeholder: 'DURATION', default: '30m', parse: duration({ max: { ms: 86_400_000, text: '24h' } }),
+      description: 'how long a Connect link lives (Connect flow), at most 24h',
+    }),
+    upstreamTimeoutMs: value({ flag: 'upstream-timeout', env: 'KEYGATE_UPSTREAM_TIMEOUT', placeholder: MS, default: '10000', parse: milliseconds, description: "time to the backend's response headers; past it → 504" }),
+    upstreamBodyTimeoutMs: value({
+      flag: 'upstream-body-timeout', env: 'KEYGATE_UPSTREAM_BODY_TIMEOUT', placeholder: MS, default: '30000', parse: milliseconds,
+      description: 'longest silence inside a response body; past it a checked answer → 504, a streamed one is cut off (the client sees the connection end)',
+    }),
+    maxBodyBytes: value({ flag: 'max-body', env: 'KEYGATE_MAX_BODY', placeholder: 'BYTES', default: '1048576', parse: wholeNumber('bytes'), description: 'the largest body Keygate reads to check it (command bodies); more → 413' }),
+    keyCacheTtlMs: value({
+      flag: 'key-cache-ttl', env: 'KEYGATE_KEY_CACHE_TTL', placeholder: MS, default: '2000', parse: wholeNumber('milliseconds', { max: 5000 }),
+      description: 'how long a found key is trusted without asking the store; at most 5000 (the revocation bound)',
+    }),
+    drainTimeoutMs: value({ flag: 'drain-timeout', env: 'KEYGATE_DRAIN_TIMEOUT', placeholder: MS, default: '10000', parse: milliseconds, description: 'how long SIGTERM waits for in-flight requests' }),
+    watchPolicies: value({ flag: 'watch-policies', env: 'KEYGATE_WATCH_POLICIES', placeholder: 'true|false', default: 'true', parse: boolean, description: 'reload policies when their files change (SIGHUP always reloads)' }),
+    workers: value({ flag: 'workers', env: 'KEYGATE_WORKERS', placeholder: 'N', default: '1', parse: wholeNumber('processes', { max: 64 }), description: 'processes sharing the listeners (node:cluster), at most 64' }),
+    logLevel: value({
+      flag: 'log-level', env: 'KEYGATE_LOG_LEVEL', placeholder: 'LEVEL', default: 'info', parse: oneOf(LOG_LEVELS),
+      description: `start-up, reload, shutdown and error lines at this level and above: ${LOG_LEVELS.join(', ')} (the access log has its own switch)`,
+    }),
+    accessLog: value({ flag: 'access-log', env: 'KEYGATE_ACCESS_LOG', placeholder: 'true|false', default: 'true', parse: boolean, description: 'one access line per request' }),
+    logBufferBytes: value({
+      flag: 'log-buffer', env: 'KEYGATE_LOG_BUFFER', placeholder: 'BYTES', default: '65536', parse: wholeNumber('bytes', { min: 0, max: 16 * 1024 * 1024 }),
+      description: 'bytes of log output buffered before a write (flushed at least every 250 ms); 0 writes each line at once',
+    }),
+  },
+});
+
+const serve = SERVE.options;
+
+export const DEMO = command({
+  name: 'demo',
+  summary: 'demo backend, four fresh keys and the sidecar, with curl lines to try',
+  args: '',
+  positionals: { min: 0, max: 0 },
+  about: [
+    'Starts the demo device backend, then the sidecar in front of it, then mints four keys (server, connect, and scoped keys for alice and bob) into a key store of its own, new on every run and removed when the demo stops.',
+    'The demo reads no environment variables: a deployment\'s KEYGATE_* settings do not change it.',
+  ],
+  options: {
+    listen: { ...serve.listen, env: undefined, default: '127.0.0.1:8080' },
+    opsListen: { ...serve.opsListen, env: undefined, default: '127.0.0.1:9090' },
+    backendPort: value({ flag: 'backend-port', placeholder: 'PORT', default: '0', parse: wholeNumber('port', { min: 0, max: 65535 }), description: 'the demo backend\'s port on 127.0.0.1; 0 takes any free port' }),
+    policies: { ...serve.policies, env: undefined },
+    logLevel: { ...serve.logLevel, env: undefined },
+    accessLog: { ...serve.accessLog, env: undefined },
+  },
+});
+
+const storeMustExist = { ...serve.store, description: 'the key store; it must exist (serve or keys create makes it)' };
+
+export const KEYS_CREATE = command({
+  name: 'keys create',
+  summary: 'create a key and print its secret once',
+  args: '',
+  positionals: { min: 0, max: 0 },
+  about: ['Creates a key and prints its secret once; the store keeps only its SHA-256 hash.'],
+  options: {
+    type: value({ flag: 'type', placeholder: 'TYPE', required: true, parse: keyType, description: 'the key type: server, connect, scoped, operator or access-token' }),
+    referenceId: value({ flag: 'reference-id', placeholder: 'ID', parse: referenceId, description: 'the end user a scoped key belongs to (required for scoped keys)' }),
+    name: value({ flag: 'name', placeholder: 'NAME', parse: text, description: 'a label for people (keys list shows it)' }),
+    roles: list({ flag: 'role', placeholder: 'ROLE', parse: text, description: 'a role the key carries, repeatable (operator keys and access tokens)' }),
+    conditions: list({ flag: 'condition', placeholder: 'ATTR:VALUE', parse: condition, description: 'a condition, repeatable; values of one attribute are any-of (operator keys and access tokens)' }),
+    expiresInMs: value({ flag: 'expires-in', placeholder: 'DURATION', parse: duration(), description: 'the key stops working after this long: 30s, 15m, 12h, 30d' }),
+    store: { ...serve.store, description: 'the key store; a missing SQLite file (in a directory that exists) or table is created' },
+    json: toggle({ flag: 'json', description: 'print one JSON object, the secret as key, instead of text' }),
+  },
+});
+
+export const KEYS_LIST = command({
+  name: 'keys list',
+  summary: 'list keys, a page at a time, by type or referenceId',
+  args: '',
+  positionals: { min: 0, max: 0 },
+  about: [
+    'Lists keys in the order they were created, never their secrets. When more keys follow than --limit shows, the last line on stderr gives the command for the next page (--after the last id shown).',
+  ],
+  options: {
+    type: value({ flag: 'type', placeholder: 'TYPE', parse: keyType, description: 'only keys of this type' }),
+    referenceId: value({ flag: 'reference-id', placeholder: 'ID', parse: referenceId, description: 'only keys of this end user' }),
+    limit: value({ flag: 'limit', placeholder: 'N', default: '100', parse: limit, description: 'show at most N keys, or all' }),
+    after: value({ flag: 'after', placeholder: 'ID', parse: text, description: 'start after the key with this id (the next page)' }),
+    store: storeMustExist,
+    json: toggle({ flag: 'json', description: 'one JSON object per key and line (JSON Lines), streamed' }),
+  },
+});
+
+export const KEYS_REVOKE = command({
+  name: 'keys revoke',
+  summary: 'revoke a key',
+  args: 'ID',
+  positionals: { min: 1, max: 1 },
+  about: ['Revokes the key with this id; running sidecars refuse it within the key cache TTL.'],
+  options: { store: storeMustExist },
+});
+
+const policies = { ...serve.policies, description: 'a directory of *.yaml policy files (or one file); PATH may be given instead' };
+
+export const POLICY_CHECK = command({
+  name: 'policy check',
+  summary: 'validate policies (exit 1 with file:line:col errors)',
+  args: '[PATH]',
+  positionals: { min: 0, max: 1 },
+  about: ['Loads the policies as serve would and prints what they hold, or every error with its file:line:col.'],
+  options: { policies },
+});
+
+export const POLICY_TEST = command({
+  name: 'policy test',
+  summary: 'run the policy test files (*.test.yaml)',
+  args: '[PATH]',
+  positionals: { min: 0, max: 1 },
+  about: ['Runs every *.test.yaml beside the policies (or the one test file PATH names). Exit 3: a policy or test file is invalid; exit 4: a test failed.'],
+  options: { policies, verbose: toggle({ flag: 'verbose', description: 'print passing cases too, with the rule that decided each' }) },
+});
+
+export const POLICY_EXPLAIN = command({
+  name: 'policy explain',
+  summary: 'show which route and rule decide a request',
+  args: 'METHOD PATH',
+  positionals: { min: 2, max: 2 },
+  about: ['Explains how the policies decide METHOD PATH for a key of the given type.'],
+  options: {
+    policies: { ...serve.policies },
+    keyType: value({ flag: 'key-type', placeholder: 'TYPE', default: 'server', parse: keyType, description: 'the key type asking' }),
+    referenceId: value({ flag: 'reference-id', placeholder: 'ID', parse: referenceId, description: "the key's referenceId (scoped keys)" }),
+    roles: list({ flag: 'role', placeholder: 'ROLE', parse: text, description: 'a role the key carries, repeatable' }),
+    conditions: list({ flag: 'condition', placeholder: 'ATTR:VALUE', parse: condition, description: 'a condition the key carries, repeatable' }),
+  },
+});
+
+export const COMMANDS: readonly CommandSpec[] = [SERVE, DEMO, KEYS_CREATE, KEYS_LIST, KEYS_REVOKE, POLICY_CHECK, POLICY_TEST, POLICY_EXPLAIN];
