@@ -34,21 +34,21 @@ export const SERVE = command({
   positionals: { min: 0, max: 0 },
   about: ['Runs Keygate in front of the backend at --upstream. Flags win over environment variables, which win over defaults.'],
   options: {
-    upstream: value({ flag: 'upstream', env: 'KEYGATE_UPSTREAM', placeholder: 'URL', required: true, parse: httpOrigin, description: 'the backend origin (http:// or https://, no path)' }),
+    upstream: value({ flag: 'upstream', env: 'KEYGATE_UPSTREAM', placeholder: 'URL', required: true, parse: httpOrigin, description: 'the backend origin (`http://` or `https://`, no path)' }),
     listen: value({ flag: 'listen', env: 'KEYGATE_LISTEN', placeholder: 'HOST:PORT', default: '0.0.0.0:8080', parse: hostPort, description: 'the proxy listener' }),
-    opsListen: value({ flag: 'ops-listen', env: 'KEYGATE_OPS_LISTEN', placeholder: 'HOST:PORT', default: '127.0.0.1:9090', parse: hostPort, description: 'GET /healthz, GET /readyz, GET /metrics' }),
-    policies: value({ flag: 'policies', env: 'KEYGATE_POLICIES', placeholder: 'PATH', default: './policies', parse: text, description: 'a directory of *.yaml policy files (or one file)' }),
+    opsListen: value({ flag: 'ops-listen', env: 'KEYGATE_OPS_LISTEN', placeholder: 'HOST:PORT', default: '127.0.0.1:9090', parse: hostPort, description: '`GET /healthz`, `GET /readyz`, `GET /metrics`' }),
+    policies: value({ flag: 'policies', env: 'KEYGATE_POLICIES', placeholder: 'PATH', default: './policies', parse: text, description: 'a directory of `*.yaml` policy files (or one file)' }),
     store: value({
       flag: 'store', env: 'KEYGATE_STORE', placeholder: 'URL', default: 'sqlite:./data/keygate.db', parse: storeUrl,
-      description: 'sqlite:PATH or postgres://USER@HOST:PORT/DB[?schema=NAME&application_name=NAME]; a missing SQLite file (in a directory that exists) or table is created',
+      description: '`sqlite:PATH` or `postgres://USER@HOST:PORT/DB[?schema=NAME&application_name=NAME]`; made when missing (a SQLite file only in a directory that exists)',
     }),
     publicUrl: value({
       flag: 'public-url', env: 'KEYGATE_PUBLIC_URL', placeholder: 'URL', defaultText: 'http:// + the listen address', parse: baseUrl,
-      description: 'the origin browsers reach Keygate at; the Connect flow builds its link URLs under it',
+      description: 'used by the Connect flow: the origin browsers reach Keygate at, under which link URLs are built',
     }),
     connectLinkTtlMs: value({
       flag: 'connect-link-ttl', env: 'KEYGATE_CONNECT_LINK_TTL', placeholder: 'DURATION', default: '30m', parse: duration({ max: { ms: 86_400_000, text: '24h' } }),
-      description: 'how long a Connect link lives (Connect flow), at most 24h',
+      description: 'used by the Connect flow: how long a Connect link lives, at most `24h`',
     }),
     upstreamTimeoutMs: value({ flag: 'upstream-timeout', env: 'KEYGATE_UPSTREAM_TIMEOUT', placeholder: MS, default: '10000', parse: milliseconds, description: "time to the backend's response headers; past it → 504" }),
     upstreamBodyTimeoutMs: value({
@@ -70,7 +70,7 @@ export const SERVE = command({
     accessLog: value({ flag: 'access-log', env: 'KEYGATE_ACCESS_LOG', placeholder: 'true|false', default: 'true', parse: boolean, description: 'one access line per request' }),
     logBufferBytes: value({
       flag: 'log-buffer', env: 'KEYGATE_LOG_BUFFER', placeholder: 'BYTES', default: '65536', parse: wholeNumber('bytes', { min: 0, max: 16 * 1024 * 1024 }),
-      description: 'bytes of log output buffered before a write (flushed at least every 250 ms); 0 writes each line at once',
+      description: 'bytes of log output buffered before a write (flushed at least every 250 ms); `0` writes each line at once',
     }),
   },
 });
@@ -96,7 +96,7 @@ export const DEMO = command({
   },
 });
 
-const storeMustExist = { ...serve.store, description: 'the key store; it must exist (serve or keys create makes it)' };
+const storeMustExist = { ...serve.store, description: 'the key store; it must exist (`serve` or `keys create` makes it)' };
 
 export const KEYS_CREATE = command({
   name: 'keys create',
@@ -105,14 +105,14 @@ export const KEYS_CREATE = command({
   positionals: { min: 0, max: 0 },
   about: ['Creates a key and prints its secret once; the store keeps only its SHA-256 hash.'],
   options: {
-    type: value({ flag: 'type', placeholder: 'TYPE', required: true, parse: keyType, description: 'the key type: server, connect, scoped, operator or access-token' }),
+    type: value({ flag: 'type', placeholder: 'TYPE', required: true, parse: keyType, description: 'the key type: `server`, `connect`, `scoped`, `operator` or `access-token`' }),
     referenceId: value({ flag: 'reference-id', placeholder: 'ID', parse: referenceId, description: 'the end user a scoped key belongs to (required for scoped keys)' }),
     name: value({ flag: 'name', placeholder: 'NAME', parse: text, description: 'a label for people (keys list shows it)' }),
     roles: list({ flag: 'role', placeholder: 'ROLE', parse: text, description: 'a role the key carries, repeatable (operator keys and access tokens)' }),
     conditions: list({ flag: 'condition', placeholder: 'ATTR:VALUE', parse: condition, description: 'a condition, repeatable; values of one attribute are any-of (operator keys and access tokens)' }),
-    expiresInMs: value({ flag: 'expires-in', placeholder: 'DURATION', parse: duration(), description: 'the key stops working after this long: 30s, 15m, 12h, 30d' }),
-    store: { ...serve.store, description: 'the key store; a missing SQLite file (in a directory that exists) or table is created' },
-    json: toggle({ flag: 'json', description: 'print one JSON object, the secret as key, instead of text' }),
+    expiresInMs: value({ flag: 'expires-in', placeholder: 'DURATION', parse: duration(), description: 'the key stops working after this long: `30s`, `15m`, `12h`, `30d`' }),
+    store: { ...serve.store, description: 'the key store; made when missing (a SQLite file only in a directory that exists)' },
+    json: toggle({ flag: 'json', description: 'print one JSON object, the secret as `key`, instead of text' }),
   },
 });
 
@@ -127,7 +127,7 @@ export const KEYS_LIST = command({
   options: {
     type: value({ flag: 'type', placeholder: 'TYPE', parse: keyType, description: 'only keys of this type' }),
     referenceId: value({ flag: 'reference-id', placeholder: 'ID', parse: referenceId, description: 'only keys of this end user' }),
-    limit: value({ flag: 'limit', placeholder: 'N', default: '100', parse: limit, description: 'show at most N keys, or all' }),
+    limit: value({ flag: 'limit', placeholder: 'N', default: '100', parse: limit, description: 'show at most N keys, or `all`' }),
     after: value({ flag: 'after', placeholder: 'ID', parse: text, description: 'start after the key with this id (the next page)' }),
     store: storeMustExist,
     json: toggle({ flag: 'json', description: 'one JSON object per key and line (JSON Lines), streamed' }),
@@ -143,7 +143,7 @@ export const KEYS_REVOKE = command({
   options: { store: storeMustExist },
 });
 
-const policies = { ...serve.policies, description: 'a directory of *.yaml policy files (or one file); PATH may be given instead' };
+const policies = { ...serve.policies, description: 'a directory of `*.yaml` policy files (or one file); PATH may be given instead' };
 
 export const POLICY_CHECK = command({
   name: 'policy check',

@@ -36,7 +36,8 @@ export function helpText(spec: CommandSpec): string {
   out.push('options:');
   for (const row of [...Object.values(spec.options), HELP_ROW]) {
     out.push(`  ${row.short === undefined ? '' : `-${row.short}, `}${flagText(row)}`);
-    out.push(...wrap(row.description, 80).map((l) => `        ${l}`));
+    // Descriptions are written for the README (Markdown code spans); a terminal shows them plain.
+    out.push(...wrap(row.description.replaceAll('`', ''), 80).map((l) => `        ${l}`));
     const fallback = defaultOf(row);
     const facts = [fallback === undefined || fallback === 'required' ? fallback : `default ${fallback}`, row.env === undefined ? undefined : `env ${row.env}`];
     if (facts.some((f) => f !== undefined)) out.push(`        ${facts.filter((f) => f !== undefined).join(', ')}`);
