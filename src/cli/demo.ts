@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEMO, SERVE } from '../config/commands.ts';
-import { helpText } from '../config/render.ts';
 import { resolveOptions } from '../config/resolve.ts';
 import { serveConfig } from '../config/serve-config.ts';
 import type { HostPort } from '../config/values.ts';
@@ -11,7 +10,7 @@ import { hashKey } from '../keys/key-format.ts';
 import { mintKey } from '../keys/mint-key.ts';
 import { createLoggers } from '../observability/logger.ts';
 import { startKeygate, type RunningKeygate } from '../server/serve.ts';
-import { parseCommand } from './parse-command.ts';
+import { parseOrHelp } from './parse-command.ts';
 
 const DEMO_KEYS = [
   ['server', 'server', undefined],
@@ -38,11 +37,8 @@ function bindError(err: unknown, listens: ReadonlyArray<readonly [string, HostPo
  * runs never pile keys up anywhere.
  */
 export async function demoCommand(argv: readonly string[]): Promise<void> {
-  const parsed = parseCommand(DEMO, argv);
-  if (parsed.help) {
-    process.stdout.write(helpText(DEMO));
-    return;
-  }
+  const parsed = parseOrHelp(DEMO, argv);
+  if (parsed === undefined) return;
   const v = parsed.values;
   const dir = mkdtempSync(join(tmpdir(), 'keygate-demo-'));
   const storeUrl = `sqlite:${join(dir, 'keys.db')}`;

@@ -1,25 +1,15 @@
-import { KEYS_CREATE, KEYS_LIST, KEYS_REVOKE, type CommandSpec } from '../config/commands.ts';
+import { KEYS_CREATE, KEYS_LIST, KEYS_REVOKE } from '../config/commands.ts';
 import { ConfigError } from '../config/config-error.ts';
-import type { Options } from '../config/option.ts';
-import { helpText } from '../config/render.ts';
 import { DEFAULT_KEY_CACHE } from '../keys/key-cache.ts';
 import { hashKey } from '../keys/key-format.ts';
 import { KeyInputError, mintKey } from '../keys/mint-key.ts';
 import { openStore } from '../keys/open-store.ts';
 import type { KeyStore } from '../keys/store.ts';
 import { listKeys } from './keys-list.ts';
-import { parseCommand, type Parsed } from './parse-command.ts';
+import { parseOrHelp } from './parse-command.ts';
 import { UsageError } from './usage-error.ts';
 
 const FLAG_OF_FIELD = { type: '--type', referenceId: '--reference-id', roles: '--role', conditions: '--condition' } as const;
-
-/** Parses, or prints help and answers undefined. */
-function parse<O extends Options>(spec: CommandSpec<O>, argv: readonly string[]): Exclude<Parsed<O>, { help: true }> | undefined {
-  const parsed = parseCommand(spec, argv);
-  if (!parsed.help) return parsed;
-  process.stdout.write(helpText(spec));
-  return undefined;
-}
 
 async function withStore<T>(url: string, create: boolean, use: (store: KeyStore) => Promise<T>): Promise<T> {
   const store = await openStore(url, { create });
@@ -31,7 +21,7 @@ async function withStore<T>(url: string, create: boolean, use: (store: KeyStore)
 }
 
 async function create(argv: readonly string[]): Promise<void> {
-  const parsed = parse(KEYS_CREATE, argv);
+  const parsed = parseOrHelp(KEYS_CREATE, argv);
   if (parsed === undefined) return;
   const v = parsed.values;
   let minted;
@@ -54,14 +44,14 @@ async function create(argv: readonly string[]): Promise<void> {
 }
 
 async function list(argv: readonly string[]): Promise<void> {
-  const parsed = parse(KEYS_LIST, argv);
+  const parsed = parseOrHelp(KEYS_LIST, argv);
   if (parsed === undefined) return;
   const v = parsed.values;
   await withStore(v.store, false, (store) => listKeys(store, v, process.stdout));
 }
 
 async function revoke(argv: readonly string[]): Promise<void> {
-  const parsed = parse(KEYS_REVOKE, argv);
+  const parsed = parseOrHelp(KEYS_REVOKE, argv);
   if (parsed === undefined) return;
   const id = parsed.positionals[0]!;
   const v = parsed.values;

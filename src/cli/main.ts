@@ -5,8 +5,8 @@ import { PolicyLoadError } from '../policy/policy-error.ts';
 import { UsageError } from './usage-error.ts';
 
 /** Exit codes: 0 ok, 1 failure, 2 usage or option error. `policy test` adds 3 (invalid policy) and 4 (failed test). */
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { CommandSpec } from '../config/commands.ts';
 import type { Options, Values } from '../config/option.ts';
+import { helpText } from '../config/render.ts';
 import { resolveOptions, type Environment, type FlagValues } from '../config/resolve.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -65,4 +66,12 @@ export function parseCommand<O extends Options>(spec: CommandSpec<O>, argv: read
     throw new UsageError(`expected ${spec.args === '' ? 'no arguments' : spec.args}, got ${positionals.length === 0 ? 'none' : positionals.map((p) => `"${p}"`).join(' ')}`, spec.name);
   }
   return { help: false, values: resolveOptions(spec.options, parsed.values as FlagValues, env), positionals };
+}
+
+/** parseCommand for a command's entry point: on `--help` prints the help and answers undefined. */
+export function parseOrHelp<O extends Options>(spec: CommandSpec<O>, argv: readonly string[]): Exclude<Parsed<O>, { help: true }> | undefined {
+  const parsed = parseCommand(spec, argv);
+  if (!parsed.help) return parsed;
+  process.stdout.write(helpText(spec));
+  return undefined;
 }

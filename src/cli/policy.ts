@@ -1,28 +1,18 @@
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { POLICY_CHECK, POLICY_EXPLAIN, POLICY_TEST, type CommandSpec } from '../config/commands.ts';
-import type { Options } from '../config/option.ts';
-import { helpText } from '../config/render.ts';
 import { parseConditionArgs } from '../keys/key-record.ts';
 import { explain } from '../policy/explain.ts';
 import { loadPolicy } from '../policy/load.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
 import { PolicyLoadError, formatIssue } from '../policy/policy-error.ts';
 import { runPolicyTests, TestFileError } from '../policy/test-runner.ts';
-import { parseCommand, type Parsed } from './parse-command.ts';
+import { parseOrHelp } from './parse-command.ts';
 import { UsageError } from './usage-error.ts';
 
 /** Exit codes of `policy test`, after cerbos: 3 the policy (or a test file) is invalid, 4 a test failed. */
 export const EXIT_INVALID_POLICY = 3;
 export const EXIT_TEST_FAILED = 4;
-
-/** Parses, or prints help and answers undefined. */
-function parse<O extends Options>(spec: CommandSpec<O>, argv: readonly string[]): Exclude<Parsed<O>, { help: true }> | undefined {
-  const parsed = parseCommand(spec, argv);
-  if (!parsed.help) return parsed;
-  process.stdout.write(helpText(spec));
-  return undefined;
-}
 
 /** `policy check PATH` and `policy check --policies PATH` are the same; both at once is a usage error. */
 function policyPath(spec: CommandSpec, argv: readonly string[], positional: string | undefined, fromOptions: string): string {
@@ -37,7 +27,7 @@ function printIssues(err: PolicyLoadError): void {
 }
 
 function check(argv: readonly string[]): void {
-  const parsed = parse(POLICY_CHECK, argv);
+  const parsed = parseOrHelp(POLICY_CHECK, argv);
   if (parsed === undefined) return;
   try {
     const policy = loadPolicy(policyPath(POLICY_CHECK, argv, parsed.positionals[0], parsed.values.policies));
@@ -52,7 +42,7 @@ function check(argv: readonly string[]): void {
 }
 
 async function test(argv: readonly string[]): Promise<void> {
-  const parsed = parse(POLICY_TEST, argv);
+  const parsed = parseOrHelp(POLICY_TEST, argv);
   if (parsed === undefined) return;
   let path = policyPath(POLICY_TEST, argv, parsed.positionals[0], parsed.values.policies);
   let files: string[];
@@ -62,7 +52,7 @@ async function test(argv: readonly string[]): Promise<void> {
   } else {
     files = readdirSync(path).filter((n) => /\.test\.ya?ml$/.test(n)).sort().map((n) => join(path, n));
   }
-  if (files.length === 0) throw new UsageError(`no *.test.yaml files in ${path}`);
+  if (files.length === 0) throw new UsageError(`no *.test.yaml files in ${path}`, POLICY_TEST.name);
   let policy: CompiledPolicy;
   try {
     policy = loadPolicy(path);
@@ -96,7 +86,7 @@ async function test(argv: readonly string[]): Promise<void> {
 }
 
 function explainCommand(argv: readonly string[]): void {
-  const parsed = parse(POLICY_EXPLAIN, argv);
+  const parsed = parseOrHelp(POLICY_EXPLAIN, argv);
   if (parsed === undefined) return;
   const [method, url] = parsed.positionals as [string, string];
   const v = parsed.values;

@@ -1,11 +1,10 @@
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import { SERVE } from '../config/commands.ts';
-import { helpText } from '../config/render.ts';
 import { serveConfig } from '../config/serve-config.ts';
 import { createLoggers } from '../observability/logger.ts';
 import { startKeygate } from '../server/serve.ts';
-import { parseCommand } from './parse-command.ts';
+import { parseOrHelp } from './parse-command.ts';
 
 function flushAndExit(logger: Logger, code: number): void {
   logger.flush(() => process.exit(code));
@@ -13,11 +12,8 @@ function flushAndExit(logger: Logger, code: number): void {
 
 /** `keygate serve`: one process, or `--workers N` processes sharing the listeners (node:cluster). */
 export async function serveCommand(argv: readonly string[]): Promise<void> {
-  const parsed = parseCommand(SERVE, argv);
-  if (parsed.help) {
-    process.stdout.write(helpText(SERVE));
-    return;
-  }
+  const parsed = parseOrHelp(SERVE, argv);
+  if (parsed === undefined) return;
   const config = serveConfig(parsed.values);
   const loggers = createLoggers({ level: config.logLevel, accessLog: config.accessLog, bufferBytes: config.logBufferBytes });
   const logger = loggers.logger;
