@@ -14,14 +14,14 @@ FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=secret,id=npm-ca,target=/run/secrets/npm-ca \
-    NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+    NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca npm ci --omit=dev --ignore-scripts --no-audit --no-fund --no-update-notifier
 
 FROM ${NODE_IMAGE} AS check
 WORKDIR /app
 COPY package.json package-lock.json ./
 # The `node` devDependency is skipped (--ignore-scripts): the image already is Node 24.
 RUN --mount=type=secret,id=npm-ca,target=/run/secrets/npm-ca \
-    NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca npm ci --ignore-scripts --no-audit --no-fund
+    NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca npm ci --ignore-scripts --no-audit --no-fund --no-update-notifier
 COPY tsconfig.json vitest.config.ts ./
 COPY bin ./bin
 COPY src ./src

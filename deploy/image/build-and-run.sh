@@ -59,7 +59,8 @@ cleanup() {
   pod rm -f -t 0 kg-serve >/dev/null 2>&1
   pod volume rm -f keygate-data >/dev/null 2>&1
   [ -n "$BACKEND_PID" ] && kill "$BACKEND_PID" 2>/dev/null
-  if [ -z "${KEEP:-}" ]; then pod system reset -f >/dev/null 2>&1; rm -rf "$WORK"; fi
+  # No container is left, so nothing is mounted under WORK: removing it is the whole reset.
+  if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
