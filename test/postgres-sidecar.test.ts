@@ -87,7 +87,8 @@ describe('sidecar on the PostgreSQL store', () => {
     const bob = createKey('bob');
     const listed = cli(['keys', 'list', '--store', STORE, '--json']);
     expect(listed.status, listed.stderr).toBe(0);
-    expect((JSON.parse(listed.stdout) as CreatedKey[]).map((k) => k.id)).toEqual(expect.arrayContaining([alice.id, bob.id]));
+    const ids = listed.stdout.trim().split('\n').map((line) => (JSON.parse(line) as CreatedKey).id); // JSON Lines
+    expect(ids).toEqual(expect.arrayContaining([alice.id, bob.id]));
 
     const [a, b] = await Promise.all([sidecar(STORE), sidecar(STORE)]);
     for (const s of [a!, b!]) {
