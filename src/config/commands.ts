@@ -3,8 +3,13 @@ import { baseUrl, boolean, condition, duration, hostPort, httpOrigin, keyType, l
 
 /**
  * The options table of every command. Each row is the whole truth about one option (see
- * option.ts): adding an option is adding a row; the README's tables are checked against
- * these (test/unit/options-readme.test.ts).
+ * option.ts). Adding one to serve is one row here, e.g.
+ *
+ *   trustProxy: value({ flag: 'trust-proxy', env: 'KEYGATE_TRUST_PROXY', placeholder: 'CIDR,…',
+ *     default: '', parse: cidrList, description: '…' }),
+ *
+ * after which `config.trustProxy` holds the parsed value (ServeConfig spreads every row),
+ * `--help` shows it, and test/unit/options-readme.test.ts asks for its row in the README.
  */
 export interface CommandSpec<O extends Options = Options> {
   /** As typed after `keygate`: `serve`, `keys list`. */

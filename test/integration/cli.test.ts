@@ -64,6 +64,8 @@ describe('refusals exit 2 and name the flag or variable', () => {
     [['serve', '--upstream', 'http://127.0.0.1:1'], { KEYGATE_LOG_LEVEL: 'verbose' }, 'KEYGATE_LOG_LEVEL: "verbose" must be one of'],
     [['serve', '--upstream', 'http://127.0.0.1:1', '--store', 'sqlite:'], {}, '--store: "sqlite:" has no path'],
     [['keys', 'create', '--type', 'scoped'], {}, '--reference-id: a scoped key needs a referenceId'],
+    [['keys', 'create', '--type', 'server', '--role', 'admin'], {}, '--role: roles and conditions are for operator keys and access tokens'],
+    [['keys', 'create', '--type', 'connect', '--condition', 'site:s1'], {}, '--condition: roles and conditions are for operator keys and access tokens'],
     [['keys', 'revoke'], {}, 'expected ID, got none'],
     [['demo', '--listen', 'nowhere'], {}, '--listen: "nowhere" is not HOST:PORT'],
     [['policy', 'check', 'a', '--policies', 'b'], {}, 'give the policies once'],
