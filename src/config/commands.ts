@@ -6,9 +6,10 @@ import { baseUrl, boolean, condition, duration, hostPort, httpOrigin, keyType, l
  * option.ts). Adding one to serve is one row here, e.g.
  *
  *   trustProxy: value({ flag: 'trust-proxy', env: 'KEYGATE_TRUST_PROXY', placeholder: 'CIDR,…',
- *     default: '', parse: cidrList, description: '…' }),
+ *     parse: cidrList, description: '…' }),
  *
- * after which `config.trustProxy` holds the parsed value (ServeConfig spreads every row),
+ * after which `config.trustProxy` holds the parsed value, or undefined when the row has no
+ * default and none was given (ServeConfig spreads every row),
  * `--help` shows it, and test/unit/options-readme.test.ts asks for its row in the README.
  */
 export interface CommandSpec<O extends Options = Options> {
