@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
-import { mintKey } from '../src/cli/keys.ts';
+import { mintKey } from '../src/keys/mint-key.ts';
 import { hashKey } from '../src/keys/key-format.ts';
 import { SqliteKeyStore } from '../src/keys/sqlite-store.ts';
 

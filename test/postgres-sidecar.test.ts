@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mintKey } from '../src/cli/keys.ts';
+import { mintKey } from '../src/keys/mint-key.ts';
 import { startDemoBackend, type DemoBackend } from '../src/demo/backend.ts';
 import { key, send } from './helpers/http.ts';
 import { BIN, ROOT, startSidecar, type Sidecar } from './helpers/sidecar.ts';
@@ -87,7 +87,8 @@ describe('sidecar on the PostgreSQL store', () => {
     const bob = createKey('bob');
     const listed = cli(['keys', 'list', '--store', STORE, '--json']);
     expect(listed.status, listed.stderr).toBe(0);
-    expect((JSON.parse(listed.stdout) as CreatedKey[]).map((k) => k.id)).toEqual(expect.arrayContaining([alice.id, bob.id]));
+    const ids = listed.stdout.trim().split('\n').map((line) => (JSON.parse(line) as CreatedKey).id); // JSON Lines
+    expect(ids).toEqual(expect.arrayContaining([alice.id, bob.id]));
 
     const [a, b] = await Promise.all([sidecar(STORE), sidecar(STORE)]);
     for (const s of [a!, b!]) {

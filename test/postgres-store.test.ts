@@ -5,10 +5,12 @@ import { randomBytes } from 'node:crypto';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { mintKey } from '../src/cli/keys.ts';
+import { mintKey } from '../src/keys/mint-key.ts';
 import { hashKey } from '../src/keys/key-format.ts';
 import { PostgresKeyStore } from '../src/keys/postgres-store.ts';
 import { openStore } from '../src/keys/open-store.ts';
+import { StoreNotFoundError, UnknownKeyError } from '../src/keys/store.ts';
+import { bulkKeyId, bulkPostgresKeys } from './helpers/bulk-keys.ts';
 
 const PG_BASE = process.env.KEYGATE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RUN = `kg_test_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -116,7 +118,7 @@ describe('PostgresKeyStore', () => {
     expect((await store.findByHash(token.hash))?.conditions).toEqual({ factoryId: ['f1', 'f2'], site: ['s1'] });
     expect(await store.findByHash(hashKey('api_not_a_stored_key'))).toBeUndefined();
 
-    const listed = await store.list();
+    const listed = await store.list({ limit: 100 });
     expect(listed.map((k) => k.id)).toEqual(expect.arrayContaining([alice.record.id, token.record.id]));
     expect(listed.find((k) => k.id === alice.record.id)).toEqual(alice.record);
 
@@ -129,7 +131,7 @@ describe('PostgresKeyStore', () => {
     expect((await store.findByHash(token.hash))?.revokedAt).toBeNull();
 
     // The CLI path: openStore() picks this store for postgres:// and postgresql:// URLs.
-    const viaOpen = await openStore(storeUrl().replace(/^postgres:/, 'postgresql:'));
+    const viaOpen = await openStore(storeUrl().replace(/^postgres:/, 'postgresql:'), { create: false });
     try {
       expect(viaOpen.kind).toBe('postgres');
       expect((await viaOpen.findByHash(alice.hash))?.revokedAt).toBe(revoked!.revokedAt);
@@ -204,6 +206,41 @@ describe('PostgresKeyStore', () => {
     for (const s of racers) expect((await s.findByHash(hash))?.id).toBe(record.id);
   });
 
+  it('lists a page at a time in creation order (ties by id), by type or referenceId, after a key', async () => {
+    const fresh = `${RUN}_list`;
+    schemas.add(fresh);
+    const store = await open(storeUrl(fresh));
+    await bulkPostgresKeys(PG_BASE, `"${fresh}".keygate_keys`, 25);
+    const seen: string[] = [];
+    for (let afterId: string | undefined, pages = 0; pages < 10; pages++) {
+      const page = await store.list({ afterId, limit: 7 });
+      seen.push(...page.map((k) => k.id));
+      if (page.length < 7) break;
+      afterId = page[page.length - 1]!.id;
+    }
+    expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => bulkKeyId(i + 1)));
+    expect((await store.list({ type: 'server', limit: 100 })).map((k) => k.id)).toEqual([4, 8, 12, 16, 20, 24].map(bulkKeyId));
+    expect((await store.list({ type: 'server', afterId: bulkKeyId(12), limit: 2 })).map((k) => k.id)).toEqual([16, 20].map(bulkKeyId));
+    expect((await store.list({ referenceId: 'user7', limit: 100 })).map((k) => k.id)).toEqual([bulkKeyId(7)]);
+    await expect(store.list({ afterId: 'key_nope', limit: 1 })).rejects.toBeInstanceOf(UnknownKeyError);
+    const indexes = await admin.query('SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname', [fresh]);
+    expect(indexes.rows.map((r: { indexname: string }) => r.indexname)).toEqual(['keygate_keys_key_hash', 'keygate_keys_listing', 'keygate_keys_pkey', 'keygate_keys_reference']);
+  });
+
+  it('a store opened without create (keys list, keys revoke) fails on a missing table and creates nothing', async () => {
+    const missing = `${RUN}_missing`;
+    schemas.add(missing);
+    const store = await openStore(storeUrl(missing), { create: false });
+    try {
+      await expect(store.list({ limit: 1 })).rejects.toBeInstanceOf(StoreNotFoundError);
+      await expect(store.revoke('key_x')).rejects.toThrow(/has no table "[^"]+_missing".keygate_keys/);
+    } finally {
+      await store.close();
+    }
+    const found = await admin.query('SELECT 1 FROM information_schema.schemata WHERE schema_name = $1', [missing]);
+    expect(found.rows).toHaveLength(0);
+  });
+
   it('rejects a malformed schema name instead of putting it into SQL', async () => {
     await expect(PostgresKeyStore.connect(`${PG_BASE}?schema=x";drop`)).rejects.toThrow(/schema/);
     await expect(PostgresKeyStore.connect(`${PG_BASE}?schema=a&schema=b`)).rejects.toThrow(/schema/);
@@ -222,7 +259,7 @@ describe('PostgresKeyStore', () => {
     const calls: Array<() => Promise<unknown>> = [
       () => store.findByHash(hashKey('api_x')),
       () => store.ping(),
-      () => store.list(),
+      () => store.list({ limit: 100 }),
       () => store.revoke('key_x'),
       () => store.insert(mintKey({ type: 'server' }).record, hashKey('api_y')),
     ];

@@ -1,75 +1,126 @@
-import { startDemoBackend } from '../demo/backend.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEMO, SERVE } from '../config/commands.ts';
+import { resolveOptions } from '../config/resolve.ts';
+import { serveConfig } from '../config/serve-config.ts';
+import type { HostPort } from '../config/values.ts';
+import { startDemoBackend, type DemoBackend } from '../demo/backend.ts';
 import { hashKey } from '../keys/key-format.ts';
-import { openStore } from '../keys/open-store.ts';
+import { mintKey } from '../keys/mint-key.ts';
 import { createLoggers } from '../observability/logger.ts';
-import { startKeygate } from '../server/serve.ts';
-import { serveConfig } from '../config.ts';
-import { flag, only, parseArgs } from './args.ts';
-import { mintKey } from './keys.ts';
+import { startKeygate, type RunningKeygate } from '../server/serve.ts';
+import { parseOrHelp } from './parse-command.ts';
 
-export const DEMO_STORE = 'sqlite:./data/demo.db';
+const DEMO_KEYS = [
+  ['server', 'server', undefined],
+  ['connect', 'connect', undefined],
+  ['alice', 'scoped', 'alice'],
+  ['bob', 'scoped', 'bob'],
+] as const;
+
+type Label = (typeof DEMO_KEYS)[number][0];
+
+/** A listener that could not be bound, said in terms of the flag that chose it. */
+function bindError(err: unknown, listens: ReadonlyArray<readonly [string, HostPort]>): unknown {
+  const e = err as NodeJS.ErrnoException & { port?: number };
+  if (e.code !== 'EADDRINUSE' && e.code !== 'EACCES' && e.code !== 'EADDRNOTAVAIL') return err;
+  const flag = listens.find(([, hp]) => hp.port === e.port)?.[0];
+  return new Error(`${e.message}${flag === undefined ? '' : `: choose another address with ${flag}`}`);
+}
 
 /**
- * `keygate demo`: the demo device backend, fresh demo keys (server, connect, scoped for
- * alice and for bob) and the sidecar in front, all in one process, then curl lines.
+ * `keygate demo`: the demo device backend, the sidecar in front of it and four new keys,
+ * all in one process, then curl lines to try. Every listener is bound before a key is
+ * minted, so a port in use ends the demo at once with nothing made; the keys live in a
+ * store of the demo's own in a new temporary directory, removed when the demo stops, so
+ * runs never pile keys up anywhere.
  */
 export async function demoCommand(argv: readonly string[]): Promise<void> {
-  const args = parseArgs(argv);
-  only(args, ['listen', 'ops-listen', 'store', 'policies', 'backend-port']);
-  const backend = await startDemoBackend({ port: Number(flag(args, 'backend-port') ?? 0), record: false });
-  const storeUrl = flag(args, 'store') ?? DEMO_STORE;
-  const store = await openStore(storeUrl);
-  const seeded: Record<string, string> = {};
-  for (const [label, type, referenceId] of [
-    ['server', 'server', undefined],
-    ['connect', 'connect', undefined],
-    ['alice', 'scoped', 'alice'],
-    ['bob', 'scoped', 'bob'],
-  ] as const) {
-    const { record, key } = mintKey({ type, referenceId, name: `demo ${label}` });
-    await store.insert(record, hashKey(key));
-    seeded[label] = key;
+  const parsed = parseOrHelp(DEMO, argv);
+  if (parsed === undefined) return;
+  const v = parsed.values;
+  const dir = mkdtempSync(join(tmpdir(), 'keygate-demo-'));
+  const storeUrl = `sqlite:${join(dir, 'keys.db')}`;
+  let backend: DemoBackend | undefined;
+  let running: RunningKeygate | undefined;
+  const loggers = createLoggers({ level: v.logLevel, accessLog: v.accessLog });
+  const release = async (): Promise<void> => {
+    await running?.shutdown().catch(() => undefined);
+    await backend?.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const seeded = {} as Record<Label, { id: string; key: string }>;
+  try {
+    backend = await startDemoBackend({ port: v.backendPort, record: false }).catch((err: unknown) => {
+      throw bindError(err, [['--backend-port', { host: '127.0.0.1', port: v.backendPort }]]);
+    });
+    const config = serveConfig({
+      ...resolveOptions(SERVE.options, { upstream: backend.url, store: storeUrl }, {}),
+      listen: v.listen,
+      opsListen: v.opsListen,
+      policies: v.policies,
+      logLevel: v.logLevel,
+      accessLog: v.accessLog,
+    });
+    running = await startKeygate(config, loggers).catch((err: unknown) => {
+      throw bindError(err, [['--listen', v.listen], ['--ops-listen', v.opsListen]]);
+    });
+    for (const [label, type, referenceId] of DEMO_KEYS) {
+      const { record, key } = mintKey({ type, referenceId, name: `demo ${label}` });
+      await running.store.insert(record, hashKey(key));
+      seeded[label] = { id: record.id, key };
+    }
+  } catch (err) {
+    await release();
+    throw err;
   }
-  await store.close();
-
-  const config = serveConfig(
-    { positionals: [], flags: new Map([['upstream', [backend.url]], ['store', [storeUrl]], ...(['listen', 'ops-listen', 'policies'] as const).flatMap((n) => (flag(args, n) === undefined ? [] : [[n, [flag(args, n)!]] as [string, string[]]]))]) },
-    { ...process.env, KEYGATE_LISTEN: process.env.KEYGATE_LISTEN ?? '127.0.0.1:8080' },
-  );
-  const loggers = createLoggers();
-  const logger = loggers.logger;
-  const running = await startKeygate(config, loggers);
   const base = `http://127.0.0.1:${running.proxy.port}`;
-  const h = (k: string): string => `-H 'Texture-Api-Key: ${k}'`;
-  process.stderr.write(`
+  process.stderr.write(demoText(base, `http://127.0.0.1:${running.ops.port}`, backend.url, storeUrl, seeded));
+  const stop = (): void => {
+    release().then(() => loggers.logger.flush(() => process.exit(0)));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+function demoText(base: string, ops: string, backendUrl: string, storeUrl: string, keys: Record<Label, { id: string; key: string }>): string {
+  const h = (label: Label): string => `-H 'Texture-Api-Key: ${keys[label].key}'`;
+  const json = "-H 'content-type: application/json'";
+  return `
 Keygate demo
-  demo backend  ${backend.url} (alice owns dev_alice_1, dev_alice_2; bob owns dev_bob_1, dev_bob_2)
+  demo backend  ${backendUrl} (alice owns dev_alice_1, dev_alice_2; bob owns dev_bob_1, dev_bob_2)
   sidecar       ${base}
-  ops           http://127.0.0.1:${running.ops.port}/readyz  /metrics
-  key store     ${storeUrl} (keys below are new; only their hashes are stored)
+  ops           ${ops}/readyz  ${ops}/metrics
+  key store     ${storeUrl} (new for this run, removed when the demo stops)
+
+Four new keys (only their hashes are stored):
+  server   ${keys.server.key}
+  connect  ${keys.connect.key}
+  alice    ${keys.alice.key}  (scoped to referenceId alice)
+  bob      ${keys.bob.key}  (scoped to referenceId bob)
 
 Try:
   # server key: everything
-  curl -s ${h(seeded.server!)} ${base}/v1/devices
+  curl -s ${h('server')} ${base}/v1/devices
   # connect key: only Connect links (anything else is 403)
-  curl -s ${h(seeded.connect!)} -X POST ${base}/v1/connections
-  curl -s ${h(seeded.connect!)} ${base}/v1/devices
-  # alice's scoped key: her devices only (referenceId injected), bob's device is 403
-  curl -s ${h(seeded.alice!)} ${base}/v1/devices
-  curl -s ${h(seeded.alice!)} ${base}/v1/devices/dev_alice_1/history
-  curl -s ${h(seeded.alice!)} ${base}/v1/devices/dev_bob_1
-  curl -s ${h(seeded.alice!)} -X POST -H 'content-type: application/json' -d '{"deviceId":"dev_alice_1","input":{"heatSetpoint":21}}' ${base}/v1/commands/thermostat/set-temperature
-  curl -s ${h(seeded.alice!)} -X POST -H 'content-type: application/json' -d '{"deviceId":"dev_bob_1","input":{}}' ${base}/v1/commands/thermostat/set-temperature
+  curl -s ${h('connect')} -X POST ${base}/v1/connections
+  curl -s ${h('connect')} ${base}/v1/devices
+  # alice's scoped key: her devices only (referenceId injected); bob's device is 403
+  curl -s ${h('alice')} ${base}/v1/devices
+  curl -s ${h('alice')} ${base}/v1/devices/dev_alice_1/history
+  curl -s ${h('alice')} ${base}/v1/devices/dev_bob_1
+  curl -s ${h('alice')} -X POST ${json} -d '{"deviceId":"dev_alice_1","input":{"heatSetpoint":21}}' ${base}/v1/commands/thermostat/set-temperature
+  curl -s ${h('alice')} -X POST ${json} -d '{"deviceId":"dev_bob_1","input":{}}' ${base}/v1/commands/thermostat/set-temperature
+  # bob's scoped key sees bob's devices only
+  curl -s ${h('bob')} ${base}/v1/devices
   # no key, a bad key
   curl -s ${base}/v1/devices
   curl -s -H 'Texture-Api-Key: api_nope' ${base}/v1/devices
+  # revoke bob's key from another terminal; the sidecar refuses it within 2 s
+  npx keygate keys revoke ${keys.bob.id} --store ${storeUrl}
 
 Ctrl-C stops the demo. Access logs follow on stdout.
 
-`);
-  const stop = (): void => {
-    running.shutdown().then(() => backend.close()).then(() => logger.flush(() => process.exit(0)));
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+`;
 }

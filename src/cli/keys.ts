@@ -1,73 +1,39 @@
-import { DEFAULT_STORE, openStore } from '../keys/open-store.ts';
-import { generateKey, hashKey, newKeyId } from '../keys/key-format.ts';
-import { isKeyType, isValidReferenceId, KEY_TYPES, parseConditionArgs, prefixFor, REFERENCE_ID_RULE, type KeyRecord } from '../keys/key-record.ts';
-import { parseDuration } from '../policy/drafts.ts';
-import { flag, only, parseArgs, UsageError, type ParsedArgs } from './args.ts';
+import { KEYS_CREATE, KEYS_LIST, KEYS_REVOKE } from '../config/commands.ts';
+import { ConfigError } from '../config/config-error.ts';
+import { hashKey } from '../keys/key-format.ts';
+import { KeyInputError, mintKey } from '../keys/mint-key.ts';
+import { openStore } from '../keys/open-store.ts';
+import type { KeyStore } from '../keys/store.ts';
+import { listKeys } from './keys-list.ts';
+import { parseOrHelp } from './parse-command.ts';
 import { revocationNotice } from './revocation-notice.ts';
+import { UsageError } from './usage-error.ts';
 
-function storeUrl(args: ParsedArgs): string {
-  return flag(args, 'store') ?? (process.env.KEYGATE_STORE || DEFAULT_STORE);
-}
+const FLAG_OF_FIELD = { type: '--type', referenceId: '--reference-id', roles: '--role', conditions: '--condition' } as const;
 
-/** Creates a key record and its plaintext; the plaintext leaves this function once and is never stored. */
-export function mintKey(input: { type: string; referenceId?: string | undefined; name?: string | undefined; roles?: string[]; conditions?: string[]; expiresInMs?: number | undefined }): { record: KeyRecord; key: string } {
-  if (!isKeyType(input.type)) throw new UsageError(`--type must be one of ${KEY_TYPES.join(', ')}`);
-  const type = input.type;
-  if (type === 'scoped' && (input.referenceId === undefined || input.referenceId === '')) {
-    throw new UsageError('a scoped key needs --reference-id (the end user it is scoped to)');
-  }
-  if (input.referenceId !== undefined && !isValidReferenceId(input.referenceId)) {
-    throw new UsageError(`--reference-id must be ${REFERENCE_ID_RULE} (no spaces or control characters)`);
-  }
-  const roles = input.roles ?? [];
-  const conditions = parseConditionArgs(input.conditions ?? []);
-  if ((roles.length > 0 || Object.keys(conditions).length > 0) && type !== 'access-token' && type !== 'operator') {
-    throw new UsageError('--role and --condition are for operator keys and access tokens; other key types take their roles from the policy');
-  }
-  const now = new Date();
-  const record: KeyRecord = {
-    id: newKeyId(),
-    type,
-    referenceId: input.referenceId ?? null,
-    name: input.name ?? null,
-    roles,
-    conditions,
-    createdAt: now.toISOString(),
-    expiresAt: input.expiresInMs === undefined ? null : new Date(now.getTime() + input.expiresInMs).toISOString(),
-    revokedAt: null,
-  };
-  return { record, key: generateKey(prefixFor(type)) };
-}
-
-async function create(args: ParsedArgs): Promise<void> {
-  only(args, ['type', 'reference-id', 'name', 'store', 'json', 'role', 'condition', 'expires-in']);
-  const type = flag(args, 'type');
-  if (type === undefined) throw new UsageError(`--type is required (${KEY_TYPES.join(', ')})`);
-  const expires = flag(args, 'expires-in');
-  const expiresInMs = expires === undefined ? undefined : parseDuration(expires);
-  if (expires !== undefined && (expiresInMs === undefined || expiresInMs <= 0)) throw new UsageError('--expires-in must be a duration like 30s, 15m, 12h or 30d');
-  let minted;
+async function withStore<T>(url: string, create: boolean, use: (store: KeyStore) => Promise<T>): Promise<T> {
+  const store = await openStore(url, { create });
   try {
-    minted = mintKey({
-      type,
-      referenceId: flag(args, 'reference-id'),
-      name: flag(args, 'name'),
-      roles: args.flags.get('role') ?? [],
-      conditions: args.flags.get('condition') ?? [],
-      expiresInMs,
-    });
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError((err as Error).message);
-  }
-  const store = await openStore(storeUrl(args));
-  try {
-    await store.insert(minted.record, hashKey(minted.key));
+    return await use(store);
   } finally {
     await store.close();
   }
+}
+
+async function create(argv: readonly string[]): Promise<void> {
+  const parsed = parseOrHelp(KEYS_CREATE, argv);
+  if (parsed === undefined) return;
+  const v = parsed.values;
+  let minted;
+  try {
+    minted = mintKey({ type: v.type, referenceId: v.referenceId, name: v.name, roles: v.roles, conditions: v.conditions, expiresInMs: v.expiresInMs });
+  } catch (err) {
+    if (err instanceof KeyInputError) throw new ConfigError(FLAG_OF_FIELD[err.field], `${FLAG_OF_FIELD[err.field]}: ${err.message}`);
+    throw err;
+  }
+  await withStore(v.store, true, (store) => store.insert(minted.record, hashKey(minted.key)));
   const r = minted.record;
-  if (flag(args, 'json') === 'true') {
+  if (v.json) {
     process.stdout.write(JSON.stringify({ ...r, key: minted.key }) + '\n');
     return;
   }
@@ -77,52 +43,36 @@ async function create(args: ParsedArgs): Promise<void> {
   );
 }
 
-async function list(args: ParsedArgs): Promise<void> {
-  only(args, ['store', 'json']);
-  const store = await openStore(storeUrl(args));
-  let keys: KeyRecord[];
-  try {
-    keys = await store.list();
-  } finally {
-    await store.close();
-  }
-  if (flag(args, 'json') === 'true') {
-    process.stdout.write(JSON.stringify(keys) + '\n');
-    return;
-  }
-  const rows = [['ID', 'TYPE', 'REFERENCE ID', 'NAME', 'CREATED', 'STATUS']];
-  for (const k of keys) {
-    const status = k.revokedAt !== null ? `revoked ${k.revokedAt}` : k.expiresAt !== null && Date.parse(k.expiresAt) <= Date.now() ? 'expired' : 'active';
-    rows.push([k.id, k.type, k.referenceId ?? '-', k.name ?? '-', k.createdAt, status]);
-  }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n');
+async function list(argv: readonly string[]): Promise<void> {
+  const parsed = parseOrHelp(KEYS_LIST, argv);
+  if (parsed === undefined) return;
+  const v = parsed.values;
+  await withStore(v.store, false, (store) => listKeys(store, v, process.stdout));
 }
 
-async function revoke(args: ParsedArgs): Promise<void> {
-  only(args, ['store', 'json']);
-  const id = args.positionals[0];
-  if (id === undefined || args.positionals.length > 1) throw new UsageError('usage: keygate keys revoke ID');
-  const store = await openStore(storeUrl(args));
-  let found: boolean;
-  try {
-    found = await store.revoke(id);
-  } finally {
-    await store.close();
-  }
+async function revoke(argv: readonly string[]): Promise<void> {
+  const parsed = parseOrHelp(KEYS_REVOKE, argv);
+  if (parsed === undefined) return;
+  const id = parsed.positionals[0]!;
+  const v = parsed.values;
+  const { found, kind } = await withStore(v.store, false, async (store) => ({ found: await store.revoke(id), kind: store.kind }));
   if (!found) {
     process.stderr.write(`keygate: no key with id ${id}\n`);
     process.exitCode = 1;
     return;
   }
-  process.stdout.write(revocationNotice(id, store.kind));
+  process.stdout.write(revocationNotice(id, kind, v.keyCacheTtlMs));
 }
+
+const SUBCOMMANDS: Record<string, (argv: readonly string[]) => Promise<void>> = { create, list, revoke };
 
 export async function keysCommand(argv: readonly string[]): Promise<void> {
   const [sub, ...rest] = argv;
-  const args = parseArgs(rest, ['json']);
-  if (sub === 'create') return create(args);
-  if (sub === 'list') return list(args);
-  if (sub === 'revoke') return revoke(args);
-  throw new UsageError('usage: keygate keys create|list|revoke');
+  const run = sub === undefined ? undefined : SUBCOMMANDS[sub];
+  if (run !== undefined) return run(rest);
+  if (sub === '--help' || sub === '-h') {
+    process.stdout.write(`usage: keygate keys create|list|revoke [options]\n\n${[KEYS_CREATE, KEYS_LIST, KEYS_REVOKE].map((c) => `  keygate ${c.name.padEnd(12)} ${c.summary}`).join('\n')}\n`);
+    return;
+  }
+  throw new UsageError(sub === undefined ? 'keys needs a command: create, list or revoke' : `unknown command "keys ${sub}" (create, list or revoke)`, 'keys');
 }

@@ -1,20 +1,24 @@
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { DEFAULT_POLICIES } from '../config.ts';
-import { isKeyType, KEY_TYPES, parseConditionArgs } from '../keys/key-record.ts';
+import { POLICY_CHECK, POLICY_EXPLAIN, POLICY_TEST, type CommandSpec } from '../config/commands.ts';
+import { parseConditionArgs } from '../keys/key-record.ts';
 import { explain } from '../policy/explain.ts';
 import { loadPolicy } from '../policy/load.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
 import { PolicyLoadError, formatIssue } from '../policy/policy-error.ts';
 import { runPolicyTests, TestFileError } from '../policy/test-runner.ts';
-import { flag, only, parseArgs, UsageError } from './args.ts';
+import { parseOrHelp } from './parse-command.ts';
+import { UsageError } from './usage-error.ts';
 
 /** Exit codes of `policy test`, after cerbos: 3 the policy (or a test file) is invalid, 4 a test failed. */
 export const EXIT_INVALID_POLICY = 3;
 export const EXIT_TEST_FAILED = 4;
 
-function defaultPath(positional: string | undefined): string {
-  return positional ?? (process.env.KEYGATE_POLICIES || DEFAULT_POLICIES);
+/** `policy check PATH` and `policy check --policies PATH` are the same; both at once is a usage error. */
+function policyPath(spec: CommandSpec, argv: readonly string[], positional: string | undefined, fromOptions: string): string {
+  if (positional === undefined) return fromOptions;
+  if (argv.some((a) => a === '--policies' || a.startsWith('--policies='))) throw new UsageError('give the policies once: PATH or --policies, not both', spec.name);
+  return positional;
 }
 
 function printIssues(err: PolicyLoadError): void {
@@ -23,10 +27,10 @@ function printIssues(err: PolicyLoadError): void {
 }
 
 function check(argv: readonly string[]): void {
-  const args = parseArgs(argv);
-  only(args, []);
+  const parsed = parseOrHelp(POLICY_CHECK, argv);
+  if (parsed === undefined) return;
   try {
-    const policy = loadPolicy(defaultPath(args.positionals[0]));
+    const policy = loadPolicy(policyPath(POLICY_CHECK, argv, parsed.positionals[0], parsed.values.policies));
     let routes = 0;
     for (const r of policy.resources.values()) for (const list of r.actions.values()) routes += list.length;
     process.stdout.write(`ok: ${policy.files.length} file(s), ${policy.resources.size} resources, ${routes} routes, ${policy.roles.size} roles (version ${policy.version})\n`);
@@ -38,9 +42,9 @@ function check(argv: readonly string[]): void {
 }
 
 async function test(argv: readonly string[]): Promise<void> {
-  const args = parseArgs(argv, ['verbose']);
-  only(args, ['verbose']);
-  let path = defaultPath(args.positionals[0]);
+  const parsed = parseOrHelp(POLICY_TEST, argv);
+  if (parsed === undefined) return;
+  let path = policyPath(POLICY_TEST, argv, parsed.positionals[0], parsed.values.policies);
   let files: string[];
   if (statSync(path).isFile()) {
     files = [path];
@@ -48,7 +52,7 @@ async function test(argv: readonly string[]): Promise<void> {
   } else {
     files = readdirSync(path).filter((n) => /\.test\.ya?ml$/.test(n)).sort().map((n) => join(path, n));
   }
-  if (files.length === 0) throw new UsageError(`no *.test.yaml files in ${path}`);
+  if (files.length === 0) throw new UsageError(`no *.test.yaml files in ${path}`, POLICY_TEST.name);
   let policy: CompiledPolicy;
   try {
     policy = loadPolicy(path);
@@ -67,7 +71,7 @@ async function test(argv: readonly string[]): Promise<void> {
     process.exitCode = EXIT_INVALID_POLICY;
     return;
   }
-  const verbose = flag(args, 'verbose') === 'true';
+  const verbose = parsed.values.verbose;
   for (const r of results) {
     if (r.ok) {
       if (verbose) process.stdout.write(`PASS ${r.file} › ${r.name}\n     decided by ${r.rule}\n`);
@@ -82,20 +86,15 @@ async function test(argv: readonly string[]): Promise<void> {
 }
 
 function explainCommand(argv: readonly string[]): void {
-  const args = parseArgs(argv);
-  only(args, ['policies', 'key-type', 'reference-id', 'role', 'condition']);
-  const [method, url, ...extra] = args.positionals;
-  if (method === undefined || url === undefined || extra.length > 0) {
-    throw new UsageError('usage: keygate policy explain --key-type TYPE [--reference-id ID] [--role R] [--condition attr:value] METHOD PATH');
-  }
-  const type = flag(args, 'key-type') ?? 'server';
-  if (!isKeyType(type)) throw new UsageError(`--key-type must be one of ${KEY_TYPES.join(', ')}`);
-  const policy = loadPolicy(flag(args, 'policies') ?? defaultPath(undefined));
-  const referenceId = flag(args, 'reference-id') ?? null;
+  const parsed = parseOrHelp(POLICY_EXPLAIN, argv);
+  if (parsed === undefined) return;
+  const [method, url] = parsed.positionals as [string, string];
+  const v = parsed.values;
+  const policy = loadPolicy(v.policies);
   process.stdout.write(
     explain(
       policy,
-      { id: 'key_explain', type, referenceId, name: null, roles: args.flags.get('role') ?? [], conditions: parseConditionArgs(args.flags.get('condition') ?? []), expiresAtMs: Infinity },
+      { id: 'key_explain', type: v.keyType, referenceId: v.referenceId ?? null, name: null, roles: v.roles, conditions: parseConditionArgs(v.conditions), expiresAtMs: Infinity },
       method.toUpperCase(),
       url,
     ),
@@ -107,5 +106,9 @@ export async function policyCommand(argv: readonly string[]): Promise<void> {
   if (sub === 'check') return check(rest);
   if (sub === 'test') return test(rest);
   if (sub === 'explain') return explainCommand(rest);
-  throw new UsageError('usage: keygate policy check|test|explain');
+  if (sub === '--help' || sub === '-h') {
+    process.stdout.write(`usage: keygate policy check|test|explain [options]\n\n${[POLICY_CHECK, POLICY_TEST, POLICY_EXPLAIN].map((c) => `  keygate ${c.name.padEnd(14)} ${c.summary}`).join('\n')}\n`);
+    return;
+  }
+  throw new UsageError(sub === undefined ? 'policy needs a command: check, test or explain' : `unknown command "policy ${sub}" (check, test or explain)`, 'policy');
 }

@@ -1,7 +1,7 @@
 import { DEFAULT_KEY_CACHE } from '../keys/key-cache.ts';
 import type { KeyStore } from '../keys/store.ts';
 
-/** The longest `--key-cache-ttl` serve accepts (config.ts): the documented revocation bound. */
+/** The longest `--key-cache-ttl` serve accepts (its options table): the documented revocation bound. */
 const MAX_TTL_MS = 5_000;
 
 function seconds(ms: number): string {
@@ -11,15 +11,14 @@ function seconds(ms: number): string {
 /**
  * What `keys revoke` can truthfully promise. A running sidecar refuses a revoked key once
  * its cached entry expires, after that sidecar's own `--key-cache-ttl`, which this
- * process cannot see. It can see its own environment: when KEYGATE_KEY_CACHE_TTL is set
- * here (as it usually is for every process of one deployment) it names that value, and
- * otherwise the default, always with the ceiling serve enforces.
+ * process cannot see. It can see its own setting: when `--key-cache-ttl` or
+ * KEYGATE_KEY_CACHE_TTL is given here (as it usually is for every process of one
+ * deployment) it names that value, and otherwise the default, always with the ceiling
+ * serve enforces.
  */
-export function revocationNotice(id: string, kind: KeyStore['kind'], env: NodeJS.ProcessEnv = process.env): string {
-  const raw = env.KEYGATE_KEY_CACHE_TTL;
-  const set = raw !== undefined && raw !== '' && Number.isInteger(Number(raw)) && Number(raw) > 0 && Number(raw) <= MAX_TTL_MS;
-  const ttl = set
-    ? `KEYGATE_KEY_CACHE_TTL=${raw} here: ${seconds(Number(raw))} for a sidecar started with this environment; at most ${seconds(MAX_TTL_MS)}`
+export function revocationNotice(id: string, kind: KeyStore['kind'], ttlMs: number | undefined): string {
+  const ttl = ttlMs !== undefined
+    ? `${seconds(ttlMs)} for a sidecar started with the same setting; at most ${seconds(MAX_TTL_MS)}`
     : `${seconds(DEFAULT_KEY_CACHE.positiveTtlMs)} by default, at most ${seconds(MAX_TTL_MS)}`;
   const bound = `within its --key-cache-ttl (${ttl})`;
   return kind === 'postgres'

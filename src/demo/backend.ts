@@ -181,7 +181,13 @@ export async function startDemoBackend(options: DemoBackendOptions = {}): Promis
       }),
   };
   backend.server.keepAliveTimeout = 10_000;
-  await new Promise<void>((resolve) => backend.server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    backend.server.once('error', reject);
+    backend.server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      backend.server.off('error', reject);
+      resolve();
+    });
+  });
   const port = (backend.server.address() as AddressInfo).port;
   Object.assign(backend, { port, url: `http://127.0.0.1:${port}` });
   return backend;

@@ -1,19 +1,37 @@
-import { resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { KeyStore } from './store.ts';
+import { StoreNotFoundError } from './store.ts';
+import { parseStoreLocation } from './store-url.ts';
 import { SqliteKeyStore } from './sqlite-store.ts';
 
-export const DEFAULT_STORE = 'sqlite:./data/keygate.db';
+export interface OpenStoreOptions {
+  /**
+   * Whether a missing store may be made: true for `serve` and `keys create`, false for the
+   * commands that only read or change keys, so a mistyped path or schema fails instead of
+   * answering from a new, empty store. Even when creating, a SQLite file is made only in a
+   * directory that exists: a typo in a directory name is refused, not silently made.
+   */
+  readonly create: boolean;
+}
 
-/** `sqlite:PATH` (relative to the working directory) or `postgres://…` / `postgresql://…`. */
-export async function openStore(url: string): Promise<KeyStore> {
-  if (url.startsWith('sqlite:')) {
-    const path = url.slice('sqlite:'.length);
-    if (path === '') throw new Error(`store URL "${url}" has no path (expected sqlite:PATH)`);
-    return new SqliteKeyStore(path === ':memory:' ? path : resolve(path));
-  }
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+/** `sqlite:PATH` (relative to the working directory) or `postgres://…` / `postgresql://…` (see store-url.ts). */
+export async function openStore(url: string, options: OpenStoreOptions): Promise<KeyStore> {
+  const location = parseStoreLocation(url);
+  if (location.kind === 'postgres') {
     const { PostgresKeyStore } = await import('./postgres-store.ts');
-    return PostgresKeyStore.connect(url);
+    return PostgresKeyStore.connect(url, { create: options.create });
   }
-  throw new Error(`store URL "${url}" is not supported (expected sqlite:PATH or postgres://…)`);
+  if (location.path === ':memory:') return new SqliteKeyStore(location.path);
+  const path = resolve(location.path);
+  if (!existsSync(path)) {
+    if (!options.create) {
+      throw new StoreNotFoundError(`key store ${url} does not exist (no file ${path}); keygate serve or keygate keys create makes it`);
+    }
+    const dir = dirname(path);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      throw new StoreNotFoundError(`key store ${url}: directory ${dir} does not exist (create it first; Keygate makes the file, not its directory)`);
+    }
+  }
+  return new SqliteKeyStore(path);
 }

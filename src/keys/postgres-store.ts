@@ -32,11 +32,14 @@
 import pg from 'pg';
 import type { Notification, PoolConfig } from 'pg';
 import type { KeyConditions, KeyRecord, KeyType } from './key-record.ts';
-import type { KeyStore } from './store.ts';
+import { StoreNotFoundError, UnknownKeyError, type KeyListQuery, type KeyStore } from './store.ts';
+import { parsePostgresUrl, type PostgresStoreOptions } from './store-url.ts';
 
 export const REVOKED_CHANNEL = 'keygate_key_revoked';
 const TABLE = 'keygate_keys';
-const DEFAULT_APPLICATION_NAME = 'keygate';
+/** `keys list` pages in creation order, and by referenceId; without these it would sort the whole table per page. */
+const LISTING_INDEX = 'keygate_keys_listing';
+const REFERENCE_INDEX = 'keygate_keys_reference';
 
 /** Bounds on every database interaction, so no request and no startup ever hangs on the store. */
 const CONNECT_TIMEOUT_MS = 2_000;
@@ -52,7 +55,6 @@ const LISTEN_HEARTBEAT_MS = 10_000;
 /** Errors a concurrent CREATE … IF NOT EXISTS in another process can still raise. */
 const CONCURRENT_DDL_CODES = new Set(['23505', '42P06', '42P07', '42710']);
 
-const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 /** A hash no key has (hashKey() is lower-case hex): the readiness lookup in an empty table. */
 const PROBE_HASH = '0'.repeat(64);
 
@@ -92,41 +94,6 @@ function quoteIdent(name: string): string {
   return '"' + name.replaceAll('"', '""') + '"';
 }
 
-export interface PostgresStoreOptions {
-  /** Connection string for `pg`, without Keygate's own parameters. */
-  readonly connectionString: string;
-  readonly schema: string | null;
-  readonly applicationName: string;
-}
-
-/** Splits a store URL into the `pg` connection string and Keygate's own parameters (see the top of this file). */
-export function parseStoreUrl(url: string): PostgresStoreOptions {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new Error(`store URL "${redact(url)}" is not a valid postgres:// URL`);
-  }
-  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
-    throw new Error(`store URL "${redact(url)}" must start with postgres:// or postgresql://`);
-  }
-  const schemas = parsed.searchParams.getAll('schema');
-  if (schemas.length > 1) throw new Error('store URL: give schema= at most once');
-  const schema = schemas[0] ?? null;
-  if (schema !== null && !SCHEMA_NAME.test(schema)) {
-    throw new Error(`store URL: schema "${schema}" must match [A-Za-z_][A-Za-z0-9_]* (at most 63 characters)`);
-  }
-  const applicationName = parsed.searchParams.get('application_name') || DEFAULT_APPLICATION_NAME;
-  parsed.searchParams.delete('schema');
-  parsed.searchParams.delete('application_name');
-  return { connectionString: parsed.toString(), schema, applicationName };
-}
-
-/** A URL fit for an error message: the password replaced. */
-function redact(url: string): string {
-  return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
-}
-
 /** A sleep that close() can cut short (the entry's function clears the timer and resolves). */
 function sleep(ms: number, sleepers: Set<() => void>): Promise<void> {
   return new Promise((resolve) => {
@@ -148,6 +115,8 @@ export class PostgresKeyStore implements KeyStore {
   readonly #options: PostgresStoreOptions;
   readonly #table: string;
   readonly #byHashSql: string;
+  /** serve and `keys create` create the table; other commands must find it (see open-store.ts). */
+  readonly #create: boolean;
   #schemaReady = false;
   #schemaPending: Promise<void> | null = null;
   #closed = false;
@@ -159,8 +128,9 @@ export class PostgresKeyStore implements KeyStore {
   #wake: (() => void) | null = null;
   readonly #sleepers = new Set<() => void>();
 
-  private constructor(options: PostgresStoreOptions) {
+  private constructor(options: PostgresStoreOptions, create: boolean) {
     this.#options = options;
+    this.#create = create;
     this.#table = (options.schema === null ? '' : quoteIdent(options.schema) + '.') + TABLE;
     this.#byHashSql = `SELECT ${COLUMNS} FROM ${this.#table} WHERE key_hash = $1`;
     this.#config = {
@@ -182,8 +152,8 @@ export class PostgresKeyStore implements KeyStore {
    * Creates the pool and tries to create the schema. Never rejects because the database is
    * unreachable: the returned store's queries reject instead, and retry the schema.
    */
-  static async connect(url: string): Promise<PostgresKeyStore> {
-    const store = new PostgresKeyStore(parseStoreUrl(url));
+  static async connect(url: string, options: { create: boolean } = { create: true }): Promise<PostgresKeyStore> {
+    const store = new PostgresKeyStore(parsePostgresUrl(url), options.create);
     await store.#ensureSchema().catch(() => undefined);
     return store;
   }
@@ -231,8 +201,19 @@ export class PostgresKeyStore implements KeyStore {
     let failed: Error | undefined;
     try {
       // Already there (the usual case, and the only one for a role without CREATE rights)?
-      const found = await client.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [this.#table]);
-      if (found.rows[0]?.exists === true) return;
+      const found = await client.query<{ table: boolean; indexes: boolean }>(
+        'SELECT to_regclass($1) IS NOT NULL AS table, to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL AS indexes',
+        [this.#table, this.#qualified(LISTING_INDEX), this.#qualified(REFERENCE_INDEX)],
+      );
+      const row = found.rows[0];
+      if (row?.table === true) {
+        // A table made before the listing indexes: add them when allowed; listing works without them, only slower.
+        if (!row.indexes && this.#create) await client.query(this.#indexSql()).catch(() => undefined);
+        return;
+      }
+      if (!this.#create) {
+        throw new StoreNotFoundError(`the database has no table ${this.#table} (keygate serve or keygate keys create makes it)`);
+      }
       // Several processes may start at once: one creates, the others wait on the lock and
       // then find everything in place. The lock is released with the transaction.
       await client.query('BEGIN');
@@ -253,6 +234,7 @@ export class PostgresKeyStore implements KeyStore {
             revoked_at   TIMESTAMPTZ
           )`);
         await client.query(`CREATE UNIQUE INDEX IF NOT EXISTS keygate_keys_key_hash ON ${this.#table} (key_hash)`);
+        await client.query(this.#indexSql());
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
@@ -265,6 +247,15 @@ export class PostgresKeyStore implements KeyStore {
       // A client that failed mid-way may hold a broken connection: destroy it rather than reuse it.
       client.release(failed);
     }
+  }
+
+  #qualified(name: string): string {
+    return (this.#options.schema === null ? '' : quoteIdent(this.#options.schema) + '.') + name;
+  }
+
+  #indexSql(): string {
+    return `CREATE INDEX IF NOT EXISTS ${LISTING_INDEX} ON ${this.#table} (created_at, id);
+            CREATE INDEX IF NOT EXISTS ${REFERENCE_INDEX} ON ${this.#table} (reference_id, created_at, id)`;
   }
 
   #query<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> {
@@ -288,9 +279,22 @@ export class PostgresKeyStore implements KeyStore {
     );
   }
 
-  async list(): Promise<KeyRecord[]> {
-    const result = await this.#query<Row>(`SELECT ${COLUMNS} FROM ${this.#table} ORDER BY created_at, id`, []);
-    return result.rows.map(rowToRecord);
+  async list(query: KeyListQuery): Promise<KeyRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.type !== undefined) where.push(`type = $${params.push(query.type)}`);
+    if (query.referenceId !== undefined) where.push(`reference_id = $${params.push(query.referenceId)}`);
+    if (query.afterId !== undefined) {
+      const found = await this.#query(`SELECT 1 FROM ${this.#table} WHERE id = $1`, [query.afterId]);
+      if (found.rows.length === 0) throw new UnknownKeyError(query.afterId);
+      // The cursor's created_at is read in SQL, not through a JavaScript Date, which would
+      // drop its microseconds. The row comparison walks the (created_at, id) index.
+      const n = params.push(query.afterId);
+      where.push(`(created_at, id) > (SELECT created_at, id FROM ${this.#table} WHERE id = $${n})`);
+    }
+    const sql = `SELECT ${COLUMNS} FROM ${this.#table}${where.length === 0 ? '' : ' WHERE ' + where.join(' AND ')}
+                 ORDER BY created_at, id LIMIT $${params.push(query.limit)}`;
+    return (await this.#query<Row>(sql, params)).rows.map(rowToRecord);
   }
 
   /**

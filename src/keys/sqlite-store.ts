@@ -1,8 +1,7 @@
-import { mkdirSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { statSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { KeyRecord, KeyType } from './key-record.ts';
-import type { KeyStore, StoreFileChange } from './store.ts';
+import { UnknownKeyError, type KeyListQuery, type KeyStore, type StoreFileChange } from './store.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS keys (
@@ -16,7 +15,9 @@ CREATE TABLE IF NOT EXISTS keys (
   created_at   TEXT NOT NULL,
   expires_at   TEXT,
   revoked_at   TEXT
-);`;
+);
+CREATE INDEX IF NOT EXISTS keys_listing ON keys (created_at, id);
+CREATE INDEX IF NOT EXISTS keys_reference ON keys (reference_id, created_at, id);`;
 
 interface Row {
   id: string;
@@ -148,7 +149,6 @@ export class SqliteKeyStore implements KeyStore {
 
   constructor(path: string) {
     this.#path = path;
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.#db = SqliteKeyStore.#openDatabase(path, BUSY_RETRY_MS);
     ({ byHash: this.#byHash, newest: this.#newest, begin: this.#begin, commit: this.#commit } = statements(this.#db));
     if (path !== ':memory:') this.#identity = identityOf(path);
@@ -202,8 +202,26 @@ export class SqliteKeyStore implements KeyStore {
         JSON.stringify(record.conditions), record.createdAt, record.expiresAt, record.revokedAt);
   }
 
-  async list(): Promise<KeyRecord[]> {
-    return (this.#db.prepare(`SELECT ${COLUMNS} FROM keys ORDER BY created_at, id`).all() as unknown as Row[]).map(rowToRecord);
+  /** One page, in the order of the keys_listing index; `afterId` continues from a key (keyset paging). */
+  async list(query: KeyListQuery): Promise<KeyRecord[]> {
+    const where: string[] = [];
+    const params: Array<string | number> = [];
+    if (query.type !== undefined) {
+      where.push('type = ?');
+      params.push(query.type);
+    }
+    if (query.referenceId !== undefined) {
+      where.push('reference_id = ?');
+      params.push(query.referenceId);
+    }
+    if (query.afterId !== undefined) {
+      if (this.#db.prepare('SELECT 1 FROM keys WHERE id = ?').get(query.afterId) === undefined) throw new UnknownKeyError(query.afterId);
+      where.push('(created_at, id) > (SELECT created_at, id FROM keys WHERE id = ?)');
+      params.push(query.afterId);
+    }
+    params.push(query.limit);
+    const sql = `SELECT ${COLUMNS} FROM keys${where.length === 0 ? '' : ' WHERE ' + where.join(' AND ')} ORDER BY created_at, id LIMIT ?`;
+    return (this.#db.prepare(sql).all(...params) as unknown as Row[]).map(rowToRecord);
   }
 
   async revoke(id: string): Promise<boolean> {

@@ -1,4 +1,17 @@
-import type { KeyRecord, NewKey } from './key-record.ts';
+import type { KeyRecord, KeyType } from './key-record.ts';
+
+/**
+ * One page of `list()`: keys in listing order (creation time, then id), optionally of one
+ * type or one referenceId. Paging is by key (keyset), not by offset, so the next page costs
+ * the same however deep it is, and a key created meanwhile never shifts a page.
+ */
+export interface KeyListQuery {
+  readonly type?: KeyType | undefined;
+  readonly referenceId?: string | undefined;
+  /** Only keys after this one in listing order; the store throws UnknownKeyError when no key has this id. */
+  readonly afterId?: string | undefined;
+  readonly limit: number;
+}
 
 /**
  * What every key store provides. Lookups are by SHA-256 hash only: no store ever sees a plaintext key.
@@ -8,7 +21,8 @@ export interface KeyStore {
   readonly kind: 'sqlite' | 'postgres';
   findByHash(keyHash: string): KeyRecord | undefined | Promise<KeyRecord | undefined>;
   insert(record: KeyRecord, keyHash: string): Promise<void>;
-  list(): Promise<KeyRecord[]>;
+  /** At most `query.limit` keys; callers page with `afterId` (see KeyListQuery). */
+  list(query: KeyListQuery): Promise<KeyRecord[]>;
   /** Returns false when no key has that id. */
   revoke(id: string): Promise<boolean>;
   /**
@@ -35,4 +49,19 @@ export interface KeyStore {
 export interface StoreFileChange {
   readonly kind: 'reopened' | 'missing' | 'unusable';
   readonly message: string;
+}
+
+/** `list({ afterId })` named a key the store does not have. */
+export class UnknownKeyError extends Error {
+  override readonly name = 'UnknownKeyError';
+  readonly id: string;
+  constructor(id: string) {
+    super(`no key with id ${id}`);
+    this.id = id;
+  }
+}
+
+/** A command that only reads or changes keys was pointed at a store that does not exist (see open-store.ts). */
+export class StoreNotFoundError extends Error {
+  override readonly name = 'StoreNotFoundError';
 }

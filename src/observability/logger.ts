@@ -27,27 +27,31 @@ export interface Loggers {
 }
 
 export interface LoggerOptions {
+  /** pino's level for the operational lines (serve's --log-level); the access log has its own switch. */
   level?: string;
+  /** One access line per request (serve's --access-log). */
+  accessLog?: boolean;
+  /** Bytes buffered before a write to stdout (serve's --log-buffer); 0 writes each line at once. */
+  bufferBytes?: number;
   /** Tests pass a stream; serve writes to stdout through an async buffered destination. */
   destination?: DestinationStream;
 }
 
 export function createLoggers(options: LoggerOptions = {}): Loggers {
   // Buffered, asynchronous stdout: a log line must not cost a write syscall per request.
-  // A timer flushes at least every 250 ms so lines are never held long; KEYGATE_LOG_BUFFER=0 writes through.
+  // A timer flushes at least every 250 ms so lines are never held long; a buffer of 0 writes through.
   let destination = options.destination;
   let own: LogDestination | undefined;
   if (destination === undefined) {
     makeStdoutNonBlocking();
-    own = new LogDestination(1, Number(process.env.KEYGATE_LOG_BUFFER ?? 65536));
+    own = new LogDestination(1, options.bufferBytes ?? 65536);
     const d = own;
     setInterval(() => d.flush(), 250).unref();
     process.once('exit', () => d.flushSync());
     destination = own;
   }
-  const level = options.level ?? process.env.KEYGATE_LOG_LEVEL ?? 'info';
-  const logger = pino({ level, base: { service: 'keygate' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination);
+  const logger = pino({ level: options.level ?? 'info', base: { service: 'keygate' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination);
   const flushWithin = (ms: number): Promise<boolean> =>
     own?.flushWithin(ms) ?? new Promise((resolve) => logger.flush((err) => resolve(err === undefined || err === null)));
-  return { logger, access: new AccessLog(destination, logger.isLevelEnabled('info')), droppedLines: () => own?.dropped ?? 0, flushWithin };
+  return { logger, access: new AccessLog(destination, options.accessLog ?? true), droppedLines: () => own?.dropped ?? 0, flushWithin };
 }

@@ -3,8 +3,6 @@ import { KeygateError } from '../errors/keygate-error.ts';
 import { caseFold, foldName } from './fold.ts';
 import { parseStrictJson } from './strict-json.ts';
 
-export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-
 /**
  * The media types a body the policy reads may have (compared case-insensitively):
  * `application/json`, or `application/NAME+json` (a vendor or standards-tree JSON type:

@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import type { ServeConfig } from '../config.ts';
+import type { ServeConfig } from '../config/serve-config.ts';
 import type { Loggers } from '../observability/logger.ts';
 import { isPrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
 import { startKeygate, type RunningKeygate } from './serve.ts';

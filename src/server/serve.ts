@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge } from 'prom-client';
-import type { ServeConfig } from '../config.ts';
+import type { ServeConfig } from '../config/serve-config.ts';
 import { KeyCache } from '../keys/key-cache.ts';
 import { openStore } from '../keys/open-store.ts';
 import type { KeyStore } from '../keys/store.ts';
@@ -79,7 +79,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   const logger = loggers.logger;
   const maxConnections = maxConnectionsFor(config, logger);
   const policy = new PolicyHolder(loadPolicy(config.policies));
-  const store = await openStore(config.store);
+  const store = await openStore(config.store, { create: true });
   const metrics = new Metrics();
   metrics.policyInfo.labels(policy.current.version).set(1);
   const keys = new KeyCache(store, config.keyCache, metrics.keyCacheObserver());

@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
-import type { ServeConfig } from '../config.ts';
+import type { ServeConfig } from '../config/serve-config.ts';
 import type { Loggers } from '../observability/logger.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { ask, isWorkerMessage } from './cluster-messages.ts';

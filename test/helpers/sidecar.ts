@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { hashKey } from '../../src/keys/key-format.ts';
 import { SqliteKeyStore } from '../../src/keys/sqlite-store.ts';
-import { mintKey } from '../../src/cli/keys.ts';
+import { mintKey } from '../../src/keys/mint-key.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BIN = join(ROOT, 'bin/keygate.js');

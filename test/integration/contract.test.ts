@@ -68,7 +68,7 @@ describe('keys CLI', () => {
     expect(k.key).toMatch(/^scoped_[0-9A-Za-z]{38}$/);
     expect(k.id).toMatch(/^key_/);
     const listed = cli('keys', 'list', '--store', store, '--json');
-    expect(JSON.parse(listed.stdout).map((x: { id: string }) => x.id)).toEqual([k.id]);
+    expect(listed.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { id: string }).id)).toEqual([k.id]);
     expect(listed.stdout).not.toContain(k.key);
     const table = cli('keys', 'list', '--store', store);
     expect(table.stdout).toContain(k.id);
@@ -86,7 +86,9 @@ describe('keys CLI', () => {
   });
 
   it('revoke of an unknown id exits 1', () => {
-    const r = cli('keys', 'revoke', 'key_nope', '--store', tempStore());
+    const store = tempStore();
+    expect(cli('keys', 'create', '--type', 'server', '--store', store).status).toBe(0);
+    const r = cli('keys', 'revoke', 'key_nope', '--store', store);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('key_nope');
   });

@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { mintKey } from '../../src/cli/keys.ts';
+import { mintKey } from '../../src/keys/mint-key.ts';
 import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
 import { hashKey } from '../../src/keys/key-format.ts';
 import { SqliteKeyStore } from '../../src/keys/sqlite-store.ts';

@@ -1,21 +1,26 @@
 // The serve options of flow control: admission, body, connection deadlines, connection cap.
 import { describe, expect, it } from 'vitest';
-import { parseArgs, UsageError } from '../../src/cli/args.ts';
-import { serveConfig } from '../../src/config.ts';
+import { parseCommand } from '../../src/cli/parse-command.ts';
+import { UsageError } from '../../src/cli/usage-error.ts';
+import { SERVE } from '../../src/config/commands.ts';
+import { ConfigError } from '../../src/config/config-error.ts';
+import { serveConfig } from '../../src/config/serve-config.ts';
 import { openFileLimit, proxyConnectionCap } from '../../src/server/fd-limit.ts';
 import { checkingIntervalMs } from '../../src/server/connections.ts';
 
 const UPSTREAM = ['--upstream', 'http://127.0.0.1:3000'];
 
-function config(argv: string[], env: NodeJS.ProcessEnv = {}) {
-  return serveConfig(parseArgs([...UPSTREAM, ...argv]), env);
+function config(argv: string[], env: Record<string, string> = {}) {
+  const parsed = parseCommand(SERVE, [...UPSTREAM, ...argv], env);
+  if (parsed.help) throw new Error('unexpected help');
+  return serveConfig(parsed.values);
 }
 
-function refusal(argv: string[], env: NodeJS.ProcessEnv = {}): string {
+function refusal(argv: string[], env: Record<string, string> = {}): string {
   try {
     config(argv, env);
   } catch (err) {
-    expect(err).toBeInstanceOf(UsageError);
+    expect(err instanceof ConfigError || err instanceof UsageError).toBe(true);
     return (err as Error).message;
   }
   throw new Error('accepted');
@@ -62,19 +67,19 @@ describe('flow-control options', () => {
 
   it('refusals name the flag', () => {
     expect(refusal(['--upstream-connections', '0'])).toMatch(/^--upstream-connections:/);
-    expect(refusal(['--upstream-connections', '4'])).toMatch(/^--upstream-connections: at least 8/);
-    expect(refusal(['--upstream-queue', '-1'])).toMatch(/^--upstream-queue:/);
+    expect(refusal(['--upstream-connections', '4'])).toMatch(/^--upstream-connections: "4" must be a whole number of connections, at least 8/);
+    expect(refusal(['--upstream-queue=-1'])).toMatch(/^--upstream-queue:/);
     expect(refusal(['--upstream-queue-timeout', '1.5'])).toMatch(/^--upstream-queue-timeout:/);
     expect(refusal(['--body-timeout', 'soon'])).toMatch(/^--body-timeout:/);
-    expect(refusal(['--body-timeout', '30001'])).toMatch(/^--body-timeout: at most 30000/);
+    expect(refusal(['--body-timeout', '30001'])).toMatch(/^--body-timeout: "30001" must be a whole number of milliseconds, 1 to 30000/);
     expect(refusal(['--first-byte-timeout', '0'])).toMatch(/^--first-byte-timeout:/);
-    expect(refusal(['--headers-timeout', '60000'])).toMatch(/^--headers-timeout: at most 30000/);
+    expect(refusal(['--headers-timeout', '60000'])).toMatch(/^--headers-timeout: "60000" must be a whole number of milliseconds, 1 to 30000/);
     expect(refusal(['--max-connections', 'lots'])).toMatch(/^--max-connections:/);
     expect(refusal(['--upstream-share', 'scoped=8'])).toMatch(/^--upstream-share: "scoped=8" is not TYPE=RESERVE:MAX/);
     expect(refusal(['--upstream-share', 'robots=1:2'])).toMatch(/^--upstream-share: "robots" is not one of server, connect, scoped, operator, access-token, lookup/);
     expect(refusal(['--upstream-share', 'scoped=9:4'])).toMatch(/^--upstream-share: scoped: reserve 9 is above its max 4/);
     expect(refusal(['--upstream-share', 'server=120:128'])).toMatch(/^--upstream-share: the reserves add up to/);
-    expect(refusal([], { KEYGATE_UPSTREAM_QUEUE: 'x' })).toMatch(/^--upstream-queue:/);
+    expect(refusal([], { KEYGATE_UPSTREAM_QUEUE: 'x' })).toMatch(/^KEYGATE_UPSTREAM_QUEUE:/);
   });
 });
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { mintKey } from '../../src/cli/keys.ts';
+import { mintKey } from '../../src/keys/mint-key.ts';
 import { KeyCache } from '../../src/keys/key-cache.ts';
 import { generateKey, hashKey } from '../../src/keys/key-format.ts';
 import { SqliteKeyStore } from '../../src/keys/sqlite-store.ts';
@@ -76,7 +76,7 @@ describe('key cache', () => {
     const cache = new KeyCache(store, { positiveTtlMs: 50, positiveMax: 10, negativeTtlMs: 50, negativeMax: 10 });
     const h = hashKey(keys[0]!);
     expect(cache.lookup(h)).toBeDefined();
-    const [rec] = await store.list();
+    const [rec] = await store.list({ limit: 10 });
     await store.revoke(rec!.id);
     await new Promise((r) => setTimeout(r, 80));
     expect(cache.lookup(h)).toBeUndefined();

@@ -15,8 +15,9 @@ function createKeyElsewhere(path: string): string {
 }
 
 function keysElsewhere(path: string): number {
-  const out = execFileSync(process.execPath, [BIN, 'keys', 'list', '--json', '--store', `sqlite:${path}`], { encoding: 'utf8' });
-  return (JSON.parse(out) as unknown[]).length;
+  // JSON Lines: one key per line.
+  const out = execFileSync(process.execPath, [BIN, 'keys', 'list', '--json', '--limit', 'all', '--store', `sqlite:${path}`], { encoding: 'utf8' });
+  return out.split('\n').filter((line) => line.trim() !== '').length;
 }
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { mintKey } from '../../src/cli/keys.ts';
+import { mintKey } from '../../src/keys/mint-key.ts';
 import { hashKey } from '../../src/keys/key-format.ts';
 import { SqliteKeyStore } from '../../src/keys/sqlite-store.ts';
 import { BIN, tempDir } from '../helpers/sidecar.ts';

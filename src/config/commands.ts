@@ -1,0 +1,222 @@
+import { MIN_CONNECTIONS } from '../pipeline/admission.ts';
+import { REQUEST_TIMEOUT_MS } from '../server/connections.ts';
+import { list, toggle, value, type Options } from './option.ts';
+import { baseUrl, boolean, cidrList, condition, connectionCap, duration, hostPort, httpOrigin, keyType, limit, oneOf, referenceId, shareList, storeUrl, text, wholeNumber } from './values.ts';
+
+/**
+ * The options table of every command. Each row is the whole truth about one option (see
+ * option.ts). Adding one to serve is one row here, e.g.
+ *
+ *   trustProxy: value({ flag: 'trust-proxy', env: 'KEYGATE_TRUST_PROXY', placeholder: 'CIDR',
+ *     parse: cidrList, description: '…' }),
+ *
+ * after which `config.trustProxy` holds the parsed value, or undefined when the row has no
+ * default and none was given (ServeConfig spreads every row),
+ * `--help` shows it, and test/unit/options-readme.test.ts asks for its row in the README.
+ */
+export interface CommandSpec<O extends Options = Options> {
+  /** As typed after `keygate`: `serve`, `keys list`. */
+  readonly name: string;
+  readonly summary: string;
+  /** The positional arguments as help shows them, e.g. `ID`, `[PATH]`. */
+  readonly args: string;
+  readonly positionals: { readonly min: number; readonly max: number };
+  /** Paragraphs printed under the usage line of `--help`. */
+  readonly about: readonly string[];
+  readonly options: O;
+}
+
+function command<const O extends Options>(spec: CommandSpec<O>): CommandSpec<O> {
+  return spec;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const MS = 'MS';
+const milliseconds = wholeNumber('milliseconds');
+
+export const SERVE = command({
+  name: 'serve',
+  summary: 'run the sidecar in front of a backend',
+  args: '',
+  positionals: { min: 0, max: 0 },
+  about: ['Runs Keygate in front of the backend at --upstream. Flags win over environment variables, which win over defaults.'],
+  options: {
+    upstream: value({ flag: 'upstream', env: 'KEYGATE_UPSTREAM', placeholder: 'URL', required: true, parse: httpOrigin, description: 'the backend origin (`http://` or `https://`, no path)' }),
+    listen: value({ flag: 'listen', env: 'KEYGATE_LISTEN', placeholder: 'HOST:PORT', default: '0.0.0.0:8080', parse: hostPort, description: 'the proxy listener' }),
+    opsListen: value({ flag: 'ops-listen', env: 'KEYGATE_OPS_LISTEN', placeholder: 'HOST:PORT', default: '127.0.0.1:9090', parse: hostPort, description: '`GET /healthz`, `GET /readyz`, `GET /metrics`' }),
+    policies: value({ flag: 'policies', env: 'KEYGATE_POLICIES', placeholder: 'PATH', default: './policies', parse: text, description: 'a directory of `*.yaml` policy files (or one file)' }),
+    store: value({
+      flag: 'store', env: 'KEYGATE_STORE', placeholder: 'URL', default: 'sqlite:./data/keygate.db', parse: storeUrl,
+      description: '`sqlite:PATH` or `postgres://USER@HOST:PORT/DB[?schema=NAME&application_name=NAME]`; made when missing (a SQLite file only in a directory that exists)',
+    }),
+    publicUrl: value({
+      flag: 'public-url', env: 'KEYGATE_PUBLIC_URL', placeholder: 'URL', defaultText: 'http:// + the listen address', parse: baseUrl,
+      description: 'used by the Connect flow: the origin browsers reach Keygate at, under which link URLs are built',
+    }),
+    connectLinkTtlMs: value({
+      flag: 'connect-link-ttl', env: 'KEYGATE_CONNECT_LINK_TTL', placeholder: 'DURATION', default: '30m', parse: duration({ max: { ms: 86_400_000, text: '24h' } }),
+      description: 'used by the Connect flow: how long a Connect link lives, at most `24h`',
+    }),
+    upstreamTimeoutMs: value({ flag: 'upstream-timeout', env: 'KEYGATE_UPSTREAM_TIMEOUT', placeholder: MS, default: '10000', parse: milliseconds, description: "time from dispatch to the backend's response headers; past it → 504" }),
+    upstreamBodyTimeoutMs: value({
+      flag: 'upstream-body-timeout', env: 'KEYGATE_UPSTREAM_BODY_TIMEOUT', placeholder: MS, default: '30000', parse: milliseconds,
+      description: 'longest silence inside a response body; past it a checked answer → 504, a streamed one is cut off (the client sees the connection end)',
+    }),
+    maxBodyBytes: value({ flag: 'max-body', env: 'KEYGATE_MAX_BODY', placeholder: 'BYTES', default: '1048576', parse: wholeNumber('bytes'), description: 'the largest body Keygate reads (bodies of every key that is not full access); more → 413' }),
+    keyCacheTtlMs: value({
+      flag: 'key-cache-ttl', env: 'KEYGATE_KEY_CACHE_TTL', placeholder: MS, default: '2000', parse: wholeNumber('milliseconds', { max: 5000 }),
+      description: 'how long a found key is trusted without asking the store; at most 5000 (the revocation bound)',
+    }),
+    drainTimeoutMs: value({ flag: 'drain-timeout', env: 'KEYGATE_DRAIN_TIMEOUT', placeholder: MS, default: '10000', parse: milliseconds, description: 'how long SIGTERM waits for in-flight requests' }),
+    watchPolicies: value({ flag: 'watch-policies', env: 'KEYGATE_WATCH_POLICIES', placeholder: 'true|false', default: 'true', parse: boolean, description: 'reload policies when their files change (SIGHUP always reloads)' }),
+    workers: value({ flag: 'workers', env: 'KEYGATE_WORKERS', placeholder: 'N', default: '1', parse: wholeNumber('processes', { max: 64 }), description: 'worker processes sharing the proxy listener (node:cluster), supervised by a primary that serves the ops listener (see Workers below), at most 64' }),
+    trustProxyRanges: list({
+      flag: 'trust-proxy', env: 'KEYGATE_TRUST_PROXY', placeholder: 'CIDR', parse: cidrList,
+      description: 'the proxies in front of Keygate (an ingress): IPv4/IPv6 addresses or ranges, repeatable or comma-separated. A request from one keeps its `X-Forwarded-*`, `Forwarded`, client-address headers and `X-Request-Id`; from anywhere else they are replaced (see [Security](#security), class 10)',
+    }),
+    upstreamConnections: value({
+      flag: 'upstream-connections', env: 'KEYGATE_UPSTREAM_CONNECTIONS', placeholder: 'N', default: '128', parse: wholeNumber('connections', { min: MIN_CONNECTIONS }),
+      description: `the backend pool; requests in flight to the backend never exceed it (at least ${MIN_CONNECTIONS})`,
+    }),
+    upstreamShares: value({
+      flag: 'upstream-share', env: 'KEYGATE_UPSTREAM_SHARE', placeholder: 'TYPE=R:M,…', defaultText: 'see Flow control', parse: shareList,
+      description: 'per key type (and `lookup`): `R` connections reserved for it, at most `M` in all; the types named replace their defaults (see [Flow control](#flow-control)), e.g. `scoped=8:96,connect=4:16`',
+    }),
+    upstreamQueue: value({ flag: 'upstream-queue', env: 'KEYGATE_UPSTREAM_QUEUE', placeholder: 'N', default: '1024', parse: wholeNumber('requests'), description: 'requests of one key type that wait for a backend connection; more → 503 `UPSTREAM_SATURATED` at once' }),
+    upstreamQueueTimeoutMs: value({ flag: 'upstream-queue-timeout', env: 'KEYGATE_UPSTREAM_QUEUE_TIMEOUT', placeholder: MS, default: '1000', parse: milliseconds, description: 'the longest wait for a backend connection → 503 `UPSTREAM_SATURATED`; `--upstream-timeout` counts from dispatch' }),
+    bodyTimeoutMs: value({
+      flag: 'body-timeout', env: 'KEYGATE_BODY_TIMEOUT', placeholder: MS, default: '5000', parse: wholeNumber('milliseconds', { max: REQUEST_TIMEOUT_MS }),
+      description: `total time, from the request's headers, for a body Keygate reads before forwarding; past it → 408 \`BODY_TIMEOUT\` and the connection closes (at most ${REQUEST_TIMEOUT_MS})`,
+    }),
+    firstByteTimeoutMs: value({ flag: 'first-byte-timeout', env: 'KEYGATE_FIRST_BYTE_TIMEOUT', placeholder: MS, default: '5000', parse: milliseconds, description: "a new connection that sends nothing for this long (before its first request's headers are in) is closed" }),
+    headersTimeoutMs: value({
+      flag: 'headers-timeout', env: 'KEYGATE_HEADERS_TIMEOUT', placeholder: MS, default: '10000', parse: wholeNumber('milliseconds', { max: REQUEST_TIMEOUT_MS }),
+      description: `from a request's first byte to the end of its headers; past it → 408 (at most ${REQUEST_TIMEOUT_MS})`,
+    }),
+    maxConnections: value({
+      flag: 'max-connections', env: 'KEYGATE_MAX_CONNECTIONS', placeholder: 'N|auto', default: 'auto', parse: connectionCap,
+      description: 'client connections the proxy listener holds at once; `auto`: the open-file limit less `--upstream-connections` less 128 (for the ops listener, the store and Keygate\'s own files); more are closed at once',
+    }),
+    logLevel: value({
+      flag: 'log-level', env: 'KEYGATE_LOG_LEVEL', placeholder: 'LEVEL', default: 'info', parse: oneOf(LOG_LEVELS),
+      description: `start-up, reload, shutdown and error lines at this level and above: ${LOG_LEVELS.join(', ')} (the access log has its own switch)`,
+    }),
+    accessLog: value({ flag: 'access-log', env: 'KEYGATE_ACCESS_LOG', placeholder: 'true|false', default: 'true', parse: boolean, description: 'one access line per request' }),
+    logBufferBytes: value({
+      flag: 'log-buffer', env: 'KEYGATE_LOG_BUFFER', placeholder: 'BYTES', default: '65536', parse: wholeNumber('bytes', { min: 0, max: 16 * 1024 * 1024 }),
+      description: 'bytes of log output buffered before a write (flushed at least every 250 ms); `0` writes each line at once',
+    }),
+  },
+});
+
+const serve = SERVE.options;
+
+export const DEMO = command({
+  name: 'demo',
+  summary: 'demo backend, four fresh keys and the sidecar, with curl lines to try',
+  args: '',
+  positionals: { min: 0, max: 0 },
+  about: [
+    'Starts the demo device backend, then the sidecar in front of it, then mints four keys (server, connect, and scoped keys for alice and bob) into a key store of its own, new on every run and removed when the demo stops.',
+    'The demo reads no environment variables: a deployment\'s KEYGATE_* settings do not change it.',
+  ],
+  options: {
+    listen: { ...serve.listen, env: undefined, default: '127.0.0.1:8080' },
+    opsListen: { ...serve.opsListen, env: undefined, default: '127.0.0.1:9090' },
+    backendPort: value({ flag: 'backend-port', placeholder: 'PORT', default: '0', parse: wholeNumber('port', { min: 0, max: 65535 }), description: 'the demo backend\'s port on 127.0.0.1; 0 takes any free port' }),
+    policies: { ...serve.policies, env: undefined },
+    logLevel: { ...serve.logLevel, env: undefined },
+    accessLog: { ...serve.accessLog, env: undefined },
+  },
+});
+
+const storeMustExist = { ...serve.store, description: 'the key store; it must exist (`serve` or `keys create` makes it)' };
+
+export const KEYS_CREATE = command({
+  name: 'keys create',
+  summary: 'create a key and print its secret once',
+  args: '',
+  positionals: { min: 0, max: 0 },
+  about: ['Creates a key and prints its secret once; the store keeps only its SHA-256 hash.'],
+  options: {
+    type: value({ flag: 'type', placeholder: 'TYPE', required: true, parse: keyType, description: 'the key type: `server`, `connect`, `scoped`, `operator` or `access-token`' }),
+    referenceId: value({ flag: 'reference-id', placeholder: 'ID', parse: referenceId, description: 'the end user a scoped key belongs to (required for scoped keys)' }),
+    name: value({ flag: 'name', placeholder: 'NAME', parse: text, description: 'a label for people (keys list shows it)' }),
+    roles: list({ flag: 'role', placeholder: 'ROLE', parse: text, description: 'a role the key carries, repeatable (operator keys and access tokens)' }),
+    conditions: list({ flag: 'condition', placeholder: 'ATTR:VALUE', parse: condition, description: 'a condition, repeatable; values of one attribute are any-of (operator keys and access tokens)' }),
+    expiresInMs: value({ flag: 'expires-in', placeholder: 'DURATION', parse: duration(), description: 'the key stops working after this long: `30s`, `15m`, `12h`, `30d`' }),
+    store: { ...serve.store, description: 'the key store; made when missing (a SQLite file only in a directory that exists)' },
+    json: toggle({ flag: 'json', description: 'print one JSON object, the secret as `key`, instead of text' }),
+  },
+});
+
+export const KEYS_LIST = command({
+  name: 'keys list',
+  summary: 'list keys, a page at a time, by type or referenceId',
+  args: '',
+  positionals: { min: 0, max: 0 },
+  about: [
+    'Lists keys in the order they were created, never their secrets. When more keys follow than --limit shows, the last line on stderr gives the command for the next page (--after the last id shown).',
+  ],
+  options: {
+    type: value({ flag: 'type', placeholder: 'TYPE', parse: keyType, description: 'only keys of this type' }),
+    referenceId: value({ flag: 'reference-id', placeholder: 'ID', parse: referenceId, description: 'only keys of this end user' }),
+    limit: value({ flag: 'limit', placeholder: 'N', default: '100', parse: limit, description: 'show at most N keys, or `all`' }),
+    after: value({ flag: 'after', placeholder: 'ID', parse: text, description: 'start after the key with this id (the next page)' }),
+    store: storeMustExist,
+    json: toggle({ flag: 'json', description: 'one JSON object per key and line (JSON Lines), streamed' }),
+  },
+});
+
+export const KEYS_REVOKE = command({
+  name: 'keys revoke',
+  summary: 'revoke a key',
+  args: 'ID',
+  positionals: { min: 1, max: 1 },
+  about: ['Revokes the key with this id; running sidecars refuse it within their key cache TTL (--key-cache-ttl, 2 s by default, at most 5 s).'],
+  options: {
+    store: storeMustExist,
+    keyCacheTtlMs: {
+      ...serve.keyCacheTtlMs, default: undefined, defaultText: 'unset',
+      description: "the sidecars' key cache TTL, when known here: the message says within how long they refuse the key (the CLI cannot see a running sidecar's setting)",
+    },
+  },
+});
+
+const policies = { ...serve.policies, description: 'a directory of `*.yaml` policy files (or one file); PATH may be given instead' };
+
+export const POLICY_CHECK = command({
+  name: 'policy check',
+  summary: 'validate policies (exit 1 with file:line:col errors)',
+  args: '[PATH]',
+  positionals: { min: 0, max: 1 },
+  about: ['Loads the policies as serve would and prints what they hold, or every error with its file:line:col.'],
+  options: { policies },
+});
+
+export const POLICY_TEST = command({
+  name: 'policy test',
+  summary: 'run the policy test files (*.test.yaml)',
+  args: '[PATH]',
+  positionals: { min: 0, max: 1 },
+  about: ['Runs every *.test.yaml beside the policies (or the one test file PATH names). Exit 3: a policy or test file is invalid; exit 4: a test failed.'],
+  options: { policies, verbose: toggle({ flag: 'verbose', description: 'print passing cases too, with the rule that decided each' }) },
+});
+
+export const POLICY_EXPLAIN = command({
+  name: 'policy explain',
+  summary: 'show which route and rule decide a request',
+  args: 'METHOD PATH',
+  positionals: { min: 2, max: 2 },
+  about: ['Explains how the policies decide METHOD PATH for a key of the given type.'],
+  options: {
+    policies: { ...serve.policies },
+    keyType: value({ flag: 'key-type', placeholder: 'TYPE', default: 'server', parse: keyType, description: 'the key type asking' }),
+    referenceId: value({ flag: 'reference-id', placeholder: 'ID', parse: referenceId, description: "the key's referenceId (scoped keys)" }),
+    roles: list({ flag: 'role', placeholder: 'ROLE', parse: text, description: 'a role the key carries, repeatable' }),
+    conditions: list({ flag: 'condition', placeholder: 'ATTR:VALUE', parse: condition, description: 'a condition the key carries, repeatable' }),
+  },
+});
+
+export const COMMANDS: readonly CommandSpec[] = [SERVE, DEMO, KEYS_CREATE, KEYS_LIST, KEYS_REVOKE, POLICY_CHECK, POLICY_TEST, POLICY_EXPLAIN];
