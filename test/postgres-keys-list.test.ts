@@ -31,8 +31,8 @@ afterAll(async () => {
 });
 
 describe('keys list on PostgreSQL', () => {
-  it('streams 1,000,000 keys as JSON Lines within a 32 MB heap', async () => {
-    const r = await streamed(['keys', 'list', '--store', `${PG_BASE}?schema=${BIG}`, '--json', '--limit', 'all'], 32);
+  it('streams 1,000,000 keys as JSON Lines within a 64 MB heap', async () => {
+    const r = await streamed(['keys', 'list', '--store', `${PG_BASE}?schema=${BIG}`, '--json', '--limit', 'all'], 64);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.lines).toBe(N);
