@@ -5,7 +5,7 @@ import { renderError } from '../errors/render.ts';
 import type { KeyCache } from '../keys/key-cache.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { AccessLog } from '../observability/access-log.ts';
-import { DECISIONS, type DecisionIndex, type Metrics } from '../observability/metrics.ts';
+import { decisionOf, DECISIONS, type Metrics } from '../observability/metrics.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
 import { Admission, classOf, isPublicClass, type AdmissionWaiter, type QueueEntry } from '../pipeline/admission.ts';
 import type { AttributeSource } from '../pipeline/attributes.ts';
@@ -36,14 +36,6 @@ export interface ProxyDeps {
   readonly listener: { readonly draining: boolean };
   /** `--trust-proxy`: null when no hop is trusted. */
   readonly trustedHops?: TrustedHops | null;
-}
-
-function decisionOf(status: number, err: KeygateError | undefined): DecisionIndex {
-  if (err === undefined) return 0; // allow
-  if (status === 401) return 1; // unauthenticated
-  if (status === 403) return 2; // forbidden
-  if (status < 500) return 3; // invalid
-  return 4; // error
 }
 
 /** The route template for metrics and logs, also for refused requests (error path only). */
@@ -325,7 +317,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     this.#releaseSlot();
     if (this.#bodyBytes !== 0) this.#deps.admission.releaseBody(classOf(this.#principal!.type), this.#bodyBytes);
     const seconds = (performance.now() - this.#started) / 1000;
-    const decision = decisionOf(status, failure);
+    const decision = decisionOf(status, failure !== undefined);
     const deps = this.#deps;
     deps.metrics.requestFinished(decision, this.#principal?.type ?? 'none', this.#route, status, seconds);
     deps.access.write({

@@ -86,7 +86,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   store.onFileChange?.((change) => logger[change.kind === 'reopened' ? 'warn' : 'error']({ store: store.kind, change: change.kind }, change.message));
   const upstream = createUpstream(config.upstream, config.upstreamOptions);
   const admission = new Admission(config.admission);
-  const attributes = new BackendAttributes(upstream.compose(admitLookups(admission)));
+  const attributes = new BackendAttributes(upstream.compose(admitLookups(admission)), metrics.lookupObserver());
   metrics.watch({
     droppedLogLines: () => loggers.droppedLines(),
     cacheSizes: () => ({ key_positive: keys.sizes.positive, key_negative: keys.sizes.negative, attributes: attributes.size }),
