@@ -13,7 +13,7 @@ import { authenticate, KEY_HEADER } from '../pipeline/authenticate.ts';
 import { decide, isKnownMethod } from '../pipeline/authorize.ts';
 import { canonicalize, type Target } from '../pipeline/canonical-path.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
-import { bufferedDispatch, streamForward, type BufferedResponse, type BufferSink, type StreamSink, type UpstreamRequest } from '../pipeline/forward.ts';
+import { bufferedDispatch, CLIENT_CLOSED, streamForward, type BufferedResponse, type BufferSink, type StreamSink, type UpstreamRequest } from '../pipeline/forward.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
 import { plan, type Plan } from '../pipeline/plan.ts';
 import type { CheckedResponse } from '../pipeline/response-checks.ts';
@@ -93,6 +93,8 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   #request: UpstreamRequest | null = null;
   /** List items dropped from the answer (access line). */
   #dropped = 0;
+  /** The backend failure that cut a streamed answer after its status line (access line). */
+  #cut: KeygateError | null = null;
 
   constructor(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse) {
     this.#deps = deps;
@@ -226,7 +228,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   #dispatch(): void {
     try {
       if (this.#plan!.check === null) streamForward(this.#deps.upstream, this.#request!, this.#res, this.#requestId, this);
-      else bufferedDispatch(this.#deps.upstream, this.#request!, this);
+      else bufferedDispatch(this.#deps.upstream, this.#request!, this, this.#res);
     } catch (err) {
       this.#fail(err);
     }
@@ -243,6 +245,13 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   // StreamSink
   streamed(status: number): void {
     this.#releaseSlot();
+    this.#finish(status, undefined);
+  }
+
+  streamCut(status: number, err: KeygateError): void {
+    this.#releaseSlot();
+    this.#deps.metrics.upstreamErrors.labels(err.code).inc();
+    this.#cut = err;
     this.#finish(status, undefined);
   }
 
@@ -285,7 +294,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     if (this.#finished || this.#failing) return;
     this.#failing = true;
     const failure = toKeygateError(err);
-    if (failure.status >= 502) this.#deps.metrics.upstreamErrors.labels(failure.code).inc();
+    if (failure.status >= 502 && failure !== CLIENT_CLOSED) this.#deps.metrics.upstreamErrors.labels(failure.code).inc();
     if (failure.code === 'BODY_TIMEOUT') {
       // The rest of the body is not coming: answer now and close, rather than wait to discard it.
       this.#res.shouldKeepAlive = false;
@@ -329,8 +338,8 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       keyType: this.#principal?.type,
       decision: DECISIONS[decision],
       status,
-      code: failure?.code,
-      detail: failure?.detail,
+      code: failure?.code ?? this.#cut?.code,
+      detail: failure?.detail ?? (this.#cut === null ? undefined : `cut after the status line: ${this.#cut.detail}`),
       dropped: this.#dropped === 0 ? undefined : this.#dropped,
       latencyMs: Math.round(seconds * 100_000) / 100,
     });
