@@ -360,6 +360,8 @@ describe("the backend's other answers", () => {
     const r = await send(kg.url, 'GET', '/v1/devices', { headers: { 'texture-api-key': kg.keys.alice } });
     expect(r.status).toBe(status);
     expect(r.json.error.code).toBe('UPSTREAM_ERROR');
+    // The body says the status sent, not the catalogue's (the memoised body prefix is only for catalogue statuses).
+    expect(r.json.error.status).toBe(status);
     expect(r.text).not.toContain('bob');
     expect(kg.access().at(-1)).toMatchObject({ status, code: 'UPSTREAM_ERROR' });
     await kg.settled();
