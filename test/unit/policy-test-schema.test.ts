@@ -28,8 +28,8 @@ describe('the JSON Schema of policy test files (for editors)', () => {
     await expect(JSON.stringify(testFileSchema(), null, 2) + '\n').toMatchFileSnapshot(SCHEMA_FILE);
   });
 
-  it('the shipped test files exist', () => {
-    expect(testFiles.map((f) => f.slice(POLICIES.length + 1)).sort()).toEqual(['examples/evrythng.test.yaml', 'texture.test.yaml']);
+  it('the shipped test files are all found', () => {
+    expect(testFiles.map((f) => f.slice(POLICIES.length + 1))).toEqual(expect.arrayContaining(['examples/evrythng.test.yaml', 'texture.test.yaml']));
   });
 
   it.each(testFiles)('accepts %s, which names it on its first line', (file) => {
