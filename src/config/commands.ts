@@ -58,6 +58,10 @@ export const SERVE = command({
       flag: 'connect-link-ttl', env: 'KEYGATE_CONNECT_LINK_TTL', placeholder: 'DURATION', default: '30m', parse: duration({ max: { ms: 86_400_000, text: '24h' } }),
       description: 'used by the Connect flow: how long a Connect link lives, at most `24h`',
     }),
+    revokeExposedKeys: value({
+      flag: 'revoke-exposed-keys', env: 'KEYGATE_REVOKE_EXPOSED_KEYS', placeholder: 'true|false', default: 'false', parse: boolean,
+      description: 'revoke at once a server, operator or access-token key that is sent from a browser (it is refused with 403 `KEY_EXPOSED` either way; see [Browsers](#browsers-cors))',
+    }),
     upstreamTimeoutMs: value({ flag: 'upstream-timeout', env: 'KEYGATE_UPSTREAM_TIMEOUT', placeholder: MS, default: '10000', parse: milliseconds, description: "time from dispatch to the backend's response headers; past it → 504" }),
     upstreamBodyTimeoutMs: value({
       flag: 'upstream-body-timeout', env: 'KEYGATE_UPSTREAM_BODY_TIMEOUT', placeholder: MS, default: '30000', parse: milliseconds,

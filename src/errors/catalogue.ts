@@ -23,6 +23,14 @@ export const ERRORS = {
   ROUTE_NOT_ALLOWED: { status: 403, message: 'This key may not use this route' },
   ACTION_NOT_ALLOWED: { status: 403, message: 'This key may not perform this action' },
   RESOURCE_NOT_ALLOWED: { status: 403, message: 'This key may not access this resource' },
+  // Browsers (CORS) and the Connect flow
+  ORIGIN_NOT_ALLOWED: { status: 403, message: 'This key may not be used from this origin' },
+  KEY_EXPOSED: { status: 403, message: 'This key is secret and may not be used from a browser' },
+  REFERENCE_ID_NOT_ALLOWED: { status: 403, message: 'This key may not choose the referenceId of the keys its links mint' },
+  REDIRECT_NOT_ALLOWED: { status: 400, message: 'The redirectUrl is not registered on this key' },
+  INVALID_CONNECTION_REQUEST: { status: 400, message: 'The Connect link request is not valid' },
+  LINK_GONE: { status: 410, message: 'This Connect link is used, expired or not valid' },
+  LINK_SESSION_MISMATCH: { status: 403, message: 'This Connect link is open in another browser' },
   // 404 is only for Keygate's own endpoints (ops listener)
   NOT_FOUND: { status: 404, message: 'Not found' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'This HTTP method is not supported' },

@@ -20,6 +20,10 @@ import type { CheckedResponse } from '../pipeline/response-checks.ts';
 import type { TrustedHops } from '../pipeline/trusted-hops.ts';
 import { discardBody, mustDiscardBefore, readBody } from '../pipeline/request-body.ts';
 import { nextRequestId } from './request-id.ts';
+import type { PublicRoutes } from '../connect/public-routes.ts';
+import type { BrowserGuard } from '../cors/browser-guard.ts';
+import { answerWithCors } from '../cors/cors-headers.ts';
+import { answerPreflight, isPreflight } from '../cors/preflight.ts';
 
 export interface ProxyDeps {
   readonly policy: PolicyHolder;
@@ -36,6 +40,10 @@ export interface ProxyDeps {
   readonly listener: { readonly draining: boolean };
   /** `--trust-proxy`: null when no hop is trusted. */
   readonly trustedHops?: TrustedHops | null;
+  /** CORS and the secret-key check for requests from browsers; null: no browser handling. */
+  readonly browser?: BrowserGuard | null;
+  /** Keygate's own pages under `/connect/` (hosted Connect pages, the SDK), answered without a key. */
+  readonly publicRoutes?: PublicRoutes | null;
 }
 
 function decisionOf(status: number, err: KeygateError | undefined): DecisionIndex {
@@ -101,6 +109,10 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   #request: UpstreamRequest | null = null;
   /** List items dropped from the answer (access line). */
   #dropped = 0;
+  /** The answer carries CORS headers for the request's Origin. */
+  #cors = false;
+  /** What the access line shows as the path when the real one holds a secret (a link token). */
+  #loggedPath: string | undefined = undefined;
 
   constructor(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse) {
     this.#deps = deps;
@@ -116,12 +128,36 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     if (socket.timeout) socket.setTimeout(0);
     if (this.#deps.listener.draining) this.#res.shouldKeepAlive = false;
     try {
-      const auth = authenticate(this.#req.headers[KEY_HEADER], this.#deps.keys, this.#req.socket);
+      const header = this.#req.headers[KEY_HEADER];
+      // Keygate's own unauthenticated answers (preflights, /connect/ pages): only requests without a key pay for the check.
+      if (header === undefined && this.#answeredWithoutKey()) return;
+      const auth = authenticate(header, this.#deps.keys, this.#req.socket);
       if (auth instanceof Promise) auth.then((p) => this.#authenticated(p), (err: unknown) => this.#fail(err));
       else this.#authenticated(auth);
     } catch (err) {
       this.#fail(err);
     }
+  }
+
+  /** A preflight or a page of Keygate's own: answered here, never forwarded. */
+  #answeredWithoutKey(): boolean {
+    const req = this.#req;
+    const browser = this.#deps.browser;
+    if (browser != null && isPreflight(req)) {
+      this.#route = 'preflight';
+      const refused = answerPreflight(req, this.#res, browser.known, this.#requestId);
+      if (refused === null) this.#finish(204, undefined);
+      else this.#fail(refused);
+      return true;
+    }
+    const pages = this.#deps.publicRoutes;
+    const url = req.url ?? '';
+    if (pages == null || !pages.owns(url)) return false;
+    const route = pages.route(req.method ?? 'GET', url);
+    this.#route = route;
+    this.#loggedPath = route;
+    pages.answer(req, this.#res, route, this.#requestId).then((a) => this.#finish(a.status, a.failure), (err: unknown) => this.#fail(err));
+    return true;
   }
 
   #authenticated(principal: Principal | KeygateError): void {
@@ -130,6 +166,19 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       return;
     }
     this.#principal = principal;
+    const browser = this.#deps.browser;
+    if (browser != null) {
+      const origin = this.#req.headers.origin;
+      const refused = browser.check(principal, this.#req.headers, origin);
+      if (refused !== null) {
+        this.#fail(refused);
+        return;
+      }
+      if (origin !== undefined) {
+        answerWithCors(this.#res, origin);
+        this.#cors = true;
+      }
+    }
     try {
       const req = this.#req;
       const target = canonicalize(req.url ?? '');
@@ -311,12 +360,21 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
 
   #refuse(failure: KeygateError): void {
     try {
+      if (!this.#cors) this.#corsOnRefusal();
       renderError(this.#res, failure, this.#requestId);
     } catch (renderFailure) {
       // A response that cannot even carry an error (socket gone, headers half-written): cut it.
       this.#res.destroy(renderFailure as Error);
     }
     this.#finish(failure.status, failure);
+  }
+
+  /** A refusal an app may read (so it can show why), when its origin is one Keygate serves browsers at. */
+  #corsOnRefusal(): void {
+    const origin = this.#req.headers.origin;
+    if (origin === undefined || this.#route === 'preflight' || this.#deps.browser?.refusalReadable(origin, this.#principal) !== true) return;
+    answerWithCors(this.#res, origin);
+    this.#cors = true;
   }
 
   #finish(status: number, failure: KeygateError | undefined): void {
@@ -331,7 +389,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     deps.access.write({
       requestId: this.#requestId,
       method: this.#req.method,
-      path: pathOf(this.#req.url),
+      path: this.#loggedPath ?? pathOf(this.#req.url),
       route: this.#route,
       keyId: this.#principal?.id,
       keyType: this.#principal?.type,

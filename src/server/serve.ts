@@ -19,6 +19,12 @@ import { ListenerConnections, listenerOptions } from './connections.ts';
 import { MIN_PROXY_CONNECTIONS, openFileLimit, proxyConnectionCap } from './fd-limit.ts';
 import { createOpsRouter, localOps, type OpsSources } from './ops-handler.ts';
 import { createProxyHandler } from './proxy-handler.ts';
+import { ConnectPages } from '../connect/connect-pages.ts';
+import { BrowserGuard } from '../cors/browser-guard.ts';
+import { exposureReport } from '../cors/exposure.ts';
+import { KnownOrigins } from '../cors/known-origins.ts';
+import { connectKeyOrigins } from '../cors/origin-source.ts';
+import { hashKey } from '../keys/key-format.ts';
 
 /** `Ops` is null in a cluster worker: the primary serves the ops listener for the group. */
 export interface RunningKeygate<Ops extends AddressInfo | null = AddressInfo> {
@@ -67,6 +73,9 @@ function maxConnectionsFor(config: ServeConfig, logger: Loggers['logger']): numb
   return room;
 }
 
+/** How often the origins preflights are answered for are read again from the store (a new connect key's origins wait at most this long). */
+export const ORIGINS_REFRESH_MS = 5_000;
+
 export interface StartOptions {
   /** false in a cluster worker (see RunningKeygate). */
   readonly opsListener: false;
@@ -92,12 +101,25 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
     cacheSizes: () => ({ key_positive: keys.sizes.positive, key_negative: keys.sizes.negative, attributes: attributes.size }),
   });
 
+  const knownOrigins = new KnownOrigins(() => connectKeyOrigins(store), (err) => logger.error({ err: String(err) }, 'could not read the connect keys\' allowed origins (preflights keep the last set)'));
+  await knownOrigins.start(ORIGINS_REFRESH_MS);
+  const browser = new BrowserGuard(knownOrigins, exposureReport({
+    logger,
+    registry: metrics.registry,
+    revoke: !config.revokeExposedKeys ? null : async (principal, keyHeader) => {
+      await store.revoke(principal.id);
+      keys.evict(hashKey(keyHeader));
+    },
+  }));
+  const publicRoutes = new ConnectPages(null);
+
   const proxyServer = createServer(listenerOptions(config.deadlines));
   const connections = new ListenerConnections(proxyServer, config.deadlines.firstByteMs);
   if (maxConnections !== null) proxyServer.maxConnections = maxConnections;
   proxyServer.on('request', createProxyHandler({
     policy, keys, upstream, attributes, access: loggers.access, metrics, admission, listener: connections,
     maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs, trustedHops: trustedHops(config.trustProxy),
+    browser, publicRoutes,
   }));
   const local = localOps({ policy, store, metrics, isDraining: () => connections.draining });
   const opsServer = createServer(listenerOptions(config.deadlines), createOpsRouter(local));
@@ -123,6 +145,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
     reload,
     async shutdown() {
       watcher?.close();
+      knownOrigins.close();
       reloader.close();
       const started = performance.now();
       const drained = connections.drain().then(() => 'drained' as const);
