@@ -8,6 +8,7 @@ import { PolicyLoadError, type PolicyIssue } from './policy-error.ts';
 import { parseRouteTemplate, type RouteTemplate } from './route-template.ts';
 import { parseSource, type SourceFile } from './source.ts';
 import { YamlWalker } from './yaml-walker.ts';
+import { DEFAULT_CONNECT, type ConnectSettings } from './connect-section.ts';
 
 const KEY_FIELDS = new Set(['id', 'referenceId', 'type', 'name']);
 const ID_SOURCE = /^(path|query|body|response)\.([A-Za-z_][A-Za-z0-9_]*)$/;
@@ -43,6 +44,13 @@ function defaultEnforcement(action: string, template: RouteTemplate): RouteDraft
   if (action === 'list' && !template.params.includes('id')) return { kind: 'filter' };
   if (template.params.includes('id')) return { kind: 'lookup', resource: null, id: 'path.id', node: null as unknown as YamlNode };
   return { kind: 'none' };
+}
+
+/** At most one file may say how the Connect flow finds devices. */
+function connectSettings(drafts: readonly FileDrafts[]): ConnectSettings {
+  const found = drafts.flatMap((d) => (d.connect === null ? [] : [d.connect]));
+  for (const extra of found.slice(1)) extra.w.fail(extra.node, 'connect: is given in more than one policy file');
+  return found[0]?.settings ?? DEFAULT_CONNECT;
 }
 
 class Compiler {
@@ -279,6 +287,7 @@ export function compilePolicy(texts: readonly PolicyText[], displayRoot?: string
   const compiler = new Compiler();
   compiler.run(drafts);
   issues.push(...compiler.issues);
+  const connect = connectSettings(drafts);
   if (texts.length === 0) issues.push({ file: displayRoot ?? '.', line: 1, col: 1, message: 'no policy files (*.yaml) found' });
   if (issues.length > 0) throw new PolicyLoadError(issues.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col));
   return {
@@ -286,6 +295,7 @@ export function compilePolicy(texts: readonly PolicyText[], displayRoot?: string
     resources: compiler.resources,
     roles: compiler.roles,
     keyTypes: compiler.keyTypes,
+    connect,
     files: texts.map((t) => t.file),
     version: hash.digest('hex').slice(0, 12),
     loadedAt: new Date().toISOString(),

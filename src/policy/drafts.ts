@@ -2,6 +2,7 @@ import { isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { isKeyType, type KeyType } from '../keys/key-record.ts';
 import type { Position } from './source.ts';
 import { scalarValue, YamlWalker } from './yaml-walker.ts';
+import { connectDraft, type ConnectDraft } from './connect-section.ts';
 
 /**
  * First pass: each file's YAML AST to plain drafts that keep their positions. Shape
@@ -45,6 +46,8 @@ export interface FileDrafts {
   /** The file's walker, and its `keyTypes:` key when it has one (where completeness is reported). */
   w: YamlWalker;
   keyTypesNode: YamlNode | null;
+  /** The file's `connect:` section (see connect-section.ts). */
+  connect: ConnectDraft | null;
 }
 
 const NAME = /^[a-z][a-zA-Z0-9_-]*$/;
@@ -159,7 +162,7 @@ function roleDraft(w: YamlWalker, name: string, keyNode: YamlNode, node: YamlNod
 }
 
 export function readDrafts(w: YamlWalker): FileDrafts {
-  const out: FileDrafts = { resources: [], roles: [], keyTypes: [], w, keyTypesNode: null };
+  const out: FileDrafts = { resources: [], roles: [], keyTypes: [], w, keyTypesNode: null, connect: null };
   const contents = w.src.doc.contents as YamlNode | null;
   // An empty file is almost always a truncated one (a half-written ConfigMap, an editor
   // crash); loading it as "no rules" would silently drop routes, so refuse it.
@@ -167,8 +170,10 @@ export function readDrafts(w: YamlWalker): FileDrafts {
     w.fail(null, 'policy file is empty (a policy file holds at least `version: 1`)');
     return out;
   }
-  for (const top of w.entries(contents, 'policy file', ['version', 'resources', 'roles', 'keyTypes'])) {
-    if (top.key === 'version') {
+  for (const top of w.entries(contents, 'policy file', ['version', 'resources', 'roles', 'keyTypes', 'connect'])) {
+    if (top.key === 'connect') {
+      out.connect = connectDraft(w, top.value, top.keyNode);
+    } else if (top.key === 'version') {
       if (scalarValue(top.value) !== 1) w.fail(top.value ?? top.keyNode, 'version must be 1');
     } else if (top.key === 'resources') {
       for (const r of w.entries(top.value, 'resources')) out.resources.push(resourceDraft(w, r.key, r.keyNode, r.value));

@@ -2,6 +2,7 @@ import type { KeyType } from '../keys/key-record.ts';
 import type { RouteMatcher } from './matcher.ts';
 import type { Position } from './source.ts';
 import type { RouteTemplate } from './route-template.ts';
+import type { ConnectSettings } from './connect-section.ts';
 
 /** Where the id of the resource a condition is checked against comes from. */
 export interface IdSource {
@@ -72,6 +73,8 @@ export interface CompiledPolicy {
   readonly resources: ReadonlyMap<string, CompiledResource>;
   readonly roles: ReadonlyMap<string, CompiledRole>;
   readonly keyTypes: ReadonlyMap<KeyType, readonly string[]>;
+  /** How the Connect flow's hosted page finds the user's devices (the `connect:` section). */
+  readonly connect: ConnectSettings;
   readonly files: readonly string[];
   /** Content hash of the files: shown in /readyz and logged on reload. */
   readonly version: string;
