@@ -1,0 +1,223 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { KeygateError, sharedRefusal } from '../errors/keygate-error.ts';
+import { readBody } from '../pipeline/request-body.ts';
+import { deviceStepUrl } from '../policy/connect-section.ts';
+import type { PolicyHolder } from '../policy/policy-holder.ts';
+import { scopedAbilities } from './abilities.ts';
+import { devicesOf } from './backend-devices.ts';
+import { sendPage } from './connect-pages.ts';
+import type { LinkPages } from './link-pages.ts';
+import { csrfToken, newSecret, sameSecret, sessionCookie, sessionFromCookies, sha256 } from './link-session.ts';
+import type { LinkRecord, LinkStore } from './link-store.ts';
+import type { RenderedPage } from './pages/layout.ts';
+import { consentPage, gonePage, handBackPage, noDevicesPage, otherBrowserPage, type GoneReason } from './pages/views.ts';
+import type { PublicAnswer } from './public-routes.ts';
+import { parseRedirect, redirectWith, type RedirectTarget } from './redirect-url.ts';
+
+export interface LinkFlowDeps {
+  readonly links: LinkStore;
+  readonly policy: PolicyHolder;
+  /** The backend, for the devices of a referenceId (server to server). */
+  readonly upstream: Dispatcher;
+  /** `--public-url`, without a trailing slash. */
+  readonly publicUrl: string;
+  /** Mints the link's one scoped key (through the key service); the plaintext goes to the browser only. */
+  readonly mint: (link: LinkRecord) => Promise<{ id: string; key: string }>;
+  readonly logger: Logger;
+}
+
+const FORM_MAX_BYTES = 4096;
+const FORM_TIMEOUT_MS = 5_000;
+
+const GONE_CODES: Record<GoneReason, KeygateError> = {
+  used: sharedRefusal('LINK_GONE', 'link already used'),
+  expired: sharedRefusal('LINK_GONE', 'link expired'),
+  unknown: sharedRefusal('LINK_GONE', 'no link with this token'),
+};
+const MISMATCH = sharedRefusal('LINK_SESSION_MISMATCH', 'no or another browser session for this link');
+const BAD_CSRF = sharedRefusal('LINK_SESSION_MISMATCH', 'the form carries no valid CSRF token');
+const BAD_STEP = sharedRefusal('LINK_SESSION_MISMATCH', 'the device step came back with a state that is not the current one');
+const BAD_FORM = sharedRefusal('LINK_SESSION_MISMATCH', 'the form is not one of the page\'s');
+
+function send(res: ServerResponse, page: RenderedPage, requestId: string, failure?: KeygateError): PublicAnswer {
+  sendPage(res, page, requestId);
+  return { status: page.status, failure };
+}
+
+function seeOther(res: ServerResponse, location: string, requestId: string, headers: Record<string, string> = {}): PublicAnswer {
+  res.writeHead(303, { location, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'content-length': 0, 'x-request-id': requestId, ...headers });
+  res.end();
+  return { status: 303 };
+}
+
+/**
+ * The hosted pages of a link: GET shows it, POST is its forms (link devices, allow,
+ * cancel), GET …/return is where the backend's device step sends the browser back.
+ * Nothing here writes a token or a key to a log: the access line shows the route
+ * template, refusals carry codes and fixed details.
+ */
+export class LinkFlow implements LinkPages {
+  readonly #d: LinkFlowDeps;
+  readonly #secure: boolean;
+  readonly #origin: string;
+
+  constructor(deps: LinkFlowDeps) {
+    this.#d = deps;
+    this.#secure = deps.publicUrl.startsWith('https:');
+    this.#origin = new URL(deps.publicUrl).origin;
+  }
+
+  async answer(req: IncomingMessage, res: ServerResponse, token: string, isReturn: boolean, requestId: string): Promise<PublicAnswer> {
+    const method = req.method ?? 'GET';
+    const link = await this.#d.links.findByTokenHash(sha256(token));
+    const gone = this.#goneReason(link);
+    if (gone !== null) return send(res, gonePage(gone), requestId, GONE_CODES[gone]);
+    const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+    if (isReturn) return method === 'GET' ? this.#returned(req, res, link!, token, query, requestId) : this.#notAForm(res, requestId);
+    if (method === 'GET' || method === 'HEAD') return this.#show(req, res, link!, token, query.get('display') === 'popup', requestId);
+    if (method === 'POST') return this.#post(req, res, link!, token, requestId);
+    return this.#notAForm(res, requestId);
+  }
+
+  #goneReason(link: LinkRecord | undefined): GoneReason | null {
+    if (link === undefined) return 'unknown';
+    if (link.usedAt !== null) return 'used';
+    if (Date.parse(link.expiresAt) <= Date.now()) return 'expired';
+    return null;
+  }
+
+  #notAForm(res: ServerResponse, requestId: string): PublicAnswer {
+    return send(res, otherBrowserPage(), requestId, BAD_FORM);
+  }
+
+  /** The session secret of this browser, or null when the link is another browser's. */
+  async #session(req: IncomingMessage, link: LinkRecord, bindIfNew: boolean): Promise<{ secret: string; cookie: string | null } | null> {
+    const presented = sessionFromCookies(req.headers.cookie, link.id);
+    if (link.sessionHash !== null) {
+      return presented !== undefined && sameSecret(sha256(presented), link.sessionHash) ? { secret: presented, cookie: null } : null;
+    }
+    if (!bindIfNew) return null;
+    const secret = newSecret();
+    if (!(await this.#d.links.bindSession(link.id, sha256(secret)))) return null;
+    const maxAge = (Date.parse(link.expiresAt) - Date.now()) / 1000;
+    return { secret, cookie: sessionCookie(link.id, secret, this.#secure, maxAge) };
+  }
+
+  #redirect(link: LinkRecord): RedirectTarget {
+    const target = parseRedirect(link.redirectUrl);
+    if (typeof target === 'string') throw new KeygateError('INTERNAL_ERROR', { detail: `stored redirect of link ${link.id} ${target}` });
+    return target;
+  }
+
+  #action(token: string): string {
+    return `/connect/links/${token}`;
+  }
+
+  #formTargets(link: LinkRecord): string[] {
+    const out = [this.#redirect(link).formTarget];
+    const step = this.#d.policy.current.connect.deviceStep;
+    if (step !== null) out.push(new URL(step.replace(/\{[^{}]*\}/g, 'x')).origin);
+    return out;
+  }
+
+  async #show(req: IncomingMessage, res: ServerResponse, link: LinkRecord, token: string, popup: boolean, requestId: string): Promise<PublicAnswer> {
+    const session = await this.#session(req, link, true);
+    if (session === null) return send(res, otherBrowserPage(), requestId, MISMATCH);
+    const policy = this.#d.policy.current;
+    const offerLinking = policy.connect.deviceStep !== null && link.linkedAt === null;
+    const devices = offerLinking ? null : await devicesOf(this.#d.upstream, policy.connect.devicesPath, link.referenceId, link, requestId);
+    const page = consentPage({
+      clientName: link.clientName,
+      abilities: scopedAbilities(policy),
+      returnTo: this.#redirect(link).display,
+      devices,
+      offerLinking,
+      action: this.#action(token),
+      csrf: csrfToken(session.secret, link.id),
+      popup,
+      formTargets: this.#formTargets(link),
+      ...(session.cookie === null ? {} : { headers: { 'set-cookie': session.cookie } }),
+    });
+    return send(res, page, requestId);
+  }
+
+  async #post(req: IncomingMessage, res: ServerResponse, link: LinkRecord, token: string, requestId: string): Promise<PublicAnswer> {
+    // A form of Keygate's own page is posted from Keygate's origin; anything else is not one (CSRF, with the token below).
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== this.#origin) return send(res, otherBrowserPage(), requestId, BAD_CSRF);
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/x-www-form-urlencoded') return this.#notAForm(res, requestId);
+    const form = new URLSearchParams((await readBody(req, FORM_MAX_BYTES, FORM_TIMEOUT_MS)).toString('utf8'));
+    const session = await this.#session(req, link, false);
+    if (session === null) return send(res, otherBrowserPage(), requestId, MISMATCH);
+    const csrf = form.get('csrf');
+    if (csrf === null || !sameSecret(csrf, csrfToken(session.secret, link.id))) return send(res, otherBrowserPage(), requestId, BAD_CSRF);
+    const popup = form.get('display') === 'popup';
+    const action = form.get('action');
+    if (action === 'link') return this.#startStep(res, link, token, popup, requestId);
+    if (action === 'allow') return this.#allow(res, link, token, session.secret, popup, requestId);
+    if (action === 'deny') return this.#deny(res, link, popup, requestId);
+    return this.#notAForm(res, requestId);
+  }
+
+  async #startStep(res: ServerResponse, link: LinkRecord, token: string, popup: boolean, requestId: string): Promise<PublicAnswer> {
+    const policy = this.#d.policy.current;
+    const template = policy.connect.deviceStep;
+    if (template === null) return this.#notAForm(res, requestId);
+    const state = newSecret();
+    await this.#d.links.startStep(link.id, sha256(state));
+    const returnUrl = `${this.#d.publicUrl}/connect/links/${token}/return${popup ? '?display=popup' : ''}`;
+    const manufacturers = link.manufacturerFilters === null ? '' : [...new Set(Object.values(link.manufacturerFilters).flat())].join(',');
+    return seeOther(res, deviceStepUrl(template, { referenceId: link.referenceId, returnUrl, state, manufacturers }), requestId);
+  }
+
+  async #returned(req: IncomingMessage, res: ServerResponse, link: LinkRecord, token: string, query: URLSearchParams, requestId: string): Promise<PublicAnswer> {
+    const session = await this.#session(req, link, false);
+    if (session === null) return send(res, otherBrowserPage(), requestId, MISMATCH);
+    const state = query.get('state');
+    if (state === null || link.stepHash === null || !(await this.#d.links.finishStep(link.id, sha256(state), new Date().toISOString()))) {
+      return send(res, otherBrowserPage(), requestId, BAD_STEP);
+    }
+    // Post/redirect/get: the page with the devices now linked, at the link's own address.
+    return seeOther(res, this.#action(token) + (query.get('display') === 'popup' ? '?display=popup' : ''), requestId);
+  }
+
+  async #allow(res: ServerResponse, link: LinkRecord, token: string, secret: string, popup: boolean, requestId: string): Promise<PublicAnswer> {
+    const policy = this.#d.policy.current;
+    if (policy.connect.deviceStep !== null && link.linkedAt === null) return this.#notAForm(res, requestId);
+    // Server to server, at the moment of minting: the key is for a user who has devices.
+    const devices = await devicesOf(this.#d.upstream, policy.connect.devicesPath, link.referenceId, link, requestId);
+    if (devices.length === 0) {
+      if (policy.connect.deviceStep === null) return this.#notAForm(res, requestId);
+      return send(res, noDevicesPage({ action: this.#action(token), csrf: csrfToken(secret, link.id), popup, formTargets: this.#formTargets(link) }), requestId);
+    }
+    if (!(await this.#d.links.claim(link.id, new Date().toISOString(), 'key'))) return send(res, gonePage('used'), requestId, GONE_CODES.used);
+    const minted = await this.#d.mint(link);
+    await this.#d.links.recordKey(link.id, minted.id);
+    this.#d.logger.info({ linkId: link.id, keyId: minted.id, referenceId: link.referenceId, createdBy: link.createdBy }, 'Connect link finished: scoped key minted');
+    return this.#deliver(res, link, { texture_scoped_key: minted.key }, popup, requestId);
+  }
+
+  async #deny(res: ServerResponse, link: LinkRecord, popup: boolean, requestId: string): Promise<PublicAnswer> {
+    if (!(await this.#d.links.claim(link.id, new Date().toISOString(), 'denied'))) return send(res, gonePage('used'), requestId, GONE_CODES.used);
+    return this.#deliver(res, link, { error: 'access_denied' }, popup, requestId);
+  }
+
+  /** To the registered redirect: by 303 with the outcome in its query, or, in the SDK's popup, by postMessage to its exact origin. */
+  #deliver(res: ServerResponse, link: LinkRecord, outcome: { texture_scoped_key?: string; error?: string }, popup: boolean, requestId: string): PublicAnswer {
+    const target = this.#redirect(link);
+    const location = redirectWith(target, { texture_scoped_key: outcome.texture_scoped_key ?? null, error: outcome.error ?? null, state: link.state });
+    if (popup && target.origin !== null) {
+      return send(res, handBackPage({
+        targetOrigin: target.origin,
+        ...(outcome.texture_scoped_key === undefined ? {} : { scopedKey: outcome.texture_scoped_key }),
+        ...(outcome.error === undefined ? {} : { error: outcome.error }),
+        state: link.state,
+        fallbackUrl: location,
+      }), requestId);
+    }
+    return seeOther(res, location, requestId);
+  }
+}
