@@ -62,7 +62,7 @@ export function consentPage(view: ConsentView): RenderedPage {
   const content = html`<h1>${who} wants to use your devices</h1>
 ${can}
 ${devices}
-<p class="muted">You will return to ${view.returnTo}. You can stop this app's access at any time by asking it, or the service that runs it.</p>
+<p class="muted">You will return to ${view.returnTo}.</p>
 <form method="post" action="${view.action}">${hidden(view)}<div class="actions">${actions}</div></form>`;
   return renderPage({ title: `${who} wants to use your devices`, content, formTargets: view.formTargets, ...(view.headers === undefined ? {} : { headers: view.headers }) });
 }
