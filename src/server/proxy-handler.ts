@@ -155,7 +155,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     if (pages == null || !pages.owns(url)) return false;
     const route = pages.route(req.method ?? 'GET', url);
     this.#route = route;
-    this.#loggedPath = route;
+    this.#loggedPath = route.slice(route.indexOf(' ') + 1);
     pages.answer(req, this.#res, route, this.#requestId).then((a) => this.#finish(a.status, a.failure), (err: unknown) => this.#fail(err));
     return true;
   }
