@@ -94,13 +94,19 @@ if (params.has('texture_scoped_key')) {
 `;
 }
 
+/** What the app's page is built from; set once Keygate runs and the connect key exists (they need the app's origin first). */
+export interface DemoAppConfig {
+  keygate: string;
+  connectKey: string;
+}
+
 /** Serves the demo app on 127.0.0.1, reached as `http://localhost:PORT` (another site than Keygate's 127.0.0.1). */
-export async function startDemoApp(options: { keygate: string; connectKey: string; port?: number }): Promise<DemoApp> {
-  const html = indexHtml(options.keygate);
-  const js = appJs(options.keygate, options.connectKey);
+export async function startDemoApp(config: DemoAppConfig, port = 0): Promise<DemoApp> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    const [type, body] = path === '/app.js' ? ['text/javascript', js] : path === '/app.css' ? ['text/css', CSS] : path === '/' ? ['text/html', html] : [null, null];
+    const [type, body] = path === '/app.js' ? ['text/javascript', appJs(config.keygate, config.connectKey)]
+      : path === '/app.css' ? ['text/css', CSS]
+      : path === '/' ? ['text/html', indexHtml(config.keygate)] : [null, null];
     if (type === null) {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found');
@@ -111,10 +117,9 @@ export async function startDemoApp(options: { keygate: string; connectKey: strin
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+    server.listen(port, '127.0.0.1', () => resolve());
   });
-  const port = (server.address() as AddressInfo).port;
-  const origin = `http://localhost:${port}`;
+  const origin = `http://localhost:${(server.address() as AddressInfo).port}`;
   return {
     server,
     url: `${origin}/`,
