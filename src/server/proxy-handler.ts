@@ -20,6 +20,7 @@ import type { CheckedResponse } from '../pipeline/response-checks.ts';
 import type { TrustedHops } from '../pipeline/trusted-hops.ts';
 import { discardBody, mustDiscardBefore, readBody } from '../pipeline/request-body.ts';
 import { nextRequestId } from './request-id.ts';
+import { dispatchServed, writeServedAnswer, type ServedCall, type ServedRegistry } from './served-dispatch.ts';
 
 export interface ProxyDeps {
   readonly policy: PolicyHolder;
@@ -36,7 +37,11 @@ export interface ProxyDeps {
   readonly listener: { readonly draining: boolean };
   /** `--trust-proxy`: null when no hop is trusted. */
   readonly trustedHops?: TrustedHops | null;
+  /** The handlers of routes Keygate serves itself (`serve:` in the policy); see served-routes.ts. */
+  readonly served?: ServedRegistry;
 }
+
+const NO_SERVED: ServedRegistry = new Map();
 
 function decisionOf(status: number, err: KeygateError | undefined): DecisionIndex {
   if (err === undefined) return 0; // allow
@@ -141,7 +146,16 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
         this.#fail(decision);
         return;
       }
-      this.#route = decision.route?.template.text ?? 'undeclared';
+      const route = decision.route;
+      if (route === null) this.#route = 'undeclared';
+      else {
+        this.#route = route.template.text;
+        // A route Keygate answers itself (management API, Connect flow) leaves the forwarding path here.
+        if (route.serve !== null) {
+          this.#serve({ req, principal, decision, route, policy, target, requestId: this.#requestId, maxBodyBytes: this.#deps.maxBodyBytes });
+          return;
+        }
+      }
       const planned = plan({ policy, attributes: this.#deps.attributes }, principal, {
         method,
         target,
@@ -157,6 +171,22 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     } catch (err) {
       this.#fail(err);
     }
+  }
+
+  #serve(call: ServedCall): void {
+    dispatchServed(this.#deps.served ?? NO_SERVED, call, {
+      readBody: (max) => this.#readBody(max),
+      answer: (answer) => {
+        if (this.#finished || this.#failing) return;
+        try {
+          writeServedAnswer(this.#res, answer, this.#requestId);
+          this.#finish(answer.status, undefined);
+        } catch (err) {
+          this.#fail(err);
+        }
+      },
+      fail: (err) => this.#fail(err),
+    });
   }
 
   #execute(p: Plan): void {
