@@ -1,7 +1,7 @@
 import { MIN_CONNECTIONS } from '../pipeline/admission.ts';
 import { REQUEST_TIMEOUT_MS } from '../server/connections.ts';
 import { list, toggle, value, type Options } from './option.ts';
-import { baseUrl, boolean, cidrList, condition, connectionCap, duration, hostPort, httpOrigin, keyType, limit, oneOf, referenceId, shareList, storeUrl, text, wholeNumber } from './values.ts';
+import { baseUrl, boolean, browserOrigin, cidrList, condition, connectionCap, duration, hostPort, httpOrigin, keyType, limit, oneOf, redirectUrl, referenceId, shareList, storeUrl, text, wholeNumber } from './values.ts';
 
 /**
  * The options table of every command. Each row is the whole truth about one option (see
@@ -150,7 +150,17 @@ export const KEYS_CREATE = command({
     roles: list({ flag: 'role', placeholder: 'ROLE', parse: text, description: 'a role the key carries, repeatable (operator keys and access tokens)' }),
     conditions: list({ flag: 'condition', placeholder: 'ATTR:VALUE', parse: condition, description: 'a condition, repeatable; values of one attribute are any-of (operator keys and access tokens)' }),
     expiresInMs: value({ flag: 'expires-in', placeholder: 'DURATION', parse: duration(), description: 'the key stops working after this long: `30s`, `15m`, `12h`, `30d`' }),
-    store: { ...serve.store, description: 'the key store; made when missing (a SQLite file only in a directory that exists)' },
+    description: value({ flag: 'description', placeholder: 'TEXT', parse: text, description: 'free text for people (EVRYTHNG access tokens have one)' }),
+    allowedOrigins: list({
+      flag: 'allow-origin', placeholder: 'ORIGIN', parse: browserOrigin,
+      description: 'a browser origin a connect or scoped key may be used from, exactly (`https://app.example.com`), repeatable; `http://` only for loopback hosts',
+    }),
+    allowedRedirects: list({
+      flag: 'allow-redirect', placeholder: 'URL', parse: redirectUrl,
+      description: 'a URL the Connect links made with this key may redirect to, exactly (scheme, host, port, path: `https://app.example.com/connected`, `myapp://connected`), repeatable; no query or fragment',
+    }),
+    allowReferenceId: toggle({ flag: 'allow-reference-id', description: 'a connect key whose Connect links may choose the referenceId of the keys they mint' }),
+    store: { ...serve.store, description: 'the key store; made when missing (a SQLite file only in a directory that exists), upgraded when older' },
     json: toggle({ flag: 'json', description: 'print one JSON object, the secret as `key`, instead of text' }),
   },
 });

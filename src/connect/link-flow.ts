@@ -21,8 +21,8 @@ export interface LinkFlowDeps {
   readonly policy: PolicyHolder;
   /** The backend, for the devices of a referenceId (server to server). */
   readonly upstream: Dispatcher;
-  /** `--public-url`, without a trailing slash. */
-  readonly publicUrl: string;
+  /** `--public-url`, without a trailing slash (read per request: a listener on port 0 knows its port only once bound). */
+  readonly publicUrl: () => string;
   /** Mints the link's one scoped key (through the key service); the plaintext goes to the browser only. */
   readonly mint: (link: LinkRecord) => Promise<{ id: string; key: string }>;
   readonly logger: Logger;
@@ -60,13 +60,9 @@ function seeOther(res: ServerResponse, location: string, requestId: string, head
  */
 export class LinkFlow implements LinkPages {
   readonly #d: LinkFlowDeps;
-  readonly #secure: boolean;
-  readonly #origin: string;
 
   constructor(deps: LinkFlowDeps) {
     this.#d = deps;
-    this.#secure = deps.publicUrl.startsWith('https:');
-    this.#origin = new URL(deps.publicUrl).origin;
   }
 
   async answer(req: IncomingMessage, res: ServerResponse, token: string, isReturn: boolean, requestId: string): Promise<PublicAnswer> {
@@ -102,7 +98,7 @@ export class LinkFlow implements LinkPages {
     const secret = newSecret();
     if (!(await this.#d.links.bindSession(link.id, sha256(secret)))) return null;
     const maxAge = (Date.parse(link.expiresAt) - Date.now()) / 1000;
-    return { secret, cookie: sessionCookie(link.id, secret, this.#secure, maxAge) };
+    return { secret, cookie: sessionCookie(link.id, secret, this.#d.publicUrl().startsWith('https:'), maxAge) };
   }
 
   #redirect(link: LinkRecord): RedirectTarget {
@@ -144,9 +140,11 @@ export class LinkFlow implements LinkPages {
   }
 
   async #post(req: IncomingMessage, res: ServerResponse, link: LinkRecord, token: string, requestId: string): Promise<PublicAnswer> {
-    // A form of Keygate's own page is posted from Keygate's origin; anything else is not one (CSRF, with the token below).
+    // A form of Keygate's own page is posted from Keygate's origin, or as `null`: the page's
+    // Referrer-Policy no-referrer makes browsers send `Origin: null` (Fetch §3.2.5). Any
+    // other origin is another site's form; the CSRF token below is the check that counts.
     const origin = req.headers.origin;
-    if (origin !== undefined && origin !== this.#origin) return send(res, otherBrowserPage(), requestId, BAD_CSRF);
+    if (origin !== undefined && origin !== 'null' && origin !== new URL(this.#d.publicUrl()).origin) return send(res, otherBrowserPage(), requestId, BAD_CSRF);
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/x-www-form-urlencoded') return this.#notAForm(res, requestId);
     const form = new URLSearchParams((await readBody(req, FORM_MAX_BYTES, FORM_TIMEOUT_MS)).toString('utf8'));
@@ -168,7 +166,7 @@ export class LinkFlow implements LinkPages {
     if (template === null) return this.#notAForm(res, requestId);
     const state = newSecret();
     await this.#d.links.startStep(link.id, sha256(state));
-    const returnUrl = `${this.#d.publicUrl}/connect/links/${token}/return${popup ? '?display=popup' : ''}`;
+    const returnUrl = `${this.#d.publicUrl()}/connect/links/${token}/return${popup ? '?display=popup' : ''}`;
     const manufacturers = link.manufacturerFilters === null ? '' : [...new Set(Object.values(link.manufacturerFilters).flat())].join(',');
     return seeOther(res, deviceStepUrl(template, { referenceId: link.referenceId, returnUrl, state, manufacturers }), requestId);
   }

@@ -23,8 +23,10 @@ const LIMITS = { clientName: 100, state: 512, tags: 50, tag: 64, customerFields:
 const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 
-function invalid(message: string): KeygateError {
-  return new KeygateError('INVALID_CONNECTION_REQUEST', { message, detail: message });
+/** `field` is the top-level field at fault (`tags`, `customerInfo`), sent as `error.field`. */
+function invalid(message: string, field?: string): KeygateError {
+  const name = field ?? /^[A-Za-z]+/.exec(message)?.[0];
+  return new KeygateError('INVALID_FIELD', { message, detail: message, ...(name !== undefined && (KNOWN.has(name) || field !== undefined) ? { field: name } : {}) });
 }
 
 function text(field: string, value: unknown, max: number): string {
@@ -52,7 +54,7 @@ function stringList(field: string, value: unknown, maxItems: number, maxLength: 
 export function parseLinkRequest(body: unknown): LinkRequest {
   if (!isPlainObject(body)) throw invalid('the body must be a JSON object');
   for (const name of Object.keys(body)) {
-    if (!KNOWN.has(name)) throw invalid(`unknown field "${name}" (known: ${FIELDS.join(', ')})`);
+    if (!KNOWN.has(name)) throw invalid(`unknown field "${name}" (known: ${FIELDS.join(', ')})`, name);
   }
   const get = (name: (typeof FIELDS)[number]): unknown => (body[name] === null ? undefined : body[name]);
   const redirectUrl = get('redirectUrl');

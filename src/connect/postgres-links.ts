@@ -5,6 +5,22 @@ import type { LinkRecord, LinkStore } from './link-store.ts';
 
 const POOL_MAX = 4;
 
+/** pg reads JSONB as values and TIMESTAMPTZ as Dates: back to the text form both stores share. */
+type PgLinkRow = Omit<LinkRow, 'tags' | 'customer_info' | 'manufacturer_filters' | 'allowed_origins' | 'created_at' | 'expires_at' | 'linked_at' | 'used_at'> & {
+  tags: unknown; customer_info: unknown; manufacturer_filters: unknown; allowed_origins: unknown;
+  created_at: Date; expires_at: Date; linked_at: Date | null; used_at: Date | null;
+};
+
+function textRow(r: PgLinkRow): LinkRow {
+  const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
+  return {
+    ...r,
+    tags: JSON.stringify(r.tags), customer_info: r.customer_info === null ? null : JSON.stringify(r.customer_info),
+    manufacturer_filters: r.manufacturer_filters === null ? null : JSON.stringify(r.manufacturer_filters), allowed_origins: JSON.stringify(r.allowed_origins),
+    created_at: r.created_at.toISOString(), expires_at: r.expires_at.toISOString(), linked_at: iso(r.linked_at), used_at: iso(r.used_at),
+  };
+}
+
 function quoteIdent(name: string): string {
   return '"' + name.replaceAll('"', '""') + '"';
 }
@@ -24,7 +40,7 @@ export class PostgresLinkStore implements LinkStore {
     this.#pool.on('error', () => {
       /* an idle client's connection dropped: the next query opens another */
     });
-    this.#table = (options.schema === null ? '' : quoteIdent(options.schema) + '.') + 'connect_links';
+    this.#table = (options.schema === null ? '' : quoteIdent(options.schema) + '.') + 'keygate_connect_links';
   }
 
   async #changes(sql: string, params: unknown[]): Promise<number> {
@@ -37,8 +53,8 @@ export class PostgresLinkStore implements LinkStore {
   }
 
   async findByTokenHash(tokenHash: string): Promise<LinkRecord | undefined> {
-    const { rows } = await this.#pool.query<LinkRow>(`SELECT ${LINK_COLUMNS} FROM ${this.#table} WHERE token_hash = $1`, [tokenHash]);
-    return rows[0] === undefined ? undefined : rowToLink(rows[0]);
+    const { rows } = await this.#pool.query<PgLinkRow>(`SELECT ${LINK_COLUMNS} FROM ${this.#table} WHERE token_hash = $1`, [tokenHash]);
+    return rows[0] === undefined ? undefined : rowToLink(textRow(rows[0]));
   }
 
   async bindSession(id: string, sessionHash: string): Promise<boolean> {

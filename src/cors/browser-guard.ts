@@ -23,13 +23,6 @@ export interface ExposureReport {
   (principal: Principal, keyHeader: string, signal: 'origin' | 'sec-fetch-site'): void;
 }
 
-const NO_ORIGINS: readonly string[] = [];
-
-/** The key's allowed browser origins (exact `scheme://host[:port]`). */
-function originsOf(principal: Principal): readonly string[] {
-  return (principal as Principal & { allowedOrigins?: readonly string[] }).allowedOrigins ?? NO_ORIGINS;
-}
-
 /**
  * The browser checks of one keyed request, after authentication. Returns the refusal, or
  * null when the request may go on; `allowedOrigin` is then the origin its answers carry
@@ -56,13 +49,13 @@ export class BrowserGuard {
       return EXPOSED;
     }
     if (origin === undefined) return null;
-    if (!originsOf(principal).includes(origin)) return ORIGIN_REFUSED;
+    if (!principal.allowedOrigins.includes(origin)) return ORIGIN_REFUSED;
     this.known.learn(origin);
     return null;
   }
 
   /** Whether a refusal to a request from `origin` may be read by the page (so it can say why). */
   refusalReadable(origin: string, principal: Principal | undefined): boolean {
-    return this.known.has(origin) || (principal !== undefined && originsOf(principal).includes(origin));
+    return this.known.has(origin) || (principal !== undefined && principal.allowedOrigins.includes(origin));
   }
 }

@@ -16,7 +16,7 @@ export async function connectKeyOrigins(store: KeyStore): Promise<Set<string>> {
     const page: KeyRecord[] = await store.list({ type: 'connect', afterId, limit: PAGE });
     for (const record of page) {
       if (record.revokedAt !== null || (record.expiresAt !== null && Date.parse(record.expiresAt) <= now)) continue;
-      for (const origin of (record as KeyRecord & { allowedOrigins?: readonly string[] }).allowedOrigins ?? []) out.add(origin);
+      for (const origin of record.allowedOrigins) out.add(origin);
     }
     if (page.length < PAGE) return out;
     afterId = page[page.length - 1]!.id;

@@ -44,17 +44,17 @@ function appJs(keygate: string, connectKey: string): string {
   return `'use strict';
 var KEYGATE = ${JSON.stringify(keygate)};
 var CONNECT_KEY = ${JSON.stringify(connectKey)};
-var status = document.getElementById('status');
+var statusLine = document.getElementById('status');
 var list = document.getElementById('devices');
 var options = { clientName: 'Demo energy app', redirectUrl: location.origin + '/', state: 'demo-' + Math.random().toString(36).slice(2) };
 
 function showDevices(scopedKey) {
-  status.textContent = 'Connected. Reading your devices with your scoped key…';
+  statusLine.textContent = 'Connected. Reading your devices with your scoped key…';
   fetch(KEYGATE + '/v1/devices', { headers: { 'Texture-Api-Key': scopedKey } })
     .then(function (res) { return res.json().then(function (body) { return { res: res, body: body }; }); })
     .then(function (r) {
-      if (!r.res.ok) { status.textContent = 'Keygate said ' + r.res.status + ' ' + r.body.error.code; return; }
-      status.textContent = 'Your devices (' + r.body.totalItems + '):';
+      if (!r.res.ok) { statusLine.textContent = 'Keygate said ' + r.res.status + ' ' + r.body.error.code; return; }
+      statusLine.textContent = 'Your devices (' + r.body.totalItems + '):';
       list.textContent = '';
       r.body.data.forEach(function (d) {
         var li = document.createElement('li');
@@ -64,14 +64,14 @@ function showDevices(scopedKey) {
       });
       document.body.dataset.scopedKey = scopedKey;
     })
-    .catch(function (e) { status.textContent = 'The request failed: ' + e.message; });
+    .catch(function (e) { statusLine.textContent = 'The request failed: ' + e.message; });
 }
 
 var session = createConnectSession({
   connectApiKey: CONNECT_KEY,
   connectOptions: options,
   onSuccess: function (result) { showDevices(result.scopedKey); },
-  onError: function (e) { status.textContent = 'Connect did not finish: ' + e.type + (e.reason ? ' (' + e.reason + ')' : ''); document.body.dataset.error = e.type; },
+  onError: function (e) { statusLine.textContent = 'Connect did not finish: ' + e.type + (e.reason ? ' (' + e.reason + ')' : ''); document.body.dataset.error = e.type; },
 });
 document.getElementById('connect').addEventListener('click', function () { session.open(); });
 
@@ -89,7 +89,7 @@ if (params.has('texture_scoped_key')) {
   history.replaceState(null, '', location.pathname);
   showDevices(key);
 } else if (params.has('error')) {
-  status.textContent = 'Connect did not finish: ' + params.get('error');
+  statusLine.textContent = 'Connect did not finish: ' + params.get('error');
 }
 `;
 }

@@ -3,6 +3,7 @@ import type { Node as YamlNode } from 'yaml';
 import { KEY_TYPES, type KeyType } from '../keys/key-record.ts';
 import { readDrafts, type FileDrafts, type ResourceDraft, type RoleDraft, type RouteDraft } from './drafts.ts';
 import { RouteMatcher } from './matcher.ts';
+import { isServedHandler, SERVED_HANDLERS, SERVED_PARAMS, SERVED_SHAPES } from './served.ts';
 import type { CompiledPolicy, CompiledResource, CompiledRole, CompiledRoute, Enforcement, IdSource, RoleCondition, ValueTemplate } from './model.ts';
 import { PolicyLoadError, type PolicyIssue } from './policy-error.ts';
 import { parseRouteTemplate, type RouteTemplate } from './route-template.ts';
@@ -145,8 +146,11 @@ class Compiler {
           action: action.name,
           permission: `${d.name}:${action.name}`,
           enforcement: { kind: 'none' },
+          serve: null,
+          shape: null,
           position: d.w.pos(rd.node),
         };
+        if (!this.compileServe(d.w, rd, route)) continue;
         const clash = this.matcher.add(template, route);
         if (clash !== undefined) {
           const p = clash.position;
@@ -159,9 +163,43 @@ class Compiler {
     }
   }
 
+  /** `serve:` and `shape:` of a route: a known handler, with the parameters it reads and a shape it speaks. */
+  compileServe(w: YamlWalker, rd: RouteDraft, route: Mutable<CompiledRoute>): boolean {
+    if (rd.serve === null) {
+      if (rd.shape !== null) w.fail(rd.shape.node, 'shape is for routes Keygate serves: give serve: HANDLER too');
+      return rd.shape === null;
+    }
+    const name = rd.serve.name;
+    if (!isServedHandler(name)) {
+      w.fail(rd.serve.node, `serve: unknown handler "${name}" (known: ${SERVED_HANDLERS.join(', ')})`);
+      return false;
+    }
+    const missing = SERVED_PARAMS[name].filter((p) => !route.template.params.includes(p));
+    if (missing.length > 0) {
+      w.fail(rd.node, `serve: ${name} reads the route parameter${missing.length > 1 ? 's' : ''} ${missing.map((p) => `{${p}}`).join(', ')}, which ${route.template.text} lacks`);
+      return false;
+    }
+    if (rd.shape !== null && !SERVED_SHAPES[name].includes(rd.shape.name)) {
+      const shapes = SERVED_SHAPES[name];
+      w.fail(rd.shape.node, `shape: ${name} has no shape "${rd.shape.name}" (${shapes.length === 0 ? 'it has only its own' : `known: ${shapes.join(', ')}`})`);
+      return false;
+    }
+    if (rd.conditions !== null) {
+      w.fail(rd.serve.node, `serve: a route Keygate serves enforces conditions in its handler; remove conditions: from ${route.template.text}`);
+      return false;
+    }
+    route.serve = name;
+    route.shape = rd.shape?.name ?? null;
+    return true;
+  }
+
   resolveEnforcement(entry: Compiler['routeDrafts'][number]): void {
     const { draft, resource, route } = entry;
     const w = resource.w;
+    if (route.serve !== null) {
+      route.enforcement = { kind: 'served' };
+      return;
+    }
     const spec = draft.conditions ?? defaultEnforcement(entry.action, route.template);
     if (spec === null || spec.kind !== 'lookup') {
       route.enforcement = { kind: spec?.kind ?? 'none' } as Enforcement;

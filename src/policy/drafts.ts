@@ -13,6 +13,10 @@ export interface RouteDraft {
   text: string;
   node: YamlNode;
   conditions: { kind: 'filter' | 'response' | 'none' } | { kind: 'lookup'; resource: string | null; id: string; node: YamlNode } | null;
+  /** `serve: HANDLER`: Keygate answers the route itself (see served.ts). */
+  serve: { name: string; node: YamlNode } | null;
+  /** `shape: NAME` beside `serve`: the handler answers in that shape. */
+  shape: { name: string; node: YamlNode } | null;
 }
 
 export interface ResourceDraft {
@@ -66,9 +70,9 @@ export function parseDuration(value: unknown): number | undefined {
 function routeDraft(w: YamlWalker, node: YamlNode): RouteDraft | undefined {
   if (isScalar(node)) {
     const text = w.string(node, 'route');
-    return text === undefined ? undefined : { text, node, conditions: null };
+    return text === undefined ? undefined : { text, node, conditions: null, serve: null, shape: null };
   }
-  const entries = w.entries(node, 'route', ['route', 'conditions']);
+  const entries = w.entries(node, 'route', ['route', 'conditions', 'serve', 'shape']);
   const routeEntry = entries.find((e) => e.key === 'route');
   if (routeEntry === undefined) {
     w.fail(node, 'route entry needs a "route" field ("METHOD /path")');
@@ -95,7 +99,13 @@ function routeDraft(w: YamlWalker, node: YamlNode): RouteDraft | undefined {
       w.fail(v ?? condEntry.keyNode, 'conditions must be filter, response, none or { lookup: RESOURCE, id: SOURCE }');
     }
   }
-  return { text, node: routeEntry.value ?? node, conditions };
+  const named = (key: 'serve' | 'shape'): { name: string; node: YamlNode } | null => {
+    const e = entries.find((x) => x.key === key);
+    if (e === undefined) return null;
+    const name = w.string(e.value, key, e.keyNode);
+    return name === undefined ? null : { name, node: e.value ?? e.keyNode };
+  };
+  return { text, node: routeEntry.value ?? node, conditions, serve: named('serve'), shape: named('shape') };
 }
 
 function resourceDraft(w: YamlWalker, name: string, keyNode: YamlNode, node: YamlNode | null): ResourceDraft {

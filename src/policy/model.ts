@@ -16,13 +16,16 @@ export interface IdSource {
  * - lookup: fetch the resource's attributes (cached) by the id from `id` before forwarding
  *   (or, for `response.*` ids, before the response reaches the client);
  * - response: read the attributes from the response body itself;
- * - none: the route cannot prove anything, so a conditioned grant never reaches it.
+ * - none: the route cannot prove anything, so a conditioned grant never reaches it;
+ * - served: Keygate answers the route itself (`serve:`), and its handler enforces the
+ *   conditions the decision hands over.
  */
 export type Enforcement =
   | { readonly kind: 'filter' }
   | { readonly kind: 'lookup'; readonly resource: CompiledResource; readonly id: IdSource }
   | { readonly kind: 'response' }
-  | { readonly kind: 'none' };
+  | { readonly kind: 'none' }
+  | { readonly kind: 'served' };
 
 export interface CompiledRoute {
   readonly template: RouteTemplate;
@@ -31,6 +34,13 @@ export interface CompiledRoute {
   /** `resource:action`, the permission this route needs. */
   readonly permission: string;
   readonly enforcement: Enforcement;
+  /**
+   * A handler Keygate answers this route with (src/policy/served.ts), never forwarding it;
+   * null for every forwarded route, the one check a forwarded request pays.
+   */
+  readonly serve: string | null;
+  /** The answer shape of a served route (`evrythng-access-token`), or null for the handler's own. */
+  readonly shape: string | null;
   readonly position: Position;
 }
 

@@ -24,6 +24,7 @@ import type { PublicRoutes } from '../connect/public-routes.ts';
 import type { BrowserGuard } from '../cors/browser-guard.ts';
 import { answerWithCors } from '../cors/cors-headers.ts';
 import { answerPreflight, isPreflight } from '../cors/preflight.ts';
+import { dispatchServed, writeServedAnswer, type ServedCall, type ServedRegistry } from './served-dispatch.ts';
 
 export interface ProxyDeps {
   readonly policy: PolicyHolder;
@@ -44,7 +45,11 @@ export interface ProxyDeps {
   readonly browser?: BrowserGuard | null;
   /** Keygate's own pages under `/connect/` (hosted Connect pages, the SDK), answered without a key. */
   readonly publicRoutes?: PublicRoutes | null;
+  /** The handlers of routes Keygate serves itself (`serve:` in the policy); see served-routes.ts. */
+  readonly served?: ServedRegistry;
 }
+
+const NO_SERVED: ServedRegistry = new Map();
 
 function decisionOf(status: number, err: KeygateError | undefined): DecisionIndex {
   if (err === undefined) return 0; // allow
@@ -190,7 +195,16 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
         this.#fail(decision);
         return;
       }
-      this.#route = decision.route?.template.text ?? 'undeclared';
+      const route = decision.route;
+      if (route === null) this.#route = 'undeclared';
+      else {
+        this.#route = route.template.text;
+        // A route Keygate answers itself (management API, Connect flow) leaves the forwarding path here.
+        if (route.serve !== null) {
+          this.#serve({ req, principal, decision, route, policy, target, requestId: this.#requestId, maxBodyBytes: this.#deps.maxBodyBytes });
+          return;
+        }
+      }
       const planned = plan({ policy, attributes: this.#deps.attributes }, principal, {
         method,
         target,
@@ -206,6 +220,22 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     } catch (err) {
       this.#fail(err);
     }
+  }
+
+  #serve(call: ServedCall): void {
+    dispatchServed(this.#deps.served ?? NO_SERVED, call, {
+      readBody: (max) => this.#readBody(max),
+      answer: (answer) => {
+        if (this.#finished || this.#failing) return;
+        try {
+          writeServedAnswer(this.#res, answer, this.#requestId);
+          this.#finish(answer.status, undefined);
+        } catch (err) {
+          this.#fail(err);
+        }
+      },
+      fail: (err) => this.#fail(err),
+    });
   }
 
   #execute(p: Plan): void {

@@ -2,7 +2,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge } from 'prom-client';
 import type { ServeConfig } from '../config/serve-config.ts';
+import { ExpiryWatch } from '../keys/expiry-watch.ts';
 import { KeyCache } from '../keys/key-cache.ts';
+import { KeyService } from '../keys/key-service.ts';
+import { UsageRecorder } from '../keys/last-used.ts';
 import { openStore } from '../keys/open-store.ts';
 import type { KeyStore } from '../keys/store.ts';
 import type { Loggers } from '../observability/logger.ts';
@@ -19,12 +22,13 @@ import { ListenerConnections, listenerOptions } from './connections.ts';
 import { MIN_PROXY_CONNECTIONS, openFileLimit, proxyConnectionCap } from './fd-limit.ts';
 import { createOpsRouter, localOps, type OpsSources } from './ops-handler.ts';
 import { createProxyHandler } from './proxy-handler.ts';
-import { ConnectPages } from '../connect/connect-pages.ts';
+import { ConnectRuntime } from '../connect/connect-runtime.ts';
+import { hashKey } from '../keys/key-format.ts';
 import { BrowserGuard } from '../cors/browser-guard.ts';
 import { exposureReport } from '../cors/exposure.ts';
 import { KnownOrigins } from '../cors/known-origins.ts';
 import { connectKeyOrigins } from '../cors/origin-source.ts';
-import { hashKey } from '../keys/key-format.ts';
+import { servedRoutes } from './served-routes.ts';
 
 /** `Ops` is null in a cluster worker: the primary serves the ops listener for the group. */
 export interface RunningKeygate<Ops extends AddressInfo | null = AddressInfo> {
@@ -33,6 +37,8 @@ export interface RunningKeygate<Ops extends AddressInfo | null = AddressInfo> {
   /** This process's readiness and metrics (what its ops listener serves, or the primary asks for). */
   readonly local: OpsSources;
   readonly keys: KeyCache;
+  /** The key service the management API and the Connect flow use (the same store). */
+  readonly keyService: KeyService;
   readonly metrics: Metrics;
   readonly store: KeyStore;
   readonly policy: PolicyHolder;
@@ -93,6 +99,14 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   metrics.policyInfo.labels(policy.current.version).set(1);
   const keys = new KeyCache(store, config.keyCache, metrics.keyCacheObserver());
   store.onFileChange?.((change) => logger[change.kind === 'reopened' ? 'warn' : 'error']({ store: store.kind, change: change.kind }, change.message));
+  // Every change to a key, through the API or the Connect flow, is one JSON line (and an event in the store).
+  const keyService = new KeyService(store, { onEvent: (line) => logger.info(line, 'key event') });
+  const usage = new UsageRecorder(keys, store, (err) => logger.warn({ err: String(err) }, 'lastUsedAt could not be written'));
+  usage.start();
+  const expiries = new ExpiryWatch(store, (events) => {
+    for (const e of events) logger.info({ event: e.event, keyId: e.keyId, actor: e.actor, at: e.at, changes: e.changes }, 'key event');
+  }, (err) => logger.warn({ err: String(err) }, 'key expiries could not be recorded'));
+  expiries.start();
   const upstream = createUpstream(config.upstream, config.upstreamOptions);
   const admission = new Admission(config.admission);
   const attributes = new BackendAttributes(upstream.compose(admitLookups(admission)));
@@ -106,12 +120,13 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   const browser = new BrowserGuard(knownOrigins, exposureReport({
     logger,
     registry: metrics.registry,
+    // Through the key service (an audit event, and the store's notice to the other replicas); this replica forgets the key at once.
     revoke: !config.revokeExposedKeys ? null : async (principal, keyHeader) => {
-      await store.revoke(principal.id);
+      await keyService.revoke(principal.id, 'keygate');
       keys.evict(hashKey(keyHeader));
     },
   }));
-  const publicRoutes = new ConnectPages(null);
+  const connect = new ConnectRuntime({ config, keys: keyService, policy, upstream: upstream.compose(admitLookups(admission)), logger });
 
   const proxyServer = createServer(listenerOptions(config.deadlines));
   const connections = new ListenerConnections(proxyServer, config.deadlines.firstByteMs);
@@ -119,7 +134,8 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   proxyServer.on('request', createProxyHandler({
     policy, keys, upstream, attributes, access: loggers.access, metrics, admission, listener: connections,
     maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs, trustedHops: trustedHops(config.trustProxy),
-    browser, publicRoutes,
+    browser, publicRoutes: connect.pages,
+    served: servedRoutes({ keys: keyService, config, logger, connect }),
   }));
   const local = localOps({ policy, store, metrics, isDraining: () => connections.draining });
   const opsServer = createServer(listenerOptions(config.deadlines), createOpsRouter(local));
@@ -127,6 +143,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   new ListenerConnections(opsServer, config.deadlines.firstByteMs);
   watchFlow(metrics, admission, proxyServer, connections);
   const proxy = await listen(proxyServer, config.listen.host, config.listen.port);
+  if (config.listen.port === 0) connect.boundAt(proxy.port);
   const ops = options?.opsListener === false ? null : await listen(opsServer, config.opsListen.host, config.opsListen.port);
 
   const reloader = new PolicyReloader(config.policies, policy, logger, metrics);
@@ -138,6 +155,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
     ops,
     local,
     keys,
+    keyService,
     metrics,
     store,
     policy,
@@ -146,6 +164,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
     async shutdown() {
       watcher?.close();
       knownOrigins.close();
+      await connect.close().catch(() => undefined);
       reloader.close();
       const started = performance.now();
       const drained = connections.drain().then(() => 'drained' as const);
@@ -165,6 +184,8 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
       opsServer.closeAllConnections();
       await new Promise<void>((resolve) => opsServer.close(() => resolve()));
       await upstream.close().catch(() => undefined);
+      // The uses since the last batch, and expiries in flight, are written before the store closes.
+      await Promise.all([usage.stop(), expiries.stop()]);
       await store.close();
     },
   };

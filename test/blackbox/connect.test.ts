@@ -62,7 +62,7 @@ describe('POST /v1/connections', () => {
     const r = await createLink(port, connectKey.key, body);
     expect(r.status).toBe(400);
     const e = errorBody(r);
-    expect(e.error.code).toBe('INVALID_CONNECTION_REQUEST');
+    expect(e.error.code).toBe('INVALID_FIELD');
     expect(e.error.message).toContain(message);
     expect(backend.received).toEqual([]);
   });

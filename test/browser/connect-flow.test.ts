@@ -22,7 +22,8 @@ let stranger: DemoApp;
 let browser: Browser;
 const config: DemoAppConfig = { keygate: '', connectKey: '' };
 const strangerConfig: DemoAppConfig = { keygate: '', connectKey: '' };
-const SCREENSHOT = join(ROOT, 'docs/connect-page.png');
+/** The README's picture of the hosted page: rewritten with UPDATE_SCREENSHOTS=1, else taken to a temporary file. */
+const SCREENSHOT = process.env.UPDATE_SCREENSHOTS === '1' ? join(ROOT, 'docs/connect-page.png') : join(tempDir('keygate-shot-'), 'connect-page.png');
 
 beforeAll(async () => {
   backend = await startDemoBackend();
@@ -77,7 +78,7 @@ describe('Connect in Chromium', () => {
     await manufacturerStep(popup, 'ecobee');
     await popup.waitForURL(/\/connect\/links\/[^/]+\?display=popup$/);
     await expect.poll(() => popup.textContent('main')).toContain('Living room thermostat');
-    await popup.screenshot({ path: SCREENSHOT });
+    expect((await popup.screenshot({ path: SCREENSHOT })).subarray(1, 4).toString()).toBe('PNG');
     backend.received.length = 0;
     await Promise.all([popup.waitForEvent('close'), popup.getByRole('button', { name: 'Allow' }).click()]);
     const devices = await deviceList(page);
@@ -151,9 +152,9 @@ describe('Connect in Chromium with the popup blocker on', () => {
     const blocking = await launchChromium({ popupBlocking: true });
     try {
       const page = await blocking.context.newPage();
+      // Not from a click (nor from page.evaluate, which runs as a user gesture): on load, so the browser blocks window.open.
+      await page.addInitScript("window.addEventListener('load', () => session.open())");
       await page.goto(app.url);
-      // Not from a click: the browser blocks window.open.
-      await page.evaluate('setTimeout(() => session.open(), 0)');
       await expect.poll(() => page.evaluate('document.body.dataset.error')).toBe('popup_blocked');
     } finally {
       await blocking.close();

@@ -8,7 +8,7 @@ function refusal(body: unknown): string {
     parseLinkRequest(body);
   } catch (err) {
     expect(err).toBeInstanceOf(KeygateError);
-    expect((err as KeygateError).code).toBe('INVALID_CONNECTION_REQUEST');
+    expect((err as KeygateError).code).toBe('INVALID_FIELD');
     return (err as KeygateError).message;
   }
   throw new Error('accepted');
