@@ -122,14 +122,15 @@ export const DEMO = command({
   args: '',
   positionals: { min: 0, max: 0 },
   about: [
-    'Starts the demo device backend, then the sidecar in front of it, then mints four keys (server, connect, and scoped keys for alice and bob) into a key store of its own, new on every run and removed when the demo stops.',
+    'Starts the demo device backend, a demo browser app on an origin of its own, then the sidecar in front of the backend, then mints four keys (server, connect, and scoped keys for alice and bob) into a key store of its own, new on every run and removed when the demo stops, and creates a Connect link to open in a browser.',
     'The demo reads no environment variables: a deployment\'s KEYGATE_* settings do not change it.',
   ],
   options: {
     listen: { ...serve.listen, env: undefined, default: '127.0.0.1:8080' },
     opsListen: { ...serve.opsListen, env: undefined, default: '127.0.0.1:9090' },
     backendPort: value({ flag: 'backend-port', placeholder: 'PORT', default: '0', parse: wholeNumber('port', { min: 0, max: 65535 }), description: 'the demo backend\'s port on 127.0.0.1; 0 takes any free port' }),
-    policies: { ...serve.policies, env: undefined },
+    appPort: value({ flag: 'app-port', placeholder: 'PORT', default: '0', parse: wholeNumber('port', { min: 0, max: 65535 }), description: 'the demo browser app\'s port on 127.0.0.1 (opened as `http://localhost:PORT`); 0 takes any free port' }),
+    policies: { ...serve.policies, env: undefined, default: undefined, defaultText: 'the shipped policies, with the device step on', description: 'a directory of `*.yaml` policy files (or one file); by default the shipped `policies/texture.yaml` with the demo backend\'s manufacturer sign-in as the Connect device step' },
     logLevel: { ...serve.logLevel, env: undefined },
     accessLog: { ...serve.accessLog, env: undefined },
   },

@@ -44,6 +44,8 @@ export interface RunningKeygate<Ops extends AddressInfo | null = AddressInfo> {
   readonly policy: PolicyHolder;
   /** The most client connections the proxy listener holds at once (null: no limit). */
   readonly maxConnections: number | null;
+  /** Reads the connect keys' allowed origins (what preflights are answered for) now, not at the next interval. */
+  refreshOrigins(): Promise<void>;
   /** Reloads the policy once its files read the same twice (see PolicyReloader). */
   reload(reason: string): void;
   /** Stop accepting, let in-flight requests finish (bounded by drainTimeoutMs), release everything. */
@@ -161,6 +163,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
     policy,
     maxConnections,
     reload,
+    refreshOrigins: () => knownOrigins.refresh(),
     async shutdown() {
       watcher?.close();
       knownOrigins.close();
