@@ -124,6 +124,11 @@ export class LinkFlow implements LinkPages {
     const policy = this.#d.policy.current;
     const offerLinking = policy.connect.deviceStep !== null && link.linkedAt === null;
     const devices = offerLinking ? null : await devicesOf(this.#d.upstream, policy.connect.devicesPath, link.referenceId, link, requestId);
+    const csrf = csrfToken(session.secret, link.id);
+    const cookie = session.cookie === null ? {} : { headers: { 'set-cookie': session.cookie } };
+    if (devices !== null && devices.length === 0 && policy.connect.deviceStep !== null) {
+      return send(res, noDevicesPage({ action: this.#action(token), csrf, popup, formTargets: this.#formTargets(link), ...cookie }), requestId);
+    }
     const page = consentPage({
       clientName: link.clientName,
       abilities: scopedAbilities(policy),
@@ -131,10 +136,10 @@ export class LinkFlow implements LinkPages {
       devices,
       offerLinking,
       action: this.#action(token),
-      csrf: csrfToken(session.secret, link.id),
+      csrf,
       popup,
       formTargets: this.#formTargets(link),
-      ...(session.cookie === null ? {} : { headers: { 'set-cookie': session.cookie } }),
+      ...cookie,
     });
     return send(res, page, requestId);
   }

@@ -53,7 +53,8 @@ function checkTemplate(w: YamlWalker, node: YamlNode, text: string): boolean {
     w.fail(node, 'connect.deviceStep must be an http(s) URL');
     return false;
   }
-  if (/\{[^{}]*\}/.test(url.protocol + url.host)) {
+  // The backend's host is the policy's to name, never a value of a link's.
+  if (/[{}]/.test(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(text)?.[1] ?? '{')) {
     w.fail(node, 'connect.deviceStep: placeholders may stand in its path or query only');
     return false;
   }

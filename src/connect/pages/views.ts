@@ -93,11 +93,11 @@ export function otherBrowserPage(): RenderedPage {
 }
 
 /** The device step ended without a device for this user. */
-export function noDevicesPage(view: Pick<ConsentView, 'action' | 'csrf' | 'popup' | 'formTargets'>): RenderedPage {
+export function noDevicesPage(view: Pick<ConsentView, 'action' | 'csrf' | 'popup' | 'formTargets' | 'headers'>): RenderedPage {
   const content = html`<h1>No device was connected</h1>
 <p>The manufacturer sign-in finished without any device for you.</p>
 <form method="post" action="${view.action}">${hidden(view as ConsentView)}<div class="actions"><button class="primary" type="submit" name="action" value="link">Try again</button><button type="submit" name="action" value="deny">Cancel</button></div></form>`;
-  return renderPage({ title: 'No device was connected', content, formTargets: view.formTargets });
+  return renderPage({ title: 'No device was connected', content, formTargets: view.formTargets, ...(view.headers === undefined ? {} : { headers: view.headers }) });
 }
 
 export interface HandBack {
