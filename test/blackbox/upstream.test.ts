@@ -42,7 +42,6 @@ describe('502 backend unreachable', () => {
     ['server list', 'server', '/v1/devices'],
     ['scoped list', 'alice', '/v1/devices'],
     ['scoped own device (owner lookup)', 'alice', '/v1/devices/dev-alice-1'],
-    ['connect POST', 'connect', '/v1/connections'],
   ] as const)('%s → 502 JSON, fast', async (_n, who, path) => {
     const method = who === 'connect' ? 'POST' : 'GET';
     const r = await send(downSidecar.proxyPort, {

@@ -9,6 +9,8 @@ import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
 import { generateKey, hashKey, newKeyId } from '../../src/keys/key-format.ts';
+import { POSTGRES_SCHEMA_VERSION } from '../../src/keys/migrations/postgres.ts';
+import { SQLITE_SCHEMA_VERSION } from '../../src/keys/migrations/sqlite.ts';
 import { key, send } from '../helpers/http.ts';
 import { PG_BASE, pgSchemas } from '../helpers/pg-schemas.ts';
 import { BIN, ROOT, startSidecar, tempDir, type Sidecar } from '../helpers/sidecar.ts';
@@ -95,7 +97,7 @@ describe('a SQLite file of schema version 1', () => {
     const path = v1File(oldKeys());
     const r = cli(['keys', 'list', '--store', `sqlite:${path}`]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('has schema version 1; this Keygate needs 2: run keygate serve or keygate keys create to upgrade it');
+    expect(r.stderr).toContain(`has schema version 1; this Keygate needs ${SQLITE_SCHEMA_VERSION}: run keygate serve or keygate keys create to upgrade it`);
     expect(version(path)).toBe(0);
   });
 
@@ -103,7 +105,7 @@ describe('a SQLite file of schema version 1', () => {
     const keys = oldKeys();
     const path = v1File(keys);
     await checkOldKeysWork(`sqlite:${path}`, keys);
-    expect(version(path)).toBe(2);
+    expect(version(path)).toBe(SQLITE_SCHEMA_VERSION);
     const db = new DatabaseSync(path);
     const events = db.prepare('SELECT key_id, event, actor FROM key_events ORDER BY seq').all();
     db.close();
@@ -115,7 +117,7 @@ describe('a SQLite file of schema version 1', () => {
     const r = cli(['keys', 'create', '--type', 'connect', '--allow-origin', 'https://app.example.com', '--json', '--store', `sqlite:${path}`]);
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ type: 'connect', allowedOrigins: ['https://app.example.com'] });
-    expect(version(path)).toBe(2);
+    expect(version(path)).toBe(SQLITE_SCHEMA_VERSION);
   });
 
   it('is upgraded exactly once when several processes open it at once', async () => {
@@ -129,7 +131,7 @@ describe('a SQLite file of schema version 1', () => {
       p.on('exit', (code) => resolve({ code, err }));
     })));
     for (const r of runs) expect(r.code, r.err).toBe(0);
-    expect(version(path)).toBe(2);
+    expect(version(path)).toBe(SQLITE_SCHEMA_VERSION);
     const db = new DatabaseSync(path);
     const created = db.prepare("SELECT count(*) AS n FROM key_events WHERE event = 'created'").get() as { n: number };
     const count = db.prepare('SELECT count(*) AS n FROM keys').get() as { n: number };
@@ -146,7 +148,7 @@ describe('a SQLite file of schema version 1', () => {
     db.close();
     const r = spawnSync(process.execPath, [BIN, 'serve', '--upstream', 'http://127.0.0.1:1', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--store', `sqlite:${path}`], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('has schema version 9, newer than this Keygate reads (2)');
+    expect(r.stderr).toContain(`has schema version 9, newer than this Keygate reads (${SQLITE_SCHEMA_VERSION})`);
     expect(version(path)).toBe(9);
   });
 });
@@ -184,7 +186,7 @@ describe('a PostgreSQL schema of version 1', () => {
     const schema = await v1Schema(oldKeys());
     const r = cli(['keys', 'list', '--store', `${PG_BASE}?schema=${schema}`]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('has schema version 1; this Keygate needs 2: run keygate serve or keygate keys create to upgrade it');
+    expect(r.stderr).toContain(`has schema version 1; this Keygate needs ${POSTGRES_SCHEMA_VERSION}: run keygate serve or keygate keys create to upgrade it`);
     expect(await version(schema)).toBeNull();
   });
 
@@ -192,6 +194,6 @@ describe('a PostgreSQL schema of version 1', () => {
     const keys = oldKeys();
     const schema = await v1Schema(keys);
     await checkOldKeysWork(`${PG_BASE}?schema=${schema}`, keys);
-    expect(await version(schema)).toBe(2);
+    expect(await version(schema)).toBe(POSTGRES_SCHEMA_VERSION);
   });
 });
