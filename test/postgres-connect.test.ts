@@ -53,12 +53,13 @@ describe('Connect links on PostgreSQL', () => {
     expect(stored.rows[0]).toMatchObject({ outcome: 'key', key_id: rows[0].id });
   });
 
-  it('a link opened on one replica is bound to that browser on the other too', async () => {
+  it('a link opened on one replica and finished on the other is used up on both', async () => {
     const server = await createKeyWith(STORE, 'server');
     const link = await newLink(b.proxyPort, server.key, { redirectUrl: REDIRECT, referenceId: 'bob' });
-    const first = new FormBrowser();
-    await first.get(a.proxyPort, pagePath(link));
-    expect((await new FormBrowser().get(b.proxyPort, pagePath(link))).status).toBe(403);
-    expect((await first.get(b.proxyPort, pagePath(link))).status).toBe(200);
+    const browser = new FormBrowser();
+    const csrf = csrfOf((await browser.get(a.proxyPort, pagePath(link))).text);
+    expect((await browser.post(b.proxyPort, pagePath(link), { csrf, action: 'allow' })).status).toBe(303);
+    expect((await browser.get(a.proxyPort, pagePath(link))).status).toBe(410);
+    expect((await browser.post(a.proxyPort, pagePath(link), { csrf, action: 'allow' })).status).toBe(410);
   });
 });

@@ -88,17 +88,33 @@ export class LinkFlow implements LinkPages {
     return send(res, otherBrowserPage(), requestId, BAD_FORM);
   }
 
-  /** The session secret of this browser, or null when the link is another browser's. */
-  async #session(req: IncomingMessage, link: LinkRecord, bindIfNew: boolean): Promise<{ secret: string; cookie: string | null } | null> {
+  /**
+   * The session secret of this browser for a page view, or null when the link is another
+   * browser's. A view changes nothing in the store: a browser that has no secret yet gets
+   * one in a cookie, and the link is bound to a browser by its first form post (#bound). So
+   * a link scanner or a chat preview fetching the URL first does not take the link.
+   */
+  #viewSession(req: IncomingMessage, link: LinkRecord): { secret: string; cookie: string | null } | null {
     const presented = sessionFromCookies(req.headers.cookie, link.id);
     if (link.sessionHash !== null) {
       return presented !== undefined && sameSecret(sha256(presented), link.sessionHash) ? { secret: presented, cookie: null } : null;
     }
-    if (!bindIfNew) return null;
+    if (presented !== undefined && /^[A-Za-z0-9_-]{43}$/.test(presented)) return { secret: presented, cookie: null };
     const secret = newSecret();
-    if (!(await this.#d.links.bindSession(link.id, sha256(secret)))) return null;
     const maxAge = (Date.parse(link.expiresAt) - Date.now()) / 1000;
     return { secret, cookie: sessionCookie(link.id, secret, this.#d.publicUrl().startsWith('https:'), maxAge) };
+  }
+
+  /** The secret of the browser a link is bound to (binding it to this one if none is yet), or null. */
+  async #bound(req: IncomingMessage, link: LinkRecord, tokenHash: string): Promise<string | null> {
+    const presented = sessionFromCookies(req.headers.cookie, link.id);
+    if (presented === undefined) return null;
+    const hash = sha256(presented);
+    if (link.sessionHash !== null) return sameSecret(hash, link.sessionHash) ? presented : null;
+    if (await this.#d.links.bindSession(link.id, hash)) return presented;
+    // Another request bound it first: this browser's own (a double click), or another's.
+    const now = await this.#d.links.findByTokenHash(tokenHash);
+    return now?.sessionHash != null && sameSecret(hash, now.sessionHash) ? presented : null;
   }
 
   #redirect(link: LinkRecord): RedirectTarget {
@@ -119,7 +135,7 @@ export class LinkFlow implements LinkPages {
   }
 
   async #show(req: IncomingMessage, res: ServerResponse, link: LinkRecord, token: string, popup: boolean, requestId: string): Promise<PublicAnswer> {
-    const session = await this.#session(req, link, true);
+    const session = this.#viewSession(req, link);
     if (session === null) return send(res, otherBrowserPage(), requestId, MISMATCH);
     const policy = this.#d.policy.current;
     const offerLinking = policy.connect.deviceStep !== null && link.linkedAt === null;
@@ -153,10 +169,14 @@ export class LinkFlow implements LinkPages {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/x-www-form-urlencoded') return this.#notAForm(res, requestId);
     const form = new URLSearchParams((await readBody(req, FORM_MAX_BYTES, FORM_TIMEOUT_MS)).toString('utf8'));
-    const session = await this.#session(req, link, false);
-    if (session === null) return send(res, otherBrowserPage(), requestId, MISMATCH);
+    const presented = sessionFromCookies(req.headers.cookie, link.id);
+    if (presented === undefined) return send(res, otherBrowserPage(), requestId, MISMATCH);
+    // The CSRF token first: a post that is not from this browser's page binds nothing.
     const csrf = form.get('csrf');
-    if (csrf === null || !sameSecret(csrf, csrfToken(session.secret, link.id))) return send(res, otherBrowserPage(), requestId, BAD_CSRF);
+    if (csrf === null || !sameSecret(csrf, csrfToken(presented, link.id))) return send(res, otherBrowserPage(), requestId, BAD_CSRF);
+    const secret = await this.#bound(req, link, sha256(token));
+    if (secret === null) return send(res, otherBrowserPage(), requestId, MISMATCH);
+    const session = { secret };
     const popup = form.get('display') === 'popup';
     const action = form.get('action');
     if (action === 'link') return this.#startStep(res, link, token, popup, requestId);
@@ -177,8 +197,9 @@ export class LinkFlow implements LinkPages {
   }
 
   async #returned(req: IncomingMessage, res: ServerResponse, link: LinkRecord, token: string, query: URLSearchParams, requestId: string): Promise<PublicAnswer> {
-    const session = await this.#session(req, link, false);
-    if (session === null) return send(res, otherBrowserPage(), requestId, MISMATCH);
+    // The step began with a form post, which bound the link to this browser.
+    const presented = sessionFromCookies(req.headers.cookie, link.id);
+    if (presented === undefined || link.sessionHash === null || !sameSecret(sha256(presented), link.sessionHash)) return send(res, otherBrowserPage(), requestId, MISMATCH);
     const state = query.get('state');
     if (state === null || link.stepHash === null || !(await this.#d.links.finishStep(link.id, sha256(state), new Date().toISOString()))) {
       return send(res, otherBrowserPage(), requestId, BAD_STEP);

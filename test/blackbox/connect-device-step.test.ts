@@ -92,6 +92,8 @@ describe('the device step', () => {
     const page = await browser.get(port, pagePath(link));
     expect((await browser.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(403);
     const step = await toStep(link, browser);
+    // The step's form post bound the link to this browser: another one can no longer open it.
+    expect((await new FormBrowser().get(port, pagePath(link))).status).toBe(403);
     expect((await browser.get(port, returnPath(step, 'forged'))).status).toBe(403);
     expect((await new FormBrowser().get(port, returnPath(step))).status).toBe(403);
     linked.set(link.referenceId, [{ id: 'dev-x', referenceId: link.referenceId, name: 'X' }]);

@@ -169,17 +169,22 @@ describe('the hosted page', () => {
     expect(t.text).toContain('not valid');
   });
 
-  it('is bound to the first browser that opens it, and every form needs that session\'s CSRF token', async () => {
+  it('a view binds nothing (a link scanner does not take the link); every form needs the CSRF token of its own browser\'s session', async () => {
     const link = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
-    const first = new FormBrowser();
-    const page = await first.get(port, pagePath(link));
-    const other = new FormBrowser();
-    expect((await other.get(port, pagePath(link))).status).toBe(403);
-    expect((await other.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(403);
-    expect((await first.post(port, pagePath(link), { csrf: 'forged', action: 'allow' })).status).toBe(403);
-    expect((await first.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' }, { origin: 'https://evil.example' })).status).toBe(403);
-    // None of those used the link up.
-    expect((await first.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(303);
+    const scanner = new FormBrowser();
+    const scanned = await scanner.get(port, pagePath(link));
+    expect(scanned.status).toBe(200);
+    const user = new FormBrowser();
+    const page = await user.get(port, pagePath(link));
+    expect(page.status).toBe(200);
+    expect(csrfOf(page.text)).not.toBe(csrfOf(scanned.text));
+    // Another browser's token, a forged one, a form from another site: refused, and none of them uses the link up.
+    expect((await scanner.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(403);
+    expect((await user.post(port, pagePath(link), { csrf: 'forged', action: 'allow' })).status).toBe(403);
+    expect((await user.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' }, { origin: 'https://evil.example' })).status).toBe(403);
+    expect((await new FormBrowser().post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(403);
+    expect((await user.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(303);
+    expect((await scanner.get(port, pagePath(link))).status).toBe(410);
   });
 
   it('cancel sends the user back with error=access_denied and uses the link up', async () => {
