@@ -136,6 +136,23 @@ describe('Connect in Chromium', () => {
     await evil.close();
   });
 
+  it('a page on another origin that opens a link in a popup never receives the key (it is posted to the registered origin only)', async () => {
+    // A link for the app (say its URL leaked), opened by a page elsewhere.
+    const created = await fetch(`${sidecar.url}/v1/connections`, { method: 'POST', headers: { 'texture-api-key': config.connectKey, 'content-type': 'application/json' }, body: JSON.stringify({ redirectUrl: app.url }) });
+    expect(created.status).toBe(201);
+    const link = (await created.json()) as { linkUrl: string };
+    const evil = await browser.context.newPage();
+    await evil.goto(stranger.url);
+    await evil.evaluate("window.received = []; window.addEventListener('message', (e) => window.received.push(String(e.origin) + ' ' + JSON.stringify(e.data)))");
+    const [popup] = await Promise.all([evil.waitForEvent('popup'), evil.evaluate(`void window.open(${JSON.stringify(link.linkUrl + '?display=popup')}, 'x', 'popup')`)]);
+    await popup.waitForURL(/\/connect\/links\//);
+    await manufacturerStep(popup, 'Enphase');
+    await Promise.all([popup.waitForEvent('close'), popup.getByRole('button', { name: 'Allow' }).click()]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await evil.evaluate('window.received')).toEqual([]);
+    await evil.close();
+  });
+
   it('the user closing the popup is reported as onError({type: "popup_closed"})', async () => {
     const page = await browser.context.newPage();
     await page.goto(app.url);
