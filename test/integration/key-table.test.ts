@@ -29,7 +29,6 @@ describe('server keys: everything, including meta/config', () => {
     ['GET', '/v1/programs'],
     ['GET', '/v1/enrollments'],
     ['POST', '/v1/connections', '{}'],
-    ['GET', '/v1/api-keys'],
   ];
   it.each(cases)('%s %s is forwarded unchanged', async (method, path, body) => {
     const r = await send(f.sidecar.url, method, path, { headers: { ...key(f.keys.server), ...(body ? json : {}) }, ...(body ? { body } : {}) });
@@ -39,6 +38,13 @@ describe('server keys: everything, including meta/config', () => {
     expect(got[0]!.method).toBe(method);
     expect(got[0]!.url).toBe(path);
     if (body) expect(got[0]!.body).toBe(body);
+  });
+
+  it('manages keys through Keygate itself: GET /v1/api-keys is answered, never forwarded', async () => {
+    const r = await send(f.sidecar.url, 'GET', '/v1/api-keys', { headers: key(f.keys.server) });
+    expect(r.status).toBe(200);
+    expect(r.json.totalItems).toBe(4);
+    expect(f.take()).toHaveLength(0);
   });
 
   it('sees every user’s devices (no filter injected)', async () => {
