@@ -1,10 +1,22 @@
-import { KeygateError } from '../errors/keygate-error.ts';
-import type { KeyService } from '../keys/key-service.ts';
 import type { ServedHandler } from '../pipeline/served-handler.ts';
+import type { AdminDeps } from './acting.ts';
+import { createHandler } from './create.ts';
+import { eventsHandler } from './events.ts';
+import { listHandler } from './list.ts';
+import { readHandler } from './read.ts';
+import { revokeHandler } from './revoke.ts';
+import { rotateHandler } from './rotate.ts';
+import { updateHandler } from './update.ts';
 
-const NAMES = ['api-keys.list', 'api-keys.read', 'api-keys.create', 'api-keys.update', 'api-keys.revoke', 'api-keys.rotate', 'api-keys.events'];
-
-/** The management API's handlers (placeholders until the endpoints land: 404). */
-export function adminHandlers(_deps: { readonly keys: KeyService }): Array<[string, ServedHandler]> {
-  return NAMES.map((name) => [name, { body: 'optional', handle: () => { throw new KeygateError('NOT_FOUND', { detail: `${name} is not built yet` }); } }]);
+/** The key management API's handlers, by the names a policy serves them with (src/policy/served.ts). */
+export function adminHandlers(deps: AdminDeps): Array<[string, ServedHandler]> {
+  return [
+    ['api-keys.list', listHandler(deps)],
+    ['api-keys.read', readHandler(deps)],
+    ['api-keys.create', createHandler(deps)],
+    ['api-keys.update', updateHandler(deps)],
+    ['api-keys.revoke', revokeHandler(deps)],
+    ['api-keys.rotate', rotateHandler(deps)],
+    ['api-keys.events', eventsHandler(deps)],
+  ];
 }

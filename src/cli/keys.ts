@@ -1,10 +1,11 @@
-import { KEYS_CREATE, KEYS_LIST, KEYS_REVOKE } from '../config/commands.ts';
+import { KEYS_CREATE, KEYS_EVENTS, KEYS_LIST, KEYS_REVOKE, KEYS_ROTATE, KEYS_SHOW, KEYS_UPDATE } from '../config/commands.ts';
 import { ConfigError } from '../config/config-error.ts';
 import { KeyInputError, mintKey, type MintInput } from '../keys/mint-key.ts';
 import { openStore } from '../keys/open-store.ts';
 import { KeyNotFoundError } from '../keys/key-service.ts';
 import type { KeyStore } from '../keys/store.ts';
 import { CLI_ACTOR, FLAG_OF_FIELD, withKeyService } from './key-session.ts';
+import { events, rotate, show, update } from './keys-edit.ts';
 import { listKeys } from './keys-list.ts';
 import { parseOrHelp } from './parse-command.ts';
 import { revocationNotice } from './revocation-notice.ts';
@@ -75,15 +76,17 @@ async function revoke(argv: readonly string[]): Promise<void> {
   process.stdout.write(revocationNotice(id, kind, v.keyCacheTtlMs));
 }
 
-const SUBCOMMANDS: Record<string, (argv: readonly string[]) => Promise<void>> = { create, list, revoke };
+const SUBCOMMANDS: Record<string, (argv: readonly string[]) => Promise<void>> = { create, list, show, update, rotate, revoke, events };
+const SPECS = [KEYS_CREATE, KEYS_LIST, KEYS_SHOW, KEYS_UPDATE, KEYS_ROTATE, KEYS_REVOKE, KEYS_EVENTS];
+const NAMES = 'create, list, show, update, rotate, revoke or events';
 
 export async function keysCommand(argv: readonly string[]): Promise<void> {
   const [sub, ...rest] = argv;
-  const run = sub === undefined ? undefined : SUBCOMMANDS[sub];
+  const run = sub === undefined || !Object.hasOwn(SUBCOMMANDS, sub) ? undefined : SUBCOMMANDS[sub];
   if (run !== undefined) return run(rest);
   if (sub === '--help' || sub === '-h') {
-    process.stdout.write(`usage: keygate keys create|list|revoke [options]\n\n${[KEYS_CREATE, KEYS_LIST, KEYS_REVOKE].map((c) => `  keygate ${c.name.padEnd(12)} ${c.summary}`).join('\n')}\n`);
+    process.stdout.write(`usage: keygate keys ${Object.keys(SUBCOMMANDS).join('|')} [options]\n\n${SPECS.map((c) => `  keygate ${c.name.padEnd(12)} ${c.summary}`).join('\n')}\n`);
     return;
   }
-  throw new UsageError(sub === undefined ? 'keys needs a command: create, list or revoke' : `unknown command "keys ${sub}" (create, list or revoke)`, 'keys');
+  throw new UsageError(sub === undefined ? `keys needs a command: ${NAMES}` : `unknown command "keys ${sub}" (${NAMES})`, 'keys');
 }

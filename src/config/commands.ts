@@ -189,13 +189,84 @@ export const KEYS_REVOKE = command({
   summary: 'revoke a key',
   args: 'ID',
   positionals: { min: 1, max: 1 },
-  about: ['Revokes the key with this id; running sidecars refuse it within their key cache TTL (--key-cache-ttl, 2 s by default, at most 5 s).'],
+  about: ['Revokes the key with this id; running sidecars on the same store refuse it within a second, or within their key cache TTL (--key-cache-ttl, 2 s by default, at most 5 s) when a notice is lost.'],
   options: {
     store: storeMustExist,
     keyCacheTtlMs: {
       ...serve.keyCacheTtlMs, default: undefined, defaultText: 'unset',
       description: "the sidecars' key cache TTL, when known here: the message says within how long they refuse the key (the CLI cannot see a running sidecar's setting)",
     },
+  },
+});
+
+const create = KEYS_CREATE.options;
+
+export const KEYS_SHOW = command({
+  name: 'keys show',
+  summary: 'show one key (never its secret)',
+  args: 'ID',
+  positionals: { min: 1, max: 1 },
+  about: ['Shows the key with this id, as the management API does (GET /v1/api-keys/ID): its settings, state and prefix, never its secret.'],
+  options: {
+    store: storeMustExist,
+    json: toggle({ flag: 'json', description: 'print the key object as JSON' }),
+  },
+});
+
+export const KEYS_UPDATE = command({
+  name: 'keys update',
+  summary: "change a key's name, expiry, roles, conditions, origins or redirects",
+  args: 'ID',
+  positionals: { min: 1, max: 1 },
+  about: [
+    'Changes the key with this id; what is not given stays. A repeatable flag replaces the whole list (give it once per entry); the --clear-… switches empty one. The type, referenceId and secret never change (keys rotate makes a new secret).',
+  ],
+  options: {
+    name: create.name,
+    description: create.description,
+    expiresInMs: { ...create.expiresInMs, description: 'the key stops working this long from now: `30s`, `15m`, `12h`, `30d`' },
+    noExpiry: toggle({ flag: 'no-expiry', description: 'the key no longer expires' }),
+    roles: { ...create.roles, description: 'the roles the key carries from now on, repeatable (operator keys and access tokens)' },
+    clearRoles: toggle({ flag: 'clear-roles', description: 'the key carries no roles of its own' }),
+    conditions: { ...create.conditions, description: 'the conditions from now on, repeatable; values of one attribute are any-of' },
+    clearConditions: toggle({ flag: 'clear-conditions', description: 'the key has no conditions' }),
+    allowedOrigins: { ...create.allowedOrigins, description: 'the browser origins from now on, repeatable (connect and scoped keys)' },
+    clearOrigins: toggle({ flag: 'clear-origins', description: 'no browser origin may use the key' }),
+    allowedRedirects: { ...create.allowedRedirects, description: 'the Connect redirect URLs from now on, repeatable' },
+    clearRedirects: toggle({ flag: 'clear-redirects', description: 'no redirect URL is allowed' }),
+    allowReferenceId: value({ flag: 'allow-reference-id', placeholder: 'true|false', parse: boolean, description: 'whether a connect key\'s links may choose the referenceId of the keys they mint' }),
+    store: storeMustExist,
+    json: toggle({ flag: 'json', description: 'print the changed key as JSON' }),
+  },
+});
+
+export const KEYS_ROTATE = command({
+  name: 'keys rotate',
+  summary: 'give a key a new secret; the old one works for a grace period',
+  args: 'ID',
+  positionals: { min: 1, max: 1 },
+  about: [
+    'Makes a new secret for the key with this id (same id, same settings) and prints it once. The current secret keeps working for --grace (never past the key\'s own expiry), then is refused.',
+  ],
+  options: {
+    graceMs: value({
+      flag: 'grace', placeholder: 'DURATION', parse: duration({ max: { ms: 7 * 86_400_000, text: '7d' } }), defaultText: 'none: the old secret stops at once',
+      description: 'how long the current secret keeps working, at most `7d`',
+    }),
+    store: storeMustExist,
+    json: toggle({ flag: 'json', description: 'print one JSON object, the new secret as `key`' }),
+  },
+});
+
+export const KEYS_EVENTS = command({
+  name: 'keys events',
+  summary: "a key's audit trail: who created, changed, rotated or revoked it, and when",
+  args: 'ID',
+  positionals: { min: 1, max: 1 },
+  about: ['Prints the events of the key with this id, oldest first: created, updated (what changed), rotated, revoked, expired, each with its actor (cli, a key id, link:ID, keygate).'],
+  options: {
+    store: storeMustExist,
+    json: toggle({ flag: 'json', description: 'one JSON object per event and line (JSON Lines)' }),
   },
 });
 
@@ -234,4 +305,6 @@ export const POLICY_EXPLAIN = command({
   },
 });
 
-export const COMMANDS: readonly CommandSpec[] = [SERVE, DEMO, KEYS_CREATE, KEYS_LIST, KEYS_REVOKE, POLICY_CHECK, POLICY_TEST, POLICY_EXPLAIN];
+export const COMMANDS: readonly CommandSpec[] = [
+  SERVE, DEMO, KEYS_CREATE, KEYS_LIST, KEYS_SHOW, KEYS_UPDATE, KEYS_ROTATE, KEYS_REVOKE, KEYS_EVENTS, POLICY_CHECK, POLICY_TEST, POLICY_EXPLAIN,
+];

@@ -5,7 +5,7 @@ import type { LinkRequest } from './link-request.ts';
 import { sha256 } from './link-session.ts';
 import type { LinkRecord, LinkStore } from './link-store.ts';
 import { isRegistered } from './redirect-url.ts';
-import { uuidv7 } from './uuidv7.ts';
+import { generatedReferenceId, mayChooseReferenceId, uuidv7 } from '../keys/generated-reference.ts';
 
 /** The key asking for a link, as far as the rules below need it. */
 export interface LinkCreator {
@@ -50,7 +50,7 @@ export async function createLink(links: LinkStore, publicUrl: string, ttlMs: num
       detail: isPublic(creator.type) ? 'redirectUrl is not on the key\'s --allow-redirect list' : 'redirectUrl is neither on the key\'s list nor https',
     });
   }
-  if (request.referenceId !== null && isPublic(creator.type) && !creator.allowReferenceId) {
+  if (request.referenceId !== null && !mayChooseReferenceId(creator)) {
     throw new KeygateError('REFERENCE_ID_NOT_ALLOWED', { detail: 'the key was not created with --allow-reference-id' });
   }
   const now = Date.now();
@@ -58,7 +58,7 @@ export async function createLink(links: LinkStore, publicUrl: string, ttlMs: num
   const link: LinkRecord = {
     id: `link_${uuidv7(now).replaceAll('-', '')}`,
     createdBy: creator.id,
-    referenceId: request.referenceId ?? `texture-generated:${uuidv7(now)}`,
+    referenceId: request.referenceId ?? generatedReferenceId(),
     clientName: request.clientName,
     redirectUrl: request.redirect.url.href,
     state: request.state,

@@ -90,9 +90,13 @@ export class KeyService {
     }
   }
 
-  /** Makes a key; the plaintext is returned here once and never stored. */
-  async create(input: CreateInput, actor: string): Promise<{ record: KeyRecord; key: string }> {
+  /**
+   * Makes a key; the plaintext is returned here once and never stored. `vet` sees the
+   * record before it is written and may refuse it (the API's no-escalation check).
+   */
+  async create(input: CreateInput, actor: string, vet?: (record: KeyRecord) => void): Promise<{ record: KeyRecord; key: string }> {
     const minted = mintKey({ ...input, createdBy: actor, now: this.#now() });
+    vet?.(minted.record);
     await this.store.insert(minted.record, hashKey(minted.key));
     const r = minted.record;
     this.#log('created', r.id, actor, r.createdAt, { type: r.type, referenceId: r.referenceId, keyPrefix: r.keyPrefix, linkId: r.linkId });

@@ -45,7 +45,7 @@ export const SERVED_SHAPES: Readonly<Record<ServedHandlerName, readonly string[]
   'api-keys.create': ['evrythng-access-token'],
   'api-keys.update': ['evrythng-access-token'],
   'api-keys.revoke': ['evrythng-access-token'],
-  'api-keys.rotate': [],
+  'api-keys.rotate': ['evrythng-access-token'],
   'api-keys.events': [],
   'connect.create-link': [],
 };

@@ -19,7 +19,6 @@ describe('server key: everything', () => {
     ['GET', '/v1/devices/dev-alice-1/history'],
     ['GET', '/v1/sites'],
     ['POST', '/v1/sites', '{"name":"x"}'],
-    ['GET', '/v1/api-keys'],
     ['DELETE', '/v1/devices/dev-bob-1'],
     ['PUT', '/v1/devices/dev-bob-1/tags', '{"tags":["a"]}'],
     ['POST', '/v1/commands/thermostat/setpoint', '{"deviceId":"dev-bob-1","value":20}'],
@@ -44,6 +43,13 @@ describe('server key: everything', () => {
     expect(r.status, r.text).toBe(201);
     expect(r.json).toMatchObject({ linkUrl: expect.stringContaining('/connect/links/') });
     expect(stack.backend.received).toEqual([]);
+  });
+
+  test('server GET /v1/api-keys is answered by Keygate itself (the key management API): the backend receives nothing', async () => {
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/api-keys', headers: keyHeader(stack.keys.server) });
+    expect(r.status, r.text).toBe(200);
+    expect((r.json as { data: Array<{ id: string }> }).data.map((k) => k.id)).toContain(stack.keys.server.id);
+    expect(stack.backend.received).toHaveLength(0);
   });
 
   test('server GET /v1/devices gets no referenceId injected and sees everyone', async () => {

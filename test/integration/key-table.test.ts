@@ -39,6 +39,13 @@ describe('server keys: everything, including meta/config', () => {
     if (body) expect(got[0]!.body).toBe(body);
   });
 
+  it('manages keys through Keygate itself: GET /v1/api-keys is answered, never forwarded', async () => {
+    const r = await send(f.sidecar.url, 'GET', '/v1/api-keys', { headers: key(f.keys.server) });
+    expect(r.status).toBe(200);
+    expect(r.json.totalItems).toBe(4);
+    expect(f.take()).toHaveLength(0);
+  });
+
   it('sees every user’s devices (no filter injected)', async () => {
     const r = await send(f.sidecar.url, 'GET', '/v1/devices', { headers: key(f.keys.server) });
     expect(new Set(r.json.data.map((d: { referenceId: string }) => d.referenceId))).toEqual(new Set(['alice', 'bob']));
