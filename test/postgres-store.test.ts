@@ -113,8 +113,9 @@ describe('PostgresKeyStore', () => {
     const alice = await newKey(store, { type: 'scoped', referenceId: 'alice', name: 'alice phone' });
     const token = await newKey(store, { type: 'access-token', roles: ['reader'], conditions: ['factoryId:f1', 'factoryId:f2', 'site:s1'], expiresInMs: 60_000 });
 
-    expect(await store.findByHash(alice.hash)).toEqual(alice.record);
-    expect(await store.findByHash(token.hash)).toEqual(token.record);
+    expect(await store.findByHash(alice.hash)).toEqual({ ...alice.record, secretExpiresAt: null });
+    expect(await store.findByHash(token.hash)).toEqual({ ...token.record, secretExpiresAt: null });
+    expect(await store.get(alice.record.id)).toEqual(alice.record);
     expect((await store.findByHash(token.hash))?.conditions).toEqual({ factoryId: ['f1', 'f2'], site: ['s1'] });
     expect(await store.findByHash(hashKey('api_not_a_stored_key'))).toBeUndefined();
 
@@ -127,7 +128,7 @@ describe('PostgresKeyStore', () => {
     const revoked = await store.findByHash(alice.hash);
     expect(revoked?.revokedAt).not.toBeNull();
     expect(Math.abs(Date.parse(revoked!.revokedAt!) - before)).toBeLessThan(60_000);
-    expect({ ...revoked, revokedAt: null }).toEqual(alice.record);
+    expect({ ...revoked, revokedAt: null, updatedAt: alice.record.updatedAt }).toEqual({ ...alice.record, secretExpiresAt: null });
     expect((await store.findByHash(token.hash))?.revokedAt).toBeNull();
 
     // The CLI path: openStore() picks this store for postgres:// and postgresql:// URLs.
@@ -177,24 +178,24 @@ describe('PostgresKeyStore', () => {
     expect(await store.revoke('key_doesNotExist000')).toBe(false);
   });
 
-  it('pushes a revocation made by another store instance (another process) to onRevoked', async () => {
+  it('pushes a revocation made by another store instance (another process) to onChange', async () => {
     const replica = await open();
     const cli = await open();
-    const { record, hash } = await newKey(cli);
+    const { record } = await newKey(cli);
     const other = await newKey(cli);
     const seen: string[] = [];
-    replica.onRevoked((h) => seen.push(h));
+    replica.onChange((c) => seen.push(...(c.kind === 'keys' ? c.ids : ['*'])));
     await vi.waitFor(() => expect(replica.listening).toBe(true), { timeout: 5_000, interval: 20 });
 
     const started = performance.now();
     expect(await cli.revoke(record.id)).toBe(true);
-    await vi.waitFor(() => expect(seen).toContain(hash), { timeout: 2_000, interval: 5 });
+    await vi.waitFor(() => expect(seen).toContain(record.id), { timeout: 2_000, interval: 5 });
     expect(performance.now() - started).toBeLessThan(1_000);
-    expect(seen).not.toContain(other.hash);
+    expect(seen).not.toContain(other.record.id);
     // An unknown id notifies nobody.
     expect(await cli.revoke('key_doesNotExist000')).toBe(false);
     await new Promise((r) => setTimeout(r, 100));
-    expect(seen.filter((h) => h !== hash)).toEqual([]);
+    expect(seen.filter((h) => h !== record.id)).toEqual([]);
   });
 
   it('lets many processes create the schema at once', async () => {
@@ -224,7 +225,9 @@ describe('PostgresKeyStore', () => {
     expect((await store.list({ referenceId: 'user7', limit: 100 })).map((k) => k.id)).toEqual([bulkKeyId(7)]);
     await expect(store.list({ afterId: 'key_nope', limit: 1 })).rejects.toBeInstanceOf(UnknownKeyError);
     const indexes = await admin.query('SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname', [fresh]);
-    expect(indexes.rows.map((r: { indexname: string }) => r.indexname)).toEqual(['keygate_keys_key_hash', 'keygate_keys_listing', 'keygate_keys_pkey', 'keygate_keys_reference']);
+    expect(indexes.rows.map((r: { indexname: string }) => r.indexname).filter((n: string) => n.startsWith('keygate_keys'))).toEqual([
+      'keygate_keys_created_by', 'keygate_keys_expiry_due', 'keygate_keys_key_hash', 'keygate_keys_listing', 'keygate_keys_pkey', 'keygate_keys_reference',
+    ]);
   });
 
   it('a store opened without create (keys list, keys revoke) fails on a missing table and creates nothing', async () => {
@@ -254,7 +257,7 @@ describe('PostgresKeyStore', () => {
     stores.push(store);
     expect(store.schemaReady).toBe(false);
     const seen: string[] = [];
-    store.onRevoked((h) => seen.push(h)); // keeps retrying in the background, silently
+    store.onChange((c) => seen.push(c.kind)); // keeps retrying in the background, silently
 
     const calls: Array<() => Promise<unknown>> = [
       () => store.findByHash(hashKey('api_x')),
@@ -285,7 +288,7 @@ describe('PostgresKeyStore', () => {
     expect(store.schemaReady).toBe(false);
     await expect(store.ping()).rejects.toThrow();
     const seen: string[] = [];
-    store.onRevoked((h) => seen.push(h));
+    store.onChange((c) => seen.push(...(c.kind === 'keys' ? c.ids : ['*'])));
 
     // The database comes up: the next query creates the table, the listener connects.
     const db = await relay(port);
@@ -297,7 +300,7 @@ describe('PostgresKeyStore', () => {
     const direct = await open(storeUrl(fresh));
     const first = await newKey(direct);
     await direct.revoke(first.record.id);
-    await vi.waitFor(() => expect(seen).toContain(first.hash), { timeout: 2_000, interval: 5 });
+    await vi.waitFor(() => expect(seen).toContain(first.record.id), { timeout: 2_000, interval: 5 });
 
     // The connection drops (database restart, network cut): no crash, queries fail then recover, LISTEN comes back.
     db.cut();
@@ -308,7 +311,9 @@ describe('PostgresKeyStore', () => {
     }, { timeout: 5_000, interval: 50 });
     const second = await newKey(direct);
     await direct.revoke(second.record.id);
-    await vi.waitFor(() => expect(seen).toContain(second.hash), { timeout: 2_000, interval: 5 });
+    await vi.waitFor(() => expect(seen).toContain(second.record.id), { timeout: 2_000, interval: 5 });
+    // After the LISTEN connection came back, the listener was told that anything may have changed meanwhile.
+    expect(seen).toContain('*');
     expect((await store.findByHash(second.hash))?.revokedAt).not.toBeNull();
 
     // It goes away for good: every query rejects, nothing throws out of the store.

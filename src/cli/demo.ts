@@ -1,10 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEMO, SERVE } from '../config/commands.ts';
 import { resolveOptions } from '../config/resolve.ts';
 import { serveConfig } from '../config/serve-config.ts';
 import type { HostPort } from '../config/values.ts';
+import { startDemoApp, type DemoApp, type DemoAppConfig } from '../demo/app-page.ts';
 import { startDemoBackend, type DemoBackend } from '../demo/backend.ts';
 import { hashKey } from '../keys/key-format.ts';
 import { mintKey } from '../keys/mint-key.ts';
@@ -43,23 +46,30 @@ export async function demoCommand(argv: readonly string[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'keygate-demo-'));
   const storeUrl = `sqlite:${join(dir, 'keys.db')}`;
   let backend: DemoBackend | undefined;
+  let app: DemoApp | undefined;
   let running: RunningKeygate | undefined;
   const loggers = createLoggers({ level: v.logLevel, accessLog: v.accessLog });
   const release = async (): Promise<void> => {
     await running?.shutdown().catch(() => undefined);
+    await app?.close();
     await backend?.close();
     rmSync(dir, { recursive: true, force: true });
   };
   const seeded = {} as Record<Label, { id: string; key: string }>;
+  const appConfig: DemoAppConfig = { keygate: '', connectKey: '' };
+  let linkUrl: string;
   try {
     backend = await startDemoBackend({ port: v.backendPort, record: false }).catch((err: unknown) => {
       throw bindError(err, [['--backend-port', { host: '127.0.0.1', port: v.backendPort }]]);
+    });
+    app = await startDemoApp(appConfig, v.appPort).catch((err: unknown) => {
+      throw bindError(err, [['--app-port', { host: '127.0.0.1', port: v.appPort }]]);
     });
     const config = serveConfig({
       ...resolveOptions(SERVE.options, { upstream: backend.url, store: storeUrl }, {}),
       listen: v.listen,
       opsListen: v.opsListen,
-      policies: v.policies,
+      policies: v.policies ?? demoPolicies(dir, backend.url),
       logLevel: v.logLevel,
       accessLog: v.accessLog,
     });
@@ -67,16 +77,21 @@ export async function demoCommand(argv: readonly string[]): Promise<void> {
       throw bindError(err, [['--listen', v.listen], ['--ops-listen', v.opsListen]]);
     });
     for (const [label, type, referenceId] of DEMO_KEYS) {
-      const { record, key } = mintKey({ type, referenceId, name: `demo ${label}` });
+      // The connect key is the demo app's: its origin may call Keygate, its page is where links return.
+      const browser = type === 'connect' ? { allowedOrigins: [app.origin], allowedRedirects: [app.url] } : {};
+      const { record, key } = mintKey({ type, referenceId, name: `demo ${label}`, ...browser });
       await running.store.insert(record, hashKey(key));
       seeded[label] = { id: record.id, key };
     }
+    await running.refreshOrigins();
+    Object.assign(appConfig, { keygate: `http://127.0.0.1:${running.proxy.port}`, connectKey: seeded.connect.key });
+    linkUrl = await createDemoLink(running.proxy.port, seeded.connect.key, app.url);
   } catch (err) {
     await release();
     throw err;
   }
   const base = `http://127.0.0.1:${running.proxy.port}`;
-  process.stderr.write(demoText(base, `http://127.0.0.1:${running.ops.port}`, backend.url, storeUrl, seeded));
+  process.stderr.write(demoText(base, `http://127.0.0.1:${running.ops.port}`, backend.url, storeUrl, seeded, { app: app.url, link: linkUrl }));
   const stop = (): void => {
     release().then(() => loggers.logger.flush(() => process.exit(0)));
   };
@@ -84,7 +99,39 @@ export async function demoCommand(argv: readonly string[]): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
-function demoText(base: string, ops: string, backendUrl: string, storeUrl: string, keys: Record<Label, { id: string; key: string }>): string {
+/**
+ * The shipped policies with the Connect flow's device step turned on: the demo backend's
+ * fake manufacturer sign-in (the shipped texture.yaml has it off).
+ */
+function demoPolicies(dir: string, backendUrl: string): string {
+  const policies = join(dir, 'policies');
+  mkdirSync(policies);
+  copyFileSync(fileURLToPath(new URL('../../policies/texture.yaml', import.meta.url)), join(policies, 'texture.yaml'));
+  writeFileSync(join(policies, 'connect.yaml'), [
+    'version: 1',
+    'connect:',
+    `  deviceStep: '${backendUrl}/connect/manufacturer?referenceId={referenceId}&returnTo={returnUrl}&state={state}'`,
+    '',
+  ].join('\n'));
+  return policies;
+}
+
+/** A Connect link, created as the demo app does: the public connect key, over HTTP. */
+function createDemoLink(port: number, connectKey: string, redirectUrl: string): Promise<string> {
+  const body = JSON.stringify({ redirectUrl, clientName: 'Demo energy app', state: 'from-the-terminal' });
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/connections', headers: { 'texture-api-key': connectKey, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => (res.statusCode === 201 ? resolve((JSON.parse(text) as { linkUrl: string }).linkUrl) : reject(new Error(`the demo's Connect link: ${res.statusCode} ${text}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function demoText(base: string, ops: string, backendUrl: string, storeUrl: string, keys: Record<Label, { id: string; key: string }>, connect: { app: string; link: string }): string {
   const h = (label: Label): string => `-H 'Texture-Api-Key: ${keys[label].key}'`;
   const json = "-H 'content-type: application/json'";
   return `
@@ -100,11 +147,17 @@ Four new keys (only their hashes are stored):
   alice    ${keys.alice.key}  (scoped to referenceId alice)
   bob      ${keys.bob.key}  (scoped to referenceId bob)
 
+The Connect flow in a browser (a page on another origin, with the public connect key):
+  demo app      ${connect.app}  → "Connect your devices": the hosted page, a fake manufacturer
+                sign-in, then the app lists your devices with the scoped key it received
+  a link        ${connect.link}
+                (made with the connect key; it works once, for 30 min, in one browser)
+
 Try:
   # server key: everything
   curl -s ${h('server')} ${base}/v1/devices
   # connect key: only Connect links (anything else is 403)
-  curl -s ${h('connect')} -X POST ${base}/v1/connections
+  curl -s ${h('connect')} ${json} -d '{"redirectUrl":"${connect.app}"}' ${base}/v1/connections
   curl -s ${h('connect')} ${base}/v1/devices
   # alice's scoped key: her devices only (referenceId injected); bob's device is 403
   curl -s ${h('alice')} ${base}/v1/devices

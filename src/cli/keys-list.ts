@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { KeyRecord, KeyType } from '../keys/key-record.ts';
 import type { KeyStore } from '../keys/store.ts';
+import { printable } from './key-text.ts';
 
 /** Keys asked of the store at a time: what `keys list` holds in memory, however many it prints. */
 export const LIST_PAGE = 1000;
@@ -21,10 +22,6 @@ function status(k: KeyRecord, now: number): string {
   return 'active';
 }
 
-/** A name is free text: control characters (a newline, a terminal escape) would break the table or the terminal. */
-function printable(s: string): string {
-  return s.replace(/[\x00-\x1f\x7f]/g, '?');
-}
 
 /**
  * Columns of fixed width but the referenceId's, which takes the widest of the first page

@@ -1,15 +1,15 @@
-import { KEYS_CREATE, KEYS_LIST, KEYS_REVOKE } from '../config/commands.ts';
+import { KEYS_CREATE, KEYS_EVENTS, KEYS_LIST, KEYS_REVOKE, KEYS_ROTATE, KEYS_SHOW, KEYS_UPDATE } from '../config/commands.ts';
 import { ConfigError } from '../config/config-error.ts';
-import { hashKey } from '../keys/key-format.ts';
-import { KeyInputError, mintKey } from '../keys/mint-key.ts';
+import { KeyInputError, mintKey, type MintInput } from '../keys/mint-key.ts';
 import { openStore } from '../keys/open-store.ts';
+import { KeyNotFoundError } from '../keys/key-service.ts';
 import type { KeyStore } from '../keys/store.ts';
+import { CLI_ACTOR, FLAG_OF_FIELD, withKeyService } from './key-session.ts';
+import { events, rotate, show, update } from './keys-edit.ts';
 import { listKeys } from './keys-list.ts';
 import { parseOrHelp } from './parse-command.ts';
 import { revocationNotice } from './revocation-notice.ts';
 import { UsageError } from './usage-error.ts';
-
-const FLAG_OF_FIELD = { type: '--type', referenceId: '--reference-id', roles: '--role', conditions: '--condition' } as const;
 
 async function withStore<T>(url: string, create: boolean, use: (store: KeyStore) => Promise<T>): Promise<T> {
   const store = await openStore(url, { create });
@@ -24,14 +24,18 @@ async function create(argv: readonly string[]): Promise<void> {
   const parsed = parseOrHelp(KEYS_CREATE, argv);
   if (parsed === undefined) return;
   const v = parsed.values;
-  let minted;
+  const input: MintInput = {
+    type: v.type, referenceId: v.referenceId, name: v.name, description: v.description, roles: v.roles, conditions: v.conditions,
+    expiresInMs: v.expiresInMs, allowedOrigins: v.allowedOrigins, allowedRedirects: v.allowedRedirects, allowReferenceId: v.allowReferenceId,
+  };
+  // Every field is checked before the store is opened (or made): a refused flag makes nothing.
   try {
-    minted = mintKey({ type: v.type, referenceId: v.referenceId, name: v.name, roles: v.roles, conditions: v.conditions, expiresInMs: v.expiresInMs });
+    mintKey(input);
   } catch (err) {
     if (err instanceof KeyInputError) throw new ConfigError(FLAG_OF_FIELD[err.field], `${FLAG_OF_FIELD[err.field]}: ${err.message}`);
     throw err;
   }
-  await withStore(v.store, true, (store) => store.insert(minted.record, hashKey(minted.key)));
+  const minted = await withKeyService(v.store, true, (service) => service.create(input, CLI_ACTOR));
   const r = minted.record;
   if (v.json) {
     process.stdout.write(JSON.stringify({ ...r, key: minted.key }) + '\n');
@@ -55,8 +59,16 @@ async function revoke(argv: readonly string[]): Promise<void> {
   if (parsed === undefined) return;
   const id = parsed.positionals[0]!;
   const v = parsed.values;
-  const { found, kind } = await withStore(v.store, false, async (store) => ({ found: await store.revoke(id), kind: store.kind }));
-  if (!found) {
+  const kind = await withKeyService(v.store, false, async (service) => {
+    try {
+      await service.revoke(id, CLI_ACTOR);
+    } catch (err) {
+      if (err instanceof KeyNotFoundError) return undefined;
+      throw err;
+    }
+    return service.store.kind;
+  });
+  if (kind === undefined) {
     process.stderr.write(`keygate: no key with id ${id}\n`);
     process.exitCode = 1;
     return;
@@ -64,15 +76,17 @@ async function revoke(argv: readonly string[]): Promise<void> {
   process.stdout.write(revocationNotice(id, kind, v.keyCacheTtlMs));
 }
 
-const SUBCOMMANDS: Record<string, (argv: readonly string[]) => Promise<void>> = { create, list, revoke };
+const SUBCOMMANDS: Record<string, (argv: readonly string[]) => Promise<void>> = { create, list, show, update, rotate, revoke, events };
+const SPECS = [KEYS_CREATE, KEYS_LIST, KEYS_SHOW, KEYS_UPDATE, KEYS_ROTATE, KEYS_REVOKE, KEYS_EVENTS];
+const NAMES = 'create, list, show, update, rotate, revoke or events';
 
 export async function keysCommand(argv: readonly string[]): Promise<void> {
   const [sub, ...rest] = argv;
-  const run = sub === undefined ? undefined : SUBCOMMANDS[sub];
+  const run = sub === undefined || !Object.hasOwn(SUBCOMMANDS, sub) ? undefined : SUBCOMMANDS[sub];
   if (run !== undefined) return run(rest);
   if (sub === '--help' || sub === '-h') {
-    process.stdout.write(`usage: keygate keys create|list|revoke [options]\n\n${[KEYS_CREATE, KEYS_LIST, KEYS_REVOKE].map((c) => `  keygate ${c.name.padEnd(12)} ${c.summary}`).join('\n')}\n`);
+    process.stdout.write(`usage: keygate keys ${Object.keys(SUBCOMMANDS).join('|')} [options]\n\n${SPECS.map((c) => `  keygate ${c.name.padEnd(12)} ${c.summary}`).join('\n')}\n`);
     return;
   }
-  throw new UsageError(sub === undefined ? 'keys needs a command: create, list or revoke' : `unknown command "keys ${sub}" (create, list or revoke)`, 'keys');
+  throw new UsageError(sub === undefined ? `keys needs a command: ${NAMES}` : `unknown command "keys ${sub}" (${NAMES})`, 'keys');
 }

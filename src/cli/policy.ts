@@ -2,6 +2,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { POLICY_CHECK, POLICY_EXPLAIN, POLICY_TEST, type CommandSpec } from '../config/commands.ts';
 import { parseConditionArgs } from '../keys/key-record.ts';
+import { testPrincipal } from '../keys/principal.ts';
 import { explain } from '../policy/explain.ts';
 import { loadPolicy } from '../policy/load.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
@@ -95,7 +96,7 @@ function explainCommand(argv: readonly string[]): void {
   process.stdout.write(
     explain(
       policy,
-      { id: 'key_explain', type: v.keyType, referenceId: v.referenceId ?? null, name: null, roles: v.roles, conditions: parseConditionArgs(v.conditions), expiresAtMs: Infinity },
+      testPrincipal({ id: 'key_explain', type: v.keyType, referenceId: v.referenceId ?? null, roles: v.roles, conditions: parseConditionArgs(v.conditions) }),
       method.toUpperCase(),
       url,
     ),

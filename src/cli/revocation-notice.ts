@@ -9,8 +9,9 @@ function seconds(ms: number): string {
 }
 
 /**
- * What `keys revoke` can truthfully promise. A running sidecar refuses a revoked key once
- * its cached entry expires, after that sidecar's own `--key-cache-ttl`, which this
+ * What `keys revoke` can truthfully promise. Running sidecars learn of the revocation
+ * from the store (NOTIFY, or the SQLite change feed) and refuse the key at once; the
+ * bound when that notice is lost is each one's own `--key-cache-ttl`, which this
  * process cannot see. It can see its own setting: when `--key-cache-ttl` or
  * KEYGATE_KEY_CACHE_TTL is given here (as it usually is for every process of one
  * deployment) it names that value, and otherwise the default, always with the ceiling
@@ -23,5 +24,5 @@ export function revocationNotice(id: string, kind: KeyStore['kind'], ttlMs: numb
   const bound = `within its --key-cache-ttl (${ttl})`;
   return kind === 'postgres'
     ? `Revoked ${id}. Running sidecars are notified now; if a notification is lost, each refuses it ${bound}.\n`
-    : `Revoked ${id}. Each running sidecar refuses it ${bound}.\n`;
+    : `Revoked ${id}. Running sidecars on this file notice within a second (they check it every 0.2 s); one that misses it refuses it ${bound}.\n`;
 }

@@ -1,7 +1,7 @@
 import { MIN_CONNECTIONS } from '../pipeline/admission.ts';
 import { REQUEST_TIMEOUT_MS } from '../server/connections.ts';
 import { list, toggle, value, type Options } from './option.ts';
-import { baseUrl, boolean, cidrList, condition, connectionCap, duration, hostPort, httpOrigin, keyType, limit, oneOf, referenceId, shareList, storeUrl, text, wholeNumber } from './values.ts';
+import { baseUrl, boolean, browserOrigin, cidrList, condition, connectionCap, duration, hostPort, httpOrigin, keyType, limit, oneOf, redirectUrl, referenceId, shareList, storeUrl, text, wholeNumber } from './values.ts';
 
 /**
  * The options table of every command. Each row is the whole truth about one option (see
@@ -57,6 +57,10 @@ export const SERVE = command({
     connectLinkTtlMs: value({
       flag: 'connect-link-ttl', env: 'KEYGATE_CONNECT_LINK_TTL', placeholder: 'DURATION', default: '30m', parse: duration({ max: { ms: 86_400_000, text: '24h' } }),
       description: 'used by the Connect flow: how long a Connect link lives, at most `24h`',
+    }),
+    revokeExposedKeys: value({
+      flag: 'revoke-exposed-keys', env: 'KEYGATE_REVOKE_EXPOSED_KEYS', placeholder: 'true|false', default: 'false', parse: boolean,
+      description: 'revoke at once a server, operator or access-token key that is sent from a browser (it is refused with 403 `KEY_EXPOSED` either way; see [Browsers](#browsers-cors))',
     }),
     upstreamTimeoutMs: value({ flag: 'upstream-timeout', env: 'KEYGATE_UPSTREAM_TIMEOUT', placeholder: MS, default: '10000', parse: milliseconds, description: "time from dispatch to the backend's response headers; past it → 504" }),
     upstreamBodyTimeoutMs: value({
@@ -118,14 +122,15 @@ export const DEMO = command({
   args: '',
   positionals: { min: 0, max: 0 },
   about: [
-    'Starts the demo device backend, then the sidecar in front of it, then mints four keys (server, connect, and scoped keys for alice and bob) into a key store of its own, new on every run and removed when the demo stops.',
+    'Starts the demo device backend, a demo browser app on an origin of its own, then the sidecar in front of the backend, then mints four keys (server, connect, and scoped keys for alice and bob) into a key store of its own, new on every run and removed when the demo stops, and creates a Connect link to open in a browser.',
     'The demo reads no environment variables: a deployment\'s KEYGATE_* settings do not change it.',
   ],
   options: {
     listen: { ...serve.listen, env: undefined, default: '127.0.0.1:8080' },
     opsListen: { ...serve.opsListen, env: undefined, default: '127.0.0.1:9090' },
     backendPort: value({ flag: 'backend-port', placeholder: 'PORT', default: '0', parse: wholeNumber('port', { min: 0, max: 65535 }), description: 'the demo backend\'s port on 127.0.0.1; 0 takes any free port' }),
-    policies: { ...serve.policies, env: undefined },
+    appPort: value({ flag: 'app-port', placeholder: 'PORT', default: '0', parse: wholeNumber('port', { min: 0, max: 65535 }), description: 'the demo browser app\'s port on 127.0.0.1 (opened as `http://localhost:PORT`); 0 takes any free port' }),
+    policies: { ...serve.policies, env: undefined, default: undefined, defaultText: 'the shipped policies, with the device step on', description: 'a directory of `*.yaml` policy files (or one file); by default the shipped `policies/texture.yaml` with the demo backend\'s manufacturer sign-in as the Connect device step' },
     logLevel: { ...serve.logLevel, env: undefined },
     accessLog: { ...serve.accessLog, env: undefined },
   },
@@ -146,7 +151,17 @@ export const KEYS_CREATE = command({
     roles: list({ flag: 'role', placeholder: 'ROLE', parse: text, description: 'a role the key carries, repeatable (operator keys and access tokens)' }),
     conditions: list({ flag: 'condition', placeholder: 'ATTR:VALUE', parse: condition, description: 'a condition, repeatable; values of one attribute are any-of (operator keys and access tokens)' }),
     expiresInMs: value({ flag: 'expires-in', placeholder: 'DURATION', parse: duration(), description: 'the key stops working after this long: `30s`, `15m`, `12h`, `30d`' }),
-    store: { ...serve.store, description: 'the key store; made when missing (a SQLite file only in a directory that exists)' },
+    description: value({ flag: 'description', placeholder: 'TEXT', parse: text, description: 'free text for people (EVRYTHNG access tokens have one)' }),
+    allowedOrigins: list({
+      flag: 'allow-origin', placeholder: 'ORIGIN', parse: browserOrigin,
+      description: 'a browser origin a connect or scoped key may be used from, exactly (`https://app.example.com`), repeatable; `http://` only for loopback hosts',
+    }),
+    allowedRedirects: list({
+      flag: 'allow-redirect', placeholder: 'URL', parse: redirectUrl,
+      description: 'a URL the Connect links made with this key may redirect to, exactly (scheme, host, port, path: `https://app.example.com/connected`, `myapp://connected`), repeatable; no query or fragment',
+    }),
+    allowReferenceId: toggle({ flag: 'allow-reference-id', description: 'a connect key whose Connect links may choose the referenceId of the keys they mint' }),
+    store: { ...serve.store, description: 'the key store; made when missing (a SQLite file only in a directory that exists), upgraded when older' },
     json: toggle({ flag: 'json', description: 'print one JSON object, the secret as `key`, instead of text' }),
   },
 });
@@ -174,13 +189,84 @@ export const KEYS_REVOKE = command({
   summary: 'revoke a key',
   args: 'ID',
   positionals: { min: 1, max: 1 },
-  about: ['Revokes the key with this id; running sidecars refuse it within their key cache TTL (--key-cache-ttl, 2 s by default, at most 5 s).'],
+  about: ['Revokes the key with this id; running sidecars on the same store refuse it within a second, or within their key cache TTL (--key-cache-ttl, 2 s by default, at most 5 s) when a notice is lost.'],
   options: {
     store: storeMustExist,
     keyCacheTtlMs: {
       ...serve.keyCacheTtlMs, default: undefined, defaultText: 'unset',
       description: "the sidecars' key cache TTL, when known here: the message says within how long they refuse the key (the CLI cannot see a running sidecar's setting)",
     },
+  },
+});
+
+const create = KEYS_CREATE.options;
+
+export const KEYS_SHOW = command({
+  name: 'keys show',
+  summary: 'show one key (never its secret)',
+  args: 'ID',
+  positionals: { min: 1, max: 1 },
+  about: ['Shows the key with this id, as the management API does (GET /v1/api-keys/ID): its settings, state and prefix, never its secret.'],
+  options: {
+    store: storeMustExist,
+    json: toggle({ flag: 'json', description: 'print the key object as JSON' }),
+  },
+});
+
+export const KEYS_UPDATE = command({
+  name: 'keys update',
+  summary: "change a key's name, expiry, roles, conditions, origins or redirects",
+  args: 'ID',
+  positionals: { min: 1, max: 1 },
+  about: [
+    'Changes the key with this id; what is not given stays. A repeatable flag replaces the whole list (give it once per entry); the --clear-… switches empty one. The type, referenceId and secret never change (keys rotate makes a new secret).',
+  ],
+  options: {
+    name: create.name,
+    description: create.description,
+    expiresInMs: { ...create.expiresInMs, description: 'the key stops working this long from now: `30s`, `15m`, `12h`, `30d`' },
+    noExpiry: toggle({ flag: 'no-expiry', description: 'the key no longer expires' }),
+    roles: { ...create.roles, description: 'the roles the key carries from now on, repeatable (operator keys and access tokens)' },
+    clearRoles: toggle({ flag: 'clear-roles', description: 'the key carries no roles of its own' }),
+    conditions: { ...create.conditions, description: 'the conditions from now on, repeatable; values of one attribute are any-of' },
+    clearConditions: toggle({ flag: 'clear-conditions', description: 'the key has no conditions' }),
+    allowedOrigins: { ...create.allowedOrigins, description: 'the browser origins from now on, repeatable (connect and scoped keys)' },
+    clearOrigins: toggle({ flag: 'clear-origins', description: 'no browser origin may use the key' }),
+    allowedRedirects: { ...create.allowedRedirects, description: 'the Connect redirect URLs from now on, repeatable' },
+    clearRedirects: toggle({ flag: 'clear-redirects', description: 'no redirect URL is allowed' }),
+    allowReferenceId: value({ flag: 'allow-reference-id', placeholder: 'true|false', parse: boolean, description: 'whether a connect key\'s links may choose the referenceId of the keys they mint' }),
+    store: storeMustExist,
+    json: toggle({ flag: 'json', description: 'print the changed key as JSON' }),
+  },
+});
+
+export const KEYS_ROTATE = command({
+  name: 'keys rotate',
+  summary: 'give a key a new secret; the old one works for a grace period',
+  args: 'ID',
+  positionals: { min: 1, max: 1 },
+  about: [
+    'Makes a new secret for the key with this id (same id, same settings) and prints it once. The current secret keeps working for --grace (never past the key\'s own expiry), then is refused.',
+  ],
+  options: {
+    graceMs: value({
+      flag: 'grace', placeholder: 'DURATION', parse: duration({ max: { ms: 7 * 86_400_000, text: '7d' } }), defaultText: 'none: the old secret stops at once',
+      description: 'how long the current secret keeps working, at most `7d`',
+    }),
+    store: storeMustExist,
+    json: toggle({ flag: 'json', description: 'print one JSON object, the new secret as `key`' }),
+  },
+});
+
+export const KEYS_EVENTS = command({
+  name: 'keys events',
+  summary: "a key's audit trail: who created, changed, rotated or revoked it, and when",
+  args: 'ID',
+  positionals: { min: 1, max: 1 },
+  about: ['Prints the events of the key with this id, oldest first: created, updated (what changed), rotated, revoked, expired, each with its actor (cli, a key id, link:ID, keygate).'],
+  options: {
+    store: storeMustExist,
+    json: toggle({ flag: 'json', description: 'one JSON object per event and line (JSON Lines)' }),
   },
 });
 
@@ -219,4 +305,6 @@ export const POLICY_EXPLAIN = command({
   },
 });
 
-export const COMMANDS: readonly CommandSpec[] = [SERVE, DEMO, KEYS_CREATE, KEYS_LIST, KEYS_REVOKE, POLICY_CHECK, POLICY_TEST, POLICY_EXPLAIN];
+export const COMMANDS: readonly CommandSpec[] = [
+  SERVE, DEMO, KEYS_CREATE, KEYS_LIST, KEYS_SHOW, KEYS_UPDATE, KEYS_ROTATE, KEYS_REVOKE, KEYS_EVENTS, POLICY_CHECK, POLICY_TEST, POLICY_EXPLAIN,
+];

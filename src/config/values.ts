@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { isValidReferenceId, KEY_TYPES, REFERENCE_ID_RULE, type KeyType } from '../keys/key-record.ts';
+import { OriginRuleError, parseOrigin, parseRedirect } from '../keys/origin-rules.ts';
 import { parseStoreLocation, StoreUrlError } from '../keys/store-url.ts';
 import { parseDuration } from '../policy/drafts.ts';
 import { ValueError } from './config-error.ts';
@@ -111,6 +112,23 @@ export function condition(raw: string): string {
   if (raw.includes(',', at)) throw new ValueError(`"${raw}": values may not contain a comma (repeat the flag instead)`);
   return raw;
 }
+
+function originRule(parse: (raw: string) => string): (raw: string) => string {
+  return (raw) => {
+    try {
+      return parse(raw);
+    } catch (err) {
+      if (err instanceof OriginRuleError) throw new ValueError(err.message);
+      throw err;
+    }
+  };
+}
+
+/** A browser origin (`https://app.example.com`), normalised; see keys/origin-rules.ts. */
+export const browserOrigin: (raw: string) => string = originRule(parseOrigin);
+
+/** A Connect redirect URL (`https://app.example.com/connected`, `myapp://connected`), normalised. */
+export const redirectUrl: (raw: string) => string = originRule(parseRedirect);
 
 /** A page size, or `all`. */
 export function limit(raw: string): number {

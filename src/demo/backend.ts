@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { demoDevices, page, type Command, type Device } from './data.ts';
+import { manufacturerStep } from './manufacturer-step.ts';
 
 /** What the backend saw: tests assert on these, not only on what the client got. */
 export interface ReceivedRequest {
@@ -158,6 +159,7 @@ export async function startDemoBackend(options: DemoBackendOptions = {}): Promis
         if (backend.record) received.push({ method: req.method ?? 'GET', url, path, query, headers: req.headers, rawHeaders: req.rawHeaders, body });
         const run = (): void => {
           try {
+            if (manufacturerStep(req.method ?? 'GET', path, query, body, devices, res)) return;
             routes(req, res, path.split('/').slice(1).map(decodeURIComponent), query, body);
           } catch (err) {
             send(res, 400, { error: { status: 400, message: (err as Error).message } });

@@ -15,6 +15,9 @@ export const ERRORS = {
   INVALID_JSON_KEY: { status: 400, message: 'The request body has a key that is not allowed' },
   RESOURCE_ID_OVERRIDE: { status: 400, message: 'The request names the resource id a second time' },
   BODY_NOT_ALLOWED: { status: 400, message: 'This request may not carry a body' },
+  // 400s of Keygate's own endpoints: the message (and `field`) names what is wrong
+  INVALID_FIELD: { status: 400, message: 'A field of the request body is missing, of the wrong type or not allowed' },
+  INVALID_PARAMETER: { status: 400, message: 'A query parameter is not valid here' },
   // 401: who are you?
   KEY_MISSING: { status: 401, message: 'The Texture-Api-Key header is missing' },
   KEY_MALFORMED: { status: 401, message: 'The API key is malformed' },
@@ -23,11 +26,21 @@ export const ERRORS = {
   ROUTE_NOT_ALLOWED: { status: 403, message: 'This key may not use this route' },
   ACTION_NOT_ALLOWED: { status: 403, message: 'This key may not perform this action' },
   RESOURCE_NOT_ALLOWED: { status: 403, message: 'This key may not access this resource' },
-  // 404 is only for Keygate's own endpoints (ops listener)
+  ESCALATION_REFUSED: { status: 403, message: 'The key would be allowed more than the key acting on it' },
+  REFERENCE_ID_NOT_ALLOWED: { status: 403, message: 'This key may not choose a referenceId' },
+  // Browsers (CORS) and the Connect flow
+  ORIGIN_NOT_ALLOWED: { status: 403, message: 'This key may not be used from this origin' },
+  KEY_EXPOSED: { status: 403, message: 'This key is secret and may not be used from a browser' },
+  REDIRECT_NOT_ALLOWED: { status: 400, message: 'The redirectUrl is not registered on this key' },
+  LINK_GONE: { status: 410, message: 'This Connect link is used, expired or not valid' },
+  LINK_SESSION_MISMATCH: { status: 403, message: 'This Connect link is open in another browser' },
+  // 404 is only for Keygate's own endpoints (ops listener, management API)
   NOT_FOUND: { status: 404, message: 'Not found' },
+  KEY_NOT_FOUND: { status: 404, message: 'No such key' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'This HTTP method is not supported' },
   // 408: the client stalled; its connection closes after this answer
   BODY_TIMEOUT: { status: 408, message: 'The request body did not arrive in time' },
+  KEY_NOT_ACTIVE: { status: 409, message: 'The key is revoked or expired and can no longer be changed' },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be uncompressed application/json' },
   // 5xx: something behind Keygate failed; always fail closed

@@ -10,8 +10,10 @@ export class KeygateError extends Error {
   readonly status: number;
   readonly detail: string | undefined;
   readonly headers: Record<string, string> | undefined;
+  /** The request field or parameter at fault (Keygate's own endpoints), sent as `error.field`. */
+  readonly field: string | undefined;
 
-  constructor(code: ErrorCode, options?: { message?: string; detail?: string; headers?: Record<string, string>; cause?: unknown; status?: number }) {
+  constructor(code: ErrorCode, options?: { message?: string; detail?: string; headers?: Record<string, string>; cause?: unknown; status?: number; field?: string }) {
     // Refusals are expected outcomes, thrown on the hot path (a 401/403 flood): capturing a
     // stack trace for each was the largest single cost of a rejection. Causes keep theirs.
     const limit = Error.stackTraceLimit;
@@ -23,6 +25,7 @@ export class KeygateError extends Error {
     this.status = options?.status ?? ERRORS[code].status;
     this.detail = options?.detail;
     this.headers = options?.headers;
+    this.field = options?.field;
   }
 }
 

@@ -14,8 +14,9 @@ const PREFIXES = new Map<ErrorCode, string>();
 
 function bodyOf(err: KeygateError, requestId: string): string {
   const entry = ERRORS[err.code];
-  if (err.status !== entry.status || err.message !== entry.message) {
-    return JSON.stringify({ error: { status: err.status, code: err.code, message: err.message }, requestId });
+  if (err.status !== entry.status || err.message !== entry.message || err.field !== undefined) {
+    const error = err.field === undefined ? { status: err.status, code: err.code, message: err.message } : { status: err.status, code: err.code, message: err.message, field: err.field };
+    return JSON.stringify({ error, requestId });
   }
   let prefix = PREFIXES.get(err.code);
   if (prefix === undefined) {

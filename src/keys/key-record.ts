@@ -9,26 +9,48 @@ export function isKeyType(value: string): value is KeyType {
 /** attribute -> allowed values. Values of one attribute are any-of; attributes are all-of. */
 export type KeyConditions = Readonly<Record<string, readonly string[]>>;
 
+/**
+ * One key as the store holds it (schema version 2). The secret itself is never here: the
+ * store keeps its SHA-256 hash beside the record, and `keyPrefix` (its first 8
+ * characters) is all of it anyone is shown again.
+ */
 export interface KeyRecord {
   readonly id: string;
   readonly type: KeyType;
   readonly referenceId: string | null;
   readonly name: string | null;
+  /** Free text for people (EVRYTHNG access tokens have one). */
+  readonly description: string | null;
   /** Roles carried on the key itself (operator keys and access tokens), added to the type's roles. */
   readonly roles: readonly string[];
   readonly conditions: KeyConditions;
+  /** Exact browser origins (`https://app.example.com`) this public key may be used from (origin-rules.ts). */
+  readonly allowedOrigins: readonly string[];
+  /** Exact URLs a Connect link made with this key may redirect to (origin-rules.ts). */
+  readonly allowedRedirects: readonly string[];
+  /** A connect key that may choose the referenceId of the keys its links mint. */
+  readonly allowReferenceId: boolean;
+  /** The first 8 characters of the current secret (`api_AbCd`, `scoped_A`); the bare type prefix for keys made before schema 2. */
+  readonly keyPrefix: string;
+  /** `cli`, the id of the key that created it, or `link:<linkId>` for a scoped key a Connect link minted. */
+  readonly createdBy: string;
+  /** The Connect link that minted this scoped key. */
+  readonly linkId: string | null;
   readonly createdAt: string;
+  readonly updatedAt: string;
   readonly expiresAt: string | null;
   readonly revokedAt: string | null;
+  /** When the key was last used, to within a second, written at most once a minute (last-used.ts). */
+  readonly lastUsedAt: string | null;
 }
 
-export interface NewKey {
-  type: KeyType;
-  referenceId?: string | null;
-  name?: string | null;
-  roles?: string[];
-  conditions?: Record<string, string[]>;
-  expiresAt?: string | null;
+/**
+ * A record found by one of its secrets. During a rotation's grace period a key has more
+ * than one: the previous secrets stop working at `secretExpiresAt` (null for the current
+ * secret, which lives as long as the key).
+ */
+export interface FoundKey extends KeyRecord {
+  readonly secretExpiresAt: string | null;
 }
 
 /**
@@ -61,6 +83,23 @@ export function hasUsableValues(record: KeyRecord): boolean {
 
 export function prefixFor(type: KeyType): 'api_' | 'scoped_' {
   return type === 'scoped' ? 'scoped_' : 'api_';
+}
+
+/** How many characters of a secret a key object shows (`api_AbCd`): enough to tell keys apart, about 24 bits of it. */
+export const KEY_PREFIX_LENGTH = 8;
+
+export function keyPrefixOf(secret: string): string {
+  return secret.slice(0, KEY_PREFIX_LENGTH);
+}
+
+/** Key types that carry roles and conditions of their own; the others take them from the policy. */
+export function carriesRoles(type: KeyType): boolean {
+  return type === 'operator' || type === 'access-token';
+}
+
+/** Key types meant for browsers and apps (seed 000: "alright to be used publicly"); the others are secret. */
+export function isPublicType(type: KeyType): boolean {
+  return type === 'connect' || type === 'scoped';
 }
 
 /** Parses `attr:value` strings (EVRYTHNG form) into the grouped form. */

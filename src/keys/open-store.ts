@@ -10,7 +10,8 @@ export interface OpenStoreOptions {
    * Whether a missing store may be made: true for `serve` and `keys create`, false for the
    * commands that only read or change keys, so a mistyped path or schema fails instead of
    * answering from a new, empty store. Even when creating, a SQLite file is made only in a
-   * directory that exists: a typo in a directory name is refused, not silently made.
+   * directory that exists: a typo in a directory name is refused, not silently made. The
+   * same commands upgrade an older schema (migrations/); the others refuse it, saying so.
    */
   readonly create: boolean;
 }
@@ -33,5 +34,5 @@ export async function openStore(url: string, options: OpenStoreOptions): Promise
       throw new StoreNotFoundError(`key store ${url}: directory ${dir} does not exist (create it first; Keygate makes the file, not its directory)`);
     }
   }
-  return new SqliteKeyStore(path);
+  return new SqliteKeyStore(path, { create: options.create });
 }

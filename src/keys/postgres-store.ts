@@ -1,10 +1,10 @@
 /**
- * PostgreSQL shared key store: every replica and the CLI use one table, and a revocation
- * is pushed to every replica with LISTEN/NOTIFY.
+ * PostgreSQL shared key store: every replica and the CLI use one set of tables, and a
+ * change to a key is pushed to every replica with LISTEN/NOTIFY.
  *
  * Store URL: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?PARAMS]` (or `postgresql://`).
  * Two query parameters are read by Keygate itself and removed before the URL reaches `pg`:
- *   - `schema=NAME`  put the table in schema NAME (created if missing) instead of the
+ *   - `schema=NAME`  put the tables in schema NAME (created if missing) instead of the
  *                    connection's default (`public`). Tests use a fresh schema per run so
  *                    parallel runs never collide; deployments can use it to share a database.
  *                    NAME must match [A-Za-z_][A-Za-z0-9_]* (at most 63 characters).
@@ -12,16 +12,19 @@
  *                    connection is NAME + `:listen`.
  * Every other parameter (sslmode, …) is passed to `pg` unchanged.
  *
- * Table `keygate_keys` mirrors the SQLite store: only the SHA-256 hash of a key is stored
- * (`key_hash`, unique), roles and conditions are JSON, `revoked_at` is set once.
+ * Tables (migrations/postgres-steps.ts): `keygate_keys` (only the SHA-256 hash of the
+ * current secret, `key_hash`, unique), `keygate_key_secrets` (previous secrets in a
+ * rotation's grace), `keygate_key_events` (the audit trail), `keygate_schema_version`.
  *
- * Revocation: `revoke()` updates the row and calls pg_notify('keygate_key_revoked', key_hash)
- * in the same statement (so the notification is sent exactly when the update commits).
- * `onRevoked()` keeps one dedicated connection that LISTENs on that channel and reconnects
- * with capped exponential backoff when it drops. Channels are database-wide, so stores in
- * other schemas of the same database also receive the hash; for them it only evicts a cache
- * entry that does not exist. A notification sent while the listener is reconnecting is lost;
- * the key cache TTL stays the bound in that case (DESIGN, invariant 7).
+ * Changes: every write that changes what a key may do (update, rotate, revoke) calls
+ * pg_notify('keygate_key_changed', id) in its transaction, so the notification is sent
+ * exactly when it commits; a revocation also notifies `keygate_key_revoked` with the hash,
+ * which Keygate before schema 2 listens to. `onChange()` keeps one dedicated connection
+ * that LISTENs and reconnects with capped exponential backoff when it drops; after a
+ * reconnect it tells the listeners `all` (what was notified meanwhile is lost). Channels
+ * are database-wide, so stores in other schemas of the same database also receive the id;
+ * for them it only evicts a cache entry that does not exist. The key cache TTL stays the
+ * bound when a notification is lost (DESIGN, invariant 7).
  *
  * Outages: `connect()` never fails because the database is down. It tries to create the
  * schema and, if that fails, returns a store whose queries reject (the sidecar starts,
@@ -31,15 +34,19 @@
  */
 import pg from 'pg';
 import type { Notification, PoolConfig } from 'pg';
-import type { KeyConditions, KeyRecord, KeyType } from './key-record.ts';
-import { StoreNotFoundError, UnknownKeyError, type KeyListQuery, type KeyStore } from './store.ts';
+import { applyChanges, createdChanges } from './key-diff.ts';
+import { EXPIRY_ACTOR, type FieldChange, type KeyEvent } from './key-event.ts';
+import type { FoundKey, KeyRecord } from './key-record.ts';
+import { migratePostgres } from './migrations/postgres.ts';
+import {
+  PG_COLUMNS, PG_INSERT_PLACEHOLDERS, PG_QUALIFIED_COLUMNS, pgFilterSql, pgRecordValues, pgRowToEvent, pgRowToFound, pgRowToRecord, type PgEventRow, type PgKeyRow,
+} from './postgres-rows.ts';
+import { LAST_USED_STEP_MS, UnknownKeyError, type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, type Rotation } from './store.ts';
 import { parsePostgresUrl, type PostgresStoreOptions } from './store-url.ts';
 
+export const CHANGED_CHANNEL = 'keygate_key_changed';
+/** The channel Keygate before schema 2 listens on (payload: the key hash), kept for a rolling upgrade. */
 export const REVOKED_CHANNEL = 'keygate_key_revoked';
-const TABLE = 'keygate_keys';
-/** `keys list` pages in creation order, and by referenceId; without these it would sort the whole table per page. */
-const LISTING_INDEX = 'keygate_keys_listing';
-const REFERENCE_INDEX = 'keygate_keys_reference';
 
 /** Bounds on every database interaction, so no request and no startup ever hangs on the store. */
 const CONNECT_TIMEOUT_MS = 2_000;
@@ -58,37 +65,7 @@ const CONCURRENT_DDL_CODES = new Set(['23505', '42P06', '42P07', '42710']);
 /** A hash no key has (hashKey() is lower-case hex): the readiness lookup in an empty table. */
 const PROBE_HASH = '0'.repeat(64);
 
-interface Row {
-  id: string;
-  type: string;
-  reference_id: string | null;
-  name: string | null;
-  roles: unknown;
-  conditions: unknown;
-  created_at: Date | string;
-  expires_at: Date | string | null;
-  revoked_at: Date | string | null;
-}
-
-const COLUMNS = 'id, type, reference_id, name, roles, conditions, created_at, expires_at, revoked_at';
-
-function iso(value: Date | string): string {
-  return value instanceof Date ? value.toISOString() : new Date(value).toISOString();
-}
-
-function rowToRecord(row: Row): KeyRecord {
-  return {
-    id: row.id,
-    type: row.type as KeyType,
-    referenceId: row.reference_id,
-    name: row.name,
-    roles: (typeof row.roles === 'string' ? JSON.parse(row.roles) : row.roles) as string[],
-    conditions: (typeof row.conditions === 'string' ? JSON.parse(row.conditions) : row.conditions) as KeyConditions,
-    createdAt: iso(row.created_at),
-    expiresAt: row.expires_at === null ? null : iso(row.expires_at),
-    revokedAt: row.revoked_at === null ? null : iso(row.revoked_at),
-  };
-}
+const DUE = 'expires_at IS NOT NULL AND expiry_noted_at IS NULL AND revoked_at IS NULL AND expires_at <= $1';
 
 function quoteIdent(name: string): string {
   return '"' + name.replaceAll('"', '""') + '"';
@@ -113,14 +90,16 @@ export class PostgresKeyStore implements KeyStore {
   readonly #pool: pg.Pool;
   readonly #config: PoolConfig;
   readonly #options: PostgresStoreOptions;
-  readonly #table: string;
+  readonly #keys: string;
+  readonly #secrets: string;
+  readonly #events: string;
   readonly #byHashSql: string;
-  /** serve and `keys create` create the table; other commands must find it (see open-store.ts). */
+  /** serve and `keys create` create the tables; other commands must find them (see open-store.ts). */
   readonly #create: boolean;
   #schemaReady = false;
   #schemaPending: Promise<void> | null = null;
   #closed = false;
-  readonly #listeners = new Set<(keyHash: string) => void>();
+  readonly #listeners = new Set<(change: KeyChange) => void>();
   #listenLoop: Promise<void> | null = null;
   #listenClient: pg.Client | null = null;
   #listening = false;
@@ -131,8 +110,12 @@ export class PostgresKeyStore implements KeyStore {
   private constructor(options: PostgresStoreOptions, create: boolean) {
     this.#options = options;
     this.#create = create;
-    this.#table = (options.schema === null ? '' : quoteIdent(options.schema) + '.') + TABLE;
-    this.#byHashSql = `SELECT ${COLUMNS} FROM ${this.#table} WHERE key_hash = $1`;
+    this.#keys = this.#q('keygate_keys');
+    this.#secrets = this.#q('keygate_key_secrets');
+    this.#events = this.#q('keygate_key_events');
+    // The current secret is the row's key_hash; previous ones, in a rotation's grace, are in keygate_key_secrets.
+    this.#byHashSql = `SELECT ${PG_COLUMNS}, NULL::timestamptz AS secret_expires_at FROM ${this.#keys} WHERE key_hash = $1
+      UNION ALL SELECT ${PG_QUALIFIED_COLUMNS}, s.expires_at FROM ${this.#secrets} s JOIN ${this.#keys} k ON k.id = s.key_id WHERE s.key_hash = $1 LIMIT 1`;
     this.#config = {
       connectionString: options.connectionString,
       application_name: options.applicationName,
@@ -149,8 +132,8 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   /**
-   * Creates the pool and tries to create the schema. Never rejects because the database is
-   * unreachable: the returned store's queries reject instead, and retry the schema.
+   * Creates the pool and tries to create or upgrade the schema. Never rejects because the
+   * database is unreachable: the returned store's queries reject instead, and retry.
    */
   static async connect(url: string, options: { create: boolean } = { create: true }): Promise<PostgresKeyStore> {
     const store = new PostgresKeyStore(parsePostgresUrl(url), options.create);
@@ -163,15 +146,19 @@ export class PostgresKeyStore implements KeyStore {
     return this.#listening;
   }
 
-  /** Whether the table is known to exist (created or found by this store). */
+  /** Whether the tables are known to be of this version (created, upgraded or found by this store). */
   get schemaReady(): boolean {
     return this.#schemaReady;
+  }
+
+  #q(name: string): string {
+    return (this.#options.schema === null ? '' : quoteIdent(this.#options.schema) + '.') + name;
   }
 
   #ensureSchema(): Promise<void> {
     if (this.#schemaReady) return Promise.resolve();
     if (this.#closed) return Promise.reject(new Error('key store is closed'));
-    this.#schemaPending ??= this.#createSchema().then(
+    this.#schemaPending ??= this.#migrate().then(
       () => {
         this.#schemaReady = true;
         this.#schemaPending = null;
@@ -184,78 +171,27 @@ export class PostgresKeyStore implements KeyStore {
     return this.#schemaPending;
   }
 
-  async #createSchema(): Promise<void> {
+  async #migrate(): Promise<void> {
     for (let attempt = 0; ; attempt++) {
+      const client = await this.#pool.connect();
+      let failed: Error | undefined;
       try {
-        await this.#createSchemaOnce();
+        await migratePostgres(client, {
+          create: this.#create,
+          schema: this.#options.schema === null ? null : quoteIdent(this.#options.schema),
+          q: (name) => this.#q(name),
+          label: this.#keys,
+        });
         return;
       } catch (err) {
+        failed = err instanceof Error ? err : new Error(String(err));
         const code = (err as { code?: unknown }).code;
         if (attempt >= 2 || typeof code !== 'string' || !CONCURRENT_DDL_CODES.has(code)) throw err;
+      } finally {
+        // A client that failed mid-way may hold a broken connection: destroy it rather than reuse it.
+        client.release(failed);
       }
     }
-  }
-
-  async #createSchemaOnce(): Promise<void> {
-    const client = await this.#pool.connect();
-    let failed: Error | undefined;
-    try {
-      // Already there (the usual case, and the only one for a role without CREATE rights)?
-      const found = await client.query<{ table: boolean; indexes: boolean }>(
-        'SELECT to_regclass($1) IS NOT NULL AS table, to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL AS indexes',
-        [this.#table, this.#qualified(LISTING_INDEX), this.#qualified(REFERENCE_INDEX)],
-      );
-      const row = found.rows[0];
-      if (row?.table === true) {
-        // A table made before the listing indexes: add them when allowed; listing works without them, only slower.
-        if (!row.indexes && this.#create) await client.query(this.#indexSql()).catch(() => undefined);
-        return;
-      }
-      if (!this.#create) {
-        throw new StoreNotFoundError(`the database has no table ${this.#table} (keygate serve or keygate keys create makes it)`);
-      }
-      // Several processes may start at once: one creates, the others wait on the lock and
-      // then find everything in place. The lock is released with the transaction.
-      await client.query('BEGIN');
-      try {
-        await client.query("SELECT pg_advisory_xact_lock(hashtext('keygate.schema'))");
-        if (this.#options.schema !== null) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.#options.schema)}`);
-        await client.query(`
-          CREATE TABLE IF NOT EXISTS ${this.#table} (
-            id           TEXT PRIMARY KEY,
-            key_hash     TEXT NOT NULL,
-            type         TEXT NOT NULL,
-            reference_id TEXT,
-            name         TEXT,
-            roles        JSONB NOT NULL DEFAULT '[]'::jsonb,
-            conditions   JSONB NOT NULL DEFAULT '{}'::jsonb,
-            created_at   TIMESTAMPTZ NOT NULL,
-            expires_at   TIMESTAMPTZ,
-            revoked_at   TIMESTAMPTZ
-          )`);
-        await client.query(`CREATE UNIQUE INDEX IF NOT EXISTS keygate_keys_key_hash ON ${this.#table} (key_hash)`);
-        await client.query(this.#indexSql());
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      }
-    } catch (err) {
-      failed = err instanceof Error ? err : new Error(String(err));
-      throw err;
-    } finally {
-      // A client that failed mid-way may hold a broken connection: destroy it rather than reuse it.
-      client.release(failed);
-    }
-  }
-
-  #qualified(name: string): string {
-    return (this.#options.schema === null ? '' : quoteIdent(this.#options.schema) + '.') + name;
-  }
-
-  #indexSql(): string {
-    return `CREATE INDEX IF NOT EXISTS ${LISTING_INDEX} ON ${this.#table} (created_at, id);
-            CREATE INDEX IF NOT EXISTS ${REFERENCE_INDEX} ON ${this.#table} (reference_id, created_at, id)`;
   }
 
   #query<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> {
@@ -263,53 +199,178 @@ export class PostgresKeyStore implements KeyStore {
     return this.#ensureSchema().then(() => this.#pool.query<R>(sql, params));
   }
 
-  findByHash(keyHash: string): Promise<KeyRecord | undefined> {
-    return this.#query<Row>(this.#byHashSql, [keyHash]).then((result) => {
+  /** Runs `work` in a transaction on one pooled connection. */
+  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    await this.#ensureSchema();
+    const client = await this.#pool.connect();
+    let failed: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      failed = err instanceof Error ? err : new Error(String(err));
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release(failed);
+    }
+  }
+
+  async #event(client: pg.ClientBase, id: string, event: KeyEvent['event'], actor: string, at: string, changes: Record<string, unknown>): Promise<void> {
+    await client.query(`INSERT INTO ${this.#events} (key_id, event, actor, at, changes) VALUES ($1, $2, $3, $4, $5::jsonb)`, [id, event, actor, at, JSON.stringify(changes)]);
+  }
+
+  /** The key's row, locked for the rest of the transaction. */
+  async #lock(client: pg.ClientBase, id: string): Promise<(PgKeyRow & { key_hash: string }) | undefined> {
+    return (await client.query<PgKeyRow & { key_hash: string }>(`SELECT ${PG_COLUMNS}, key_hash FROM ${this.#keys} WHERE id = $1 FOR UPDATE`, [id])).rows[0];
+  }
+
+  async #notify(client: pg.ClientBase, id: string): Promise<void> {
+    await client.query(`SELECT pg_notify('${CHANGED_CHANNEL}', $1)`, [id]);
+  }
+
+  findByHash(keyHash: string): Promise<FoundKey | undefined> {
+    return this.#query<PgKeyRow>(this.#byHashSql, [keyHash]).then((result) => {
       const row = result.rows[0];
-      return row === undefined ? undefined : rowToRecord(row);
+      return row === undefined ? undefined : pgRowToFound(row);
     });
   }
 
   async insert(record: KeyRecord, keyHash: string): Promise<void> {
-    await this.#query(
-      `INSERT INTO ${this.#table} (id, key_hash, type, reference_id, name, roles, conditions, created_at, expires_at, revoked_at)
-       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10)`,
-      [record.id, keyHash, record.type, record.referenceId, record.name, JSON.stringify(record.roles),
-        JSON.stringify(record.conditions), record.createdAt, record.expiresAt, record.revokedAt],
-    );
+    await this.#transaction(async (client) => {
+      await client.query(`INSERT INTO ${this.#keys} (${PG_COLUMNS}, key_hash) VALUES (${PG_INSERT_PLACEHOLDERS})`, [...pgRecordValues(record), keyHash]);
+      await this.#event(client, record.id, 'created', record.createdBy, record.createdAt, createdChanges(record));
+    });
+  }
+
+  async get(id: string): Promise<KeyRecord | undefined> {
+    const row = (await this.#query<PgKeyRow>(`SELECT ${PG_COLUMNS} FROM ${this.#keys} WHERE id = $1`, [id])).rows[0];
+    return row === undefined ? undefined : pgRowToRecord(row);
   }
 
   async list(query: KeyListQuery): Promise<KeyRecord[]> {
-    const where: string[] = [];
     const params: unknown[] = [];
-    if (query.type !== undefined) where.push(`type = $${params.push(query.type)}`);
-    if (query.referenceId !== undefined) where.push(`reference_id = $${params.push(query.referenceId)}`);
+    const where = pgFilterSql(query, params);
     if (query.afterId !== undefined) {
-      const found = await this.#query(`SELECT 1 FROM ${this.#table} WHERE id = $1`, [query.afterId]);
+      const found = await this.#query(`SELECT 1 FROM ${this.#keys} WHERE id = $1`, [query.afterId]);
       if (found.rows.length === 0) throw new UnknownKeyError(query.afterId);
       // The cursor's created_at is read in SQL, not through a JavaScript Date, which would
       // drop its microseconds. The row comparison walks the (created_at, id) index.
       const n = params.push(query.afterId);
-      where.push(`(created_at, id) > (SELECT created_at, id FROM ${this.#table} WHERE id = $${n})`);
+      where.push(`(created_at, id) > (SELECT created_at, id FROM ${this.#keys} WHERE id = $${n})`);
     }
-    const sql = `SELECT ${COLUMNS} FROM ${this.#table}${where.length === 0 ? '' : ' WHERE ' + where.join(' AND ')}
-                 ORDER BY created_at, id LIMIT $${params.push(query.limit)}`;
-    return (await this.#query<Row>(sql, params)).rows.map(rowToRecord);
+    const sql = `SELECT ${PG_COLUMNS} FROM ${this.#keys}${where.length === 0 ? '' : ' WHERE ' + where.join(' AND ')}
+                 ORDER BY created_at, id LIMIT $${params.push(query.limit)} OFFSET $${params.push(query.offset ?? 0)}`;
+    return (await this.#query<PgKeyRow>(sql, params)).rows.map(pgRowToRecord);
+  }
+
+  async count(filter: KeyFilter): Promise<number> {
+    const params: unknown[] = [];
+    const where = pgFilterSql(filter, params);
+    const sql = `SELECT count(*)::int AS n FROM ${this.#keys}${where.length === 0 ? '' : ' WHERE ' + where.join(' AND ')}`;
+    return (await this.#query<{ n: number }>(sql, params)).rows[0]!.n;
+  }
+
+  async update(id: string, changes: KeyChanges, actor: string): Promise<{ record: KeyRecord; changed: Record<string, FieldChange> } | undefined> {
+    const updated = await this.#transaction(async (client) => {
+      const row = await this.#lock(client, id);
+      if (row === undefined) return undefined;
+      const at = new Date().toISOString();
+      const { next, changed } = applyChanges(pgRowToRecord(row), changes, at);
+      if (Object.keys(changed).length === 0) return { record: next, changed };
+      await client.query(
+        `UPDATE ${this.#keys} SET name = $2, description = $3, roles = $4::jsonb, conditions = $5::jsonb, allowed_origins = $6::jsonb,
+           allowed_redirects = $7::jsonb, allow_reference_id = $8, expires_at = $9, updated_at = $10,
+           expiry_noted_at = CASE WHEN expires_at IS NOT DISTINCT FROM $9::timestamptz THEN expiry_noted_at END
+         WHERE id = $1`,
+        [id, next.name, next.description, JSON.stringify(next.roles), JSON.stringify(next.conditions), JSON.stringify(next.allowedOrigins),
+          JSON.stringify(next.allowedRedirects), next.allowReferenceId, next.expiresAt, next.updatedAt],
+      );
+      await this.#event(client, id, 'updated', actor, at, changed);
+      await this.#notify(client, id);
+      return { record: next, changed };
+    });
+    if (updated !== undefined && Object.keys(updated.changed).length > 0) this.#emit({ kind: 'keys', ids: [id] });
+    return updated;
+  }
+
+  async rotate(id: string, rotation: Rotation, actor: string): Promise<KeyRecord | undefined> {
+    const rotated = await this.#transaction(async (client) => {
+      const row = await this.#lock(client, id);
+      if (row === undefined) return undefined;
+      const at = new Date().toISOString();
+      const before = pgRowToRecord(row);
+      if (rotation.previousExpiresAt === null) {
+        await client.query(`DELETE FROM ${this.#secrets} WHERE key_id = $1`, [id]);
+      } else {
+        // Secrets from earlier rotations never outlive the new grace period.
+        await client.query(`UPDATE ${this.#secrets} SET expires_at = LEAST(expires_at, $2) WHERE key_id = $1`, [id, rotation.previousExpiresAt]);
+        await client.query(`INSERT INTO ${this.#secrets} (key_hash, key_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`, [row.key_hash, id, at, rotation.previousExpiresAt]);
+      }
+      await client.query(`UPDATE ${this.#keys} SET key_hash = $2, key_prefix = $3, updated_at = $4 WHERE id = $1`, [id, rotation.keyHash, rotation.keyPrefix, at]);
+      await this.#event(client, id, 'rotated', actor, at, { keyPrefix: { from: before.keyPrefix, to: rotation.keyPrefix }, previousSecretExpiresAt: rotation.previousExpiresAt });
+      await this.#notify(client, id);
+      return { ...before, keyPrefix: rotation.keyPrefix, updatedAt: at };
+    });
+    if (rotated !== undefined) this.#emit({ kind: 'keys', ids: [id] });
+    return rotated;
+  }
+
+  /** Sets revoked_at once (a second revoke keeps the first time and records nothing) and notifies every listening replica at commit. */
+  async revoke(id: string, actor = 'cli'): Promise<boolean> {
+    const found = await this.#transaction(async (client) => {
+      const row = await this.#lock(client, id);
+      if (row === undefined) return false;
+      if (row.revoked_at !== null) return true;
+      const at = new Date().toISOString();
+      await client.query(`UPDATE ${this.#keys} SET revoked_at = $2, updated_at = $2 WHERE id = $1`, [id, at]);
+      await client.query(`DELETE FROM ${this.#secrets} WHERE key_id = $1`, [id]);
+      await this.#event(client, id, 'revoked', actor, at, {});
+      await this.#notify(client, id);
+      await client.query(`SELECT pg_notify('${REVOKED_CHANNEL}', $1)`, [row.key_hash]);
+      return true;
+    });
+    if (found) this.#emit({ kind: 'keys', ids: [id] });
+    return found;
+  }
+
+  async events(id: string, page: { readonly offset: number; readonly limit: number }): Promise<KeyEvent[]> {
+    const rows = await this.#query<PgEventRow>(`SELECT seq, key_id, event, actor, at, changes FROM ${this.#events} WHERE key_id = $1 ORDER BY seq LIMIT $2 OFFSET $3`, [id, page.limit, page.offset]);
+    return rows.rows.map(pgRowToEvent);
+  }
+
+  async countEvents(id: string): Promise<number> {
+    return (await this.#query<{ n: number }>(`SELECT count(*)::int AS n FROM ${this.#events} WHERE key_id = $1`, [id])).rows[0]!.n;
   }
 
   /**
-   * Sets revoked_at once (a second revoke keeps the first time) and notifies every listening
-   * replica in the same statement: the notification is delivered when the update commits.
+   * The due keys are marked and their events written in one statement; a replica doing the
+   * same at once waits on the row locks, then finds them marked (READ COMMITTED re-checks
+   * the WHERE), and the unique index on expired events is the last word.
    */
-  async revoke(id: string): Promise<boolean> {
-    const result = await this.#query<{ key_hash: string }>(
-      `WITH revoked AS (
-         UPDATE ${this.#table} SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING key_hash
-       )
-       SELECT key_hash, pg_notify('${REVOKED_CHANNEL}', key_hash) FROM revoked`,
-      [id],
+  async recordExpiries(now: Date): Promise<KeyEvent[]> {
+    const at = now.toISOString();
+    const due = await this.#query<PgEventRow>(
+      `WITH due AS (UPDATE ${this.#keys} SET expiry_noted_at = $1 WHERE ${DUE} RETURNING id, expires_at)
+       INSERT INTO ${this.#events} (key_id, event, actor, at, changes)
+         SELECT id, 'expired', $2, $1, jsonb_build_object('expiresAt', to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) FROM due ORDER BY expires_at, id
+       ON CONFLICT DO NOTHING
+       RETURNING seq, key_id, event, actor, at, changes`,
+      [at, EXPIRY_ACTOR],
     );
-    return result.rows.length > 0;
+    await this.#query(`DELETE FROM ${this.#secrets} WHERE expires_at <= $1`, [at]);
+    return due.rows.map(pgRowToEvent);
+  }
+
+  async touch(uses: readonly KeyUse[]): Promise<void> {
+    if (uses.length === 0) return;
+    await this.#query(
+      `UPDATE ${this.#keys} AS k SET last_used_at = u.at FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
+       WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at <= u.at - $3 * interval '1 millisecond')`,
+      [uses.map((u) => u.id), uses.map((u) => u.at), LAST_USED_STEP_MS],
+    );
   }
 
   /**
@@ -318,32 +379,37 @@ export class PostgresKeyStore implements KeyStore {
    * table was missing or unreadable (dropped, no privilege) and every lookup failed.
    */
   async ping(): Promise<void> {
-    const some = await this.#query<{ key_hash: string }>(`SELECT key_hash FROM ${this.#table} LIMIT 1`, []);
+    const some = await this.#query<{ key_hash: string }>(`SELECT key_hash FROM ${this.#keys} LIMIT 1`, []);
     const hash = some.rows[0]?.key_hash;
     const found = await this.findByHash(hash ?? PROBE_HASH);
     if (hash !== undefined && found === undefined) throw new Error('a key cannot be read back by its hash: the key_hash index does not match the table');
   }
 
-  onRevoked(listener: (keyHash: string) => void): void {
+  onChange(listener: (change: KeyChange) => void): void {
     if (this.#closed) return;
     this.#listeners.add(listener);
     this.#listenLoop ??= this.#listen();
   }
 
-  #dispatch(message: Notification): void {
-    if (message.channel !== REVOKED_CHANNEL || message.payload === undefined || message.payload === '') return;
+  #emit(change: KeyChange): void {
     for (const listener of this.#listeners) {
       try {
-        listener(message.payload);
+        listener(change);
       } catch {
         // A listener's failure must not stop the others or the LISTEN connection.
       }
     }
   }
 
+  #dispatch(message: Notification): void {
+    if (message.channel !== CHANGED_CHANNEL || message.payload === undefined || message.payload === '') return;
+    this.#emit({ kind: 'keys', ids: [message.payload] });
+  }
+
   /** One dedicated LISTEN connection, reconnected with capped exponential backoff and jitter; never throws. */
   async #listen(): Promise<void> {
     let failures = 0;
+    let connectedBefore = false;
     while (!this.#closed) {
       const client = new pg.Client({ ...this.#config, application_name: `${this.#options.applicationName}:listen`, statement_timeout: false });
       const dropped = new Promise<void>((resolve) => {
@@ -357,9 +423,12 @@ export class PostgresKeyStore implements KeyStore {
       try {
         await client.connect();
         if (this.#closed) break;
-        await client.query(`LISTEN ${REVOKED_CHANNEL}`);
+        await client.query(`LISTEN ${CHANGED_CHANNEL}`);
         this.#listening = true;
         failures = 0;
+        // Whatever was notified while the connection was down is lost: everything may have changed.
+        if (connectedBefore) this.#emit({ kind: 'all' });
+        connectedBefore = true;
         // A socket that died without a FIN/RST would never emit 'end': probe it now and then.
         heartbeat = setInterval(() => {
           client.query('SELECT 1').catch(() => this.#wake?.());

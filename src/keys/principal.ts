@@ -1,4 +1,15 @@
-import type { KeyConditions, KeyRecord, KeyType } from './key-record.ts';
+import type { FoundKey, KeyConditions, KeyRecord, KeyType } from './key-record.ts';
+
+/**
+ * When a key was last used, in epoch ms read from a coarse clock (last-used.ts). The one
+ * mutable thing a principal holds: a cache hit writes this field and nothing else, and
+ * successive principals of one key (the cache replaces them every TTL) share one object.
+ */
+export interface KeyUsage {
+  atMs: number;
+  /** The use last handed to the store (the recorder writes only what moved on). */
+  writtenMs: number;
+}
 
 /** The authenticated caller as the pipeline sees it: what the key may be, never the secret. */
 export interface Principal {
@@ -8,11 +19,24 @@ export interface Principal {
   readonly name: string | null;
   readonly roles: readonly string[];
   readonly conditions: KeyConditions;
-  /** Epoch ms, or Infinity: checked on every cache hit so an expiry needs no store query. */
+  readonly allowedOrigins: readonly string[];
+  readonly allowedRedirects: readonly string[];
+  readonly allowReferenceId: boolean;
+  /**
+   * Epoch ms, or Infinity: checked on every cache hit so an expiry needs no store query.
+   * For a previous secret in a rotation's grace period, the earlier of the key's expiry
+   * and the end of the grace.
+   */
   readonly expiresAtMs: number;
+  readonly usage: KeyUsage;
 }
 
-export function toPrincipal(record: KeyRecord): Principal {
+function ms(iso: string | null | undefined): number {
+  return iso === null || iso === undefined ? Infinity : Date.parse(iso);
+}
+
+export function toPrincipal(record: KeyRecord | FoundKey, usage: KeyUsage = { atMs: 0, writtenMs: 0 }): Principal {
+  const secretExpiresAt = 'secretExpiresAt' in record ? record.secretExpiresAt : null;
   return {
     id: record.id,
     type: record.type,
@@ -20,6 +44,27 @@ export function toPrincipal(record: KeyRecord): Principal {
     name: record.name,
     roles: record.roles,
     conditions: record.conditions,
-    expiresAtMs: record.expiresAt === null ? Infinity : Date.parse(record.expiresAt),
+    allowedOrigins: record.allowedOrigins,
+    allowedRedirects: record.allowedRedirects,
+    allowReferenceId: record.allowReferenceId,
+    expiresAtMs: Math.min(ms(record.expiresAt), ms(secretExpiresAt)),
+    usage,
+  };
+}
+
+/** A principal for a key that exists only in a policy test or an explanation (no store, no usage). */
+export function testPrincipal(fields: Pick<Principal, 'type'> & Partial<Omit<Principal, 'type'>>): Principal {
+  return {
+    id: 'key_test',
+    referenceId: null,
+    name: null,
+    roles: [],
+    conditions: {},
+    allowedOrigins: [],
+    allowedRedirects: [],
+    allowReferenceId: false,
+    expiresAtMs: Infinity,
+    usage: { atMs: 0, writtenMs: 0 },
+    ...fields,
   };
 }

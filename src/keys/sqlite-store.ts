@@ -1,97 +1,51 @@
 import { statSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import type { KeyRecord, KeyType } from './key-record.ts';
-import { UnknownKeyError, type KeyListQuery, type KeyStore, type StoreFileChange } from './store.ts';
+import { applyChanges, createdChanges } from './key-diff.ts';
+import { EXPIRY_ACTOR, type FieldChange, type KeyEvent } from './key-event.ts';
+import type { FoundKey, KeyRecord } from './key-record.ts';
+import { migrateSqlite } from './migrations/sqlite.ts';
+import { BUSY_RETRY_MS, isBusy, retryWhileBusy } from './sqlite-busy.ts';
+import { COLUMNS, filterSql, QUALIFIED_COLUMNS, recordValues, rowToEvent, rowToFound, rowToRecord, type EventRow, type KeyRow } from './sqlite-rows.ts';
+import {
+  LAST_USED_STEP_MS, UnknownKeyError, type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, type Rotation, type StoreFileChange,
+} from './store.ts';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS keys (
-  id           TEXT PRIMARY KEY,
-  key_hash     TEXT NOT NULL UNIQUE,
-  type         TEXT NOT NULL,
-  reference_id TEXT,
-  name         TEXT,
-  roles        TEXT NOT NULL DEFAULT '[]',
-  conditions   TEXT NOT NULL DEFAULT '{}',
-  created_at   TEXT NOT NULL,
-  expires_at   TEXT,
-  revoked_at   TEXT
-);
-CREATE INDEX IF NOT EXISTS keys_listing ON keys (created_at, id);
-CREATE INDEX IF NOT EXISTS keys_reference ON keys (reference_id, created_at, id);`;
-
-interface Row {
-  id: string;
-  type: string;
-  reference_id: string | null;
-  name: string | null;
-  roles: string;
-  conditions: string;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-}
-
-export function rowToRecord(row: Row): KeyRecord {
-  return {
-    id: row.id,
-    type: row.type as KeyType,
-    referenceId: row.reference_id,
-    name: row.name,
-    roles: JSON.parse(row.roles) as string[],
-    conditions: JSON.parse(row.conditions) as Record<string, string[]>,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-  };
-}
-
-const COLUMNS = 'id, type, reference_id, name, roles, conditions, created_at, expires_at, revoked_at';
-
-/** SQLite's SQLITE_BUSY, in the low byte of every extended busy code (BUSY_SNAPSHOT, BUSY_RECOVERY, …). */
-const SQLITE_BUSY = 5;
-const BUSY_RETRY_MS = 5000;
-
-function isBusy(err: unknown): boolean {
-  const code = (err as { errcode?: unknown }).errcode;
-  return typeof code === 'number' && (code & 0xff) === SQLITE_BUSY;
-}
-
-/**
- * Runs `step`, again while SQLite answers "database is locked", for up to 5 s. The busy
- * timeout covers waiting for a lock, but not every busy answer: SQLite returns some at once
- * because waiting could deadlock. The one that matters here is opening a brand-new file
- * from several processes at once (a CLI and a sidecar, or `keys create` run in parallel):
- * each runs `CREATE TABLE IF NOT EXISTS` as a read that turns into a write, and when another
- * process created the table in between, the upgrade fails with SQLITE_BUSY_SNAPSHOT. Run
- * again, the statement sees the table and does nothing. Only the store's opening
- * statements retry; they are idempotent, and opening is not on a request's path.
- */
-export function retryWhileBusy(step: () => void, retryMs = BUSY_RETRY_MS): void {
-  const deadline = Date.now() + retryMs;
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (let attempt = 1; ; attempt++) {
-    try {
-      step();
-      return;
-    } catch (err) {
-      if (!isBusy(err) || Date.now() >= deadline) throw err;
-      Atomics.wait(pause, 0, 0, Math.min(5 * attempt, 50)); // a synchronous sleep: the constructor is synchronous
-    }
-  }
-}
+export { retryWhileBusy } from './sqlite-busy.ts';
 
 /** How often a watching store checks that its path still names the file it has open. */
 export const FILE_CHECK_MS = 500;
+/**
+ * How often a store with change listeners asks whether another process wrote
+ * (`PRAGMA data_version`, no file read), and when one did, which keys changed (the
+ * key_events rows since the last seen). The revocation bound across processes is this
+ * interval plus a query; the key cache TTL stays the bound if a check fails.
+ */
+export const CHANGE_CHECK_MS = 200;
+/** More events than this since the last check: the listeners are told "all" (forget everything) rather than each id. */
+const FEED_BATCH = 1000;
 /** A hash no key has (hashKey() is lower-case hex): the readiness lookup in an empty store. */
 const PROBE_HASH = '0'.repeat(64);
+/** Events whose keys a cache must forget: their secret, settings or state changed. */
+const EVICTING = new Set(['updated', 'rotated', 'revoked']);
+
+const DUE = 'expires_at IS NOT NULL AND expiry_noted_at IS NULL AND revoked_at IS NULL AND expires_at <= ?';
+
+type Names = 'byHash' | 'byId' | 'newest' | 'begin' | 'commit' | 'insertEvent' | 'dataVersion' | 'changes' | 'lastSeq';
 
 /** The statements a store prepares once per connection. */
-function statements(db: DatabaseSync): Record<'byHash' | 'newest' | 'begin' | 'commit', StatementSync> {
+function statements(db: DatabaseSync): Record<Names, StatementSync> {
   return {
-    byHash: db.prepare(`SELECT ${COLUMNS} FROM keys WHERE key_hash = ?`),
+    // The current secret is the row's key_hash; previous ones, in a rotation's grace, are in key_secrets.
+    byHash: db.prepare(`SELECT ${COLUMNS}, NULL AS secret_expires_at FROM keys WHERE key_hash = ?1
+      UNION ALL SELECT ${QUALIFIED_COLUMNS}, s.expires_at FROM key_secrets s JOIN keys k ON k.id = s.key_id WHERE s.key_hash = ?1 LIMIT 1`),
+    byId: db.prepare(`SELECT ${COLUMNS}, key_hash FROM keys WHERE id = ?`),
     newest: db.prepare('SELECT key_hash FROM keys ORDER BY rowid DESC LIMIT 1'),
     begin: db.prepare('BEGIN'),
     commit: db.prepare('COMMIT'),
+    insertEvent: db.prepare('INSERT INTO key_events (key_id, event, actor, at, changes) VALUES (?, ?, ?, ?, ?)'),
+    dataVersion: db.prepare('PRAGMA data_version'),
+    changes: db.prepare('SELECT seq, key_id, event FROM key_events WHERE seq > ? ORDER BY seq LIMIT ?'),
+    lastSeq: db.prepare('SELECT COALESCE(MAX(seq), 0) AS seq FROM key_events'),
   };
 }
 
@@ -99,6 +53,11 @@ function statements(db: DatabaseSync): Record<'byHash' | 'newest' | 'begin' | 'c
 function identityOf(path: string): string | null {
   const st = statSync(path, { throwIfNoEntry: false });
   return st === undefined ? null : `${st.dev}:${st.ino}`;
+}
+
+export interface SqliteStoreOptions {
+  /** Create or upgrade the schema (serve, `keys create`; the default); false: refuse a file without the current schema. */
+  readonly create?: boolean;
 }
 
 /**
@@ -114,28 +73,34 @@ function identityOf(path: string): string | null {
  * (every one a store query) the requests of one turn share that cost. A key committed by
  * another process is seen from the next turn (well under a millisecond); the snapshot is
  * read-only and never held while the loop waits, so it delays no writer or checkpoint.
+ *
+ * Writes take the write lock (`BEGIN IMMEDIATE`) and record their audit event in the same
+ * transaction.
  */
 export class SqliteKeyStore implements KeyStore {
   readonly kind = 'sqlite' as const;
   readonly #path: string;
+  readonly #create: boolean;
   // Not readonly: a store that watches its path reopens when the path names another file.
   #db: DatabaseSync;
-  #byHash: StatementSync;
-  #newest: StatementSync;
-  #begin: StatementSync;
-  #commit: StatementSync;
+  #s: Record<Names, StatementSync>;
   /** The file this store has open (device:inode), as found right after opening it. */
   #identity: string | null = null;
   /** Why the path does not name a usable store right now (reported by ping, so by /readyz). */
   #fileProblem: StoreFileChange | null = null;
   #watch: NodeJS.Timeout | null = null;
   readonly #fileListeners = new Set<(change: StoreFileChange) => void>();
+  #feed: NodeJS.Timeout | null = null;
+  readonly #changeListeners = new Set<(change: KeyChange) => void>();
+  #dataVersion = -1;
+  #lastSeq = 0;
+  #feedReady = false;
   #snapshot = false;
   readonly #endSnapshot = (): void => {
     if (!this.#snapshot) return;
     this.#snapshot = false;
     try {
-      if (this.#db.isOpen && this.#db.isTransaction) this.#commit.run();
+      if (this.#db.isOpen && this.#db.isTransaction) this.#s.commit.run();
     } catch {
       // Ending a read-only transaction takes no lock; should it fail all the same, roll
       // back so the next lookup can begin one (or report the store's failure as a 503).
@@ -147,28 +112,29 @@ export class SqliteKeyStore implements KeyStore {
     }
   };
 
-  constructor(path: string) {
+  constructor(path: string, options: SqliteStoreOptions = {}) {
     this.#path = path;
-    this.#db = SqliteKeyStore.#openDatabase(path, BUSY_RETRY_MS);
-    ({ byHash: this.#byHash, newest: this.#newest, begin: this.#begin, commit: this.#commit } = statements(this.#db));
+    this.#create = options.create ?? true;
+    this.#db = SqliteKeyStore.#openDatabase(path, BUSY_RETRY_MS, this.#create);
+    this.#s = statements(this.#db);
     if (path !== ':memory:') this.#identity = identityOf(path);
   }
 
   /**
-   * Opens the file and runs the opening statements, retrying them while SQLite answers
-   * busy for up to `busyRetryMs` (see retryWhileBusy). The read at the end opens the WAL
-   * and its index before the caller records which file it has open. It reads the schema
-   * only: a file whose keys table is damaged still opens, and ping (readiness) says what
-   * is wrong with it.
+   * Opens the file, switches it to WAL and brings its schema to this version (migrations/),
+   * retrying while SQLite answers busy for up to `busyRetryMs` (see retryWhileBusy). The
+   * read at the end opens the WAL and its index before the caller records which file it
+   * has open. It reads the schema only: a file whose keys table is damaged still opens,
+   * and ping (readiness) says what is wrong with it.
    */
-  static #openDatabase(path: string, busyRetryMs: number): DatabaseSync {
+  static #openDatabase(path: string, busyRetryMs: number, create: boolean): DatabaseSync {
     // The busy timeout must be in force before the first statement: switching a fresh
     // file to WAL takes a write lock, and a CLI and a sidecar (or two workers) opening
     // the same new file at once would otherwise fail with "database is locked".
     const db = new DatabaseSync(path, { timeout: Math.min(busyRetryMs, 5000) });
     try {
       retryWhileBusy(() => db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;'), busyRetryMs);
-      retryWhileBusy(() => db.exec(SCHEMA), busyRetryMs);
+      migrateSqlite(db, { create, retry: (step) => retryWhileBusy(step, busyRetryMs), label: `sqlite:${path}` });
       db.exec('PRAGMA busy_timeout = 5000');
       db.prepare('SELECT count(*) FROM sqlite_schema').get();
     } catch (err) {
@@ -180,56 +146,166 @@ export class SqliteKeyStore implements KeyStore {
 
   #openSnapshot(): void {
     if (this.#snapshot) return;
-    this.#begin.run();
+    this.#s.begin.run();
     this.#snapshot = true;
     setImmediate(this.#endSnapshot);
   }
 
-  findByHash(keyHash: string): KeyRecord | undefined {
+  findByHash(keyHash: string): FoundKey | undefined {
     if (!this.#snapshot) this.#openSnapshot();
-    const row = this.#byHash.get(keyHash) as Row | undefined;
-    return row === undefined ? undefined : rowToRecord(row);
+    const row = this.#s.byHash.get(keyHash) as KeyRow | undefined;
+    return row === undefined ? undefined : rowToFound(row);
+  }
+
+  /**
+   * Runs `write` in a write transaction. A write inside the turn's read snapshot would be
+   * committed only when the turn ends (and could fail on a stale snapshot): the snapshot
+   * ends first.
+   */
+  #write<T>(write: () => T): T {
+    this.#endSnapshot();
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = write();
+      this.#db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  #event(id: string, event: KeyEvent['event'], actor: string, at: string, changes: Record<string, unknown>): void {
+    this.#s.insertEvent.run(id, event, actor, at, JSON.stringify(changes));
   }
 
   async insert(record: KeyRecord, keyHash: string): Promise<void> {
-    // A write inside the turn's read snapshot would be committed only when the turn ends
-    // (and could fail on a stale snapshot): end the snapshot first.
-    this.#endSnapshot();
-    this.#db
-      .prepare(`INSERT INTO keys (id, key_hash, type, reference_id, name, roles, conditions, created_at, expires_at, revoked_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(record.id, keyHash, record.type, record.referenceId, record.name, JSON.stringify(record.roles),
-        JSON.stringify(record.conditions), record.createdAt, record.expiresAt, record.revokedAt);
+    this.#write(() => {
+      this.#db.prepare(`INSERT INTO keys (${COLUMNS}, key_hash) VALUES (${'?, '.repeat(18)}?)`).run(...recordValues(record), keyHash);
+      this.#event(record.id, 'created', record.createdBy, record.createdAt, createdChanges(record));
+    });
   }
 
-  /** One page, in the order of the keys_listing index; `afterId` continues from a key (keyset paging). */
+  async get(id: string): Promise<KeyRecord | undefined> {
+    this.#endSnapshot();
+    const row = this.#s.byId.get(id) as KeyRow | undefined;
+    return row === undefined ? undefined : rowToRecord(row);
+  }
+
+  /** One page, in the order of the keys_listing index; `afterId` continues from a key (keyset paging), `offset` skips. */
   async list(query: KeyListQuery): Promise<KeyRecord[]> {
-    const where: string[] = [];
+    this.#endSnapshot();
     const params: Array<string | number> = [];
-    if (query.type !== undefined) {
-      where.push('type = ?');
-      params.push(query.type);
-    }
-    if (query.referenceId !== undefined) {
-      where.push('reference_id = ?');
-      params.push(query.referenceId);
-    }
+    const where = [filterSql(query, params)].filter((w) => w !== '');
     if (query.afterId !== undefined) {
       if (this.#db.prepare('SELECT 1 FROM keys WHERE id = ?').get(query.afterId) === undefined) throw new UnknownKeyError(query.afterId);
       where.push('(created_at, id) > (SELECT created_at, id FROM keys WHERE id = ?)');
       params.push(query.afterId);
     }
-    params.push(query.limit);
-    const sql = `SELECT ${COLUMNS} FROM keys${where.length === 0 ? '' : ' WHERE ' + where.join(' AND ')} ORDER BY created_at, id LIMIT ?`;
-    return (this.#db.prepare(sql).all(...params) as unknown as Row[]).map(rowToRecord);
+    params.push(query.limit, query.offset ?? 0);
+    const sql = `SELECT ${COLUMNS} FROM keys${where.length === 0 ? '' : ' WHERE ' + where.join(' AND ')} ORDER BY created_at, id LIMIT ? OFFSET ?`;
+    return (this.#db.prepare(sql).all(...params) as unknown as KeyRow[]).map(rowToRecord);
   }
 
-  async revoke(id: string): Promise<boolean> {
+  async count(filter: KeyFilter): Promise<number> {
     this.#endSnapshot();
-    const result = this.#db
-      .prepare('UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?')
-      .run(new Date().toISOString(), id);
-    return Number(result.changes) > 0;
+    const params: Array<string | number> = [];
+    const where = filterSql(filter, params);
+    const row = this.#db.prepare(`SELECT count(*) AS n FROM keys${where === '' ? '' : ' WHERE ' + where}`).get(...params) as { n: number };
+    return Number(row.n);
+  }
+
+  async update(id: string, changes: KeyChanges, actor: string): Promise<{ record: KeyRecord; changed: Record<string, FieldChange> } | undefined> {
+    const updated = this.#write(() => {
+      const row = this.#s.byId.get(id) as KeyRow | undefined;
+      if (row === undefined) return undefined;
+      const at = new Date().toISOString();
+      const { next, changed } = applyChanges(rowToRecord(row), changes, at);
+      if (Object.keys(changed).length === 0) return { record: next, changed };
+      this.#db
+        .prepare(`UPDATE keys SET name = ?, description = ?, roles = ?, conditions = ?, allowed_origins = ?, allowed_redirects = ?, allow_reference_id = ?,
+                  expires_at = ?, updated_at = ?, expiry_noted_at = CASE WHEN expires_at IS ? THEN expiry_noted_at END WHERE id = ?`)
+        .run(next.name, next.description, JSON.stringify(next.roles), JSON.stringify(next.conditions), JSON.stringify(next.allowedOrigins),
+          JSON.stringify(next.allowedRedirects), next.allowReferenceId ? 1 : 0, next.expiresAt, next.updatedAt, next.expiresAt, id);
+      this.#event(id, 'updated', actor, at, changed);
+      return { record: next, changed };
+    });
+    if (updated !== undefined && Object.keys(updated.changed).length > 0) this.#emit({ kind: 'keys', ids: [id] });
+    return updated;
+  }
+
+  async rotate(id: string, rotation: Rotation, actor: string): Promise<KeyRecord | undefined> {
+    const rotated = this.#write(() => {
+      const row = this.#s.byId.get(id) as (KeyRow & { key_hash: string }) | undefined;
+      if (row === undefined) return undefined;
+      const at = new Date().toISOString();
+      const before = rowToRecord(row);
+      if (rotation.previousExpiresAt === null) {
+        this.#db.prepare('DELETE FROM key_secrets WHERE key_id = ?').run(id);
+      } else {
+        // Secrets from earlier rotations never outlive the new grace period.
+        this.#db.prepare('UPDATE key_secrets SET expires_at = MIN(expires_at, ?) WHERE key_id = ?').run(rotation.previousExpiresAt, id);
+        this.#db.prepare('INSERT INTO key_secrets (key_hash, key_id, created_at, expires_at) VALUES (?, ?, ?, ?)').run(row.key_hash, id, at, rotation.previousExpiresAt);
+      }
+      this.#db.prepare('UPDATE keys SET key_hash = ?, key_prefix = ?, updated_at = ? WHERE id = ?').run(rotation.keyHash, rotation.keyPrefix, at, id);
+      this.#event(id, 'rotated', actor, at, { keyPrefix: { from: before.keyPrefix, to: rotation.keyPrefix }, previousSecretExpiresAt: rotation.previousExpiresAt });
+      return { ...before, keyPrefix: rotation.keyPrefix, updatedAt: at };
+    });
+    if (rotated !== undefined) this.#emit({ kind: 'keys', ids: [id] });
+    return rotated;
+  }
+
+  async revoke(id: string, actor = 'cli'): Promise<boolean> {
+    const found = this.#write(() => {
+      const row = this.#db.prepare('SELECT revoked_at FROM keys WHERE id = ?').get(id) as { revoked_at: string | null } | undefined;
+      if (row === undefined) return false;
+      if (row.revoked_at !== null) return true; // the first revocation's time and event stand
+      const at = new Date().toISOString();
+      this.#db.prepare('UPDATE keys SET revoked_at = ?, updated_at = ? WHERE id = ?').run(at, at, id);
+      this.#db.prepare('DELETE FROM key_secrets WHERE key_id = ?').run(id);
+      this.#event(id, 'revoked', actor, at, {});
+      return true;
+    });
+    if (found) this.#emit({ kind: 'keys', ids: [id] });
+    return found;
+  }
+
+  async events(id: string, page: { readonly offset: number; readonly limit: number }): Promise<KeyEvent[]> {
+    this.#endSnapshot();
+    const rows = this.#db.prepare('SELECT seq, key_id, event, actor, at, changes FROM key_events WHERE key_id = ? ORDER BY seq LIMIT ? OFFSET ?').all(id, page.limit, page.offset);
+    return (rows as unknown as EventRow[]).map(rowToEvent);
+  }
+
+  async countEvents(id: string): Promise<number> {
+    this.#endSnapshot();
+    return Number((this.#db.prepare('SELECT count(*) AS n FROM key_events WHERE key_id = ?').get(id) as { n: number }).n);
+  }
+
+  async recordExpiries(now: Date): Promise<KeyEvent[]> {
+    this.#endSnapshot();
+    const at = now.toISOString();
+    // Read first: the usual answer is "nothing due", and it needs no write lock.
+    const due = this.#db.prepare(`SELECT 1 FROM keys WHERE ${DUE} LIMIT 1`).get(at) !== undefined;
+    const stale = this.#db.prepare('SELECT 1 FROM key_secrets WHERE expires_at <= ? LIMIT 1').get(at) !== undefined;
+    if (!due && !stale) return [];
+    return this.#write(() => {
+      const rows = this.#db
+        .prepare(`INSERT OR IGNORE INTO key_events (key_id, event, actor, at, changes)
+                  SELECT id, 'expired', ?, ?, json_object('expiresAt', expires_at) FROM keys WHERE ${DUE} ORDER BY expires_at, id
+                  RETURNING seq, key_id, event, actor, at, changes`)
+        .all(EXPIRY_ACTOR, at, at) as unknown as EventRow[];
+      this.#db.prepare(`UPDATE keys SET expiry_noted_at = ? WHERE ${DUE}`).run(at, at);
+      this.#db.prepare('DELETE FROM key_secrets WHERE expires_at <= ?').run(at);
+      return rows.map(rowToEvent);
+    });
+  }
+
+  async touch(uses: readonly KeyUse[]): Promise<void> {
+    if (uses.length === 0) return;
+    this.#write(() => {
+      const update = this.#db.prepare('UPDATE keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)');
+      for (const use of uses) update.run(use.at, use.id, new Date(Date.parse(use.at) - LAST_USED_STEP_MS).toISOString());
+    });
   }
 
   /**
@@ -241,9 +317,72 @@ export class SqliteKeyStore implements KeyStore {
   async ping(): Promise<void> {
     if (this.#fileProblem !== null) throw new Error(this.#fileProblem.message);
     this.#openSnapshot();
-    const newest = this.#newest.get() as { key_hash: string } | undefined;
+    const newest = this.#s.newest.get() as { key_hash: string } | undefined;
     const found = this.findByHash(newest?.key_hash ?? PROBE_HASH);
     if (newest !== undefined && found === undefined) throw new Error('the newest key cannot be read back by its hash: the key_hash index does not match the table');
+  }
+
+  onChange(listener: (change: KeyChange) => void): void {
+    this.#changeListeners.add(listener);
+    if (this.#feed !== null || this.#path === ':memory:' || !this.#db.isOpen) return;
+    this.#startFeed();
+    this.#feed = setInterval(() => this.checkChanges(), CHANGE_CHECK_MS);
+    this.#feed.unref();
+  }
+
+  /** Where the feed starts: now. A file that cannot answer (damaged, busy) is tried again on the next check. */
+  #startFeed(): void {
+    this.#feedReady = false;
+    try {
+      this.#endSnapshot();
+      this.#dataVersion = Number((this.#s.dataVersion.get() as { data_version: number }).data_version);
+      this.#lastSeq = Number((this.#s.lastSeq.get() as { seq: number }).seq);
+      this.#feedReady = true;
+    } catch {
+      // ping (readiness) reports what is wrong with the file; the feed waits for it.
+    }
+  }
+
+  /**
+   * Has another process written since the last check, and which keys did it change?
+   * `PRAGMA data_version` changes only when another connection commits (one call, no
+   * file read); only then are the key_events since the last seen read. On a timer, never
+   * per request; public for tests.
+   */
+  checkChanges(): void {
+    if (!this.#db.isOpen) return;
+    if (!this.#feedReady) {
+      this.#startFeed();
+      return;
+    }
+    try {
+      this.#endSnapshot();
+      const version = Number((this.#s.dataVersion.get() as { data_version: number }).data_version);
+      if (version === this.#dataVersion) return;
+      this.#dataVersion = version;
+      const rows = this.#s.changes.all(this.#lastSeq, FEED_BATCH + 1) as unknown as Array<{ seq: number; key_id: string; event: string }>;
+      if (rows.length === 0) return;
+      if (rows.length > FEED_BATCH) {
+        this.#lastSeq = Number((this.#s.lastSeq.get() as { seq: number }).seq);
+        this.#emit({ kind: 'all' });
+        return;
+      }
+      this.#lastSeq = Number(rows[rows.length - 1]!.seq);
+      const ids = [...new Set(rows.filter((r) => EVICTING.has(r.event)).map((r) => r.key_id))];
+      if (ids.length > 0) this.#emit({ kind: 'keys', ids });
+    } catch {
+      // A busy or replaced file: the next check tries again; the key cache TTL bounds what is missed.
+    }
+  }
+
+  #emit(change: KeyChange): void {
+    for (const listener of this.#changeListeners) {
+      try {
+        listener(change);
+      } catch {
+        // A listener's failure must not stop the others or the check.
+      }
+    }
   }
 
   onFileChange(listener: (change: StoreFileChange) => void): void {
@@ -282,14 +421,15 @@ export class SqliteKeyStore implements KeyStore {
    * new files are never without a connection of this process while the old one closes
    * (and SQLite does not checkpoint on close a file that was moved away), and tests check
    * that keys written to the new file before the reopen survive it. Opening does not wait
-   * on a busy file (it would stall the event loop); the next check tries again.
+   * on a busy file (it would stall the event loop); the next check tries again. A restored
+   * file of an older schema is upgraded as it is opened (only a store that may create does).
    */
   #reopen(): void {
     let db: DatabaseSync;
     let identity: string | null;
     try {
       const before = identityOf(this.#path);
-      db = SqliteKeyStore.#openDatabase(this.#path, 0);
+      db = SqliteKeyStore.#openDatabase(this.#path, 0, this.#create);
       identity = identityOf(this.#path);
       if (before === null || before !== identity) {
         db.close();
@@ -303,21 +443,23 @@ export class SqliteKeyStore implements KeyStore {
     this.#endSnapshot();
     const old = this.#db;
     this.#db = db;
-    ({ byHash: this.#byHash, newest: this.#newest, begin: this.#begin, commit: this.#commit } = statements(db));
+    this.#s = statements(db);
     this.#identity = identity;
     this.#fileProblem = null;
     old.close();
-    this.#emit({ kind: 'reopened', message: `sqlite file ${this.#path} names another file now (replaced or restored): reopened it` });
+    if (this.#feed !== null) this.#startFeed();
+    this.#emit({ kind: 'all' });
+    this.#emitFile({ kind: 'reopened', message: `sqlite file ${this.#path} names another file now (replaced or restored): reopened it` });
   }
 
   /** Records a problem and tells the listeners once per change of it. */
   #report(problem: StoreFileChange): void {
     const same = this.#fileProblem?.kind === problem.kind;
     this.#fileProblem = problem;
-    if (!same) this.#emit(problem);
+    if (!same) this.#emitFile(problem);
   }
 
-  #emit(change: StoreFileChange): void {
+  #emitFile(change: StoreFileChange): void {
     for (const listener of this.#fileListeners) {
       try {
         listener(change);
@@ -329,8 +471,11 @@ export class SqliteKeyStore implements KeyStore {
 
   async close(): Promise<void> {
     if (this.#watch !== null) clearInterval(this.#watch);
+    if (this.#feed !== null) clearInterval(this.#feed);
     this.#watch = null;
+    this.#feed = null;
     this.#fileListeners.clear();
+    this.#changeListeners.clear();
     this.#endSnapshot();
     if (this.#db.isOpen) this.#db.close();
   }

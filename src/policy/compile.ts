@@ -3,11 +3,13 @@ import type { Node as YamlNode } from 'yaml';
 import { KEY_TYPES, type KeyType } from '../keys/key-record.ts';
 import { readDrafts, type FileDrafts, type ResourceDraft, type RoleDraft, type RouteDraft } from './drafts.ts';
 import { RouteMatcher } from './matcher.ts';
+import { isServedHandler, SERVED_HANDLERS, SERVED_PARAMS, SERVED_SHAPES } from './served.ts';
 import type { CompiledPolicy, CompiledResource, CompiledRole, CompiledRoute, Enforcement, IdSource, RoleCondition, ValueTemplate } from './model.ts';
 import { PolicyLoadError, type PolicyIssue } from './policy-error.ts';
 import { parseRouteTemplate, type RouteTemplate } from './route-template.ts';
 import { parseSource, type SourceFile } from './source.ts';
 import { YamlWalker } from './yaml-walker.ts';
+import { DEFAULT_CONNECT, type ConnectSettings } from './connect-section.ts';
 
 const KEY_FIELDS = new Set(['id', 'referenceId', 'type', 'name']);
 const ID_SOURCE = /^(path|query|body|response)\.([A-Za-z_][A-Za-z0-9_]*)$/;
@@ -43,6 +45,13 @@ function defaultEnforcement(action: string, template: RouteTemplate): RouteDraft
   if (action === 'list' && !template.params.includes('id')) return { kind: 'filter' };
   if (template.params.includes('id')) return { kind: 'lookup', resource: null, id: 'path.id', node: null as unknown as YamlNode };
   return { kind: 'none' };
+}
+
+/** At most one file may say how the Connect flow finds devices. */
+function connectSettings(drafts: readonly FileDrafts[]): ConnectSettings {
+  const found = drafts.flatMap((d) => (d.connect === null ? [] : [d.connect]));
+  for (const extra of found.slice(1)) extra.w.fail(extra.node, 'connect: is given in more than one policy file');
+  return found[0]?.settings ?? DEFAULT_CONNECT;
 }
 
 class Compiler {
@@ -137,8 +146,11 @@ class Compiler {
           action: action.name,
           permission: `${d.name}:${action.name}`,
           enforcement: { kind: 'none' },
+          serve: null,
+          shape: null,
           position: d.w.pos(rd.node),
         };
+        if (!this.compileServe(d.w, rd, route)) continue;
         const clash = this.matcher.add(template, route);
         if (clash !== undefined) {
           const p = clash.position;
@@ -151,9 +163,43 @@ class Compiler {
     }
   }
 
+  /** `serve:` and `shape:` of a route: a known handler, with the parameters it reads and a shape it speaks. */
+  compileServe(w: YamlWalker, rd: RouteDraft, route: Mutable<CompiledRoute>): boolean {
+    if (rd.serve === null) {
+      if (rd.shape !== null) w.fail(rd.shape.node, 'shape is for routes Keygate serves: give serve: HANDLER too');
+      return rd.shape === null;
+    }
+    const name = rd.serve.name;
+    if (!isServedHandler(name)) {
+      w.fail(rd.serve.node, `serve: unknown handler "${name}" (known: ${SERVED_HANDLERS.join(', ')})`);
+      return false;
+    }
+    const missing = SERVED_PARAMS[name].filter((p) => !route.template.params.includes(p));
+    if (missing.length > 0) {
+      w.fail(rd.node, `serve: ${name} reads the route parameter${missing.length > 1 ? 's' : ''} ${missing.map((p) => `{${p}}`).join(', ')}, which ${route.template.text} lacks`);
+      return false;
+    }
+    if (rd.shape !== null && !SERVED_SHAPES[name].includes(rd.shape.name)) {
+      const shapes = SERVED_SHAPES[name];
+      w.fail(rd.shape.node, `shape: ${name} has no shape "${rd.shape.name}" (${shapes.length === 0 ? 'it has only its own' : `known: ${shapes.join(', ')}`})`);
+      return false;
+    }
+    if (rd.conditions !== null) {
+      w.fail(rd.serve.node, `serve: a route Keygate serves enforces conditions in its handler; remove conditions: from ${route.template.text}`);
+      return false;
+    }
+    route.serve = name;
+    route.shape = rd.shape?.name ?? null;
+    return true;
+  }
+
   resolveEnforcement(entry: Compiler['routeDrafts'][number]): void {
     const { draft, resource, route } = entry;
     const w = resource.w;
+    if (route.serve !== null) {
+      route.enforcement = { kind: 'served' };
+      return;
+    }
     const spec = draft.conditions ?? defaultEnforcement(entry.action, route.template);
     if (spec === null || spec.kind !== 'lookup') {
       route.enforcement = { kind: spec?.kind ?? 'none' } as Enforcement;
@@ -279,6 +325,7 @@ export function compilePolicy(texts: readonly PolicyText[], displayRoot?: string
   const compiler = new Compiler();
   compiler.run(drafts);
   issues.push(...compiler.issues);
+  const connect = connectSettings(drafts);
   if (texts.length === 0) issues.push({ file: displayRoot ?? '.', line: 1, col: 1, message: 'no policy files (*.yaml) found' });
   if (issues.length > 0) throw new PolicyLoadError(issues.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col));
   return {
@@ -286,6 +333,7 @@ export function compilePolicy(texts: readonly PolicyText[], displayRoot?: string
     resources: compiler.resources,
     roles: compiler.roles,
     keyTypes: compiler.keyTypes,
+    connect,
     files: texts.map((t) => t.file),
     version: hash.digest('hex').slice(0, 12),
     loadedAt: new Date().toISOString(),

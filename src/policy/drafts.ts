@@ -2,6 +2,7 @@ import { isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { isKeyType, type KeyType } from '../keys/key-record.ts';
 import type { Position } from './source.ts';
 import { scalarValue, YamlWalker } from './yaml-walker.ts';
+import { connectDraft, type ConnectDraft } from './connect-section.ts';
 
 /**
  * First pass: each file's YAML AST to plain drafts that keep their positions. Shape
@@ -12,6 +13,10 @@ export interface RouteDraft {
   text: string;
   node: YamlNode;
   conditions: { kind: 'filter' | 'response' | 'none' } | { kind: 'lookup'; resource: string | null; id: string; node: YamlNode } | null;
+  /** `serve: HANDLER`: Keygate answers the route itself (see served.ts). */
+  serve: { name: string; node: YamlNode } | null;
+  /** `shape: NAME` beside `serve`: the handler answers in that shape. */
+  shape: { name: string; node: YamlNode } | null;
 }
 
 export interface ResourceDraft {
@@ -45,6 +50,8 @@ export interface FileDrafts {
   /** The file's walker, and its `keyTypes:` key when it has one (where completeness is reported). */
   w: YamlWalker;
   keyTypesNode: YamlNode | null;
+  /** The file's `connect:` section (see connect-section.ts). */
+  connect: ConnectDraft | null;
 }
 
 const NAME = /^[a-z][a-zA-Z0-9_-]*$/;
@@ -63,9 +70,9 @@ export function parseDuration(value: unknown): number | undefined {
 function routeDraft(w: YamlWalker, node: YamlNode): RouteDraft | undefined {
   if (isScalar(node)) {
     const text = w.string(node, 'route');
-    return text === undefined ? undefined : { text, node, conditions: null };
+    return text === undefined ? undefined : { text, node, conditions: null, serve: null, shape: null };
   }
-  const entries = w.entries(node, 'route', ['route', 'conditions']);
+  const entries = w.entries(node, 'route', ['route', 'conditions', 'serve', 'shape']);
   const routeEntry = entries.find((e) => e.key === 'route');
   if (routeEntry === undefined) {
     w.fail(node, 'route entry needs a "route" field ("METHOD /path")');
@@ -92,7 +99,13 @@ function routeDraft(w: YamlWalker, node: YamlNode): RouteDraft | undefined {
       w.fail(v ?? condEntry.keyNode, 'conditions must be filter, response, none or { lookup: RESOURCE, id: SOURCE }');
     }
   }
-  return { text, node: routeEntry.value ?? node, conditions };
+  const named = (key: 'serve' | 'shape'): { name: string; node: YamlNode } | null => {
+    const e = entries.find((x) => x.key === key);
+    if (e === undefined) return null;
+    const name = w.string(e.value, key, e.keyNode);
+    return name === undefined ? null : { name, node: e.value ?? e.keyNode };
+  };
+  return { text, node: routeEntry.value ?? node, conditions, serve: named('serve'), shape: named('shape') };
 }
 
 function resourceDraft(w: YamlWalker, name: string, keyNode: YamlNode, node: YamlNode | null): ResourceDraft {
@@ -159,7 +172,7 @@ function roleDraft(w: YamlWalker, name: string, keyNode: YamlNode, node: YamlNod
 }
 
 export function readDrafts(w: YamlWalker): FileDrafts {
-  const out: FileDrafts = { resources: [], roles: [], keyTypes: [], w, keyTypesNode: null };
+  const out: FileDrafts = { resources: [], roles: [], keyTypes: [], w, keyTypesNode: null, connect: null };
   const contents = w.src.doc.contents as YamlNode | null;
   // An empty file is almost always a truncated one (a half-written ConfigMap, an editor
   // crash); loading it as "no rules" would silently drop routes, so refuse it.
@@ -167,8 +180,10 @@ export function readDrafts(w: YamlWalker): FileDrafts {
     w.fail(null, 'policy file is empty (a policy file holds at least `version: 1`)');
     return out;
   }
-  for (const top of w.entries(contents, 'policy file', ['version', 'resources', 'roles', 'keyTypes'])) {
-    if (top.key === 'version') {
+  for (const top of w.entries(contents, 'policy file', ['version', 'resources', 'roles', 'keyTypes', 'connect'])) {
+    if (top.key === 'connect') {
+      out.connect = connectDraft(w, top.value, top.keyNode);
+    } else if (top.key === 'version') {
       if (scalarValue(top.value) !== 1) w.fail(top.value ?? top.keyNode, 'version must be 1');
     } else if (top.key === 'resources') {
       for (const r of w.entries(top.value, 'resources')) out.resources.push(resourceDraft(w, r.key, r.keyNode, r.value));

@@ -26,6 +26,12 @@ export function explain(policy: CompiledPolicy, principal: Principal, method: st
       out.push(`rule:      role ${decision.role} (${formatPosition(role.position)}) grants ${route.permission}`);
     }
     const conditions = decision.conditions;
+    if (route !== null && route.serve !== null) {
+      const text = conditions === null ? 'none' : conditions.map((c) => `${c.attribute} ∈ {${c.values.join(', ')}}`).join(' and ');
+      out.push(`conditions: ${text}${conditions === null ? '' : ': enforced by the handler'}`);
+      out.push(`decision:  allow; served by Keygate (${route.serve}${route.shape === null ? '' : `, shape ${route.shape}`}), never forwarded`);
+      return out.join('\n') + '\n';
+    }
     if (conditions === null || route === null) out.push('conditions: none');
     else {
       const text = conditions.map((c) => `${c.attribute} ∈ {${c.values.join(', ')}}`).join(' and ');

@@ -2,6 +2,7 @@ import type { KeyType } from '../keys/key-record.ts';
 import type { RouteMatcher } from './matcher.ts';
 import type { Position } from './source.ts';
 import type { RouteTemplate } from './route-template.ts';
+import type { ConnectSettings } from './connect-section.ts';
 
 /** Where the id of the resource a condition is checked against comes from. */
 export interface IdSource {
@@ -15,13 +16,16 @@ export interface IdSource {
  * - lookup: fetch the resource's attributes (cached) by the id from `id` before forwarding
  *   (or, for `response.*` ids, before the response reaches the client);
  * - response: read the attributes from the response body itself;
- * - none: the route cannot prove anything, so a conditioned grant never reaches it.
+ * - none: the route cannot prove anything, so a conditioned grant never reaches it;
+ * - served: Keygate answers the route itself (`serve:`), and its handler enforces the
+ *   conditions the decision hands over.
  */
 export type Enforcement =
   | { readonly kind: 'filter' }
   | { readonly kind: 'lookup'; readonly resource: CompiledResource; readonly id: IdSource }
   | { readonly kind: 'response' }
-  | { readonly kind: 'none' };
+  | { readonly kind: 'none' }
+  | { readonly kind: 'served' };
 
 export interface CompiledRoute {
   readonly template: RouteTemplate;
@@ -30,6 +34,13 @@ export interface CompiledRoute {
   /** `resource:action`, the permission this route needs. */
   readonly permission: string;
   readonly enforcement: Enforcement;
+  /**
+   * A handler Keygate answers this route with (src/policy/served.ts), never forwarding it;
+   * null for every forwarded route, the one check a forwarded request pays.
+   */
+  readonly serve: string | null;
+  /** The answer shape of a served route (`evrythng-access-token`), or null for the handler's own. */
+  readonly shape: string | null;
   readonly position: Position;
 }
 
@@ -72,6 +83,8 @@ export interface CompiledPolicy {
   readonly resources: ReadonlyMap<string, CompiledResource>;
   readonly roles: ReadonlyMap<string, CompiledRole>;
   readonly keyTypes: ReadonlyMap<KeyType, readonly string[]>;
+  /** How the Connect flow's hosted page finds the user's devices (the `connect:` section). */
+  readonly connect: ConnectSettings;
   readonly files: readonly string[];
   /** Content hash of the files: shown in /readyz and logged on reload. */
   readonly version: string;

@@ -4,6 +4,7 @@ import { KEY_TYPES } from '../keys/key-record.ts';
 import type { CompiledPolicy } from './model.ts';
 import type { PolicyIssue } from './policy-error.ts';
 import { formatIssue } from './policy-error.ts';
+import { SERVED_HANDLERS } from './served.ts';
 import { parseSource } from './source.ts';
 import { anyOf, boolean, didYouMean, integer, json, jsonSchemaOf, list, map, nodeOf, nullValue, object, ShapeReader, string, type Infer, type Refs } from './yaml-shape.ts';
 import { YamlWalker } from './yaml-walker.ts';
@@ -82,13 +83,14 @@ const EXPECT_RESPONSE = object(
 const EXPECT = object(
   {
     decision: string({ enum: ['allow', 'deny'] }),
+    serve: string({ enum: SERVED_HANDLERS, description: 'The handler Keygate answers the route with itself (`serve:` in the policy): nothing is forwarded' }),
     status: integer({ minimum: 100, maximum: 599, description: 'The refusal\'s status, or 200 for a request that is forwarded' }),
     code: ERROR_CODE,
     rule: string({ minLength: 1, description: 'Text of the rule that decided (role, permission, route or error code)' }),
     upstream: EXPECT_UPSTREAM,
     response: EXPECT_RESPONSE,
   },
-  { minProperties: 1, emptyHint: 'say what the case expects (decision, status, code, rule, upstream or response)', description: 'What the case asserts: at least one of these' },
+  { minProperties: 1, emptyHint: 'say what the case expects (decision, serve, status, code, rule, upstream or response)', description: 'What the case asserts: at least one of these' },
 );
 
 const CASE = object(

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { KeygateError } from '../errors/keygate-error.ts';
-import type { Principal } from '../keys/principal.ts';
+import { testPrincipal, type Principal } from '../keys/principal.ts';
 import type { Attributes, AttributeSource } from '../pipeline/attributes.ts';
 import { authorize } from '../pipeline/authorize.ts';
 import { canonicalize } from '../pipeline/canonical-path.ts';
@@ -65,15 +65,13 @@ const norm = (v: string | string[]): string[] => (Array.isArray(v) ? v : [v]);
 
 async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Promise<{ failures: string[]; rule: string }> {
   const failures: string[] = [];
-  const principal: Principal = {
-    id: 'key_test',
+  const principal: Principal = testPrincipal({
     type: c.key.type,
     referenceId: c.key.referenceId ?? null,
     name: 'policy test',
     roles: c.key.roles ?? [],
     conditions: conditionsOf(c.key.conditions),
-    expiresAtMs: Infinity,
-  };
+  });
   const method = c.request.method ?? 'GET';
   const query = toQuery(c.request.query);
   const url = (c.request.path ?? '/') + (query === '' ? '' : '?' + query);
@@ -88,6 +86,7 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
   let rule = '-';
   let p: Plan | undefined;
   let error: KeygateError | undefined;
+  let served: string | null = null;
   try {
     const target = canonicalize(url);
     const decision = authorize(policy, principal, method, target);
@@ -96,7 +95,9 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
     rule = route === null
       ? `role ${decision.role} grants * (undeclared route)`
       : `role ${decision.role} grants ${route.permission} via ${route.template.text} (${formatPosition(role.position)})`;
-    p = await plan({ policy, attributes: new FixtureAttributes(file.fixtures) }, principal, {
+    served = route?.serve ?? null;
+    // A served route is answered by its handler, which judges the body and the conditions itself: there is no forwarded request to plan.
+    if (served === null) p = await plan({ policy, attributes: new FixtureAttributes(file.fixtures) }, principal, {
       method,
       target,
       rawHeaders,
@@ -116,8 +117,10 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
   if (exp.status !== undefined && exp.status !== (error?.status ?? 200)) failures.push(`status: expected ${exp.status}, got ${error?.status ?? 'forwarded'}`);
   if (exp.code !== undefined && exp.code !== error?.code) failures.push(`code: expected ${exp.code}, got ${error?.code ?? 'none (allowed)'}`);
   if (exp.rule !== undefined && !rule.includes(exp.rule)) failures.push(`rule: expected "${exp.rule}", decided by ${rule}`);
+  if (exp.serve !== undefined && exp.serve !== served) failures.push(`serve: expected Keygate to answer with ${exp.serve}, got ${served ?? (error === undefined ? 'a forwarded request' : 'a refusal')}`);
+  if (served !== null && (exp.upstream !== undefined || exp.response !== undefined)) failures.push(`upstream: ${served} answers this route itself; nothing is forwarded (expect serve: ${served})`);
   const up = exp.upstream;
-  if (up !== undefined) {
+  if (up !== undefined && served === null) {
     if (p === undefined) failures.push('upstream: expected a forwarded request, but the request was refused');
     else {
       const headers = new Map<string, string>();
@@ -141,7 +144,7 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
       }
     }
   }
-  if (exp.response !== undefined) {
+  if (exp.response !== undefined && served === null) {
     if (p === undefined) failures.push('response: expected a forwarded request, but the request was refused');
     else {
       const res = c.response ?? {};

@@ -20,6 +20,11 @@ import type { CheckedResponse } from '../pipeline/response-checks.ts';
 import type { TrustedHops } from '../pipeline/trusted-hops.ts';
 import { discardBody, mustDiscardBefore, readBody } from '../pipeline/request-body.ts';
 import { nextRequestId } from './request-id.ts';
+import type { PublicRoutes } from '../connect/public-routes.ts';
+import type { BrowserGuard } from '../cors/browser-guard.ts';
+import { answerWithCors } from '../cors/cors-headers.ts';
+import { answerPreflight, isPreflight } from '../cors/preflight.ts';
+import { dispatchServed, writeServedAnswer, type ServedCall, type ServedRegistry } from './served-dispatch.ts';
 
 export interface ProxyDeps {
   readonly policy: PolicyHolder;
@@ -36,7 +41,15 @@ export interface ProxyDeps {
   readonly listener: { readonly draining: boolean };
   /** `--trust-proxy`: null when no hop is trusted. */
   readonly trustedHops?: TrustedHops | null;
+  /** CORS and the secret-key check for requests from browsers; null: no browser handling. */
+  readonly browser?: BrowserGuard | null;
+  /** Keygate's own pages under `/connect/` (hosted Connect pages, the SDK), answered without a key. */
+  readonly publicRoutes?: PublicRoutes | null;
+  /** The handlers of routes Keygate serves itself (`serve:` in the policy); see served-routes.ts. */
+  readonly served?: ServedRegistry;
 }
+
+const NO_SERVED: ServedRegistry = new Map();
 
 /** The route template for metrics and logs, also for refused requests (error path only). */
 function routeLabel(policy: CompiledPolicy, method: string, target: Target): string {
@@ -95,6 +108,10 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   #dropped = 0;
   /** The backend failure that cut a streamed answer after its status line (access line). */
   #cut: KeygateError | null = null;
+  /** The answer carries CORS headers for the request's Origin. */
+  #cors = false;
+  /** What the access line shows as the path when the real one holds a secret (a link token). */
+  #loggedPath: string | undefined = undefined;
 
   constructor(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse) {
     this.#deps = deps;
@@ -110,12 +127,36 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     if (socket.timeout) socket.setTimeout(0);
     if (this.#deps.listener.draining) this.#res.shouldKeepAlive = false;
     try {
-      const auth = authenticate(this.#req.headers[KEY_HEADER], this.#deps.keys, this.#req.socket);
+      const header = this.#req.headers[KEY_HEADER];
+      // Keygate's own unauthenticated answers (preflights, /connect/ pages): only requests without a key pay for the check.
+      if (header === undefined && this.#answeredWithoutKey()) return;
+      const auth = authenticate(header, this.#deps.keys, this.#req.socket);
       if (auth instanceof Promise) auth.then((p) => this.#authenticated(p), (err: unknown) => this.#fail(err));
       else this.#authenticated(auth);
     } catch (err) {
       this.#fail(err);
     }
+  }
+
+  /** A preflight or a page of Keygate's own: answered here, never forwarded. */
+  #answeredWithoutKey(): boolean {
+    const req = this.#req;
+    const browser = this.#deps.browser;
+    if (browser != null && isPreflight(req)) {
+      this.#route = 'preflight';
+      const refused = answerPreflight(req, this.#res, browser.known, this.#requestId);
+      if (refused === null) this.#finish(204, undefined);
+      else this.#fail(refused);
+      return true;
+    }
+    const pages = this.#deps.publicRoutes;
+    const url = req.url ?? '';
+    if (pages == null || !pages.owns(url)) return false;
+    const route = pages.route(req.method ?? 'GET', url);
+    this.#route = route;
+    this.#loggedPath = route.slice(route.indexOf(' ') + 1);
+    pages.answer(req, this.#res, route, this.#requestId).then((a) => this.#finish(a.status, a.failure), (err: unknown) => this.#fail(err));
+    return true;
   }
 
   #authenticated(principal: Principal | KeygateError): void {
@@ -124,6 +165,19 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       return;
     }
     this.#principal = principal;
+    const browser = this.#deps.browser;
+    if (browser != null) {
+      const origin = this.#req.headers.origin;
+      const refused = browser.check(principal, this.#req.headers, origin);
+      if (refused !== null) {
+        this.#fail(refused);
+        return;
+      }
+      if (origin !== undefined) {
+        answerWithCors(this.#res, origin);
+        this.#cors = true;
+      }
+    }
     try {
       const req = this.#req;
       const target = canonicalize(req.url ?? '');
@@ -135,7 +189,16 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
         this.#fail(decision);
         return;
       }
-      this.#route = decision.route?.template.text ?? 'undeclared';
+      const route = decision.route;
+      if (route === null) this.#route = 'undeclared';
+      else {
+        this.#route = route.template.text;
+        // A route Keygate answers itself (management API, Connect flow) leaves the forwarding path here.
+        if (route.serve !== null) {
+          this.#serve({ req, principal, decision, route, policy, target, requestId: this.#requestId, maxBodyBytes: this.#deps.maxBodyBytes });
+          return;
+        }
+      }
       const planned = plan({ policy, attributes: this.#deps.attributes }, principal, {
         method,
         target,
@@ -151,6 +214,22 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     } catch (err) {
       this.#fail(err);
     }
+  }
+
+  #serve(call: ServedCall): void {
+    dispatchServed(this.#deps.served ?? NO_SERVED, call, {
+      readBody: (max) => this.#readBody(max),
+      answer: (answer) => {
+        if (this.#finished || this.#failing) return;
+        try {
+          writeServedAnswer(this.#res, answer, this.#requestId);
+          this.#finish(answer.status, undefined);
+        } catch (err) {
+          this.#fail(err);
+        }
+      },
+      fail: (err) => this.#fail(err),
+    });
   }
 
   #execute(p: Plan): void {
@@ -312,12 +391,21 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
 
   #refuse(failure: KeygateError): void {
     try {
+      if (!this.#cors) this.#corsOnRefusal();
       renderError(this.#res, failure, this.#requestId);
     } catch (renderFailure) {
       // A response that cannot even carry an error (socket gone, headers half-written): cut it.
       this.#res.destroy(renderFailure as Error);
     }
     this.#finish(failure.status, failure);
+  }
+
+  /** A refusal an app may read (so it can show why), when its origin is one Keygate serves browsers at. */
+  #corsOnRefusal(): void {
+    const origin = this.#req.headers.origin;
+    if (origin === undefined || this.#route === 'preflight' || this.#deps.browser?.refusalReadable(origin, this.#principal) !== true) return;
+    answerWithCors(this.#res, origin);
+    this.#cors = true;
   }
 
   #finish(status: number, failure: KeygateError | undefined): void {
@@ -332,7 +420,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     deps.access.write({
       requestId: this.#requestId,
       method: this.#req.method,
-      path: pathOf(this.#req.url),
+      path: this.#loggedPath ?? pathOf(this.#req.url),
       route: this.#route,
       keyId: this.#principal?.id,
       keyType: this.#principal?.type,

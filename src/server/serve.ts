@@ -2,7 +2,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge } from 'prom-client';
 import type { ServeConfig } from '../config/serve-config.ts';
+import { ExpiryWatch } from '../keys/expiry-watch.ts';
 import { KeyCache } from '../keys/key-cache.ts';
+import { KeyService } from '../keys/key-service.ts';
+import { UsageRecorder } from '../keys/last-used.ts';
 import { openStore } from '../keys/open-store.ts';
 import type { KeyStore } from '../keys/store.ts';
 import type { Loggers } from '../observability/logger.ts';
@@ -19,6 +22,13 @@ import { ListenerConnections, listenerOptions } from './connections.ts';
 import { MIN_PROXY_CONNECTIONS, openFileLimit, proxyConnectionCap } from './fd-limit.ts';
 import { createOpsRouter, localOps, type OpsSources } from './ops-handler.ts';
 import { createProxyHandler } from './proxy-handler.ts';
+import { ConnectRuntime } from '../connect/connect-runtime.ts';
+import { hashKey } from '../keys/key-format.ts';
+import { BrowserGuard } from '../cors/browser-guard.ts';
+import { exposureReport } from '../cors/exposure.ts';
+import { KnownOrigins } from '../cors/known-origins.ts';
+import { connectKeyOrigins } from '../cors/origin-source.ts';
+import { servedRoutes } from './served-routes.ts';
 
 /** `Ops` is null in a cluster worker: the primary serves the ops listener for the group. */
 export interface RunningKeygate<Ops extends AddressInfo | null = AddressInfo> {
@@ -27,6 +37,8 @@ export interface RunningKeygate<Ops extends AddressInfo | null = AddressInfo> {
   /** This process's readiness and metrics (what its ops listener serves, or the primary asks for). */
   readonly local: OpsSources;
   readonly keys: KeyCache;
+  /** The key service the management API and the Connect flow use (the same store). */
+  readonly keyService: KeyService;
   readonly metrics: Metrics;
   readonly store: KeyStore;
   readonly policy: PolicyHolder;
@@ -34,6 +46,8 @@ export interface RunningKeygate<Ops extends AddressInfo | null = AddressInfo> {
   readonly admission: Admission;
   /** The most client connections the proxy listener holds at once (null: no limit). */
   readonly maxConnections: number | null;
+  /** Reads the connect keys' allowed origins (what preflights are answered for) now, not at the next interval. */
+  refreshOrigins(): Promise<void>;
   /** Reloads the policy once its files read the same twice (see PolicyReloader). */
   reload(reason: string): void;
   /** Stop accepting, let in-flight requests finish (bounded by drainTimeoutMs), release everything. */
@@ -69,6 +83,9 @@ function maxConnectionsFor(config: ServeConfig, logger: Loggers['logger']): numb
   return room;
 }
 
+/** How often the origins preflights are answered for are read again from the store (a new connect key's origins wait at most this long). */
+export const ORIGINS_REFRESH_MS = 5_000;
+
 export interface StartOptions {
   /** false in a cluster worker (see RunningKeygate). */
   readonly opsListener: false;
@@ -86,6 +103,14 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   metrics.policyInfo.labels(policy.current.version).set(1);
   const keys = new KeyCache(store, config.keyCache, metrics.keyCacheObserver());
   store.onFileChange?.((change) => logger[change.kind === 'reopened' ? 'warn' : 'error']({ store: store.kind, change: change.kind }, change.message));
+  // Every change to a key, through the API or the Connect flow, is one JSON line (and an event in the store).
+  const keyService = new KeyService(store, { onEvent: (line) => logger.info(line, 'key event') });
+  const usage = new UsageRecorder(keys, store, (err) => logger.warn({ err: String(err) }, 'lastUsedAt could not be written'));
+  usage.start();
+  const expiries = new ExpiryWatch(store, (events) => {
+    for (const e of events) logger.info({ event: e.event, keyId: e.keyId, actor: e.actor, at: e.at, changes: e.changes }, 'key event');
+  }, (err) => logger.warn({ err: String(err) }, 'key expiries could not be recorded'));
+  expiries.start();
   const upstream = createUpstream(config.upstream, config.upstreamOptions);
   const admission = new Admission(config.admission);
   const attributes = new BackendAttributes(upstream.compose(admitLookups(admission)), metrics.lookupObserver());
@@ -94,12 +119,27 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
     cacheSizes: () => ({ key_positive: keys.sizes.positive, key_negative: keys.sizes.negative, attributes: attributes.size }),
   });
 
+  const knownOrigins = new KnownOrigins(() => connectKeyOrigins(store), (err) => logger.error({ err: String(err) }, 'could not read the connect keys\' allowed origins (preflights keep the last set)'));
+  await knownOrigins.start(ORIGINS_REFRESH_MS);
+  const browser = new BrowserGuard(knownOrigins, exposureReport({
+    logger,
+    registry: metrics.registry,
+    // Through the key service (an audit event, and the store's notice to the other replicas); this replica forgets the key at once.
+    revoke: !config.revokeExposedKeys ? null : async (principal, keyHeader) => {
+      await keyService.revoke(principal.id, 'keygate');
+      keys.evict(hashKey(keyHeader));
+    },
+  }));
+  const connect = new ConnectRuntime({ config, keys: keyService, policy, upstream: upstream.compose(admitLookups(admission)), logger });
+
   const proxyServer = createServer(listenerOptions(config.deadlines));
   const connections = new ListenerConnections(proxyServer, config.deadlines.firstByteMs);
   if (maxConnections !== null) proxyServer.maxConnections = maxConnections;
   proxyServer.on('request', createProxyHandler({
     policy, keys, upstream, attributes, access: loggers.access, metrics, admission, listener: connections,
     maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs, trustedHops: trustedHops(config.trustProxy),
+    browser, publicRoutes: connect.pages,
+    served: servedRoutes({ keys: keyService, config, logger, connect }),
   }));
   const local = localOps({ policy, store, metrics, isDraining: () => connections.draining });
   const opsServer = createServer(listenerOptions(config.deadlines), createOpsRouter(local));
@@ -107,6 +147,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   new ListenerConnections(opsServer, config.deadlines.firstByteMs);
   watchFlow(metrics, admission, proxyServer, connections);
   const proxy = await listen(proxyServer, config.listen.host, config.listen.port);
+  if (config.listen.port === 0) connect.boundAt(proxy.port);
   const ops = options?.opsListener === false ? null : await listen(opsServer, config.opsListen.host, config.opsListen.port);
 
   const reloader = new PolicyReloader(config.policies, policy, logger, metrics);
@@ -118,14 +159,18 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
     ops,
     local,
     keys,
+    keyService,
     metrics,
     store,
     policy,
     admission,
     maxConnections,
     reload,
+    refreshOrigins: () => knownOrigins.refresh(),
     async shutdown() {
       watcher?.close();
+      knownOrigins.close();
+      await connect.close().catch(() => undefined);
       reloader.close();
       const started = performance.now();
       const drained = connections.drain().then(() => 'drained' as const);
@@ -145,6 +190,8 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
       opsServer.closeAllConnections();
       await new Promise<void>((resolve) => opsServer.close(() => resolve()));
       await upstream.close().catch(() => undefined);
+      // The uses since the last batch, and expiries in flight, are written before the store closes.
+      await Promise.all([usage.stop(), expiries.stop()]);
       await store.close();
     },
   };

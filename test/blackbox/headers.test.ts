@@ -91,7 +91,6 @@ function secretPart(k: KeyInfo): string {
 describe('identity headers and key stripping', () => {
   const cases: Array<[string, keyof Omit<KeySet, 'store'>, string, string, string?]> = [
     ['server', 'server', 'GET', '/v1/devices/dev-alice-1'],
-    ['connect', 'connect', 'POST', '/v1/connections', '{}'],
     ['scoped list', 'alice', 'GET', '/v1/devices'],
     ['scoped read', 'alice', 'GET', '/v1/devices/dev-alice-1/history'],
     ['scoped command', 'alice', 'POST', '/v1/commands/thermostat/set', '{"deviceId":"dev-alice-1"}'],

@@ -19,11 +19,9 @@ describe('server key: everything', () => {
     ['GET', '/v1/devices/dev-alice-1/history'],
     ['GET', '/v1/sites'],
     ['POST', '/v1/sites', '{"name":"x"}'],
-    ['GET', '/v1/api-keys'],
     ['DELETE', '/v1/devices/dev-bob-1'],
     ['PUT', '/v1/devices/dev-bob-1/tags', '{"tags":["a"]}'],
     ['POST', '/v1/commands/thermostat/setpoint', '{"deviceId":"dev-bob-1","value":20}'],
-    ['POST', '/v1/connections', '{"redirectUrl":"https://app.example/cb"}'],
     ['GET', '/v1/commands/cmd-bob-1'],
   ];
   test.each(cases)('server %s %s is forwarded unchanged', async (method, path, body) => {
@@ -37,6 +35,23 @@ describe('server key: everything', () => {
     if (body) expect(hit[0]!.body.toString()).toBe(body);
   });
 
+  test('server POST /v1/connections is answered by Keygate (a Connect link), never forwarded', async () => {
+    const r = await send(stack.sidecar.proxyPort, {
+      method: 'POST', path: '/v1/connections', body: '{"redirectUrl":"https://app.example/cb"}',
+      headers: { ...keyHeader(stack.keys.server), 'content-type': 'application/json' },
+    });
+    expect(r.status, r.text).toBe(201);
+    expect(r.json).toMatchObject({ linkUrl: expect.stringContaining('/connect/links/') });
+    expect(stack.backend.received).toEqual([]);
+  });
+
+  test('server GET /v1/api-keys is answered by Keygate itself (the key management API): the backend receives nothing', async () => {
+    const r = await send(stack.sidecar.proxyPort, { path: '/v1/api-keys', headers: keyHeader(stack.keys.server) });
+    expect(r.status, r.text).toBe(200);
+    expect((r.json as { data: Array<{ id: string }> }).data.map((k) => k.id)).toContain(stack.keys.server.id);
+    expect(stack.backend.received).toHaveLength(0);
+  });
+
   test('server GET /v1/devices gets no referenceId injected and sees everyone', async () => {
     const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.server) });
     expect(r.status).toBe(200);
@@ -46,17 +61,14 @@ describe('server key: everything', () => {
 });
 
 describe('connect key: only POST /v1/connections', () => {
-  test('connect POST /v1/connections is forwarded', async () => {
-    const body = '{"redirectUrl":"https://app.example/cb"}';
+  test('connect POST /v1/connections is answered by Keygate, never forwarded (this key registered no redirect: 400)', async () => {
     const r = await send(stack.sidecar.proxyPort, {
-      method: 'POST', path: '/v1/connections', body,
+      method: 'POST', path: '/v1/connections', body: '{"redirectUrl":"https://app.example/cb"}',
       headers: { ...keyHeader(stack.keys.connect), 'content-type': 'application/json' },
     });
-    expect(r.status, r.text).toBe(201);
-    expect(stack.backend.received).toHaveLength(1);
-    expect(stack.backend.received[0]!.method).toBe('POST');
-    expect(stack.backend.received[0]!.url).toBe('/v1/connections');
-    expect(stack.backend.received[0]!.body.toString()).toBe(body);
+    expect(r.status, r.text).toBe(400);
+    expect((r.json as { error: { code: string } }).error.code).toBe('REDIRECT_NOT_ALLOWED');
+    expect(stack.backend.received).toEqual([]);
   });
 
   const denied: Array<[string, string]> = [

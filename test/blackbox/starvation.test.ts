@@ -70,13 +70,15 @@ describe('1,000 stalled uploads of the public connect key', () => {
     }
     console.log(`[observation] server key beside 1,000 stalled connect uploads: median ${median(ms).toFixed(1)} ms, max ${Math.max(...ms).toFixed(1)} ms`);
     expect(median(ms)).toBeLessThan(100);
-    // a public connect request with its body in full is served too
+    // a public connect request with its body in full is answered too (by Keygate: this
+    // connect key registered no redirect URL); nothing of it reaches the backend
     const ok = await send(sidecar.proxyPort, {
       method: 'POST', path: '/v1/connections', body: '{"redirectUrl":"https://app.example/done"}',
       headers: { ...keyHeader(keys.connect), 'content-type': 'application/json' }, timeoutMs: 10_000,
     });
-    expect(ok.status, ok.text).toBe(201);
-    expect(backend.received.filter((r) => r.method === 'POST')).toHaveLength(1);
+    expect(ok.status, ok.text).toBe(400);
+    expect((ok.json as { error: { code: string } }).error.code).toBe('REDIRECT_NOT_ALLOWED');
+    expect(backend.received.filter((r) => r.method === 'POST')).toHaveLength(0);
   }, 60_000);
 });
 
@@ -151,9 +153,9 @@ describe('a stalled client gets 408 on its own deadline', () => {
 
   test('a public body read before dispatch reaches the backend as the same bytes, with its exact length', async () => {
     backend.reset();
-    const body = '{"redirectUrl":"https://app.example/done","clientName":"Chunky"}';
+    const body = '{"deviceId":"dev-alice-1","input":{"heatSetpoint":21}}';
     const chunked = `${(30).toString(16)}\r\n${body.slice(0, 30)}\r\n${(body.length - 30).toString(16)}\r\n${body.slice(30)}\r\n0\r\n\r\n`;
-    const { raw } = await stalledReply(`POST /v1/connections HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTexture-Api-Key: ${keys.connect.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`);
+    const { raw } = await stalledReply(`POST /v1/commands/thermostat/set HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTexture-Api-Key: ${keys.alice.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`);
     expect(parsed(raw).status, raw).toBe(201);
     const got = backend.received.filter((x) => x.method === 'POST');
     expect(got).toHaveLength(1);

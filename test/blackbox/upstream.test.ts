@@ -42,11 +42,11 @@ describe('502 backend unreachable', () => {
     ['server list', 'server', '/v1/devices'],
     ['scoped list', 'alice', '/v1/devices'],
     ['scoped own device (owner lookup)', 'alice', '/v1/devices/dev-alice-1'],
-    ['connect POST', 'connect', '/v1/connections'],
+    ['scoped command (owner lookup)', 'alice', '/v1/commands/thermostat/set'],
   ] as const)('%s → 502 JSON, fast', async (_n, who, path) => {
-    const method = who === 'connect' ? 'POST' : 'GET';
+    const method = path.startsWith('/v1/commands/') ? 'POST' : 'GET';
     const r = await send(downSidecar.proxyPort, {
-      method, path, body: method === 'POST' ? '{}' : undefined,
+      method, path, body: method === 'POST' ? '{"deviceId":"dev-alice-1"}' : undefined,
       headers: { ...keyHeader(keys[who]), ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
     });
     expect(r.status, r.text).toBe(502);

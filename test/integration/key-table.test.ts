@@ -28,8 +28,6 @@ describe('server keys: everything, including meta/config', () => {
     ['GET', '/v1/customers'],
     ['GET', '/v1/programs'],
     ['GET', '/v1/enrollments'],
-    ['POST', '/v1/connections', '{}'],
-    ['GET', '/v1/api-keys'],
   ];
   it.each(cases)('%s %s is forwarded unchanged', async (method, path, body) => {
     const r = await send(f.sidecar.url, method, path, { headers: { ...key(f.keys.server), ...(body ? json : {}) }, ...(body ? { body } : {}) });
@@ -39,6 +37,13 @@ describe('server keys: everything, including meta/config', () => {
     expect(got[0]!.method).toBe(method);
     expect(got[0]!.url).toBe(path);
     if (body) expect(got[0]!.body).toBe(body);
+  });
+
+  it('manages keys through Keygate itself: GET /v1/api-keys is answered, never forwarded', async () => {
+    const r = await send(f.sidecar.url, 'GET', '/v1/api-keys', { headers: key(f.keys.server) });
+    expect(r.status).toBe(200);
+    expect(r.json.totalItems).toBe(4);
+    expect(f.take()).toHaveLength(0);
   });
 
   it('sees every user’s devices (no filter injected)', async () => {
@@ -54,10 +59,16 @@ describe('server keys: everything, including meta/config', () => {
 });
 
 describe('connect keys: only POST /v1/connections', () => {
-  it('creates a Connect link', async () => {
-    const r = await send(f.sidecar.url, 'POST', '/v1/connections', { headers: { ...key(f.keys.connect), ...json }, body: '{}' });
-    expect(r.status).toBe(201);
-    expect(f.take()).toHaveLength(1);
+  it('creates a Connect link: answered by Keygate itself, never forwarded', async () => {
+    // This connect key registered no redirect URL, so the link is refused; the server key's is made.
+    const body = '{"redirectUrl":"https://app.example/cb"}';
+    const r = await send(f.sidecar.url, 'POST', '/v1/connections', { headers: { ...key(f.keys.connect), ...json }, body });
+    expect(r.status).toBe(400);
+    expect(r.json.error.code).toBe('REDIRECT_NOT_ALLOWED');
+    const made = await send(f.sidecar.url, 'POST', '/v1/connections', { headers: { ...key(f.keys.server), ...json }, body });
+    expect(made.status).toBe(201);
+    expect(made.json.linkUrl).toContain('/connect/links/');
+    expect(f.take()).toHaveLength(0);
   });
 
   const denied: Array<[string, string]> = [

@@ -2,7 +2,7 @@
 // keyed by are immutable, replaced rather than changed, and a new input is a new entry.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Principal } from '../../src/keys/principal.ts';
+import { testPrincipal, type Principal } from '../../src/keys/principal.ts';
 import { authorize, decide } from '../../src/pipeline/authorize.ts';
 import { canonicalize } from '../../src/pipeline/canonical-path.ts';
 import type { BufferedResponse } from '../../src/pipeline/forward.ts';
@@ -15,7 +15,7 @@ import { loadPolicy } from '../../src/policy/load.ts';
 import { POLICIES } from '../helpers/sidecar.ts';
 
 const texture = loadPolicy(join(POLICIES, 'texture.yaml'));
-const scoped = (referenceId: string): Principal => ({ id: `key_${referenceId}`, type: 'scoped', referenceId, name: null, roles: [], conditions: {}, expiresAtMs: Infinity });
+const scoped = (referenceId: string): Principal => testPrincipal({ id: `key_${referenceId}`, type: 'scoped', referenceId });
 const conditionsOf = (policy: typeof texture, p: Principal) => authorize(policy, p, 'GET', canonicalize('/v1/devices')).conditions!;
 const answer = (body: string): BufferedResponse => ({ status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(body) });
 const ids = (r: CheckedResponse): string[] => (JSON.parse(r.body.toString()) as { data: Array<{ id: string }> }).data.map((d) => d.id);
@@ -41,7 +41,7 @@ describe('the resolved conditions (authorize): one frozen list per key and role'
 
 describe('the refusals naming a route (authorize): one frozen error per compiled route', () => {
   it('is shared by every refusal on the route, names that route, and a reloaded route gets its own', () => {
-    const connect: Principal = { id: 'key_c', type: 'connect', referenceId: null, name: null, roles: [], conditions: {}, expiresAtMs: Infinity };
+    const connect: Principal = testPrincipal({ id: 'key_c', type: 'connect' });
     const list = decide(texture, connect, 'GET', canonicalize('/v1/devices'));
     expect(decide(texture, connect, 'GET', canonicalize('/v1/devices'))).toBe(list);
     expect(Object.isFrozen(list)).toBe(true);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { buildUpstreamHeaders, mutateQuery, normaliseParamName, paramKey, responseHeaders } from '../../src/pipeline/mutate.ts';
-import type { Principal } from '../../src/keys/principal.ts';
+import { testPrincipal, type Principal } from '../../src/keys/principal.ts';
 
-const alice: Principal = { id: 'key_a', type: 'scoped', referenceId: 'alice', name: null, roles: [], conditions: {}, expiresAtMs: Infinity };
+const alice: Principal = testPrincipal({ id: 'key_a', type: 'scoped', referenceId: 'alice' });
 const filter = [{ attribute: 'referenceId', values: ['alice'] }];
 
 describe('query mutation', () => {

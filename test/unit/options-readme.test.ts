@@ -12,7 +12,7 @@ const blocks = new Map([...README.matchAll(BLOCK)].map((m) => [m[1]!, m[2]!]));
 // The README's option tables are the options tables of src/config/commands.ts, rendered:
 // to change one, change the table and paste the expected block this test prints.
 describe("the README's option tables", () => {
-  for (const name of ['serve', 'demo', 'keys create', 'keys list', 'keys revoke']) {
+  for (const name of ['serve', 'demo', 'keys create', 'keys list', 'keys show', 'keys update', 'keys rotate', 'keys revoke', 'keys events']) {
     it(`has the table of keygate ${name}`, () => {
       expect(blocks.has(name), `README lacks <!-- options: ${name} -->`).toBe(true);
     });

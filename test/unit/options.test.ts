@@ -52,6 +52,7 @@ describe('precedence: flag > environment > default', () => {
       KEYGATE_DRAIN_TIMEOUT: '15', KEYGATE_WATCH_POLICIES: 'false', KEYGATE_WORKERS: '4', KEYGATE_LOG_LEVEL: 'error', KEYGATE_ACCESS_LOG: 'false', KEYGATE_LOG_BUFFER: '0',
       KEYGATE_TRUST_PROXY: '10.0.0.0/8', KEYGATE_UPSTREAM_CONNECTIONS: '64', KEYGATE_UPSTREAM_SHARE: 'scoped=2:10', KEYGATE_UPSTREAM_QUEUE: '16',
       KEYGATE_UPSTREAM_QUEUE_TIMEOUT: '17', KEYGATE_BODY_TIMEOUT: '18', KEYGATE_FIRST_BYTE_TIMEOUT: '19', KEYGATE_HEADERS_TIMEOUT: '20', KEYGATE_MAX_CONNECTIONS: '21',
+      KEYGATE_REVOKE_EXPOSED_KEYS: 'true',
     };
     const config = serveConfig(values(SERVE, [], env));
     expect(config).toMatchObject({
@@ -59,7 +60,7 @@ describe('precedence: flag > environment > default', () => {
       publicUrl: 'https://keys.example.com', connectLinkTtlMs: 600_000, maxBodyBytes: 13, keyCacheTtlMs: 14, drainTimeoutMs: 15,
       watchPolicies: false, workers: 4, logLevel: 'error', accessLog: false, logBufferBytes: 0,
       upstreamOptions: { headersTimeoutMs: 11, bodyTimeoutMs: 12, connections: 64 }, keyCache: { positiveTtlMs: 14 },
-      trustProxy: ['10.0.0.0/8'], bodyTimeoutMs: 18, deadlines: { firstByteMs: 19, headersMs: 20 }, maxConnections: 21,
+      trustProxy: ['10.0.0.0/8'], bodyTimeoutMs: 18, deadlines: { firstByteMs: 19, headersMs: 20 }, maxConnections: 21, revokeExposedKeys: true,
       admission: { connections: 64, shares: { scoped: { reserve: 2, max: 10 } }, queueLength: 16, queueTimeoutMs: 17 },
     });
     const rows = Object.values(SERVE.options).filter((r) => r.env !== undefined);
@@ -79,7 +80,8 @@ describe('precedence: flag > environment > default', () => {
 
   it('the demo has its own defaults and reads no environment', () => {
     const v = values(DEMO, [], { KEYGATE_LISTEN: '0.0.0.0:1', KEYGATE_LOG_LEVEL: 'verbose', KEYGATE_POLICIES: '/nowhere' });
-    expect(v).toMatchObject({ listen: { host: '127.0.0.1', port: 8080 }, opsListen: { host: '127.0.0.1', port: 9090 }, backendPort: 0, policies: './policies', logLevel: 'info' });
+    // No policies given: the demo writes its own (the shipped ones with the Connect device step on).
+    expect(v).toMatchObject({ listen: { host: '127.0.0.1', port: 8080 }, opsListen: { host: '127.0.0.1', port: 9090 }, backendPort: 0, appPort: 0, policies: undefined, logLevel: 'info' });
   });
 
   it('repeatable flags collect every value; switches are off unless given', () => {

@@ -1,0 +1,74 @@
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import type { ServeConfig } from '../config/serve-config.ts';
+import { KeygateError } from '../errors/keygate-error.ts';
+import type { KeyService } from '../keys/key-service.ts';
+import type { Principal } from '../keys/principal.ts';
+import type { PolicyHolder } from '../policy/policy-holder.ts';
+import { ConnectPages } from './connect-pages.ts';
+import { createLink, type CreatedLink } from './create-link.ts';
+import { LinkFlow } from './link-flow.ts';
+import { parseLinkRequest } from './link-request.ts';
+import type { LinkRecord } from './link-store.ts';
+import { openLinkStore, type ClosableLinkStore } from './open-link-store.ts';
+
+export interface ConnectDeps {
+  readonly config: Pick<ServeConfig, 'store' | 'publicUrl' | 'connectLinkTtlMs'>;
+  readonly keys: KeyService;
+  readonly policy: PolicyHolder;
+  /** The backend (with the lookup admission share), for a referenceId's devices. */
+  readonly upstream: Dispatcher;
+  readonly logger: Logger;
+}
+
+/**
+ * The Connect flow of one serve process: the link store, the served route that creates
+ * links (`connect.create-link`) and the hosted pages that finish them, sharing one store
+ * connection. Off the forwarding path entirely: nothing here runs for a forwarded request.
+ */
+export class ConnectRuntime {
+  readonly links: ClosableLinkStore;
+  readonly pages: ConnectPages;
+  readonly #deps: ConnectDeps;
+  #publicUrl: string;
+
+  constructor(deps: ConnectDeps) {
+    this.#deps = deps;
+    this.#publicUrl = deps.config.publicUrl.replace(/\/+$/, '');
+    this.links = openLinkStore(deps.config.store);
+    this.pages = new ConnectPages(new LinkFlow({
+      links: this.links,
+      policy: deps.policy,
+      upstream: deps.upstream,
+      publicUrl: () => this.#publicUrl,
+      mint: (link) => this.#mint(link),
+      logger: deps.logger,
+    }));
+  }
+
+  /**
+   * The default --public-url is the listen address; when that names port 0, the port is
+   * known only once the listener is bound (serve calls this then).
+   */
+  boundAt(port: number): void {
+    if (/:0$/.test(this.#publicUrl)) this.#publicUrl = this.#publicUrl.replace(/:0$/, `:${port}`);
+  }
+
+  /** `POST /v1/connections`: the caller is authorized for `connections:create` by the policy already. */
+  async createLink(principal: Principal, body: unknown, conditions: unknown): Promise<CreatedLink> {
+    // Conditions on a served route are the handler's to prove; a link has no attribute to prove them on.
+    if (conditions !== null) throw new KeygateError('RESOURCE_NOT_ALLOWED', { detail: 'a key with conditions may not create Connect links' });
+    const request = parseLinkRequest(body);
+    return createLink(this.links, this.#publicUrl, this.#deps.config.connectLinkTtlMs, principal, request);
+  }
+
+  /** The link's one scoped key, through the key service (audit event by `link:<id>`), with the origins of the key that made the link. */
+  async #mint(link: LinkRecord): Promise<{ id: string; key: string }> {
+    const { record, key } = await this.#deps.keys.create({ type: 'scoped', referenceId: link.referenceId, allowedOrigins: link.allowedOrigins, linkId: link.id }, `link:${link.id}`);
+    return { id: record.id, key };
+  }
+
+  close(): Promise<void> {
+    return this.links.close();
+  }
+}

@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import { KeygateError } from '../errors/keygate-error.ts';
+import type { KeyType } from '../keys/key-record.ts';
+import type { LinkRequest } from './link-request.ts';
+import { sha256 } from './link-session.ts';
+import type { LinkRecord, LinkStore } from './link-store.ts';
+import { isRegistered } from './redirect-url.ts';
+import { generatedReferenceId, mayChooseReferenceId, uuidv7 } from '../keys/generated-reference.ts';
+
+/** The key asking for a link, as far as the rules below need it. */
+export interface LinkCreator {
+  readonly id: string;
+  readonly type: KeyType;
+  readonly allowedOrigins: readonly string[];
+  readonly allowedRedirects: readonly string[];
+  readonly allowReferenceId: boolean;
+}
+
+export interface CreatedLink {
+  readonly id: string;
+  readonly linkToken: string;
+  readonly linkUrl: string;
+  readonly referenceId: string;
+  readonly expiresAt: string;
+}
+
+/** Keys that live in pages and apps, where anyone can read them (seed 000: connect keys "are alright to be used publicly"). */
+function isPublic(type: KeyType): boolean {
+  return type === 'connect' || type === 'scoped';
+}
+
+/** Links expired this long ago are removed (a late visit meanwhile still hears "expired"). */
+const KEEP_EXPIRED_MS = 86_400_000;
+const PURGE_EVERY = 100;
+let created = 0;
+
+/**
+ * Who may get a key for whom (invariant 12):
+ * - the redirect: a public key may send the user (and so the key) only to a URL
+ *   registered on it; a secret key also to any `https` URL (its holder is the app's backend);
+ * - the referenceId: a public key is readable by anyone, who could otherwise ask for a
+ *   link for someone else's id and, if that user finished it, receive a key to their
+ *   devices. It may choose one only when created with `--allow-reference-id`; otherwise
+ *   the link gets a fresh `texture-generated:<uuidv7>`. A secret key may set any.
+ */
+export async function createLink(links: LinkStore, publicUrl: string, ttlMs: number, creator: LinkCreator, request: LinkRequest): Promise<CreatedLink> {
+  const registered = isRegistered(request.redirect, creator.allowedRedirects);
+  if (!registered && (isPublic(creator.type) || request.redirect.url.protocol !== 'https:')) {
+    throw new KeygateError('REDIRECT_NOT_ALLOWED', {
+      detail: isPublic(creator.type) ? 'redirectUrl is not on the key\'s --allow-redirect list' : 'redirectUrl is neither on the key\'s list nor https',
+    });
+  }
+  if (request.referenceId !== null && !mayChooseReferenceId(creator)) {
+    throw new KeygateError('REFERENCE_ID_NOT_ALLOWED', { detail: 'the key was not created with --allow-reference-id' });
+  }
+  const now = Date.now();
+  const linkToken = randomBytes(32).toString('base64url');
+  const link: LinkRecord = {
+    id: `link_${uuidv7(now).replaceAll('-', '')}`,
+    createdBy: creator.id,
+    referenceId: request.referenceId ?? generatedReferenceId(),
+    clientName: request.clientName,
+    redirectUrl: request.redirect.url.href,
+    state: request.state,
+    tags: request.tags,
+    customerInfo: request.customerInfo,
+    manufacturerFilters: request.manufacturerFilters,
+    allowedOrigins: creator.allowedOrigins,
+    createdAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + ttlMs).toISOString(),
+    sessionHash: null,
+    stepHash: null,
+    linkedAt: null,
+    usedAt: null,
+    outcome: null,
+    keyId: null,
+  };
+  await links.insert(link, sha256(linkToken));
+  if (++created % PURGE_EVERY === 0) void links.purge(new Date(now - KEEP_EXPIRED_MS).toISOString()).catch(() => undefined);
+  return { id: link.id, linkToken, linkUrl: `${publicUrl}/connect/links/${linkToken}`, referenceId: link.referenceId, expiresAt: link.expiresAt };
+}

@@ -1,0 +1,247 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { KeygateError, sharedRefusal } from '../errors/keygate-error.ts';
+import { readBody } from '../pipeline/request-body.ts';
+import { deviceStepUrl } from '../policy/connect-section.ts';
+import type { PolicyHolder } from '../policy/policy-holder.ts';
+import { scopedAbilities } from './abilities.ts';
+import { devicesOf } from './backend-devices.ts';
+import { sendPage } from './connect-pages.ts';
+import type { LinkPages } from './link-pages.ts';
+import { csrfToken, newSecret, sameSecret, sessionCookie, sessionFromCookies, sha256 } from './link-session.ts';
+import type { LinkRecord, LinkStore } from './link-store.ts';
+import type { RenderedPage } from './pages/layout.ts';
+import { consentPage, gonePage, handBackPage, noDevicesPage, otherBrowserPage, type GoneReason } from './pages/views.ts';
+import type { PublicAnswer } from './public-routes.ts';
+import { parseRedirect, redirectWith, type RedirectTarget } from './redirect-url.ts';
+
+export interface LinkFlowDeps {
+  readonly links: LinkStore;
+  readonly policy: PolicyHolder;
+  /** The backend, for the devices of a referenceId (server to server). */
+  readonly upstream: Dispatcher;
+  /** `--public-url`, without a trailing slash (read per request: a listener on port 0 knows its port only once bound). */
+  readonly publicUrl: () => string;
+  /** Mints the link's one scoped key (through the key service); the plaintext goes to the browser only. */
+  readonly mint: (link: LinkRecord) => Promise<{ id: string; key: string }>;
+  readonly logger: Logger;
+}
+
+const FORM_MAX_BYTES = 4096;
+const FORM_TIMEOUT_MS = 5_000;
+
+const GONE_CODES: Record<GoneReason, KeygateError> = {
+  used: sharedRefusal('LINK_GONE', 'link already used'),
+  expired: sharedRefusal('LINK_GONE', 'link expired'),
+  unknown: sharedRefusal('LINK_GONE', 'no link with this token'),
+};
+const MISMATCH = sharedRefusal('LINK_SESSION_MISMATCH', 'no or another browser session for this link');
+const BAD_CSRF = sharedRefusal('LINK_SESSION_MISMATCH', 'the form carries no valid CSRF token');
+const BAD_STEP = sharedRefusal('LINK_SESSION_MISMATCH', 'the device step came back with a state that is not the current one');
+const BAD_FORM = sharedRefusal('LINK_SESSION_MISMATCH', 'the form is not one of the page\'s');
+
+function send(res: ServerResponse, page: RenderedPage, requestId: string, failure?: KeygateError): PublicAnswer {
+  sendPage(res, page, requestId);
+  return { status: page.status, failure };
+}
+
+function seeOther(res: ServerResponse, location: string, requestId: string, headers: Record<string, string> = {}): PublicAnswer {
+  res.writeHead(303, { location, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'content-length': 0, 'x-request-id': requestId, ...headers });
+  res.end();
+  return { status: 303 };
+}
+
+/**
+ * The hosted pages of a link: GET shows it, POST is its forms (link devices, allow,
+ * cancel), GET …/return is where the backend's device step sends the browser back.
+ * Nothing here writes a token or a key to a log: the access line shows the route
+ * template, refusals carry codes and fixed details.
+ */
+export class LinkFlow implements LinkPages {
+  readonly #d: LinkFlowDeps;
+
+  constructor(deps: LinkFlowDeps) {
+    this.#d = deps;
+  }
+
+  async answer(req: IncomingMessage, res: ServerResponse, token: string, isReturn: boolean, requestId: string): Promise<PublicAnswer> {
+    const method = req.method ?? 'GET';
+    const link = await this.#d.links.findByTokenHash(sha256(token));
+    const gone = this.#goneReason(link);
+    if (gone !== null) return send(res, gonePage(gone), requestId, GONE_CODES[gone]);
+    const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+    if (isReturn) return method === 'GET' ? this.#returned(req, res, link!, token, query, requestId) : this.#notAForm(res, requestId);
+    if (method === 'GET' || method === 'HEAD') return this.#show(req, res, link!, token, query.get('display') === 'popup', requestId);
+    if (method === 'POST') return this.#post(req, res, link!, token, requestId);
+    return this.#notAForm(res, requestId);
+  }
+
+  #goneReason(link: LinkRecord | undefined): GoneReason | null {
+    if (link === undefined) return 'unknown';
+    if (link.usedAt !== null) return 'used';
+    if (Date.parse(link.expiresAt) <= Date.now()) return 'expired';
+    return null;
+  }
+
+  #notAForm(res: ServerResponse, requestId: string): PublicAnswer {
+    return send(res, otherBrowserPage(), requestId, BAD_FORM);
+  }
+
+  /**
+   * The session secret of this browser for a page view, or null when the link is another
+   * browser's. A view changes nothing in the store: a browser that has no secret yet gets
+   * one in a cookie, and the link is bound to a browser by its first form post (#bound). So
+   * a link scanner or a chat preview fetching the URL first does not take the link.
+   */
+  #viewSession(req: IncomingMessage, link: LinkRecord): { secret: string; cookie: string | null } | null {
+    const presented = sessionFromCookies(req.headers.cookie, link.id);
+    if (link.sessionHash !== null) {
+      return presented !== undefined && sameSecret(sha256(presented), link.sessionHash) ? { secret: presented, cookie: null } : null;
+    }
+    if (presented !== undefined && /^[A-Za-z0-9_-]{43}$/.test(presented)) return { secret: presented, cookie: null };
+    const secret = newSecret();
+    const maxAge = (Date.parse(link.expiresAt) - Date.now()) / 1000;
+    return { secret, cookie: sessionCookie(link.id, secret, this.#d.publicUrl().startsWith('https:'), maxAge) };
+  }
+
+  /** The secret of the browser a link is bound to (binding it to this one if none is yet), or null. */
+  async #bound(req: IncomingMessage, link: LinkRecord, tokenHash: string): Promise<string | null> {
+    const presented = sessionFromCookies(req.headers.cookie, link.id);
+    if (presented === undefined) return null;
+    const hash = sha256(presented);
+    if (link.sessionHash !== null) return sameSecret(hash, link.sessionHash) ? presented : null;
+    if (await this.#d.links.bindSession(link.id, hash)) return presented;
+    // Another request bound it first: this browser's own (a double click), or another's.
+    const now = await this.#d.links.findByTokenHash(tokenHash);
+    return now?.sessionHash != null && sameSecret(hash, now.sessionHash) ? presented : null;
+  }
+
+  #redirect(link: LinkRecord): RedirectTarget {
+    const target = parseRedirect(link.redirectUrl);
+    if (typeof target === 'string') throw new KeygateError('INTERNAL_ERROR', { detail: `stored redirect of link ${link.id} ${target}` });
+    return target;
+  }
+
+  #action(token: string): string {
+    return `/connect/links/${token}`;
+  }
+
+  #formTargets(link: LinkRecord): string[] {
+    const out = [this.#redirect(link).formTarget];
+    const step = this.#d.policy.current.connect.deviceStep;
+    if (step !== null) out.push(new URL(step.replace(/\{[^{}]*\}/g, 'x')).origin);
+    return out;
+  }
+
+  async #show(req: IncomingMessage, res: ServerResponse, link: LinkRecord, token: string, popup: boolean, requestId: string): Promise<PublicAnswer> {
+    const session = this.#viewSession(req, link);
+    if (session === null) return send(res, otherBrowserPage(), requestId, MISMATCH);
+    const policy = this.#d.policy.current;
+    const offerLinking = policy.connect.deviceStep !== null && link.linkedAt === null;
+    const devices = offerLinking ? null : await devicesOf(this.#d.upstream, policy.connect.devicesPath, link.referenceId, link, requestId);
+    const csrf = csrfToken(session.secret, link.id);
+    const cookie = session.cookie === null ? {} : { headers: { 'set-cookie': session.cookie } };
+    if (devices !== null && devices.length === 0 && policy.connect.deviceStep !== null) {
+      return send(res, noDevicesPage({ action: this.#action(token), csrf, popup, formTargets: this.#formTargets(link), ...cookie }), requestId);
+    }
+    const page = consentPage({
+      clientName: link.clientName,
+      abilities: scopedAbilities(policy),
+      returnTo: this.#redirect(link).display,
+      devices,
+      offerLinking,
+      action: this.#action(token),
+      csrf,
+      popup,
+      formTargets: this.#formTargets(link),
+      ...cookie,
+    });
+    return send(res, page, requestId);
+  }
+
+  async #post(req: IncomingMessage, res: ServerResponse, link: LinkRecord, token: string, requestId: string): Promise<PublicAnswer> {
+    // A form of Keygate's own page is posted from Keygate's origin, or as `null`: the page's
+    // Referrer-Policy no-referrer makes browsers send `Origin: null` (Fetch §3.2.5). Any
+    // other origin is another site's form; the CSRF token below is the check that counts.
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== 'null' && origin !== new URL(this.#d.publicUrl()).origin) return send(res, otherBrowserPage(), requestId, BAD_CSRF);
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/x-www-form-urlencoded') return this.#notAForm(res, requestId);
+    const form = new URLSearchParams((await readBody(req, FORM_MAX_BYTES, FORM_TIMEOUT_MS)).toString('utf8'));
+    const presented = sessionFromCookies(req.headers.cookie, link.id);
+    if (presented === undefined) return send(res, otherBrowserPage(), requestId, MISMATCH);
+    // The CSRF token first: a post that is not from this browser's page binds nothing.
+    const csrf = form.get('csrf');
+    if (csrf === null || !sameSecret(csrf, csrfToken(presented, link.id))) return send(res, otherBrowserPage(), requestId, BAD_CSRF);
+    const secret = await this.#bound(req, link, sha256(token));
+    if (secret === null) return send(res, otherBrowserPage(), requestId, MISMATCH);
+    const session = { secret };
+    const popup = form.get('display') === 'popup';
+    const action = form.get('action');
+    if (action === 'link') return this.#startStep(res, link, token, popup, requestId);
+    if (action === 'allow') return this.#allow(res, link, token, session.secret, popup, requestId);
+    if (action === 'deny') return this.#deny(res, link, popup, requestId);
+    return this.#notAForm(res, requestId);
+  }
+
+  async #startStep(res: ServerResponse, link: LinkRecord, token: string, popup: boolean, requestId: string): Promise<PublicAnswer> {
+    const policy = this.#d.policy.current;
+    const template = policy.connect.deviceStep;
+    if (template === null) return this.#notAForm(res, requestId);
+    const state = newSecret();
+    await this.#d.links.startStep(link.id, sha256(state));
+    const returnUrl = `${this.#d.publicUrl()}/connect/links/${token}/return${popup ? '?display=popup' : ''}`;
+    const manufacturers = link.manufacturerFilters === null ? '' : [...new Set(Object.values(link.manufacturerFilters).flat())].join(',');
+    return seeOther(res, deviceStepUrl(template, { referenceId: link.referenceId, returnUrl, state, manufacturers }), requestId);
+  }
+
+  async #returned(req: IncomingMessage, res: ServerResponse, link: LinkRecord, token: string, query: URLSearchParams, requestId: string): Promise<PublicAnswer> {
+    // The step began with a form post, which bound the link to this browser.
+    const presented = sessionFromCookies(req.headers.cookie, link.id);
+    if (presented === undefined || link.sessionHash === null || !sameSecret(sha256(presented), link.sessionHash)) return send(res, otherBrowserPage(), requestId, MISMATCH);
+    const state = query.get('state');
+    if (state === null || link.stepHash === null || !(await this.#d.links.finishStep(link.id, sha256(state), new Date().toISOString()))) {
+      return send(res, otherBrowserPage(), requestId, BAD_STEP);
+    }
+    // Post/redirect/get: the page with the devices now linked, at the link's own address.
+    return seeOther(res, this.#action(token) + (query.get('display') === 'popup' ? '?display=popup' : ''), requestId);
+  }
+
+  async #allow(res: ServerResponse, link: LinkRecord, token: string, secret: string, popup: boolean, requestId: string): Promise<PublicAnswer> {
+    const policy = this.#d.policy.current;
+    if (policy.connect.deviceStep !== null && link.linkedAt === null) return this.#notAForm(res, requestId);
+    // Server to server, at the moment of minting: the key is for a user who has devices.
+    const devices = await devicesOf(this.#d.upstream, policy.connect.devicesPath, link.referenceId, link, requestId);
+    if (devices.length === 0) {
+      if (policy.connect.deviceStep === null) return this.#notAForm(res, requestId);
+      return send(res, noDevicesPage({ action: this.#action(token), csrf: csrfToken(secret, link.id), popup, formTargets: this.#formTargets(link) }), requestId);
+    }
+    if (!(await this.#d.links.claim(link.id, new Date().toISOString(), 'key'))) return send(res, gonePage('used'), requestId, GONE_CODES.used);
+    const minted = await this.#d.mint(link);
+    await this.#d.links.recordKey(link.id, minted.id);
+    this.#d.logger.info({ linkId: link.id, keyId: minted.id, referenceId: link.referenceId, createdBy: link.createdBy }, 'Connect link finished: scoped key minted');
+    return this.#deliver(res, link, { texture_scoped_key: minted.key }, popup, requestId);
+  }
+
+  async #deny(res: ServerResponse, link: LinkRecord, popup: boolean, requestId: string): Promise<PublicAnswer> {
+    if (!(await this.#d.links.claim(link.id, new Date().toISOString(), 'denied'))) return send(res, gonePage('used'), requestId, GONE_CODES.used);
+    return this.#deliver(res, link, { error: 'access_denied' }, popup, requestId);
+  }
+
+  /** To the registered redirect: by 303 with the outcome in its query, or, in the SDK's popup, by postMessage to its exact origin. */
+  #deliver(res: ServerResponse, link: LinkRecord, outcome: { texture_scoped_key?: string; error?: string }, popup: boolean, requestId: string): PublicAnswer {
+    const target = this.#redirect(link);
+    const location = redirectWith(target, { texture_scoped_key: outcome.texture_scoped_key ?? null, error: outcome.error ?? null, state: link.state });
+    if (popup && target.origin !== null) {
+      return send(res, handBackPage({
+        targetOrigin: target.origin,
+        ...(outcome.texture_scoped_key === undefined ? {} : { scopedKey: outcome.texture_scoped_key }),
+        ...(outcome.error === undefined ? {} : { error: outcome.error }),
+        state: link.state,
+        fallbackUrl: location,
+      }), requestId);
+    }
+    return seeOther(res, location, requestId);
+  }
+}

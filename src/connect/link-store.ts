@@ -1,0 +1,51 @@
+/** One Connect link session as the store keeps it: never its token, only the token's hash. */
+export interface LinkRecord {
+  readonly id: string;
+  /** The key that created the link (a connect or server key). */
+  readonly createdBy: string;
+  readonly referenceId: string;
+  readonly clientName: string | null;
+  readonly redirectUrl: string;
+  readonly state: string | null;
+  readonly tags: readonly string[];
+  readonly customerInfo: Readonly<Record<string, string>> | null;
+  readonly manufacturerFilters: Readonly<Record<string, readonly string[]>> | null;
+  /** Copied from the creating key: the scoped key the link mints inherits them. */
+  readonly allowedOrigins: readonly string[];
+  readonly createdAt: string;
+  readonly expiresAt: string;
+  /** SHA-256 of the browser session secret (its cookie), once a browser has opened the link. */
+  readonly sessionHash: string | null;
+  /** SHA-256 of the device step's state, while the user is at the backend's page. */
+  readonly stepHash: string | null;
+  /** When the browser came back from the device step. */
+  readonly linkedAt: string | null;
+  /** When the link was finished (allowed or cancelled): set once, by one request only. */
+  readonly usedAt: string | null;
+  readonly outcome: 'key' | 'denied' | null;
+  /** The scoped key the link minted. */
+  readonly keyId: string | null;
+}
+
+/**
+ * Links live beside the keys, in the same store (SQLite or PostgreSQL), so every replica
+ * sees one link the same way. Every change that must happen once is one conditional
+ * UPDATE whose row count says who won: one key per link, however many requests finish
+ * it at once, on however many replicas.
+ */
+export interface LinkStore {
+  insert(link: LinkRecord, tokenHash: string): Promise<void>;
+  findByTokenHash(tokenHash: string): Promise<LinkRecord | undefined>;
+  /** Binds the link to the first browser that opens it; false when another was first. */
+  bindSession(id: string, sessionHash: string): Promise<boolean>;
+  /** A new device step begins (its state replaces any earlier one). */
+  startStep(id: string, stepHash: string): Promise<void>;
+  /** The browser came back with the step's state; false when the state is not the current one. */
+  finishStep(id: string, stepHash: string, at: string): Promise<boolean>;
+  /** Takes the link for one finish: true for exactly one caller, while the link is unused and unexpired at `at`. */
+  claim(id: string, at: string, outcome: 'key' | 'denied'): Promise<boolean>;
+  /** Records the key a claimed link minted. */
+  recordKey(id: string, keyId: string): Promise<void>;
+  /** Removes links that expired before `before` (kept a while so a late visit still says "expired"). */
+  purge(before: string): Promise<number>;
+}

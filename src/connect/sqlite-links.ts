@@ -1,0 +1,56 @@
+import { DatabaseSync } from 'node:sqlite';
+import { LINK_COLUMNS, linkValues, rowToLink, type LinkRow } from './link-rows.ts';
+import type { LinkRecord, LinkStore } from './link-store.ts';
+
+/**
+ * Links in the SQLite store's file, on a connection of their own: the key store's
+ * connection holds a read snapshot per event-loop turn for lookups, and a link's writes
+ * must not wait for it or end it. The table is made by the store's schema steps
+ * (version 3). SQLite serialises writers, so each conditional UPDATE below is decided
+ * by exactly one caller, in this process or another.
+ */
+export class SqliteLinkStore implements LinkStore {
+  readonly #db: DatabaseSync;
+
+  constructor(path: string) {
+    this.#db = new DatabaseSync(path, { timeout: 5000 });
+  }
+
+  async insert(link: LinkRecord, tokenHash: string): Promise<void> {
+    this.#db.prepare(`INSERT INTO connect_links (${LINK_COLUMNS}, token_hash) VALUES (${LINK_COLUMNS.split(',').map(() => '?').join(', ')}, ?)`).run(...linkValues(link, tokenHash));
+  }
+
+  async findByTokenHash(tokenHash: string): Promise<LinkRecord | undefined> {
+    const row = this.#db.prepare(`SELECT ${LINK_COLUMNS} FROM connect_links WHERE token_hash = ?`).get(tokenHash) as LinkRow | undefined;
+    return row === undefined ? undefined : rowToLink(row);
+  }
+
+  async bindSession(id: string, sessionHash: string): Promise<boolean> {
+    return this.#db.prepare('UPDATE connect_links SET session_hash = ? WHERE id = ? AND session_hash IS NULL').run(sessionHash, id).changes === 1;
+  }
+
+  async startStep(id: string, stepHash: string): Promise<void> {
+    this.#db.prepare('UPDATE connect_links SET step_hash = ? WHERE id = ? AND used_at IS NULL').run(stepHash, id);
+  }
+
+  async finishStep(id: string, stepHash: string, at: string): Promise<boolean> {
+    return this.#db.prepare('UPDATE connect_links SET linked_at = ?, step_hash = NULL WHERE id = ? AND step_hash = ? AND used_at IS NULL').run(at, id, stepHash).changes === 1;
+  }
+
+  async claim(id: string, at: string, outcome: 'key' | 'denied'): Promise<boolean> {
+    // ISO-8601 UTC times of one format compare as text in time order.
+    return this.#db.prepare('UPDATE connect_links SET used_at = ?, outcome = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?').run(at, outcome, id, at).changes === 1;
+  }
+
+  async recordKey(id: string, keyId: string): Promise<void> {
+    this.#db.prepare('UPDATE connect_links SET key_id = ? WHERE id = ?').run(keyId, id);
+  }
+
+  async purge(before: string): Promise<number> {
+    return Number(this.#db.prepare('DELETE FROM connect_links WHERE expires_at < ?').run(before).changes);
+  }
+
+  async close(): Promise<void> {
+    this.#db.close();
+  }
+}

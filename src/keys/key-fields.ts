@@ -1,0 +1,165 @@
+import { carriesRoles, isPublicType, isValidReferenceId, parseConditionArgs, REFERENCE_ID_RULE, type KeyType } from './key-record.ts';
+import { OriginRuleError, parseList, parseOrigin, parseRedirect } from './origin-rules.ts';
+
+/**
+ * The rules for each settable field of a key, shared by every way a key is made or
+ * changed (`keys create`/`keys update`, the management API, the Connect flow), so that no
+ * path stores what another would refuse. Each rule returns the normalised value or throws
+ * a KeyInputError naming the field, which the caller names as its own flag or body field.
+ */
+export type KeyField =
+  | 'type' | 'referenceId' | 'name' | 'description' | 'roles' | 'conditions' | 'expiresAt'
+  | 'allowedOrigins' | 'allowedRedirects' | 'allowReferenceId' | 'createdBy' | 'linkId';
+
+export class KeyInputError extends Error {
+  override readonly name = 'KeyInputError';
+  readonly field: KeyField;
+  constructor(field: KeyField, message: string) {
+    super(message);
+    this.field = field;
+  }
+}
+
+export const MAX_NAME = 200;
+export const MAX_DESCRIPTION = 2000;
+export const MAX_ROLES = 50;
+export const MAX_CONDITION_ATTRIBUTES = 20;
+export const MAX_CONDITION_VALUES = 100;
+
+/** A role name as the policy writes it (drafts.ts). */
+const ROLE_NAME = /^[a-z][a-zA-Z0-9_-]{0,63}$/;
+/** An attribute: what the policy's resources name (`referenceId`, `factoryId`, `customFields.x`). */
+const ATTRIBUTE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+/** A condition value becomes a filter value: no comma (the filter's separator), no control character. */
+const VALUE = /^[^,\x00-\x1f\x7f]{1,256}$/;
+/** Text for people: no control characters (they would break the CLI's table and a terminal). */
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+function text(field: 'name' | 'description', value: unknown, max: number): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value !== 'string') throw new KeyInputError(field, `${field} must be a string`);
+  if (value.length > max) throw new KeyInputError(field, `${field} is longer than ${max} characters`);
+  if (field === 'name' && CONTROL.test(value)) throw new KeyInputError(field, 'name may not hold control characters');
+  return value === '' ? null : value;
+}
+
+export function checkName(value: unknown): string | null {
+  return text('name', value, MAX_NAME);
+}
+
+export function checkDescription(value: unknown): string | null {
+  return text('description', value, MAX_DESCRIPTION);
+}
+
+export function checkReferenceId(type: KeyType, value: unknown): string | null {
+  if (value === undefined || value === null) {
+    if (type === 'scoped') throw new KeyInputError('referenceId', 'a scoped key needs a referenceId (the end user it is scoped to)');
+    return null;
+  }
+  if (typeof value !== 'string' || !isValidReferenceId(value)) {
+    throw new KeyInputError('referenceId', `a referenceId is ${REFERENCE_ID_RULE} (no spaces or control characters)`);
+  }
+  return value;
+}
+
+function stringArray(field: KeyField, value: unknown, max: number): string[] {
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw new KeyInputError(field, `${field} must be a list of strings`);
+  if (value.length > max) throw new KeyInputError(field, `${field}: at most ${max} entries`);
+  return value as string[];
+}
+
+export function checkRoles(type: KeyType, value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  const roles = stringArray('roles', value, MAX_ROLES);
+  for (const r of roles) if (!ROLE_NAME.test(r)) throw new KeyInputError('roles', `role "${r}" must match ${ROLE_NAME.source}`);
+  if (new Set(roles).size !== roles.length) throw new KeyInputError('roles', 'a role is listed twice');
+  if (roles.length > 0 && !carriesRoles(type)) {
+    throw new KeyInputError('roles', 'roles and conditions are for operator keys and access tokens; other key types take their roles from the policy');
+  }
+  return roles;
+}
+
+/** Conditions as `{attribute: [values]}` or as `attr:value` strings (the EVRYTHNG and CLI form). */
+export function checkConditions(type: KeyType, value: unknown): Record<string, string[]> {
+  if (value === undefined || value === null) return {};
+  let grouped: Record<string, unknown>;
+  if (Array.isArray(value)) {
+    try {
+      grouped = parseConditionArgs(stringArray('conditions', value, MAX_CONDITION_ATTRIBUTES * MAX_CONDITION_VALUES));
+    } catch (err) {
+      if (err instanceof KeyInputError) throw err;
+      throw new KeyInputError('conditions', (err as Error).message);
+    }
+  } else if (typeof value === 'object') {
+    grouped = value as Record<string, unknown>;
+  } else {
+    throw new KeyInputError('conditions', 'conditions must be an object of attribute: [values] (or a list of "attribute:value")');
+  }
+  const out: Record<string, string[]> = {};
+  const attributes = Object.keys(grouped);
+  if (attributes.length > MAX_CONDITION_ATTRIBUTES) throw new KeyInputError('conditions', `at most ${MAX_CONDITION_ATTRIBUTES} attributes`);
+  for (const attribute of attributes) {
+    if (!ATTRIBUTE.test(attribute)) throw new KeyInputError('conditions', `condition attribute "${attribute}" must match ${ATTRIBUTE.source}`);
+    const raw = grouped[attribute];
+    const values = typeof raw === 'string' ? [raw] : raw;
+    if (!Array.isArray(values) || values.length === 0 || values.some((v) => typeof v !== 'string')) {
+      throw new KeyInputError('conditions', `conditions.${attribute} must be a non-empty list of strings`);
+    }
+    if (values.length > MAX_CONDITION_VALUES) throw new KeyInputError('conditions', `conditions.${attribute}: at most ${MAX_CONDITION_VALUES} values`);
+    for (const v of values as string[]) {
+      if (!VALUE.test(v)) throw new KeyInputError('conditions', `conditions.${attribute}: "${v}" must be 1 to 256 characters without commas or control characters`);
+    }
+    out[attribute] = [...new Set(values as string[])];
+  }
+  if (attributes.length > 0 && !carriesRoles(type)) {
+    throw new KeyInputError('conditions', 'roles and conditions are for operator keys and access tokens; other key types take their roles from the policy');
+  }
+  return out;
+}
+
+function originList(field: 'allowedOrigins' | 'allowedRedirects', value: unknown, one: (raw: string) => string, what: string): string[] {
+  if (value === undefined || value === null) return [];
+  try {
+    return parseList(stringArray(field, value, Infinity), one, what);
+  } catch (err) {
+    if (err instanceof OriginRuleError) throw new KeyInputError(field, err.message);
+    throw err;
+  }
+}
+
+/** Origins are for public keys (connect, scoped): a secret key used from a browser is refused whatever it lists. */
+export function checkOrigins(type: KeyType, value: unknown): string[] {
+  const origins = originList('allowedOrigins', value, parseOrigin, 'allowed origins');
+  if (origins.length > 0 && !isPublicType(type)) {
+    throw new KeyInputError('allowedOrigins', `allowed origins are for connect and scoped keys; a ${type} key is secret and never used from a browser`);
+  }
+  return origins;
+}
+
+/** Redirects are where Connect links made with the key may send the user back: not for scoped keys, which make none. */
+export function checkRedirects(type: KeyType, value: unknown): string[] {
+  const redirects = originList('allowedRedirects', value, parseRedirect, 'allowed redirects');
+  if (redirects.length > 0 && type === 'scoped') throw new KeyInputError('allowedRedirects', 'a scoped key makes no Connect links: it has no redirects');
+  return redirects;
+}
+
+export function checkAllowReferenceId(type: KeyType, value: unknown): boolean {
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') throw new KeyInputError('allowReferenceId', 'allowReferenceId must be true or false');
+  if (value && type !== 'connect') throw new KeyInputError('allowReferenceId', 'allowReferenceId is for connect keys (other keys that may make links choose any referenceId)');
+  return value;
+}
+
+/** RFC 3339 with a time zone: what an API client sends and every store reads back the same. */
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+
+/** An expiry, in the future, as ISO 8601 UTC; null for never. */
+export function checkExpiresAt(value: unknown, nowMs: number): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value !== 'string' || !TIMESTAMP.test(value) || Number.isNaN(Date.parse(value))) {
+    throw new KeyInputError('expiresAt', 'expiresAt must be an RFC 3339 time with a time zone, e.g. 2030-01-31T12:00:00Z, or null');
+  }
+  const ms = Date.parse(value);
+  if (ms <= nowMs) throw new KeyInputError('expiresAt', 'expiresAt must be in the future');
+  return new Date(ms).toISOString();
+}

@@ -1,0 +1,82 @@
+import type { Node as YamlNode } from 'yaml';
+import type { YamlWalker } from './yaml-walker.ts';
+
+/**
+ * The policy's `connect:` section: how the hosted Connect page learns a user's devices.
+ * Without `deviceStep` the page is consent over the devices the backend already has for
+ * the link's referenceId (the shipped texture.yaml). With it, the page first sends the
+ * browser to that backend page (a manufacturer sign-in), which links devices to the
+ * referenceId and sends the browser back to `{returnUrl}` with `state={state}`; Keygate
+ * then asks the backend, server to server, which devices the referenceId has.
+ */
+export interface ConnectSettings {
+  /** URL template of the backend's device step, or null (consent only). */
+  readonly deviceStep: string | null;
+  /** The list route Keygate reads a referenceId's devices from, with `referenceId=` as the filter. */
+  readonly devicesPath: string;
+}
+
+export const DEFAULT_CONNECT: ConnectSettings = Object.freeze({ deviceStep: null, devicesPath: '/v1/devices' });
+
+/** Placeholders of the device step's URL; each is replaced URL-encoded. */
+export const DEVICE_STEP_FIELDS = ['referenceId', 'returnUrl', 'state', 'manufacturers'] as const;
+const REQUIRED = ['referenceId', 'returnUrl', 'state'] as const;
+
+export interface ConnectDraft {
+  readonly node: YamlNode;
+  readonly w: YamlWalker;
+  readonly settings: ConnectSettings;
+}
+
+function checkTemplate(w: YamlWalker, node: YamlNode, text: string): boolean {
+  const names = [...text.matchAll(/\{([^{}]*)\}/g)].map((m) => m[1]!);
+  for (const n of names) {
+    if (!(DEVICE_STEP_FIELDS as readonly string[]).includes(n)) {
+      w.fail(node, `connect.deviceStep: unknown placeholder {${n}} (known: ${DEVICE_STEP_FIELDS.map((f) => `{${f}}`).join(', ')})`);
+      return false;
+    }
+  }
+  for (const n of REQUIRED) {
+    if (!names.includes(n)) {
+      w.fail(node, `connect.deviceStep must carry {${n}} (the backend needs the referenceId, and sends the browser back to {returnUrl} with state={state})`);
+      return false;
+    }
+  }
+  let url: URL;
+  try {
+    url = new URL(text.replace(/\{[^{}]*\}/g, 'x'));
+  } catch {
+    w.fail(node, 'connect.deviceStep must be an absolute http(s) URL template');
+    return false;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    w.fail(node, 'connect.deviceStep must be an http(s) URL');
+    return false;
+  }
+  // The backend's host is the policy's to name, never a value of a link's.
+  if (/[{}]/.test(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(text)?.[1] ?? '{')) {
+    w.fail(node, 'connect.deviceStep: placeholders may stand in its path or query only');
+    return false;
+  }
+  return true;
+}
+
+export function connectDraft(w: YamlWalker, node: YamlNode | null, keyNode: YamlNode): ConnectDraft | null {
+  let deviceStep: string | null = null;
+  let devicesPath = DEFAULT_CONNECT.devicesPath;
+  for (const e of w.entries(node, 'connect', ['deviceStep', 'devices'])) {
+    const value = w.string(e.value, `connect.${e.key}`, e.keyNode);
+    if (value === undefined) continue;
+    if (e.key === 'deviceStep') {
+      if (checkTemplate(w, e.value!, value)) deviceStep = value;
+    } else if (!/^\/[A-Za-z0-9._~\-/]*$/.test(value) || value.includes('//')) {
+      w.fail(e.value, 'connect.devices must be a path such as /v1/devices');
+    } else devicesPath = value;
+  }
+  return { node: keyNode, w, settings: Object.freeze({ deviceStep, devicesPath }) };
+}
+
+/** The URL of the device step for one link session. */
+export function deviceStepUrl(template: string, values: Readonly<Record<(typeof DEVICE_STEP_FIELDS)[number], string>>): string {
+  return template.replace(/\{([^{}]*)\}/g, (_, name: (typeof DEVICE_STEP_FIELDS)[number]) => encodeURIComponent(values[name]));
+}

@@ -1,0 +1,122 @@
+/**
+ * The Connect flow with a device step (a backend page that links devices to the link's
+ * referenceId): the step is entered and left with a one-time state, in the browser that
+ * holds the link, and Keygate asks the backend server to server for the devices before
+ * it mints anything.
+ */
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createKeyWith, csrfOf, FormBrowser, newLink, pagePath, scopedKeyOf, type Link } from './connect-client.ts';
+import { keyHeader, POLICIES, send, startBackend, startSidecar, tempStore, type Backend, type KeyInfo, type Sidecar } from './harness.ts';
+
+const APP = 'https://app.example.com';
+let backend: Backend;
+let sidecar: Sidecar;
+let connectKey: KeyInfo;
+let port: number;
+/** Devices the "manufacturer step" linked, by referenceId. */
+const linked = new Map<string, Array<{ id: string; referenceId: string; name: string }>>();
+
+beforeAll(async () => {
+  backend = await startBackend();
+  const policies = mkdtempSync(join(tmpdir(), 'keygate-bb-policies-'));
+  copyFileSync(join(POLICIES, 'texture.yaml'), join(policies, 'texture.yaml'));
+  writeFileSync(join(policies, 'connect.yaml'), `version: 1\nconnect:\n  deviceStep: '${backend.url}/step?referenceId={referenceId}&returnTo={returnUrl}&state={state}'\n`);
+  const store = tempStore();
+  connectKey = await createKeyWith(store, 'connect', ['--allow-origin', APP, '--allow-redirect', `${APP}/connected`]);
+  sidecar = await startSidecar({ upstream: backend.url, store, policies });
+  port = sidecar.proxyPort;
+}, 60_000);
+afterAll(async () => {
+  await sidecar?.stop();
+  await backend?.close();
+});
+beforeEach(() => {
+  backend.reset();
+  // The backend's device list answers for what the step linked.
+  backend.responder = (rec) => {
+    const url = new URL(rec.url, 'http://backend');
+    if (url.pathname !== '/v1/devices') return undefined;
+    const data = linked.get(url.searchParams.get('referenceId') ?? '') ?? [];
+    return { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data, page: 1, perPage: 100, totalItems: data.length, totalPages: 1 }) };
+  };
+});
+
+/** Opens the link and presses "Connect a device": the 303 to the backend's step. */
+async function toStep(link: Link, browser: FormBrowser): Promise<URL> {
+  const page = await browser.get(port, pagePath(link));
+  expect(page.text).toContain('value="link"');
+  expect(page.text).not.toContain('value="allow"');
+  const r = await browser.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'link' });
+  expect(r.status).toBe(303);
+  return new URL(r.headers.location!);
+}
+
+/** What the backend's step sends the browser back to. */
+function returnPath(step: URL, state = step.searchParams.get('state')!): string {
+  const back = new URL(step.searchParams.get('returnTo')!);
+  back.searchParams.set('state', state);
+  return back.pathname + back.search;
+}
+
+describe('the device step', () => {
+  it('goes to the policy\'s backend page with the referenceId, the return address and a state; back, then allow mints the key after the backend confirms devices', async () => {
+    const link = await newLink(port, connectKey.key, { redirectUrl: `${APP}/connected` });
+    const browser = new FormBrowser();
+    const step = await toStep(link, browser);
+    expect(step.origin + step.pathname).toBe(`${backend.url}/step`);
+    expect(step.searchParams.get('referenceId')).toBe(link.referenceId);
+    expect(step.searchParams.get('returnTo')).toBe(`http://127.0.0.1:${port}/connect/links/${link.linkToken}/return`);
+    expect(step.searchParams.get('state')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    linked.set(link.referenceId, [{ id: 'dev-new-1', referenceId: link.referenceId, name: 'New thermostat' }]);
+    const back = await browser.get(port, returnPath(step));
+    expect(back.status).toBe(303);
+    expect(back.headers.location).toBe(`/connect/links/${link.linkToken}`);
+    const consent = await browser.get(port, pagePath(link));
+    expect(consent.text).toContain('New thermostat');
+    backend.received.length = 0;
+    const done = await browser.post(port, pagePath(link), { csrf: csrfOf(consent.text), action: 'allow' });
+    const key = scopedKeyOf(done);
+    // Confirmed server to server at the moment of minting.
+    expect(backend.received.map((r) => r.url)).toEqual([`/v1/devices?referenceId=${encodeURIComponent(link.referenceId)}&perPage=100`]);
+    backend.received.length = 0;
+    await send(port, { path: '/v1/devices', headers: keyHeader(key) });
+    expect(backend.received[0]!.url).toBe(`/v1/devices?referenceId=${encodeURIComponent(link.referenceId)}`);
+  });
+
+  it('refuses to allow before the step, a forged or replayed state, and a return in another browser', async () => {
+    const link = await newLink(port, connectKey.key, { redirectUrl: `${APP}/connected` });
+    const browser = new FormBrowser();
+    const page = await browser.get(port, pagePath(link));
+    expect((await browser.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(403);
+    const step = await toStep(link, browser);
+    // The step's form post bound the link to this browser: another one can no longer open it.
+    expect((await new FormBrowser().get(port, pagePath(link))).status).toBe(403);
+    expect((await browser.get(port, returnPath(step, 'forged'))).status).toBe(403);
+    expect((await new FormBrowser().get(port, returnPath(step))).status).toBe(403);
+    linked.set(link.referenceId, [{ id: 'dev-x', referenceId: link.referenceId, name: 'X' }]);
+    expect((await browser.get(port, returnPath(step))).status).toBe(303);
+    expect((await browser.get(port, returnPath(step))).status).toBe(403);
+  });
+
+  it('a step that linked no device mints nothing and offers the step again', async () => {
+    const link = await newLink(port, connectKey.key, { redirectUrl: `${APP}/connected` });
+    const browser = new FormBrowser();
+    const step = await toStep(link, browser);
+    await browser.get(port, returnPath(step));
+    const consent = await browser.get(port, pagePath(link));
+    expect(consent.text).toContain('No device was connected');
+    expect(consent.text).toContain('value="link"');
+    // A devices list of someone else's never counts as this user's.
+    linked.set(link.referenceId, [{ id: 'dev-bob', referenceId: 'bob', name: 'Bob thermostat' }]);
+    const r = await browser.post(port, pagePath(link), { csrf: csrfOf(consent.text), action: 'allow' });
+    expect(r.status).toBe(200);
+    expect(r.headers.location).toBeUndefined();
+    expect(r.text).toContain('No device was connected');
+    expect(r.text).toContain('value="link"');
+    expect(r.text).not.toContain('Bob thermostat');
+    expect((await browser.get(port, pagePath(link))).status).toBe(200);
+  });
+});

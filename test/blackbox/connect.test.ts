@@ -1,0 +1,253 @@
+/**
+ * The Connect flow through its external contract: links created over HTTP by connect and
+ * server keys, the hosted pages walked as a browser would (cookies, forms), the scoped key
+ * used afterwards; every refusal, single use, expiry, and no secret in any log line.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createLink, createKeyWith, csrfOf, finishLink, FormBrowser, newLink, pagePath, scopedKeyOf, type Link } from './connect-client.ts';
+import { errorBody, keyHeader, send, startBackend, startSidecar, tempStore, type Backend, type KeyInfo, type Sidecar } from './harness.ts';
+
+const APP = 'https://app.example.com';
+const REDIRECT = `${APP}/connected`;
+
+let backend: Backend;
+let sidecar: Sidecar;
+let store: string;
+let server: KeyInfo;
+let connectKey: KeyInfo;
+let trustedConnect: KeyInfo;
+let alice: KeyInfo;
+let port: number;
+const PUBLIC_URL = 'https://keygate.example.test';
+
+beforeAll(async () => {
+  backend = await startBackend();
+  store = tempStore();
+  server = await createKeyWith(store, 'server');
+  connectKey = await createKeyWith(store, 'connect', ['--allow-origin', APP, '--allow-redirect', REDIRECT, '--allow-redirect', 'myapp://connected']);
+  trustedConnect = await createKeyWith(store, 'connect', ['--allow-origin', APP, '--allow-redirect', REDIRECT, '--allow-reference-id']);
+  alice = await createKeyWith(store, 'scoped', ['--reference-id', 'alice']);
+  sidecar = await startSidecar({ upstream: backend.url, store, env: { KEYGATE_PUBLIC_URL: PUBLIC_URL } });
+  port = sidecar.proxyPort;
+}, 60_000);
+afterAll(async () => {
+  await sidecar?.stop();
+  await backend?.close();
+});
+beforeEach(() => backend.reset());
+
+function onlyDeviceReads(): string[] {
+  return backend.received.map((r) => `${r.method} ${r.url}`).filter((l) => !l.startsWith('GET /v1/devices?referenceId='));
+}
+
+describe('POST /v1/connections', () => {
+  it('is answered by Keygate (201, Texture\'s shape, linkUrl under --public-url), never forwarded', async () => {
+    const r = await createLink(port, connectKey.key, { redirectUrl: REDIRECT, clientName: 'Acme', state: 'st-1' });
+    expect(r.status).toBe(201);
+    const link = r.json as Link;
+    expect(Object.keys(link).sort()).toEqual(['expiresAt', 'id', 'linkToken', 'linkUrl', 'referenceId']);
+    expect(link.linkUrl).toBe(`${PUBLIC_URL}/connect/links/${link.linkToken}`);
+    expect(link.referenceId).toMatch(/^texture-generated:[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(Date.parse(link.expiresAt) - Date.now()).toBeGreaterThan(29 * 60_000);
+    expect(backend.received).toEqual([]);
+  });
+
+  it.each([
+    [{}, 'redirectUrl is required'],
+    [{ redirectUrl: REDIRECT, email: 'a@example.com' }, 'unknown field "email"'],
+    [{ redirectUrl: REDIRECT, tags: 'x' }, 'tags must be an array of strings'],
+    [{ redirectUrl: REDIRECT, clientName: 7 }, 'clientName must be a string'],
+    [{ redirectUrl: `${REDIRECT}#frag` }, 'redirectUrl may not have a fragment'],
+  ])('refuses a bad body %j with 400 naming the field', async (body, message) => {
+    const r = await createLink(port, connectKey.key, body);
+    expect(r.status).toBe(400);
+    const e = errorBody(r);
+    expect(e.error.code).toBe('INVALID_FIELD');
+    expect(e.error.message).toContain(message);
+    expect(backend.received).toEqual([]);
+  });
+
+  it('refuses a body that is not JSON or repeats a key', async () => {
+    const dup = await send(port, { method: 'POST', path: '/v1/connections', headers: { ...keyHeader(connectKey), 'content-type': 'application/json' }, body: `{"redirectUrl":"${REDIRECT}","redirectUrl":"https://evil.test/"}` });
+    expect(dup.status).toBe(400);
+    expect(errorBody(dup).error.code).toBe('DUPLICATE_JSON_KEY');
+    const form = await send(port, { method: 'POST', path: '/v1/connections', headers: { ...keyHeader(connectKey), 'content-type': 'application/x-www-form-urlencoded' }, body: `redirectUrl=${REDIRECT}` });
+    expect(form.status).toBe(415);
+  });
+
+  it.each([
+    'https://evil.example/connected', `${REDIRECT}/more`, `${APP}/connecte`, `${APP}.evil.test/connected`, `http://app.example.com/connected`,
+    `${APP}:8443/connected`, 'myapp://connected/other', 'otherapp://connected',
+  ])('a connect key may redirect only to its registered URLs, exactly: %s → 400 REDIRECT_NOT_ALLOWED', async (redirectUrl) => {
+    const r = await createLink(port, connectKey.key, { redirectUrl });
+    expect(r.status).toBe(400);
+    expect(errorBody(r).error.code).toBe('REDIRECT_NOT_ALLOWED');
+  });
+
+  it('a registered URL may carry a query of its own; an app scheme works when registered', async () => {
+    expect((await createLink(port, connectKey.key, { redirectUrl: `${REDIRECT}?from=settings` })).status).toBe(201);
+    expect((await createLink(port, connectKey.key, { redirectUrl: 'myapp://connected' })).status).toBe(201);
+  });
+
+  it('a server key may use any https URL, not plain http it did not register', async () => {
+    expect((await createLink(port, server.key, { redirectUrl: 'https://backend-chosen.example/cb' })).status).toBe(201);
+    const r = await createLink(port, server.key, { redirectUrl: 'http://backend-chosen.example/cb' });
+    expect(r.status).toBe(400);
+    expect(errorBody(r).error.code).toBe('REDIRECT_NOT_ALLOWED');
+  });
+
+  it('a public connect key may not choose the referenceId (403 REFERENCE_ID_NOT_ALLOWED) unless created with --allow-reference-id; a server key may', async () => {
+    const r = await createLink(port, connectKey.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    expect(r.status).toBe(403);
+    expect(errorBody(r).error.code).toBe('REFERENCE_ID_NOT_ALLOWED');
+    expect(((await createLink(port, trustedConnect.key, { redirectUrl: REDIRECT, referenceId: 'alice' })).json as Link).referenceId).toBe('alice');
+    expect(((await createLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'bob' })).json as Link).referenceId).toBe('bob');
+  });
+
+  it('a scoped key may not create links; no key is 401', async () => {
+    expect((await createLink(port, alice.key, { redirectUrl: REDIRECT })).status).toBe(403);
+    const r = await send(port, { method: 'POST', path: '/v1/connections', headers: { 'content-type': 'application/json' }, body: `{"redirectUrl":"${REDIRECT}"}` });
+    expect(r.status).toBe(401);
+    expect(backend.received).toEqual([]);
+  });
+});
+
+describe('the hosted page', () => {
+  it('shows who asks, what the key may do and which devices, with no-store, no-referrer, no framing and a strict CSP', async () => {
+    const link = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice', clientName: 'Acme <b>Energy</b>' });
+    const r = await new FormBrowser().get(port, pagePath(link));
+    expect(r.status).toBe(200);
+    expect(r.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(r.headers['cache-control']).toBe('no-store');
+    expect(r.headers['referrer-policy']).toBe('no-referrer');
+    expect(r.headers['x-frame-options']).toBe('DENY');
+    expect(r.headers['content-security-policy']).toMatch(/default-src 'none'.*frame-ancestors 'none'/);
+    expect(r.headers['set-cookie']?.[0]).toMatch(/HttpOnly; SameSite=Lax; Secure$/);
+    expect(r.text).toContain('Acme &lt;b&gt;Energy&lt;/b&gt; wants to use your devices');
+    expect(r.text).toContain('see your devices and their history');
+    expect(r.text).toContain('send commands to them');
+    expect(r.text).toContain('Alice thermostat');
+    expect(r.text).not.toContain('Bob');
+    expect(r.text).toContain('app.example.com');
+    // The device read went to the backend server to server, filtered to the link's user.
+    expect(backend.received.map((x) => x.url)).toEqual(['/v1/devices?referenceId=alice&perPage=100']);
+    expect(backend.received[0]!.headers['texture-api-key']).toBeUndefined();
+  });
+
+  it('finishing mints one scoped key for the link\'s user, delivered by 303 to the registered redirect with its own query and state', async () => {
+    const link = await newLink(port, server.key, { redirectUrl: `${REDIRECT}?from=settings&texture_scoped_key=forged`, referenceId: 'alice', state: 'opaque state/1' });
+    const r = await finishLink(port, link);
+    const location = new URL(r.headers.location!);
+    expect(`${location.origin}${location.pathname}`).toBe(REDIRECT);
+    expect(location.searchParams.get('from')).toBe('settings');
+    expect(location.searchParams.getAll('texture_scoped_key')).toHaveLength(1);
+    expect(location.searchParams.get('state')).toBe('opaque state/1');
+    const key = scopedKeyOf(r);
+    expect(key).toMatch(/^scoped_/);
+    backend.reset();
+    const mine = await send(port, { path: '/v1/devices', headers: keyHeader(key) });
+    expect(mine.status).toBe(200);
+    expect(backend.received[0]!.url).toBe('/v1/devices?referenceId=alice');
+    expect((await send(port, { path: '/v1/devices/dev-bob-1', headers: keyHeader(key) })).status).toBe(403);
+    expect((await send(port, { path: '/v1/sites', headers: keyHeader(key) })).status).toBe(403);
+  });
+
+  it('works once: a reused link gets 410 and mints nothing; a tampered or unknown token gets 410', async () => {
+    const link = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    const browser = new FormBrowser();
+    const page = await browser.get(port, pagePath(link));
+    const csrf = csrfOf(page.text);
+    expect((await browser.post(port, pagePath(link), { csrf, action: 'allow' })).status).toBe(303);
+    const again = await browser.post(port, pagePath(link), { csrf, action: 'allow' });
+    expect(again.status).toBe(410);
+    expect(again.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(again.text).toContain('already been used');
+    expect((await browser.get(port, pagePath(link))).status).toBe(410);
+    const tampered = pagePath(link).slice(0, -2) + (link.linkToken.endsWith('AA') ? 'BB' : 'AA');
+    const t = await browser.get(port, tampered);
+    expect(t.status).toBe(410);
+    expect(t.text).toContain('not valid');
+  });
+
+  it('a view binds nothing (a link scanner does not take the link); every form needs the CSRF token of its own browser\'s session', async () => {
+    const link = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    const scanner = new FormBrowser();
+    const scanned = await scanner.get(port, pagePath(link));
+    expect(scanned.status).toBe(200);
+    const user = new FormBrowser();
+    const page = await user.get(port, pagePath(link));
+    expect(page.status).toBe(200);
+    expect(csrfOf(page.text)).not.toBe(csrfOf(scanned.text));
+    // Another browser's token, a forged one, a form from another site: refused, and none of them uses the link up.
+    expect((await scanner.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(403);
+    expect((await user.post(port, pagePath(link), { csrf: 'forged', action: 'allow' })).status).toBe(403);
+    expect((await user.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' }, { origin: 'https://evil.example' })).status).toBe(403);
+    expect((await new FormBrowser().post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(403);
+    expect((await user.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(303);
+    expect((await scanner.get(port, pagePath(link))).status).toBe(410);
+  });
+
+  it('cancel sends the user back with error=access_denied and uses the link up', async () => {
+    const link = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice', state: 's' });
+    const browser = new FormBrowser();
+    const page = await browser.get(port, pagePath(link));
+    const r = await browser.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'deny' });
+    expect(r.status).toBe(303);
+    const location = new URL(r.headers.location!);
+    expect(location.searchParams.get('error')).toBe('access_denied');
+    expect(location.searchParams.get('texture_scoped_key')).toBeNull();
+    expect((await browser.get(port, pagePath(link))).status).toBe(410);
+  });
+
+  it('a user without devices has nothing to allow (consent over the devices the backend has)', async () => {
+    const link = await newLink(port, connectKey.key, { redirectUrl: REDIRECT });
+    const browser = new FormBrowser();
+    const page = await browser.get(port, pagePath(link));
+    expect(page.text).toContain('No devices are connected for you yet');
+    expect(page.text).not.toContain('value="allow"');
+    expect((await browser.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(403);
+  });
+
+  it('of 50 concurrent finishes of one link exactly one mints a key; the others get 410', async () => {
+    const link = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    const browser = new FormBrowser();
+    const csrf = csrfOf((await browser.get(port, pagePath(link))).text);
+    const answers = await Promise.all(Array.from({ length: 50 }, () => browser.post(port, pagePath(link), { csrf, action: 'allow' })));
+    const statuses = answers.map((a) => a.status).sort();
+    expect(statuses.filter((s) => s === 303)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 410)).toHaveLength(49);
+  });
+});
+
+describe('expiry', () => {
+  it('a link past --connect-link-ttl gets 410 and mints nothing', async () => {
+    const short = await startSidecar({ upstream: backend.url, store, env: { KEYGATE_PUBLIC_URL: PUBLIC_URL, KEYGATE_CONNECT_LINK_TTL: '1s' } });
+    try {
+      const link = await newLink(short.proxyPort, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+      const browser = new FormBrowser();
+      const csrf = csrfOf((await browser.get(short.proxyPort, pagePath(link))).text);
+      await new Promise((r) => setTimeout(r, 1100));
+      const r = await browser.post(short.proxyPort, pagePath(link), { csrf, action: 'allow' });
+      expect(r.status).toBe(410);
+      expect(r.text).toContain('expired');
+    } finally {
+      await short.stop();
+    }
+  });
+});
+
+describe('secrets in logs', () => {
+  it('no link token, minted key or key secret appears in any log line', async () => {
+    const link = await newLink(port, connectKey.key, { redirectUrl: REDIRECT });
+    const served = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    const key = scopedKeyOf(await finishLink(port, served));
+    await new FormBrowser().get(port, pagePath(link));
+    await send(port, { path: '/v1/devices', headers: keyHeader(key) });
+    await new Promise((r) => setTimeout(r, 300));
+    const out = sidecar.stdout() + sidecar.stderr();
+    for (const secret of [link.linkToken, served.linkToken, key, connectKey.key, server.key]) expect(out).not.toContain(secret);
+    const access = sidecar.logs().filter((l) => l.msg === 'access' && String(l.route).includes('/connect/links/'));
+    expect(access.length).toBeGreaterThan(0);
+    for (const line of access) expect(line.path).toBe('/connect/links/{token}');
+  });
+});
