@@ -7,7 +7,8 @@ import { explain } from '../policy/explain.ts';
 import { loadPolicy } from '../policy/load.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
 import { PolicyLoadError, formatIssue } from '../policy/policy-error.ts';
-import { runPolicyTests, TestFileError } from '../policy/test-runner.ts';
+import { TestFileError } from '../policy/test-file.ts';
+import { runPolicyTests } from '../policy/test-runner.ts';
 import { parseOrHelp } from './parse-command.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -22,7 +23,7 @@ function policyPath(spec: CommandSpec, argv: readonly string[], positional: stri
   return positional;
 }
 
-function printIssues(err: PolicyLoadError): void {
+function printIssues(err: PolicyLoadError | TestFileError): void {
   for (const issue of err.issues) process.stdout.write(formatIssue(issue) + '\n');
   process.stdout.write(`${err.issues.length} error(s)\n`);
 }
@@ -68,7 +69,7 @@ async function test(argv: readonly string[]): Promise<void> {
     results = await runPolicyTests(policy, files);
   } catch (err) {
     if (!(err instanceof TestFileError)) throw err;
-    process.stdout.write(`${err.message}\n`);
+    printIssues(err);
     process.exitCode = EXIT_INVALID_POLICY;
     return;
   }

@@ -3,9 +3,30 @@ import type { KeyCacheObserver } from '../keys/key-cache.ts';
 import { KEY_TYPES } from '../keys/key-record.ts';
 import { FixedCounter, FixedHistogram, RequestCounter } from './scraped-metrics.ts';
 
-/** The `decision` label of a finished request; the proxy passes the index. */
+/** The `decision` label of a finished request (metrics and the access line). */
 export const DECISIONS = ['allow', 'unauthenticated', 'forbidden', 'invalid', 'error'] as const;
-export type DecisionIndex = 0 | 1 | 2 | 3 | 4;
+export type DecisionLabel = (typeof DECISIONS)[number];
+
+/**
+ * Each decision's index in DECISIONS, by name: the proxy passes the index (the scraped
+ * counters keep one plain number per index, no label lookup per request).
+ */
+export const DECISION = Object.freeze({ allow: 0, unauthenticated: 1, forbidden: 2, invalid: 3, error: 4 } as const satisfies Record<DecisionLabel, number>);
+export type DecisionIndex = (typeof DECISION)[DecisionLabel];
+
+/** How a finished request is counted: forwarded, or refused by its status (401, 403, another 4xx, 5xx). */
+export function decisionOf(status: number, refused: boolean): DecisionIndex {
+  if (!refused) return DECISION.allow;
+  if (status === 401) return DECISION.unauthenticated;
+  if (status === 403) return DECISION.forbidden;
+  if (status < 500) return DECISION.invalid;
+  return DECISION.error;
+}
+
+const KEY_CACHE_RESULTS = ['hit', 'negative_hit', 'miss'] as const;
+const KEY_CACHE = Object.freeze({ hit: 0, negative_hit: 1, miss: 2 } as const satisfies Record<(typeof KEY_CACHE_RESULTS)[number], number>);
+const STORE_RESULTS = ['ok', 'error'] as const;
+const STORE = Object.freeze({ ok: 0, error: 1 } as const satisfies Record<(typeof STORE_RESULTS)[number], number>);
 
 /** Figures that live elsewhere and are read when /metrics is scraped. */
 export interface ScrapeSources {
@@ -45,13 +66,13 @@ export class Metrics {
       DECISIONS,
       [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     ));
-    this.keyCache = this.#scraped(new FixedCounter('keygate_key_cache_total', 'Key cache lookups: hit (positive), negative_hit, miss', 'result', ['hit', 'negative_hit', 'miss']));
+    this.keyCache = this.#scraped(new FixedCounter('keygate_key_cache_total', 'Key cache lookups: hit (positive), negative_hit, miss', 'result', KEY_CACHE_RESULTS));
     // Scrape-time like the request metrics: a flood of unknown keys runs one store query per request.
     this.storeQuery = this.#scraped(new FixedHistogram(
       'keygate_store_query_duration_seconds',
       'Key store query latency',
       'result',
-      ['ok', 'error'],
+      STORE_RESULTS,
       [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
     ));
     this.upstreamErrors = new Counter({ name: 'keygate_upstream_errors_total', help: 'Backend failures by error code', labelNames: ['code'], registers });
@@ -109,17 +130,23 @@ export class Metrics {
     return metric;
   }
 
+  /** Counts each attribute lookup sent to the backend, by resource (a miss; a cache hit is never told). */
+  lookupObserver(): (resource: string) => void {
+    const lookups = this.lookups;
+    return (resource) => lookups.labels(resource).inc();
+  }
+
   keyCacheObserver(): KeyCacheObserver {
     const counts = this.keyCache.counts;
     const storeQuery = this.storeQuery;
     return {
       hit: (kind) => {
-        counts[kind === 'positive' ? 0 : 1]!++;
+        counts[kind === 'positive' ? KEY_CACHE.hit : KEY_CACHE.negative_hit]!++;
       },
       miss: () => {
-        counts[2]!++;
+        counts[KEY_CACHE.miss]!++;
       },
-      storeQuery: (seconds, success) => storeQuery.observe(success ? 0 : 1, seconds),
+      storeQuery: (seconds, success) => storeQuery.observe(success ? STORE.ok : STORE.error, seconds),
     };
   }
 }

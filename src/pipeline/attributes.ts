@@ -4,17 +4,25 @@ import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { CompiledResource } from '../policy/model.ts';
 import { fillTemplate } from '../policy/route-template.ts';
+import type { MaybePromise } from '../util/maybe-promise.ts';
 import type { Condition } from './authorize.ts';
 import { bufferedRequest } from './forward.ts';
 import { AMBIGUOUS, parseUpstreamStrict } from './strict-json.ts';
+
 
 /** A resource object as the backend describes it (a device: `{id, referenceId, …}`), or null: no such resource. */
 export type Attributes = Readonly<Record<string, unknown>> | null;
 
 /** Where the attributes of one resource come from: the backend (serve) or fixtures (policy tests). */
 export interface AttributeSource {
-  get(resource: CompiledResource, id: string, principal: Principal, requestId: string): Attributes | Promise<Attributes>;
+  /** Synchronous on a cache hit; a promise only when the backend must be asked. */
+  get(resource: CompiledResource, id: string, principal: Principal, requestId: string): MaybePromise<Attributes>;
 }
+
+/** Told the resource's name each time a lookup is sent to the backend (a cache miss): the metrics count it. */
+export type LookupObserver = (resource: string) => void;
+
+const NO_OBSERVER: LookupObserver = () => undefined;
 
 /** What fieldOf returns through an object whose owner keys cannot be read one way: it matches no value. */
 const UNREADABLE: unknown = Object.freeze({});
@@ -79,10 +87,11 @@ export class BackendAttributes implements AttributeSource {
   readonly #upstream: Dispatcher;
   readonly #cache: LRUCache<string, { value: Attributes }>;
   readonly #inflight = new Map<string, Promise<Attributes>>();
-  lookups = 0;
+  readonly #observe: LookupObserver;
 
-  constructor(upstream: Dispatcher, maxEntries = 50_000) {
+  constructor(upstream: Dispatcher, observe: LookupObserver = NO_OBSERVER, maxEntries = 50_000) {
     this.#upstream = upstream;
+    this.#observe = observe;
     this.#cache = new LRUCache({ max: maxEntries, ttlAutopurge: false });
   }
 
@@ -90,7 +99,7 @@ export class BackendAttributes implements AttributeSource {
     return this.#cache.size;
   }
 
-  get(resource: CompiledResource, id: string, principal: Principal, requestId: string): Attributes | Promise<Attributes> {
+  get(resource: CompiledResource, id: string, principal: Principal, requestId: string): MaybePromise<Attributes> {
     const lookup = resource.lookup;
     if (lookup === null) throw new KeygateError('RESOURCE_NOT_ALLOWED', { detail: `resource ${resource.name} has no lookup` });
     const key = resource.name + '\u0000' + id;
@@ -98,7 +107,8 @@ export class BackendAttributes implements AttributeSource {
     if (hit !== undefined) return hit.value;
     const pending = this.#inflight.get(key);
     if (pending !== undefined) return pending;
-    this.lookups++;
+    // Past the cache and the shared in-flight lookup: only a lookup that is sent is counted.
+    this.#observe(resource.name);
     const headers = ['accept', 'application/json', 'x-request-id', requestId, 'x-keygate-purpose', 'attribute-lookup',
       'x-keygate-key-id', principal.id, 'x-keygate-key-type', principal.type];
     if (principal.referenceId !== null) headers.push('x-keygate-reference-id', principal.referenceId);

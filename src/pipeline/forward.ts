@@ -19,11 +19,19 @@ type Controller = Dispatcher.DispatchController;
 // object rather than through a promise, so a request in flight costs no promise and no
 // microtask hop (the proxy is CPU-bound at load; every hop shows in its throughput).
 
+/**
+ * What a backend exchange ends with when its client went away first: Keygate aborted it,
+ * so it is nothing to count against the backend. The one instance, compared by identity.
+ */
+export const CLIENT_CLOSED: KeygateError = Object.freeze(new KeygateError('UPSTREAM_UNREACHABLE', { detail: 'client closed the connection' }));
+
 /** Where a streamed exchange reports its end: exactly one call. */
 export interface StreamSink {
-  /** The answer went out (or was cut after its status line); `status` is what the client got. */
+  /** The answer went out whole, or the client went away after its status line; `status` is what the client got. */
   streamed(status: number): void;
-  /** Nothing was written to the client; the caller renders the error. */
+  /** The backend failed after the status line went out: the client's connection was cut, never ended cleanly. */
+  streamCut(status: number, err: KeygateError): void;
+  /** Nothing was written to the client; the caller renders the error (CLIENT_CLOSED: there is no one to render it to). */
   streamFailed(err: KeygateError): void;
 }
 
@@ -34,8 +42,11 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   #controller: Controller | null = null;
   #status = 0;
   #settled = false;
+  #clientGone = false;
   readonly #onClose = (): void => {
-    if (!this.#res.writableFinished) this.#controller?.abort(new Error('client closed the connection'));
+    if (this.#res.writableFinished) return;
+    this.#clientGone = true;
+    this.#controller?.abort(CLIENT_CLOSED);
   };
 
   constructor(res: ServerResponse, requestId: string, sink: StreamSink) {
@@ -45,17 +56,20 @@ class StreamHandler implements Dispatcher.DispatchHandler {
     res.once('close', this.#onClose);
   }
 
-  #finish(err: KeygateError | null): void {
-    if (this.#settled) return;
+  /** True the first time: the exchange is over and reports exactly once. */
+  #settle(): boolean {
+    if (this.#settled) return false;
     this.#settled = true;
     this.#res.off('close', this.#onClose);
-    if (err === null) this.#sink.streamed(this.#status);
-    else this.#sink.streamFailed(err);
+    return true;
   }
 
   onRequestStart(c: Controller): void {
     this.#controller = c;
-    if (this.#res.destroyed) c.abort(new Error('client closed the connection'));
+    if (this.#res.destroyed) {
+      this.#clientGone = true;
+      c.abort(CLIENT_CLOSED);
+    }
   }
 
   onResponseStart(_c: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -73,17 +87,19 @@ class StreamHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.#res.end();
-    this.#finish(null);
+    if (this.#settle()) this.#sink.streamed(this.#status);
   }
 
   onResponseError(_c: Controller, err: Error): void {
-    if (this.#res.headersSent) {
-      // Mid-body failure: the status line is gone, so cut the connection rather than end cleanly.
-      this.#res.destroy(err);
-      this.#finish(null);
+    if (!this.#settle()) return;
+    if (!this.#res.headersSent) {
+      this.#sink.streamFailed(this.#clientGone ? CLIENT_CLOSED : upstreamError(err));
       return;
     }
-    this.#finish(upstreamError(err));
+    // Mid-body failure: the status line is gone, so cut the connection rather than end cleanly.
+    this.#res.destroy(err);
+    if (this.#clientGone) this.#sink.streamed(this.#status);
+    else this.#sink.streamCut(this.#status, upstreamError(err));
   }
 }
 
@@ -116,19 +132,32 @@ export const MAX_CHECKED_RESPONSE_BYTES = 16 * 1024 * 1024;
 class BufferHandler implements Dispatcher.DispatchHandler {
   readonly #sink: BufferSink;
   readonly #maxBytes: number;
+  /** The client waiting for the checked answer: when it goes away, the backend exchange is aborted (null: a lookup). */
+  readonly #client: ServerResponse | null;
+  #controller: Controller | null = null;
+  #clientGone = false;
   #status = 0;
   #headers: BufferedResponse['headers'] = {};
   #first: Buffer | null = null;
   #more: Buffer[] | null = null;
   #size = 0;
+  readonly #onClose = (): void => {
+    this.#clientGone = true;
+    this.#controller?.abort(CLIENT_CLOSED);
+  };
 
-  constructor(sink: BufferSink, maxBytes: number) {
+  constructor(sink: BufferSink, maxBytes: number, client: ServerResponse | null) {
     this.#sink = sink;
     this.#maxBytes = maxBytes;
+    this.#client = client;
+    client?.once('close', this.#onClose);
   }
 
   // undici picks the handler API by this method's presence.
-  onRequestStart(): void {}
+  onRequestStart(c: Controller): void {
+    this.#controller = c;
+    if (this.#client?.destroyed === true) this.#onClose();
+  }
 
   onResponseStart(_c: Controller, statusCode: number, headers: BufferedResponse['headers']): void {
     if (statusCode < 200) return;
@@ -147,26 +176,31 @@ class BufferHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.#client?.off('close', this.#onClose);
     const body = this.#more !== null ? Buffer.concat(this.#more, this.#size) : (this.#first ?? Buffer.alloc(0));
     this.#sink.answered({ status: this.#status, headers: this.#headers, body });
   }
 
   onResponseError(_c: Controller, err: Error): void {
-    this.#sink.bufferFailed(upstreamError(err));
+    this.#client?.off('close', this.#onClose);
+    this.#sink.bufferFailed(this.#clientGone ? CLIENT_CLOSED : upstreamError(err));
   }
 }
 
-/** Stage 4 (buffered): fetch the whole answer so it can be checked before the client sees a byte. */
-export function bufferedDispatch(upstream: Dispatcher, request: UpstreamRequest, sink: BufferSink, maxBytes = MAX_CHECKED_RESPONSE_BYTES): void {
+/**
+ * Stage 4 (buffered): fetch the whole answer so it can be checked before the client sees a
+ * byte. `client` is the response waiting for it (null for Keygate's own lookups).
+ */
+export function bufferedDispatch(upstream: Dispatcher, request: UpstreamRequest, sink: BufferSink, client: ServerResponse | null, maxBytes = MAX_CHECKED_RESPONSE_BYTES): void {
   upstream.dispatch(
     { method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body },
-    new BufferHandler(sink, maxBytes),
+    new BufferHandler(sink, maxBytes, client),
   );
 }
 
 /** bufferedDispatch as a promise, for callers off the hot path (attribute lookups). */
 export function bufferedRequest(upstream: Dispatcher, request: UpstreamRequest, maxBytes = MAX_CHECKED_RESPONSE_BYTES): Promise<BufferedResponse> {
   return new Promise((resolve, reject) => {
-    bufferedDispatch(upstream, request, { answered: resolve, bufferFailed: reject }, maxBytes);
+    bufferedDispatch(upstream, request, { answered: resolve, bufferFailed: reject }, null, maxBytes);
   });
 }

@@ -1,6 +1,7 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { CompiledPolicy, CompiledRoute, Enforcement } from '../policy/model.ts';
+import type { MaybePromise } from '../util/maybe-promise.ts';
 import type { AttributeSource } from './attributes.ts';
 import { authorize, type Condition, type Decision } from './authorize.ts';
 import type { Target } from './canonical-path.ts';
@@ -126,7 +127,7 @@ function fullAccess(policy: CompiledPolicy, decision: Decision): boolean {
  * body must be read or an attribute lookup misses the cache: the warm path allocates no
  * promise.
  */
-export function plan(ctx: PlanContext, principal: Principal, req: IncomingRequest, decision: Decision = authorize(ctx.policy, principal, req.method, req.target)): Plan | Promise<Plan> {
+export function plan(ctx: PlanContext, principal: Principal, req: IncomingRequest, decision: Decision = authorize(ctx.policy, principal, req.method, req.target)): MaybePromise<Plan> {
   const conditions = decision.conditions;
   const route = decision.route;
   const conditioned = conditions !== null && route !== null;
@@ -168,7 +169,7 @@ export function plan(ctx: PlanContext, principal: Principal, req: IncomingReques
 }
 
 /** A lookup route: find its id, prove ownership, then finish the plan. */
-function proveThenComplete(ctx: PlanContext, draft: Draft, e: LookupEnforcement | null, principal: Principal, req: IncomingRequest, json: unknown): Plan | Promise<Plan> {
+function proveThenComplete(ctx: PlanContext, draft: Draft, e: LookupEnforcement | null, principal: Principal, req: IncomingRequest, json: unknown): MaybePromise<Plan> {
   if (e === null || e.id.from === 'response') return complete(draft, req);
   let id: string;
   if (e.id.from === 'body') {

@@ -1,6 +1,7 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { CompiledResource, IdSource } from '../policy/model.ts';
+import type { MaybePromise } from '../util/maybe-promise.ts';
 import { satisfies, type AttributeSource, type Attributes } from './attributes.ts';
 import type { Condition } from './authorize.ts';
 
@@ -38,7 +39,7 @@ export function proveByLookup(
   conditions: readonly Condition[],
   principal: Principal,
   requestId: string,
-): void | Promise<void> {
+): MaybePromise<void> {
   const attrs = source.get(resource, id, principal, requestId);
   if (attrs instanceof Promise) return attrs.then((a) => judge(a, resource, id, conditions));
   judge(attrs, resource, id, conditions);

@@ -4,6 +4,7 @@ import { authorize, rolesOf } from '../pipeline/authorize.ts';
 import { canonicalize } from '../pipeline/canonical-path.ts';
 import { buildUpstreamHeaders, mutateQuery } from '../pipeline/mutate.ts';
 import type { CompiledPolicy } from './model.ts';
+import { formatPosition } from './source.ts';
 
 /** Human-readable answer to "what would Keygate do with this request from this key?" */
 export function explain(policy: CompiledPolicy, principal: Principal, method: string, url: string): string {
@@ -19,11 +20,10 @@ export function explain(policy: CompiledPolicy, principal: Principal, method: st
     if (route === null) {
       out.push(`route:     none declared; role ${decision.role} grants "*" without conditions, so the request passes through`);
     } else {
-      const p = route.position;
-      out.push(`route:     ${route.template.text} -> ${route.permission} (${p.file}:${p.line}:${p.col})`);
+      out.push(`route:     ${route.template.text} -> ${route.permission} (${formatPosition(route.position)})`);
       out.push(`params:    ${JSON.stringify(decision.params)}`);
       const role = policy.roles.get(decision.role)!;
-      out.push(`rule:      role ${decision.role} (${role.position.file}:${role.position.line}:${role.position.col}) grants ${route.permission}`);
+      out.push(`rule:      role ${decision.role} (${formatPosition(role.position)}) grants ${route.permission}`);
     }
     const conditions = decision.conditions;
     if (route !== null && route.serve !== null) {

@@ -1,3 +1,5 @@
+import { formatPosition } from './source.ts';
+
 /** One problem in a policy file, printed `file:line:col message` (cerbos style). */
 export interface PolicyIssue {
   readonly file: string;
@@ -7,7 +9,7 @@ export interface PolicyIssue {
 }
 
 export function formatIssue(issue: PolicyIssue): string {
-  return `${issue.file}:${issue.line}:${issue.col} ${issue.message}`;
+  return `${formatPosition(issue)} ${issue.message}`;
 }
 
 /** Thrown when policies cannot be loaded; carries every issue found, not just the first. */

@@ -16,6 +16,11 @@ export interface Position {
   readonly col: number;
 }
 
+/** `file:line:col`, the one spelling of a position in every message (cerbos style). */
+export function formatPosition(p: Position): string {
+  return `${p.file}:${p.line}:${p.col}`;
+}
+
 export function positionOf(src: SourceFile, node: YamlNode | null | undefined): Position {
   const offset = node?.range?.[0] ?? 0;
   const { line, col } = src.lines.linePos(offset);

@@ -1,8 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { parse } from 'yaml';
 import { KeygateError } from '../errors/keygate-error.ts';
-import { isKeyType } from '../keys/key-record.ts';
 import { testPrincipal, type Principal } from '../keys/principal.ts';
 import type { Attributes, AttributeSource } from '../pipeline/attributes.ts';
 import { authorize } from '../pipeline/authorize.ts';
@@ -10,6 +7,8 @@ import { canonicalize } from '../pipeline/canonical-path.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
 import { plan, type Plan } from '../pipeline/plan.ts';
 import type { CompiledPolicy, CompiledResource } from './model.ts';
+import { formatPosition } from './source.ts';
+import { readTestFiles, type TestCase, type TestFile } from './test-file.ts';
 
 /**
  * `keygate policy test`: YAML cases next to the policies, each from a raw request (and a
@@ -25,48 +24,6 @@ export interface CaseResult {
   readonly rule: string;
 }
 
-interface TestCase {
-  name?: string;
-  key?: { type?: string; referenceId?: string; roles?: string[]; conditions?: string[] | Record<string, string[]> };
-  request?: {
-    method?: string;
-    path?: string;
-    query?: string | Record<string, string | string[]>;
-    /** A list value sends the header once per value. */
-    headers?: Record<string, string | string[]>;
-    /** `[name, value]` pairs sent after `headers`, names spelt as given (`Content_Type`, a second `content-type`). */
-    rawHeaders?: Array<[string, string]>;
-    body?: unknown;
-    /** The request comes from a hop trusted with --trust-proxy. */
-    trustedHop?: boolean;
-  };
-  response?: { status?: number; headers?: Record<string, string>; body?: unknown };
-  expect?: {
-    decision?: 'allow' | 'deny';
-    /** The handler Keygate answers the route with itself (`serve:` in the policy): nothing is forwarded. */
-    serve?: string;
-    status?: number;
-    code?: string;
-    rule?: string;
-    upstream?: { method?: string; path?: string; query?: Record<string, string | string[]>; headers?: Record<string, string>; removedHeaders?: string[]; body?: unknown };
-    response?: {
-      status?: number;
-      code?: string;
-      body?: unknown;
-      items?: number;
-      /** The exact body text the client gets. */
-      text?: string;
-      /** Headers the client gets; null: the header is not sent. */
-      headers?: Record<string, string | null>;
-    };
-  };
-}
-
-interface TestFile {
-  fixtures?: Record<string, Record<string, Record<string, unknown> | null>>;
-  tests?: TestCase[];
-}
-
 class FixtureAttributes implements AttributeSource {
   readonly #fixtures: NonNullable<TestFile['fixtures']>;
   constructor(fixtures: TestFile['fixtures']) {
@@ -77,7 +34,7 @@ class FixtureAttributes implements AttributeSource {
   }
 }
 
-function toQuery(q: NonNullable<TestCase['request']>['query']): string {
+function toQuery(q: TestCase['request']['query']): string {
   if (q === undefined) return '';
   if (typeof q === 'string') return q;
   const parts: string[] = [];
@@ -85,7 +42,7 @@ function toQuery(q: NonNullable<TestCase['request']>['query']): string {
   return parts.join('&');
 }
 
-function conditionsOf(c: NonNullable<TestCase['key']>['conditions']): Record<string, string[]> {
+function conditionsOf(c: TestCase['key']['conditions']): Record<string, string[]> {
   if (c === undefined) return {};
   if (!Array.isArray(c)) return c;
   const out: Record<string, string[]> = {};
@@ -108,26 +65,24 @@ const norm = (v: string | string[]): string[] => (Array.isArray(v) ? v : [v]);
 
 async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Promise<{ failures: string[]; rule: string }> {
   const failures: string[] = [];
-  const type = c.key?.type ?? 'server';
-  if (!isKeyType(type)) return { failures: [`unknown key type ${type}`], rule: '-' };
   const principal: Principal = testPrincipal({
-    type,
-    referenceId: c.key?.referenceId ?? null,
+    type: c.key.type,
+    referenceId: c.key.referenceId ?? null,
     name: 'policy test',
-    roles: c.key?.roles ?? [],
-    conditions: conditionsOf(c.key?.conditions),
+    roles: c.key.roles ?? [],
+    conditions: conditionsOf(c.key.conditions),
   });
-  const method = c.request?.method ?? 'GET';
-  const query = toQuery(c.request?.query);
-  const url = (c.request?.path ?? '/') + (query === '' ? '' : '?' + query);
-  const bodyValue = c.request?.body;
+  const method = c.request.method ?? 'GET';
+  const query = toQuery(c.request.query);
+  const url = (c.request.path ?? '/') + (query === '' ? '' : '?' + query);
+  const bodyValue = c.request.body;
   const body = bodyValue === undefined ? null : Buffer.from(typeof bodyValue === 'string' ? bodyValue : JSON.stringify(bodyValue));
   const headerObj: Record<string, string | string[]> = { 'texture-api-key': '<key>', ...(body === null ? {} : { 'content-type': 'application/json', 'content-length': String(body.length) }) };
-  for (const [k, v] of Object.entries(c.request?.headers ?? {})) headerObj[k.toLowerCase()] = v;
+  for (const [k, v] of Object.entries(c.request.headers ?? {})) headerObj[k.toLowerCase()] = v;
   const rawHeaders: string[] = [];
   for (const [k, v] of Object.entries(headerObj)) for (const x of norm(v)) rawHeaders.push(k, x);
-  for (const [k, v] of c.request?.rawHeaders ?? []) rawHeaders.push(k, v);
-  const exp = c.expect ?? {};
+  for (const [k, v] of c.request.rawHeaders ?? []) rawHeaders.push(k!, v!);
+  const exp = c.expect;
   let rule = '-';
   let p: Plan | undefined;
   let error: KeygateError | undefined;
@@ -139,7 +94,7 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
     const role = policy.roles.get(decision.role)!;
     rule = route === null
       ? `role ${decision.role} grants * (undeclared route)`
-      : `role ${decision.role} grants ${route.permission} via ${route.template.text} (${role.position.file}:${role.position.line}:${role.position.col})`;
+      : `role ${decision.role} grants ${route.permission} via ${route.template.text} (${formatPosition(role.position)})`;
     served = route?.serve ?? null;
     // A served route is answered by its handler, which judges the body and the conditions itself: there is no forwarded request to plan.
     if (served === null) p = await plan({ policy, attributes: new FixtureAttributes(file.fixtures) }, principal, {
@@ -147,7 +102,7 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
       target,
       rawHeaders,
       remoteAddress: '127.0.0.1',
-      trustedHop: c.request?.trustedHop === true,
+      trustedHop: c.request.trustedHop === true,
       requestId: 'test',
       readBody: async () => body ?? Buffer.alloc(0),
       maxBodyBytes: 1024 * 1024,
@@ -232,24 +187,13 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
   return { failures, rule };
 }
 
-/** Thrown for a test file that cannot be read as tests (exit code 3, like an invalid policy). */
-export class TestFileError extends Error {
-  override readonly name = 'TestFileError';
-}
-
+/** Reads every test file (TestFileError: exit 3, nothing run) and runs their cases in order. */
 export async function runPolicyTests(policy: CompiledPolicy, testFiles: readonly string[]): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
-  for (const path of testFiles) {
-    let file: TestFile;
-    try {
-      file = (parse(readFileSync(path, 'utf8')) ?? {}) as TestFile;
-    } catch (err) {
-      throw new TestFileError(`${path}: ${(err as Error).message.split('\n')[0]}`);
-    }
-    if (!Array.isArray(file.tests)) throw new TestFileError(`${path}: a test file needs a "tests" list`);
-    for (const [i, c] of file.tests.entries()) {
+  for (const file of readTestFiles(testFiles, policy)) {
+    for (const c of file.tests) {
       const { failures, rule } = await runCase(policy, file, c);
-      results.push({ file: basename(path), name: c.name ?? `case ${i + 1}`, ok: failures.length === 0, failures, rule });
+      results.push({ file: basename(file.file), name: c.name, ok: failures.length === 0, failures, rule });
     }
   }
   return results;

@@ -5,7 +5,7 @@ import { renderError } from '../errors/render.ts';
 import type { KeyCache } from '../keys/key-cache.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { AccessLog } from '../observability/access-log.ts';
-import { DECISIONS, type DecisionIndex, type Metrics } from '../observability/metrics.ts';
+import { decisionOf, DECISIONS, type Metrics } from '../observability/metrics.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
 import { Admission, classOf, isPublicClass, type AdmissionWaiter, type QueueEntry } from '../pipeline/admission.ts';
 import type { AttributeSource } from '../pipeline/attributes.ts';
@@ -13,7 +13,7 @@ import { authenticate, KEY_HEADER } from '../pipeline/authenticate.ts';
 import { decide, isKnownMethod } from '../pipeline/authorize.ts';
 import { canonicalize, type Target } from '../pipeline/canonical-path.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
-import { bufferedDispatch, streamForward, type BufferedResponse, type BufferSink, type StreamSink, type UpstreamRequest } from '../pipeline/forward.ts';
+import { bufferedDispatch, CLIENT_CLOSED, streamForward, type BufferedResponse, type BufferSink, type StreamSink, type UpstreamRequest } from '../pipeline/forward.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
 import { plan, type Plan } from '../pipeline/plan.ts';
 import type { CheckedResponse } from '../pipeline/response-checks.ts';
@@ -42,14 +42,6 @@ export interface ProxyDeps {
 }
 
 const NO_SERVED: ServedRegistry = new Map();
-
-function decisionOf(status: number, err: KeygateError | undefined): DecisionIndex {
-  if (err === undefined) return 0; // allow
-  if (status === 401) return 1; // unauthenticated
-  if (status === 403) return 2; // forbidden
-  if (status < 500) return 3; // invalid
-  return 4; // error
-}
 
 /** The route template for metrics and logs, also for refused requests (error path only). */
 function routeLabel(policy: CompiledPolicy, method: string, target: Target): string {
@@ -106,6 +98,8 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   #request: UpstreamRequest | null = null;
   /** List items dropped from the answer (access line). */
   #dropped = 0;
+  /** The backend failure that cut a streamed answer after its status line (access line). */
+  #cut: KeygateError | null = null;
 
   constructor(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse) {
     this.#deps = deps;
@@ -264,7 +258,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   #dispatch(): void {
     try {
       if (this.#plan!.check === null) streamForward(this.#deps.upstream, this.#request!, this.#res, this.#requestId, this);
-      else bufferedDispatch(this.#deps.upstream, this.#request!, this);
+      else bufferedDispatch(this.#deps.upstream, this.#request!, this, this.#res);
     } catch (err) {
       this.#fail(err);
     }
@@ -281,6 +275,13 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   // StreamSink
   streamed(status: number): void {
     this.#releaseSlot();
+    this.#finish(status, undefined);
+  }
+
+  streamCut(status: number, err: KeygateError): void {
+    this.#releaseSlot();
+    this.#deps.metrics.upstreamErrors.labels(err.code).inc();
+    this.#cut = err;
     this.#finish(status, undefined);
   }
 
@@ -323,7 +324,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     if (this.#finished || this.#failing) return;
     this.#failing = true;
     const failure = toKeygateError(err);
-    if (failure.status >= 502) this.#deps.metrics.upstreamErrors.labels(failure.code).inc();
+    if (failure.status >= 502 && failure !== CLIENT_CLOSED) this.#deps.metrics.upstreamErrors.labels(failure.code).inc();
     if (failure.code === 'BODY_TIMEOUT') {
       // The rest of the body is not coming: answer now and close, rather than wait to discard it.
       this.#res.shouldKeepAlive = false;
@@ -355,7 +356,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     this.#releaseSlot();
     if (this.#bodyBytes !== 0) this.#deps.admission.releaseBody(classOf(this.#principal!.type), this.#bodyBytes);
     const seconds = (performance.now() - this.#started) / 1000;
-    const decision = decisionOf(status, failure);
+    const decision = decisionOf(status, failure !== undefined);
     const deps = this.#deps;
     deps.metrics.requestFinished(decision, this.#principal?.type ?? 'none', this.#route, status, seconds);
     deps.access.write({
@@ -367,8 +368,8 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       keyType: this.#principal?.type,
       decision: DECISIONS[decision],
       status,
-      code: failure?.code,
-      detail: failure?.detail,
+      code: failure?.code ?? this.#cut?.code,
+      detail: failure?.detail ?? (this.#cut === null ? undefined : `cut after the status line: ${this.#cut.detail}`),
       dropped: this.#dropped === 0 ? undefined : this.#dropped,
       latencyMs: Math.round(seconds * 100_000) / 100,
     });

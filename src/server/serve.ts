@@ -36,6 +36,8 @@ export interface RunningKeygate<Ops extends AddressInfo | null = AddressInfo> {
   readonly metrics: Metrics;
   readonly store: KeyStore;
   readonly policy: PolicyHolder;
+  /** Backend connections and body memory held, per key type (tests check that nothing leaks). */
+  readonly admission: Admission;
   /** The most client connections the proxy listener holds at once (null: no limit). */
   readonly maxConnections: number | null;
   /** Reloads the policy once its files read the same twice (see PolicyReloader). */
@@ -100,7 +102,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   expiries.start();
   const upstream = createUpstream(config.upstream, config.upstreamOptions);
   const admission = new Admission(config.admission);
-  const attributes = new BackendAttributes(upstream.compose(admitLookups(admission)));
+  const attributes = new BackendAttributes(upstream.compose(admitLookups(admission)), metrics.lookupObserver());
   metrics.watch({
     droppedLogLines: () => loggers.droppedLines(),
     cacheSizes: () => ({ key_positive: keys.sizes.positive, key_negative: keys.sizes.negative, attributes: attributes.size }),
@@ -135,6 +137,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
     metrics,
     store,
     policy,
+    admission,
     maxConnections,
     reload,
     async shutdown() {

@@ -79,6 +79,73 @@ describe('keygate policy test', () => {
   });
 });
 
+describe('keygate policy test refuses a test file it cannot trust (exit 3, file:line:col, nothing run)', () => {
+  const KEY = '    key: { type: scoped, referenceId: alice }\n';
+  const REQUEST = '    request: { method: GET, path: /v1/devices/dev_bob_1 }\n';
+
+  it('a misspelt expectation on a denied request does not pass', () => {
+    const dir = policyCopy();
+    writeFileSync(join(dir, 'typo.test.yaml'), `tests:\n  - name: bob's device\n${KEY}${REQUEST}    expect: { stauts: 200, decison: allow }\n`);
+    const r = cli('policy', 'test', dir);
+    expect(r.status).toBe(3);
+    expect(r.stdout).toMatch(/typo\.test\.yaml:5:15 tests\[0\]\.expect: unknown field "stauts" \(did you mean "status"\?/);
+    expect(r.stdout).toMatch(/typo\.test\.yaml:5:28 tests\[0\]\.expect: unknown field "decison" \(did you mean "decision"\?/);
+    expect(r.stdout).toMatch(/\n2 error\(s\)\n$/);
+    expect(r.stdout).not.toMatch(/PASS|policy tests:/);
+  });
+
+  it('a misspelt key type is not a server key', () => {
+    const dir = policyCopy();
+    writeFileSync(join(dir, 'type.test.yaml'), 'tests:\n  - name: delete\n    key: { type: sever }\n    request: { method: DELETE, path: /v1/devices/dev_bob_1 }\n    expect: { decision: allow }\n');
+    const r = cli('policy', 'test', dir);
+    expect(r.status).toBe(3);
+    expect(r.stdout).toMatch(/type\.test\.yaml:3:18 tests\[0\]\.key\.type: unknown value "sever" \(did you mean "server"\? expected server, connect, scoped, operator, access-token\)/);
+  });
+
+  it('every other refusal, each at its position, across files', () => {
+    const dir = policyCopy();
+    const files: Record<string, string> = {
+      'a-no-expect.test.yaml': `tests:\n  - name: n\n${KEY}${REQUEST}`,
+      'b-empty-expect.test.yaml': `tests:\n  - name: n\n${KEY}${REQUEST}    expect: {}\n`,
+      'c-role.test.yaml': `tests:\n  - name: n\n    key: { type: operator, roles: [full-acess] }\n${REQUEST}    expect: { decision: allow }\n`,
+      'd-resource.test.yaml': `fixtures:\n  device: { d1: { referenceId: alice } }\n  sites: { s1: { id: s1 } }\ntests:\n  - name: n\n${KEY}${REQUEST}    expect: { decision: deny }\n`,
+      'e-code.test.yaml': `tests:\n  - name: n\n${KEY}${REQUEST}    expect: { code: RESOURCE_NOT_ALOWED }\n`,
+      'f-unread-response.test.yaml': `tests:\n  - name: n\n${KEY}${REQUEST}    response: { body: { id: dev_bob_1 } }\n    expect: { status: 403 }\n`,
+      'g-same-name.test.yaml': `tests:\n  - name: n\n${KEY}${REQUEST}    expect: { status: 403 }\n  - name: n\n${KEY}${REQUEST}    expect: { status: 403 }\n`,
+      'h-yaml.test.yaml': `tests:\n  - name: n\n    name: m\n${KEY}${REQUEST}    expect: { status: [403 }\n`,
+      'i-empty.test.yaml': '# nothing yet\n',
+      'j-no-tests.test.yaml': 'fixtures: {}\ntests: []\n',
+      'k-types.test.yaml': `tests:\n  - name: n\n${KEY}    request: { method: GET, path: /v1/devices, trustedHop: yes, headers: { X-N: 1 } }\n    expect: { response: { items: -1 } }\n`,
+      'l-no-key.test.yaml': `tests:\n  - name: n\n${REQUEST}    expect: { status: 403 }\n`,
+    };
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+    const r = cli('policy', 'test', dir);
+    expect(r.status).toBe(3);
+    const lines = r.stdout.trim().split('\n');
+    const expected = [
+      'a-no-expect.test.yaml:2:5 tests[0] needs "expect"',
+      'b-empty-expect.test.yaml:5:13 tests[0].expect is empty: say what the case expects',
+      'c-role.test.yaml:3:36 tests[0].key.roles[0]: unknown role "full-acess" (did you mean "full-access"?',
+      'd-resource.test.yaml:2:3 fixtures: unknown resource "device" (did you mean "devices"?',
+      'd-resource.test.yaml:3:3 fixtures: resource sites has no attributes.lookup: its fixtures would never be read',
+      'e-code.test.yaml:5:21 tests[0].expect.code: unknown error code "RESOURCE_NOT_ALOWED" (did you mean "RESOURCE_NOT_ALLOWED"?',
+      "f-unread-response.test.yaml:5:15 tests[0].response: the backend's answer is given, but expect has no response to check against it",
+      'g-same-name.test.yaml:6:5 tests[1]: the name "n" is already used by tests[0]',
+      'h-yaml.test.yaml:3:5 YAML: Map keys must be unique',
+      'h-yaml.test.yaml:6:28 YAML: Flow sequence in block collection must be sufficiently indented and end with a ]',
+      'i-empty.test.yaml:1:1 test file is empty',
+      'j-no-tests.test.yaml:2:8 tests must have at least 1 entry, not 0',
+      'k-types.test.yaml:4:60 tests[0].request.trustedHop must be true or false',
+      "k-types.test.yaml:4:81 tests[0].request.headers.X-N must be a string or a list (quote it: '1')",
+      'k-types.test.yaml:5:34 tests[0].expect.response.items must be an integer from 0 up, not -1',
+      'l-no-key.test.yaml:2:5 tests[0] needs "key"',
+    ];
+    for (const want of expected) expect(lines.some((l) => l.includes(`/${want}`)), want).toBe(true);
+    expect(lines.at(-1)).toBe(`${lines.length - 1} error(s)`);
+    expect(r.stdout).not.toMatch(/PASS|FAIL|policy tests:/);
+  });
+});
+
 describe('keygate policy explain', () => {
   it('shows the rule, the conditions and what would be forwarded', () => {
     const r = cli('policy', 'explain', '--key-type', 'scoped', '--reference-id', 'alice', 'GET', '/v1/devices?referenceId=bob');

@@ -69,6 +69,8 @@ describe('--workers 2', () => {
     expect(sumOf(metrics, 'keygate_requests_total')).toBe(n);
     expect(sumOf(metrics, 'keygate_request_duration_seconds_count')).toBe(n);
     expect(metrics).toMatch(/^keygate_workers\{state="running"\} 2$/m);
+    expect(metrics).toMatch(/^keygate_workers\{state="expected"\} 2$/m);
+    expect(sumOf(metrics, 'keygate_worker_restarts_total')).toBe(0);
     // Aggregation keeps one sample per name and labels (no duplicate series), and per-process
     // figures that must not be summed are not: the policy version is 1, not 2.
     expect(metrics).toMatch(/^keygate_policy_info\{version="[0-9a-f]{12}"\} 1$/m);

@@ -1,0 +1,251 @@
+// Every metric of the README's table, by value: known traffic through a real sidecar
+// process, then each documented series is asserted to hold exactly what that traffic
+// makes it (a metric that is registered but never counted fails here).
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { generateKey } from '../../src/keys/key-format.ts';
+import { parseMetrics, seriesOf, series, valueOf, type Sample } from '../helpers/metrics.ts';
+import { POLICIES, ROOT, seedKeys, startSidecar, tempDir, tempStore, type Sidecar, type TestKeys } from '../helpers/sidecar.ts';
+import { send } from '../helpers/http.ts';
+
+let backend: DemoBackend;
+let sidecar: Sidecar;
+let keys: TestKeys;
+let policyDir: string;
+
+beforeAll(async () => {
+  backend = await startDemoBackend();
+  const store = tempStore();
+  keys = await seedKeys(store);
+  policyDir = tempDir('kg-metrics-policy-');
+  copyFileSync(join(POLICIES, 'texture.yaml'), join(policyDir, 'texture.yaml'));
+  sidecar = await startSidecar({
+    upstream: backend.url,
+    store,
+    policies: policyDir,
+    args: [
+      '--watch-policies', 'false', // reloads only on SIGHUP, so the test knows how many there are
+      '--key-cache-ttl', '5000', // the burst below must not see a key expire from the cache
+      '--upstream-connections', '8',
+      '--upstream-share', 'server=1:1', // one backend connection for server keys: the second waits
+      '--upstream-queue-timeout', '30000',
+      '--upstream-timeout', '500',
+      '--max-connections', '3',
+    ],
+  });
+});
+
+afterAll(async () => {
+  await sidecar?.stop('SIGKILL');
+  await backend?.close();
+});
+
+async function scrape(): Promise<Sample[]> {
+  return parseMetrics((await send(sidecar.opsUrl, 'GET', '/metrics')).text);
+}
+
+async function until(what: string, check: (m: Sample[]) => boolean): Promise<Sample[]> {
+  const t0 = Date.now();
+  for (;;) {
+    const m = await scrape();
+    if (check(m)) return m;
+    if (Date.now() - t0 > 10_000) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** One request on a kept-alive connection (the agent holds at most one). */
+function call(agent: Agent, method: string, path: string, key?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(sidecar.url);
+    const req = request({ host: hostname, port, method, path, agent, headers: key === undefined ? {} : { 'texture-api-key': key } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A server-key POST whose body is still arriving: it holds its backend connection until `finish`. */
+function heldUpload(): { req: ClientRequest; answer: Promise<IncomingMessage>; finish(): void } {
+  const { hostname, port } = new URL(sidecar.url);
+  const req = request({ host: hostname, port, method: 'POST', path: '/v1/sites', agent: false, headers: { 'texture-api-key': keys.server, 'content-type': 'application/json', 'transfer-encoding': 'chunked' } });
+  const answer = new Promise<IncomingMessage>((resolve, reject) => {
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve(res));
+    });
+    req.on('error', reject);
+  });
+  req.write('{"name":');
+  return { req, answer, finish: () => req.end('"held"}') };
+}
+
+function openSocket(): Promise<Socket> {
+  const { hostname, port } = new URL(sidecar.url);
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(port), hostname, () => resolve(s));
+    s.on('error', reject);
+  });
+}
+
+const sockets = (agent: Agent): number => [...Object.values(agent.sockets), ...Object.values(agent.freeSockets)].reduce((n, list) => n + (list?.length ?? 0), 0);
+
+const req = (decision: string, keyType: string, route: string, status: number): string => series({ decision, key_type: keyType, route, status: String(status) });
+
+describe('every metric of the README, by value', () => {
+  let dropped = 0;
+  it('a known burst: requests, latency, key cache, store queries, lookups, dropped items, cache entries', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    onTestFinished(() => agent.destroy());
+    const unknown = generateKey('scoped_');
+    const otherItems = backend.devices.filter((d) => d.referenceId !== 'alice').length;
+    const expectStatus = async (method: string, path: string, key: string | undefined, status: number): Promise<void> => {
+      const r = await call(agent, method, path, key);
+      expect(r.status, `${method} ${path}: ${r.body}`).toBe(status);
+    };
+    await expectStatus('GET', '/v1/devices', keys.server, 200); // key miss (server)
+    await expectStatus('GET', '/v1/devices', keys.server, 200); // hit
+    await expectStatus('GET', '/v1/devices', keys.alice, 200); // miss (alice)
+    await expectStatus('GET', '/v1/devices/dev_alice_1', keys.alice, 200); // hit; lookup 1 (dev_alice_1)
+    await expectStatus('GET', '/v1/devices/dev_alice_1', keys.alice, 200); // hit; the lookup is cached
+    await expectStatus('GET', '/v1/devices/dev_bob_1', keys.alice, 403); // hit; lookup 2 (dev_bob_1)
+    await expectStatus('GET', '/v1/devices/dev_bob_1', keys.bob, 200); // miss (bob); cached lookup
+    await expectStatus('GET', '/v1/devices', keys.connect, 403); // miss (connect)
+    await expectStatus('GET', '/v1/devices', undefined, 401); // no key: the cache is not asked
+    await expectStatus('GET', '/v1/devices', 'not-a-key', 401); // malformed: not asked either
+    await expectStatus('GET', '/v1/devices', unknown, 401); // miss (unknown)
+    await expectStatus('GET', '/v1/devices', unknown, 401); // negative hit
+    await expectStatus('GET', '/v1/devices/dev_alice_1/../dev_bob_1', keys.alice, 400); // hit
+    backend.behaviour.ignoreFilter = true;
+    try {
+      await expectStatus('GET', '/v1/devices', keys.alice, 200); // hit; the backend's other users' items are dropped
+    } finally {
+      backend.behaviour.ignoreFilter = false;
+    }
+    dropped = otherItems;
+    expect(dropped).toBeGreaterThan(0);
+
+    const m = await until('the agent\'s connections', (s) => valueOf(s, 'keygate_client_connections') === sockets(agent));
+    expect(seriesOf(m, 'keygate_requests_total')).toEqual({
+      [req('allow', 'server', 'GET /v1/devices', 200)]: 2,
+      [req('allow', 'scoped', 'GET /v1/devices', 200)]: 2,
+      [req('allow', 'scoped', 'GET /v1/devices/{id}', 200)]: 3,
+      [req('forbidden', 'scoped', 'GET /v1/devices/{id}', 403)]: 1,
+      [req('forbidden', 'connect', 'GET /v1/devices', 403)]: 1,
+      [req('unauthenticated', 'none', '-', 401)]: 4,
+      [req('invalid', 'scoped', '-', 400)]: 1,
+    });
+    const count = (decision: string): number | undefined => valueOf(m, 'keygate_request_duration_seconds_count', { decision });
+    expect({ allow: count('allow'), forbidden: count('forbidden'), unauthenticated: count('unauthenticated'), invalid: count('invalid'), error: count('error') })
+      .toEqual({ allow: 7, forbidden: 2, unauthenticated: 4, invalid: 1, error: undefined });
+    expect(valueOf(m, 'keygate_request_duration_seconds_bucket', { decision: 'allow', le: '+Inf' })).toBe(7);
+    expect(valueOf(m, 'keygate_request_duration_seconds_sum', { decision: 'allow' })).toBeGreaterThan(0);
+    // Five keys asked the store once each (server, alice, bob, connect, the unknown one); the rest were answered from the caches.
+    expect(seriesOf(m, 'keygate_key_cache_total')).toEqual({ [series({ result: 'hit' })]: 6, [series({ result: 'negative_hit' })]: 1, [series({ result: 'miss' })]: 5 });
+    expect(valueOf(m, 'keygate_store_query_duration_seconds_count', { result: 'ok' })).toBe(5);
+    expect(valueOf(m, 'keygate_store_query_duration_seconds_count', { result: 'error' })).toBeUndefined(); // no failed query, no series
+    // Two device ids were looked up; the other reads of them were cache hits.
+    expect(seriesOf(m, 'keygate_attribute_lookups_total')).toEqual({ [series({ resource: 'devices' })]: 2 });
+    expect(backend.received.filter((r) => r.headers['x-keygate-purpose'] === 'attribute-lookup').map((r) => r.path)).toEqual(['/v1/devices/dev_alice_1', '/v1/devices/dev_bob_1']);
+    expect(seriesOf(m, 'keygate_response_items_dropped_total')).toEqual({ [series({ route: 'GET /v1/devices' })]: dropped });
+    expect(seriesOf(m, 'keygate_cache_entries')).toEqual({ [series({ cache: 'key_positive' })]: 4, [series({ cache: 'key_negative' })]: 1, [series({ cache: 'attributes' })]: 2 });
+    expect(seriesOf(m, 'keygate_upstream_errors_total')).toEqual({});
+    expect(seriesOf(m, 'keygate_policy_reloads_total')).toEqual({});
+    const version = (await send(sidecar.opsUrl, 'GET', '/readyz')).json.policy.version as string;
+    expect(seriesOf(m, 'keygate_policy_info')).toEqual({ [series({ version })]: 1 });
+    expect(valueOf(m, 'keygate_requests_in_flight')).toBe(0);
+    expect(valueOf(m, 'keygate_log_lines_dropped_total')).toBe(0);
+    expect(valueOf(m, 'keygate_client_connections')).toBe(1);
+    expect(valueOf(m, 'keygate_client_connections_dropped_total')).toBe(0);
+    for (const name of ['keygate_upstream_connections_in_use', 'keygate_upstream_queued']) {
+      expect(seriesOf(m, name)).toEqual(Object.fromEntries(['server', 'connect', 'scoped', 'operator', 'access-token', 'lookup'].map((c) => [series({ class: c }), 0])));
+    }
+    expect(valueOf(m, 'keygate_process_resident_memory_bytes')).toBeGreaterThan(10_000_000);
+    expect(valueOf(m, 'keygate_process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(valueOf(m, 'keygate_nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+  });
+
+  it('flow: requests in flight, backend connections in use and queued, client connections held and dropped', async () => {
+    await until('no client connections', (s) => valueOf(s, 'keygate_client_connections') === 0);
+    const first = heldUpload();
+    await until('the first upload holding the server connection', (s) => valueOf(s, 'keygate_upstream_connections_in_use', { class: 'server' }) === 1);
+    const second = heldUpload();
+    let m = await until('the second upload queued', (s) => valueOf(s, 'keygate_upstream_queued', { class: 'server' }) === 1);
+    expect(valueOf(m, 'keygate_requests_in_flight')).toBe(2);
+    expect(valueOf(m, 'keygate_upstream_connections_in_use', { class: 'server' })).toBe(1);
+    expect(valueOf(m, 'keygate_client_connections')).toBe(2);
+    // --max-connections 3: a third connection is taken, a fourth is closed on accept and counted.
+    const third = await openSocket();
+    const fourth = await openSocket();
+    const fourthClosed = new Promise<void>((resolve) => fourth.once('close', () => resolve()));
+    fourth.on('error', () => undefined);
+    m = await until('the fourth connection dropped', (s) => valueOf(s, 'keygate_client_connections_dropped_total') === 1);
+    await fourthClosed;
+    expect(valueOf(m, 'keygate_client_connections')).toBe(3);
+    third.destroy();
+    first.finish();
+    second.finish();
+    expect((await first.answer).statusCode).toBe(201);
+    expect((await second.answer).statusCode).toBe(201);
+    m = await until('everything released', (s) => valueOf(s, 'keygate_requests_in_flight') === 0 && valueOf(s, 'keygate_client_connections') === 0);
+    expect(valueOf(m, 'keygate_upstream_connections_in_use', { class: 'server' })).toBe(0);
+    expect(valueOf(m, 'keygate_upstream_queued', { class: 'server' })).toBe(0);
+    expect(valueOf(m, 'keygate_requests_total', { decision: 'allow', key_type: 'server', route: 'POST /v1/sites', status: '201' })).toBe(2);
+    expect(valueOf(m, 'keygate_client_connections_dropped_total')).toBe(1);
+  });
+
+  it('a backend that does not answer in time: upstream errors by code, the error decision', async () => {
+    backend.behaviour.delayMs = 2000;
+    try {
+      expect((await send(sidecar.url, 'GET', '/v1/sites', { headers: { 'texture-api-key': keys.server } })).status).toBe(504);
+    } finally {
+      backend.behaviour.delayMs = 0;
+    }
+    const m = await scrape();
+    expect(seriesOf(m, 'keygate_upstream_errors_total')).toEqual({ [series({ code: 'UPSTREAM_TIMEOUT' })]: 1 });
+    expect(valueOf(m, 'keygate_requests_total', { decision: 'error', key_type: 'server', route: 'GET /v1/sites', status: '504' })).toBe(1);
+    expect(valueOf(m, 'keygate_request_duration_seconds_count', { decision: 'error' })).toBe(1);
+  });
+
+  it('reloads: one success (a new version in force, the old one gone), one failure (the version kept)', async () => {
+    const file = join(policyDir, 'texture.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8') + '\n# edited\n');
+    sidecar.proc.kill('SIGHUP');
+    let m = await until('a successful reload', (s) => valueOf(s, 'keygate_policy_reloads_total', { result: 'success' }) === 1);
+    const version = (await send(sidecar.opsUrl, 'GET', '/readyz')).json.policy.version as string;
+    expect(seriesOf(m, 'keygate_policy_info')).toEqual({ [series({ version })]: 1 });
+    writeFileSync(join(policyDir, 'broken.yaml'), 'roles:\n  x:\n    permissions: [ghost:read]\n');
+    sidecar.proc.kill('SIGHUP');
+    m = await until('a failed reload', (s) => valueOf(s, 'keygate_policy_reloads_total', { result: 'failure' }) === 1);
+    expect(seriesOf(m, 'keygate_policy_reloads_total')).toEqual({ [series({ result: 'success' })]: 1, [series({ result: 'failure' })]: 1 });
+    expect(seriesOf(m, 'keygate_policy_info')).toEqual({ [series({ version })]: 1 });
+  });
+
+  it("covers the README's metrics table, and the table lists every metric the sidecar exports", async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const table = readme.slice(readme.indexOf('| metric | labels |'));
+    const documented = [...table.slice(0, table.indexOf('\n\n')).matchAll(/^\| ([^|]+) \|/gm)].flatMap((r) => [...r[1]!.matchAll(/`(keygate_[a-z_*]+)`/g)].map((x) => x[1]!));
+    // Asserted by value above, or (the worker metrics, only with --workers) in workers.test.ts.
+    const covered = [
+      'keygate_requests_total', 'keygate_request_duration_seconds', 'keygate_key_cache_total', 'keygate_store_query_duration_seconds',
+      'keygate_upstream_errors_total', 'keygate_attribute_lookups_total', 'keygate_response_items_dropped_total', 'keygate_policy_reloads_total',
+      'keygate_policy_info', 'keygate_requests_in_flight', 'keygate_cache_entries', 'keygate_workers', 'keygate_worker_restarts_total',
+      'keygate_log_lines_dropped_total', 'keygate_upstream_connections_in_use', 'keygate_upstream_queued', 'keygate_client_connections',
+      'keygate_client_connections_dropped_total', 'keygate_process_*', 'keygate_nodejs_*',
+    ];
+    expect(documented.sort()).toEqual([...covered].sort());
+    const exported = new Set((await scrape()).map((s) => s.name.replace(/_(bucket|sum|count)$/, '')));
+    for (const name of exported) {
+      if (name.startsWith('keygate_process_') || name.startsWith('keygate_nodejs_')) continue;
+      expect(documented, `${name} is exported but not in the README`).toContain(name);
+    }
+  });
+});
