@@ -5,32 +5,23 @@ import { EXPIRY_ACTOR, type FieldChange, type KeyEvent } from './key-event.ts';
 import type { FoundKey, KeyRecord } from './key-record.ts';
 import { migrateSqlite } from './migrations/sqlite.ts';
 import { BUSY_RETRY_MS, isBusy, retryWhileBusy } from './sqlite-busy.ts';
+import { CHANGE_CHECK_MS, feedStatements, SqliteChangeFeed, type FeedStatements } from './sqlite-feed.ts';
 import { COLUMNS, filterSql, QUALIFIED_COLUMNS, recordValues, rowToEvent, rowToFound, rowToRecord, type EventRow, type KeyRow } from './sqlite-rows.ts';
 import {
   LAST_USED_STEP_MS, UnknownKeyError, type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, type Rotation, type StoreFileChange,
 } from './store.ts';
 
 export { retryWhileBusy } from './sqlite-busy.ts';
+export { CHANGE_CHECK_MS } from './sqlite-feed.ts';
 
 /** How often a watching store checks that its path still names the file it has open. */
 export const FILE_CHECK_MS = 500;
-/**
- * How often a store with change listeners asks whether another process wrote
- * (`PRAGMA data_version`, no file read), and when one did, which keys changed (the
- * key_events rows since the last seen). The revocation bound across processes is this
- * interval plus a query; the key cache TTL stays the bound if a check fails.
- */
-export const CHANGE_CHECK_MS = 200;
-/** More events than this since the last check: the listeners are told "all" (forget everything) rather than each id. */
-const FEED_BATCH = 1000;
 /** A hash no key has (hashKey() is lower-case hex): the readiness lookup in an empty store. */
 const PROBE_HASH = '0'.repeat(64);
-/** Events whose keys a cache must forget: their secret, settings or state changed. */
-const EVICTING = new Set(['updated', 'rotated', 'revoked']);
 
 const DUE = 'expires_at IS NOT NULL AND expiry_noted_at IS NULL AND revoked_at IS NULL AND expires_at <= ?';
 
-type Names = 'byHash' | 'byId' | 'newest' | 'begin' | 'commit' | 'insertEvent' | 'dataVersion' | 'changes' | 'lastSeq';
+type Names = 'byHash' | 'byId' | 'newest' | 'begin' | 'commit' | 'insertEvent';
 
 /** The statements a store prepares once per connection. */
 function statements(db: DatabaseSync): Record<Names, StatementSync> {
@@ -43,9 +34,6 @@ function statements(db: DatabaseSync): Record<Names, StatementSync> {
     begin: db.prepare('BEGIN'),
     commit: db.prepare('COMMIT'),
     insertEvent: db.prepare('INSERT INTO key_events (key_id, event, actor, at, changes) VALUES (?, ?, ?, ?, ?)'),
-    dataVersion: db.prepare('PRAGMA data_version'),
-    changes: db.prepare('SELECT seq, key_id, event FROM key_events WHERE seq > ? ORDER BY seq LIMIT ?'),
-    lastSeq: db.prepare('SELECT COALESCE(MAX(seq), 0) AS seq FROM key_events'),
   };
 }
 
@@ -90,11 +78,10 @@ export class SqliteKeyStore implements KeyStore {
   #fileProblem: StoreFileChange | null = null;
   #watch: NodeJS.Timeout | null = null;
   readonly #fileListeners = new Set<(change: StoreFileChange) => void>();
-  #feed: NodeJS.Timeout | null = null;
+  #feedTimer: NodeJS.Timeout | null = null;
+  #feedStatements: FeedStatements | null = null;
+  readonly #feed = new SqliteChangeFeed(() => (this.#feedStatements ??= feedStatements(this.#db)), () => this.#endSnapshot(), (c) => this.#emit(c));
   readonly #changeListeners = new Set<(change: KeyChange) => void>();
-  #dataVersion = -1;
-  #lastSeq = 0;
-  #feedReady = false;
   #snapshot = false;
   readonly #endSnapshot = (): void => {
     if (!this.#snapshot) return;
@@ -324,55 +311,15 @@ export class SqliteKeyStore implements KeyStore {
 
   onChange(listener: (change: KeyChange) => void): void {
     this.#changeListeners.add(listener);
-    if (this.#feed !== null || this.#path === ':memory:' || !this.#db.isOpen) return;
-    this.#startFeed();
-    this.#feed = setInterval(() => this.checkChanges(), CHANGE_CHECK_MS);
-    this.#feed.unref();
+    if (this.#feedTimer !== null || this.#path === ':memory:' || !this.#db.isOpen) return;
+    this.#feed.start();
+    this.#feedTimer = setInterval(() => this.checkChanges(), CHANGE_CHECK_MS);
+    this.#feedTimer.unref();
   }
 
-  /** Where the feed starts: now. A file that cannot answer (damaged, busy) is tried again on the next check. */
-  #startFeed(): void {
-    this.#feedReady = false;
-    try {
-      this.#endSnapshot();
-      this.#dataVersion = Number((this.#s.dataVersion.get() as { data_version: number }).data_version);
-      this.#lastSeq = Number((this.#s.lastSeq.get() as { seq: number }).seq);
-      this.#feedReady = true;
-    } catch {
-      // ping (readiness) reports what is wrong with the file; the feed waits for it.
-    }
-  }
-
-  /**
-   * Has another process written since the last check, and which keys did it change?
-   * `PRAGMA data_version` changes only when another connection commits (one call, no
-   * file read); only then are the key_events since the last seen read. On a timer, never
-   * per request; public for tests.
-   */
+  /** Reads the change feed now (the timer does every CHANGE_CHECK_MS); public for tests. */
   checkChanges(): void {
-    if (!this.#db.isOpen) return;
-    if (!this.#feedReady) {
-      this.#startFeed();
-      return;
-    }
-    try {
-      this.#endSnapshot();
-      const version = Number((this.#s.dataVersion.get() as { data_version: number }).data_version);
-      if (version === this.#dataVersion) return;
-      this.#dataVersion = version;
-      const rows = this.#s.changes.all(this.#lastSeq, FEED_BATCH + 1) as unknown as Array<{ seq: number; key_id: string; event: string }>;
-      if (rows.length === 0) return;
-      if (rows.length > FEED_BATCH) {
-        this.#lastSeq = Number((this.#s.lastSeq.get() as { seq: number }).seq);
-        this.#emit({ kind: 'all' });
-        return;
-      }
-      this.#lastSeq = Number(rows[rows.length - 1]!.seq);
-      const ids = [...new Set(rows.filter((r) => EVICTING.has(r.event)).map((r) => r.key_id))];
-      if (ids.length > 0) this.#emit({ kind: 'keys', ids });
-    } catch {
-      // A busy or replaced file: the next check tries again; the key cache TTL bounds what is missed.
-    }
+    if (this.#db.isOpen) this.#feed.check();
   }
 
   #emit(change: KeyChange): void {
@@ -444,10 +391,11 @@ export class SqliteKeyStore implements KeyStore {
     const old = this.#db;
     this.#db = db;
     this.#s = statements(db);
+    this.#feedStatements = null;
     this.#identity = identity;
     this.#fileProblem = null;
     old.close();
-    if (this.#feed !== null) this.#startFeed();
+    if (this.#feedTimer !== null) this.#feed.start();
     this.#emit({ kind: 'all' });
     this.#emitFile({ kind: 'reopened', message: `sqlite file ${this.#path} names another file now (replaced or restored): reopened it` });
   }
@@ -471,9 +419,9 @@ export class SqliteKeyStore implements KeyStore {
 
   async close(): Promise<void> {
     if (this.#watch !== null) clearInterval(this.#watch);
-    if (this.#feed !== null) clearInterval(this.#feed);
+    if (this.#feedTimer !== null) clearInterval(this.#feedTimer);
     this.#watch = null;
-    this.#feed = null;
+    this.#feedTimer = null;
     this.#fileListeners.clear();
     this.#changeListeners.clear();
     this.#endSnapshot();
