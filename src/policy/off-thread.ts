@@ -46,7 +46,9 @@ export function compileOffThread(texts: readonly PolicyText[], displayRoot?: str
     worker.once('message', (answer: CompileAnswer) => {
       answered = true;
       void worker.terminate();
-      if (answer.ok) resolve(attachMatcher(answer.policy));
+      // Taking in the clone was one stretch of the event loop; the matcher rebuild is
+      // another, after the requests that arrived meanwhile have had their turn.
+      if (answer.ok) setImmediate(() => resolve(attachMatcher(answer.policy)));
       else reject(new PolicyLoadError(answer.issues));
     });
     worker.once('error', (err) => {
