@@ -4,14 +4,11 @@ import { compilePolicy, type PolicyText } from './compile.ts';
 import { PolicyLoadError } from './policy-error.ts';
 import { detachMatcher, type CompileAnswer } from './off-thread.ts';
 
-/**
- * The compile of a reload, on its own thread (off-thread.ts starts it): the YAML parse
- * and every check run here, so the event loop that serves requests only receives the
- * result.
- */
-// The lowest scheduling priority, for this thread alone (on Linux a nice value is a
-// thread's, and pid 0 is the calling thread): where the cores are busy, the event loop
-// serving requests goes first and the compile takes what is left.
+// The compile of a reload, on its own thread (off-thread.ts starts it): the YAML parse
+// and every check run here, so the event loop that serves requests only receives the
+// result. At the lowest scheduling priority, for this thread alone (on Linux a nice value
+// is a thread's, and pid 0 is the calling thread): where the cores are busy, the event
+// loop serving requests goes first and the compile takes what is left.
 try {
   setPriority(19);
 } catch {

@@ -36,8 +36,8 @@ function sameRead(a: Read, b: Read): boolean {
 }
 
 /**
- * Reload = read until stable, validate and compile on a worker thread, swap. Requests that arrive while a reload
- * runs are folded into one more run after it. The content hash decides whether anything
+ * Reload = read until stable, validate and compile on a worker thread, swap. Requests
+ * that arrive while a reload runs are folded into one more run after it. The content hash decides whether anything
  * changed, so an editor's several writes or a Kubernetes ConfigMap update (a new `..2024_…`
  * directory, then an atomic rename of the `..data` symlink) reload at most once per
  * change, and the real files behind the symlinks are read once (only `*.yaml` directly in
@@ -116,12 +116,9 @@ export class PolicyReloader {
       const compile = compileOffThread(read.texts);
       this.#cancelCompile = compile.cancel;
       const started = performance.now();
-      let next;
-      try {
-        next = await compile.result;
-      } finally {
+      const next = await compile.result.finally(() => {
         this.#cancelCompile = null;
-      }
+      });
       if (this.#closed || next.version === this.#holder.current.version) return;
       this.#holder.swap(next);
       this.#metrics.reloads.labels('success').inc();
