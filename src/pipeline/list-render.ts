@@ -91,19 +91,26 @@ export function renderScannedList(body: Buffer, scan: ListScan): Buffer {
   const tail = scan.bare ? ']' : envelopeTail(scan.count, scan.page, scan.perPage);
   const r = scan.ranges;
   let itemBytes = scan.count === 0 ? 0 : scan.count - 1;
-  let contiguous = scan.count === 0 || r[0] === head.length;
+  // One byte between two items of valid JSON is their comma.
+  let joined = true;
   for (let k = 0; k < scan.count; k++) {
     itemBytes += r[2 * k + 1]! - r[2 * k]!;
-    // One byte between two items of valid JSON is their comma.
-    if (k > 0 && r[2 * k]! !== r[2 * k - 1]! + 1) contiguous = false;
+    if (k > 0 && r[2 * k]! !== r[2 * k - 1]! + 1) joined = false;
   }
+  const contiguous = joined && (scan.count === 0 || r[0] === head.length);
   const size = head.length + itemBytes + tail.length;
   if (contiguous && size === body.length && hasAt(body, 0, head) && hasAt(body, size - tail.length, tail)) return body;
   const out = Buffer.allocUnsafe(size);
   let at = out.write(head, 0, 'latin1');
-  for (let k = 0; k < scan.count; k++) {
-    if (k > 0) out[at++] = 0x2c;
-    at += body.copy(out, at, r[2 * k]!, r[2 * k + 1]!);
+  if (joined && scan.count > 0) {
+    // Items one byte apart are joined by their commas already: one copy, not one per item
+    // (a copy is a native call, about as dear as scanning a short item).
+    at += body.copy(out, at, r[0]!, r[2 * scan.count - 1]!);
+  } else {
+    for (let k = 0; k < scan.count; k++) {
+      if (k > 0) out[at++] = 0x2c;
+      at += body.copy(out, at, r[2 * k]!, r[2 * k + 1]!);
+    }
   }
   out.write(tail, at, 'latin1');
   return out;

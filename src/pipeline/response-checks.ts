@@ -138,7 +138,7 @@ export function listCheck(resource: CompiledResource, conditions: readonly Condi
 function makeListCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
   const fields = scanFields(resource, conditions);
   return (res) => {
-    if (scannable(res, fields) && provenClean(res.body, fields, conditions, 'list', listScan)) {
+    if (scannable(res, fields) && provenClean(res.body, fields, 'list', listScan)) {
       const body = renderScannedList(res.body, listScan);
       return { status: res.status, headers: listHeaders(res.headers, body), body, dropped: 0 };
     }
@@ -179,7 +179,7 @@ export function responseCheck(resource: CompiledResource, conditions: readonly C
 
 function makeSingleCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
   const fields = scanFields(resource, conditions);
-  return (res) => (scannable(res, fields) && provenClean(res.body, fields, conditions, 'single') ? res : checkSingleFully(res, resource, conditions));
+  return (res) => (scannable(res, fields) && provenClean(res.body, fields, 'single') ? res : checkSingleFully(res, resource, conditions));
 }
 
 /** responseCheck without the byte scanner: parse (owner keys watched), and refuse an answer the key may not see. */

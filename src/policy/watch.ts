@@ -2,8 +2,9 @@ import { watch, type FSWatcher } from 'node:fs';
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.ts';
-import { compilePolicy, type PolicyText } from './compile.ts';
+import type { PolicyText } from './compile.ts';
 import { readPolicyTexts } from './load.ts';
+import { compileOffThread } from './off-thread.ts';
 import { PolicyLoadError, type PolicyIssue } from './policy-error.ts';
 import type { PolicyHolder } from './policy-holder.ts';
 
@@ -35,8 +36,8 @@ function sameRead(a: Read, b: Read): boolean {
 }
 
 /**
- * Reload = read until stable, validate, compile, swap. Requests that arrive while a reload
- * runs are folded into one more run after it. The content hash decides whether anything
+ * Reload = read until stable, validate and compile on a worker thread, swap. Requests
+ * that arrive while a reload runs are folded into one more run after it. The content hash decides whether anything
  * changed, so an editor's several writes or a Kubernetes ConfigMap update (a new `..2024_…`
  * directory, then an atomic rename of the `..data` symlink) reload at most once per
  * change, and the real files behind the symlinks are read once (only `*.yaml` directly in
@@ -52,6 +53,7 @@ export class PolicyReloader {
   #closed = false;
   #timer: NodeJS.Timeout | null = null;
   #wake: (() => void) | null = null;
+  #cancelCompile: (() => void) | null = null;
 
   constructor(path: string, holder: PolicyHolder, logger: Logger, metrics: Metrics) {
     this.#path = path;
@@ -80,6 +82,7 @@ export class PolicyReloader {
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#wake?.();
+    this.#cancelCompile?.();
   }
 
   #sleep(ms: number): Promise<void> {
@@ -103,20 +106,27 @@ export class PolicyReloader {
         return;
       }
     }
-    this.#apply(read, reason);
+    await this.#apply(read, reason);
   }
 
-  #apply(read: Read, reason: string): void {
+  /** Compiles on a worker thread (off-thread.ts): requests keep being served meanwhile, by the policy in force. */
+  async #apply(read: Read, reason: string): Promise<void> {
     try {
       if ('issues' in read) throw new PolicyLoadError([...read.issues]);
-      const next = compilePolicy(read.texts);
-      if (next.version === this.#holder.current.version) return;
+      const compile = compileOffThread(read.texts);
+      this.#cancelCompile = compile.cancel;
+      const started = performance.now();
+      const next = await compile.result.finally(() => {
+        this.#cancelCompile = null;
+      });
+      if (this.#closed || next.version === this.#holder.current.version) return;
       this.#holder.swap(next);
       this.#metrics.reloads.labels('success').inc();
       this.#metrics.policyInfo.reset();
       this.#metrics.policyInfo.labels(next.version).set(1);
-      this.#logger.info({ reason, version: next.version, files: next.files }, 'policy reloaded');
+      this.#logger.info({ reason, version: next.version, files: next.files, compileMs: Math.round(performance.now() - started) }, 'policy reloaded');
     } catch (err) {
+      if (this.#closed) return;
       const issues = err instanceof PolicyLoadError ? err.issues : [{ file: this.#path, line: 1, col: 1, message: String(err) }];
       this.#holder.rejected(issues);
       this.#metrics.reloads.labels('failure').inc();

@@ -1,0 +1,33 @@
+// `node bench/scan.ts`: the answer check in process, per byte and per item, on the demo
+// backend's device lists (the growth bench's answers): the clean-answer proof alone, and
+// the whole list check (proof, Keygate's envelope, headers). Medians of 61 batches.
+import { demoDevices, page } from '../src/demo/data.ts';
+import type { Condition } from '../src/pipeline/authorize.ts';
+import { listScan, provenClean, scanFields } from '../src/pipeline/clean-scan.ts';
+import { listCheck } from '../src/pipeline/response-checks.ts';
+import type { CompiledResource } from '../src/policy/model.ts';
+
+const devices = { name: 'devices', fields: new Map([['referenceId', ['referenceId']]]) } as unknown as CompiledResource;
+const alice: readonly Condition[] = Object.freeze([Object.freeze({ attribute: 'referenceId', values: Object.freeze(['alice']) })]);
+const fields = scanFields(devices, alice)!;
+const check = listCheck(devices, alice);
+
+function median(f: () => unknown, bytes: number): number {
+  const reps = Math.max(1, Math.floor(2e6 / bytes));
+  const times: number[] = [];
+  for (let r = 0; r < 61; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < reps; i++) f();
+    times.push(Number(process.hrtime.bigint() - t0) / reps);
+  }
+  return times.sort((a, b) => a - b)[30]!;
+}
+
+for (const n of (process.argv[2] ?? '2,100,1000').split(',').map(Number)) {
+  const body = Buffer.from(JSON.stringify(page(demoDevices(['alice'], n), 1, n)));
+  const answer = { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body };
+  if (!provenClean(body, fields, 'list', listScan)) throw new Error(`the ${n}-item list is not proven clean`);
+  const scan = median(() => provenClean(body, fields, 'list', listScan), body.length);
+  const whole = median(() => check(answer), body.length);
+  process.stdout.write(`${String(n).padStart(5)} items, ${body.length} bytes: proof ${(scan / body.length).toFixed(2)} ns/byte (${(scan / n / 1000).toFixed(3)} µs/item), whole check ${(whole / body.length).toFixed(2)} ns/byte (${(whole / n / 1000).toFixed(3)} µs/item)\n`);
+}
