@@ -170,7 +170,7 @@ Try:
   # no key, a bad key
   curl -s ${base}/v1/devices
   curl -s -H 'Texture-Api-Key: api_nope' ${base}/v1/devices
-  # revoke bob's key from another terminal; the sidecar refuses it within 2 s
+  # revoke bob's key from another terminal; the sidecar refuses it within a second (it watches the store for changes)
   npx keygate keys revoke ${keys.bob.id} --store ${storeUrl}
 
 Ctrl-C stops the demo. Access logs follow on stdout.
