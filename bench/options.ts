@@ -61,7 +61,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --growth-keys L    key-store sizes (default 1000,1000000)
   --growth-connections L  connection counts (default 10,1000,5000)
   --growth-settle S  seconds idle after the largest connection burst before Keygate's RSS is read (default 5)
-  --record           with --growth: rewrite the README's growth table and add the run to docs/performance.md`;
+  --record           rewrite the README's results table (with --growth: its growth table) and add the run to docs/performance.md`;
 
 export class OptionError extends Error {}
 
@@ -102,8 +102,11 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   const duration = values.has('duration') ? number('duration', get('duration'), { min: 1, integer: true }) : 10;
   const growth = values.has('growth') ? axes(get('growth')) : undefined;
   if (growth === undefined) {
-    for (const name of ['growth-items', 'growth-routes', 'growth-keys', 'growth-connections', 'growth-settle', 'record']) {
+    for (const name of ['growth-items', 'growth-routes', 'growth-keys', 'growth-connections', 'growth-settle']) {
       if (values.has(name)) throw new OptionError(`--${name} needs --growth`);
+    }
+    if (values.has('record') && (values.has('scenario') || values.has('memory'))) {
+      throw new OptionError('--record needs the whole run (no --scenario, no --memory): the README\'s table is one whole run');
     }
   }
   if (growth !== undefined && values.has('record') && growth.length < GROWTH_AXES.length) {

@@ -5,6 +5,7 @@ import { formatGrowth, growthMarkdown, recordGrowth, writeGrowthReport } from '.
 import { runGrowth } from './growth/run.ts';
 import { formatMemory, runMemory, writeMemoryReport } from './memory.ts';
 import { OptionError, parseOptions, type BenchOptions } from './options.ts';
+import { recordResults, resultsMarkdown } from './record.ts';
 import { formatTable, formatTargets, writeReport } from './report.ts';
 import { stopAll } from './spawn.ts';
 import { ROOT } from './targets.ts';
@@ -51,6 +52,11 @@ async function main(): Promise<number> {
   for (const note of report.notes) log(`note: ${note}`);
   const files = writeReport(opts.out, report);
   log(`\nwrote ${shown(files.json)}, ${shown(files.svg)}`);
+  if (opts.record && report.verificationErrors > 0) log('not recorded: a run with verification errors is no result');
+  else if (opts.record) {
+    recordResults(join(ROOT, 'README.md'), join(ROOT, 'docs/performance.md'), resultsMarkdown(report, `npm run bench -- ${process.argv.slice(2).join(' ')}`));
+    log('rewrote the results table in README.md and added this run to docs/performance.md');
+  }
   if (!report.pass) log(report.verificationErrors > 0 ? 'bench FAILED: verification errors' : 'bench FAILED: target(s) missed');
   return report.pass ? 0 : 1;
 }

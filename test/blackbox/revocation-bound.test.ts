@@ -2,7 +2,7 @@
 // process) is refused by another sidecar on the same store within a second, pushed to it
 // (PostgreSQL NOTIFY; SQLite's change feed), not waited out: both sidecars run with the
 // longest key cache TTL (5 s), so the TTL alone would take up to 5 s. 20 trials per store;
-// the figures (p50, p99, max) are printed and quoted in the README.
+// the figures (p50, p99, max) are printed and quoted in docs/keys.md (the README gives the bound).
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { pgSchemas } from '../helpers/pg-schemas.ts';
 import { apiOf, cli, cliKey } from './api-keys-suite.ts';

@@ -24,7 +24,8 @@ describe('bench options: --growth', () => {
     [['--growth', '--growth-items', '100'], /--growth-items: "100" must be at least two ascending sizes/],
     [['--growth', '--growth-items', '1,x'], /--growth-items: "x" must be a whole number/],
     [['--growth-items', '1,10'], /--growth-items needs --growth/],
-    [['--record'], /--record needs --growth/],
+    [['--record', '--scenario', '2'], /--record needs the whole run/],
+    [['--memory', '--record'], /--record needs the whole run/],
     [['--growth=policy', '--record'], /--record needs every growth axis/],
     [['--growth', '--memory'], /--growth cannot be combined with --memory/],
   ])('refuses %j', (argv, message) => {
