@@ -3,8 +3,8 @@
 // the whole list check (proof, Keygate's envelope, headers). Medians of 61 batches.
 import { demoDevices, page } from '../src/demo/data.ts';
 import type { Condition } from '../src/pipeline/authorize.ts';
-import { listScan, provenClean, scanFields } from '../src/pipeline/clean-scan.ts';
-import { listCheck } from '../src/pipeline/response-checks.ts';
+import { listScan, provenClean, scanFields } from '../src/pipeline/proving/clean-scan.ts';
+import { listCheck } from '../src/pipeline/proving/response-checks.ts';
 import type { CompiledResource } from '../src/policy/model.ts';
 
 const devices = { name: 'devices', fields: new Map([['referenceId', ['referenceId']]]) } as unknown as CompiledResource;

@@ -31,7 +31,7 @@ const sameAs = (expected: string, n: number) => (body: string): string | undefin
 
 /**
  * Keygate writes a checked list itself: the backend's item bytes, then an envelope whose
- * totals it derives from the items it kept (see src/pipeline/list-render.ts). So its answer
+ * totals it derives from the items it kept (see src/pipeline/proving/list-render.ts). So its answer
  * must hold the backend's `{"data":[…]` bytes exactly, followed by that envelope.
  */
 const sameItemsAs = (expected: string, n: number) => {

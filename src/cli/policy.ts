@@ -3,12 +3,12 @@ import { dirname, join } from 'node:path';
 import { POLICY_CHECK, POLICY_EXPLAIN, POLICY_TEST, type CommandSpec } from '../config/commands.ts';
 import { parseConditionArgs } from '../keys/key-record.ts';
 import { testPrincipal } from '../keys/principal.ts';
-import { explain } from '../policy/explain.ts';
+import { explain } from '../verify/explain.ts';
 import { loadPolicy } from '../policy/load.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
 import { PolicyLoadError, formatIssue } from '../policy/policy-error.ts';
-import { TestFileError } from '../policy/test-file.ts';
-import { runPolicyTests } from '../policy/test-runner.ts';
+import { TestFileError } from '../verify/test-file.ts';
+import { runPolicyTests } from '../verify/test-runner.ts';
 import { parseOrHelp } from './parse-command.ts';
 import { UsageError } from './usage-error.ts';
 

@@ -1,5 +1,5 @@
 import { MIN_CONNECTIONS } from '../pipeline/admission.ts';
-import { REQUEST_TIMEOUT_MS } from '../server/connections.ts';
+import { REQUEST_TIMEOUT_MS } from './deadlines.ts';
 import { list, toggle, value, type Options } from './option.ts';
 import { baseUrl, boolean, browserOrigin, cidrList, condition, connectionCap, duration, hostPort, httpOrigin, keyType, limit, oneOf, redirectUrl, referenceId, shareList, storeUrl, text, wholeNumber } from './values.ts';
 

@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { bufferedRequest } from '../pipeline/forward.ts';
-import { parseUpstreamStrict } from '../pipeline/strict-json.ts';
+import { parseUpstreamStrict } from '../pipeline/proving/strict-json.ts';
 import type { DeviceLine } from './pages/views.ts';
 
 /** How many of a user's devices the consent page lists (and the confirmation reads). */

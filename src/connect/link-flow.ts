@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { KeygateError, sharedRefusal } from '../errors/keygate-error.ts';
-import { readBody } from '../pipeline/request-body.ts';
+import { readBody } from '../pipeline/proving/request-body.ts';
 import { deviceStepUrl } from '../policy/connect-section.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
 import { scopedAbilities } from './abilities.ts';

@@ -3,7 +3,7 @@ import type { Principal } from '../keys/principal.ts';
 import { roleGrants, type CompiledPolicy, type CompiledRole, type CompiledRoute, type RoleCondition } from '../policy/model.ts';
 import { METHODS, type Method } from '../policy/route-template.ts';
 import type { Target } from './canonical-path.ts';
-import { PairMemo } from './pair-memo.ts';
+import { PairMemo } from '../util/pair-memo.ts';
 
 /** A condition with the key's values filled in: `attribute` must be one of `values`. */
 export interface Condition {

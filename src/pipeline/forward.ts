@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { responseHeaders } from './mutate.ts';
-import { upstreamError } from './upstream.ts';
+import { upstreamError } from './forwarding/upstream.ts';
 
 export interface UpstreamRequest {
   readonly method: string;

@@ -2,7 +2,7 @@ import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { CompiledResource, IdSource } from '../policy/model.ts';
 import type { MaybePromise } from '../util/maybe-promise.ts';
-import { satisfies, type AttributeSource, type Attributes } from './attributes.ts';
+import { satisfies, type AttributeSource, type Attributes } from './proving/attributes.ts';
 import type { Condition } from './authorize.ts';
 
 export function forbidden(detail: string): KeygateError {

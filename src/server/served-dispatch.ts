@@ -3,7 +3,7 @@ import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { Decision } from '../pipeline/authorize.ts';
 import type { Target } from '../pipeline/canonical-path.ts';
-import { checkJsonBodyHeaders, parseJsonBody } from '../pipeline/request-body.ts';
+import { checkJsonBodyHeaders, parseJsonBody } from '../pipeline/proving/request-body.ts';
 import type { ServedAnswer, ServedHandler } from '../pipeline/served-handler.ts';
 import type { CompiledPolicy, CompiledRoute } from '../policy/model.ts';
 

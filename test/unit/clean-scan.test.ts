@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { provenClean, scanFields } from '../../src/pipeline/clean-scan.ts';
+import { provenClean, scanFields } from '../../src/pipeline/proving/clean-scan.ts';
 import type { Condition } from '../../src/pipeline/authorize.ts';
 import type { BufferedResponse } from '../../src/pipeline/forward.ts';
-import { checkListFully, checkSingleFully, listCheck, responseCheck, type CheckedResponse } from '../../src/pipeline/response-checks.ts';
+import { checkListFully, checkSingleFully, listCheck, responseCheck, type CheckedResponse } from '../../src/pipeline/proving/response-checks.ts';
 import type { CompiledResource } from '../../src/policy/model.ts';
 
 const devices = {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Condition } from '../../src/pipeline/authorize.ts';
 import type { BufferedResponse } from '../../src/pipeline/forward.ts';
-import { checkListFully, listCheck, type CheckedResponse } from '../../src/pipeline/response-checks.ts';
+import { checkListFully, listCheck, type CheckedResponse } from '../../src/pipeline/proving/response-checks.ts';
 import type { CompiledResource } from '../../src/policy/model.ts';
 
 const devices = {

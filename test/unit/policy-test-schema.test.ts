@@ -5,7 +5,7 @@ import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadPolicy } from '../../src/policy/load.ts';
 import type { PolicyIssue } from '../../src/policy/policy-error.ts';
-import { readTestFile, testFileSchema } from '../../src/policy/test-file.ts';
+import { readTestFile, testFileSchema } from '../../src/verify/test-file.ts';
 import { POLICIES, ROOT } from '../helpers/sidecar.ts';
 
 const SCHEMA_FILE = join(POLICIES, 'keygate-policy-test.schema.json');
@@ -22,7 +22,7 @@ function readerIssues(text: string): PolicyIssue[] {
 }
 
 describe('the JSON Schema of policy test files (for editors)', () => {
-  // Written from the one list of fields in src/policy/test-file.ts: after changing it, run
+  // Written from the one list of fields in src/verify/test-file.ts: after changing it, run
   // `npx vitest run -u test/unit/policy-test-schema.test.ts` to rewrite the shipped file.
   it('is the schema of the fields the runner reads', async () => {
     await expect(JSON.stringify(testFileSchema(), null, 2) + '\n').toMatchFileSnapshot(SCHEMA_FILE);

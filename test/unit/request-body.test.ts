@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isJsonMediaType, judgeBody } from '../../src/pipeline/request-body.ts';
-import { parseStrictJson } from '../../src/pipeline/strict-json.ts';
+import { isJsonMediaType, judgeBody } from '../../src/pipeline/proving/request-body.ts';
+import { parseStrictJson } from '../../src/pipeline/proving/strict-json.ts';
 
 describe('the JSON media types a judged body may have', () => {
   it.each([

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { KeygateError } from '../../src/errors/keygate-error.ts';
-import { parseStrictJson } from '../../src/pipeline/strict-json.ts';
+import { parseStrictJson } from '../../src/pipeline/proving/strict-json.ts';
 
 const codeOf = (text: string): string | undefined => {
   try {

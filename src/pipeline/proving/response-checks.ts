@@ -1,17 +1,17 @@
 import { isUtf8 } from 'node:buffer';
-import { KeygateError } from '../errors/keygate-error.ts';
-import type { Principal } from '../keys/principal.ts';
-import type { CompiledResource, IdSource } from '../policy/model.ts';
+import { KeygateError } from '../../errors/keygate-error.ts';
+import type { Principal } from '../../keys/principal.ts';
+import type { CompiledResource, IdSource } from '../../policy/model.ts';
 import { contradicts, fieldOf, satisfies, type AttributeSource } from './attributes.ts';
-import type { Condition } from './authorize.ts';
+import type { Condition } from '../authorize.ts';
 import { foldName } from './fold.ts';
-import type { BufferedResponse } from './forward.ts';
+import type { BufferedResponse } from '../forward.ts';
 import { renderScannedList, renderTextList } from './list-render.ts';
-import { forbidden, proveByLookup } from './prove.ts';
+import { forbidden, proveByLookup } from '../prove.ts';
 import { parseAnswer } from './strict-json.ts';
 import { listScan, provenClean, scanFields, type ScanFields } from './clean-scan.ts';
-import { PairMemo } from './pair-memo.ts';
-import { responseHopNames } from './mutate.ts';
+import { PairMemo } from '../../util/pair-memo.ts';
+import { responseHopNames } from '../mutate.ts';
 
 /** A checked answer as the client gets it. */
 export interface CheckedResponse extends BufferedResponse {

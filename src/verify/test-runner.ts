@@ -1,13 +1,13 @@
 import { basename } from 'node:path';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { testPrincipal, type Principal } from '../keys/principal.ts';
-import type { Attributes, AttributeSource } from '../pipeline/attributes.ts';
+import type { Attributes, AttributeSource } from '../pipeline/proving/attributes.ts';
 import { authorize } from '../pipeline/authorize.ts';
 import { canonicalize } from '../pipeline/canonical-path.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
 import { plan, type Plan } from '../pipeline/plan.ts';
-import type { CompiledPolicy, CompiledResource } from './model.ts';
-import { formatPosition } from './source.ts';
+import type { CompiledPolicy, CompiledResource } from '../policy/model.ts';
+import { formatPosition } from '../policy/source.ts';
 import { readTestFiles, type TestCase, type TestFile } from './test-file.ts';
 
 /**

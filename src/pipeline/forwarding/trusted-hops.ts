@@ -3,7 +3,7 @@ import { BlockList, isIPv6 } from 'node:net';
 /**
  * The proxies in front of Keygate (`--trust-proxy`): a request from one of them keeps the
  * forwarding headers and request id it carries; from anywhere else they are replaced
- * with what Keygate saw (see mutate.ts).
+ * with what Keygate saw (see ../mutate.ts).
  */
 export interface TrustedHops {
   has(address: string | undefined): boolean;

@@ -3,8 +3,8 @@ import type { Principal } from '../keys/principal.ts';
 import { authorize, rolesOf } from '../pipeline/authorize.ts';
 import { canonicalize } from '../pipeline/canonical-path.ts';
 import { buildUpstreamHeaders, mutateQuery } from '../pipeline/mutate.ts';
-import type { CompiledPolicy } from './model.ts';
-import { formatPosition } from './source.ts';
+import type { CompiledPolicy } from '../policy/model.ts';
+import { formatPosition } from '../policy/source.ts';
 
 /** Human-readable answer to "what would Keygate do with this request from this key?" */
 export function explain(policy: CompiledPolicy, principal: Principal, method: string, url: string): string {

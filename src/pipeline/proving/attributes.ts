@@ -1,12 +1,12 @@
 import { LRUCache } from 'lru-cache';
 import type { Dispatcher } from 'undici';
-import { KeygateError } from '../errors/keygate-error.ts';
-import type { Principal } from '../keys/principal.ts';
-import type { CompiledResource } from '../policy/model.ts';
-import { fillTemplate } from '../policy/route-template.ts';
-import type { MaybePromise } from '../util/maybe-promise.ts';
-import type { Condition } from './authorize.ts';
-import { bufferedRequest } from './forward.ts';
+import { KeygateError } from '../../errors/keygate-error.ts';
+import type { Principal } from '../../keys/principal.ts';
+import type { CompiledResource } from '../../policy/model.ts';
+import { fillTemplate } from '../../policy/route-template.ts';
+import type { MaybePromise } from '../../util/maybe-promise.ts';
+import type { Condition } from '../authorize.ts';
+import { bufferedRequest } from '../forward.ts';
 import { AMBIGUOUS, parseUpstreamStrict } from './strict-json.ts';
 
 

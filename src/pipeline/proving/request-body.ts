@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { KeygateError } from '../errors/keygate-error.ts';
+import { KeygateError } from '../../errors/keygate-error.ts';
 import { caseFold, foldName } from './fold.ts';
 import { parseStrictJson } from './strict-json.ts';
 

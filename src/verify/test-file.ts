@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { ERRORS } from '../errors/catalogue.ts';
 import { KEY_TYPES } from '../keys/key-record.ts';
-import type { CompiledPolicy } from './model.ts';
-import type { PolicyIssue } from './policy-error.ts';
-import { formatIssue } from './policy-error.ts';
-import { SERVED_HANDLERS } from './served.ts';
-import { parseSource } from './source.ts';
-import { anyOf, boolean, didYouMean, integer, json, jsonSchemaOf, list, map, nodeOf, nullValue, object, ShapeReader, string, type Infer, type Refs } from './yaml-shape.ts';
-import { YamlWalker } from './yaml-walker.ts';
+import type { CompiledPolicy } from '../policy/model.ts';
+import type { PolicyIssue } from '../policy/policy-error.ts';
+import { formatIssue } from '../policy/policy-error.ts';
+import { SERVED_HANDLERS } from '../policy/served.ts';
+import { parseSource } from '../policy/source.ts';
+import { anyOf, boolean, didYouMean, integer, json, jsonSchemaOf, list, map, nodeOf, nullValue, object, ShapeReader, string, type Infer, type Refs } from '../policy/yaml-shape.ts';
+import { YamlWalker } from '../policy/yaml-walker.ts';
 
 /*
  * The fields of a policy test file, listed once: the reader below refuses anything else
