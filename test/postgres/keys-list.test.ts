@@ -3,10 +3,10 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresKeyStore } from '../src/keys/postgres-store.ts';
-import { bulkKeyId, bulkPostgresKeys } from './helpers/bulk-keys.ts';
-import { BIN, ROOT } from './helpers/sidecar.ts';
-import { streamed } from './helpers/streamed-cli.ts';
+import { PostgresKeyStore } from '../../src/keys/postgres-store.ts';
+import { bulkKeyId, bulkPostgresKeys } from '../helpers/bulk-keys.ts';
+import { BIN, ROOT } from '../helpers/sidecar.ts';
+import { streamed } from '../helpers/streamed-cli.ts';
 
 const PG_BASE = process.env.KEYGATE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RUN = `kg_list_${process.pid}_${randomBytes(4).toString('hex')}`;

@@ -3,13 +3,13 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seedBenchKeys } from '../bench/keys.ts';
-import { runLoad } from '../bench/load.ts';
-import { probe } from '../bench/probe.ts';
-import { onlyOwnItems, type LoadCase } from '../bench/scenarios.ts';
-import { stopAll } from '../bench/spawn.ts';
-import { startHttpProxy3, startKeygate, startUndiciForwarder, type Target } from '../bench/targets.ts';
-import { startDemoBackend, type DemoBackend } from '../src/demo/backend.ts';
+import { seedBenchKeys } from '../../bench/keys.ts';
+import { runLoad } from '../../bench/load.ts';
+import { probe } from '../../bench/probe.ts';
+import { onlyOwnItems, type LoadCase } from '../../bench/scenarios.ts';
+import { stopAll } from '../../bench/spawn.ts';
+import { startHttpProxy3, startKeygate, startUndiciForwarder, type Target } from '../../bench/targets.ts';
+import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
 
 const DEVICES_PER_USER = 500;
 /** The backend answers this late, so every request of a closing run is still in flight. */

@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { GrowthReport } from '../bench/growth/model.ts';
+import type { GrowthReport } from '../../bench/growth/model.ts';
 
-const ROOT = resolve(import.meta.dirname, '..');
+const ROOT = resolve(import.meta.dirname, '../..');
 const out = mkdtempSync(join(tmpdir(), 'keygate-bench-growth-smoke-'));
 
 afterAll(() => rmSync(out, { recursive: true, force: true }));

@@ -5,12 +5,12 @@ import { randomBytes } from 'node:crypto';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { mintKey } from '../src/keys/mint-key.ts';
-import { hashKey } from '../src/keys/key-format.ts';
-import { PostgresKeyStore } from '../src/keys/postgres-store.ts';
-import { openStore } from '../src/keys/open-store.ts';
-import { StoreNotFoundError, UnknownKeyError } from '../src/keys/store.ts';
-import { bulkKeyId, bulkPostgresKeys } from './helpers/bulk-keys.ts';
+import { mintKey } from '../../src/keys/mint-key.ts';
+import { hashKey } from '../../src/keys/key-format.ts';
+import { PostgresKeyStore } from '../../src/keys/postgres-store.ts';
+import { openStore } from '../../src/keys/open-store.ts';
+import { StoreNotFoundError, UnknownKeyError } from '../../src/keys/store.ts';
+import { bulkKeyId, bulkPostgresKeys } from '../helpers/bulk-keys.ts';
 
 const PG_BASE = process.env.KEYGATE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RUN = `kg_test_${process.pid}_${randomBytes(4).toString('hex')}`;

@@ -5,10 +5,10 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mintKey } from '../src/keys/mint-key.ts';
-import { startDemoBackend, type DemoBackend } from '../src/demo/backend.ts';
-import { key, send } from './helpers/http.ts';
-import { BIN, ROOT, startSidecar, type Sidecar } from './helpers/sidecar.ts';
+import { mintKey } from '../../src/keys/mint-key.ts';
+import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { key, send } from '../helpers/http.ts';
+import { BIN, ROOT, startSidecar, type Sidecar } from '../helpers/sidecar.ts';
 
 const PG_BASE = process.env.KEYGATE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SCHEMA = `kg_test_${process.pid}_${randomBytes(4).toString('hex')}_sidecar`;

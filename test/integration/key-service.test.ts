@@ -3,12 +3,12 @@
 // changes pushed to another store instance (another connection, as another process).
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { hashKey } from '../src/keys/key-format.ts';
-import { KeyNotFoundError, KeyService, KeyStateError, type KeyEventLine } from '../src/keys/key-service.ts';
-import { openStore } from '../src/keys/open-store.ts';
-import type { KeyChange, KeyStore } from '../src/keys/store.ts';
-import { pgSchemas } from './helpers/pg-schemas.ts';
-import { tempDir } from './helpers/sidecar.ts';
+import { hashKey } from '../../src/keys/key-format.ts';
+import { KeyNotFoundError, KeyService, KeyStateError, type KeyEventLine } from '../../src/keys/key-service.ts';
+import { openStore } from '../../src/keys/open-store.ts';
+import type { KeyChange, KeyStore } from '../../src/keys/store.ts';
+import { pgSchemas } from '../helpers/pg-schemas.ts';
+import { tempDir } from '../helpers/sidecar.ts';
 
 const pg = pgSchemas('service');
 const opened: KeyStore[] = [];
