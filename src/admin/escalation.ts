@@ -3,7 +3,7 @@ import { mayChooseReferenceId } from '../keys/generated-reference.ts';
 import { isPublicType, type KeyRecord } from '../keys/key-record.ts';
 import { toPrincipal, type Principal } from '../keys/principal.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
-import { firstWider, reachWithin, type Reach } from './reach.ts';
+import { firstWider, type Reach } from './reach.ts';
 
 /** Who acts, under which policy, and the conditions of the grant that let it (null: none). */
 export interface Actor {

@@ -36,10 +36,6 @@ afterAll(async () => {
 });
 beforeEach(() => backend.reset());
 
-function onlyDeviceReads(): string[] {
-  return backend.received.map((r) => `${r.method} ${r.url}`).filter((l) => !l.startsWith('GET /v1/devices?referenceId='));
-}
-
 describe('POST /v1/connections', () => {
   it('is answered by Keygate (201, Texture\'s shape, linkUrl under --public-url), never forwarded', async () => {
     const r = await createLink(port, connectKey.key, { redirectUrl: REDIRECT, clientName: 'Acme', state: 'st-1' });
