@@ -11,7 +11,7 @@ import { startBackend, startKeygate, type Target } from './targets.ts';
 import { machine } from './report.ts';
 
 /** DESIGN.md: "RSS growth < 100 MB" under a flood of 1,000,000 distinct bad keys. */
-export const MEMORY_GROWTH_LIMIT_MB = 100;
+const MEMORY_GROWTH_LIMIT_MB = 100;
 
 const MB = 2 ** 20;
 /**
@@ -49,7 +49,7 @@ function cacheSizes(samples: readonly Sample[]): Record<string, number> | null {
   return Object.fromEntries(found.map((s) => [`${s.name}${Object.keys(s.labels).length === 0 ? '' : JSON.stringify(s.labels)}`, s.value]));
 }
 
-export interface Heap {
+interface Heap {
   readonly usedMb: number;
   readonly totalMb: number;
   readonly externalMb: number;

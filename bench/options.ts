@@ -36,13 +36,13 @@ export interface BenchOptions {
   readonly record: boolean;
 }
 
-export const GROWTH_AXES = ['answer', 'policy', 'keys', 'connections'] as const;
+const GROWTH_AXES = ['answer', 'policy', 'keys', 'connections'] as const;
 export type GrowthAxis = (typeof GROWTH_AXES)[number];
 
 export const BENCH_ROOT = import.meta.dirname;
 export const SCENARIOS = [1, 2, 3, 4, 5, 6, 7] as const;
 
-export const USAGE = `usage: npm run bench -- [options]
+const USAGE = `usage: npm run bench -- [options]
   --duration S       seconds per measured run (default 10)
   --connections N    concurrent autocannon connections (default 64)
   --rounds N         interleaved rounds; the median is reported (default 3)

@@ -9,9 +9,9 @@ import { median } from './stats.ts';
 import { barChart } from './svg.ts';
 
 /** The figures the table shows, each the median over rounds. */
-export const FIGURES = ['rps', 'p50', 'p99', 'p999', 'cpuPercent', 'cpuUsPerRequest', 'rssMb'] as const;
-export type Figure = (typeof FIGURES)[number];
-export type Figures = Record<Figure, number>;
+const FIGURES = ['rps', 'p50', 'p99', 'p999', 'cpuPercent', 'cpuUsPerRequest', 'rssMb'] as const;
+type Figure = (typeof FIGURES)[number];
+type Figures = Record<Figure, number>;
 
 export interface CaseSummary {
   readonly id: string;

@@ -5,7 +5,7 @@ import type { LoadCase } from './scenarios.ts';
 /** Other processes using more than this % of one core during a run make it "disturbed". */
 export const DISTURBED_PERCENT = 20;
 
-export function describe(m: Measurement): string {
+function describe(m: Measurement): string {
   return `${Math.round(m.rps).toLocaleString('en-US').padStart(7)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  ` +
     `errors ${m.errors}  cpu ${m.cpuPercent.toFixed(0)}%  client ${m.clientCpuPercent.toFixed(0)}%  other ${m.otherCpuPercent.toFixed(0)}%`;
 }

@@ -7,8 +7,8 @@ import { measureAxis } from './measure.ts';
 import { count, target, times, type AxisContext, type AxisResult, type GrowthRow } from './model.ts';
 
 /** The issue's targets for the answer axis. */
-export const EXTRA_US_PER_ITEM = 0.2;
-export const MIN_RATIO_AT_LARGEST = 0.8;
+const EXTRA_US_PER_ITEM = 0.2;
+const MIN_RATIO_AT_LARGEST = 0.8;
 
 /**
  * The backend's own answer for alice's first `n` devices, checked once in full (only

@@ -8,8 +8,8 @@ import { measureAxis, sleep } from './measure.ts';
 import { count, target, times, type AxisContext, type AxisResult, type GrowthRow } from './model.ts';
 
 /** The targets: within 10 % of the forwarder at every count, memory returned after the burst. */
-export const MIN_RATIO = 0.9;
-export const MAX_RSS_KEPT_MB = 50;
+const MIN_RATIO = 0.9;
+const MAX_RSS_KEPT_MB = 50;
 
 const MB = 2 ** 20;
 

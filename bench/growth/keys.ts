@@ -10,8 +10,8 @@ import { measureAxis } from './measure.ts';
 import { count, target, times, type AxisContext, type AxisResult, type GrowthRow } from './model.ts';
 
 /** The "keep (flat)", as numbers: the flood within 10 %, a cold lookup within 20 %. */
-export const MIN_FLOOD_RATIO = 0.9;
-export const MAX_COLD_RATIO = 1.2;
+const MIN_FLOOD_RATIO = 0.9;
+const MAX_COLD_RATIO = 1.2;
 
 /** First-time keys sent one after another per Keygate and round (and a tenth of that before round 1). */
 const COLD_PER_ROUND = 200;

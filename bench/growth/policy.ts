@@ -12,9 +12,9 @@ import { measureAxis } from './measure.ts';
 import { count, target, times, type AxisContext, type AxisResult, type GrowthRow } from './model.ts';
 
 /** The targets for the policy axis. */
-export const MAX_LOAD_MS = 1000;
-export const MAX_STARTUP_MS = 1000;
-export const MAX_PER_REQUEST_GROWTH = 1.05;
+const MAX_LOAD_MS = 1000;
+const MAX_STARTUP_MS = 1000;
+const MAX_PER_REQUEST_GROWTH = 1.05;
 
 /** Start-ups timed per size (the median is reported); the last one stays up for the load. */
 const STARTUPS = 3;

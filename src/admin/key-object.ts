@@ -28,7 +28,7 @@ export function keyObject(r: KeyRecord): Record<string, unknown> {
 }
 
 /** Conditions in the EVRYTHNG form: `attribute:value` strings. */
-export function conditionStrings(conditions: KeyRecord['conditions']): string[] {
+function conditionStrings(conditions: KeyRecord['conditions']): string[] {
   const out: string[] = [];
   for (const attribute of Object.keys(conditions)) for (const v of conditions[attribute]!) out.push(`${attribute}:${v}`);
   return out;

@@ -5,7 +5,7 @@ import type { KeyStore } from '../keys/store.ts';
 import { printable } from './key-text.ts';
 
 /** Keys asked of the store at a time: what `keys list` holds in memory, however many it prints. */
-export const LIST_PAGE = 1000;
+const LIST_PAGE = 1000;
 
 export interface ListRequest {
   readonly type: KeyType | undefined;

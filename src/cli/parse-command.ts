@@ -8,7 +8,7 @@ import { UsageError } from './usage-error.ts';
 export type Parsed<O extends Options> = { readonly help: true } | { readonly help: false; readonly values: Values<O>; readonly positionals: readonly string[] };
 
 /** `--help` or `-h` anywhere before `--` asks for help, whatever else the line holds. */
-export function wantsHelp(argv: readonly string[]): boolean {
+function wantsHelp(argv: readonly string[]): boolean {
   for (const arg of argv) {
     if (arg === '--') return false;
     if (arg === '--help' || arg === '-h') return true;

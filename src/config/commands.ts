@@ -30,7 +30,7 @@ function command<const O extends Options>(spec: CommandSpec<O>): CommandSpec<O> 
   return spec;
 }
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const MS = 'MS';
 const milliseconds = wholeNumber('milliseconds');

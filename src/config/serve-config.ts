@@ -9,7 +9,7 @@ import type { Values } from './option.ts';
 export type ServeValues = Values<typeof SERVE.options>;
 
 /** Body memory per key type, in bodies of --max-body: what Keygate may hold while it reads bodies before dispatch. */
-export const BODY_MEMORY_BODIES = 32;
+const BODY_MEMORY_BODIES = 32;
 
 /** `keygate serve`'s options, resolved (see commands.ts), plus the groups the server hands to its parts. */
 export interface ServeConfig extends ServeValues {

@@ -5,7 +5,7 @@ import { parseUpstreamStrict } from '../pipeline/proving/strict-json.ts';
 import type { DeviceLine } from './pages/views.ts';
 
 /** How many of a user's devices the consent page lists (and the confirmation reads). */
-export const MAX_LISTED = 100;
+const MAX_LISTED = 100;
 
 function stringOr(v: unknown): string | null {
   return typeof v === 'string' && v !== '' ? v : null;

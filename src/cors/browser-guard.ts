@@ -11,10 +11,6 @@ import type { KnownOrigins } from './known-origins.ts';
  */
 const SECRET: ReadonlySet<KeyType> = new Set<KeyType>(['server', 'operator', 'access-token']);
 
-export function isSecretKeyType(type: KeyType): boolean {
-  return SECRET.has(type);
-}
-
 const EXPOSED = sharedRefusal('KEY_EXPOSED');
 const ORIGIN_REFUSED = sharedRefusal('ORIGIN_NOT_ALLOWED', 'the key does not allow this origin');
 

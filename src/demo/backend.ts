@@ -4,7 +4,7 @@ import { demoDevices, page, type Command, type Device } from './data.ts';
 import { manufacturerStep } from './manufacturer-step.ts';
 
 /** What the backend saw: tests assert on these, not only on what the client got. */
-export interface ReceivedRequest {
+interface ReceivedRequest {
   readonly method: string;
   readonly url: string;
   readonly path: string;
@@ -15,7 +15,7 @@ export interface ReceivedRequest {
 }
 
 /** Switches tests flip to make the backend misbehave. */
-export interface BackendBehaviour {
+interface BackendBehaviour {
   /** Return every device from GET /v1/devices whatever the filter (a backend that ignores referenceId). */
   ignoreFilter: boolean;
   /** Delay every answer by this many ms (a slow backend). */

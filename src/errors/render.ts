@@ -7,7 +7,7 @@ import { KeygateError } from './keygate-error.ts';
  * the scheme is an API key, sent in the `Texture-Api-Key` header. A constant, so the 401
  * flood pays one more header, not a string built per refusal.
  */
-export const API_KEY_CHALLENGE = 'ApiKey realm="keygate", header="Texture-Api-Key"';
+const API_KEY_CHALLENGE = 'ApiKey realm="keygate", header="Texture-Api-Key"';
 
 /** The body up to the request id, per catalogue entry: a refusal flood re-serialises nothing. */
 const PREFIXES = new Map<ErrorCode, string>();

@@ -20,11 +20,11 @@ export class KeyInputError extends Error {
   }
 }
 
-export const MAX_NAME = 200;
-export const MAX_DESCRIPTION = 2000;
-export const MAX_ROLES = 50;
-export const MAX_CONDITION_ATTRIBUTES = 20;
-export const MAX_CONDITION_VALUES = 100;
+const MAX_NAME = 200;
+const MAX_DESCRIPTION = 2000;
+const MAX_ROLES = 50;
+const MAX_CONDITION_ATTRIBUTES = 20;
+const MAX_CONDITION_VALUES = 100;
 
 /** A role name as the policy writes it (drafts.ts). */
 const ROLE_NAME = /^[a-z][a-zA-Z0-9_-]{0,63}$/;

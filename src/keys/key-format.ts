@@ -11,7 +11,7 @@ import { hash, randomBytes } from 'node:crypto';
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const BODY_LENGTH = 32;
 const CHECK_LENGTH = 6;
-export const KEY_PREFIXES = ['api_', 'scoped_'] as const;
+const KEY_PREFIXES = ['api_', 'scoped_'] as const;
 export type KeyPrefix = (typeof KEY_PREFIXES)[number];
 
 const IS_BASE62 = new Uint8Array(128);

@@ -86,7 +86,7 @@ export function prefixFor(type: KeyType): 'api_' | 'scoped_' {
 }
 
 /** How many characters of a secret a key object shows (`api_AbCd`): enough to tell keys apart, about 24 bits of it. */
-export const KEY_PREFIX_LENGTH = 8;
+const KEY_PREFIX_LENGTH = 8;
 
 export function keyPrefixOf(secret: string): string {
   return secret.slice(0, KEY_PREFIX_LENGTH);

@@ -33,7 +33,7 @@ const NAMES = [
 export const PG_COLUMNS = NAMES.join(', ');
 export const PG_QUALIFIED_COLUMNS = NAMES.map((n) => `k.${n}`).join(', ');
 
-export function iso(value: Date | string): string {
+function iso(value: Date | string): string {
   return value instanceof Date ? value.toISOString() : new Date(value).toISOString();
 }
 

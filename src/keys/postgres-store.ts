@@ -44,9 +44,9 @@ import {
 import { LAST_USED_STEP_MS, UnknownKeyError, type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, type Rotation } from './store.ts';
 import { parsePostgresUrl, type PostgresStoreOptions } from './store-url.ts';
 
-export const CHANGED_CHANNEL = 'keygate_key_changed';
+const CHANGED_CHANNEL = 'keygate_key_changed';
 /** The channel Keygate before schema 2 listens on (payload: the key hash), kept for a rolling upgrade. */
-export const REVOKED_CHANNEL = 'keygate_key_revoked';
+const REVOKED_CHANNEL = 'keygate_key_revoked';
 
 /** Bounds on every database interaction, so no request and no startup ever hangs on the store. */
 const CONNECT_TIMEOUT_MS = 2_000;

@@ -12,10 +12,9 @@ import {
 } from './store.ts';
 
 export { retryWhileBusy } from './sqlite-busy.ts';
-export { CHANGE_CHECK_MS } from './sqlite-feed.ts';
 
 /** How often a watching store checks that its path still names the file it has open. */
-export const FILE_CHECK_MS = 500;
+const FILE_CHECK_MS = 500;
 /** A hash no key has (hashKey() is lower-case hex): the readiness lookup in an empty store. */
 const PROBE_HASH = '0'.repeat(64);
 

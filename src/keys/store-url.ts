@@ -25,7 +25,7 @@ const DEFAULT_APPLICATION_NAME = 'keygate';
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** A URL fit for an error message: the password replaced. */
-export function redactStoreUrl(url: string): string {
+function redactStoreUrl(url: string): string {
   return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
 }
 

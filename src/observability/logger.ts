@@ -6,7 +6,7 @@ import { LogDestination, makeStdoutNonBlocking } from './log-destination.ts';
  * Paths that may hold a key, censored wherever they appear in an operational log line.
  * The access log never reads the key header in the first place (invariant 6).
  */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'key',
   'secret',
   'headers["texture-api-key"]',

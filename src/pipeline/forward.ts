@@ -127,7 +127,7 @@ export interface BufferSink {
 }
 
 /** The largest backend answer Keygate will hold in memory to check it. */
-export const MAX_CHECKED_RESPONSE_BYTES = 16 * 1024 * 1024;
+const MAX_CHECKED_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 class BufferHandler implements Dispatcher.DispatchHandler {
   readonly #sink: BufferSink;

@@ -11,8 +11,6 @@ import { idFromValue, proveByLookup } from './prove.ts';
 import { checkJsonBodyHeaders, judgeBody, parseJsonBody } from './proving/request-body.ts';
 import { listCheck, responseCheck, responseIdCheck, type ResponseCheck } from './proving/response-checks.ts';
 
-export type { ResponseCheck } from './proving/response-checks.ts';
-
 export interface IncomingRequest {
   readonly method: string;
   readonly target: Target;

@@ -36,7 +36,7 @@ export interface RoleDraft {
   conditions: Array<{ attribute: string; node: YamlNode; values: Array<{ value: string; node: YamlNode }> }>;
 }
 
-export interface KeyTypeDraft {
+interface KeyTypeDraft {
   type: KeyType;
   w: YamlWalker;
   node: YamlNode;
@@ -55,7 +55,7 @@ export interface FileDrafts {
 }
 
 const NAME = /^[a-z][a-zA-Z0-9_-]*$/;
-export const DEFAULT_LOOKUP_TTL_MS = 10_000;
+const DEFAULT_LOOKUP_TTL_MS = 10_000;
 
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 

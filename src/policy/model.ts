@@ -44,7 +44,7 @@ export interface CompiledRoute {
   readonly position: Position;
 }
 
-export interface AttributeLookup {
+interface AttributeLookup {
   readonly template: RouteTemplate;
   readonly ttlMs: number;
 }

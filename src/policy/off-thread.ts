@@ -28,7 +28,7 @@ export function detachMatcher(policy: CompiledPolicy): Omit<CompiledPolicy, 'mat
 }
 
 /** The matcher of a cloned policy: every route of every resource, as compilePolicy added them. */
-export function attachMatcher(policy: Omit<CompiledPolicy, 'matcher'>): CompiledPolicy {
+function attachMatcher(policy: Omit<CompiledPolicy, 'matcher'>): CompiledPolicy {
   const matcher = new RouteMatcher<CompiledRoute>();
   for (const resource of policy.resources.values()) {
     for (const routes of resource.actions.values()) for (const route of routes) matcher.add(route.template, route);

@@ -117,7 +117,7 @@ export function object<F extends Fields, R extends keyof F & string = never>(
 export type Refs = Readonly<Record<string, (value: string) => string | undefined>>;
 
 /** A YAML node's value as read by readShape, with the node it came from (for later checks that need a position). */
-export const NODE: unique symbol = Symbol('yaml node');
+const NODE: unique symbol = Symbol('yaml node');
 
 const DROP: unique symbol = Symbol('drop');
 

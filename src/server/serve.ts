@@ -84,7 +84,7 @@ function maxConnectionsFor(config: ServeConfig, logger: Loggers['logger']): numb
 }
 
 /** How often the origins preflights are answered for are read again from the store (a new connect key's origins wait at most this long). */
-export const ORIGINS_REFRESH_MS = 5_000;
+const ORIGINS_REFRESH_MS = 5_000;
 
 export interface StartOptions {
   /** false in a cluster worker (see RunningKeygate). */

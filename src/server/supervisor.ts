@@ -11,17 +11,17 @@ import { exitAfterFlush, LAST_FLUSH_MS } from './process.ts';
 import type { ReadinessReport } from './readiness.ts';
 
 /** A worker that died is replaced after this delay, doubled for each crash in the window, up to the maximum. */
-export const RESTART_BACKOFF_MIN_MS = 100;
-export const RESTART_BACKOFF_MAX_MS = 5_000;
+const RESTART_BACKOFF_MIN_MS = 100;
+const RESTART_BACKOFF_MAX_MS = 5_000;
 /**
  * "Keep crashing": this many crashes per worker within CRASH_WINDOW_MS (at least
  * MIN_CRASH_LIMIT in all). Then replacing them is not helping (a bad deployment, a store
  * that fails every start): the primary stops the others and exits 1, so the orchestrator
  * sees a failed process instead of one that serves at a fraction of its capacity.
  */
-export const CRASHES_PER_WORKER = 3;
-export const MIN_CRASH_LIMIT = 5;
-export const CRASH_WINDOW_MS = 60_000;
+const CRASHES_PER_WORKER = 3;
+const MIN_CRASH_LIMIT = 5;
+const CRASH_WINDOW_MS = 60_000;
 /** How long the primary waits for a worker's answer (readiness within a probe's usual 1 s timeout). */
 const READINESS_TIMEOUT_MS = 800;
 const METRICS_TIMEOUT_MS = 2_000;

@@ -98,7 +98,7 @@ const CASE = object(
   { required: ['name', 'key', 'request', 'expect'] },
 );
 
-export const TEST_FILE = object(
+const TEST_FILE = object(
   {
     fixtures: map(map(anyOf([map(json()), nullValue({ description: 'no such resource (the lookup answers 404)' })]), { description: 'id -> the attributes the lookup answers' }), {
       keys: string({ ref: 'resource', description: 'A resource of the policy with attributes.lookup' }),

@@ -39,7 +39,7 @@ export function apiOf(sidecar: () => Sidecar): Api {
 }
 
 /** The fields of a key object: exactly these, never a secret or a hash. */
-export const KEY_OBJECT_FIELDS = [
+const KEY_OBJECT_FIELDS = [
   'allowReferenceId', 'allowedOrigins', 'allowedRedirects', 'conditions', 'createdAt', 'createdBy', 'description', 'expiresAt', 'id', 'keyPrefix',
   'lastUsedAt', 'name', 'referenceId', 'revoked', 'revokedAt', 'roles', 'type', 'updatedAt',
 ];

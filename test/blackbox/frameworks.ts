@@ -39,7 +39,7 @@ export interface Quirks {
 }
 
 /** What the backend did because of a request: the state change or the data it chose. */
-export interface Effect {
+interface Effect {
   action: string;
   target: string;
   /** A list: the ids it returned. */
@@ -59,11 +59,11 @@ export interface FrameworkBackend {
   close(): Promise<void>;
 }
 
-export const THNGS = [
+const THNGS = [
   { id: 'th_f1', customFields: { factoryId: 'f1' }, name: 'F1_THNG' },
   { id: 'th_f3', customFields: { factoryId: 'f3' }, name: 'F3_SECRET_THNG' },
 ];
-export const PLACES = [
+const PLACES = [
   { id: 'pl_f1', customFields: { factoryId: 'f1' } },
   { id: 'pl_f3', customFields: { factoryId: 'f3' } },
 ];
@@ -73,7 +73,7 @@ export const BIG_BOB = '9007199254740993';
 const SERIALS: Record<string, string> = { 'dev-alice-1': 'SN-A1', 'dev-alice-2': 'SN-A2', 'dev-bob-1': 'SN-B1', 'dev-bob-2': 'SN-B2' };
 
 /** Java's String.equalsIgnoreCase: per UTF-16 unit, equal after upper-casing, or after upper- then lower-casing. */
-export function javaEqualsIgnoreCase(a: string, b: string): boolean {
+function javaEqualsIgnoreCase(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;

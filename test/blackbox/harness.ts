@@ -88,7 +88,7 @@ export const DEVICES: Device[] = [
   { id: 'dev-bob-2', referenceId: 'bob', name: 'Bob charger', secret: 'BOB_SECRET_2' },
 ];
 
-export const COMMANDS = [
+const COMMANDS = [
   { id: 'cmd-alice-1', deviceId: 'dev-alice-1', status: 'succeeded', note: 'ALICE_CMD' },
   { id: 'cmd-bob-1', deviceId: 'dev-bob-1', status: 'succeeded', note: 'BOB_CMD' },
 ];

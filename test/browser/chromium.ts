@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 
 /** Debian's Chromium, as `which chromium` finds it (.ci/run installs it when missing); never a browser of playwright's own. */
-export function chromiumPath(): string {
+function chromiumPath(): string {
   const found = execFileSync('sh', ['-c', 'command -v chromium || true'], { encoding: 'utf8' }).trim();
   if (found === '') throw new Error('chromium is not installed (apt-get install -y chromium; .ci/run does it when missing)');
   return found;
