@@ -10,7 +10,7 @@ import { keygateCases, type LoadCase } from './scenarios.ts';
 import { startBackend, startKeygate, type Target } from './targets.ts';
 import { machine } from './report.ts';
 
-/** DESIGN.md: "RSS growth < 100 MB" under a flood of 1,000,000 distinct bad keys. */
+/** The memory target: RSS growth < 100 MB under a flood of 1,000,000 distinct bad keys. */
 const MEMORY_GROWTH_LIMIT_MB = 100;
 
 const MB = 2 ** 20;

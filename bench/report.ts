@@ -112,7 +112,7 @@ export function summarizeColdStart(rounds: ColdStartResult[], concurrency: numbe
   };
 }
 
-/** The DESIGN.md performance targets that a throughput run can measure. */
+/** The performance targets that a throughput run can measure. */
 export function checkTargets(cases: readonly CaseSummary[], cold: ColdStartSummary | undefined, scenarios: ReadonlySet<number>): TargetCheck[] {
   const rps = (id: string): number | undefined => cases.find((c) => c.id === id)?.median.rps;
   const ratio = (id: string, description: string, a: string, b: string, min: number): TargetCheck | undefined => {

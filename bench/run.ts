@@ -1,5 +1,6 @@
 // `npm run bench`: Keygate against baselines on loopback, interleaved rounds, medians,
-// ratios to a bare undici forwarder, DESIGN.md's performance targets. See USAGE in options.ts.
+// ratios to a bare undici forwarder, the performance targets (checkTargets in report.ts).
+// See USAGE in options.ts.
 import { join, relative } from 'node:path';
 import { formatGrowth, growthMarkdown, recordGrowth, writeGrowthReport } from './growth/report.ts';
 import { runGrowth } from './growth/run.ts';

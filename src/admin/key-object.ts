@@ -35,7 +35,7 @@ function conditionStrings(conditions: KeyRecord['conditions']): string[] {
 }
 
 /**
- * An access token as EVRYTHNG's Access Tokens API shows it (seed 003): its roles are its
+ * An access token as EVRYTHNG's Access Tokens API shows it: its roles are its
  * `policies`, its conditions `attribute:value` strings; the secret, once, as `apiKey`.
  */
 export function accessTokenObject(r: KeyRecord): Record<string, unknown> {

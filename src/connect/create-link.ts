@@ -24,7 +24,7 @@ export interface CreatedLink {
   readonly expiresAt: string;
 }
 
-/** Keys that live in pages and apps, where anyone can read them (seed 000: connect keys "are alright to be used publicly"). */
+/** Keys that live in pages and apps, where anyone can read them (Texture's documentation: connect keys "are alright to be used publicly"). */
 function isPublic(type: KeyType): boolean {
   return type === 'connect' || type === 'scoped';
 }

@@ -5,7 +5,7 @@ import type { Principal } from '../keys/principal.ts';
 import type { KnownOrigins } from './known-origins.ts';
 
 /**
- * Key types that are secret (seed 000: server keys are "never to be used in any context
+ * Key types that are secret (Texture's documentation: server keys are "never to be used in any context
  * that is user-facing or client-side"; EVRYTHNG operator keys and access tokens likewise).
  * Connect keys are public by design and scoped keys are made for client apps.
  */

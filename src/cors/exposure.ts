@@ -6,7 +6,7 @@ import type { ExposureReport } from './browser-guard.ts';
 export interface ExposureOptions {
   readonly logger: Logger;
   readonly registry: Registry;
-  /** `--revoke-exposed-keys`: revoke the key at once (Texture revokes keys it sees used client-side, seed 000). */
+  /** `--revoke-exposed-keys`: revoke the key at once (Texture revokes keys it sees used client-side). */
   readonly revoke: ((principal: Principal, keyHeader: string) => Promise<void>) | null;
 }
 

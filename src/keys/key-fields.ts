@@ -26,7 +26,7 @@ const MAX_ROLES = 50;
 const MAX_CONDITION_ATTRIBUTES = 20;
 const MAX_CONDITION_VALUES = 100;
 
-/** A role name as the policy writes it (drafts.ts). */
+/** A role name as the policy writes it (policy/drafts.ts). */
 const ROLE_NAME = /^[a-z][a-zA-Z0-9_-]{0,63}$/;
 /** An attribute: what the policy's resources name (`referenceId`, `factoryId`, `customFields.x`). */
 const ATTRIBUTE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;

@@ -2,8 +2,8 @@ import { hash, randomBytes } from 'node:crypto';
 
 /**
  * Key layout: PREFIX + BODY + CHECK.
- * - PREFIX is `api_` (server, connect, operator, access-token) or `scoped_` (seed 002:
- *   "Scoped keys are prefixed with scoped_, while traditional API keys are prefixed with api_").
+ * - PREFIX is `api_` (server, connect, operator, access-token) or `scoped_` (Texture's
+ *   documentation: "Scoped keys are prefixed with scoped_, while traditional API keys are prefixed with api_").
  * - BODY is 32 base62 characters drawn from 24 random bytes: log2(62^32) ≈ 190 bits.
  * - CHECK is the CRC-32 of PREFIX+BODY in 6 base62 characters, so a typo or a forged
  *   random string is refused before the store (or even the cache) is asked.

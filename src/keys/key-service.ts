@@ -25,7 +25,7 @@ export class KeyStateError extends Error {
   }
 }
 
-/** The longest rotation grace period: a week (DESIGN: rotation). */
+/** The longest rotation grace period: a week. */
 export const MAX_GRACE_MS = 7 * 86_400_000;
 
 /** The audit event as the service logs it, one JSON line per change (the store holds the same, with its seq). */

@@ -24,7 +24,7 @@
  * reconnect it tells the listeners `all` (what was notified meanwhile is lost). Channels
  * are database-wide, so stores in other schemas of the same database also receive the id;
  * for them it only evicts a cache entry that does not exist. The key cache TTL stays the
- * bound when a notification is lost (DESIGN, invariant 7).
+ * bound when a notification is lost (invariant 7, README: Security).
  *
  * Outages: `connect()` never fails because the database is down. It tries to create the
  * schema and, if that fails, returns a store whose queries reject (the sidecar starts,

@@ -17,7 +17,7 @@ function admit(principal: Principal | undefined, prefix: string): Principal | Ke
   if (principal === undefined) return UNKNOWN;
   // Most keys never expire: no clock read for them.
   if (principal.expiresAtMs !== Infinity && principal.expiresAtMs <= Date.now()) return EXPIRED;
-  // A key is only valid with the prefix its type was minted with (seed 002).
+  // A key is only valid with the prefix its type was minted with (Texture's key format).
   if (prefixFor(principal.type) !== prefix) return WRONG_PREFIX;
   return principal;
 }

@@ -11,7 +11,7 @@ export interface IdSource {
 }
 
 /**
- * How a route proves a condition (issue 4 §3):
+ * How a route proves a condition:
  * - filter: set the attribute as a query filter, and check every item of the list response;
  * - lookup: fetch the resource's attributes (cached) by the id from `id` before forwarding
  *   (or, for `response.*` ids, before the response reaches the client);

@@ -160,7 +160,7 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
         status = checked.status;
         text = checked.body.toString();
         out = JSON.parse(text);
-        // What the client gets, as serve writes it (proxy-handler.ts: the backend's headers, or Keygate's length for a body it wrote).
+        // What the client gets, as serve writes it (server/proxy-handler.ts: the backend's headers, or Keygate's length for a body it wrote).
         const list = responseHeaders(checked.headers, 'test', checked.body === answer.body ? undefined : checked.body.length);
         released = new Map();
         for (let i = 0; i < list.length; i += 2) released.set(list[i]!, list[i + 1]!);

@@ -1,4 +1,4 @@
-// Attack 2: 401 cases, error shape, revocation through the CLI while running, bad-key floods.
+// 401 cases, error shape, revocation through the CLI while running, bad-key floods.
 import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import {

@@ -1,4 +1,4 @@
-// Attack 6: bodies the policy reads are parsed strictly and the same bytes are forwarded.
+// Bodies the policy reads are parsed strictly and the same bytes are forwarded.
 import { gzipSync, deflateSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import {

@@ -1,4 +1,4 @@
-// Attack 1: the key table from DESIGN.md, verified against what the backend RECEIVED.
+// The key table (README: What Keygate enforces), verified against what the backend RECEIVED.
 import { describe, expect, test } from 'vitest';
 import {
   errorBody, keyHeader, send, useStack, writes,

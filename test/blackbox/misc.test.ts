@@ -1,4 +1,4 @@
-// Attack 11: smuggling, connection reuse, odd methods, huge headers, odd owner ids.
+// Smuggling, connection reuse, odd methods, huge headers, odd owner ids.
 import { describe, expect, test } from 'vitest';
 import {
   keyHeader, rawSend, send, useStack, writes,

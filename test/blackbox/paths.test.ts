@@ -1,4 +1,4 @@
-// Attack 3: path canonicalisation. The path the policy judged is the path the backend receives.
+// Path canonicalisation. The path the policy judged is the path the backend receives.
 import { describe, expect, test } from 'vitest';
 import {
   errorBody, keyHeader, rawSend, send, useStack, writes,

@@ -1,4 +1,4 @@
-// Attack 10: 502 (backend down) and 504 (backend hangs) are JSON and bounded in time.
+// 502 (backend down) and 504 (backend hangs) are JSON and bounded in time.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   createKeySet, errorBody, keyHeader, send, startBackend, startSidecar, type Backend, type KeySet, type Sidecar,

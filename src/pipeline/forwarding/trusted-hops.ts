@@ -9,7 +9,7 @@ export interface TrustedHops {
   has(address: string | undefined): boolean;
 }
 
-/** From `address/prefix` strings (config.ts has checked them); null when there are none. */
+/** From `address/prefix` strings (config/values.ts has checked them); null when there are none. */
 export function trustedHops(cidrs: readonly string[]): TrustedHops | null {
   if (cidrs.length === 0) return null;
   const list = new BlockList();

@@ -147,7 +147,7 @@ function makeListCheck(resource: CompiledResource, conditions: readonly Conditio
 }
 
 /**
- * A check depends only on the resource and the conditions, both immutable (authorize.ts
+ * A check depends only on the resource and the conditions, both immutable (../authorize.ts
  * hands out one frozen condition list per key and role), so a warm request reuses the
  * check, and its scan fields, instead of building them. Weak in the conditions: a
  * resource lives until the next reload, the keys' condition lists come and go.
