@@ -15,7 +15,7 @@ function sqliteVersion(db: DatabaseSync): number {
 export interface MigrateOptions {
   /** serve and `keys create` create and upgrade a store; other commands only read one of this version. */
   readonly create: boolean;
-  /** Runs a step again while SQLite answers busy (retryWhileBusy, sqlite-busy.ts). */
+  /** Runs a step again while SQLite answers busy (retryWhileBusy, ../sqlite-busy.ts). */
   readonly retry: (step: () => void) => void;
   readonly label: string;
 }
