@@ -129,8 +129,8 @@ export function checkTargets(cases: readonly CaseSummary[], cold: ColdStartSumma
     ratio('s6-vs-s1', 'scenario 6 (403 flood) req/s ÷ scenario 1', 's6', 's1', 2),
   ].filter((c) => c !== undefined);
   if (scenarios.has(7)) {
-    const ok = cold !== undefined && cold.rounds.every((r) => r.storeQueries === 1);
-    checks.push({ id: 's7-store-queries', description: `scenario 7 store queries for ${cold?.concurrency ?? 1000} concurrent first requests (max over rounds)`, value: cold?.storeQueries ?? null, threshold: '= 1', pass: cold === undefined ? null : ok });
+    const ok = cold?.rounds.every((r) => r.storeQueries === 1) ?? null;
+    checks.push({ id: 's7-store-queries', description: `scenario 7 store queries for ${cold?.concurrency ?? 1000} concurrent first requests (max over rounds)`, value: cold?.storeQueries ?? null, threshold: '= 1', pass: ok });
   }
   return checks;
 }

@@ -2,7 +2,7 @@ import { DEFAULT_KEY_CACHE, type KeyCacheOptions } from '../keys/key-cache.ts';
 import { ADMISSION_CLASSES, defaultShares, sharesProblem, type AdmissionClass, type AdmissionOptions, type Share } from '../pipeline/admission.ts';
 import { DEFAULT_UPSTREAM, type UpstreamOptions } from '../pipeline/forwarding/upstream.ts';
 import type { ConnectionDeadlines } from './deadlines.ts';
-import { SERVE } from './commands.ts';
+import type { SERVE } from './commands.ts';
 import { ConfigError } from './config-error.ts';
 import type { Values } from './option.ts';
 

@@ -15,9 +15,7 @@ const EXPOSED = sharedRefusal('KEY_EXPOSED');
 const ORIGIN_REFUSED = sharedRefusal('ORIGIN_NOT_ALLOWED', 'the key does not allow this origin');
 
 /** What a secret key seen in a browser sets off: the log line, the metric, and (when configured) its revocation. */
-export interface ExposureReport {
-  (principal: Principal, keyHeader: string, signal: 'origin' | 'sec-fetch-site'): void;
-}
+export type ExposureReport = (principal: Principal, keyHeader: string, signal: 'origin' | 'sec-fetch-site') => void;
 
 /**
  * The browser checks of one keyed request, after authentication. Returns the refusal, or
@@ -52,6 +50,6 @@ export class BrowserGuard {
 
   /** Whether a refusal to a request from `origin` may be read by the page (so it can say why). */
   refusalReadable(origin: string, principal: Principal | undefined): boolean {
-    return this.known.has(origin) || (principal !== undefined && principal.allowedOrigins.includes(origin));
+    return this.known.has(origin) || principal?.allowedOrigins.includes(origin) === true;
   }
 }

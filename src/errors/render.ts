@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { ERRORS, type ErrorCode } from './catalogue.ts';
-import { KeygateError } from './keygate-error.ts';
+import type { KeygateError } from './keygate-error.ts';
 
 /**
  * The challenge of every 401 Keygate itself answers (RFC 9110 §11.6.1: a 401 carries one):

@@ -341,7 +341,7 @@ export function responseHeaders(
     const value = headers[name];
     if (value === undefined || DROP_RESPONSE.has(name) || name === 'x-request-id') continue;
     if (replaceLength !== undefined && (name === 'content-length' || name === 'content-encoding' || name === 'etag')) continue;
-    if (hop !== null && hop.includes(name)) continue;
+    if (hop?.includes(name) === true) continue;
     if (typeof value === 'string') out.push(name, value);
     else for (const v of value) out.push(name, v);
   }

@@ -1,7 +1,7 @@
 import { isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { isKeyType, type KeyType } from '../keys/key-record.ts';
 import type { Position } from './source.ts';
-import { scalarValue, YamlWalker } from './yaml-walker.ts';
+import { scalarValue, type YamlWalker } from './yaml-walker.ts';
 import { connectDraft, type ConnectDraft } from './connect-section.ts';
 
 /**

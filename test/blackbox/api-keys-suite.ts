@@ -25,9 +25,7 @@ export async function cliKey(store: string, args: string[]): Promise<{ id: strin
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 
-export interface Api {
-  (method: string, path: string, key: string, body?: unknown, headers?: Record<string, string>): Promise<Res>;
-}
+export type Api = (method: string, path: string, key: string, body?: unknown, headers?: Record<string, string>) => Promise<Res>;
 
 export function apiOf(sidecar: () => Sidecar): Api {
   return (method, path, key, body, headers) => {

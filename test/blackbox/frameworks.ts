@@ -114,7 +114,7 @@ function jsonParams(text: string, q: Quirks): Record<string, unknown> | null {
 function bodyParams(rec: Received, q: Quirks): Params {
   const out: Params = new Map();
   const type = headerOf(rec, 'content-type', q.repeatedHeader ?? 'first', false);
-  const media = type?.split(';')[0]!.trim().toLowerCase();
+  const media = type === undefined ? undefined : type.split(';')[0]!.trim().toLowerCase();
   const text = rec.body.toString('utf8');
   const isForm = media === 'application/x-www-form-urlencoded' || (q.formBySubstring === true && type !== undefined && /urlencoded/i.test(type)) ||
     (type === undefined && q.noTypeIsForm === true && rec.method === 'POST' && rec.body.length > 0);

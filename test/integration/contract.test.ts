@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/key-format.ts';
 import { key, send } from '../helpers/http.ts';
-import { parseMetrics, valueOf } from '../helpers/metrics.ts';
+import { parseMetrics, sampleValue } from '../helpers/metrics.ts';
 import { startFixture, type Fixture } from '../helpers/fixture.ts';
 import { addKey, BIN, ROOT, startSidecar, tempStore } from '../helpers/sidecar.ts';
 import { refusingUpstream } from '../helpers/refusing-upstream.ts';
@@ -144,7 +144,7 @@ describe('errors, logs and metrics', () => {
   });
 
   it('keygate_attribute_lookups_total counts each lookup sent to the backend, not the cache hits', async () => {
-    const lookups = async (): Promise<number> => valueOf(parseMetrics((await send(f.sidecar.opsUrl, 'GET', '/metrics')).text), 'keygate_attribute_lookups_total', { resource: 'devices' }) ?? 0;
+    const lookups = async (): Promise<number> => sampleValue(parseMetrics((await send(f.sidecar.opsUrl, 'GET', '/metrics')).text), 'keygate_attribute_lookups_total', { resource: 'devices' }) ?? 0;
     const before = await lookups();
     const ids = [`dev_probe_${Date.now()}_a`, `dev_probe_${Date.now()}_b`];
     // Two ids nobody asked for yet (each looked up once, found unknown: 403), each asked three times.

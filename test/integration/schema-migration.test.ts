@@ -79,7 +79,7 @@ describe('a SQLite file of schema version 1', () => {
     db.exec('PRAGMA journal_mode = WAL');
     db.exec(readFileSync(join(FIXTURES, 'schema-v1-sqlite.sql'), 'utf8'));
     const insert = db.prepare('INSERT INTO keys (id, key_hash, type, reference_id, name, roles, conditions, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
-    keys.forEach((k, i) => insert.run(k.id, hashKey(k.key), k.type, k.referenceId, `old ${i}`, '[]', '{}', `2025-01-0${i + 1}T00:00:00.000Z`, null, k.revoked ? '2025-02-01T00:00:00.000Z' : null));
+    keys.forEach((k, i) => void insert.run(k.id, hashKey(k.key), k.type, k.referenceId, `old ${i}`, '[]', '{}', `2025-01-0${i + 1}T00:00:00.000Z`, null, k.revoked ? '2025-02-01T00:00:00.000Z' : null));
     db.close();
     return path;
   }

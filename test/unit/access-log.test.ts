@@ -3,7 +3,7 @@ import { AccessLog, msText } from '../../src/observability/access-log.ts';
 
 function capture(): { log: AccessLog; lines: string[] } {
   const lines: string[] = [];
-  const log = new AccessLog({ write: (s: string) => (lines.push(s), true) } as never, true);
+  const log = new AccessLog({ write: (s: string) => lines.push(s) > 0 } as never, true);
   return { log, lines };
 }
 

@@ -102,7 +102,10 @@ describe('PairMemo', () => {
   it('computes once per pair, and a new first key (a reloaded resource) starts afresh', () => {
     let made = 0;
     const memo = new PairMemo<object, string, number>(() => new Map());
-    const make = (_a: object, b: string): number => (made++, b.length);
+    const make = (_a: object, b: string): number => {
+      made++;
+      return b.length;
+    };
     const a = {};
     expect([memo.get(a, 'xy', make), memo.get(a, 'xy', make), memo.get(a, 'xyz', make)]).toEqual([2, 2, 3]);
     expect(made).toBe(2);

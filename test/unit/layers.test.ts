@@ -100,6 +100,7 @@ describe('import layers', () => {
       "import '../d/side.ts';",
       "const e = await import('../e/e.ts');",
       "const W = new URL('../f/worker.ts', import.meta.url);",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: source text for the parser, not a template
       'const g = new URL(`./static/${name}`, import.meta.url);',
       "const h = new URL('https://example.com/');",
     ].join('\n');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KeygateError } from '../../src/errors/keygate-error.ts';
+import type { KeygateError } from '../../src/errors/keygate-error.ts';
 import { parseStrictJson } from '../../src/pipeline/proving/strict-json.ts';
 
 const codeOf = (text: string): string | undefined => {
