@@ -1,8 +1,8 @@
 // Layers import one way. Every top folder of src/ has a row naming the folders it may
 // import; an import across folders that its row does not name fails, and so does a folder
-// with no row. The order, top to bottom (docs/architecture.md draws it):
+// with no row. The order, top to bottom (docs/architecture.md draws it and copies the table):
 //
-//   cli → demo → server → {admin, connect, cors} → {verify, config} → pipeline → policy
+//   cli → {demo, server} → {admin, connect, cors} → {verify, config} → pipeline → policy
 //       → observability → keys → errors → util
 //
 // Why each sits where it does:
