@@ -129,6 +129,12 @@ describe('import layers', () => {
     expect(cycles).toEqual([]);
   });
 
+  it("docs/architecture.md's table is this table", () => {
+    const doc = readFileSync(join(ROOT, 'docs/architecture.md'), 'utf8');
+    const rows = [...doc.matchAll(/^\| `([a-z]+)` \| ([^|]+) \|$/gm)].map((m) => [m[1]!, m[2]!.trim() === '(nothing)' ? [] : m[2]!.trim().split(', ')] as const);
+    expect(Object.fromEntries(rows)).toEqual(ALLOWED);
+  });
+
   it('every import across folders is an allowed edge', () => {
     const edges = crossEdges();
     expect(edges.length).toBeGreaterThan(100);
