@@ -77,8 +77,24 @@ function number(name: string, value: string | undefined, { min, integer }: { min
 export function parseOptions(argv: readonly string[]): BenchOptions {
   const values = new Map<string, string | undefined>();
   const booleans = new Set(['no-targets', 'memory', 'profile', 'record', 'help']);
-  const known = new Set(['duration', 'connections', 'rounds', 'warmup', 'scenario', 'workers', 'memory-keys', 'out', 'retries',
-    'growth', 'growth-items', 'growth-routes', 'growth-keys', 'growth-connections', 'growth-settle', ...booleans]);
+  const known = new Set([
+    'duration',
+    'connections',
+    'rounds',
+    'warmup',
+    'scenario',
+    'workers',
+    'memory-keys',
+    'out',
+    'retries',
+    'growth',
+    'growth-items',
+    'growth-routes',
+    'growth-keys',
+    'growth-connections',
+    'growth-settle',
+    ...booleans,
+  ]);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('--')) throw new OptionError(`unexpected argument "${arg}"\n${USAGE}`);
@@ -107,7 +123,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     }
   }
   if (growth !== undefined && values.has('record') && growth.length < GROWTH_AXES.length) {
-    throw new OptionError('--record needs every growth axis: the README\'s table is one whole run');
+    throw new OptionError("--record needs every growth axis: the README's table is one whole run");
   }
   if (growth !== undefined && (values.has('memory') || values.has('scenario') || values.has('profile'))) {
     throw new OptionError('--growth cannot be combined with --memory, --scenario or --profile');

@@ -1,4 +1,4 @@
-import { runLoad, type LoadOptions, type Measurement } from './load.ts';
+import { type LoadOptions, type Measurement, runLoad } from './load.ts';
 import { assertAlive } from './probe.ts';
 import type { LoadCase } from './scenarios.ts';
 
@@ -6,8 +6,10 @@ import type { LoadCase } from './scenarios.ts';
 export const DISTURBED_PERCENT = 20;
 
 function describe(m: Measurement): string {
-  return `${Math.round(m.rps).toLocaleString('en-US').padStart(7)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  ` +
-    `errors ${m.errors}  cpu ${m.cpuPercent.toFixed(0)}%  client ${m.clientCpuPercent.toFixed(0)}%  other ${m.otherCpuPercent.toFixed(0)}%`;
+  return (
+    `${Math.round(m.rps).toLocaleString('en-US').padStart(7)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  ` +
+    `errors ${m.errors}  cpu ${m.cpuPercent.toFixed(0)}%  client ${m.clientCpuPercent.toFixed(0)}%  other ${m.otherCpuPercent.toFixed(0)}%`
+  );
 }
 
 export interface RoundsPlan {

@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { formatGrowth, growthMarkdown, recordGrowth, writeGrowthReport } from './growth/report.ts';
 import { runGrowth } from './growth/run.ts';
 import { formatMemory, runMemory, writeMemoryReport } from './memory.ts';
-import { OptionError, parseOptions, type BenchOptions } from './options.ts';
+import { type BenchOptions, OptionError, parseOptions } from './options.ts';
 import { formatTable, formatTargets, writeReport } from './report.ts';
 import { stopAll } from './spawn.ts';
 import { ROOT } from './targets.ts';
@@ -64,7 +64,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 try {
   process.exitCode = await main();
 } catch (err) {
-  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   await stopAll();
   process.exitCode = 1;
 }

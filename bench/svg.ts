@@ -25,8 +25,12 @@ export function barChart(report: BenchReport): string {
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="13">`);
   parts.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
-  parts.push(`<text x="12" y="22" font-size="16" font-weight="bold">Keygate bench: requests/s (median of ${report.options.rounds} × ${report.options.duration} s, ${report.options.connections} connections)</text>`);
-  parts.push(`<text x="12" y="42" fill="#555">${escapeXml(`${report.finishedAt} · ${report.machine.cpus} CPU ${report.machine.model} · Node ${report.machine.node} · Keygate workers ${report.options.workers}`)}</text>`);
+  parts.push(
+    `<text x="12" y="22" font-size="16" font-weight="bold">Keygate bench: requests/s (median of ${report.options.rounds} × ${report.options.duration} s, ${report.options.connections} connections)</text>`,
+  );
+  parts.push(
+    `<text x="12" y="42" fill="#555">${escapeXml(`${report.finishedAt} · ${report.machine.cpus} CPU ${report.machine.model} · Node ${report.machine.node} · Keygate workers ${report.options.workers}`)}</text>`,
+  );
   rows.forEach((r, i) => {
     const y = top + i * rowH;
     const colour = r.kind === 'baseline' ? COLOURS.baseline : r.median.rps > 0 && r.expectStatus >= 400 ? COLOURS.reject : COLOURS.forward;
@@ -34,7 +38,9 @@ export function barChart(report: BenchReport): string {
     const errors = r.errors > 0 ? ` · ${r.errors} errors` : '';
     parts.push(`<text x="${labelW - 8}" y="${y + 17}" text-anchor="end">${escapeXml(r.label)}</text>`);
     parts.push(`<rect x="${labelW}" y="${y + 4}" width="${Math.max(1, x(r.median.rps) - labelW).toFixed(1)}" height="${rowH - 8}" fill="${colour}"/>`);
-    parts.push(`<text x="${(x(r.median.rps) + 6).toFixed(1)}" y="${y + 17}" fill="${r.errors > 0 ? '#c53030' : '#222'}">${escapeXml(`${Math.round(r.median.rps).toLocaleString('en-US')}${ratio}${errors}`)}</text>`);
+    parts.push(
+      `<text x="${(x(r.median.rps) + 6).toFixed(1)}" y="${y + 17}" fill="${r.errors > 0 ? '#c53030' : '#222'}">${escapeXml(`${Math.round(r.median.rps).toLocaleString('en-US')}${ratio}${errors}`)}</text>`,
+    );
   });
   if (undici !== undefined) {
     const gx = x(undici * 0.9).toFixed(1);
@@ -49,7 +55,11 @@ export function barChart(report: BenchReport): string {
   });
   const legendY = height - 10;
   let lx = 12;
-  for (const [name, colour] of [['baseline (no policy)', COLOURS.baseline], ['Keygate forwarded', COLOURS.forward], ['Keygate rejected (401/403)', COLOURS.reject]] as const) {
+  for (const [name, colour] of [
+    ['baseline (no policy)', COLOURS.baseline],
+    ['Keygate forwarded', COLOURS.forward],
+    ['Keygate rejected (401/403)', COLOURS.reject],
+  ] as const) {
     parts.push(`<rect x="${lx}" y="${legendY - 10}" width="12" height="12" fill="${colour}"/><text x="${lx + 16}" y="${legendY}" font-size="11">${name}</text>`);
     lx += 190;
   }

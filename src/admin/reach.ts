@@ -1,6 +1,6 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
-import { decide, type Condition } from '../pipeline/authorize.ts';
+import { type Condition, decide } from '../pipeline/authorize.ts';
 import type { Target } from '../pipeline/canonical-path.ts';
 import type { CompiledPolicy, CompiledRoute } from '../policy/model.ts';
 

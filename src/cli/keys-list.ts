@@ -22,7 +22,6 @@ function status(k: KeyRecord, now: number): string {
   return 'active';
 }
 
-
 /**
  * Columns of fixed width but the referenceId's, which takes the widest of the first page
  * (later pages keep it, so the columns stay put while the listing streams); the name comes

@@ -1,9 +1,9 @@
 import { DEFAULT_KEY_CACHE, type KeyCacheOptions } from '../keys/key-cache.ts';
-import { ADMISSION_CLASSES, defaultShares, sharesProblem, type AdmissionClass, type AdmissionOptions, type Share } from '../pipeline/admission.ts';
+import { ADMISSION_CLASSES, type AdmissionClass, type AdmissionOptions, defaultShares, type Share, sharesProblem } from '../pipeline/admission.ts';
 import { DEFAULT_UPSTREAM, type UpstreamOptions } from '../pipeline/forwarding/upstream.ts';
-import type { ConnectionDeadlines } from './deadlines.ts';
 import type { SERVE } from './commands.ts';
 import { ConfigError } from './config-error.ts';
+import type { ConnectionDeadlines } from './deadlines.ts';
 import type { Values } from './option.ts';
 
 export type ServeValues = Values<typeof SERVE.options>;

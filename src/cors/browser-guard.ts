@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { sharedRefusal, type KeygateError } from '../errors/keygate-error.ts';
+import { type KeygateError, sharedRefusal } from '../errors/keygate-error.ts';
 import type { KeyType } from '../keys/key-record.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { KnownOrigins } from './known-origins.ts';

@@ -1,8 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import { KeygateError } from '../errors/keygate-error.ts';
+import { type FoundKey, hasUsableValues } from './key-record.ts';
 import { NegativeCache } from './negative-cache.ts';
-import { toPrincipal, type KeyUsage, type Principal } from './principal.ts';
-import { hasUsableValues, type FoundKey } from './key-record.ts';
+import { type KeyUsage, type Principal, toPrincipal } from './principal.ts';
 import type { KeyChange, KeyStore } from './store.ts';
 
 export interface KeyCacheOptions {

@@ -1,4 +1,4 @@
-import { carriesRoles, isPublicType, isValidReferenceId, parseConditionArgs, REFERENCE_ID_RULE, type KeyType } from './key-record.ts';
+import { carriesRoles, isPublicType, isValidReferenceId, type KeyType, parseConditionArgs, REFERENCE_ID_RULE } from './key-record.ts';
 import { OriginRuleError, parseList, parseOrigin, parseRedirect } from './origin-rules.ts';
 
 /**
@@ -7,9 +7,7 @@ import { OriginRuleError, parseList, parseOrigin, parseRedirect } from './origin
  * path stores what another would refuse. Each rule returns the normalised value or throws
  * a KeyInputError naming the field, which the caller names as its own flag or body field.
  */
-export type KeyField =
-  | 'type' | 'referenceId' | 'name' | 'description' | 'roles' | 'conditions' | 'expiresAt'
-  | 'allowedOrigins' | 'allowedRedirects' | 'allowReferenceId' | 'createdBy' | 'linkId';
+export type KeyField = 'type' | 'referenceId' | 'name' | 'description' | 'roles' | 'conditions' | 'expiresAt' | 'allowedOrigins' | 'allowedRedirects' | 'allowReferenceId' | 'createdBy' | 'linkId';
 
 export class KeyInputError extends Error {
   override readonly name = 'KeyInputError';

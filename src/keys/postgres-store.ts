@@ -32,17 +32,16 @@
  * is retried on the next query. Connection, statement and query timeouts keep every call
  * bounded. Nothing here logs; errors reach the caller as rejections.
  */
-import pg from 'pg';
+
 import type { Notification, PoolConfig } from 'pg';
+import pg from 'pg';
 import { applyChanges, createdChanges } from './key-diff.ts';
 import { EXPIRY_ACTOR, type FieldChange, type KeyEvent } from './key-event.ts';
 import type { FoundKey, KeyRecord } from './key-record.ts';
 import { migratePostgres } from './migrations/postgres.ts';
-import {
-  PG_COLUMNS, PG_INSERT_PLACEHOLDERS, PG_QUALIFIED_COLUMNS, pgFilterSql, pgRecordValues, pgRowToEvent, pgRowToFound, pgRowToRecord, type PgEventRow, type PgKeyRow,
-} from './postgres-rows.ts';
-import { LAST_USED_STEP_MS, UnknownKeyError, type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, type Rotation } from './store.ts';
-import { parsePostgresUrl, type PostgresStoreOptions } from './store-url.ts';
+import { PG_COLUMNS, PG_INSERT_PLACEHOLDERS, PG_QUALIFIED_COLUMNS, type PgEventRow, type PgKeyRow, pgFilterSql, pgRecordValues, pgRowToEvent, pgRowToFound, pgRowToRecord } from './postgres-rows.ts';
+import { type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, LAST_USED_STEP_MS, type Rotation, UnknownKeyError } from './store.ts';
+import { type PostgresStoreOptions, parsePostgresUrl } from './store-url.ts';
 
 const CHANGED_CHANNEL = 'keygate_key_changed';
 /** The channel Keygate before schema 2 listens on (payload: the key hash), kept for a rolling upgrade. */
@@ -285,8 +284,18 @@ export class PostgresKeyStore implements KeyStore {
            allowed_redirects = $7::jsonb, allow_reference_id = $8, expires_at = $9, updated_at = $10,
            expiry_noted_at = CASE WHEN expires_at IS NOT DISTINCT FROM $9::timestamptz THEN expiry_noted_at END
          WHERE id = $1`,
-        [id, next.name, next.description, JSON.stringify(next.roles), JSON.stringify(next.conditions), JSON.stringify(next.allowedOrigins),
-          JSON.stringify(next.allowedRedirects), next.allowReferenceId, next.expiresAt, next.updatedAt],
+        [
+          id,
+          next.name,
+          next.description,
+          JSON.stringify(next.roles),
+          JSON.stringify(next.conditions),
+          JSON.stringify(next.allowedOrigins),
+          JSON.stringify(next.allowedRedirects),
+          next.allowReferenceId,
+          next.expiresAt,
+          next.updatedAt,
+        ],
       );
       await this.#event(client, id, 'updated', actor, at, changed);
       await this.#notify(client, id);

@@ -13,9 +13,7 @@ export interface PostgresStoreOptions {
   readonly applicationName: string;
 }
 
-export type StoreLocation =
-  | { readonly kind: 'sqlite'; readonly path: string }
-  | { readonly kind: 'postgres'; readonly options: PostgresStoreOptions };
+export type StoreLocation = { readonly kind: 'sqlite'; readonly path: string } | { readonly kind: 'postgres'; readonly options: PostgresStoreOptions };
 
 export class StoreUrlError extends Error {
   override readonly name = 'StoreUrlError';

@@ -330,11 +330,7 @@ export function responseHopNames(connection: string | string[] | undefined): str
  * only at run time costs a new hidden class (or a dictionary) per response. Headers the
  * backend names in its `Connection` are hop-by-hop and stay behind.
  */
-export function responseHeaders(
-  headers: Record<string, string | string[] | undefined>,
-  requestId: string,
-  replaceLength?: number,
-): string[] {
+export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, replaceLength?: number): string[] {
   const out: string[] = [];
   const hop = responseHopNames(headers.connection);
   for (const name in headers) {

@@ -1,8 +1,8 @@
 import { isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { isKeyType, type KeyType } from '../keys/key-record.ts';
+import { type ConnectDraft, connectDraft } from './connect-section.ts';
 import type { Position } from './source.ts';
 import { scalarValue, type YamlWalker } from './yaml-walker.ts';
-import { connectDraft, type ConnectDraft } from './connect-section.ts';
 
 /**
  * First pass: each file's YAML AST to plain drafts that keep their positions. Shape

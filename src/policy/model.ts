@@ -1,8 +1,8 @@
 import type { KeyType } from '../keys/key-record.ts';
-import type { RouteMatcher } from './matcher.ts';
-import type { Position } from './source.ts';
-import type { RouteTemplate } from './route-template.ts';
 import type { ConnectSettings } from './connect-section.ts';
+import type { RouteMatcher } from './matcher.ts';
+import type { RouteTemplate } from './route-template.ts';
+import type { Position } from './source.ts';
 
 /** Where the id of the resource a condition is checked against comes from. */
 export interface IdSource {

@@ -1,6 +1,6 @@
 import { readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
-import { isScalar, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
+import { type Document, isScalar, LineCounter, parseDocument, visit, type Node as YamlNode } from 'yaml';
 import type { PolicyIssue } from './policy-error.ts';
 
 /** A parsed policy file and the means to turn a node back into `file:line:col`. */

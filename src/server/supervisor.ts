@@ -81,11 +81,13 @@ export async function runPrimary(config: ServeConfig, loggers: Loggers): Promise
   });
 
   const readiness = async (): Promise<ReadinessReport> => {
-    const answers = await Promise.all(slots.map(async (s) => {
-      const worker = s.worker;
-      if (worker === null || !s.listening) return { pid: worker?.process.pid ?? null, report: null };
-      return { pid: worker.process.pid ?? null, report: (await ask(worker, 'keygate:readiness', READINESS_TIMEOUT_MS))?.report ?? null };
-    }));
+    const answers = await Promise.all(
+      slots.map(async (s) => {
+        const worker = s.worker;
+        if (worker === null || !s.listening) return { pid: worker?.process.pid ?? null, report: null };
+        return { pid: worker.process.pid ?? null, report: (await ask(worker, 'keygate:readiness', READINESS_TIMEOUT_MS))?.report ?? null };
+      }),
+    );
     const list = answers.map(({ pid, report }, i) => ({
       slot: i,
       pid,
@@ -130,10 +132,7 @@ export async function runPrimary(config: ServeConfig, loggers: Loggers): Promise
       slot.proxy = message.proxy;
       if (started || !slots.every((s) => s.listening)) return;
       started = true;
-      logger.info(
-        { proxy: slot.proxy, ops: `${ops.address}:${ops.port}`, upstream: config.upstream, policy: policyVersion, workers, pid: process.pid },
-        'keygate listening',
-      );
+      logger.info({ proxy: slot.proxy, ops: `${ops.address}:${ops.port}`, upstream: config.upstream, policy: policyVersion, workers, pid: process.pid }, 'keygate listening');
       logger.flush();
     });
   };
@@ -158,13 +157,16 @@ export async function runPrimary(config: ServeConfig, loggers: Loggers): Promise
     }
     for (const w of alive) w.process.kill('SIGTERM');
     // Workers drain for at most --drain-timeout and flush for at most LAST_FLUSH_MS.
-    setTimeout(() => {
-      for (const s of slots) {
-        if (s.worker === null) continue;
-        logger.error({ pid: s.worker.process.pid }, 'worker did not stop in time: killed');
-        s.worker.process.kill('SIGKILL');
-      }
-    }, config.drainTimeoutMs + LAST_FLUSH_MS + 2_000).unref();
+    setTimeout(
+      () => {
+        for (const s of slots) {
+          if (s.worker === null) continue;
+          logger.error({ pid: s.worker.process.pid }, 'worker did not stop in time: killed');
+          s.worker.process.kill('SIGKILL');
+        }
+      },
+      config.drainTimeoutMs + LAST_FLUSH_MS + 2_000,
+    ).unref();
   };
 
   cluster.on('exit', (worker, code, signal) => {

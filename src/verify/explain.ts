@@ -11,7 +11,9 @@ export function explain(policy: CompiledPolicy, principal: Principal, method: st
   const out: string[] = [];
   const key = `${principal.type} key${principal.referenceId === null ? '' : ` (referenceId ${principal.referenceId})`}`;
   out.push(`request:   ${method} ${url}`);
-  out.push(`key:       ${key}; roles ${rolesOf(policy, principal).join(', ') || '(none)'}${Object.keys(principal.conditions).length > 0 ? `; key conditions ${JSON.stringify(principal.conditions)}` : ''}`);
+  out.push(
+    `key:       ${key}; roles ${rolesOf(policy, principal).join(', ') || '(none)'}${Object.keys(principal.conditions).length > 0 ? `; key conditions ${JSON.stringify(principal.conditions)}` : ''}`,
+  );
   try {
     const target = canonicalize(url);
     out.push(`canonical: ${target.path}`);

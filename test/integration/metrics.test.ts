@@ -2,15 +2,15 @@
 // process, then each documented series is asserted to hold exactly what that traffic
 // makes it (a metric that is registered but never counted fails here).
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { Agent, type ClientRequest, type IncomingMessage, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
 import { generateKey } from '../../src/keys/key-format.ts';
-import { parseMetrics, seriesOf, series, sampleValue, type Sample } from '../helpers/metrics.ts';
-import { POLICIES, ROOT, seedKeys, startSidecar, tempDir, tempStore, type Sidecar, type TestKeys } from '../helpers/sidecar.ts';
 import { send } from '../helpers/http.ts';
+import { parseMetrics, type Sample, sampleValue, series, seriesOf } from '../helpers/metrics.ts';
+import { POLICIES, ROOT, type Sidecar, seedKeys, startSidecar, type TestKeys, tempDir, tempStore } from '../helpers/sidecar.ts';
 
 let backend: DemoBackend;
 let sidecar: Sidecar;
@@ -28,13 +28,20 @@ beforeAll(async () => {
     store,
     policies: policyDir,
     args: [
-      '--watch-policies', 'false', // reloads only on SIGHUP, so the test knows how many there are
-      '--key-cache-ttl', '5000', // the burst below must not see a key expire from the cache
-      '--upstream-connections', '8',
-      '--upstream-share', 'server=1:1', // one backend connection for server keys: the second waits
-      '--upstream-queue-timeout', '30000',
-      '--upstream-timeout', '500',
-      '--max-connections', '3',
+      '--watch-policies',
+      'false', // reloads only on SIGHUP, so the test knows how many there are
+      '--key-cache-ttl',
+      '5000', // the burst below must not see a key expire from the cache
+      '--upstream-connections',
+      '8',
+      '--upstream-share',
+      'server=1:1', // one backend connection for server keys: the second waits
+      '--upstream-queue-timeout',
+      '30000',
+      '--upstream-timeout',
+      '500',
+      '--max-connections',
+      '3',
     ],
   });
 });
@@ -76,7 +83,14 @@ function call(agent: Agent, method: string, path: string, key?: string): Promise
 /** A server-key POST whose body is still arriving: it holds its backend connection until `finish`. */
 function heldUpload(): { req: ClientRequest; answer: Promise<IncomingMessage>; finish(): void } {
   const { hostname, port } = new URL(sidecar.url);
-  const req = request({ host: hostname, port, method: 'POST', path: '/v1/sites', agent: false, headers: { 'texture-api-key': keys.server, 'content-type': 'application/json', 'transfer-encoding': 'chunked' } });
+  const req = request({
+    host: hostname,
+    port,
+    method: 'POST',
+    path: '/v1/sites',
+    agent: false,
+    headers: { 'texture-api-key': keys.server, 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+  });
   const answer = new Promise<IncomingMessage>((resolve, reject) => {
     req.on('response', (res) => {
       res.resume();
@@ -133,7 +147,7 @@ describe('every metric of the README, by value', () => {
     dropped = otherItems;
     expect(dropped).toBeGreaterThan(0);
 
-    const m = await until('the agent\'s connections', (s) => sampleValue(s, 'keygate_client_connections') === sockets(agent));
+    const m = await until("the agent's connections", (s) => sampleValue(s, 'keygate_client_connections') === sockets(agent));
     expect(seriesOf(m, 'keygate_requests_total')).toEqual({
       [req('allow', 'server', 'GET /v1/devices', 200)]: 2,
       [req('allow', 'scoped', 'GET /v1/devices', 200)]: 2,
@@ -144,8 +158,13 @@ describe('every metric of the README, by value', () => {
       [req('invalid', 'scoped', '-', 400)]: 1,
     });
     const count = (decision: string): number | undefined => sampleValue(m, 'keygate_request_duration_seconds_count', { decision });
-    expect({ allow: count('allow'), forbidden: count('forbidden'), unauthenticated: count('unauthenticated'), invalid: count('invalid'), error: count('error') })
-      .toEqual({ allow: 7, forbidden: 2, unauthenticated: 4, invalid: 1, error: undefined });
+    expect({ allow: count('allow'), forbidden: count('forbidden'), unauthenticated: count('unauthenticated'), invalid: count('invalid'), error: count('error') }).toEqual({
+      allow: 7,
+      forbidden: 2,
+      unauthenticated: 4,
+      invalid: 1,
+      error: undefined,
+    });
     expect(sampleValue(m, 'keygate_request_duration_seconds_bucket', { decision: 'allow', le: '+Inf' })).toBe(7);
     expect(sampleValue(m, 'keygate_request_duration_seconds_sum', { decision: 'allow' })).toBeGreaterThan(0);
     // Five keys asked the store once each (server, alice, bob, connect, the unknown one); the rest were answered from the caches.
@@ -235,11 +254,26 @@ describe('every metric of the README, by value', () => {
     const documented = [...table.slice(0, table.indexOf('\n\n')).matchAll(/^\| ([^|]+) \|/gm)].flatMap((r) => [...r[1]!.matchAll(/`(keygate_[a-z_*]+)`/g)].map((x) => x[1]!));
     // Asserted by value above, or (the worker metrics, only with --workers) in workers.test.ts.
     const covered = [
-      'keygate_requests_total', 'keygate_request_duration_seconds', 'keygate_key_cache_total', 'keygate_store_query_duration_seconds',
-      'keygate_upstream_errors_total', 'keygate_attribute_lookups_total', 'keygate_response_items_dropped_total', 'keygate_policy_reloads_total',
-      'keygate_policy_info', 'keygate_requests_in_flight', 'keygate_cache_entries', 'keygate_workers', 'keygate_worker_restarts_total',
-      'keygate_log_lines_dropped_total', 'keygate_upstream_connections_in_use', 'keygate_upstream_queued', 'keygate_client_connections',
-      'keygate_client_connections_dropped_total', 'keygate_process_*', 'keygate_nodejs_*',
+      'keygate_requests_total',
+      'keygate_request_duration_seconds',
+      'keygate_key_cache_total',
+      'keygate_store_query_duration_seconds',
+      'keygate_upstream_errors_total',
+      'keygate_attribute_lookups_total',
+      'keygate_response_items_dropped_total',
+      'keygate_policy_reloads_total',
+      'keygate_policy_info',
+      'keygate_requests_in_flight',
+      'keygate_cache_entries',
+      'keygate_workers',
+      'keygate_worker_restarts_total',
+      'keygate_log_lines_dropped_total',
+      'keygate_upstream_connections_in_use',
+      'keygate_upstream_queued',
+      'keygate_client_connections',
+      'keygate_client_connections_dropped_total',
+      'keygate_process_*',
+      'keygate_nodejs_*',
     ];
     expect(documented.sort()).toEqual([...covered].sort());
     const exported = new Set((await scrape()).map((s) => s.name.replace(/_(bucket|sum|count)$/, '')));

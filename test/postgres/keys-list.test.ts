@@ -41,7 +41,10 @@ describe('keys list on PostgreSQL', () => {
   }, 180_000);
 
   it('on a schema with no key table fails (exit 1) and creates nothing', async () => {
-    for (const args of [['keys', 'list'], ['keys', 'revoke', 'key_x']]) {
+    for (const args of [
+      ['keys', 'list'],
+      ['keys', 'revoke', 'key_x'],
+    ]) {
       const r = spawnSync(process.execPath, [BIN, ...args, '--store', `${PG_BASE}?schema=${MISSING}`], { cwd: ROOT, encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toContain(`the database has no table "${MISSING}".keygate_keys`);
