@@ -36,13 +36,13 @@ export interface BenchOptions {
   readonly record: boolean;
 }
 
-export const GROWTH_AXES = ['answer', 'policy', 'keys', 'connections'] as const;
+const GROWTH_AXES = ['answer', 'policy', 'keys', 'connections'] as const;
 export type GrowthAxis = (typeof GROWTH_AXES)[number];
 
 export const BENCH_ROOT = import.meta.dirname;
 export const SCENARIOS = [1, 2, 3, 4, 5, 6, 7] as const;
 
-export const USAGE = `usage: npm run bench -- [options]
+const USAGE = `usage: npm run bench -- [options]
   --duration S       seconds per measured run (default 10)
   --connections N    concurrent autocannon connections (default 64)
   --rounds N         interleaved rounds; the median is reported (default 3)
@@ -77,8 +77,24 @@ function number(name: string, value: string | undefined, { min, integer }: { min
 export function parseOptions(argv: readonly string[]): BenchOptions {
   const values = new Map<string, string | undefined>();
   const booleans = new Set(['no-targets', 'memory', 'profile', 'record', 'help']);
-  const known = new Set(['duration', 'connections', 'rounds', 'warmup', 'scenario', 'workers', 'memory-keys', 'out', 'retries',
-    'growth', 'growth-items', 'growth-routes', 'growth-keys', 'growth-connections', 'growth-settle', ...booleans]);
+  const known = new Set([
+    'duration',
+    'connections',
+    'rounds',
+    'warmup',
+    'scenario',
+    'workers',
+    'memory-keys',
+    'out',
+    'retries',
+    'growth',
+    'growth-items',
+    'growth-routes',
+    'growth-keys',
+    'growth-connections',
+    'growth-settle',
+    ...booleans,
+  ]);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('--')) throw new OptionError(`unexpected argument "${arg}"\n${USAGE}`);
@@ -106,11 +122,11 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       if (values.has(name)) throw new OptionError(`--${name} needs --growth`);
     }
     if (values.has('record') && (values.has('scenario') || values.has('memory'))) {
-      throw new OptionError('--record needs the whole run (no --scenario, no --memory): the README\'s table is one whole run');
+      throw new OptionError("--record needs the whole run (no --scenario, no --memory): the README's table is one whole run");
     }
   }
   if (growth !== undefined && values.has('record') && growth.length < GROWTH_AXES.length) {
-    throw new OptionError('--record needs every growth axis: the README\'s table is one whole run');
+    throw new OptionError("--record needs every growth axis: the README's table is one whole run");
   }
   if (growth !== undefined && (values.has('memory') || values.has('scenario') || values.has('profile'))) {
     throw new OptionError('--growth cannot be combined with --memory, --scenario or --profile');

@@ -32,10 +32,14 @@ export function resultsMarkdown(report: BenchReport, command: string): string {
       return `| ${c.label} | ${int(x.rps)} | ${ratio(c.ratioToUndici?.rps)} | ${ms(x.p50)} | ${ms(x.p99)} | ${x.cpuUsPerRequest.toFixed(0)} | ${x.rssMb.toFixed(0)} |`;
     }),
     '',
-    'Targets: ' + report.targets.map((t) => {
-      const value = t.value === null ? 'not measured' : t.id === 's7-store-queries' ? String(t.value) : `${t.value.toFixed(2)}×`;
-      return `${t.description} ${t.threshold}: **${value}** ${verdict(t.pass)}`;
-    }).join('; ') + '.',
+    'Targets: ' +
+      report.targets
+        .map((t) => {
+          const value = t.value === null ? 'not measured' : t.id === 's7-store-queries' ? String(t.value) : `${t.value.toFixed(2)}×`;
+          return `${t.description} ${t.threshold}: **${value}** ${verdict(t.pass)}`;
+        })
+        .join('; ') +
+      '.',
   ];
   return out.join('\n');
 }

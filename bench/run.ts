@@ -1,10 +1,11 @@
 // `npm run bench`: Keygate against baselines on loopback, interleaved rounds, medians,
-// ratios to a bare undici forwarder, DESIGN.md's performance targets. See USAGE in options.ts.
+// ratios to a bare undici forwarder, the performance targets (checkTargets in report.ts).
+// See USAGE in options.ts.
 import { join, relative } from 'node:path';
 import { formatGrowth, growthMarkdown, recordGrowth, writeGrowthReport } from './growth/report.ts';
 import { runGrowth } from './growth/run.ts';
 import { formatMemory, runMemory, writeMemoryReport } from './memory.ts';
-import { OptionError, parseOptions, type BenchOptions } from './options.ts';
+import { type BenchOptions, OptionError, parseOptions } from './options.ts';
 import { recordResults, resultsMarkdown } from './record.ts';
 import { formatTable, formatTargets, writeReport } from './report.ts';
 import { stopAll } from './spawn.ts';
@@ -69,7 +70,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 try {
   process.exitCode = await main();
 } catch (err) {
-  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   await stopAll();
   process.exitCode = 1;
 }

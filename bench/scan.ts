@@ -3,8 +3,8 @@
 // the whole list check (proof, Keygate's envelope, headers). Medians of 61 batches.
 import { demoDevices, page } from '../src/demo/data.ts';
 import type { Condition } from '../src/pipeline/authorize.ts';
-import { listScan, provenClean, scanFields } from '../src/pipeline/clean-scan.ts';
-import { listCheck } from '../src/pipeline/response-checks.ts';
+import { listScan, provenClean, scanFields } from '../src/pipeline/proving/clean-scan.ts';
+import { listCheck } from '../src/pipeline/proving/response-checks.ts';
 import type { CompiledResource } from '../src/policy/model.ts';
 
 const devices = { name: 'devices', fields: new Map([['referenceId', ['referenceId']]]) } as unknown as CompiledResource;
@@ -29,5 +29,7 @@ for (const n of (process.argv[2] ?? '2,100,1000').split(',').map(Number)) {
   if (!provenClean(body, fields, 'list', listScan)) throw new Error(`the ${n}-item list is not proven clean`);
   const scan = median(() => provenClean(body, fields, 'list', listScan), body.length);
   const whole = median(() => check(answer), body.length);
-  process.stdout.write(`${String(n).padStart(5)} items, ${body.length} bytes: proof ${(scan / body.length).toFixed(2)} ns/byte (${(scan / n / 1000).toFixed(3)} µs/item), whole check ${(whole / body.length).toFixed(2)} ns/byte (${(whole / n / 1000).toFixed(3)} µs/item)\n`);
+  process.stdout.write(
+    `${String(n).padStart(5)} items, ${body.length} bytes: proof ${(scan / body.length).toFixed(2)} ns/byte (${(scan / n / 1000).toFixed(3)} µs/item), whole check ${(whole / body.length).toFixed(2)} ns/byte (${(whole / n / 1000).toFixed(3)} µs/item)\n`,
+  );
 }

@@ -24,7 +24,9 @@ describe('bench --record (the scenario run)', () => {
     const rows = md.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| target |'));
     expect(rows).toHaveLength(report.results.length);
     const undici = report.results.find((c) => c.id === 'undici')!;
-    expect(rows).toContainEqual(`| ${undici.label} | ${Math.round(undici.median.rps).toLocaleString('en-US')} | 1.00 | ${undici.median.p50.toFixed(2)} | ${undici.median.p99 < 10 ? undici.median.p99.toFixed(2) : undici.median.p99.toFixed(1)} | ${undici.median.cpuUsPerRequest.toFixed(0)} | ${undici.median.rssMb.toFixed(0)} |`);
+    expect(rows).toContainEqual(
+      `| ${undici.label} | ${Math.round(undici.median.rps).toLocaleString('en-US')} | 1.00 | ${undici.median.p50.toFixed(2)} | ${undici.median.p99 < 10 ? undici.median.p99.toFixed(2) : undici.median.p99.toFixed(1)} | ${undici.median.cpuUsPerRequest.toFixed(0)} | ${undici.median.rssMb.toFixed(0)} |`,
+    );
     expect(md).toContain('`npm run bench -- --record`');
     for (const t of report.targets) expect(md).toContain(t.description);
   });

@@ -1,24 +1,28 @@
 import { describe, expect, it } from 'vitest';
-import { provenClean, scanFields } from '../../src/pipeline/clean-scan.ts';
 import type { Condition } from '../../src/pipeline/authorize.ts';
 import type { BufferedResponse } from '../../src/pipeline/forward.ts';
-import { checkListFully, checkSingleFully, listCheck, responseCheck, type CheckedResponse } from '../../src/pipeline/response-checks.ts';
+import { provenClean, scanFields } from '../../src/pipeline/proving/clean-scan.ts';
+import { type CheckedResponse, checkListFully, checkSingleFully, listCheck, responseCheck } from '../../src/pipeline/proving/response-checks.ts';
 import type { CompiledResource } from '../../src/policy/model.ts';
 
 const devices = {
-  name: 'devices', actions: new Map(), lookup: null, fields: new Map([['referenceId', ['referenceId']]]), fieldsDeclared: true,
+  name: 'devices',
+  actions: new Map(),
+  lookup: null,
+  fields: new Map([['referenceId', ['referenceId']]]),
+  fieldsDeclared: true,
   position: { file: 'test', line: 1, col: 1 },
 } as unknown as CompiledResource;
 const alice: Condition[] = [{ attribute: 'referenceId', values: ['alice'] }];
 const FIELDS = scanFields(devices, alice)!;
 
-const clean = (text: string | Buffer, shape: 'list' | 'single' = 'list'): boolean =>
-  provenClean(typeof text === 'string' ? Buffer.from(text) : text, FIELDS, shape);
+const clean = (text: string | Buffer, shape: 'list' | 'single' = 'list'): boolean => provenClean(typeof text === 'string' ? Buffer.from(text) : text, FIELDS, shape);
 
 const answer = (body: Buffer, status = 200): BufferedResponse => ({ status, headers: { 'content-type': 'application/json; charset=utf-8' }, body });
 
 // The bench's list answer, as the demo backend sends it.
-const LIST = '{"data":[{"id":"dev_alice_1","referenceId":"alice","name":"Alice\'s thermostat 1","state":{"mode":"heat","heatSetpoint":20.5},' +
+const LIST =
+  '{"data":[{"id":"dev_alice_1","referenceId":"alice","name":"Alice\'s thermostat 1","state":{"mode":"heat","heatSetpoint":20.5},' +
   '"tags":["home"]},{"id":"dev_alice_2","referenceId":"alice","state":{"chargePercentage":82},"tags":[]}],"page":1,"perPage":50,"totalItems":2,"totalPages":1}';
 
 describe('provenClean: what it proves', () => {
@@ -96,8 +100,17 @@ describe('provenClean: what it proves', () => {
   });
 
   it('any-of values and several conditions', () => {
-    const conds: Condition[] = [{ attribute: 'referenceId', values: ['bob', 'alice'] }, { attribute: 'siteId', values: ['s1'] }];
-    const res = { ...devices, fields: new Map([['referenceId', ['referenceId']], ['siteId', ['siteId']]]) } as CompiledResource;
+    const conds: Condition[] = [
+      { attribute: 'referenceId', values: ['bob', 'alice'] },
+      { attribute: 'siteId', values: ['s1'] },
+    ];
+    const res = {
+      ...devices,
+      fields: new Map([
+        ['referenceId', ['referenceId']],
+        ['siteId', ['siteId']],
+      ]),
+    } as CompiledResource;
     const fields = scanFields(res, conds)!;
     expect(provenClean(Buffer.from('[{"siteId":"s1","referenceId":"alice"},{"referenceId":"bob","siteId":"s1"}]'), fields, 'list')).toBe(true);
     expect(provenClean(Buffer.from('[{"siteId":"s2","referenceId":"alice"}]'), fields, 'list')).toBe(false);
@@ -153,13 +166,42 @@ function generator(seed: number) {
     const inner = pick(['', '\\"', '\\\\', '\\u0041', '\\/', '\\"referenceId\\":\\"bob\\"', 'referenceId', ' ', 'ü', '☃', '\\n']);
     return `"${pad}${inner}${pad.slice(0, Math.floor(r() * pad.length))}"`;
   };
-  const STRINGS = ['"x"', '"alice"', '"bob"', '"referenceId"', '"x\\"referenceId"', '"\\"referenceId\\""', '"K\\u00fcche"', '"Küche"', '"a\\\\b"', '""', '"data"',
-    '"{\\"referenceId\\":\\"bob\\"}"', '"},{\\"referenceId\\":\\"bob\\"}"', '"\\\\"'];
+  const STRINGS = [
+    '"x"',
+    '"alice"',
+    '"bob"',
+    '"referenceId"',
+    '"x\\"referenceId"',
+    '"\\"referenceId\\""',
+    '"K\\u00fcche"',
+    '"Küche"',
+    '"a\\\\b"',
+    '""',
+    '"data"',
+    '"{\\"referenceId\\":\\"bob\\"}"',
+    '"},{\\"referenceId\\":\\"bob\\"}"',
+    '"\\\\"',
+  ];
   const OWNERS = ['"alice"', '"alice"', '"alice"', '"bob"', '7', '["alice"]', '{"id":"alice"}', 'null', '"\\u0061lice"', '"referenceId"'];
   const KEYS = ['"id"', '"name"', '"referenceId"', '"referenc\\u0065Id"', '"data"', '"siteId"', '"page"'];
   // Keys other parsers may read as the owner's (case, separators, a dotless i, DEL) or as `data`.
-  const LOOK_ALIKES = ['"ReferenceId"', '"reference_id"', '"referenceıd"', '"referenceId\u007f"', '"Data"', '"REFERENCEID"', '"reference-id"', '"_referenceId"',
-    '"referenceId_"', '"REFERENCE_ID"', '"ReFeReNcEiD"', '"ｒｅｆｅｒｅｎｃｅＩｄ"', '"refer\u007fenceId"', '"referenceId\\u0000"', '"reference\u200dId"'];
+  const LOOK_ALIKES = [
+    '"ReferenceId"',
+    '"reference_id"',
+    '"referenceıd"',
+    '"referenceId\u007f"',
+    '"Data"',
+    '"REFERENCEID"',
+    '"reference-id"',
+    '"_referenceId"',
+    '"referenceId_"',
+    '"REFERENCE_ID"',
+    '"ReFeReNcEiD"',
+    '"ｒｅｆｅｒｅｎｃｅＩｄ"',
+    '"refer\u007fenceId"',
+    '"referenceId\\u0000"',
+    '"reference\u200dId"',
+  ];
   const key = (): string => (r() < 0.1 ? pick(LOOK_ALIKES) : pick(KEYS));
   const NUMBERS = ['1', '-2.5e3', '0', '-0', '1E+2', '1e-7', '9007199254740993', '01', '1.', '.5', '-', '1e', '+1', '0x1', '1.0e'];
   const scalar = (): string => (r() < 0.15 ? long() : r() < 0.2 ? pick(NUMBERS) : pick([...STRINGS, '1', '-2.5e3', '0', 'true', 'false', 'null', 'nul', 'True']));
@@ -250,7 +292,9 @@ describe('provenClean never disagrees with the full check', () => {
       }
       const fast = listCheck(devices, alice)(res) as CheckedResponse;
       if (typeof full === 'string' || !fast.body.equals(full.body) || (full as CheckedResponse).dropped !== 0) {
-        expect.fail(`scanner said clean, full check released something else: ${body.toString('latin1')} → ${typeof full === 'string' ? full : full.body.toString('latin1')} vs ${fast.body.toString('latin1')}`);
+        expect.fail(
+          `scanner said clean, full check released something else: ${body.toString('latin1')} → ${typeof full === 'string' ? full : full.body.toString('latin1')} vs ${fast.body.toString('latin1')}`,
+        );
       }
     }
     return proven;

@@ -5,10 +5,16 @@ import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/sidecar.ts';
 
-const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+const DOCS = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
 
 /** Top folders of the repository whose paths the documentation cites (data/ holds only what Keygate writes at run time). */
-const PATH = /(?<![\w.\/$~@:-])(?:\.\/)?((?:src|test|bench|policies|deploy|docs|bin)\/[\w.\-\/*]*)/g;
+const PATH = /(?<![\w./$~@:-])(?:\.\/)?((?:src|test|bench|policies|deploy|docs|bin)\/[\w.\-/*]*)/g;
 const LINK = /!?\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g;
 const CODE_SPAN = /(`+)([\s\S]*?[^`])\1(?!`)/g;
 
@@ -29,7 +35,12 @@ function exists(path: string): boolean {
   const dir = dirname(path);
   const last = path.slice(dir.length + 1);
   if (dir.includes('*') || !existsSync(join(ROOT, dir))) return false;
-  const pattern = new RegExp(`^${last.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  const pattern = new RegExp(
+    `^${last
+      .split('*')
+      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
   return readdirSync(join(ROOT, dir)).some((name) => pattern.test(name));
 }
 
@@ -43,7 +54,10 @@ function anchors(text: string): Set<string> {
     const h = fenced ? null : /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
     if (!h) continue;
     const plain = h[1]!.replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1').replace(/[`*_~]/g, (c) => (c === '_' ? '_' : ''));
-    const base = plain.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+    const base = plain
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-');
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
     out.add(n === 0 ? base : `${base}-${n}`);
@@ -82,7 +96,10 @@ describe('paths and links in README.md and docs/', () => {
 
   it('every cited repository path exists', () => {
     const missing = all.flatMap((c) => c.paths).filter((c) => !exists(c.target));
-    expect(missing.map((c) => `${c.file}:${c.line}: ${c.target}`), 'cited paths that do not exist').toEqual([]);
+    expect(
+      missing.map((c) => `${c.file}:${c.line}: ${c.target}`),
+      'cited paths that do not exist',
+    ).toEqual([]);
   });
 
   it('every relative link points at a file that exists, and every anchor at a heading of it', () => {
@@ -101,7 +118,11 @@ describe('paths and links in README.md and docs/', () => {
 
   it('reads GitHub anchors as GitHub makes them', () => {
     expect([...anchors('# A\n## `keygate serve`\n### Browsers (CORS)\n## Roles, key types and conditions\n## A\n```\n# not a heading\n```\n')]).toEqual([
-      'a', 'keygate-serve', 'browsers-cors', 'roles-key-types-and-conditions', 'a-1',
+      'a',
+      'keygate-serve',
+      'browsers-cors',
+      'roles-key-types-and-conditions',
+      'a-1',
     ]);
   });
 });

@@ -3,12 +3,12 @@
 // changes pushed to another store instance (another connection, as another process).
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { hashKey } from '../src/keys/key-format.ts';
-import { KeyNotFoundError, KeyService, KeyStateError, type KeyEventLine } from '../src/keys/key-service.ts';
-import { openStore } from '../src/keys/open-store.ts';
-import type { KeyChange, KeyStore } from '../src/keys/store.ts';
-import { pgSchemas } from './helpers/pg-schemas.ts';
-import { tempDir } from './helpers/sidecar.ts';
+import { hashKey } from '../../src/keys/key-format.ts';
+import { type KeyEventLine, KeyNotFoundError, KeyService, KeyStateError } from '../../src/keys/key-service.ts';
+import { openStore } from '../../src/keys/open-store.ts';
+import type { KeyChange, KeyStore } from '../../src/keys/store.ts';
+import { pgSchemas } from '../helpers/pg-schemas.ts';
+import { tempDir } from '../helpers/sidecar.ts';
 
 const pg = pgSchemas('service');
 const opened: KeyStore[] = [];
@@ -40,7 +40,11 @@ describe.each(STORES)('key service on %s', (_kind, newUrl) => {
     expect((await service.list({ limit: 1, offset: 1 })).items.map((k) => k.id)).toEqual([b.record.id]);
     expect((await service.list({ limit: 10, createdBy: a.record.id })).items.map((k) => k.id)).toEqual([b.record.id]);
     expect(await service.list({ limit: 1, type: 'scoped', referenceId: 'alice' })).toMatchObject({ total: 1 });
-    expect(lines.map((l) => [l.event, l.actor])).toEqual([['created', 'cli'], ['created', a.record.id], ['created', 'link:lnk_1']]);
+    expect(lines.map((l) => [l.event, l.actor])).toEqual([
+      ['created', 'cli'],
+      ['created', a.record.id],
+      ['created', 'link:lnk_1'],
+    ]);
     const events = await service.events(b.record.id, { offset: 0, limit: 10 });
     expect(events.total).toBe(1);
     expect(events.items[0]).toMatchObject({ keyId: b.record.id, event: 'created', actor: a.record.id, changes: { type: 'access-token', roles: ['reader'], conditions: { factoryId: ['f1'] } } });
@@ -104,7 +108,11 @@ describe.each(STORES)('key service on %s', (_kind, newUrl) => {
     expect(first.revokedNow).toBe(true);
     const again = await service.revoke(record.id, 'cli');
     expect(again).toMatchObject({ revokedNow: false, record: { revokedAt: first.record.revokedAt } });
-    expect((await service.events(record.id, { offset: 0, limit: 10 })).items.map((e) => [e.event, e.actor])).toEqual([['created', 'cli'], ['rotated', 'cli'], ['revoked', 'key_admin']]);
+    expect((await service.events(record.id, { offset: 0, limit: 10 })).items.map((e) => [e.event, e.actor])).toEqual([
+      ['created', 'cli'],
+      ['rotated', 'cli'],
+      ['revoked', 'key_admin'],
+    ]);
     expect(lines.filter((l) => l.event === 'revoked')).toHaveLength(1);
     expect(await store.findByHash(hashKey(key))).toBeUndefined(); // the graced previous secret went with it
     await expect(service.update(record.id, { name: 'x' }, 'cli')).rejects.toBeInstanceOf(KeyStateError);

@@ -14,7 +14,12 @@ describe('bench options: --growth', () => {
 
   it('takes the sizes of each axis', () => {
     const o = parseOptions(['--growth', '--growth-items', '1,10', '--growth-routes=5,50,500', '--growth-keys', '100,1000', '--growth-connections', '1,2']);
-    expect([o.growthItems, o.growthRoutes, o.growthKeys, o.growthConnections]).toEqual([[1, 10], [5, 50, 500], [100, 1000], [1, 2]]);
+    expect([o.growthItems, o.growthRoutes, o.growthKeys, o.growthConnections]).toEqual([
+      [1, 10],
+      [5, 50, 500],
+      [100, 1000],
+      [1, 2],
+    ]);
     expect(parseOptions(['--growth']).growthKeys).toEqual([1000, 1_000_000]);
   });
 

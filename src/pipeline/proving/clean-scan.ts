@@ -1,9 +1,9 @@
 import { isAscii, isUtf8 } from 'node:buffer';
-import type { CompiledResource } from '../policy/model.ts';
-import type { Condition } from './authorize.ts';
+import type { CompiledResource } from '../../policy/model.ts';
+import { PairMemo } from '../../util/pair-memo.ts';
+import type { Condition } from '../authorize.ts';
 import { foldName } from './fold.ts';
 import { MAX_PAGING } from './list-render.ts';
-import { PairMemo } from './pair-memo.ts';
 
 /**
  * Proves, from the bytes alone, that a checked backend answer is *clean*: the response
