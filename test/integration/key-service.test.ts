@@ -36,8 +36,10 @@ describe.each(STORES)('key service on %s', (_kind, newUrl) => {
     const b = await service.create({ type: 'access-token', roles: ['reader'], conditions: { factoryId: ['f1'] } }, a.record.id);
     const c = await service.create({ type: 'scoped', referenceId: 'alice', allowedOrigins: ['https://app.example.com'] }, 'link:lnk_1');
     expect(await service.get(b.record.id)).toEqual(b.record);
-    expect((await service.list({ limit: 10 })).items.map((k) => k.id)).toEqual([a, b, c].map((k) => k.record.id));
-    expect((await service.list({ limit: 1, offset: 1 })).items.map((k) => k.id)).toEqual([b.record.id]);
+    // Listed by createdAt, then id: keys made within one millisecond come in id order.
+    const order = [a, b, c].map((k) => k.record).sort((x, y) => (x.createdAt === y.createdAt ? (x.id < y.id ? -1 : 1) : x.createdAt < y.createdAt ? -1 : 1));
+    expect((await service.list({ limit: 10 })).items.map((k) => k.id)).toEqual(order.map((k) => k.id));
+    expect((await service.list({ limit: 1, offset: 1 })).items.map((k) => k.id)).toEqual([order[1]!.id]);
     expect((await service.list({ limit: 10, createdBy: a.record.id })).items.map((k) => k.id)).toEqual([b.record.id]);
     expect(await service.list({ limit: 1, type: 'scoped', referenceId: 'alice' })).toMatchObject({ total: 1 });
     expect(lines.map((l) => [l.event, l.actor])).toEqual([
