@@ -59,10 +59,10 @@ function encodeQueryValue(value: string): string {
 
 /** What mutateQuery does besides the filter, for routes with conditions. */
 export interface QueryRules {
-  /** A parameter of this name (the body id of the route) is removed. */
-  readonly drop?: string | undefined;
-  /** A parameter of this name (the id proven from the path) is refused: a backend may prefer it to the path's. */
-  readonly refuse?: string | undefined;
+  /** Parameters of these names (paramKey form: the names of the route's body id) are removed. */
+  readonly drop?: ReadonlySet<string> | undefined;
+  /** Parameters of these names (paramKey form: the names of the id proven from the path) are refused: a backend may prefer them to the path's. */
+  readonly refuse?: ReadonlySet<string> | undefined;
   /**
    * Names outside ASCII are refused: Java's equalsIgnoreCase reads `referenceıd` (dotless ı)
    * as `referenceId`, an NFKC-normalising backend reads fullwidth letters as ASCII ones.
@@ -80,8 +80,8 @@ export function mutateQuery(query: string, filter: readonly Condition[] | null, 
   let out = query;
   if (query !== '' && (filter !== null || rules !== NO_RULES || mayHoldOverride(query))) {
     const drop = filter === null ? null : filterKeys(filter);
-    const dropKey = rules.drop === undefined ? undefined : paramKey(rules.drop.toLowerCase());
-    const refuseKey = rules.refuse === undefined ? undefined : paramKey(rules.refuse.toLowerCase());
+    const dropKeys = rules.drop;
+    const refuseKeys = rules.refuse;
     const kept: string[] = [];
     let changed = false;
     for (const piece of query.split(QUERY_SEPARATORS)) {
@@ -93,8 +93,8 @@ export function mutateQuery(query: string, filter: readonly Condition[] | null, 
       const name = normaliseParamName(eq === -1 ? piece : piece.slice(0, eq));
       if (rules.asciiOnly === true && !isAscii(name)) throw new KeygateError('INVALID_QUERY', { detail: `parameter name outside ASCII ${JSON.stringify(name)}` });
       const key = paramKey(name);
-      if (key === refuseKey) throw new KeygateError('RESOURCE_ID_OVERRIDE', { detail: `query parameter ${JSON.stringify(name)} names the id proven from the path` });
-      if (name === METHOD_OVERRIDE_PARAM || key === dropKey || drop?.has(key) === true) {
+      if (refuseKeys?.has(key) === true) throw new KeygateError('RESOURCE_ID_OVERRIDE', { detail: `query parameter ${JSON.stringify(name)} names the id proven from the path` });
+      if (name === METHOD_OVERRIDE_PARAM || dropKeys?.has(key) === true || drop?.has(key) === true) {
         changed = true;
         continue;
       }
@@ -282,6 +282,11 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
       case HeaderKind.conditional:
         if (own && input.checked !== true) out.push(hc.name, value);
         break;
+      case HeaderKind.acceptEncoding:
+        // Every browser sends gzip, and a compressing backend would answer what the check
+        // must refuse: ask for the answer as it is (`identity` is added once below).
+        if (own && input.checked !== true) out.push(hc.name, value);
+        break;
       default:
         // hop, rewrite, key, identity: never forwarded
         break;
@@ -302,6 +307,7 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
   if (forwarded !== undefined) out.push('forwarded', `${forwarded}, for=${quoted(client, true)}`);
   else if (sawForwarded) out.push('forwarded', `for=${quoted(client, true)}${host === undefined ? '' : `;host=${quoted(host, false)}`};proto=http`);
   if (addressNames !== null) for (const name of addressNames) out.push(name, client);
+  if (input.checked === true) out.push('accept-encoding', 'identity');
   out.push('x-request-id', requestId ?? input.requestId);
   out.push('x-keygate-key-id', input.principal.id, 'x-keygate-key-type', input.principal.type);
   if (input.principal.referenceId !== null) out.push('x-keygate-reference-id', input.principal.referenceId);

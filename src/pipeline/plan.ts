@@ -8,6 +8,7 @@ import { buildUpstreamHeaders, mutateQuery, normaliseParamName, paramKey, QUERY_
 import { idFromValue, proveByLookup } from './prove.ts';
 import type { AttributeSource } from './proving/attributes.ts';
 import { foldName } from './proving/fold.ts';
+import { idNames } from './proving/id-names.ts';
 import { checkJsonBodyHeaders, judgeBody, parseJsonBody } from './proving/request-body.ts';
 import { listCheck, type ResponseCheck, responseCheck, responseIdCheck } from './proving/response-checks.ts';
 
@@ -77,17 +78,19 @@ const ASCII_NAMES: QueryRules = Object.freeze({ asciiOnly: true });
 /** The query rules of a route with conditions, built once per compiled route. */
 const QUERY_RULES = new WeakMap<CompiledRoute, QueryRules>();
 
-function queryRules(route: CompiledRoute): QueryRules {
+function queryRules(policy: CompiledPolicy, route: CompiledRoute): QueryRules {
   let rules = QUERY_RULES.get(route);
   if (rules === undefined) {
     const e = route.enforcement;
     const id = e.kind === 'lookup' ? e.id : null;
     // A body id must be the only id: a backend that also reads `?deviceId=` must not find
-    // another one. A path id must not be named again: Laravel's `$request->id` prefers it.
+    // another one. A path id must not be named again under any name the backend may read
+    // it by: Laravel's `$request->deviceId` prefers input to the route parameter.
+    const names = e.kind === 'lookup' ? idNames(policy, e.resource) : undefined;
     rules = Object.freeze({
       asciiOnly: true,
-      drop: id?.from === 'body' ? id.name : undefined,
-      refuse: id?.from === 'path' ? id.name : undefined,
+      drop: id?.from === 'body' ? names : undefined,
+      refuse: id?.from === 'path' ? names : undefined,
     });
     QUERY_RULES.set(route, rules);
   }
@@ -132,7 +135,9 @@ export function plan(ctx: PlanContext, principal: Principal, req: IncomingReques
   const e = conditioned ? route.enforcement : null;
   const check = conditioned ? checkOf(ctx, route, conditions, principal, req.requestId) : null;
   const judged = !fullAccess(ctx.policy, decision);
-  const query = conditioned ? mutateQuery(req.target.query, e!.kind === 'filter' ? conditions : null, queryRules(route)) : mutateQuery(req.target.query, null, judged ? ASCII_NAMES : undefined);
+  const query = conditioned
+    ? mutateQuery(req.target.query, e!.kind === 'filter' ? conditions : null, queryRules(ctx.policy, route))
+    : mutateQuery(req.target.query, null, judged ? ASCII_NAMES : undefined);
   const up = buildUpstreamHeaders({
     rawHeaders: req.rawHeaders,
     principal,
@@ -153,13 +158,13 @@ export function plan(ctx: PlanContext, principal: Principal, req: IncomingReques
   // A GET body can carry its own `referenceId` or `id`, read by backends that merge body and query.
   if (up.hasBody && BODILESS.has(req.method)) throw new KeygateError('BODY_NOT_ALLOWED', { detail: `${req.method} with a body` });
   checkJsonBodyHeaders(up.contentType, up.contentEncoding, up.contentLength, req.maxBodyBytes);
-  const idKey = lookup !== null && (lookup.id.from === 'path' || lookup.id.from === 'query') ? foldName(lookup.id.name) : undefined;
+  const idKeys = lookup !== null && (lookup.id.from === 'path' || lookup.id.from === 'query') ? idNames(ctx.policy, lookup.resource) : undefined;
   const filterKeys = e?.kind === 'filter' ? new Set(conditions!.map((c) => foldName(c.attribute))) : undefined;
   return req.readBody(req.maxBodyBytes).then((body) => {
     draft.body = body;
     draft.headers.push('content-length', String(body.length));
     const json = parseJsonBody(body);
-    judgeBody(json, idKey, filterKeys);
+    judgeBody(json, idKeys, filterKeys);
     return proveThenComplete(ctx, draft, lookup, principal, req, json);
   });
 }

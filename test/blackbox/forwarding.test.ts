@@ -171,3 +171,91 @@ describe('10. forwarding headers are what Keygate saw, unless the hop is trusted
     expect(got.headers['x-keygate-reference-id']).toBe('alice');
   });
 });
+
+describe('10. proxy-trust headers of other conventions pass only from a trusted hop', () => {
+  // What frameworks believe because the proxy in front of them sets it: the scheme, the host,
+  // a verified client certificate, the user an auth proxy signed in.
+  const CLAIMS: Record<string, string> = {
+    'X-Scheme': 'https',
+    'Front-End-Https': 'on',
+    'X-Arr-Ssl': 'on',
+    'X-Url-Scheme': 'https',
+    'X-Host': 'evil.test',
+    'X-Real-Port': '443',
+    'X-Envoy-External-Address': '10.6.6.6',
+    'X-ARR-ClientCert': 'MIIBFAKECERT',
+    'X-SSL-Client-Cert': 'MIIBFAKECERT',
+    'Ssl-Client-Cert': 'MIIBFAKECERT',
+    'X-Client-Verify': 'SUCCESS',
+    'X-SSL-Client-S-DN': 'CN=admin',
+    'Remote-User': 'admin',
+    'X-Remote-User': 'admin',
+    X_Remote_User: 'admin',
+    'X-Auth-Request-User': 'admin',
+    'X-Auth-Request-Email': 'admin@example.com',
+    'X-WEBAUTH-USER': 'admin',
+    'X-Authenticated-User': 'admin',
+    'X-Authenticated-Userid': 'admin',
+    'X-User-Id': 'admin',
+    'X-Consumer-Username': 'admin',
+    'X-MS-CLIENT-PRINCIPAL-NAME': 'admin',
+    'X-Amzn-Oidc-Identity': 'admin',
+    'X-Goog-Authenticated-User-Email': 'admin@example.com',
+  };
+  const PLAIN: Record<string, string> = { 'User-Agent': 'ua-1', 'Accept-Language': 'de', 'Sec-Fetch-User': '?1', 'X-Api-Version': '2', 'X-Correlation-Token': 'c-1' };
+
+  test('from an untrusted client none of them reaches the backend; plain end-to-end headers do', async () => {
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-1/history', headers: { ...keyHeader(keys.alice), ...CLAIMS, ...PLAIN } });
+    expect(r.status, r.text).toBe(200);
+    const got = fw.requests()[0]!;
+    const seen = names(got);
+    for (const h of Object.keys(CLAIMS)) expect(seen, h).not.toContain(h.toLowerCase());
+    for (const h of Object.keys(CLAIMS)) expect(seen, h).not.toContain(h.toLowerCase().replaceAll('_', '-'));
+    expect(got.rawHeaders.join('\n')).not.toMatch(/admin|FAKECERT|SUCCESS|evil\.test|10\.6\.6\.6/);
+    for (const [h, v] of Object.entries(PLAIN)) expect(got.headers[h.toLowerCase()], h).toBe(v);
+  });
+
+  test('the server key cannot send them either from an untrusted client', async () => {
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: { ...keyHeader(keys.server), 'Remote-User': 'admin', 'X-ARR-ClientCert': 'MIIBFAKECERT' } });
+    expect(r.status, r.text).toBe(200);
+    expect(fw.requests()[0]!.rawHeaders.join('\n')).not.toMatch(/admin|FAKECERT/);
+  });
+
+  test('from a trusted hop (the ingress that sets them) they pass', async () => {
+    const r = await send(trusting.proxyPort, {
+      path: '/v1/devices/dev-alice-1/history',
+      headers: { ...keyHeader(keys.alice), 'X-ARR-ClientCert': 'MIIBREALCERT', 'X-Auth-Request-User': 'alice@example.com', 'X-Scheme': 'https' },
+    });
+    expect(r.status, r.text).toBe(200);
+    const got = fw.requests()[0]!;
+    expect(got.headers['x-arr-clientcert']).toBe('MIIBREALCERT');
+    expect(got.headers['x-auth-request-user']).toBe('alice@example.com');
+    expect(got.headers['x-scheme']).toBe('https');
+  });
+});
+
+describe('compression: a checked answer is asked for as it is', () => {
+  const BROWSER = { 'Accept-Encoding': 'gzip, deflate, br, zstd' };
+
+  test("Express compression(): a browser's scoped list and device read are answered (the backend is asked for identity)", async () => {
+    fw.quirks = { compress: true };
+    for (const path of ['/v1/devices', '/v1/devices/dev-alice-1']) {
+      fw.reset();
+      const r = await send(sidecar.proxyPort, { path, headers: { ...keyHeader(keys.alice), ...BROWSER } });
+      expect(r.status, `${path} ${r.text}`).toBe(200);
+      expect(r.text).toContain('dev-alice-1');
+      expect(r.text).not.toContain('dev-bob-1');
+      const got = fw.requests()[0]!;
+      expect(got.headers['accept-encoding'], path).toBe('identity');
+      expect(names(got).filter((n) => n === 'accept-encoding')).toHaveLength(1);
+    }
+  });
+
+  test("an answer Keygate streams unchecked keeps the client's Accept-Encoding and comes compressed", async () => {
+    fw.quirks = { compress: true };
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: { ...keyHeader(keys.server), ...BROWSER } });
+    expect(r.status).toBe(200);
+    expect(fw.requests()[0]!.headers['accept-encoding']).toBe(BROWSER['Accept-Encoding']);
+    expect(r.headers['content-encoding']).toBe('gzip');
+  });
+});

@@ -11,6 +11,7 @@
 import { execFile } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import { BIN, DEVICES, type KeyInfo, type Received, ROOT } from './harness.ts';
 
 const execFileP = promisify(execFile);
@@ -28,6 +29,10 @@ export interface Quirks {
   keysStopAtNul?: boolean;
   /** Laravel: input (query and body) wins over route parameters, and `_method` in the input overrides a POST. */
   laravel?: boolean;
+  /** Express compression(), Rack::Deflater, Django GZipMiddleware: JSON answers gzipped when the request accepts gzip. */
+  compress?: boolean;
+  /** The name of the Laravel route parameter (`{deviceId}`) the controller reads through `$request->…`; `id` when unset. */
+  laravelRouteParam?: string;
   /** IIS URL Rewrite / older Symfony and Zend: X-Original-URL or X-Rewrite-URL (CGI spellings too) replace the path. */
   rewriteHeaders?: boolean;
   /** How query names are matched: Java's equalsIgnoreCase (first match wins), NFKC-normalised (first wins), or as Node does. */
@@ -149,8 +154,17 @@ function queryParam(u: URL, name: string, q: Quirks): string[] {
   return [];
 }
 
+/** Answers of a backend with the `compress` quirk on. */
+const COMPRESSING = new WeakSet<ServerResponse>();
+
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
+  if (COMPRESSING.has(res) && /\bgzip\b/.test(String(res.req.headers['accept-encoding'] ?? ''))) {
+    const zipped = gzipSync(text);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-encoding': 'gzip', vary: 'Accept-Encoding', 'content-length': String(zipped.length), ...headers });
+    res.end(zipped);
+    return;
+  }
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...headers });
   res.end(text);
 }
@@ -180,6 +194,7 @@ export async function startFramework(quirks: Quirks = {}): Promise<FrameworkBack
 
   function route(rec: Received, res: ServerResponse): void {
     const q = state.quirks;
+    if (q.compress === true) COMPRESSING.add(res);
     const custom = state.respond?.(rec);
     if (custom !== undefined) {
       res.writeHead(custom.status ?? 200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(custom.body)), ...custom.headers });
@@ -194,8 +209,8 @@ export async function startFramework(quirks: Quirks = {}): Promise<FrameworkBack
     let method = rec.method;
     const input = (name: string): string | undefined => (q.laravel ? (body.get(name) ?? u.searchParams.get(name) ?? undefined) : undefined);
     if (q.laravel && method === 'POST' && input('_method') !== undefined) method = input('_method')!.toUpperCase();
-    // Laravel's $request->id: the input wins over the route parameter.
-    const idOf = (routeId: string): string => input('id') ?? routeId;
+    // Laravel's $request->id (or ->deviceId, as the route names it): the input wins over the route parameter.
+    const idOf = (routeId: string): string => input(q.laravelRouteParam ?? 'id') ?? routeId;
     const p = u.pathname;
 
     if (p === '/v1/workspaces/current/secrets') return send(res, 200, { id: 'ws-1', apiSecret: 'WORKSPACE_SECRET' });

@@ -212,6 +212,32 @@ describe('6. ids that override the proven id', () => {
     },
   );
 
+  test.each([
+    ['deviceId=dev-bob-1', 'deviceId'],
+    ['device_id=dev-bob-1', 'device_id'],
+    ['DeviceID=dev-bob-1', 'DeviceID'],
+    ['limit=5&deviceId[]=dev-bob-1', 'deviceId'],
+    ['devic%65Id=dev-bob-1', 'deviceId'],
+  ])("Laravel route /devices/{deviceId}/history: GET …/history?%s (the backend's own name for the id) → 400, bob's history never read", async (query, param) => {
+    fw.quirks = { laravel: true, laravelRouteParam: param };
+    for (const path of [`/v1/devices/dev-alice-1/history?${query}`, `/v1/devices/dev-alice-1?${query}`]) {
+      const r = await send(sidecar.proxyPort, { path, headers: keyHeader(keys.alice) });
+      expect(r.status, `${path} ${r.text}`).toBe(400);
+      expect(errorBody(r).error.code).toBe('RESOURCE_ID_OVERRIDE');
+      expect(r.text).not.toContain('BOB_SECRET');
+    }
+    expect(fw.effects.filter((e) => e.target === 'dev-bob-1')).toEqual([]);
+    expect(fw.requests()).toHaveLength(0);
+  });
+
+  test('the same refusal whether or not the named device exists (no existence oracle)', async () => {
+    fw.quirks = { laravel: true, laravelRouteParam: 'deviceId' };
+    const bob = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-1?deviceId=dev-bob-1', headers: keyHeader(keys.alice) });
+    const none = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-1?deviceId=dev-nobody', headers: keyHeader(keys.alice) });
+    expect([bob.status, errorBody(bob).error.code]).toEqual([none.status, errorBody(none).error.code]);
+    expect(fw.requests()).toHaveLength(0);
+  });
+
   // Bodies on GET and DELETE carry an explicit Content-Length: Node's client sends them unframed otherwise.
   test('Laravel: a GET with a JSON body {"id": bob\'s} → 400, nothing forwarded', async () => {
     fw.quirks = { laravel: true };

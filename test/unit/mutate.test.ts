@@ -212,8 +212,11 @@ describe('one meaning: response headers and query', () => {
   });
 
   it('refuses a parameter naming the proven id, drops one naming the body id', () => {
-    expect(() => mutateQuery('x=1&ID=dev-b', null, { refuse: 'id' })).toThrow(expect.objectContaining({ code: 'RESOURCE_ID_OVERRIDE' }));
-    expect(mutateQuery('x=1&device_id=dev-b', null, { drop: 'deviceId' })).toBe('x=1');
+    const names = new Set(['id', 'deviceid']);
+    for (const q of ['x=1&ID=dev-b', 'deviceId=dev-b', 'device_id=dev-b', 'DEVICE-ID=dev-b', 'DeviceID[]=dev-b', 'devic%65Id=dev-b'])
+      expect(() => mutateQuery(q, null, { refuse: names }), q).toThrow(expect.objectContaining({ code: 'RESOURCE_ID_OVERRIDE' }));
+    expect(mutateQuery('limit=5&devices=x', null, { refuse: names })).toBe('limit=5&devices=x');
+    expect(mutateQuery('x=1&device_id=dev-b&id=3', null, { drop: names })).toBe('x=1');
   });
 
   it('never builds a filter from a value holding its separator', () => {

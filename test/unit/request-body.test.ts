@@ -43,7 +43,7 @@ describe('the JSON media types a judged body may have', () => {
 describe('judgeBody', () => {
   const code = (text: string, idKey?: string): string | undefined => {
     try {
-      judgeBody(parseStrictJson(text), idKey);
+      judgeBody(parseStrictJson(text), idKey === undefined ? undefined : new Set([idKey, 'deviceid']));
       return undefined;
     } catch (err) {
       return (err as { code?: string }).code;
@@ -57,7 +57,7 @@ describe('judgeBody', () => {
     },
   );
 
-  it.each(['{"id":"x"}', '{"ID":"x"}', '{"_id":"x"}', '{"Id":1}'])('refuses a field naming the proven id: %s', (text) => {
+  it.each(['{"id":"x"}', '{"ID":"x"}', '{"_id":"x"}', '{"Id":1}', '{"deviceId":"x"}', '{"Device_ID":"x"}'])('refuses a field naming the proven id: %s', (text) => {
     expect(code(text, 'id')).toBe('RESOURCE_ID_OVERRIDE');
   });
 

@@ -31,11 +31,13 @@ export const HeaderKind = {
   forwarded: 14,
   /** A header that names the client's address (`X-Real-IP`, `True-Client-IP`, `CF-Connecting-IP`, …). */
   clientIp: 15,
-  /** Any other forwarding header (`X-Forwarded-Port`, `X-Forwarded-Server`, `Forwarded-For`, …). */
+  /** Any other forwarding or proxy-trust header (`X-Forwarded-Port`, `Forwarded-For`, `X-Scheme`, `Remote-User`, `X-ARR-ClientCert`, …): only from a trusted hop. */
   forwardingOther: 16,
   requestId: 17,
   /** Conditional and range requests: not forwarded when Keygate must see the whole answer. */
   conditional: 18,
+  /** `Accept-Encoding`: replaced by `identity` when Keygate must read the answer (it cannot prove a compressed one). */
+  acceptEncoding: 19,
 } as const;
 export type HeaderKind = (typeof HeaderKind)[keyof typeof HeaderKind];
 
@@ -74,6 +76,9 @@ const EXACT = new Map<string, HeaderKind>([
   ['if-unmodified-since', HeaderKind.conditional],
   ['if-range', HeaderKind.conditional],
   ['range', HeaderKind.conditional],
+  ['accept-encoding', HeaderKind.acceptEncoding],
+  // Browser-set and plain end-to-end headers whose names hold a word below.
+  ['user-agent', HeaderKind.pass],
 ]);
 
 /**
@@ -88,6 +93,52 @@ const REWRITE_WORDS = new Set(['url', 'uri', 'path', 'method', 'prefix', 'rewrit
 const REWRITE_PREFIXES = ['x-original-', 'x-rewrite-', 'x-override-'];
 /** Last parts that name a client address: X-Real-IP, True-Client-IP, X-Azure-ClientIP, X-Remote-Addr, … */
 const ADDRESS_WORDS = new Set(['ip', 'clientip', 'socketip', 'userip', 'addr']);
+/**
+ * Headers a backend trusts because the hop in front of it sets them: the scheme (Tornado's
+ * X-Scheme, IIS/ARR's X-Arr-Ssl, Front-End-Https), the host or port (X-Host, X-Real-Port),
+ * a verified client certificate (ASP.NET Core reads X-ARR-ClientCert by default;
+ * X-SSL-Client-Cert, X-Client-Verify) and the authenticated user of an auth proxy
+ * (Remote-User, X-WEBAUTH-USER, oauth2-proxy's X-Auth-Request-User/-Email, Kong's
+ * X-Consumer-*, X-User-Id, X-MS-Client-Principal, X-Amzn-Oidc-*, X-Goog-Authenticated-User-*).
+ * Chosen by pattern, as the rewrite headers are: any name with one of these words as a
+ * dash-separated part, or one of these prefixes, passes only from a trusted hop
+ * (`--trust-proxy`); from any other client it is a claim Keygate did not judge.
+ */
+const TRUST_WORDS = new Set([
+  'scheme',
+  'https',
+  'ssl',
+  'tls',
+  'proto',
+  'protocol',
+  'port',
+  'host',
+  'cert',
+  'certificate',
+  'clientcert',
+  'verify',
+  'verified',
+  'dn',
+  'user',
+  'username',
+  'userid',
+  'email',
+  'principal',
+  'identity',
+  'group',
+  'groups',
+  'role',
+  'roles',
+  'consumer',
+  'auth',
+  'authenticated',
+  'webauth',
+  'oidc',
+  'jwt',
+  'userinfo',
+  'credential',
+]);
+const TRUST_PREFIXES = ['x-arr-', 'x-envoy-', 'front-end-', 'x-amzn-', 'cf-access-', 'x-ms-client-', 'x-goog-', 'x-pomerium-', 'x-apigateway-', 'x-endpoint-api-'];
 
 function classify(dashed: string): HeaderKind {
   const exact = EXACT.get(dashed);
@@ -98,6 +149,10 @@ function classify(dashed: string): HeaderKind {
   for (const part of parts) if (REWRITE_WORDS.has(part)) return HeaderKind.rewrite;
   if (dashed.startsWith('x-forwarded') || dashed.startsWith('forwarded-')) return HeaderKind.forwardingOther;
   if (ADDRESS_WORDS.has(parts[parts.length - 1]!)) return HeaderKind.clientIp;
+  // Fetch metadata (Sec-Fetch-User, Sec-CH-UA-…) is set by the browser, not by a proxy.
+  if (dashed.startsWith('sec-')) return HeaderKind.pass;
+  for (const p of TRUST_PREFIXES) if (dashed.startsWith(p)) return HeaderKind.forwardingOther;
+  for (const part of parts) if (TRUST_WORDS.has(part)) return HeaderKind.forwardingOther;
   return HeaderKind.pass;
 }
 

@@ -45,18 +45,18 @@ const OVERRIDE_FIELDS = new Set(['_method', 'x_http_method_override', 'x_http_me
  * What a body the policy reads may not say besides what was judged (the parser has
  * already refused duplicate, look-alike and control-character keys): no top-level field
  * that overrides the method; none that names the id proven from the path or the query
- * again (Laravel's `$request->id` prefers input to the route parameter), `idKey` in
+ * again under any of its names (Laravel's `$request->id` prefers input to the route parameter), `idKeys` in
  * foldName form; and none that names a filtered attribute (`filterKeys`, folded), which a
  * backend merging body and query would read as a second filter.
  */
-export function judgeBody(json: unknown, idKey: string | undefined, filterKeys?: ReadonlySet<string>): void {
+export function judgeBody(json: unknown, idKeys: ReadonlySet<string> | undefined, filterKeys?: ReadonlySet<string>): void {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) return;
   for (const key in json) {
     const folded = caseFold(key);
     if (OVERRIDE_FIELDS.has(folded.replaceAll('-', '_'))) throw new KeygateError('INVALID_JSON_KEY', { detail: `body field ${JSON.stringify(key)} overrides the method` });
-    if (idKey === undefined && filterKeys === undefined) continue;
+    if (idKeys === undefined && filterKeys === undefined) continue;
     const name = foldName(key);
-    if (name === idKey) throw new KeygateError('RESOURCE_ID_OVERRIDE', { detail: `body field ${JSON.stringify(key)} names the proven id` });
+    if (idKeys?.has(name) === true) throw new KeygateError('RESOURCE_ID_OVERRIDE', { detail: `body field ${JSON.stringify(key)} names the proven id` });
     if (filterKeys?.has(name) === true) throw new KeygateError('INVALID_JSON_KEY', { detail: `body field ${JSON.stringify(key)} names the filtered attribute` });
   }
 }
