@@ -88,3 +88,14 @@ export function firstWider(policy: CompiledPolicy, target: Principal, actor: Pri
   }
   return undefined;
 }
+
+/**
+ * Whether a key reaches everything: no key conditions, a grant without conditions, and
+ * every route of the policy (and the undeclared ones) reached without conditions. Every
+ * key of the store is then within its power (firstWider finds nothing for any target), so
+ * it can be shown every key without judging each.
+ */
+export function reachesEverything(policy: CompiledPolicy, key: Principal, cap: Reach): boolean {
+  if (cap !== 'all' || Object.keys(key.conditions).length > 0) return false;
+  return probes(policy).every((probe) => reachOf(policy, key, probe) === 'all');
+}
