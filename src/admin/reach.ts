@@ -97,5 +97,12 @@ export function firstWider(policy: CompiledPolicy, target: Principal, actor: Pri
  */
 export function reachesEverything(policy: CompiledPolicy, key: Principal, cap: Reach): boolean {
   if (cap !== 'all' || Object.keys(key.conditions).length > 0) return false;
-  return probes(policy).every((probe) => reachOf(policy, key, probe) === 'all');
+  // A principal is immutable and reused until its cache entry expires, a policy until it reloads.
+  let byKey = EVERYTHING.get(policy);
+  if (byKey === undefined) EVERYTHING.set(policy, (byKey = new WeakMap()));
+  let all = byKey.get(key);
+  if (all === undefined) byKey.set(key, (all = probes(policy).every((probe) => reachOf(policy, key, probe) === 'all')));
+  return all;
 }
+
+const EVERYTHING = new WeakMap<CompiledPolicy, WeakMap<Principal, boolean>>();

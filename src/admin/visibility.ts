@@ -3,6 +3,7 @@ import type { KeyRecord } from '../keys/key-record.ts';
 import type { Page } from '../keys/key-service.ts';
 import type { KeyFilter } from '../keys/store.ts';
 import type { ServedRequest } from '../pipeline/served-handler.ts';
+import type { CompiledPolicy, ValueTemplate } from '../policy/model.ts';
 import { type AdminDeps, actorOf, evrythng } from './acting.ts';
 import { mayActOn } from './escalation.ts';
 import { reachesEverything } from './reach.ts';
@@ -41,7 +42,26 @@ export async function visibleKey(deps: AdminDeps, request: ServedRequest): Promi
   return record;
 }
 
+type KeyField = Extract<ValueTemplate, { keyField: unknown }>['keyField'];
+
 const SCAN_BATCH = 500;
+const REFERENCED = new WeakMap<CompiledPolicy, readonly KeyField[]>();
+
+/** The key fields the policy's role conditions name (`{key.referenceId}`, …): with type, roles and conditions, all a decision reads of a key. */
+function referencedFields(policy: CompiledPolicy): readonly KeyField[] {
+  let out = REFERENCED.get(policy);
+  if (out === undefined) {
+    const found = new Set<KeyField>();
+    for (const role of policy.roles.values()) for (const c of role.conditions) for (const v of c.values) if ('keyField' in v) found.add(v.keyField);
+    REFERENCED.set(policy, (out = [...found]));
+  }
+  return out;
+}
+
+/** What decides a key's power under the policy: two keys with the same are judged alike. */
+function powerOf(record: KeyRecord, fields: readonly KeyField[]): string {
+  return JSON.stringify([record.type, record.roles, record.conditions, fields.map((f) => record[f])]);
+}
 
 /**
  * A page of the keys matching `filter` that the acting key sees, and how many it sees in
@@ -51,13 +71,19 @@ const SCAN_BATCH = 500;
 export async function visiblePage(deps: AdminDeps, request: ServedRequest, filter: KeyFilter, offset: number, limit: number): Promise<Page<KeyRecord>> {
   if (seesEverything(request)) return deps.keys.list({ ...filter, offset, limit });
   const actor = actorOf(request);
+  const fields = referencedFields(actor.policy);
+  // Keys of one power (tokens minted alike) are judged once.
+  const judged = new Map<string, boolean>();
   const items: KeyRecord[] = [];
   let total = 0;
   let afterId: string | undefined;
   for (;;) {
     const batch = await deps.keys.store.list({ ...filter, createdBy: actor.principal.id, afterId, limit: SCAN_BATCH });
     for (const record of batch) {
-      if (!mayActOn(actor, record)) continue;
+      const power = powerOf(record, fields);
+      let may = judged.get(power);
+      if (may === undefined) judged.set(power, (may = mayActOn(actor, record)));
+      if (!may) continue;
       if (total >= offset && items.length < limit) items.push(record);
       total++;
     }
