@@ -59,11 +59,21 @@ export function checkNoEscalation(actor: Actor, target: KeyRecord): void {
   checkPowerWithin(actor, target);
 }
 
-/** The target's key conditions, and what it reaches on every route, within the actor's. */
-function checkPowerWithin(actor: Actor, target: KeyRecord): void {
-  if (!keyConditionsWithin(target, actor.principal)) refuse(`its conditions would be wider than the acting key's own (${JSON.stringify(actor.principal.conditions)})`, 'conditions');
+/** Why the target's power is not within the actor's (its key conditions, what it reaches on every route), or undefined when it is. */
+function widerThan(actor: Actor, target: KeyRecord): { why: string; field?: string } | undefined {
+  if (!keyConditionsWithin(target, actor.principal)) return { why: `its conditions would be wider than the acting key's own (${JSON.stringify(actor.principal.conditions)})`, field: 'conditions' };
   const wider = firstWider(actor.policy, toPrincipal(target), actor.principal, actor.cap);
-  if (wider !== undefined) refuse(wider);
+  return wider === undefined ? undefined : { why: wider };
+}
+
+function checkPowerWithin(actor: Actor, target: KeyRecord): void {
+  const wider = widerThan(actor, target);
+  if (wider !== undefined) refuse(wider.why, wider.field);
+}
+
+/** Whether the actor could act on the target (checkActsOn would let it): the test of what a key may see. */
+export function mayActOn(actor: Actor, target: KeyRecord): boolean {
+  return target.id === actor.principal.id || widerThan(actor, target) === undefined;
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { ServedHandler } from '../pipeline/served-handler.ts';
-import { type AdminDeps, visibleKey } from './acting.ts';
+import type { AdminDeps } from './acting.ts';
 import { asApi } from './key-errors.ts';
 import { listEnvelope, pageParams, queryParams } from './query.ts';
+import { visibleKey } from './visibility.ts';
 
 /** `GET /v1/api-keys/{id}/events`: the key's audit trail, oldest first, a page at a time. */
 export function eventsHandler(deps: AdminDeps): ServedHandler {

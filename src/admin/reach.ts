@@ -88,3 +88,21 @@ export function firstWider(policy: CompiledPolicy, target: Principal, actor: Pri
   }
   return undefined;
 }
+
+/**
+ * Whether a key reaches everything: no key conditions, a grant without conditions, and
+ * every route of the policy (and the undeclared ones) reached without conditions. Every
+ * key of the store is then within its power (firstWider finds nothing for any target), so
+ * it can be shown every key without judging each.
+ */
+export function reachesEverything(policy: CompiledPolicy, key: Principal, cap: Reach): boolean {
+  if (cap !== 'all' || Object.keys(key.conditions).length > 0) return false;
+  // A principal is immutable and reused until its cache entry expires, a policy until it reloads.
+  let byKey = EVERYTHING.get(policy);
+  if (byKey === undefined) EVERYTHING.set(policy, (byKey = new WeakMap()));
+  let all = byKey.get(key);
+  if (all === undefined) byKey.set(key, (all = probes(policy).every((probe) => reachOf(policy, key, probe) === 'all')));
+  return all;
+}
+
+const EVERYTHING = new WeakMap<CompiledPolicy, WeakMap<Principal, boolean>>();

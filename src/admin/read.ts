@@ -1,6 +1,7 @@
 import type { ServedHandler } from '../pipeline/served-handler.ts';
-import { type AdminDeps, visibleKey } from './acting.ts';
+import type { AdminDeps } from './acting.ts';
 import { shown } from './shapes.ts';
+import { visibleKey } from './visibility.ts';
 
 /** `GET /v1/api-keys/{id}`: the key object, never its secret. */
 export function readHandler(deps: AdminDeps): ServedHandler {

@@ -1,8 +1,9 @@
 import type { ServedHandler } from '../pipeline/served-handler.ts';
-import { type AdminDeps, actorId, actorOf, visibleKey } from './acting.ts';
+import { type AdminDeps, actorId, actorOf } from './acting.ts';
 import { checkActsOn } from './escalation.ts';
 import { asApi } from './key-errors.ts';
 import { shown } from './shapes.ts';
+import { visibleKey } from './visibility.ts';
 
 /**
  * `DELETE /v1/api-keys/{id}`: revokes the key (every replica refuses it within a second);

@@ -1,10 +1,11 @@
 import { MAX_GRACE_MS } from '../keys/key-service.ts';
 import type { ServedHandler } from '../pipeline/served-handler.ts';
-import { type AdminDeps, actorId, actorOf, visibleKey } from './acting.ts';
+import { type AdminDeps, actorId, actorOf } from './acting.ts';
 import { bodyFields, integerField } from './body.ts';
 import { checkActsOn } from './escalation.ts';
 import { asApi } from './key-errors.ts';
 import { shownWithSecret } from './shapes.ts';
+import { visibleKey } from './visibility.ts';
 
 /**
  * `POST /v1/api-keys/{id}/rotate` `{gracePeriodSeconds}` (0 to 604800, default 0): a new

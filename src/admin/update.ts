@@ -1,10 +1,11 @@
 import type { KeyPatch } from '../keys/key-service.ts';
 import type { ServedHandler, ServedRequest } from '../pipeline/served-handler.ts';
-import { type AdminDeps, actorId, actorOf, evrythng, visibleKey } from './acting.ts';
+import { type AdminDeps, actorId, actorOf, evrythng } from './acting.ts';
 import { bodyFields, booleanField, has, stringField, stringListField } from './body.ts';
 import { checkNoEscalation } from './escalation.ts';
 import { asApi } from './key-errors.ts';
 import { EVRYTHNG_NAMES, shown } from './shapes.ts';
+import { visibleKey } from './visibility.ts';
 
 const TEXTURE_FIELDS = ['name', 'description', 'expiresAt', 'roles', 'conditions', 'allowedOrigins', 'allowedRedirects', 'allowReferenceId'];
 const EVRYTHNG_FIELDS = ['name', 'description', 'expiresAt', 'policies', 'conditions'];

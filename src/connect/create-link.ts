@@ -3,7 +3,7 @@ import { KeygateError } from '../errors/keygate-error.ts';
 import { generatedReferenceId, mayChooseReferenceId, uuidv7 } from '../keys/generated-reference.ts';
 import type { KeyType } from '../keys/key-record.ts';
 import type { LinkRequest } from './link-request.ts';
-import { sha256 } from './link-session.ts';
+import { newSecret, sha256 } from './link-session.ts';
 import type { LinkRecord, LinkStore } from './link-store.ts';
 import { isRegistered } from './redirect-url.ts';
 
@@ -68,6 +68,7 @@ export async function createLink(links: LinkStore, publicUrl: string, ttlMs: num
     allowedOrigins: creator.allowedOrigins,
     createdAt: new Date(now).toISOString(),
     expiresAt: new Date(now + ttlMs).toISOString(),
+    sessionKey: newSecret(),
     sessionHash: null,
     stepHash: null,
     linkedAt: null,

@@ -9,7 +9,7 @@ import { scopedAbilities } from './abilities.ts';
 import { devicesOf } from './backend-devices.ts';
 import { sendPage } from './connect-pages.ts';
 import type { LinkPages } from './link-pages.ts';
-import { csrfToken, newSecret, sameSecret, sessionCookie, sessionFromCookies, sha256 } from './link-session.ts';
+import { csrfToken, issuedSessions, issueSession, newSecret, sameSecret, sessionCookie, sha256 } from './link-session.ts';
 import type { LinkRecord, LinkStore } from './link-store.ts';
 import type { RenderedPage } from './pages/layout.ts';
 import { consentPage, type GoneReason, gonePage, handBackPage, noDevicesPage, otherBrowserPage } from './pages/views.ts';
@@ -88,33 +88,51 @@ export class LinkFlow implements LinkPages {
     return send(res, otherBrowserPage(), requestId, BAD_FORM);
   }
 
-  /**
-   * The session secret of this browser for a page view, or null when the link is another
-   * browser's. A view changes nothing in the store: a browser that has no secret yet gets
-   * one in a cookie, and the link is bound to a browser by its first form post (#bound). So
-   * a link scanner or a chat preview fetching the URL first does not take the link.
-   */
-  #viewSession(req: IncomingMessage, link: LinkRecord): { secret: string; cookie: string | null } | null {
-    const presented = sessionFromCookies(req.headers.cookie, link.id);
-    if (link.sessionHash !== null) {
-      return presented !== undefined && sameSecret(sha256(presented), link.sessionHash) ? { secret: presented, cookie: null } : null;
-    }
-    if (presented !== undefined && /^[A-Za-z0-9_-]{43}$/.test(presented)) return { secret: presented, cookie: null };
-    const secret = newSecret();
-    const maxAge = (Date.parse(link.expiresAt) - Date.now()) / 1000;
-    return { secret, cookie: sessionCookie(link.id, secret, this.#d.publicUrl().startsWith('https:'), maxAge) };
+  #secure(): boolean {
+    return this.#d.publicUrl().startsWith('https:');
   }
 
-  /** The secret of the browser a link is bound to (binding it to this one if none is yet), or null. */
-  async #bound(req: IncomingMessage, link: LinkRecord, tokenHash: string): Promise<string | null> {
-    const presented = sessionFromCookies(req.headers.cookie, link.id);
-    if (presented === undefined) return null;
-    const hash = sha256(presented);
-    if (link.sessionHash !== null) return sameSecret(hash, link.sessionHash) ? presented : null;
-    if (await this.#d.links.bindSession(link.id, hash)) return presented;
+  /** The session values Keygate issued for this link that the request's cookies hold (any other value is ignored). */
+  #presented(req: IncomingMessage, link: LinkRecord): string[] {
+    return issuedSessions(req.headers.cookie, link.id, link.sessionKey, this.#secure());
+  }
+
+  /** The presented value the link is bound to, if any. */
+  #boundOf(presented: readonly string[], sessionHash: string): string | undefined {
+    return presented.find((v) => sameSecret(sha256(v), sessionHash));
+  }
+
+  #cookie(link: LinkRecord, value: string): string {
+    return sessionCookie(link.id, value, this.#secure(), (Date.parse(link.expiresAt) - Date.now()) / 1000);
+  }
+
+  /**
+   * The session value of this browser for a page view, or null when the link is another
+   * browser's. A view changes nothing in the store: a browser that holds no value Keygate
+   * issued for the link gets a fresh one in a cookie, and the link is bound to a browser by
+   * its first form post (#bound). So a link scanner or a chat preview fetching the URL
+   * first does not take the link.
+   */
+  #viewSession(req: IncomingMessage, link: LinkRecord): { secret: string; cookie: string | null } | null {
+    const presented = this.#presented(req, link);
+    if (link.sessionHash !== null) {
+      const bound = this.#boundOf(presented, link.sessionHash);
+      return bound === undefined ? null : { secret: bound, cookie: null };
+    }
+    const last = presented.at(-1);
+    if (last !== undefined) return { secret: last, cookie: null };
+    const secret = issueSession(link.sessionKey, link.id);
+    return { secret, cookie: this.#cookie(link, secret) };
+  }
+
+  /** Binds the link to the session `value` if it is bound to none yet; whether it is bound to `value` now. */
+  async #bound(link: LinkRecord, value: string, tokenHash: string): Promise<boolean> {
+    const hash = sha256(value);
+    if (link.sessionHash !== null) return sameSecret(hash, link.sessionHash);
+    if (await this.#d.links.bindSession(link.id, hash)) return true;
     // Another request bound it first: this browser's own (a double click), or another's.
     const now = await this.#d.links.findByTokenHash(tokenHash);
-    return now?.sessionHash != null && sameSecret(hash, now.sessionHash) ? presented : null;
+    return now?.sessionHash != null && sameSecret(hash, now.sessionHash);
   }
 
   #redirect(link: LinkRecord): RedirectTarget {
@@ -140,7 +158,7 @@ export class LinkFlow implements LinkPages {
     const policy = this.#d.policy.current;
     const offerLinking = policy.connect.deviceStep !== null && link.linkedAt === null;
     const devices = offerLinking ? null : await devicesOf(this.#d.upstream, policy.connect.devicesPath, link.referenceId, link, requestId);
-    const csrf = csrfToken(session.secret, link.id);
+    const csrf = csrfToken(link.sessionKey, session.secret);
     const cookie = session.cookie === null ? {} : { headers: { 'set-cookie': session.cookie } };
     if (devices !== null && devices.length === 0 && policy.connect.deviceStep !== null) {
       return send(res, noDevicesPage({ action: this.#action(token), csrf, popup, formTargets: this.#formTargets(link), ...cookie }), requestId);
@@ -169,19 +187,18 @@ export class LinkFlow implements LinkPages {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/x-www-form-urlencoded') return this.#notAForm(res, requestId);
     const form = new URLSearchParams((await readBody(req, FORM_MAX_BYTES, FORM_TIMEOUT_MS)).toString('utf8'));
-    const presented = sessionFromCookies(req.headers.cookie, link.id);
-    if (presented === undefined) return send(res, otherBrowserPage(), requestId, MISMATCH);
+    const presented = this.#presented(req, link);
+    if (presented.length === 0) return send(res, otherBrowserPage(), requestId, MISMATCH);
     // The CSRF token first: a post that is not from this browser's page binds nothing.
     const csrf = form.get('csrf');
-    if (csrf === null || !sameSecret(csrf, csrfToken(presented, link.id))) return send(res, otherBrowserPage(), requestId, BAD_CSRF);
-    const secret = await this.#bound(req, link, sha256(token));
-    if (secret === null) return send(res, otherBrowserPage(), requestId, MISMATCH);
-    const session = { secret };
+    const secret = csrf === null ? undefined : presented.find((v) => sameSecret(csrf, csrfToken(link.sessionKey, v)));
+    if (secret === undefined) return send(res, otherBrowserPage(), requestId, BAD_CSRF);
+    if (!(await this.#bound(link, secret, sha256(token)))) return send(res, otherBrowserPage(), requestId, MISMATCH);
     const popup = form.get('display') === 'popup';
     const action = form.get('action');
     if (action === 'link') return this.#startStep(res, link, token, popup, requestId);
-    if (action === 'allow') return this.#allow(res, link, token, session.secret, popup, requestId);
-    if (action === 'deny') return this.#deny(res, link, popup, requestId);
+    if (action === 'allow') return this.#allow(res, link, token, secret, popup, requestId);
+    if (action === 'deny') return this.#deny(res, link, secret, popup, requestId);
     return this.#notAForm(res, requestId);
   }
 
@@ -198,14 +215,17 @@ export class LinkFlow implements LinkPages {
 
   async #returned(req: IncomingMessage, res: ServerResponse, link: LinkRecord, token: string, query: URLSearchParams, requestId: string): Promise<PublicAnswer> {
     // The step began with a form post, which bound the link to this browser.
-    const presented = sessionFromCookies(req.headers.cookie, link.id);
-    if (presented === undefined || link.sessionHash === null || !sameSecret(sha256(presented), link.sessionHash)) return send(res, otherBrowserPage(), requestId, MISMATCH);
+    const bound = link.sessionHash === null ? undefined : this.#boundOf(this.#presented(req, link), link.sessionHash);
+    if (bound === undefined) return send(res, otherBrowserPage(), requestId, MISMATCH);
     const state = query.get('state');
-    if (state === null || link.stepHash === null || !(await this.#d.links.finishStep(link.id, sha256(state), new Date().toISOString()))) {
+    // The user has just signed in at the backend: the session value is replaced in the same
+    // update, so whoever else knew the old one (a cookie planted before the step) is locked out.
+    const fresh = issueSession(link.sessionKey, link.id);
+    if (state === null || link.stepHash === null || !(await this.#d.links.finishStep(link.id, sha256(state), new Date().toISOString(), sha256(bound), sha256(fresh)))) {
       return send(res, otherBrowserPage(), requestId, BAD_STEP);
     }
     // Post/redirect/get: the page with the devices now linked, at the link's own address.
-    return seeOther(res, this.#action(token) + (query.get('display') === 'popup' ? '?display=popup' : ''), requestId);
+    return seeOther(res, this.#action(token) + (query.get('display') === 'popup' ? '?display=popup' : ''), requestId, { 'set-cookie': this.#cookie(link, fresh) });
   }
 
   async #allow(res: ServerResponse, link: LinkRecord, token: string, secret: string, popup: boolean, requestId: string): Promise<PublicAnswer> {
@@ -215,17 +235,17 @@ export class LinkFlow implements LinkPages {
     const devices = await devicesOf(this.#d.upstream, policy.connect.devicesPath, link.referenceId, link, requestId);
     if (devices.length === 0) {
       if (policy.connect.deviceStep === null) return this.#notAForm(res, requestId);
-      return send(res, noDevicesPage({ action: this.#action(token), csrf: csrfToken(secret, link.id), popup, formTargets: this.#formTargets(link) }), requestId);
+      return send(res, noDevicesPage({ action: this.#action(token), csrf: csrfToken(link.sessionKey, secret), popup, formTargets: this.#formTargets(link) }), requestId);
     }
-    if (!(await this.#d.links.claim(link.id, new Date().toISOString(), 'key'))) return send(res, gonePage('used'), requestId, GONE_CODES.used);
+    if (!(await this.#d.links.claim(link.id, new Date().toISOString(), 'key', sha256(secret)))) return send(res, gonePage('used'), requestId, GONE_CODES.used);
     const minted = await this.#d.mint(link);
     await this.#d.links.recordKey(link.id, minted.id);
     this.#d.logger.info({ linkId: link.id, keyId: minted.id, referenceId: link.referenceId, createdBy: link.createdBy }, 'Connect link finished: scoped key minted');
     return this.#deliver(res, link, { texture_scoped_key: minted.key }, popup, requestId);
   }
 
-  async #deny(res: ServerResponse, link: LinkRecord, popup: boolean, requestId: string): Promise<PublicAnswer> {
-    if (!(await this.#d.links.claim(link.id, new Date().toISOString(), 'denied'))) return send(res, gonePage('used'), requestId, GONE_CODES.used);
+  async #deny(res: ServerResponse, link: LinkRecord, secret: string, popup: boolean, requestId: string): Promise<PublicAnswer> {
+    if (!(await this.#d.links.claim(link.id, new Date().toISOString(), 'denied', sha256(secret)))) return send(res, gonePage('used'), requestId, GONE_CODES.used);
     return this.#deliver(res, link, { error: 'access_denied' }, popup, requestId);
   }
 

@@ -2,7 +2,7 @@ import type { LinkRecord } from './link-store.ts';
 
 /** The connect_links columns, in the order both stores select them. */
 export const LINK_COLUMNS =
-  'id, created_by, reference_id, client_name, redirect_url, state, tags, customer_info, manufacturer_filters, allowed_origins, created_at, expires_at, session_hash, step_hash, linked_at, used_at, outcome, key_id';
+  'id, created_by, reference_id, client_name, redirect_url, state, tags, customer_info, manufacturer_filters, allowed_origins, created_at, expires_at, session_key, session_hash, step_hash, linked_at, used_at, outcome, key_id';
 
 export interface LinkRow {
   id: string;
@@ -17,6 +17,7 @@ export interface LinkRow {
   allowed_origins: string;
   created_at: string;
   expires_at: string;
+  session_key: string;
   session_hash: string | null;
   step_hash: string | null;
   linked_at: string | null;
@@ -39,6 +40,7 @@ export function rowToLink(row: LinkRow): LinkRecord {
     allowedOrigins: JSON.parse(row.allowed_origins) as string[],
     createdAt: row.created_at,
     expiresAt: row.expires_at,
+    sessionKey: row.session_key,
     sessionHash: row.session_hash,
     stepHash: row.step_hash,
     linkedAt: row.linked_at,
@@ -63,6 +65,7 @@ export function linkValues(link: LinkRecord, tokenHash: string): Array<string | 
     JSON.stringify(link.allowedOrigins),
     link.createdAt,
     link.expiresAt,
+    link.sessionKey,
     link.sessionHash,
     link.stepHash,
     link.linkedAt,

@@ -14,7 +14,12 @@ export interface LinkRecord {
   readonly allowedOrigins: readonly string[];
   readonly createdAt: string;
   readonly expiresAt: string;
-  /** SHA-256 of the browser session secret (its cookie), once a browser has opened the link. */
+  /**
+   * The link's own random secret, never sent to a browser: it signs the session values
+   * Keygate issues for the link and derives its CSRF tokens (link-session.ts).
+   */
+  readonly sessionKey: string;
+  /** SHA-256 of the session value of the browser the link is bound to (by its first form post), or null. */
   readonly sessionHash: string | null;
   /** SHA-256 of the device step's state, while the user is at the backend's page. */
   readonly stepHash: string | null;
@@ -40,10 +45,14 @@ export interface LinkStore {
   bindSession(id: string, sessionHash: string): Promise<boolean>;
   /** A new device step begins (its state replaces any earlier one). */
   startStep(id: string, stepHash: string): Promise<void>;
-  /** The browser came back with the step's state; false when the state is not the current one. */
-  finishStep(id: string, stepHash: string, at: string): Promise<boolean>;
-  /** Takes the link for one finish: true for exactly one caller, while the link is unused and unexpired at `at`. */
-  claim(id: string, at: string, outcome: 'key' | 'denied'): Promise<boolean>;
+  /**
+   * The browser came back with the step's state: in one update the link is marked linked
+   * and its session value replaced (`sessionHash` by `newSessionHash`); false when the
+   * state is not the current one or the link is bound to another session by now.
+   */
+  finishStep(id: string, stepHash: string, at: string, sessionHash: string, newSessionHash: string): Promise<boolean>;
+  /** Takes the link for one finish: true for exactly one caller, while the link is unused, unexpired at `at`, and still bound to `sessionHash`. */
+  claim(id: string, at: string, outcome: 'key' | 'denied', sessionHash: string): Promise<boolean>;
   /** Records the key a claimed link minted. */
   recordKey(id: string, keyId: string): Promise<void>;
   /** Removes links that expired before `before` (kept a while so a late visit still says "expired"). */

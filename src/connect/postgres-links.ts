@@ -76,12 +76,14 @@ export class PostgresLinkStore implements LinkStore {
     await this.#pool.query(`UPDATE ${this.#table} SET step_hash = $1 WHERE id = $2 AND used_at IS NULL`, [stepHash, id]);
   }
 
-  async finishStep(id: string, stepHash: string, at: string): Promise<boolean> {
-    return (await this.#changes(`UPDATE ${this.#table} SET linked_at = $1, step_hash = NULL WHERE id = $2 AND step_hash = $3 AND used_at IS NULL`, [at, id, stepHash])) === 1;
+  async finishStep(id: string, stepHash: string, at: string, sessionHash: string, newSessionHash: string): Promise<boolean> {
+    const sql = `UPDATE ${this.#table} SET linked_at = $1, step_hash = NULL, session_hash = $2 WHERE id = $3 AND step_hash = $4 AND session_hash = $5 AND used_at IS NULL`;
+    return (await this.#changes(sql, [at, newSessionHash, id, stepHash, sessionHash])) === 1;
   }
 
-  async claim(id: string, at: string, outcome: 'key' | 'denied'): Promise<boolean> {
-    return (await this.#changes(`UPDATE ${this.#table} SET used_at = $1, outcome = $2 WHERE id = $3 AND used_at IS NULL AND expires_at > $1`, [at, outcome, id])) === 1;
+  async claim(id: string, at: string, outcome: 'key' | 'denied', sessionHash: string): Promise<boolean> {
+    const sql = `UPDATE ${this.#table} SET used_at = $1, outcome = $2 WHERE id = $3 AND used_at IS NULL AND expires_at > $1 AND session_hash = $4`;
+    return (await this.#changes(sql, [at, outcome, id, sessionHash])) === 1;
   }
 
   async recordKey(id: string, keyId: string): Promise<void> {

@@ -6,7 +6,7 @@ import type { LinkRecord, LinkStore } from './link-store.ts';
  * Links in the SQLite store's file, on a connection of their own: the key store's
  * connection holds a read snapshot per event-loop turn for lookups, and a link's writes
  * must not wait for it or end it. The table is made by the store's schema steps
- * (version 3). SQLite serialises writers, so each conditional UPDATE below is decided
+ * (versions 3 and 4). SQLite serialises writers, so each conditional UPDATE below is decided
  * by exactly one caller, in this process or another.
  */
 export class SqliteLinkStore implements LinkStore {
@@ -39,13 +39,19 @@ export class SqliteLinkStore implements LinkStore {
     this.#db.prepare('UPDATE connect_links SET step_hash = ? WHERE id = ? AND used_at IS NULL').run(stepHash, id);
   }
 
-  async finishStep(id: string, stepHash: string, at: string): Promise<boolean> {
-    return this.#db.prepare('UPDATE connect_links SET linked_at = ?, step_hash = NULL WHERE id = ? AND step_hash = ? AND used_at IS NULL').run(at, id, stepHash).changes === 1;
+  async finishStep(id: string, stepHash: string, at: string, sessionHash: string, newSessionHash: string): Promise<boolean> {
+    return (
+      this.#db
+        .prepare('UPDATE connect_links SET linked_at = ?, step_hash = NULL, session_hash = ? WHERE id = ? AND step_hash = ? AND session_hash = ? AND used_at IS NULL')
+        .run(at, newSessionHash, id, stepHash, sessionHash).changes === 1
+    );
   }
 
-  async claim(id: string, at: string, outcome: 'key' | 'denied'): Promise<boolean> {
+  async claim(id: string, at: string, outcome: 'key' | 'denied', sessionHash: string): Promise<boolean> {
     // ISO-8601 UTC times of one format compare as text in time order.
-    return this.#db.prepare('UPDATE connect_links SET used_at = ?, outcome = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?').run(at, outcome, id, at).changes === 1;
+    return (
+      this.#db.prepare('UPDATE connect_links SET used_at = ?, outcome = ? WHERE id = ? AND used_at IS NULL AND expires_at > ? AND session_hash = ?').run(at, outcome, id, at, sessionHash).changes === 1
+    );
   }
 
   async recordKey(id: string, keyId: string): Promise<void> {

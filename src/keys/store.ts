@@ -7,7 +7,7 @@ export interface KeyFilter {
   readonly referenceId?: string | undefined;
   /** true: only revoked keys; false: only keys not revoked. */
   readonly revoked?: boolean | undefined;
-  /** Only keys this actor created (a key with conditions sees only its own: see docs/keys.md). */
+  /** Only keys this actor created (a key that does not reach everything sees only its own: docs/keys.md). */
   readonly createdBy?: string | undefined;
 }
 

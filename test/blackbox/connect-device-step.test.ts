@@ -4,6 +4,7 @@
  * holds the link, and Keygate asks the backend server to server for the devices before
  * it mints anything.
  */
+import { createHmac, randomBytes } from 'node:crypto';
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,5 +119,60 @@ describe('the device step', () => {
     expect(r.text).toContain('value="link"');
     expect(r.text).not.toContain('Bob thermostat');
     expect((await browser.get(port, pagePath(link))).status).toBe(200);
+  });
+});
+
+describe('a session cookie planted in the victim’s browser (cookie tossing from a sibling host or a plain-http hop)', () => {
+  /** What someone who chose a cookie value could compute under a CSRF token keyed by the cookie alone. */
+  const computedCsrf = (value: string, linkId: string): string => createHmac('sha256', value).update(`csrf:${linkId}`).digest('base64url');
+  const cookieName = (link: Link): string => `keygate_link_${link.id}`;
+
+  it('of a value Keygate did not issue is ignored: the browser gets a fresh one, and the chosen value binds and finishes nothing', async () => {
+    const link = await newLink(port, connectKey.key, { redirectUrl: `${APP}/connected` });
+    const chosen = randomBytes(32).toString('base64url');
+    const victim = new FormBrowser();
+    victim.cookies.set(cookieName(link), chosen);
+    const page = await victim.get(port, pagePath(link));
+    expect(page.status).toBe(200);
+    const issued = victim.cookies.get(cookieName(link));
+    expect(issued).not.toBe(chosen);
+    expect(page.headers['set-cookie']?.[0]).toContain(`${cookieName(link)}=${issued};`);
+    // The attacker's own client, with the chosen value and the token it would have computed: refused, nothing bound.
+    const attacker = new FormBrowser();
+    attacker.cookies.set(cookieName(link), chosen);
+    expect((await attacker.post(port, pagePath(link), { csrf: computedCsrf(chosen, link.id), action: 'link' })).status).toBe(403);
+    expect((await attacker.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'link' })).status).toBe(403);
+    // So the victim's browser is the one the link binds to, and it finishes normally.
+    const step = await toStep(link, victim);
+    linked.set(link.referenceId, [{ id: 'dev-v1', referenceId: link.referenceId, name: 'Victim thermostat' }]);
+    expect((await victim.get(port, returnPath(step))).status).toBe(303);
+    const consent = await victim.get(port, pagePath(link));
+    expect(scopedKeyOf(await victim.post(port, pagePath(link), { csrf: csrfOf(consent.text), action: 'allow' }))).toMatch(/^scoped_/);
+  });
+
+  it('of a value Keygate issued to the attacker is worthless once the victim is back from the device step: the value is replaced there', async () => {
+    const link = await newLink(port, connectKey.key, { redirectUrl: `${APP}/connected` });
+    // The attacker opens the link in its own client: a value Keygate issued, and the page's CSRF token for it.
+    const attacker = new FormBrowser();
+    const own = await attacker.get(port, pagePath(link));
+    const planted = attacker.cookies.get(cookieName(link))!;
+    const victim = new FormBrowser();
+    victim.cookies.set(cookieName(link), planted);
+    const step = await toStep(link, victim);
+    linked.set(link.referenceId, [{ id: 'dev-v2', referenceId: link.referenceId, name: 'Victim heater' }]);
+    const back = await victim.get(port, returnPath(step));
+    expect(back.status).toBe(303);
+    expect(back.headers['set-cookie']?.[0]).toMatch(new RegExp(`^${cookieName(link)}=[^;]+; Path=/connect/; Max-Age=\\d+; HttpOnly; SameSite=Lax$`));
+    expect(victim.cookies.get(cookieName(link))).not.toBe(planted);
+    // The old value shows nothing, and posts nothing: neither allow (the key) nor cancel.
+    expect((await attacker.get(port, pagePath(link))).status).toBe(403);
+    expect((await attacker.post(port, pagePath(link), { csrf: csrfOf(own.text), action: 'allow' })).status).toBe(403);
+    expect((await attacker.post(port, pagePath(link), { csrf: csrfOf(own.text), action: 'deny' })).status).toBe(403);
+    const consent = await victim.get(port, pagePath(link));
+    expect(consent.text).toContain('Victim heater');
+    expect(csrfOf(consent.text)).not.toBe(csrfOf(own.text));
+    const done = await victim.post(port, pagePath(link), { csrf: csrfOf(consent.text), action: 'allow' });
+    expect(new URL(done.headers.location!).origin + new URL(done.headers.location!).pathname).toBe(`${APP}/connected`);
+    expect(scopedKeyOf(done)).toMatch(/^scoped_/);
   });
 });

@@ -181,6 +181,19 @@ describe('the hosted page', () => {
     expect(t.text).toContain('not valid');
   });
 
+  it('under an https --public-url the cookie is __Host- (Secure, Path=/, no Domain), and one of the name without the prefix is not read', async () => {
+    const link = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    const browser = new FormBrowser();
+    const page = await browser.get(port, pagePath(link));
+    const name = `__Host-keygate_link_${link.id}`;
+    expect(page.headers['set-cookie']).toEqual([expect.stringMatching(new RegExp(`^${name}=[A-Za-z0-9_-]{43}\\.[A-Za-z0-9_-]{43}; Path=/; Max-Age=\\d+; HttpOnly; SameSite=Lax; Secure$`))]);
+    // The very value Keygate issued, tossed under the plain name (as a sibling subdomain can): no session.
+    const tossed = new FormBrowser();
+    tossed.cookies.set(`keygate_link_${link.id}`, browser.cookies.get(name)!);
+    expect((await tossed.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(403);
+    expect((await browser.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(303);
+  });
+
   it("a view binds nothing (a link scanner does not take the link); every form needs the CSRF token of its own browser's session", async () => {
     const link = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
     const scanner = new FormBrowser();

@@ -189,16 +189,18 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
       await backend?.close();
     });
 
-    test('a token whose grant has no conditions sees every key but acts only on keys within its power', async () => {
+    test('a token whose grant has no conditions but that does not reach everything sees, and acts on, only the keys it made within its power', async () => {
       const admin = await made(operator.key, { type: 'access-token', roles: ['token-admin', 'factory-reader'] });
       const seen = ((await api('GET', '/v1/api-keys?perPage=100', admin.key)).json as { data: Array<{ id: string }> }).data.map((k) => k.id);
-      expect(seen).toContain(operator.id);
+      expect(seen).toEqual([]);
       expectRefused(await make(admin.key, { type: 'operator' }));
       expectRefused(await make(admin.key, { type: 'server' }));
       expectRefused(await make(admin.key, { type: 'access-token', roles: ['factory-operator'] }));
-      expectRefused(await api('DELETE', `/v1/api-keys/${operator.id}`, admin.key));
-      expectRefused(await api('POST', `/v1/api-keys/${operator.id}/rotate`, admin.key, {}));
-      expectRefused(await api('PATCH', `/v1/api-keys/${operator.id}`, admin.key, { name: 'mine now' }));
+      // The operator key is not within its power: not there at all to it.
+      expectRefused(await api('GET', `/v1/api-keys/${operator.id}`, admin.key), 'KEY_NOT_FOUND');
+      expectRefused(await api('DELETE', `/v1/api-keys/${operator.id}`, admin.key), 'KEY_NOT_FOUND');
+      expectRefused(await api('POST', `/v1/api-keys/${operator.id}/rotate`, admin.key, {}), 'KEY_NOT_FOUND');
+      expectRefused(await api('PATCH', `/v1/api-keys/${operator.id}`, admin.key, { name: 'mine now' }), 'KEY_NOT_FOUND');
       expect(((await api('GET', `/v1/api-keys/${operator.id}`, operator.key)).json as { revoked: boolean; name: string | null }).revoked).toBe(false);
       const reader = await made(admin.key, { type: 'access-token', roles: ['factory-reader'] });
       // PATCH that would widen a key is refused; narrowing it is allowed.
@@ -206,9 +208,17 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
       expectRefused(await api('PATCH', `/v1/api-keys/${reader.id}`, admin.key, { roles: ['factory-reader', 'admin'] }));
       expect((await api('PATCH', `/v1/api-keys/${reader.id}`, admin.key, { conditions: { factoryId: ['f1'] } })).status).toBe(200);
       expect((await api('POST', `/v1/api-keys/${reader.id}/rotate`, admin.key, {})).status).toBe(200);
-      // A token made by the operator with more power than this one: visible, but not its to rotate.
+      const listed = (await api('GET', '/v1/api-keys?perPage=100', admin.key)).json as { data: Array<{ id: string }>; totalItems: number };
+      expect(listed.data.map((k) => k.id)).toEqual([reader.id]);
+      expect(listed.totalItems).toBe(1);
+      // A token made by the operator, wider than this one or not: not its to see, nor to rotate.
       const wider = await made(operator.key, { type: 'access-token', roles: ['factory-operator'] });
-      expectRefused(await api('POST', `/v1/api-keys/${wider.id}/rotate`, admin.key, {}));
+      const narrower = await made(operator.key, { type: 'access-token', roles: ['factory-reader'] });
+      expectRefused(await api('POST', `/v1/api-keys/${wider.id}/rotate`, admin.key, {}), 'KEY_NOT_FOUND');
+      expectRefused(await api('GET', `/v1/api-keys/${narrower.id}`, admin.key), 'KEY_NOT_FOUND');
+      // The operator key reaches everything and sees every key.
+      const all = ((await api('GET', '/v1/api-keys?perPage=100', operator.key)).json as { data: Array<{ id: string }> }).data.map((k) => k.id);
+      for (const id of [operator.id, admin.id, reader.id, wider.id, narrower.id]) expect(all).toContain(id);
     });
 
     test('no key can change itself into more', async () => {

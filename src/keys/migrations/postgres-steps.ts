@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 
 /**
@@ -109,6 +110,18 @@ export const POSTGRES_STEPS: readonly PostgresStep[] = [
           key_id               TEXT
         );
         CREATE INDEX keygate_connect_links_expiry ON ${q('keygate_connect_links')} (expires_at)`);
+    },
+  },
+  {
+    version: 4,
+    name: "Connect links' own secret (signs the session values Keygate issues, derives CSRF tokens); links open at the upgrade get one, their old cookies no longer count",
+    async up(client, q) {
+      const links = q('keygate_connect_links');
+      await client.query(`ALTER TABLE ${links} ADD COLUMN session_key TEXT NOT NULL DEFAULT ''`);
+      const { rows } = await client.query<{ id: string }>(`SELECT id FROM ${links}`);
+      for (const row of rows) await client.query(`UPDATE ${links} SET session_key = $1 WHERE id = $2`, [randomBytes(32).toString('base64url'), row.id]);
+      // Every link made from now on brings its own.
+      await client.query(`ALTER TABLE ${links} ALTER COLUMN session_key DROP DEFAULT`);
     },
   },
 ];

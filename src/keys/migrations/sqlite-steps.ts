@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { DatabaseSync } from 'node:sqlite';
 
 /**
@@ -105,6 +106,15 @@ export const SQLITE_STEPS: readonly SqliteStep[] = [
           key_id               TEXT
         );
         CREATE INDEX connect_links_expiry ON connect_links (expires_at);`);
+    },
+  },
+  {
+    version: 4,
+    name: "Connect links' own secret (signs the session values Keygate issues, derives CSRF tokens); links open at the upgrade get one, their old cookies no longer count",
+    up(db) {
+      db.exec("ALTER TABLE connect_links ADD COLUMN session_key TEXT NOT NULL DEFAULT ''");
+      const set = db.prepare('UPDATE connect_links SET session_key = ? WHERE id = ?');
+      for (const row of db.prepare('SELECT id FROM connect_links').all() as Array<{ id: string }>) set.run(randomBytes(32).toString('base64url'), row.id);
     },
   },
 ];

@@ -1,0 +1,94 @@
+/**
+ * Who sees which keys through the management API: a key bound to one user, granted
+ * `api-keys:list,read` without conditions, sees only the keys it made that are within its
+ * power, and itself — not the other users' keys, not the server or connect keys, not their
+ * audit trails — and its page totals count nothing else (the answer does not move when
+ * others make keys). The server key still sees every key. Real sidecar, real HTTP, the
+ * shipped Texture policy plus a role that grants the endpoint. Imports nothing from src/.
+ */
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiOf, cliKey } from './api-keys-suite.ts';
+import { type Backend, errorBody, POLICIES, type Sidecar, startBackend, startSidecar, tempStore } from './harness.ts';
+
+let backend: Backend;
+let sidecar: Sidecar;
+let store: string;
+const api = apiOf(() => sidecar);
+let server: { id: string; key: string };
+let connect: { id: string; key: string };
+let bob: { id: string; key: string };
+let alice: { id: string; key: string };
+let aliceScoped: { id: string; key: string };
+
+interface Listed {
+  data: Array<{ id: string; referenceId: string | null }>;
+  totalItems: number;
+  totalPages: number;
+}
+
+beforeAll(async () => {
+  backend = await startBackend();
+  const policies = mkdtempSync(join(tmpdir(), 'keygate-bb-visibility-'));
+  copyFileSync(join(POLICIES, 'texture.yaml'), join(policies, 'texture.yaml'));
+  writeFileSync(join(policies, 'minter.yaml'), "version: 1\nroles:\n  key-minter:\n    permissions: ['api-keys:create,list,read,update,rotate']\n");
+  store = tempStore();
+  server = await cliKey(store, ['--type', 'server']);
+  connect = await cliKey(store, ['--type', 'connect', '--allow-origin', 'https://app.example.com']);
+  bob = await cliKey(store, ['--type', 'scoped', '--reference-id', 'bob']);
+  aliceScoped = await cliKey(store, ['--type', 'scoped', '--reference-id', 'alice']);
+  alice = await cliKey(store, ['--type', 'access-token', '--role', 'device-owner', '--role', 'key-minter', '--reference-id', 'alice']);
+  sidecar = await startSidecar({ upstream: backend.url, store, policies });
+}, 60_000);
+afterAll(async () => {
+  await sidecar?.stop();
+  await backend?.close();
+});
+
+describe('a user-bound key granted api-keys:list,read without conditions', () => {
+  it('lists only the keys it made within its power; its totals count nothing else, however many keys others make', async () => {
+    const child = await api('POST', '/v1/api-keys', alice.key, { type: 'access-token', roles: ['device-owner'], referenceId: 'alice', name: 'alice child' });
+    expect(child.status, child.text).toBe(201);
+    const childId = (child.json as { id: string }).id;
+    const listed = (await api('GET', '/v1/api-keys?perPage=100', alice.key)).json as Listed;
+    expect(listed.data.map((k) => k.id)).toEqual([childId]);
+    expect(listed.totalItems).toBe(1);
+    // Filters and pages over what it sees only: no count oracle on other users' keys.
+    for (const q of ['type=scoped', 'referenceId=bob', 'referenceId=alice&type=scoped', 'type=server']) {
+      expect(((await api('GET', `/v1/api-keys?${q}`, alice.key)).json as Listed).totalItems, q).toBe(0);
+    }
+    expect((await api('GET', '/v1/api-keys?page=2&perPage=1', alice.key)).json).toMatchObject({ data: [], totalItems: 1, totalPages: 1 });
+    await cliKey(store, ['--type', 'scoped', '--reference-id', 'carol']);
+    await api('POST', '/v1/api-keys', server.key, { type: 'access-token', roles: ['device-owner'], referenceId: 'bob' });
+    expect(((await api('GET', '/v1/api-keys', alice.key)).json as Listed).totalItems).toBe(1);
+    // The server key reaches everything, so it still sees every key.
+    const all = ((await api('GET', '/v1/api-keys?perPage=100', server.key)).json as Listed).data.map((k) => k.id);
+    for (const id of [server.id, connect.id, bob.id, aliceScoped.id, alice.id, childId]) expect(all).toContain(id);
+    // Made by it, but widened since by the server key beyond its power: no longer its to see.
+    expect((await api('PATCH', `/v1/api-keys/${childId}`, server.key, { roles: ['device-owner', 'connect-link'] })).status).toBe(200);
+    expect((await api('GET', '/v1/api-keys', alice.key)).json).toMatchObject({ data: [], totalItems: 0 });
+    expect((await api('GET', `/v1/api-keys/${childId}`, alice.key)).status).toBe(404);
+  });
+
+  it('reads neither another key nor its audit trail (404, as an id nobody has), only itself and what it made', async () => {
+    for (const other of [server, connect, bob, aliceScoped]) {
+      for (const path of [`/v1/api-keys/${other.id}`, `/v1/api-keys/${other.id}/events`]) {
+        const r = await api('GET', path, alice.key);
+        expect(r.status, path).toBe(404);
+        expect(errorBody(r).error.code).toBe('KEY_NOT_FOUND');
+      }
+      // Nor changes it: the same 404, so a refusal says nothing about whether the key exists.
+      expect((await api('PATCH', `/v1/api-keys/${other.id}`, alice.key, { name: 'x' })).status).toBe(404);
+      expect((await api('POST', `/v1/api-keys/${other.id}/rotate`, alice.key, {})).status).toBe(404);
+    }
+    expect((await api('GET', '/v1/api-keys/key_00000000000000000000000000', alice.key)).status).toBe(404);
+    expect((await api('GET', `/v1/api-keys/${alice.id}`, alice.key)).status).toBe(200);
+    expect((await api('GET', `/v1/api-keys/${alice.id}/events`, alice.key)).status).toBe(200);
+    const made = (await api('POST', '/v1/api-keys', alice.key, { type: 'access-token', roles: ['device-owner'], referenceId: 'alice' })).json as { id: string };
+    expect((await api('GET', `/v1/api-keys/${made.id}/events`, alice.key)).json).toMatchObject({ totalItems: 1, data: [{ event: 'created', actor: alice.id }] });
+    // The server key reads every key's trail.
+    expect((await api('GET', `/v1/api-keys/${bob.id}/events`, server.key)).status).toBe(200);
+  });
+});
