@@ -4,6 +4,7 @@ import type { Condition } from './authorize.ts';
 import { foldName } from './fold.ts';
 import { MAX_PAGING } from './list-render.ts';
 import { PairMemo } from './pair-memo.ts';
+import { createWasmScanner } from './proving/wasm/wasm-scan.ts';
 
 /**
  * Proves, from the bytes alone, that a checked backend answer is *clean*: the response
@@ -504,7 +505,34 @@ class Scanner {
 
 const scanner = new Scanner();
 
+/**
+ * The proof as the WebAssembly walk (proving/wasm/), chosen once at start-up; the
+ * JavaScript walk below when this runtime has no WebAssembly SIMD. Both answer alike (the
+ * differential test holds them to one another and to the full check).
+ */
+const wasm = createWasmScannerOrNull();
+
+function createWasmScannerOrNull(): ReturnType<typeof createWasmScanner> {
+  try {
+    return createWasmScanner();
+  } catch {
+    return null;
+  }
+}
+
+/** Which walk provenClean runs. */
+export const scanEngine: 'wasm' | 'js' = wasm === null ? 'js' : 'wasm';
+
 export function provenClean(body: Buffer, fields: ScanFields, shape: ScanShape, out?: ListScan): boolean {
+  if (wasm !== null) {
+    const proven = wasm.prove(body, fields, shape, out);
+    if (proven !== undefined) return proven;
+  }
+  return jsProvenClean(body, fields, shape, out);
+}
+
+/** The JavaScript walk. */
+export function jsProvenClean(body: Buffer, fields: ScanFields, shape: ScanShape, out?: ListScan): boolean {
   const ascii = isAscii(body);
   if (!ascii && !isUtf8(body)) return false;
   const s = scanner;
