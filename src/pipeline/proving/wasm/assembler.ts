@@ -53,7 +53,7 @@ const PLAIN: Record<string, readonly number[]> = {
 /** Loads and stores: opcode and natural alignment (log2 of the access size). */
 const MEMORY: Record<string, readonly [readonly number[], number]> = {
   'i32.load': [[0x28], 2], 'i64.load': [[0x29], 3], 'i32.load8_u': [[0x2d], 0], 'i32.load16_u': [[0x2f], 1],
-  'i32.store': [[0x36], 2], 'i32.store8': [[0x3a], 0], 'v128.load': [[0xfd, 0x00], 4],
+  'i32.store': [[0x36], 2], 'i64.store': [[0x37], 3], 'i32.store8': [[0x3a], 0], 'v128.load': [[0xfd, 0x00], 4],
 };
 
 function uleb(n: number, out: number[]): void {

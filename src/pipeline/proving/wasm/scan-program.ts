@@ -8,12 +8,12 @@ import type { FuncDef, ModuleDef } from './assembler.ts';
  * of JavaScript's ten, and a string's bytes are passed over sixteen at a time (SIMD: one
  * compare per stop class, one bitmask, one count of trailing zeros).
  *
- * Positions are memory addresses; FAIL (-1) is never one. The host leaves 32 zero bytes
+ * Positions are memory addresses; FAIL (-1) is never one. The scan writes 32 zero bytes
  * after the answer: a NUL is a control character (a string stops and fails there) and no
  * JSON token, so nothing reads on past the end without failing, and no read needs a
  * bounds test. The host validates UTF-8 first, as the JavaScript scan does.
  *
- * Memory (the host writes the tables before a scan):
+ * Memory (the host writes the tables before a scan; the scan writes the padding):
  *   RESULT   item count, bare (1/0), page, perPage (0 = absent or not a paging number)
  *   CLASS    256 bytes: the class bits of each byte value (C_* below)
  *   CONFIG   field count, shortest folded name, then per field FIELD_SIZE bytes:
@@ -271,7 +271,12 @@ const funcs: FuncDef[] = [
     body: `
       local.get $depth i32.const ${MAX_DEPTH} i32.gt_s ${failIf}
       local.get $p i32.load8_u local.tee $c
-      i32.const 0x7b i32.eq
+      i32.const 0x22 i32.eq
+      if
+        local.get $p call $str ${setOrFail('$p')}
+        local.get $p i32.const 1 i32.add return
+      end
+      local.get $c i32.const 0x7b i32.eq
       if
         local.get $p i32.const 1 i32.add local.set $p
         ${ws('$p')}
@@ -477,6 +482,11 @@ const funcs: FuncDef[] = [
     body: `
       local.get $rs global.set $rp
       local.get $rend global.set $rend
+      ;; the zero bytes after the answer (see the module comment)
+      i32.const ${BODY} local.get $len i32.add local.tee $p i64.const 0 i64.store
+      local.get $p i64.const 0 i64.store offset=8
+      local.get $p i64.const 0 i64.store offset=16
+      local.get $p i64.const 0 i64.store offset=24
       i32.const 0 i32.const 0 i32.store offset=${RESULT}
       i32.const ${BODY} call $ws local.set $p
       local.get $shape

@@ -42,6 +42,8 @@ export function createWasmScanner(): WasmScanner | null {
   const scan = instance.exports.scan as ScanFn;
   let u8 = new Uint8Array(memory.buffer);
   let i32 = new Int32Array(memory.buffer);
+  // memory.buffer is a native getter: its size is remembered, and changes only by reserve().
+  let size = memory.buffer.byteLength;
   u8.set(classTable(), CLASS);
   let loaded: ScanFields | null = null;
 
@@ -83,14 +85,15 @@ export function createWasmScanner(): WasmScanner | null {
   /** Room for the answer, its padding and its item ranges (an item takes at least 8 bytes and its comma). */
   function reserve(len: number): boolean {
     const need = BODY + len + PADDING + 8 + 8 * (Math.ceil(len / 8) + 16);
-    if (memory.buffer.byteLength < need) {
+    if (size < need) {
       try {
-        memory.grow(Math.ceil((need - memory.buffer.byteLength) / PAGE));
+        memory.grow(Math.ceil((need - size) / PAGE));
       } catch {
         return false; // no memory for the copy: not proven, the full check decides
       }
       u8 = new Uint8Array(memory.buffer);
       i32 = new Int32Array(memory.buffer);
+      size = memory.buffer.byteLength;
     }
     return true;
   }
@@ -105,6 +108,8 @@ export function createWasmScanner(): WasmScanner | null {
       let len: number;
       if (Buffer.isBuffer(body)) {
         len = body.length;
+        // The encoding checked on the answer itself: a native call on a fresh view costs more.
+        if (!isAscii(body) && !isUtf8(body)) return false;
         if (!reserve(len)) return false;
         u8.set(body, BODY);
       } else {
@@ -116,14 +121,14 @@ export function createWasmScanner(): WasmScanner | null {
           u8.set(chunk, at);
           at += chunk.length;
         }
+        // A character may straddle two chunks: the encoding is checked on the joined copy.
+        const copy = u8.subarray(BODY, BODY + len);
+        if (!isAscii(copy) && !isUtf8(copy)) return false;
       }
-      const copy = u8.subarray(BODY, BODY + len);
-      if (!isAscii(copy) && !isUtf8(copy)) return false;
-      u8.fill(0, BODY + len, BODY + len + PADDING);
       const rs = (BODY + len + PADDING + 7) & ~7;
       let clean: number;
       try {
-        clean = scan(shape === 'list' ? 0 : 1, len, rs, memory.buffer.byteLength);
+        clean = scan(shape === 'list' ? 0 : 1, len, rs, size);
       } catch {
         // A trap is a fault of the program, never a proof: the full check decides.
         return false;
