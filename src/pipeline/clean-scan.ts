@@ -514,7 +514,12 @@ const wasm = createWasmScannerOrNull();
 
 function createWasmScannerOrNull(): ReturnType<typeof createWasmScanner> {
   try {
-    return createWasmScanner();
+    const w = createWasmScanner();
+    // A runtime that runs the module wrongly must not be trusted with a proof.
+    const self = scanFields({ fields: new Map([['k', ['k']]]) } as unknown as CompiledResource, [{ attribute: 'k', values: ['v'] }]);
+    if (w === null || self === null) return null;
+    const ok = w.prove(Buffer.from('{"data":[{"k":"v","n":[1,"\\u00e9"]}]}'), self, 'list') === true && w.prove(Buffer.from('[{"k":"w"}]'), self, 'list') === false;
+    return ok ? w : null;
   } catch {
     return null;
   }

@@ -196,6 +196,14 @@ function assembleBody(f: FuncDef, funcIndex: ReadonlyMap<string, number>, global
         sleb(BigInt.asIntN(32, v), out);
         break;
       }
+      case 'v128.const': {
+        // Only the form with sixteen equal bytes: `v128.const i8x16.all 0x22`.
+        if (next() !== 'i8x16.all') throw new Error(where('v128.const takes i8x16.all'));
+        const v = integer(next(), where(op));
+        if (v < 0n || v > 255n) throw new Error(where(`byte out of range: ${v}`));
+        out.push(0xfd, 0x0c, ...new Array<number>(16).fill(Number(v)));
+        break;
+      }
       case 'i64.const': {
         const v = integer(next(), where(op));
         out.push(0x42);

@@ -66,9 +66,9 @@ const funcs: FuncDef[] = [
     name: '$str', params: i32('$p'), result: 'i32', locals: [...i32('$m', '$c'), ...v128('$v', '$vq', '$vb', '$vc')],
     body: `
       local.get $p i32.const 1 i32.add local.set $p
-      i32.const 0x22 i8x16.splat local.set $vq
-      i32.const 0x5c i8x16.splat local.set $vb
-      i32.const 0x20 i8x16.splat local.set $vc
+      v128.const i8x16.all 0x22 local.set $vq
+      v128.const i8x16.all 0x5c local.set $vb
+      v128.const i8x16.all 0x20 local.set $vc
       loop $scan
         local.get $p v128.load local.tee $v
         local.get $vq i8x16.eq
@@ -105,10 +105,10 @@ const funcs: FuncDef[] = [
     name: '$plain', params: i32('$p'), result: 'i32', locals: [...i32('$m'), ...v128('$v', '$vq', '$vb', '$vs', '$vr')],
     body: `
       local.get $p i32.const 1 i32.add local.set $p
-      i32.const 0x22 i8x16.splat local.set $vq
-      i32.const 0x5c i8x16.splat local.set $vb
-      i32.const 0x20 i8x16.splat local.set $vs
-      i32.const 0x5e i8x16.splat local.set $vr
+      v128.const i8x16.all 0x22 local.set $vq
+      v128.const i8x16.all 0x5c local.set $vb
+      v128.const i8x16.all 0x20 local.set $vs
+      v128.const i8x16.all 0x5e local.set $vr
       loop $scan
         local.get $p v128.load local.tee $v
         local.get $vq i8x16.eq

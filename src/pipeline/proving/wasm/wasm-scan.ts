@@ -16,6 +16,19 @@ export interface WasmScanner {
 
 const PAGE = 65536;
 
+/** The part of the WebAssembly API used here (TypeScript's Node types do not declare it). */
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { readonly exports: Record<string, unknown> };
+}
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+
+const WASM: WasmApi | undefined = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+
 function classTable(): Uint8Array {
   const t = new Uint8Array(256);
   for (const c of '"\\/bfnrt') t[c.charCodeAt(0)]! |= C_ESCAPE;
@@ -27,18 +40,18 @@ function classTable(): Uint8Array {
 
 /** The assembled module, or null when this runtime refuses it (no WebAssembly, or no SIMD). */
 export function scanModuleBytes(): Uint8Array | null {
-  if (typeof WebAssembly !== 'object') return null;
+  if (WASM === undefined) return null;
   const bytes = assemble(SCAN_MODULE);
-  return WebAssembly.validate(bytes) ? bytes : null;
+  return WASM.validate(bytes) ? bytes : null;
 }
 
 type ScanFn = (shape: number, len: number, rs: number, rend: number) => number;
 
 export function createWasmScanner(): WasmScanner | null {
   const bytes = scanModuleBytes();
-  if (bytes === null) return null;
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>));
-  const memory = instance.exports.memory as WebAssembly.Memory;
+  if (bytes === null || WASM === undefined) return null;
+  const instance = new WASM.Instance(new WASM.Module(bytes));
+  const memory = instance.exports.memory as WasmMemory;
   const scan = instance.exports.scan as ScanFn;
   let u8 = new Uint8Array(memory.buffer);
   let i32 = new Int32Array(memory.buffer);
