@@ -528,12 +528,13 @@ function createWasmScannerOrNull(): ReturnType<typeof createWasmScanner> {
 /** Which walk provenClean runs. */
 export const scanEngine: 'wasm' | 'js' = wasm === null ? 'js' : 'wasm';
 
-export function provenClean(body: Buffer, fields: ScanFields, shape: ScanShape, out?: ListScan): boolean {
+/** The answer is clean; `body` may be the pieces it arrived in (the JavaScript walk joins them). */
+export function provenClean(body: Buffer | readonly Buffer[], fields: ScanFields, shape: ScanShape, out?: ListScan): boolean {
   if (wasm !== null) {
     const proven = wasm.prove(body, fields, shape, out);
     if (proven !== undefined) return proven;
   }
-  return jsProvenClean(body, fields, shape, out);
+  return jsProvenClean(Buffer.isBuffer(body) ? body : Buffer.concat(body as Buffer[]), fields, shape, out);
 }
 
 /** The JavaScript walk. */

@@ -6,7 +6,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { demoDevices, page } from '../../src/demo/data.ts';
+import type { Condition } from '../../src/pipeline/authorize.ts';
 import { scanEngine } from '../../src/pipeline/clean-scan.ts';
+import { checkListFully } from '../../src/pipeline/response-checks.ts';
+import type { CompiledResource } from '../../src/policy/model.ts';
 import { send } from '../helpers/http.ts';
 import { startInProcess, type InProcessKeygate } from '../helpers/in-process.ts';
 
@@ -42,6 +45,8 @@ async function backend(body: () => string, piece: number): Promise<string> {
 }
 
 const alices = demoDevices(['alice'], 1000);
+const devices = { name: 'devices', fields: new Map([['referenceId', ['referenceId']]]) } as unknown as CompiledResource;
+const alice: Condition[] = [{ attribute: 'referenceId', values: ['alice'] }];
 const devicesText = (items: readonly unknown[]): string => JSON.stringify(page(items, 1, 2000));
 
 describe('a checked list through HTTP, the WebAssembly proof on', () => {
@@ -88,6 +93,20 @@ describe('a checked list through HTTP, the WebAssembly proof on', () => {
     expect(got.data[0]!.name).toBe(odd.name);
     expect(kg.access().at(-1)).toMatchObject({ status: 200 });
     expect(kg.access().at(-1)!.dropped ?? 0).toBe(0);
+  });
+
+  it.each([
+    ['a full page (Keygate writes its own totals)', 1000],
+    ['a page with room left (the backend’s bytes as they are)', 2000],
+  ])('%s in 16 KB writes is written as the pieces it came in, byte for byte what the full check writes', async (_name, perPage) => {
+    const text = JSON.stringify(page(alices, 1, perPage));
+    kg = await startInProcess({ upstream: await backend(() => text, 16384) });
+    const res = await send(kg.url, 'GET', '/v1/devices', { headers: { 'texture-api-key': kg.keys.alice } });
+    const full = checkListFully({ status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(text) }, devices, alice);
+    expect(res.status).toBe(200);
+    expect(res.text).toBe(full.body.toString());
+    expect(res.headers['content-length']).toBe(String(full.body.length));
+    if (perPage === 1000) expect(res.json).toMatchObject({ totalItems: 1001, totalPages: 2 });
   });
 
   it('a truncated answer is refused, not released', async () => {
