@@ -59,6 +59,12 @@ import { createWasmScanner } from './proving/wasm/wasm-scan.ts';
  * V8 and a native search about a hundred to set up, so an answer of short strings (the
  * usual device list: ~9 bytes a string) costs about 26 instructions a byte against 46
  * before (callgrind), where a native parser would need one or two.
+ *
+ * So provenClean runs the same walk as a WebAssembly program (proving/wasm/: assembled
+ * from its text at start-up, strings passed over sixteen bytes at a time with SIMD), over
+ * a copy of the answer in the module's memory — about half the JavaScript walk's time a
+ * byte (docs/performance.md) — and this walk is what runs where the runtime refuses the
+ * module. The two are held to one another by test/unit/wasm-scan.test.ts.
  */
 export type ScanShape = 'list' | 'single';
 
