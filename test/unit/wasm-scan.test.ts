@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { jsProvenClean, listScan, provenClean, scanEngine, scanFields, type ListScan, type ScanFields, type ScanShape } from '../../src/pipeline/clean-scan.ts';
 import type { Condition } from '../../src/pipeline/authorize.ts';
@@ -91,6 +92,20 @@ describe('the WebAssembly proof', () => {
       const foreign = B(JSON.stringify(page([...demoDevices(['alice'], n), ...demoDevices(['bob'], 1)], 1, n + 1)));
       expect(agree(foreign)).toBe(false);
     }
+  });
+
+  it('a runtime that refuses the module gets the JavaScript walk, chosen at start-up, with the same verdicts', () => {
+    // A runtime without WebAssembly SIMD refuses the module at validation; Node's own
+    // TypeScript loader needs WebAssembly itself, so that is what a child process is given.
+    const refuse = 'data:text/javascript,WebAssembly.validate=()=>false';
+    const script = `
+      const m = await import(${JSON.stringify(new URL('../../src/pipeline/clean-scan.ts', import.meta.url).href)});
+      const f = m.scanFields({ fields: new Map([['k', ['k']]]) }, [{ attribute: 'k', values: ['v'] }]);
+      console.log(JSON.stringify([typeof WebAssembly, m.scanEngine, m.provenClean(Buffer.from('[{"k":"v"}]'), f, 'list'), m.provenClean(Buffer.from('[{"k":"w"}]'), f, 'list')]));`;
+    const out = execFileSync(process.execPath, ['--import', refuse, '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual(['object', 'js', true, false]);
+    const normal = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(JSON.parse(normal)).toEqual(['object', 'wasm', true, false]);
   });
 
   it.each([
