@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
-import { mintKey } from '../src/keys/mint-key.ts';
 import { hashKey } from '../src/keys/key-format.ts';
+import { mintKey } from '../src/keys/mint-key.ts';
 import { SqliteKeyStore } from '../src/keys/sqlite-store.ts';
 
 export interface BenchKeys {

@@ -73,7 +73,10 @@ function freshKeySender(pool: readonly string[]): { placeholder: string; setupCl
   if (pool.some((k) => k.length !== length)) throw new Error('fresh keys must all have one length');
   const placeholder = '#'.repeat(length);
   let next = 0;
-  const nextKey = (): string => (next < pool.length ? pool[next++]! : (next++, unknownKey()));
+  const nextKey = (): string => {
+    const at = next++;
+    return at < pool.length ? pool[at]! : unknownKey();
+  };
   return {
     placeholder,
     sent: () => next,

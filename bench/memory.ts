@@ -2,16 +2,16 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seedBenchKeys } from './keys.ts';
-import { runLoad, type Measurement } from './load.ts';
-import { scrape, storeQueries, sumOf, type Sample } from './metrics.ts';
+import { type Measurement, runLoad } from './load.ts';
+import { type Sample, scrape, storeQueries, sumOf } from './metrics.ts';
 import type { BenchOptions } from './options.ts';
 import { rssBytes } from './procfs.ts';
+import { machine } from './report.ts';
 import { keygateCases, type LoadCase } from './scenarios.ts';
 import { startBackend, startKeygate, type Target } from './targets.ts';
-import { machine } from './report.ts';
 
-/** DESIGN.md: "RSS growth < 100 MB" under a flood of 1,000,000 distinct bad keys. */
-export const MEMORY_GROWTH_LIMIT_MB = 100;
+/** The memory target: RSS growth < 100 MB under a flood of 1,000,000 distinct bad keys. */
+const MEMORY_GROWTH_LIMIT_MB = 100;
 
 const MB = 2 ** 20;
 /**
@@ -49,7 +49,7 @@ function cacheSizes(samples: readonly Sample[]): Record<string, number> | null {
   return Object.fromEntries(found.map((s) => [`${s.name}${Object.keys(s.labels).length === 0 ? '' : JSON.stringify(s.labels)}`, s.value]));
 }
 
-export interface Heap {
+interface Heap {
   readonly usedMb: number;
   readonly totalMb: number;
   readonly externalMb: number;
@@ -94,7 +94,9 @@ export async function runMemory(opts: BenchOptions, log: (line: string) => void)
     await sleep(1000);
     const m0 = await scrape(keygate.opsUrl);
     const before = rssBytes(keygate.pids) / MB;
-    log(`[memory] RSS before: ${before.toFixed(1)} MB, ${heapText(heap(m0))}; flooding ${opts.memoryKeys.toLocaleString('en-US')} distinct unknown keys (${opts.connections} connections, pipelining ${PIPELINING})`);
+    log(
+      `[memory] RSS before: ${before.toFixed(1)} MB, ${heapText(heap(m0))}; flooding ${opts.memoryKeys.toLocaleString('en-US')} distinct unknown keys (${opts.connections} connections, pipelining ${PIPELINING})`,
+    );
 
     let peak = before;
     const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(keygate!.pids) / MB)), 200);
@@ -108,10 +110,12 @@ export async function runMemory(opts: BenchOptions, log: (line: string) => void)
       onTick: (n) => {
         if (++ticks % 5 !== 0) return;
         const rssMb = rssBytes(kg.pids) / MB;
-        void scrape(kg.opsUrl).then(heap, () => null).then((h) => {
-          series.push({ responses: n, rssMb, heap: h });
-          log(`[memory] ${n.toLocaleString('en-US')} responses, RSS ${rssMb.toFixed(1)} MB, ${heapText(h)}`);
-        });
+        void scrape(kg.opsUrl)
+          .then(heap, () => null)
+          .then((h) => {
+            series.push({ responses: n, rssMb, heap: h });
+            log(`[memory] ${n.toLocaleString('en-US')} responses, RSS ${rssMb.toFixed(1)} MB, ${heapText(h)}`);
+          });
       },
     });
     clearInterval(sampler);

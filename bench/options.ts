@@ -36,13 +36,13 @@ export interface BenchOptions {
   readonly record: boolean;
 }
 
-export const GROWTH_AXES = ['answer', 'policy', 'keys', 'connections'] as const;
+const GROWTH_AXES = ['answer', 'policy', 'keys', 'connections'] as const;
 export type GrowthAxis = (typeof GROWTH_AXES)[number];
 
 export const BENCH_ROOT = import.meta.dirname;
 export const SCENARIOS = [1, 2, 3, 4, 5, 6, 7] as const;
 
-export const USAGE = `usage: npm run bench -- [options]
+const USAGE = `usage: npm run bench -- [options]
   --duration S       seconds per measured run (default 10)
   --connections N    concurrent autocannon connections (default 64)
   --rounds N         interleaved rounds; the median is reported (default 3)
@@ -61,7 +61,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --growth-keys L    key-store sizes (default 1000,1000000)
   --growth-connections L  connection counts (default 10,1000,5000)
   --growth-settle S  seconds idle after the largest connection burst before Keygate's RSS is read (default 5)
-  --record           with --growth: rewrite the README's growth table and add the run to docs/performance.md`;
+  --record           rewrite the README's results table (with --growth: its growth table) and add the run to docs/performance.md`;
 
 export class OptionError extends Error {}
 
@@ -77,8 +77,24 @@ function number(name: string, value: string | undefined, { min, integer }: { min
 export function parseOptions(argv: readonly string[]): BenchOptions {
   const values = new Map<string, string | undefined>();
   const booleans = new Set(['no-targets', 'memory', 'profile', 'record', 'help']);
-  const known = new Set(['duration', 'connections', 'rounds', 'warmup', 'scenario', 'workers', 'memory-keys', 'out', 'retries',
-    'growth', 'growth-items', 'growth-routes', 'growth-keys', 'growth-connections', 'growth-settle', ...booleans]);
+  const known = new Set([
+    'duration',
+    'connections',
+    'rounds',
+    'warmup',
+    'scenario',
+    'workers',
+    'memory-keys',
+    'out',
+    'retries',
+    'growth',
+    'growth-items',
+    'growth-routes',
+    'growth-keys',
+    'growth-connections',
+    'growth-settle',
+    ...booleans,
+  ]);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('--')) throw new OptionError(`unexpected argument "${arg}"\n${USAGE}`);
@@ -102,12 +118,15 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   const duration = values.has('duration') ? number('duration', get('duration'), { min: 1, integer: true }) : 10;
   const growth = values.has('growth') ? axes(get('growth')) : undefined;
   if (growth === undefined) {
-    for (const name of ['growth-items', 'growth-routes', 'growth-keys', 'growth-connections', 'growth-settle', 'record']) {
+    for (const name of ['growth-items', 'growth-routes', 'growth-keys', 'growth-connections', 'growth-settle']) {
       if (values.has(name)) throw new OptionError(`--${name} needs --growth`);
+    }
+    if (values.has('record') && (values.has('scenario') || values.has('memory'))) {
+      throw new OptionError("--record needs the whole run (no --scenario, no --memory): the README's table is one whole run");
     }
   }
   if (growth !== undefined && values.has('record') && growth.length < GROWTH_AXES.length) {
-    throw new OptionError('--record needs every growth axis: the README\'s table is one whole run');
+    throw new OptionError("--record needs every growth axis: the README's table is one whole run");
   }
   if (growth !== undefined && (values.has('memory') || values.has('scenario') || values.has('profile'))) {
     throw new OptionError('--growth cannot be combined with --memory, --scenario or --profile');

@@ -3,7 +3,7 @@ import { unknownKey } from './fixtures.ts';
 import type { LoadCase } from './scenarios.ts';
 
 /** Long enough for a loaded machine, short enough that a wedged target fails the run quickly. */
-export const PROBE_TIMEOUT_MS = 5_000;
+const PROBE_TIMEOUT_MS = 5_000;
 
 /**
  * One request of a case, checked like every response under load (status and body), with
@@ -32,7 +32,7 @@ export async function probe(c: LoadCase, timeoutMs = PROBE_TIMEOUT_MS): Promise<
 }
 
 /** Every case once, all targets at the same time; one line per case that did not answer right. */
-export async function probeAll(cases: readonly LoadCase[], timeoutMs = PROBE_TIMEOUT_MS): Promise<string[]> {
+async function probeAll(cases: readonly LoadCase[], timeoutMs = PROBE_TIMEOUT_MS): Promise<string[]> {
   const results = await Promise.all(cases.map(async (c) => ({ c, wrong: await probe(c, timeoutMs) })));
   return results.filter((r) => r.wrong !== undefined).map(({ c, wrong }) => `${c.label} (${c.method} ${c.path}): ${wrong}`);
 }

@@ -70,8 +70,6 @@ export function rssBytes(pids: readonly number[]): number {
   return kb * 1024;
 }
 
-export const CPU_TICK_SECONDS = 1 / TICKS_PER_SECOND;
-
 /** CPU seconds all processes on the machine spent busy (the `cpu` line of /proc/stat, minus idle and iowait). */
 export function systemBusySeconds(): number {
   try {

@@ -43,8 +43,27 @@ const keys = await seedBenchKeys(join(dir, 'keys.db'));
 const backend = await startBackend();
 
 const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` };
-const kg = spawn(bin, ['serve', '--upstream', backend.url, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--store', `sqlite:${join(dir, 'keys.db')}`,
-  '--policies', policies, '--watch-policies', 'false', '--access-log', 'false'], { env, cwd: dirname(dirname(bin)), stdio: ['ignore', 'pipe', 'inherit'] });
+const kg = spawn(
+  bin,
+  [
+    'serve',
+    '--upstream',
+    backend.url,
+    '--listen',
+    '127.0.0.1:0',
+    '--ops-listen',
+    '127.0.0.1:0',
+    '--store',
+    `sqlite:${join(dir, 'keys.db')}`,
+    '--policies',
+    policies,
+    '--watch-policies',
+    'false',
+    '--access-log',
+    'false',
+  ],
+  { env, cwd: dirname(dirname(bin)), stdio: ['ignore', 'pipe', 'inherit'] },
+);
 let proxy = '';
 const reloaded: number[] = [];
 const ready = new Promise<void>((resolveReady, reject) => {
@@ -61,7 +80,9 @@ const ready = new Promise<void>((resolveReady, reject) => {
           proxy = j.proxy!;
           resolveReady();
         } else if (j.msg === 'policy reloaded') reloaded.push(performance.now());
-      } catch { /* not a log line */ }
+      } catch {
+        /* not a log line */
+      }
     }
   });
   kg.once('exit', (code) => reject(new Error(`keygate exited with ${code}`)));
@@ -107,8 +128,14 @@ await backend.stop();
 
 const measured = samples.filter((s) => s.start >= measuredFrom);
 const overlaps = (s: { start: number; ms: number }): boolean => windows.some(([a, b]) => s.start < b && s.start + s.ms > a);
-const during = measured.filter(overlaps).map((s) => s.ms).sort((a, b) => a - b);
-const steady = measured.filter((s) => !overlaps(s)).map((s) => s.ms).sort((a, b) => a - b);
+const during = measured
+  .filter(overlaps)
+  .map((s) => s.ms)
+  .sort((a, b) => a - b);
+const steady = measured
+  .filter((s) => !overlaps(s))
+  .map((s) => s.ms)
+  .sort((a, b) => a - b);
 /** The longest time no request was answered inside a reload window: how long the event loop stood still. */
 const ends = measured.map((s) => s.start + s.ms).sort((a, b) => a - b);
 let stall = 0;

@@ -9,9 +9,9 @@ import { median } from './stats.ts';
 import { barChart } from './svg.ts';
 
 /** The figures the table shows, each the median over rounds. */
-export const FIGURES = ['rps', 'p50', 'p99', 'p999', 'cpuPercent', 'cpuUsPerRequest', 'rssMb'] as const;
-export type Figure = (typeof FIGURES)[number];
-export type Figures = Record<Figure, number>;
+const FIGURES = ['rps', 'p50', 'p99', 'p999', 'cpuPercent', 'cpuUsPerRequest', 'rssMb'] as const;
+type Figure = (typeof FIGURES)[number];
+type Figures = Record<Figure, number>;
 
 export interface CaseSummary {
   readonly id: string;
@@ -112,7 +112,7 @@ export function summarizeColdStart(rounds: ColdStartResult[], concurrency: numbe
   };
 }
 
-/** The DESIGN.md performance targets that a throughput run can measure. */
+/** The performance targets that a throughput run can measure. */
 export function checkTargets(cases: readonly CaseSummary[], cold: ColdStartSummary | undefined, scenarios: ReadonlySet<number>): TargetCheck[] {
   const rps = (id: string): number | undefined => cases.find((c) => c.id === id)?.median.rps;
   const ratio = (id: string, description: string, a: string, b: string, min: number): TargetCheck | undefined => {
@@ -129,8 +129,14 @@ export function checkTargets(cases: readonly CaseSummary[], cold: ColdStartSumma
     ratio('s6-vs-s1', 'scenario 6 (403 flood) req/s ÷ scenario 1', 's6', 's1', 2),
   ].filter((c) => c !== undefined);
   if (scenarios.has(7)) {
-    const ok = cold !== undefined && cold.rounds.every((r) => r.storeQueries === 1);
-    checks.push({ id: 's7-store-queries', description: `scenario 7 store queries for ${cold?.concurrency ?? 1000} concurrent first requests (max over rounds)`, value: cold?.storeQueries ?? null, threshold: '= 1', pass: cold === undefined ? null : ok });
+    const ok = cold?.rounds.every((r) => r.storeQueries === 1) ?? null;
+    checks.push({
+      id: 's7-store-queries',
+      description: `scenario 7 store queries for ${cold?.concurrency ?? 1000} concurrent first requests (max over rounds)`,
+      value: cold?.storeQueries ?? null,
+      threshold: '= 1',
+      pass: ok,
+    });
   }
   return checks;
 }
@@ -151,12 +157,30 @@ export function formatTable(report: BenchReport): string {
     const m = c.median;
     const r = c.ratioToUndici;
     rows.push([
-      c.label, int(m.rps), times(r?.rps), ms(m.p50), times(r?.p50), ms(m.p99), times(r?.p99), ms(m.p999), times(r?.p999),
-      String(c.errors), m.cpuPercent.toFixed(0), times(r?.cpuPercent), m.cpuUsPerRequest.toFixed(0), times(r?.cpuUsPerRequest), m.rssMb.toFixed(0), times(r?.rssMb),
+      c.label,
+      int(m.rps),
+      times(r?.rps),
+      ms(m.p50),
+      times(r?.p50),
+      ms(m.p99),
+      times(r?.p99),
+      ms(m.p999),
+      times(r?.p999),
+      String(c.errors),
+      m.cpuPercent.toFixed(0),
+      times(r?.cpuPercent),
+      m.cpuUsPerRequest.toFixed(0),
+      times(r?.cpuUsPerRequest),
+      m.rssMb.toFixed(0),
+      times(r?.rssMb),
     ]);
   }
   const widths = head.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  const line = (row: string[]): string => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (row: string[]): string =>
+    row
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
   const cold = report.coldStart;
   if (cold !== undefined) {
@@ -169,10 +193,15 @@ export function formatTable(report: BenchReport): string {
   const other = report.results.flatMap((c) => c.rounds.map((r) => r.otherCpuPercent));
   const worst = Math.max(0, ...other);
   out.push('');
-  out.push('CPU % and RSS are those of the process(es) the client talks to (for "backend direct", the backend). × = ratio to the bare undici forwarder; medians of ' +
-    `${report.options.rounds} round(s) of ${report.options.duration} s, ${report.options.connections} connections.`);
-  out.push(`Other load on the machine during measured runs: median ${median(other).toFixed(0)}%, worst ${worst.toFixed(0)}% of one core` +
-    (worst > 15 ? ' (runs competed with other processes: compare ratios, not absolute figures)' : '') + '.');
+  out.push(
+    'CPU % and RSS are those of the process(es) the client talks to (for "backend direct", the backend). × = ratio to the bare undici forwarder; medians of ' +
+      `${report.options.rounds} round(s) of ${report.options.duration} s, ${report.options.connections} connections.`,
+  );
+  out.push(
+    `Other load on the machine during measured runs: median ${median(other).toFixed(0)}%, worst ${worst.toFixed(0)}% of one core` +
+      (worst > 15 ? ' (runs competed with other processes: compare ratios, not absolute figures)' : '') +
+      '.',
+  );
   return out.join('\n');
 }
 

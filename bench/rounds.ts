@@ -1,13 +1,15 @@
-import { runLoad, type LoadOptions, type Measurement } from './load.ts';
+import { type LoadOptions, type Measurement, runLoad } from './load.ts';
 import { assertAlive } from './probe.ts';
 import type { LoadCase } from './scenarios.ts';
 
 /** Other processes using more than this % of one core during a run make it "disturbed". */
 export const DISTURBED_PERCENT = 20;
 
-export function describe(m: Measurement): string {
-  return `${Math.round(m.rps).toLocaleString('en-US').padStart(7)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  ` +
-    `errors ${m.errors}  cpu ${m.cpuPercent.toFixed(0)}%  client ${m.clientCpuPercent.toFixed(0)}%  other ${m.otherCpuPercent.toFixed(0)}%`;
+function describe(m: Measurement): string {
+  return (
+    `${Math.round(m.rps).toLocaleString('en-US').padStart(7)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  ` +
+    `errors ${m.errors}  cpu ${m.cpuPercent.toFixed(0)}%  client ${m.clientCpuPercent.toFixed(0)}%  other ${m.otherCpuPercent.toFixed(0)}%`
+  );
 }
 
 export interface RoundsPlan {

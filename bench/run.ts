@@ -1,10 +1,12 @@
 // `npm run bench`: Keygate against baselines on loopback, interleaved rounds, medians,
-// ratios to a bare undici forwarder, DESIGN.md's performance targets. See USAGE in options.ts.
+// ratios to a bare undici forwarder, the performance targets (checkTargets in report.ts).
+// See USAGE in options.ts.
 import { join, relative } from 'node:path';
 import { formatGrowth, growthMarkdown, recordGrowth, writeGrowthReport } from './growth/report.ts';
 import { runGrowth } from './growth/run.ts';
 import { formatMemory, runMemory, writeMemoryReport } from './memory.ts';
-import { OptionError, parseOptions, type BenchOptions } from './options.ts';
+import { type BenchOptions, OptionError, parseOptions } from './options.ts';
+import { recordResults, resultsMarkdown } from './record.ts';
 import { formatTable, formatTargets, writeReport } from './report.ts';
 import { stopAll } from './spawn.ts';
 import { ROOT } from './targets.ts';
@@ -51,6 +53,11 @@ async function main(): Promise<number> {
   for (const note of report.notes) log(`note: ${note}`);
   const files = writeReport(opts.out, report);
   log(`\nwrote ${shown(files.json)}, ${shown(files.svg)}`);
+  if (opts.record && report.verificationErrors > 0) log('not recorded: a run with verification errors is no result');
+  else if (opts.record) {
+    recordResults(join(ROOT, 'README.md'), join(ROOT, 'docs/performance.md'), resultsMarkdown(report, `npm run bench -- ${process.argv.slice(2).join(' ')}`));
+    log('rewrote the results table in README.md and added this run to docs/performance.md');
+  }
   if (!report.pass) log(report.verificationErrors > 0 ? 'bench FAILED: verification errors' : 'bench FAILED: target(s) missed');
   return report.pass ? 0 : 1;
 }
@@ -63,7 +70,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 try {
   process.exitCode = await main();
 } catch (err) {
-  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   await stopAll();
   process.exitCode = 1;
 }

@@ -6,9 +6,9 @@
 // (WebAssembly where the runtime has SIMD) and the JavaScript walk, in the same run.
 import { demoDevices, page } from '../src/demo/data.ts';
 import type { Condition } from '../src/pipeline/authorize.ts';
-import { jsProvenClean, listScan, provenClean, scanEngine, scanFields } from '../src/pipeline/clean-scan.ts';
+import { jsProvenClean, listScan, provenClean, scanEngine, scanFields } from '../src/pipeline/proving/clean-scan.ts';
 import { PartsResponse } from '../src/pipeline/proving/parts.ts';
-import { listCheck } from '../src/pipeline/response-checks.ts';
+import { listCheck } from '../src/pipeline/proving/response-checks.ts';
 import type { CompiledResource } from '../src/policy/model.ts';
 
 const devices = { name: 'devices', fields: new Map([['referenceId', ['referenceId']]]) } as unknown as CompiledResource;
@@ -43,5 +43,7 @@ for (const n of (process.argv[2] ?? '2,100,1000').split(',').map(Number)) {
   // What the pieces cost when joined first, as every answer was before pieces were kept.
   const joinedFirst = median(() => check({ ...answer, body: pieces.length > 1 ? Buffer.concat(pieces, body.length) : body }), body.length);
   const figures = (ns: number): string => `${(ns / body.length).toFixed(2)} ns/byte (${(ns / n / 1000).toFixed(3)} µs/item)`;
-  process.stdout.write(`${String(n).padStart(5)} items, ${body.length} bytes: proof (${scanEngine}) ${figures(scan)}, proof (js) ${figures(js)}, whole check ${figures(whole)}, in ${pieces.length} piece(s) ${figures(inPieces)}, joined first ${figures(joinedFirst)}\n`);
+  process.stdout.write(
+    `${String(n).padStart(5)} items, ${body.length} bytes: proof (${scanEngine}) ${figures(scan)}, proof (js) ${figures(js)}, whole check ${figures(whole)}, in ${pieces.length} piece(s) ${figures(inPieces)}, joined first ${figures(joinedFirst)}\n`,
+  );
 }

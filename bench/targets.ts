@@ -1,10 +1,10 @@
 import { accessSync, constants, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { BENCH_ROOT } from './options.ts';
 import { processTree } from './procfs.ts';
-import { spawnServer, type ServerProcess } from './spawn.ts';
+import { type ServerProcess, spawnServer } from './spawn.ts';
 
 export const ROOT = resolve(BENCH_ROOT, '..');
 const KEYGATE_BIN = join(ROOT, 'bin/keygate.js');
@@ -66,13 +66,27 @@ export async function startKeygate(opts: { upstream: string; storePath: string; 
   if (opts.profileDir !== undefined) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${opts.profileDir}`.trim();
   const server = await spawnServer(
     KEYGATE_BIN,
-    ['serve', '--upstream', opts.upstream, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0',
-      '--store', `sqlite:${opts.storePath}`, '--policies', opts.policies ?? POLICIES, '--workers', String(opts.workers),
+    [
+      'serve',
+      '--upstream',
+      opts.upstream,
+      '--listen',
+      '127.0.0.1:0',
+      '--ops-listen',
+      '127.0.0.1:0',
+      '--store',
+      `sqlite:${opts.storePath}`,
+      '--policies',
+      opts.policies ?? POLICIES,
+      '--workers',
+      String(opts.workers),
       // Scenario 7 sends 1,000 concurrent first requests of one scoped key, more than the
       // scoped share of the backend pool (96), so most wait in that type's queue; on a
       // loaded machine some waited past the default 1 s and got 503. The scenario measures
       // store queries, not queueing; no other scenario queues (64 connections).
-      '--upstream-queue-timeout', '30000'],
+      '--upstream-queue-timeout',
+      '30000',
+    ],
     {
       cwd: ROOT,
       // Keygate's production default (buffered access log; the "listening" line is flushed

@@ -1,14 +1,14 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { coldStart, type ColdStartResult } from './cold-start.ts';
+import { type ColdStartResult, coldStart } from './cold-start.ts';
 import { seedBenchKeys } from './keys.ts';
 import { scrape, storeQueries } from './metrics.ts';
-import { SCENARIOS, type BenchOptions } from './options.ts';
+import { type BenchOptions, SCENARIOS } from './options.ts';
 import { assertAlive } from './probe.ts';
-import { checkTargets, machine, summarizeCase, summarizeColdStart, withRatios, type BenchReport } from './report.ts';
+import { type BenchReport, checkTargets, machine, summarizeCase, summarizeColdStart, withRatios } from './report.ts';
 import { DISTURBED_PERCENT, measureRounds } from './rounds.ts';
-import { baselineCases, keygateCases, type CaseTargets } from './scenarios.ts';
+import { baselineCases, type CaseTargets, keygateCases } from './scenarios.ts';
 import { stopAll } from './spawn.ts';
 import { findNginx, startBackend, startHttpProxy3, startKeygate, startNginx, startUndiciForwarder } from './targets.ts';
 
@@ -21,7 +21,9 @@ export async function runThroughput(opts: BenchOptions, log: (line: string) => v
   const notes: string[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'keygate-bench-'));
   try {
-    log(`keygate bench: ${opts.rounds} round(s) × ${opts.duration} s, warm-up ${opts.warmup} s, ${opts.connections} connections, Keygate workers ${opts.workers}, scenarios ${[...scenarios].join(',')}`);
+    log(
+      `keygate bench: ${opts.rounds} round(s) × ${opts.duration} s, warm-up ${opts.warmup} s, ${opts.connections} connections, Keygate workers ${opts.workers}, scenarios ${[...scenarios].join(',')}`,
+    );
     const backend = await startBackend();
     log(`started backend ${backend.url} (pid ${backend.pids.join(',')})`);
     const undici = await startUndiciForwarder(backend.url);
@@ -62,8 +64,10 @@ export async function runThroughput(opts: BenchOptions, log: (line: string) => v
         if (!scenarios.has(7)) return;
         const r = await coldStart({ upstream: backend.url, concurrency: COLD_START_CONCURRENCY });
         cold.push(r);
-        log(`[round ${round}/${opts.rounds}] kg 7 cold start             ${r.requests} concurrent first requests: ${r.storeQueries} store quer${r.storeQueries === 1 ? 'y' : 'ies'}, ` +
-          `${r.ok} ok, errors ${r.errors}, ${r.elapsedMs.toFixed(0)} ms`);
+        log(
+          `[round ${round}/${opts.rounds}] kg 7 cold start             ${r.requests} concurrent first requests: ${r.storeQueries} store quer${r.storeQueries === 1 ? 'y' : 'ies'}, ` +
+            `${r.ok} ok, errors ${r.errors}, ${r.elapsedMs.toFixed(0)} ms`,
+        );
       },
     });
 

@@ -11,8 +11,7 @@
 // say what is wrong first; the import is dynamic so that this check runs before it.
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
-  console.error(`keygate: needs Node.js 24 (this is ${process.version}). Run it through npm ` +
-    '(npm run demo, npx keygate …), which puts the project\'s own Node 24 first on PATH.');
+  console.error(`keygate: needs Node.js 24 (this is ${process.version}). Run it through npm ` + "(npm run demo, npx keygate …), which puts the project's own Node 24 first on PATH.");
   process.exit(1);
 }
 const { main } = await import('../src/cli/main.ts');

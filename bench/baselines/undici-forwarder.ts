@@ -3,7 +3,7 @@
 // ceiling Keygate is measured against.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Pool, type Dispatcher } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import { HOP_BY_HOP, upstreamArg } from './common.ts';
 
 const pool = new Pool(upstreamArg(), { connections: 128, pipelining: 1, keepAliveTimeout: 4_000 });

@@ -1,14 +1,14 @@
 import { join } from 'node:path';
 import { request } from 'undici';
 import { seedBenchKeys } from '../keys.ts';
-import { onlyOwnItems, type LoadCase } from '../scenarios.ts';
+import { type LoadCase, onlyOwnItems } from '../scenarios.ts';
 import { startKeygate, startListBackend, startUndiciForwarder, type Target } from '../targets.ts';
 import { measureAxis } from './measure.ts';
-import { count, target, times, type AxisContext, type AxisResult, type GrowthRow } from './model.ts';
+import { type AxisContext, type AxisResult, count, type GrowthRow, target, times } from './model.ts';
 
 /** The issue's targets for the answer axis. */
-export const EXTRA_US_PER_ITEM = 0.2;
-export const MIN_RATIO_AT_LARGEST = 0.8;
+const EXTRA_US_PER_ITEM = 0.2;
+const MIN_RATIO_AT_LARGEST = 0.8;
 
 /**
  * The backend's own answer for alice's first `n` devices, checked once in full (only
@@ -26,12 +26,14 @@ async function backendAnswer(backend: Target, n: number): Promise<string> {
   return body;
 }
 
-const sameAs = (expected: string, n: number) => (body: string): string | undefined =>
-  body === expected ? undefined : `not the backend's ${n}-item answer (${body.length} bytes, expected ${expected.length})`;
+const sameAs =
+  (expected: string, n: number) =>
+  (body: string): string | undefined =>
+    body === expected ? undefined : `not the backend's ${n}-item answer (${body.length} bytes, expected ${expected.length})`;
 
 /**
  * Keygate writes a checked list itself: the backend's item bytes, then an envelope whose
- * totals it derives from the items it kept (see src/pipeline/list-render.ts). So its answer
+ * totals it derives from the items it kept (see src/pipeline/proving/list-render.ts). So its answer
  * must hold the backend's `{"data":[…]` bytes exactly, followed by that envelope.
  */
 const sameItemsAs = (expected: string, n: number) => {
@@ -58,8 +60,26 @@ export async function answerAxis(ctx: AxisContext): Promise<AxisResult> {
       const common = { method: 'GET' as const, expectStatus: 200 };
       pairs.push({
         n,
-        forwarder: { ...common, id: `answer-${n}-undici`, label: `fwd ${count(n)} items`, kind: 'baseline', check: sameAs(answer, n), target: undici, path: `/v1/devices?referenceId=alice&perPage=${n}`, headers: {} },
-        keygate: { ...common, id: `answer-${n}-keygate`, label: `kg ${count(n)} items`, kind: 'keygate', check: sameItemsAs(answer, n), target: keygate, path: `/v1/devices?perPage=${n}`, headers: { 'texture-api-key': keys.alice } },
+        forwarder: {
+          ...common,
+          id: `answer-${n}-undici`,
+          label: `fwd ${count(n)} items`,
+          kind: 'baseline',
+          check: sameAs(answer, n),
+          target: undici,
+          path: `/v1/devices?referenceId=alice&perPage=${n}`,
+          headers: {},
+        },
+        keygate: {
+          ...common,
+          id: `answer-${n}-keygate`,
+          label: `kg ${count(n)} items`,
+          kind: 'keygate',
+          check: sameItemsAs(answer, n),
+          target: keygate,
+          path: `/v1/devices?perPage=${n}`,
+          headers: { 'texture-api-key': keys.alice },
+        },
       });
     }
     const load = { connections: ctx.opts.connections, backendPids: backend.pids };
@@ -68,7 +88,11 @@ export async function answerAxis(ctx: AxisContext): Promise<AxisResult> {
       const kg = summaries.get(p.keygate.id)!;
       const fw = summaries.get(p.forwarder.id)!;
       return {
-        axis: 'answer', size: p.n, label: `${count(p.n)} item${p.n === 1 ? '' : 's'}`, keygate: kg, forwarder: fw,
+        axis: 'answer',
+        size: p.n,
+        label: `${count(p.n)} item${p.n === 1 ? '' : 's'}`,
+        keygate: kg,
+        forwarder: fw,
         ratio: kg.median.rps / fw.median.rps,
         extra: { extraCpuUs: kg.median.cpuUsPerRequest - fw.median.cpuUsPerRequest },
       };
@@ -83,7 +107,14 @@ export async function answerAxis(ctx: AxisContext): Promise<AxisResult> {
       rows,
       measured: `extra CPU **${perItem.toFixed(2)} µs per item**; Keygate ÷ forwarder ${rows.map((r) => times(r.ratio)).join(' / ')} at ${rows.map((r) => count(r.size)).join(' / ')} items`,
       targets: [
-        target('answer-us-per-item', `answer check: Keygate's extra CPU per list item (${count(first.size)} → ${count(last.size)} items)`, perItem, `${perItem.toFixed(2)} µs`, `≤ ${EXTRA_US_PER_ITEM} µs`, (v) => v <= EXTRA_US_PER_ITEM),
+        target(
+          'answer-us-per-item',
+          `answer check: Keygate's extra CPU per list item (${count(first.size)} → ${count(last.size)} items)`,
+          perItem,
+          `${perItem.toFixed(2)} µs`,
+          `≤ ${EXTRA_US_PER_ITEM} µs`,
+          (v) => v <= EXTRA_US_PER_ITEM,
+        ),
         target('answer-ratio-largest', `Keygate ÷ forwarder at ${count(last.size)} items`, last.ratio, times(last.ratio), `≥ ${MIN_RATIO_AT_LARGEST}×`, (v) => v >= MIN_RATIO_AT_LARGEST),
       ],
       notes: [],

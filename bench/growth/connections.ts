@@ -2,14 +2,14 @@ import { join } from 'node:path';
 import { seedBenchKeys } from '../keys.ts';
 import type { Measurement } from '../load.ts';
 import { rssBytes } from '../procfs.ts';
-import { onlyOwnItems, type LoadCase } from '../scenarios.ts';
+import { type LoadCase, onlyOwnItems } from '../scenarios.ts';
 import { startKeygate, startListBackend, startUndiciForwarder } from '../targets.ts';
 import { measureAxis, sleep } from './measure.ts';
-import { count, target, times, type AxisContext, type AxisResult, type GrowthRow } from './model.ts';
+import { type AxisContext, type AxisResult, count, type GrowthRow, target, times } from './model.ts';
 
 /** The issue's targets: within 10 % of the forwarder at every count, memory returned after the burst. */
-export const MIN_RATIO = 0.9;
-export const MAX_RSS_KEPT_MB = 50;
+const MIN_RATIO = 0.9;
+const MAX_RSS_KEPT_MB = 50;
 
 const MB = 2 ** 20;
 
@@ -28,8 +28,28 @@ export async function connectionsAxis(ctx: AxisContext): Promise<AxisResult> {
     const connections = new Map<string, number>();
     const pairs = counts.map((n) => {
       const check = onlyOwnItems('alice');
-      const forwarder: LoadCase = { id: `connections-${n}-undici`, label: `fwd ${count(n)} conns`, kind: 'baseline', target: undici, method: 'GET', path: '/v1/devices?referenceId=alice', headers: {}, expectStatus: 200, check };
-      const kg: LoadCase = { id: `connections-${n}-keygate`, label: `kg 2, ${count(n)} conns`, kind: 'keygate', target: keygate, method: 'GET', path: '/v1/devices', headers: { 'texture-api-key': keys.alice }, expectStatus: 200, check };
+      const forwarder: LoadCase = {
+        id: `connections-${n}-undici`,
+        label: `fwd ${count(n)} conns`,
+        kind: 'baseline',
+        target: undici,
+        method: 'GET',
+        path: '/v1/devices?referenceId=alice',
+        headers: {},
+        expectStatus: 200,
+        check,
+      };
+      const kg: LoadCase = {
+        id: `connections-${n}-keygate`,
+        label: `kg 2, ${count(n)} conns`,
+        kind: 'keygate',
+        target: keygate,
+        method: 'GET',
+        path: '/v1/devices',
+        headers: { 'texture-api-key': keys.alice },
+        expectStatus: 200,
+        check,
+      };
       connections.set(forwarder.id, n).set(kg.id, n);
       return { n, forwarder, keygate: kg };
     });
@@ -70,11 +90,19 @@ export async function connectionsAxis(ctx: AxisContext): Promise<AxisResult> {
       axis: 'connections',
       title: 'concurrent connections',
       rows,
-      measured: `scenario 2 ÷ forwarder at ${rows.map((r) => count(r.size)).join(' / ')} connections: ${rows.map((r) => times(r.ratio)).join(' / ')}; ` +
+      measured:
+        `scenario 2 ÷ forwarder at ${rows.map((r) => count(r.size)).join(' / ')} connections: ${rows.map((r) => times(r.ratio)).join(' / ')}; ` +
         `Keygate's RSS ${idleMb?.toFixed(0) ?? '–'} MB idle before, ${peakMb.toFixed(0)} MB after the ${count(largest)}-connection run, ${Number.isFinite(afterMb) ? afterMb.toFixed(0) : '–'} MB after ${ctx.opts.growthSettle} s idle`,
       targets: [
         ...rows.map((r) => target(`connections-${r.size}`, `scenario 2 ÷ forwarder at ${count(r.size)} connections`, r.ratio, times(r.ratio), `≥ ${MIN_RATIO}×`, (v) => v >= MIN_RATIO)),
-        target('connections-memory', `Keygate RSS kept ${ctx.opts.growthSettle} s after the ${count(largest)}-connection burst (after − idle before)`, kept, `${kept?.toFixed(1)} MB`, `≤ ${MAX_RSS_KEPT_MB} MB`, (v) => v <= MAX_RSS_KEPT_MB),
+        target(
+          'connections-memory',
+          `Keygate RSS kept ${ctx.opts.growthSettle} s after the ${count(largest)}-connection burst (after − idle before)`,
+          kept,
+          `${kept?.toFixed(1)} MB`,
+          `≤ ${MAX_RSS_KEPT_MB} MB`,
+          (v) => v <= MAX_RSS_KEPT_MB,
+        ),
       ],
       notes: [],
       otherErrors: 0,

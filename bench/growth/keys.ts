@@ -3,15 +3,15 @@ import { Client } from 'undici';
 import { fillKeys, seedKeys } from '../keys.ts';
 import type { LoadOptions } from '../load.ts';
 import { scrape, storeQueries } from '../metrics.ts';
-import { keygateError, onlyOwnItems, type LoadCase } from '../scenarios.ts';
+import { keygateError, type LoadCase, onlyOwnItems } from '../scenarios.ts';
 import { percentile } from '../stats.ts';
-import { startKeygate, startListBackend, startUndiciForwarder, type KeygateTarget } from '../targets.ts';
+import { type KeygateTarget, startKeygate, startListBackend, startUndiciForwarder } from '../targets.ts';
 import { measureAxis } from './measure.ts';
-import { count, target, times, type AxisContext, type AxisResult, type GrowthRow } from './model.ts';
+import { type AxisContext, type AxisResult, count, type GrowthRow, target, times } from './model.ts';
 
 /** The issue's "keep (flat)", as numbers: the flood within 10 %, a cold lookup within 20 %. */
-export const MIN_FLOOD_RATIO = 0.9;
-export const MAX_COLD_RATIO = 1.2;
+const MIN_FLOOD_RATIO = 0.9;
+const MAX_COLD_RATIO = 1.2;
 
 /** First-time keys sent one after another per Keygate and round (and a tenth of that before round 1). */
 const COLD_PER_ROUND = 200;
@@ -77,13 +77,30 @@ export async function keysAxis(ctx: AxisContext): Promise<AxisResult> {
       stores.push({ size, keygate, unused, latenciesUs: [] });
     }
     const forwarder: LoadCase = {
-      id: 'keys-undici', label: 'fwd', kind: 'baseline', target: undici, method: 'GET',
-      path: '/v1/devices?referenceId=alice&perPage=2', headers: {}, expectStatus: 200, check: onlyOwnItems('alice'),
+      id: 'keys-undici',
+      label: 'fwd',
+      kind: 'baseline',
+      target: undici,
+      method: 'GET',
+      path: '/v1/devices?referenceId=alice&perPage=2',
+      headers: {},
+      expectStatus: 200,
+      check: onlyOwnItems('alice'),
     };
-    const floods = stores.map((s): LoadCase => ({
-      id: `keys-${s.size}-keygate`, label: `kg 401 flood, ${count(s.size)} keys`, kind: 'keygate', target: s.keygate, method: 'GET',
-      path: '/v1/devices', headers: {}, freshKey: true, expectStatus: 401, check: keygateError(401),
-    }));
+    const floods = stores.map(
+      (s): LoadCase => ({
+        id: `keys-${s.size}-keygate`,
+        label: `kg 401 flood, ${count(s.size)} keys`,
+        kind: 'keygate',
+        target: s.keygate,
+        method: 'GET',
+        path: '/v1/devices',
+        headers: {},
+        freshKey: true,
+        expectStatus: 401,
+        check: keygateError(401),
+      }),
+    );
     const base = { connections: ctx.opts.connections, backendPids: backend.pids };
     const loads = new Map<string, Omit<LoadOptions, 'duration'>>();
     stores.forEach((s, i) => {
@@ -109,7 +126,12 @@ export async function keysAxis(ctx: AxisContext): Promise<AxisResult> {
       const kg = summaries.get(`keys-${s.size}-keygate`)!;
       const sorted = Float64Array.from(s.latenciesUs).sort();
       return {
-        axis: 'keys', size: s.size, label: `${count(s.size)} keys`, keygate: kg, forwarder: fw, ratio: kg.median.rps / fw.median.rps,
+        axis: 'keys',
+        size: s.size,
+        label: `${count(s.size)} keys`,
+        keygate: kg,
+        forwarder: fw,
+        ratio: kg.median.rps / fw.median.rps,
         extra: { coldP50Us: percentile(sorted, 50), coldP99Us: percentile(sorted, 99), coldLookups: sorted.length },
       };
     });

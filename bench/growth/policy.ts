@@ -2,19 +2,19 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compilePolicy } from '../../src/policy/compile.ts';
 import { seedBenchKeys } from '../keys.ts';
-import { cpuSeconds } from '../procfs.ts';
 import { scrape } from '../metrics.ts';
 import { generatePolicy, LAST_ROUTE } from '../policy-gen.ts';
-import { onlyOwnItems, type LoadCase } from '../scenarios.ts';
+import { cpuSeconds } from '../procfs.ts';
+import { type LoadCase, onlyOwnItems } from '../scenarios.ts';
 import { median } from '../stats.ts';
-import { startKeygate, startListBackend, startUndiciForwarder, type KeygateTarget } from '../targets.ts';
+import { type KeygateTarget, startKeygate, startListBackend, startUndiciForwarder } from '../targets.ts';
 import { measureAxis } from './measure.ts';
-import { count, target, times, type AxisContext, type AxisResult, type GrowthRow } from './model.ts';
+import { type AxisContext, type AxisResult, count, type GrowthRow, target, times } from './model.ts';
 
 /** The issue's targets for the policy axis. */
-export const MAX_LOAD_MS = 1000;
-export const MAX_STARTUP_MS = 1000;
-export const MAX_PER_REQUEST_GROWTH = 1.05;
+const MAX_LOAD_MS = 1000;
+const MAX_STARTUP_MS = 1000;
+const MAX_PER_REQUEST_GROWTH = 1.05;
 
 /** Start-ups timed per size (the median is reported); the last one stays up for the load. */
 const STARTUPS = 3;
@@ -88,13 +88,32 @@ export async function policyAxis(ctx: AxisContext): Promise<AxisResult> {
       ctx.log(`${prefix} start-up with ${count(n)} routes: ${wall.map((t) => t.toFixed(0)).join(', ')} ms (CPU ${cpu.map((t) => t.toFixed(0)).join(', ')} ms)`);
     }
     const forwarder: LoadCase = {
-      id: 'policy-undici', label: 'fwd', kind: 'baseline', target: undici, method: 'GET',
-      path: `/v1/devices?referenceId=alice&perPage=${PER_PAGE}`, headers: {}, expectStatus: 200, check: twoOwnItems,
+      id: 'policy-undici',
+      label: 'fwd',
+      kind: 'baseline',
+      target: undici,
+      method: 'GET',
+      path: `/v1/devices?referenceId=alice&perPage=${PER_PAGE}`,
+      headers: {},
+      expectStatus: 200,
+      check: twoOwnItems,
     };
-    const cases: LoadCase[] = [forwarder, ...sizes.map((n): LoadCase => ({
-      id: `policy-${n}-keygate`, label: `kg ${count(n)} routes`, kind: 'keygate', target: keygates.get(n)!, method: 'GET',
-      path: `${LAST_ROUTE.slice(4)}?perPage=${PER_PAGE}`, headers: { 'texture-api-key': keys.alice }, expectStatus: 200, check: twoOwnItems,
-    }))];
+    const cases: LoadCase[] = [
+      forwarder,
+      ...sizes.map(
+        (n): LoadCase => ({
+          id: `policy-${n}-keygate`,
+          label: `kg ${count(n)} routes`,
+          kind: 'keygate',
+          target: keygates.get(n)!,
+          method: 'GET',
+          path: `${LAST_ROUTE.slice(4)}?perPage=${PER_PAGE}`,
+          headers: { 'texture-api-key': keys.alice },
+          expectStatus: 200,
+          check: twoOwnItems,
+        }),
+      ),
+    ];
     const load = { connections: ctx.opts.connections, backendPids: backend.pids };
     const summaries = await measureAxis(ctx, { prefix, cases, loadFor: () => load });
     const fw = summaries.get(forwarder.id)!;
@@ -103,9 +122,17 @@ export async function policyAxis(ctx: AxisContext): Promise<AxisResult> {
       const kg = summaries.get(`policy-${n}-keygate`)!;
       const heap = (await scrape(keygates.get(n)!.opsUrl)).find((s) => s.name === 'keygate_process_nodejs_heap_size_used_bytes')?.value;
       rows.push({
-        axis: 'policy', size: n, label: `${count(n)} routes`, keygate: kg, forwarder: fw, ratio: kg.median.rps / fw.median.rps,
+        axis: 'policy',
+        size: n,
+        label: `${count(n)} routes`,
+        keygate: kg,
+        forwarder: fw,
+        ratio: kg.median.rps / fw.median.rps,
         extra: {
-          compileMs: compiled.get(n)!.wall, compileCpuMs: compiled.get(n)!.cpu, startupMs: startups.get(n)!.wall, startupCpuMs: startups.get(n)!.cpu,
+          compileMs: compiled.get(n)!.wall,
+          compileCpuMs: compiled.get(n)!.cpu,
+          startupMs: startups.get(n)!.wall,
+          startupCpuMs: startups.get(n)!.cpu,
           ...(heap === undefined ? {} : { heapUsedMb: heap / 2 ** 20 }),
         },
       });
@@ -118,12 +145,34 @@ export async function policyAxis(ctx: AxisContext): Promise<AxisResult> {
       axis: 'policy',
       title: 'policy size (generated resources/routes)',
       rows,
-      measured: `start-up ${list((r) => `${(r.extra.startupMs! / 1000).toFixed(2)} s`)}; load+compile in process ${list((r) => `${r.extra.compileCpuMs!.toFixed(0)}`)} ms of CPU; ` +
+      measured:
+        `start-up ${list((r) => `${(r.extra.startupMs! / 1000).toFixed(2)} s`)}; load+compile in process ${list((r) => `${r.extra.compileCpuMs!.toFixed(0)}`)} ms of CPU; ` +
         `per request on the last route ${list((r) => times(r.ratio))} the forwarder, Keygate CPU ${list((r) => r.keygate.median.cpuUsPerRequest.toFixed(1))} µs (${count(first.size)} → ${count(last.size)} routes)`,
       targets: [
-        target('policy-load', `load+compile of ${count(last.size)} routes in process (CPU time)`, last.extra.compileCpuMs!, `${last.extra.compileCpuMs!.toFixed(0)} ms`, `< ${MAX_LOAD_MS} ms`, (v) => v < MAX_LOAD_MS),
-        target('policy-startup', `sidecar start-up with ${count(last.size)} routes (median of ${STARTUPS})`, last.extra.startupMs!, `${last.extra.startupMs!.toFixed(0)} ms`, `< ${MAX_STARTUP_MS} ms`, (v) => v < MAX_STARTUP_MS),
-        target('policy-per-request', `Keygate CPU per request, ${count(last.size)} ÷ ${count(first.size)} routes`, growth, times(growth), `≤ ${MAX_PER_REQUEST_GROWTH}×`, (v) => v <= MAX_PER_REQUEST_GROWTH),
+        target(
+          'policy-load',
+          `load+compile of ${count(last.size)} routes in process (CPU time)`,
+          last.extra.compileCpuMs!,
+          `${last.extra.compileCpuMs!.toFixed(0)} ms`,
+          `< ${MAX_LOAD_MS} ms`,
+          (v) => v < MAX_LOAD_MS,
+        ),
+        target(
+          'policy-startup',
+          `sidecar start-up with ${count(last.size)} routes (median of ${STARTUPS})`,
+          last.extra.startupMs!,
+          `${last.extra.startupMs!.toFixed(0)} ms`,
+          `< ${MAX_STARTUP_MS} ms`,
+          (v) => v < MAX_STARTUP_MS,
+        ),
+        target(
+          'policy-per-request',
+          `Keygate CPU per request, ${count(last.size)} ÷ ${count(first.size)} routes`,
+          growth,
+          times(growth),
+          `≤ ${MAX_PER_REQUEST_GROWTH}×`,
+          (v) => v <= MAX_PER_REQUEST_GROWTH,
+        ),
       ],
       notes: [],
       otherErrors: 0,

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { median } from '../stats.ts';
-import { count, times, type AxisResult, type GrowthReport, type GrowthRow, type Summary } from './model.ts';
+import { type AxisResult, count, type GrowthReport, type GrowthRow, type Summary, times } from './model.ts';
 
 type Extra = Readonly<Record<string, number>>;
 const cpuToo = (cpu: number | undefined): string => (cpu === undefined ? '' : ` (CPU ${cpu.toFixed(0)} ms)`);
@@ -48,7 +48,19 @@ export function countErrors(axes: readonly AxisResult[]): number {
 function rowCells(r: GrowthRow): string[] {
   const k = r.keygate.median;
   const f = r.forwarder.median;
-  return [r.axis, r.label, int(k.rps), int(f.rps), times(r.ratio), k.cpuUsPerRequest.toFixed(1), f.cpuUsPerRequest.toFixed(1), ms(k.p99), ms(f.p99), String(r.keygate.errors + r.forwarder.errors), extras(r)];
+  return [
+    r.axis,
+    r.label,
+    int(k.rps),
+    int(f.rps),
+    times(r.ratio),
+    k.cpuUsPerRequest.toFixed(1),
+    f.cpuUsPerRequest.toFixed(1),
+    ms(k.p99),
+    ms(f.p99),
+    String(r.keygate.errors + r.forwarder.errors),
+    extras(r),
+  ];
 }
 
 const HEAD = ['axis', 'size', 'Keygate req/s', 'forwarder req/s', '×', 'Keygate CPU µs/req', 'forwarder CPU µs/req', 'Keygate p99 ms', 'forwarder p99 ms', 'errors', 'also'];
@@ -57,7 +69,11 @@ const HEAD = ['axis', 'size', 'Keygate req/s', 'forwarder req/s', '×', 'Keygate
 export function formatGrowth(report: GrowthReport): string {
   const rows = [HEAD, ...report.axes.flatMap((a) => a.rows.map(rowCells))];
   const widths = HEAD.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]): string => r.map((c, i) => (i < 2 || i === r.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (r: string[]): string =>
+    r
+      .map((c, i) => (i < 2 || i === r.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   const out = [line(HEAD), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line), ''];
   for (const a of report.axes) {
     out.push(`${a.title}: ${a.measured.replaceAll('**', '')}`);
@@ -65,8 +81,11 @@ export function formatGrowth(report: GrowthReport): string {
     for (const n of a.notes) out.push(`  note: ${n}`);
   }
   const other = report.axes.flatMap((a) => a.rows.flatMap((r) => [...r.keygate.rounds, ...r.forwarder.rounds].map((m) => m.otherCpuPercent)));
-  out.push('', `Medians of ${report.options.rounds} interleaved round(s) of ${report.options.duration} s; × = Keygate req/s ÷ the forwarder's in the same rounds. ` +
-    `Other load on the machine during measured runs: median ${median(other).toFixed(0)}%, worst ${Math.max(0, ...other).toFixed(0)}% of one core.`);
+  out.push(
+    '',
+    `Medians of ${report.options.rounds} interleaved round(s) of ${report.options.duration} s; × = Keygate req/s ÷ the forwarder's in the same rounds. ` +
+      `Other load on the machine during measured runs: median ${median(other).toFixed(0)}%, worst ${Math.max(0, ...other).toFixed(0)}% of one core.`,
+  );
   if (report.verificationErrors > 0) {
     out.push(`FAIL  ${report.verificationErrors} verification error(s):`);
     for (const s of summaries(report.axes)) if (s.errors > 0) out.push(`      ${s.label}: ${s.errors} — ${s.errorSamples.join(' | ')}`);
@@ -88,7 +107,10 @@ export function growthMarkdown(report: GrowthReport, command: string): string {
     '',
     '| axis | measured | target | |',
     '|---|---|---|---|',
-    ...report.axes.map((a) => `| ${cell(a.title)} | ${cell(a.measured)} | ${cell(a.targets.map((t) => `${t.description} ${t.threshold}`).join('; '))} | ${a.targets.map((t) => `${verdict(t.pass)} ${t.display}`).join('; ')} |`),
+    ...report.axes.map(
+      (a) =>
+        `| ${cell(a.title)} | ${cell(a.measured)} | ${cell(a.targets.map((t) => `${t.description} ${t.threshold}`).join('; '))} | ${a.targets.map((t) => `${verdict(t.pass)} ${t.display}`).join('; ')} |`,
+    ),
     '',
     `| ${HEAD.join(' | ')} |`,
     `|${HEAD.map((_, i) => (i < 2 || i === HEAD.length - 1 ? '---' : '---:')).join('|')}|`,

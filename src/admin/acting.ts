@@ -9,7 +9,7 @@ export interface AdminDeps {
   readonly keys: KeyService;
 }
 
-export const EVRYTHNG_SHAPE = 'evrythng-access-token';
+const EVRYTHNG_SHAPE = 'evrythng-access-token';
 
 /** The route answers EVRYTHNG access tokens (`/accessTokens`) rather than Texture keys. */
 export function evrythng(request: ServedRequest): boolean {
@@ -31,7 +31,7 @@ export function creatorScope(request: ServedRequest): string | undefined {
   return request.decision.conditions === null ? undefined : request.principal.id;
 }
 
-export function isVisible(request: ServedRequest, record: KeyRecord): boolean {
+function isVisible(request: ServedRequest, record: KeyRecord): boolean {
   if (evrythng(request) && record.type !== 'access-token') return false;
   const scope = creatorScope(request);
   return scope === undefined || record.createdBy === scope || record.id === request.principal.id;

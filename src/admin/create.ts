@@ -3,7 +3,7 @@ import { generatedReferenceId, mayChooseReferenceId } from '../keys/generated-re
 import { isKeyType, KEY_TYPES } from '../keys/key-record.ts';
 import type { CreateInput } from '../keys/key-service.ts';
 import type { ServedHandler, ServedRequest } from '../pipeline/served-handler.ts';
-import { actorId, actorOf, evrythng, type AdminDeps } from './acting.ts';
+import { type AdminDeps, actorId, actorOf, evrythng } from './acting.ts';
 import { bodyFields, booleanField, stringField, stringListField } from './body.ts';
 import { checkNoEscalation } from './escalation.ts';
 import { asApi } from './key-errors.ts';

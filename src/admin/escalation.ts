@@ -1,9 +1,9 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import { mayChooseReferenceId } from '../keys/generated-reference.ts';
 import { isPublicType, type KeyRecord } from '../keys/key-record.ts';
-import { toPrincipal, type Principal } from '../keys/principal.ts';
+import { type Principal, toPrincipal } from '../keys/principal.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
-import { firstWider, reachWithin, type Reach } from './reach.ts';
+import { firstWider, type Reach } from './reach.ts';
 
 /** Who acts, under which policy, and the conditions of the grant that let it (null: none). */
 export interface Actor {
@@ -15,7 +15,6 @@ export interface Actor {
 function refuse(why: string, field?: string): never {
   throw new KeygateError('ESCALATION_REFUSED', { message: `no escalation: ${why}`, detail: why, ...(field === undefined ? {} : { field }) });
 }
-
 
 function keyConditionsWithin(target: KeyRecord, actor: Principal): boolean {
   for (const attribute in actor.conditions) {

@@ -1,5 +1,5 @@
 import type { ServedHandler } from '../pipeline/served-handler.ts';
-import { visibleKey, type AdminDeps } from './acting.ts';
+import { type AdminDeps, visibleKey } from './acting.ts';
 import { asApi } from './key-errors.ts';
 import { listEnvelope, pageParams, queryParams } from './query.ts';
 

@@ -3,7 +3,7 @@ import { KeyInputError } from '../keys/key-fields.ts';
 import { KeyNotFoundError, KeyStateError } from '../keys/key-service.ts';
 
 /** The keys layer's refusals as the API's: the field named as the body names it (`names` maps the ones a shape renames). */
-export function apiError(err: unknown, names: Readonly<Record<string, string>> = {}): unknown {
+function apiError(err: unknown, names: Readonly<Record<string, string>> = {}): unknown {
   if (err instanceof KeyInputError) {
     const field = names[err.field] ?? err.field;
     return new KeygateError('INVALID_FIELD', { message: `${field}: ${err.message}`, field });

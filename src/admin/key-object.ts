@@ -28,14 +28,14 @@ export function keyObject(r: KeyRecord): Record<string, unknown> {
 }
 
 /** Conditions in the EVRYTHNG form: `attribute:value` strings. */
-export function conditionStrings(conditions: KeyRecord['conditions']): string[] {
+function conditionStrings(conditions: KeyRecord['conditions']): string[] {
   const out: string[] = [];
   for (const attribute of Object.keys(conditions)) for (const v of conditions[attribute]!) out.push(`${attribute}:${v}`);
   return out;
 }
 
 /**
- * An access token as EVRYTHNG's Access Tokens API shows it (seed 003): its roles are its
+ * An access token as EVRYTHNG's Access Tokens API shows it: its roles are its
  * `policies`, its conditions `attribute:value` strings; the secret, once, as `apiKey`.
  */
 export function accessTokenObject(r: KeyRecord): Record<string, unknown> {

@@ -1,7 +1,7 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import { isKeyType, isValidReferenceId, KEY_TYPES, type KeyType } from '../keys/key-record.ts';
 import type { ServedHandler } from '../pipeline/served-handler.ts';
-import { creatorScope, evrythng, type AdminDeps } from './acting.ts';
+import { type AdminDeps, creatorScope, evrythng } from './acting.ts';
 import { booleanParam, invalidParameter, listEnvelope, pageParams, queryParams } from './query.ts';
 import { shown } from './shapes.ts';
 

@@ -19,8 +19,8 @@ export function queryParams(query: string, allowed: readonly string[]): Map<stri
   return out;
 }
 
-export const MAX_PER_PAGE = 100;
-export const DEFAULT_PER_PAGE = 50;
+const MAX_PER_PAGE = 100;
+const DEFAULT_PER_PAGE = 50;
 const MAX_PAGE = 10_000_000;
 
 function whole(params: Map<string, string>, name: string, fallback: number, max: number): number {

@@ -1,6 +1,6 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
-import { decide, type Condition } from '../pipeline/authorize.ts';
+import { type Condition, decide } from '../pipeline/authorize.ts';
 import type { Target } from '../pipeline/canonical-path.ts';
 import type { CompiledPolicy, CompiledRoute } from '../policy/model.ts';
 
@@ -59,14 +59,14 @@ function reachOf(policy: CompiledPolicy, key: Principal, probe: Probe): Reach {
 }
 
 /** Whether `inner` is within `outer`: every resource `inner` reaches, `outer` reaches too. */
-export function reachWithin(inner: Reach, outer: Reach): boolean {
+function reachWithin(inner: Reach, outer: Reach): boolean {
   if (inner === null || outer === 'all') return true;
   if (outer === null || inner === 'all') return false;
   // All-of over attributes: each of outer's conditions must be implied by one of inner's, on the same attribute with no other value.
   return outer.every((o) => inner.some((i) => i.attribute === o.attribute && i.values.every((v) => o.values.includes(v))));
 }
 
-export function describeReach(reach: Reach): string {
+function describeReach(reach: Reach): string {
   if (reach === null) return 'not at all';
   if (reach === 'all') return 'without conditions';
   return `where ${reach.map((c) => `${c.attribute} ∈ {${c.values.join(', ')}}`).join(' and ')}`;

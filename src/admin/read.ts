@@ -1,5 +1,5 @@
 import type { ServedHandler } from '../pipeline/served-handler.ts';
-import { visibleKey, type AdminDeps } from './acting.ts';
+import { type AdminDeps, visibleKey } from './acting.ts';
 import { shown } from './shapes.ts';
 
 /** `GET /v1/api-keys/{id}`: the key object, never its secret. */

@@ -1,5 +1,5 @@
 import type { ServedHandler } from '../pipeline/served-handler.ts';
-import { actorId, actorOf, visibleKey, type AdminDeps } from './acting.ts';
+import { type AdminDeps, actorId, actorOf, visibleKey } from './acting.ts';
 import { checkActsOn } from './escalation.ts';
 import { asApi } from './key-errors.ts';
 import { shown } from './shapes.ts';

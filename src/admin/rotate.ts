@@ -1,6 +1,6 @@
 import { MAX_GRACE_MS } from '../keys/key-service.ts';
 import type { ServedHandler } from '../pipeline/served-handler.ts';
-import { actorId, actorOf, visibleKey, type AdminDeps } from './acting.ts';
+import { type AdminDeps, actorId, actorOf, visibleKey } from './acting.ts';
 import { bodyFields, integerField } from './body.ts';
 import { checkActsOn } from './escalation.ts';
 import { asApi } from './key-errors.ts';

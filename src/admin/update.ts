@@ -1,6 +1,6 @@
 import type { KeyPatch } from '../keys/key-service.ts';
 import type { ServedHandler, ServedRequest } from '../pipeline/served-handler.ts';
-import { actorId, actorOf, evrythng, visibleKey, type AdminDeps } from './acting.ts';
+import { type AdminDeps, actorId, actorOf, evrythng, visibleKey } from './acting.ts';
 import { bodyFields, booleanField, has, stringField, stringListField } from './body.ts';
 import { checkNoEscalation } from './escalation.ts';
 import { asApi } from './key-errors.ts';

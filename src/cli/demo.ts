@@ -1,18 +1,18 @@
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DEMO, SERVE } from '../config/commands.ts';
 import { resolveOptions } from '../config/resolve.ts';
 import { serveConfig } from '../config/serve-config.ts';
 import type { HostPort } from '../config/values.ts';
-import { startDemoApp, type DemoApp, type DemoAppConfig } from '../demo/app-page.ts';
-import { startDemoBackend, type DemoBackend } from '../demo/backend.ts';
+import { type DemoApp, type DemoAppConfig, startDemoApp } from '../demo/app-page.ts';
+import { type DemoBackend, startDemoBackend } from '../demo/backend.ts';
 import { hashKey } from '../keys/key-format.ts';
 import { mintKey } from '../keys/mint-key.ts';
 import { createLoggers } from '../observability/logger.ts';
-import { startKeygate, type RunningKeygate } from '../server/serve.ts';
+import { type RunningKeygate, startKeygate } from '../server/serve.ts';
 import { parseOrHelp } from './parse-command.ts';
 
 const DEMO_KEYS = [
@@ -74,7 +74,10 @@ export async function demoCommand(argv: readonly string[]): Promise<void> {
       accessLog: v.accessLog,
     });
     running = await startKeygate(config, loggers).catch((err: unknown) => {
-      throw bindError(err, [['--listen', v.listen], ['--ops-listen', v.opsListen]]);
+      throw bindError(err, [
+        ['--listen', v.listen],
+        ['--ops-listen', v.opsListen],
+      ]);
     });
     for (const [label, type, referenceId] of DEMO_KEYS) {
       // The connect key is the demo app's: its origin may call Keygate, its page is where links return.
@@ -107,12 +110,10 @@ function demoPolicies(dir: string, backendUrl: string): string {
   const policies = join(dir, 'policies');
   mkdirSync(policies);
   copyFileSync(fileURLToPath(new URL('../../policies/texture.yaml', import.meta.url)), join(policies, 'texture.yaml'));
-  writeFileSync(join(policies, 'connect.yaml'), [
-    'version: 1',
-    'connect:',
-    `  deviceStep: '${backendUrl}/connect/manufacturer?referenceId={referenceId}&returnTo={returnUrl}&state={state}'`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(policies, 'connect.yaml'),
+    ['version: 1', 'connect:', `  deviceStep: '${backendUrl}/connect/manufacturer?referenceId={referenceId}&returnTo={returnUrl}&state={state}'`, ''].join('\n'),
+  );
   return policies;
 }
 
@@ -120,12 +121,15 @@ function demoPolicies(dir: string, backendUrl: string): string {
 function createDemoLink(port: number, connectKey: string, redirectUrl: string): Promise<string> {
   const body = JSON.stringify({ redirectUrl, clientName: 'Demo energy app', state: 'from-the-terminal' });
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/connections', headers: { 'texture-api-key': connectKey, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => (res.statusCode === 201 ? resolve((JSON.parse(text) as { linkUrl: string }).linkUrl) : reject(new Error(`the demo's Connect link: ${res.statusCode} ${text}`))));
-    });
+    const req = request(
+      { host: '127.0.0.1', port, method: 'POST', path: '/v1/connections', headers: { 'texture-api-key': connectKey, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => (res.statusCode === 201 ? resolve((JSON.parse(text) as { linkUrl: string }).linkUrl) : reject(new Error(`the demo's Connect link: ${res.statusCode} ${text}`))));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });

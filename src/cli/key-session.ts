@@ -1,7 +1,7 @@
-import { KeyInputError, type KeyField } from '../keys/key-fields.ts';
-import { KeyService, type KeyEventLine } from '../keys/key-service.ts';
-import { openStore } from '../keys/open-store.ts';
 import { ConfigError } from '../config/config-error.ts';
+import { type KeyField, KeyInputError } from '../keys/key-fields.ts';
+import { type KeyEventLine, KeyService } from '../keys/key-service.ts';
+import { openStore } from '../keys/open-store.ts';
 
 /** The CLI's actor in the audit trail: whoever runs `keygate keys` on the store's host. */
 export const CLI_ACTOR = 'cli';

@@ -42,7 +42,9 @@ export function keyText(k: KeyRecord, now = Date.now()): string {
 
 function changesText(e: KeyEvent): string {
   if (e.event === 'updated') {
-    return Object.entries(e.changes).map(([field, c]) => `${field} ${JSON.stringify((c as { from: unknown }).from)} -> ${JSON.stringify((c as { to: unknown }).to)}`).join('; ');
+    return Object.entries(e.changes)
+      .map(([field, c]) => `${field} ${JSON.stringify((c as { from: unknown }).from)} -> ${JSON.stringify((c as { to: unknown }).to)}`)
+      .join('; ');
   }
   if (e.event === 'rotated') {
     const c = e.changes as { keyPrefix?: { from: string; to: string }; previousSecretExpiresAt?: string | null };

@@ -51,13 +51,18 @@ export async function update(argv: readonly string[]): Promise<void> {
   };
   for (const k of Object.keys(patch)) if (patch[k] === undefined) delete patch[k];
   if (Object.keys(patch).length === 0) throw new UsageError('nothing to change: give at least one of the options (keygate keys update --help)', 'keys update');
-  const result = await withKeyService(v.store, false, async (service) => {
-    try {
-      return await service.update(id, patch as KeyPatch, CLI_ACTOR);
-    } catch (err) {
-      return notFound(err);
-    }
-  }, { expiresAt: '--expires-in' });
+  const result = await withKeyService(
+    v.store,
+    false,
+    async (service) => {
+      try {
+        return await service.update(id, patch as KeyPatch, CLI_ACTOR);
+      } catch (err) {
+        return notFound(err);
+      }
+    },
+    { expiresAt: '--expires-in' },
+  );
   if (result === undefined) return;
   if (v.json) process.stdout.write(JSON.stringify(result.record) + '\n');
   else {

@@ -5,7 +5,7 @@ import type { KeyStore } from '../keys/store.ts';
 import { printable } from './key-text.ts';
 
 /** Keys asked of the store at a time: what `keys list` holds in memory, however many it prints. */
-export const LIST_PAGE = 1000;
+const LIST_PAGE = 1000;
 
 export interface ListRequest {
   readonly type: KeyType | undefined;
@@ -21,7 +21,6 @@ function status(k: KeyRecord, now: number): string {
   if (k.expiresAt !== null && Date.parse(k.expiresAt) <= now) return 'expired';
   return 'active';
 }
-
 
 /**
  * Columns of fixed width but the referenceId's, which takes the widest of the first page

@@ -1,8 +1,8 @@
 import { KEYS_CREATE, KEYS_EVENTS, KEYS_LIST, KEYS_REVOKE, KEYS_ROTATE, KEYS_SHOW, KEYS_UPDATE } from '../config/commands.ts';
 import { ConfigError } from '../config/config-error.ts';
-import { KeyInputError, mintKey, type MintInput } from '../keys/mint-key.ts';
-import { openStore } from '../keys/open-store.ts';
 import { KeyNotFoundError } from '../keys/key-service.ts';
+import { KeyInputError, type MintInput, mintKey } from '../keys/mint-key.ts';
+import { openStore } from '../keys/open-store.ts';
 import type { KeyStore } from '../keys/store.ts';
 import { CLI_ACTOR, FLAG_OF_FIELD, withKeyService } from './key-session.ts';
 import { events, rotate, show, update } from './keys-edit.ts';
@@ -25,8 +25,16 @@ async function create(argv: readonly string[]): Promise<void> {
   if (parsed === undefined) return;
   const v = parsed.values;
   const input: MintInput = {
-    type: v.type, referenceId: v.referenceId, name: v.name, description: v.description, roles: v.roles, conditions: v.conditions,
-    expiresInMs: v.expiresInMs, allowedOrigins: v.allowedOrigins, allowedRedirects: v.allowedRedirects, allowReferenceId: v.allowReferenceId,
+    type: v.type,
+    referenceId: v.referenceId,
+    name: v.name,
+    description: v.description,
+    roles: v.roles,
+    conditions: v.conditions,
+    expiresInMs: v.expiresInMs,
+    allowedOrigins: v.allowedOrigins,
+    allowedRedirects: v.allowedRedirects,
+    allowReferenceId: v.allowReferenceId,
   };
   // Every field is checked before the store is opened (or made): a refused flag makes nothing.
   try {

@@ -15,7 +15,7 @@ function usage(): string {
     '',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    '  keygate <command> --help   the command\'s options, defaults and environment variables',
+    "  keygate <command> --help   the command's options, defaults and environment variables",
     '  keygate --version          the version',
     '',
   ].join('\n');

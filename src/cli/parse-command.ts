@@ -1,14 +1,14 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { CommandSpec } from '../config/commands.ts';
 import type { Options, Values } from '../config/option.ts';
 import { helpText } from '../config/render.ts';
-import { resolveOptions, type Environment, type FlagValues } from '../config/resolve.ts';
+import { type Environment, type FlagValues, resolveOptions } from '../config/resolve.ts';
 import { UsageError } from './usage-error.ts';
 
 export type Parsed<O extends Options> = { readonly help: true } | { readonly help: false; readonly values: Values<O>; readonly positionals: readonly string[] };
 
 /** `--help` or `-h` anywhere before `--` asks for help, whatever else the line holds. */
-export function wantsHelp(argv: readonly string[]): boolean {
+function wantsHelp(argv: readonly string[]): boolean {
   for (const arg of argv) {
     if (arg === '--') return false;
     if (arg === '--help' || arg === '-h') return true;

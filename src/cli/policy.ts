@@ -1,14 +1,14 @@
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { POLICY_CHECK, POLICY_EXPLAIN, POLICY_TEST, type CommandSpec } from '../config/commands.ts';
+import { type CommandSpec, POLICY_CHECK, POLICY_EXPLAIN, POLICY_TEST } from '../config/commands.ts';
 import { parseConditionArgs } from '../keys/key-record.ts';
 import { testPrincipal } from '../keys/principal.ts';
-import { explain } from '../policy/explain.ts';
 import { loadPolicy } from '../policy/load.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
-import { PolicyLoadError, formatIssue } from '../policy/policy-error.ts';
-import { TestFileError } from '../policy/test-file.ts';
-import { runPolicyTests } from '../policy/test-runner.ts';
+import { formatIssue, PolicyLoadError } from '../policy/policy-error.ts';
+import { explain } from '../verify/explain.ts';
+import { TestFileError } from '../verify/test-file.ts';
+import { runPolicyTests } from '../verify/test-runner.ts';
 import { parseOrHelp } from './parse-command.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -52,7 +52,10 @@ async function test(argv: readonly string[]): Promise<void> {
     files = [path];
     path = dirname(path);
   } else {
-    files = readdirSync(path).filter((n) => /\.test\.ya?ml$/.test(n)).sort().map((n) => join(path, n));
+    files = readdirSync(path)
+      .filter((n) => /\.test\.ya?ml$/.test(n))
+      .sort()
+      .map((n) => join(path, n));
   }
   if (files.length === 0) throw new UsageError(`no *.test.yaml files in ${path}`, POLICY_TEST.name);
   let policy: CompiledPolicy;
@@ -94,12 +97,7 @@ function explainCommand(argv: readonly string[]): void {
   const v = parsed.values;
   const policy = loadPolicy(v.policies);
   process.stdout.write(
-    explain(
-      policy,
-      testPrincipal({ id: 'key_explain', type: v.keyType, referenceId: v.referenceId ?? null, roles: v.roles, conditions: parseConditionArgs(v.conditions) }),
-      method.toUpperCase(),
-      url,
-    ),
+    explain(policy, testPrincipal({ id: 'key_explain', type: v.keyType, referenceId: v.referenceId ?? null, roles: v.roles, conditions: parseConditionArgs(v.conditions) }), method.toUpperCase(), url),
   );
 }
 

@@ -18,9 +18,10 @@ function seconds(ms: number): string {
  * serve enforces.
  */
 export function revocationNotice(id: string, kind: KeyStore['kind'], ttlMs: number | undefined): string {
-  const ttl = ttlMs !== undefined
-    ? `${seconds(ttlMs)} for a sidecar started with the same setting; at most ${seconds(MAX_TTL_MS)}`
-    : `${seconds(DEFAULT_KEY_CACHE.positiveTtlMs)} by default, at most ${seconds(MAX_TTL_MS)}`;
+  const ttl =
+    ttlMs !== undefined
+      ? `${seconds(ttlMs)} for a sidecar started with the same setting; at most ${seconds(MAX_TTL_MS)}`
+      : `${seconds(DEFAULT_KEY_CACHE.positiveTtlMs)} by default, at most ${seconds(MAX_TTL_MS)}`;
   const bound = `within its --key-cache-ttl (${ttl})`;
   return kind === 'postgres'
     ? `Revoked ${id}. Running sidecars are notified now; if a notification is lost, each refuses it ${bound}.\n`

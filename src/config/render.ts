@@ -2,7 +2,7 @@ import type { CommandSpec } from './commands.ts';
 import type { OptionRow } from './option.ts';
 
 /** `--listen HOST:PORT`, `--role ROLE…`, `--json`. */
-export function flagText(row: OptionRow): string {
+function flagText(row: OptionRow): string {
   const base = `--${row.flag}`;
   if (row.kind === 'switch') return base;
   return `${base} ${row.placeholder}${row.kind === 'list' ? '…' : ''}`;

@@ -1,15 +1,15 @@
 import { DEFAULT_KEY_CACHE, type KeyCacheOptions } from '../keys/key-cache.ts';
-import { ADMISSION_CLASSES, defaultShares, sharesProblem, type AdmissionClass, type AdmissionOptions, type Share } from '../pipeline/admission.ts';
-import { DEFAULT_UPSTREAM, type UpstreamOptions } from '../pipeline/upstream.ts';
-import type { ConnectionDeadlines } from '../server/connections.ts';
-import { SERVE } from './commands.ts';
+import { ADMISSION_CLASSES, type AdmissionClass, type AdmissionOptions, defaultShares, type Share, sharesProblem } from '../pipeline/admission.ts';
+import { DEFAULT_UPSTREAM, type UpstreamOptions } from '../pipeline/forwarding/upstream.ts';
+import type { SERVE } from './commands.ts';
 import { ConfigError } from './config-error.ts';
+import type { ConnectionDeadlines } from './deadlines.ts';
 import type { Values } from './option.ts';
 
 export type ServeValues = Values<typeof SERVE.options>;
 
 /** Body memory per key type, in bodies of --max-body: what Keygate may hold while it reads bodies before dispatch. */
-export const BODY_MEMORY_BODIES = 32;
+const BODY_MEMORY_BODIES = 32;
 
 /** `keygate serve`'s options, resolved (see commands.ts), plus the groups the server hands to its parts. */
 export interface ServeConfig extends ServeValues {

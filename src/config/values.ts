@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { isValidReferenceId, KEY_TYPES, REFERENCE_ID_RULE, type KeyType } from '../keys/key-record.ts';
+import { isValidReferenceId, KEY_TYPES, type KeyType, REFERENCE_ID_RULE } from '../keys/key-record.ts';
 import { OriginRuleError, parseOrigin, parseRedirect } from '../keys/origin-rules.ts';
 import { parseStoreLocation, StoreUrlError } from '../keys/store-url.ts';
 import { parseDuration } from '../policy/drafts.ts';

@@ -1,11 +1,11 @@
 import type { Dispatcher } from 'undici';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { bufferedRequest } from '../pipeline/forward.ts';
-import { parseUpstreamStrict } from '../pipeline/strict-json.ts';
+import { parseUpstreamStrict } from '../pipeline/proving/strict-json.ts';
 import type { DeviceLine } from './pages/views.ts';
 
 /** How many of a user's devices the consent page lists (and the confirmation reads). */
-export const MAX_LISTED = 100;
+const MAX_LISTED = 100;
 
 function stringOr(v: unknown): string | null {
   return typeof v === 'string' && v !== '' ? v : null;
@@ -19,8 +19,22 @@ function stringOr(v: unknown): string | null {
  */
 export async function devicesOf(upstream: Dispatcher, devicesPath: string, referenceId: string, link: { id: string; createdBy: string }, requestId: string): Promise<DeviceLine[]> {
   const path = `${devicesPath}?referenceId=${encodeURIComponent(referenceId)}&perPage=${MAX_LISTED}`;
-  const headers = ['accept', 'application/json', 'x-request-id', requestId, 'x-keygate-purpose', 'connect-link',
-    'x-keygate-key-id', link.createdBy, 'x-keygate-key-type', 'connect', 'x-keygate-reference-id', referenceId, 'x-keygate-connect-link', link.id];
+  const headers = [
+    'accept',
+    'application/json',
+    'x-request-id',
+    requestId,
+    'x-keygate-purpose',
+    'connect-link',
+    'x-keygate-key-id',
+    link.createdBy,
+    'x-keygate-key-type',
+    'connect',
+    'x-keygate-reference-id',
+    referenceId,
+    'x-keygate-connect-link',
+    link.id,
+  ];
   const res = await bufferedRequest(upstream, { method: 'GET', path, headers, body: null });
   if (res.status !== 200) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `device list for a Connect link answered ${res.status}` });
   const body = parseUpstreamStrict(res.body.toString('utf8'), 'device list') as { data?: unknown };

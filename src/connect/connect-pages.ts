@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LinkPages } from './link-pages.ts';
-import { notFoundPage } from './pages/views.ts';
 import type { RenderedPage } from './pages/layout.ts';
+import { notFoundPage } from './pages/views.ts';
 import { CONNECT_PREFIX, type PublicAnswer, type PublicRoutes } from './public-routes.ts';
 import { HANDBACK, SDK, sendScript } from './static-assets.ts';
 

@@ -6,11 +6,11 @@ import type { KeyService } from '../keys/key-service.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
 import { ConnectPages } from './connect-pages.ts';
-import { createLink, type CreatedLink } from './create-link.ts';
+import { type CreatedLink, createLink } from './create-link.ts';
 import { LinkFlow } from './link-flow.ts';
 import { parseLinkRequest } from './link-request.ts';
 import type { LinkRecord } from './link-store.ts';
-import { openLinkStore, type ClosableLinkStore } from './open-link-store.ts';
+import { type ClosableLinkStore, openLinkStore } from './open-link-store.ts';
 
 export interface ConnectDeps {
   readonly config: Pick<ServeConfig, 'store' | 'publicUrl' | 'connectLinkTtlMs'>;
@@ -36,14 +36,16 @@ export class ConnectRuntime {
     this.#deps = deps;
     this.#publicUrl = deps.config.publicUrl.replace(/\/+$/, '');
     this.links = openLinkStore(deps.config.store);
-    this.pages = new ConnectPages(new LinkFlow({
-      links: this.links,
-      policy: deps.policy,
-      upstream: deps.upstream,
-      publicUrl: () => this.#publicUrl,
-      mint: (link) => this.#mint(link),
-      logger: deps.logger,
-    }));
+    this.pages = new ConnectPages(
+      new LinkFlow({
+        links: this.links,
+        policy: deps.policy,
+        upstream: deps.upstream,
+        publicUrl: () => this.#publicUrl,
+        mint: (link) => this.#mint(link),
+        logger: deps.logger,
+      }),
+    );
   }
 
   /**

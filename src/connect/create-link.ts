@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { KeygateError } from '../errors/keygate-error.ts';
+import { generatedReferenceId, mayChooseReferenceId, uuidv7 } from '../keys/generated-reference.ts';
 import type { KeyType } from '../keys/key-record.ts';
 import type { LinkRequest } from './link-request.ts';
 import { sha256 } from './link-session.ts';
 import type { LinkRecord, LinkStore } from './link-store.ts';
 import { isRegistered } from './redirect-url.ts';
-import { generatedReferenceId, mayChooseReferenceId, uuidv7 } from '../keys/generated-reference.ts';
 
 /** The key asking for a link, as far as the rules below need it. */
 export interface LinkCreator {
@@ -24,7 +24,7 @@ export interface CreatedLink {
   readonly expiresAt: string;
 }
 
-/** Keys that live in pages and apps, where anyone can read them (seed 000: connect keys "are alright to be used publicly"). */
+/** Keys that live in pages and apps, where anyone can read them (Texture's documentation: connect keys "are alright to be used publicly"). */
 function isPublic(type: KeyType): boolean {
   return type === 'connect' || type === 'scoped';
 }
@@ -47,7 +47,7 @@ export async function createLink(links: LinkStore, publicUrl: string, ttlMs: num
   const registered = isRegistered(request.redirect, creator.allowedRedirects);
   if (!registered && (isPublic(creator.type) || request.redirect.url.protocol !== 'https:')) {
     throw new KeygateError('REDIRECT_NOT_ALLOWED', {
-      detail: isPublic(creator.type) ? 'redirectUrl is not on the key\'s --allow-redirect list' : 'redirectUrl is neither on the key\'s list nor https',
+      detail: isPublic(creator.type) ? "redirectUrl is not on the key's --allow-redirect list" : "redirectUrl is neither on the key's list nor https",
     });
   }
   if (request.referenceId !== null && !mayChooseReferenceId(creator)) {

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { KeygateError, sharedRefusal } from '../errors/keygate-error.ts';
-import { readBody } from '../pipeline/request-body.ts';
+import { readBody } from '../pipeline/proving/request-body.ts';
 import { deviceStepUrl } from '../policy/connect-section.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
 import { scopedAbilities } from './abilities.ts';
@@ -12,9 +12,9 @@ import type { LinkPages } from './link-pages.ts';
 import { csrfToken, newSecret, sameSecret, sessionCookie, sessionFromCookies, sha256 } from './link-session.ts';
 import type { LinkRecord, LinkStore } from './link-store.ts';
 import type { RenderedPage } from './pages/layout.ts';
-import { consentPage, gonePage, handBackPage, noDevicesPage, otherBrowserPage, type GoneReason } from './pages/views.ts';
+import { consentPage, type GoneReason, gonePage, handBackPage, noDevicesPage, otherBrowserPage } from './pages/views.ts';
 import type { PublicAnswer } from './public-routes.ts';
-import { parseRedirect, redirectWith, type RedirectTarget } from './redirect-url.ts';
+import { parseRedirect, type RedirectTarget, redirectWith } from './redirect-url.ts';
 
 export interface LinkFlowDeps {
   readonly links: LinkStore;
@@ -39,7 +39,7 @@ const GONE_CODES: Record<GoneReason, KeygateError> = {
 const MISMATCH = sharedRefusal('LINK_SESSION_MISMATCH', 'no or another browser session for this link');
 const BAD_CSRF = sharedRefusal('LINK_SESSION_MISMATCH', 'the form carries no valid CSRF token');
 const BAD_STEP = sharedRefusal('LINK_SESSION_MISMATCH', 'the device step came back with a state that is not the current one');
-const BAD_FORM = sharedRefusal('LINK_SESSION_MISMATCH', 'the form is not one of the page\'s');
+const BAD_FORM = sharedRefusal('LINK_SESSION_MISMATCH', "the form is not one of the page's");
 
 function send(res: ServerResponse, page: RenderedPage, requestId: string, failure?: KeygateError): PublicAnswer {
   sendPage(res, page, requestId);
@@ -234,13 +234,17 @@ export class LinkFlow implements LinkPages {
     const target = this.#redirect(link);
     const location = redirectWith(target, { texture_scoped_key: outcome.texture_scoped_key ?? null, error: outcome.error ?? null, state: link.state });
     if (popup && target.origin !== null) {
-      return send(res, handBackPage({
-        targetOrigin: target.origin,
-        ...(outcome.texture_scoped_key === undefined ? {} : { scopedKey: outcome.texture_scoped_key }),
-        ...(outcome.error === undefined ? {} : { error: outcome.error }),
-        state: link.state,
-        fallbackUrl: location,
-      }), requestId);
+      return send(
+        res,
+        handBackPage({
+          targetOrigin: target.origin,
+          ...(outcome.texture_scoped_key === undefined ? {} : { scopedKey: outcome.texture_scoped_key }),
+          ...(outcome.error === undefined ? {} : { error: outcome.error }),
+          state: link.state,
+          fallbackUrl: location,
+        }),
+        requestId,
+      );
     }
     return seeOther(res, location, requestId);
   }

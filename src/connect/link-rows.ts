@@ -1,7 +1,8 @@
 import type { LinkRecord } from './link-store.ts';
 
 /** The connect_links columns, in the order both stores select them. */
-export const LINK_COLUMNS = 'id, created_by, reference_id, client_name, redirect_url, state, tags, customer_info, manufacturer_filters, allowed_origins, created_at, expires_at, session_hash, step_hash, linked_at, used_at, outcome, key_id';
+export const LINK_COLUMNS =
+  'id, created_by, reference_id, client_name, redirect_url, state, tags, customer_info, manufacturer_filters, allowed_origins, created_at, expires_at, session_hash, step_hash, linked_at, used_at, outcome, key_id';
 
 export interface LinkRow {
   id: string;
@@ -50,10 +51,24 @@ export function rowToLink(row: LinkRow): LinkRecord {
 /** The values of an INSERT, in LINK_COLUMNS order, then the token hash. */
 export function linkValues(link: LinkRecord, tokenHash: string): Array<string | null> {
   return [
-    link.id, link.createdBy, link.referenceId, link.clientName, link.redirectUrl, link.state, JSON.stringify(link.tags),
+    link.id,
+    link.createdBy,
+    link.referenceId,
+    link.clientName,
+    link.redirectUrl,
+    link.state,
+    JSON.stringify(link.tags),
     link.customerInfo === null ? null : JSON.stringify(link.customerInfo),
     link.manufacturerFilters === null ? null : JSON.stringify(link.manufacturerFilters),
-    JSON.stringify(link.allowedOrigins), link.createdAt, link.expiresAt, link.sessionHash, link.stepHash, link.linkedAt, link.usedAt, link.outcome, link.keyId,
+    JSON.stringify(link.allowedOrigins),
+    link.createdAt,
+    link.expiresAt,
+    link.sessionHash,
+    link.stepHash,
+    link.linkedAt,
+    link.usedAt,
+    link.outcome,
+    link.keyId,
     tokenHash,
   ];
 }

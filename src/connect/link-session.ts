@@ -17,7 +17,7 @@ export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-export function cookieName(linkId: string): string {
+function cookieName(linkId: string): string {
   return `keygate_link_${linkId}`;
 }
 

@@ -1,23 +1,34 @@
 import pg from 'pg';
 import type { PostgresStoreOptions } from '../keys/store-url.ts';
-import { LINK_COLUMNS, linkValues, rowToLink, type LinkRow } from './link-rows.ts';
+import { LINK_COLUMNS, type LinkRow, linkValues, rowToLink } from './link-rows.ts';
 import type { LinkRecord, LinkStore } from './link-store.ts';
 
 const POOL_MAX = 4;
 
 /** pg reads JSONB as values and TIMESTAMPTZ as Dates: back to the text form both stores share. */
 type PgLinkRow = Omit<LinkRow, 'tags' | 'customer_info' | 'manufacturer_filters' | 'allowed_origins' | 'created_at' | 'expires_at' | 'linked_at' | 'used_at'> & {
-  tags: unknown; customer_info: unknown; manufacturer_filters: unknown; allowed_origins: unknown;
-  created_at: Date; expires_at: Date; linked_at: Date | null; used_at: Date | null;
+  tags: unknown;
+  customer_info: unknown;
+  manufacturer_filters: unknown;
+  allowed_origins: unknown;
+  created_at: Date;
+  expires_at: Date;
+  linked_at: Date | null;
+  used_at: Date | null;
 };
 
 function textRow(r: PgLinkRow): LinkRow {
   const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
   return {
     ...r,
-    tags: JSON.stringify(r.tags), customer_info: r.customer_info === null ? null : JSON.stringify(r.customer_info),
-    manufacturer_filters: r.manufacturer_filters === null ? null : JSON.stringify(r.manufacturer_filters), allowed_origins: JSON.stringify(r.allowed_origins),
-    created_at: r.created_at.toISOString(), expires_at: r.expires_at.toISOString(), linked_at: iso(r.linked_at), used_at: iso(r.used_at),
+    tags: JSON.stringify(r.tags),
+    customer_info: r.customer_info === null ? null : JSON.stringify(r.customer_info),
+    manufacturer_filters: r.manufacturer_filters === null ? null : JSON.stringify(r.manufacturer_filters),
+    allowed_origins: JSON.stringify(r.allowed_origins),
+    created_at: r.created_at.toISOString(),
+    expires_at: r.expires_at.toISOString(),
+    linked_at: iso(r.linked_at),
+    used_at: iso(r.used_at),
   };
 }
 

@@ -73,7 +73,13 @@ function decodedName(pair: string): string {
 export function redirectWith(target: RedirectTarget, params: Readonly<Record<string, string | null>>): string {
   const url = target.url;
   const names = new Set(Object.keys(params));
-  const kept = url.search === '' ? [] : url.search.slice(1).split('&').filter((pair) => pair !== '' && !names.has(decodedName(pair)));
+  const kept =
+    url.search === ''
+      ? []
+      : url.search
+          .slice(1)
+          .split('&')
+          .filter((pair) => pair !== '' && !names.has(decodedName(pair)));
   for (const [name, value] of Object.entries(params)) if (value !== null) kept.push(`${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
   const base = url.href.slice(0, url.href.length - url.search.length);
   return kept.length === 0 ? base : `${base}?${kept.join('&')}`;

@@ -1,5 +1,5 @@
 import { DatabaseSync } from 'node:sqlite';
-import { LINK_COLUMNS, linkValues, rowToLink, type LinkRow } from './link-rows.ts';
+import { LINK_COLUMNS, type LinkRow, linkValues, rowToLink } from './link-rows.ts';
 import type { LinkRecord, LinkStore } from './link-store.ts';
 
 /**
@@ -17,7 +17,13 @@ export class SqliteLinkStore implements LinkStore {
   }
 
   async insert(link: LinkRecord, tokenHash: string): Promise<void> {
-    this.#db.prepare(`INSERT INTO connect_links (${LINK_COLUMNS}, token_hash) VALUES (${LINK_COLUMNS.split(',').map(() => '?').join(', ')}, ?)`).run(...linkValues(link, tokenHash));
+    this.#db
+      .prepare(
+        `INSERT INTO connect_links (${LINK_COLUMNS}, token_hash) VALUES (${LINK_COLUMNS.split(',')
+          .map(() => '?')
+          .join(', ')}, ?)`,
+      )
+      .run(...linkValues(link, tokenHash));
   }
 
   async findByTokenHash(tokenHash: string): Promise<LinkRecord | undefined> {

@@ -1,27 +1,21 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { sharedRefusal, type KeygateError } from '../errors/keygate-error.ts';
+import { type KeygateError, sharedRefusal } from '../errors/keygate-error.ts';
 import type { KeyType } from '../keys/key-record.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { KnownOrigins } from './known-origins.ts';
 
 /**
- * Key types that are secret (seed 000: server keys are "never to be used in any context
+ * Key types that are secret (Texture's documentation: server keys are "never to be used in any context
  * that is user-facing or client-side"; EVRYTHNG operator keys and access tokens likewise).
  * Connect keys are public by design and scoped keys are made for client apps.
  */
 const SECRET: ReadonlySet<KeyType> = new Set<KeyType>(['server', 'operator', 'access-token']);
 
-export function isSecretKeyType(type: KeyType): boolean {
-  return SECRET.has(type);
-}
-
 const EXPOSED = sharedRefusal('KEY_EXPOSED');
 const ORIGIN_REFUSED = sharedRefusal('ORIGIN_NOT_ALLOWED', 'the key does not allow this origin');
 
 /** What a secret key seen in a browser sets off: the log line, the metric, and (when configured) its revocation. */
-export interface ExposureReport {
-  (principal: Principal, keyHeader: string, signal: 'origin' | 'sec-fetch-site'): void;
-}
+export type ExposureReport = (principal: Principal, keyHeader: string, signal: 'origin' | 'sec-fetch-site') => void;
 
 /**
  * The browser checks of one keyed request, after authentication. Returns the refusal, or
@@ -56,6 +50,6 @@ export class BrowserGuard {
 
   /** Whether a refusal to a request from `origin` may be read by the page (so it can say why). */
   refusalReadable(origin: string, principal: Principal | undefined): boolean {
-    return this.known.has(origin) || (principal !== undefined && principal.allowedOrigins.includes(origin));
+    return this.known.has(origin) || principal?.allowedOrigins.includes(origin) === true;
   }
 }

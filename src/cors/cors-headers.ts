@@ -4,7 +4,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 export const ALLOW_HEADERS = 'Texture-Api-Key, Content-Type';
 export const ALLOW_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE';
 /** What a browser app may read besides the CORS-safelisted headers. */
-export const EXPOSE_HEADERS = 'X-Request-Id, Retry-After, RateLimit, RateLimit-Policy';
+const EXPOSE_HEADERS = 'X-Request-Id, Retry-After, RateLimit, RateLimit-Policy';
 /** How long a browser may reuse a preflight answer (Chromium caps it at 2 h). */
 export const PREFLIGHT_MAX_AGE = '600';
 
@@ -61,9 +61,4 @@ export function answerWithCors(res: ServerResponse, origin: string): void {
     if (typeof a === 'string') return writeHead.call(this, status, a, decorate(b, origin));
     return writeHead.call(this, status, decorate(a, origin));
   } as ServerResponse['writeHead'];
-}
-
-/** Vary: Origin alone, for answers that depend on the Origin but grant nothing to it. */
-export function varyOnOrigin(res: ServerResponse): void {
-  res.setHeader('vary', 'Origin');
 }

@@ -6,7 +6,7 @@ import type { ExposureReport } from './browser-guard.ts';
 export interface ExposureOptions {
   readonly logger: Logger;
   readonly registry: Registry;
-  /** `--revoke-exposed-keys`: revoke the key at once (Texture revokes keys it sees used client-side, seed 000). */
+  /** `--revoke-exposed-keys`: revoke the key at once (Texture revokes keys it sees used client-side). */
   readonly revoke: ((principal: Principal, keyHeader: string) => Promise<void>) | null;
 }
 
@@ -21,7 +21,12 @@ const WARNED_MAX = 1000;
  * replica refuses it within the revocation bound and this one at once.
  */
 export function exposureReport(options: ExposureOptions): ExposureReport {
-  const exposed = new Counter({ name: 'keygate_keys_exposed_total', help: 'Requests refused because a secret key (server, operator, access-token) was sent from a browser', labelNames: ['type'], registers: [options.registry] });
+  const exposed = new Counter({
+    name: 'keygate_keys_exposed_total',
+    help: 'Requests refused because a secret key (server, operator, access-token) was sent from a browser',
+    labelNames: ['type'],
+    registers: [options.registry],
+  });
   const warned = new Map<string, number>();
   const revoking = new Set<string>();
   return (principal, keyHeader, signal) => {

@@ -38,15 +38,17 @@ export class KnownOrigins {
 
   /** Reads the store once; a failed read keeps the set it had (logged by the caller's onError). */
   refresh(): Promise<void> {
-    this.#loading ??= this.#load().then(
-      (origins) => {
-        this.#origins = new Set(origins);
-        this.#learned = new Set();
-      },
-      (err: unknown) => this.#onError(err),
-    ).finally(() => {
-      this.#loading = null;
-    });
+    this.#loading ??= this.#load()
+      .then(
+        (origins) => {
+          this.#origins = new Set(origins);
+          this.#learned = new Set();
+        },
+        (err: unknown) => this.#onError(err),
+      )
+      .finally(() => {
+        this.#loading = null;
+      });
     return this.#loading;
   }
 

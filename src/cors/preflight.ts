@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { sharedRefusal, type KeygateError } from '../errors/keygate-error.ts';
+import { type KeygateError, sharedRefusal } from '../errors/keygate-error.ts';
 import { ALLOW_HEADERS, ALLOW_METHODS, PREFLIGHT_MAX_AGE } from './cors-headers.ts';
 import type { KnownOrigins } from './known-origins.ts';
 

@@ -38,7 +38,8 @@ function indexHtml(keygate: string): string {
 `;
 }
 
-const CSS = 'body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:0 auto;padding:1.5rem 1rem}button{font:inherit;font-weight:600;min-height:44px;padding:.5rem 1.2rem}#devices li{margin:.3rem 0}code{word-break:break-all}';
+const CSS =
+  'body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:0 auto;padding:1.5rem 1rem}button{font:inherit;font-weight:600;min-height:44px;padding:.5rem 1.2rem}#devices li{margin:.3rem 0}code{word-break:break-all}';
 
 function appJs(keygate: string, connectKey: string): string {
   return `'use strict';
@@ -104,9 +105,14 @@ export interface DemoAppConfig {
 export async function startDemoApp(config: DemoAppConfig, port = 0): Promise<DemoApp> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    const [type, body] = path === '/app.js' ? ['text/javascript', appJs(config.keygate, config.connectKey)]
-      : path === '/app.css' ? ['text/css', CSS]
-      : path === '/' ? ['text/html', indexHtml(config.keygate)] : [null, null];
+    const [type, body] =
+      path === '/app.js'
+        ? ['text/javascript', appJs(config.keygate, config.connectKey)]
+        : path === '/app.css'
+          ? ['text/css', CSS]
+          : path === '/'
+            ? ['text/html', indexHtml(config.keygate)]
+            : [null, null];
     if (type === null) {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found');
@@ -124,9 +130,10 @@ export async function startDemoApp(config: DemoAppConfig, port = 0): Promise<Dem
     server,
     url: `${origin}/`,
     origin,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

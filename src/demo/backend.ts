@@ -1,10 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { demoDevices, page, type Command, type Device } from './data.ts';
+import { type Command, type Device, demoDevices, page } from './data.ts';
 import { manufacturerStep } from './manufacturer-step.ts';
 
 /** What the backend saw: tests assert on these, not only on what the client got. */
-export interface ReceivedRequest {
+interface ReceivedRequest {
   readonly method: string;
   readonly url: string;
   readonly path: string;
@@ -15,7 +15,7 @@ export interface ReceivedRequest {
 }
 
 /** Switches tests flip to make the backend misbehave. */
-export interface BackendBehaviour {
+interface BackendBehaviour {
   /** Return every device from GET /v1/devices whatever the filter (a backend that ignores referenceId). */
   ignoreFilter: boolean;
   /** Delay every answer by this many ms (a slow backend). */
@@ -94,8 +94,26 @@ export async function startDemoBackend(options: DemoBackendOptions = {}): Promis
         d.tags = (JSON.parse(body || '{}') as { tags?: string[] }).tags ?? [];
         return send(res, 200, d);
       }
-      if (sub === 'tags' && method === 'GET') return send(res, 200, page(d.tags.map((t) => ({ name: t })), 1, 50));
-      if (sub === 'commands' && method === 'GET') return send(res, 200, page([...commands.values()].filter((c) => c.deviceId === d.id), 1, 50));
+      if (sub === 'tags' && method === 'GET')
+        return send(
+          res,
+          200,
+          page(
+            d.tags.map((t) => ({ name: t })),
+            1,
+            50,
+          ),
+        );
+      if (sub === 'commands' && method === 'GET')
+        return send(
+          res,
+          200,
+          page(
+            [...commands.values()].filter((c) => c.deviceId === d.id),
+            1,
+            50,
+          ),
+        );
       if ((sub === 'history' || sub === 'alerts' || sub === 'schedules') && method === 'GET' && extra === undefined) {
         const items = sub === 'history' ? [{ deviceId: d.id, timestamp: '2026-01-05T10:00:00.000Z', state: d.state }] : [];
         return send(res, 200, page(items, 1, 50));

@@ -30,7 +30,7 @@ const MODELS = [
   { manufacturer: 'chargepoint', model: 'Home Flex', type: 'charger', state: { isCharging: false, chargeRate: 0 } },
 ] as const;
 
-export const DEMO_USERS = ['alice', 'bob'] as const;
+const DEMO_USERS = ['alice', 'bob'] as const;
 const T0 = '2026-01-05T09:00:00.000Z';
 
 export function demoDevices(users: readonly string[] = DEMO_USERS, perUser = 2): Device[] {

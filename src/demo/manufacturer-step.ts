@@ -10,7 +10,13 @@ import type { Device } from './data.ts';
  * script, nothing loaded from elsewhere.
  */
 const MANUFACTURERS = {
-  ecobee: { label: 'ecobee', devices: [{ model: 'SmartThermostat Premium', type: 'thermostat', name: 'Living room thermostat', state: { mode: 'heat', heatSetpoint: 20.5, ambientTemperature: 19.8 } }, { model: 'SmartThermostat Enhanced', type: 'thermostat', name: 'Upstairs thermostat', state: { mode: 'off', ambientTemperature: 18.9 } }] },
+  ecobee: {
+    label: 'ecobee',
+    devices: [
+      { model: 'SmartThermostat Premium', type: 'thermostat', name: 'Living room thermostat', state: { mode: 'heat', heatSetpoint: 20.5, ambientTemperature: 19.8 } },
+      { model: 'SmartThermostat Enhanced', type: 'thermostat', name: 'Upstairs thermostat', state: { mode: 'off', ambientTemperature: 18.9 } },
+    ],
+  },
   tesla: { label: 'Tesla', devices: [{ model: 'Powerwall 3', type: 'battery', name: 'Garage Powerwall', state: { chargePercentage: 82, gridStatus: 'connected', mode: 'self_consumption' } }] },
   enphase: { label: 'Enphase', devices: [{ model: 'IQ8', type: 'solar_inverter', name: 'Roof solar', state: { power: 3120, energyToday: 14.2 } }] },
   chargepoint: { label: 'ChargePoint', devices: [{ model: 'Home Flex', type: 'charger', name: 'Driveway charger', state: { isCharging: false, chargeRate: 0 } }] },
@@ -22,7 +28,8 @@ function isMaker(v: string | null): v is Maker {
   return v !== null && Object.hasOwn(MANUFACTURERS, v);
 }
 
-const STYLE = 'body{font:16px/1.5 system-ui,sans-serif;max-width:30rem;margin:0 auto;padding:1.5rem 1rem}fieldset{border:1px solid #ccc;border-radius:8px;margin:1rem 0}label{display:block;margin:.5rem 0}input[type=text],input[type=password]{display:block;width:100%;font:inherit;padding:.5rem}button{font:inherit;font-weight:600;min-height:44px;padding:.5rem 1.2rem;margin-top:1rem}button:focus-visible,input:focus-visible{outline:3px solid #0b5cad}';
+const STYLE =
+  'body{font:16px/1.5 system-ui,sans-serif;max-width:30rem;margin:0 auto;padding:1.5rem 1rem}fieldset{border:1px solid #ccc;border-radius:8px;margin:1rem 0}label{display:block;margin:.5rem 0}input[type=text],input[type=password]{display:block;width:100%;font:inherit;padding:.5rem}button{font:inherit;font-weight:600;min-height:44px;padding:.5rem 1.2rem;margin-top:1rem}button:focus-visible,input:focus-visible{outline:3px solid #0b5cad}';
 
 function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -79,8 +86,15 @@ export function manufacturerStep(method: string, path: string, query: URLSearchP
     return true;
   }
   if (method === 'GET' && path === '/connect/manufacturer') {
-    const choices = Object.entries(MANUFACTURERS).map(([id, m], i) => `<label><input type="radio" name="manufacturer" value="${id}"${i === 0 ? ' checked' : ''}> ${esc(m.label)}</label>`).join('');
-    page(res, 200, 'Choose your device maker', `<form method="post" action="/connect/manufacturer/sign-in">${carried(session)}<fieldset><legend>Manufacturer</legend>${choices}</fieldset><button type="submit">Continue</button></form>`);
+    const choices = Object.entries(MANUFACTURERS)
+      .map(([id, m], i) => `<label><input type="radio" name="manufacturer" value="${id}"${i === 0 ? ' checked' : ''}> ${esc(m.label)}</label>`)
+      .join('');
+    page(
+      res,
+      200,
+      'Choose your device maker',
+      `<form method="post" action="/connect/manufacturer/sign-in">${carried(session)}<fieldset><legend>Manufacturer</legend>${choices}</fieldset><button type="submit">Continue</button></form>`,
+    );
     return true;
   }
   const maker = params.get('manufacturer');
@@ -99,7 +113,19 @@ export function manufacturerStep(method: string, path: string, query: URLSearchP
       const d = m.devices[Number(pick)];
       if (d === undefined) continue;
       linked++;
-      devices.push({ id: `dev_${maker}_${linked}`, referenceId: session.referenceId, manufacturer: maker, model: d.model, type: d.type, name: d.name, state: { ...d.state }, tags: [], siteId: null, createdAt: now, updatedAt: now });
+      devices.push({
+        id: `dev_${maker}_${linked}`,
+        referenceId: session.referenceId,
+        manufacturer: maker,
+        model: d.model,
+        type: d.type,
+        name: d.name,
+        state: { ...d.state },
+        tags: [],
+        siteId: null,
+        createdAt: now,
+        updatedAt: now,
+      });
     }
     const back = new URL(session.returnTo);
     back.searchParams.set('state', session.state);

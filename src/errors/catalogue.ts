@@ -1,6 +1,7 @@
 /**
  * The one error catalogue. Every refusal Keygate makes carries one of these codes;
- * the README's error table is generated from the same list (see test/errors.test.ts).
+ * the README's error table lists each with its status (test/unit/error-catalogue.test.ts
+ * checks that it does).
  * Codes are stable: clients and the black-box suite match on them.
  */
 export const ERRORS = {

@@ -36,7 +36,3 @@ export class KeygateError extends Error {
 export function sharedRefusal(code: ErrorCode, detail?: string): KeygateError {
   return Object.freeze(new KeygateError(code, detail === undefined ? undefined : { detail }));
 }
-
-export function isKeygateError(err: unknown): err is KeygateError {
-  return err instanceof KeygateError;
-}

@@ -1,13 +1,13 @@
 import type { ServerResponse } from 'node:http';
 import { ERRORS, type ErrorCode } from './catalogue.ts';
-import { KeygateError } from './keygate-error.ts';
+import type { KeygateError } from './keygate-error.ts';
 
 /**
  * The challenge of every 401 Keygate itself answers (RFC 9110 §11.6.1: a 401 carries one):
  * the scheme is an API key, sent in the `Texture-Api-Key` header. A constant, so the 401
  * flood pays one more header, not a string built per refusal.
  */
-export const API_KEY_CHALLENGE = 'ApiKey realm="keygate", header="Texture-Api-Key"';
+const API_KEY_CHALLENGE = 'ApiKey realm="keygate", header="Texture-Api-Key"';
 
 /** The body up to the request id, per catalogue entry: a refusal flood re-serialises nothing. */
 const PREFIXES = new Map<ErrorCode, string>();

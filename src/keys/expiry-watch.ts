@@ -2,7 +2,7 @@ import type { KeyEvent } from './key-event.ts';
 import type { KeyStore } from './store.ts';
 
 /** How often a sidecar looks for keys that reached their expiry (the audit trail's `expired` events). */
-export const EXPIRY_CHECK_MS = 60_000;
+const EXPIRY_CHECK_MS = 60_000;
 
 /**
  * An expiry is nobody's act, so nothing would record it: every sidecar asks the store once

@@ -25,8 +25,8 @@ export function generatedReferenceId(): string {
 /**
  * Whether a key may choose the referenceId of the keys it makes (through the management
  * API or a Connect link): secret keys may; a public key only when it is a connect key
- * made with allowReferenceId (DESIGN: a public connect key may not choose whose devices
- * the minted key will see).
+ * made with allowReferenceId: a public connect key may not choose whose devices the
+ * minted key will see (invariant 12, README: Security).
  */
 export function mayChooseReferenceId(maker: { readonly type: string; readonly allowReferenceId: boolean }): boolean {
   if (maker.type === 'connect') return maker.allowReferenceId;

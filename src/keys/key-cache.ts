@@ -1,8 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import { KeygateError } from '../errors/keygate-error.ts';
+import { type FoundKey, hasUsableValues } from './key-record.ts';
 import { NegativeCache } from './negative-cache.ts';
-import { toPrincipal, type KeyUsage, type Principal } from './principal.ts';
-import { hasUsableValues, type FoundKey } from './key-record.ts';
+import { type KeyUsage, type Principal, toPrincipal } from './principal.ts';
 import type { KeyChange, KeyStore } from './store.ts';
 
 export interface KeyCacheOptions {
@@ -37,7 +37,7 @@ export interface CoarseClock {
 /**
  * Key hash -> principal. Found keys live in a bounded LRU, unknown ones in a separate
  * fixed-size table (negative-cache.ts), so a flood of bad keys can only evict other bad
- * keys (DESIGN: authenticate). Concurrent misses for one hash share a single store query.
+ * keys. Concurrent misses for one hash share a single store query.
  * A store failure is never cached and never admits.
  *
  * A key the store says changed (revoked, rotated, updated: store.onChange) is forgotten at

@@ -6,7 +6,7 @@
  * records, so it doubles as a change feed (sqlite-store.ts reads it to learn of other
  * processes' writes).
  */
-export const KEY_EVENT_KINDS = ['created', 'updated', 'rotated', 'revoked', 'expired'] as const;
+const KEY_EVENT_KINDS = ['created', 'updated', 'rotated', 'revoked', 'expired'] as const;
 export type KeyEventKind = (typeof KEY_EVENT_KINDS)[number];
 
 /** The actor of an event nobody made: a key reaching its expiry, recorded by whichever process noticed first. */

@@ -1,4 +1,4 @@
-import { carriesRoles, isPublicType, isValidReferenceId, parseConditionArgs, REFERENCE_ID_RULE, type KeyType } from './key-record.ts';
+import { carriesRoles, isPublicType, isValidReferenceId, type KeyType, parseConditionArgs, REFERENCE_ID_RULE } from './key-record.ts';
 import { OriginRuleError, parseList, parseOrigin, parseRedirect } from './origin-rules.ts';
 
 /**
@@ -7,9 +7,7 @@ import { OriginRuleError, parseList, parseOrigin, parseRedirect } from './origin
  * path stores what another would refuse. Each rule returns the normalised value or throws
  * a KeyInputError naming the field, which the caller names as its own flag or body field.
  */
-export type KeyField =
-  | 'type' | 'referenceId' | 'name' | 'description' | 'roles' | 'conditions' | 'expiresAt'
-  | 'allowedOrigins' | 'allowedRedirects' | 'allowReferenceId' | 'createdBy' | 'linkId';
+export type KeyField = 'type' | 'referenceId' | 'name' | 'description' | 'roles' | 'conditions' | 'expiresAt' | 'allowedOrigins' | 'allowedRedirects' | 'allowReferenceId' | 'createdBy' | 'linkId';
 
 export class KeyInputError extends Error {
   override readonly name = 'KeyInputError';
@@ -20,13 +18,13 @@ export class KeyInputError extends Error {
   }
 }
 
-export const MAX_NAME = 200;
-export const MAX_DESCRIPTION = 2000;
-export const MAX_ROLES = 50;
-export const MAX_CONDITION_ATTRIBUTES = 20;
-export const MAX_CONDITION_VALUES = 100;
+const MAX_NAME = 200;
+const MAX_DESCRIPTION = 2000;
+const MAX_ROLES = 50;
+const MAX_CONDITION_ATTRIBUTES = 20;
+const MAX_CONDITION_VALUES = 100;
 
-/** A role name as the policy writes it (drafts.ts). */
+/** A role name as the policy writes it (policy/drafts.ts). */
 const ROLE_NAME = /^[a-z][a-zA-Z0-9_-]{0,63}$/;
 /** An attribute: what the policy's resources name (`referenceId`, `factoryId`, `customFields.x`). */
 const ATTRIBUTE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;

@@ -2,8 +2,8 @@ import { hash, randomBytes } from 'node:crypto';
 
 /**
  * Key layout: PREFIX + BODY + CHECK.
- * - PREFIX is `api_` (server, connect, operator, access-token) or `scoped_` (seed 002:
- *   "Scoped keys are prefixed with scoped_, while traditional API keys are prefixed with api_").
+ * - PREFIX is `api_` (server, connect, operator, access-token) or `scoped_` (Texture's
+ *   documentation: "Scoped keys are prefixed with scoped_, while traditional API keys are prefixed with api_").
  * - BODY is 32 base62 characters drawn from 24 random bytes: log2(62^32) ≈ 190 bits.
  * - CHECK is the CRC-32 of PREFIX+BODY in 6 base62 characters, so a typo or a forged
  *   random string is refused before the store (or even the cache) is asked.
@@ -11,7 +11,7 @@ import { hash, randomBytes } from 'node:crypto';
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const BODY_LENGTH = 32;
 const CHECK_LENGTH = 6;
-export const KEY_PREFIXES = ['api_', 'scoped_'] as const;
+const KEY_PREFIXES = ['api_', 'scoped_'] as const;
 export type KeyPrefix = (typeof KEY_PREFIXES)[number];
 
 const IS_BASE62 = new Uint8Array(128);

@@ -1,4 +1,4 @@
-/** Key types of the Texture model (seeds 000–002) and of the EVRYTHNG model (seed 003). */
+/** Key types of the Texture model and of the EVRYTHNG model (operator keys, access tokens). */
 export const KEY_TYPES = ['server', 'connect', 'scoped', 'operator', 'access-token'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
 
@@ -86,7 +86,7 @@ export function prefixFor(type: KeyType): 'api_' | 'scoped_' {
 }
 
 /** How many characters of a secret a key object shows (`api_AbCd`): enough to tell keys apart, about 24 bits of it. */
-export const KEY_PREFIX_LENGTH = 8;
+const KEY_PREFIX_LENGTH = 8;
 
 export function keyPrefixOf(secret: string): string {
   return secret.slice(0, KEY_PREFIX_LENGTH);
@@ -97,7 +97,7 @@ export function carriesRoles(type: KeyType): boolean {
   return type === 'operator' || type === 'access-token';
 }
 
-/** Key types meant for browsers and apps (seed 000: "alright to be used publicly"); the others are secret. */
+/** Key types meant for browsers and apps (Texture: "alright to be used publicly"); the others are secret. */
 export function isPublicType(type: KeyType): boolean {
   return type === 'connect' || type === 'scoped';
 }

@@ -1,8 +1,8 @@
-import { generateKey, hashKey } from './key-format.ts';
-import { checkAllowReferenceId, checkConditions, checkDescription, checkExpiresAt, checkName, checkOrigins, checkRedirects, checkRoles, KeyInputError } from './key-fields.ts';
 import type { FieldChange, KeyEvent, KeyEventKind } from './key-event.ts';
-import { keyPrefixOf, prefixFor, type KeyRecord } from './key-record.ts';
-import { mintKey, type MintInput } from './mint-key.ts';
+import { checkAllowReferenceId, checkConditions, checkDescription, checkExpiresAt, checkName, checkOrigins, checkRedirects, checkRoles, KeyInputError } from './key-fields.ts';
+import { generateKey, hashKey } from './key-format.ts';
+import { type KeyRecord, keyPrefixOf, prefixFor } from './key-record.ts';
+import { type MintInput, mintKey } from './mint-key.ts';
 import type { KeyChanges, KeyFilter, KeyListQuery, KeyStore } from './store.ts';
 
 /** No key has this id (or, to the management API, none the caller may see). */
@@ -25,7 +25,7 @@ export class KeyStateError extends Error {
   }
 }
 
-/** The longest rotation grace period: a week (DESIGN: rotation). */
+/** The longest rotation grace period: a week. */
 export const MAX_GRACE_MS = 7 * 86_400_000;
 
 /** The audit event as the service logs it, one JSON line per change (the store holds the same, with its seq). */

@@ -2,9 +2,9 @@ import type { KeyCache } from './key-cache.ts';
 import type { KeyStore, KeyUse } from './store.ts';
 
 /** How often the coarse clock advances: the accuracy of lastUsedAt. */
-export const CLOCK_TICK_MS = 1_000;
+const CLOCK_TICK_MS = 1_000;
 /** How often uses are written: each key at most once per interval, in one batch. */
-export const FLUSH_INTERVAL_MS = 60_000;
+const FLUSH_INTERVAL_MS = 60_000;
 
 /**
  * lastUsedAt without a write per request. A cache hit stamps the key's usage object with

@@ -1,8 +1,6 @@
+import { checkAllowReferenceId, checkConditions, checkDescription, checkExpiresAt, checkName, checkOrigins, checkRedirects, checkReferenceId, checkRoles, KeyInputError } from './key-fields.ts';
 import { generateKey, newKeyId } from './key-format.ts';
-import {
-  checkAllowReferenceId, checkConditions, checkDescription, checkExpiresAt, checkName, checkOrigins, checkRedirects, checkReferenceId, checkRoles, KeyInputError,
-} from './key-fields.ts';
-import { isKeyType, KEY_TYPES, keyPrefixOf, prefixFor, type KeyRecord } from './key-record.ts';
+import { isKeyType, KEY_TYPES, type KeyRecord, keyPrefixOf, prefixFor } from './key-record.ts';
 
 export { KeyInputError } from './key-fields.ts';
 

@@ -1,9 +1,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { SqliteKeyStore } from './sqlite-store.ts';
 import type { KeyStore } from './store.ts';
 import { StoreNotFoundError } from './store.ts';
 import { parseStoreLocation } from './store-url.ts';
-import { SqliteKeyStore } from './sqlite-store.ts';
 
 export interface OpenStoreOptions {
   /**

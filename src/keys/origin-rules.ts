@@ -18,7 +18,7 @@ export class OriginRuleError extends Error {
 }
 
 /** Most entries a key may list: each is compared on the request path of a browser request. */
-export const MAX_ALLOWED_ENTRIES = 50;
+const MAX_ALLOWED_ENTRIES = 50;
 const MAX_URL_LENGTH = 2048;
 
 /** Schemes that are never an app's redirect: they run code, read files or leave the app. */

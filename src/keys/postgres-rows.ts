@@ -1,5 +1,5 @@
 import type { KeyEvent, KeyEventKind } from './key-event.ts';
-import { prefixFor, type FoundKey, type KeyConditions, type KeyRecord, type KeyType } from './key-record.ts';
+import { type FoundKey, type KeyConditions, type KeyRecord, type KeyType, prefixFor } from './key-record.ts';
 import type { KeyFilter } from './store.ts';
 
 /** A keygate_keys row as `pg` returns it (JSONB parsed, TIMESTAMPTZ as Date). */
@@ -26,14 +26,30 @@ export interface PgKeyRow {
 }
 
 const NAMES = [
-  'id', 'type', 'reference_id', 'name', 'description', 'roles', 'conditions', 'allowed_origins', 'allowed_redirects', 'allow_reference_id',
-  'key_prefix', 'created_by', 'link_id', 'created_at', 'updated_at', 'expires_at', 'revoked_at', 'last_used_at',
+  'id',
+  'type',
+  'reference_id',
+  'name',
+  'description',
+  'roles',
+  'conditions',
+  'allowed_origins',
+  'allowed_redirects',
+  'allow_reference_id',
+  'key_prefix',
+  'created_by',
+  'link_id',
+  'created_at',
+  'updated_at',
+  'expires_at',
+  'revoked_at',
+  'last_used_at',
 ] as const;
 
 export const PG_COLUMNS = NAMES.join(', ');
 export const PG_QUALIFIED_COLUMNS = NAMES.map((n) => `k.${n}`).join(', ');
 
-export function iso(value: Date | string): string {
+function iso(value: Date | string): string {
   return value instanceof Date ? value.toISOString() : new Date(value).toISOString();
 }
 
@@ -77,16 +93,29 @@ export function pgRowToFound(row: PgKeyRow): FoundKey {
 /** The values of an insert, in PG_COLUMNS order (JSON as text, cast in the statement). */
 export function pgRecordValues(r: KeyRecord): unknown[] {
   return [
-    r.id, r.type, r.referenceId, r.name, r.description, JSON.stringify(r.roles), JSON.stringify(r.conditions), JSON.stringify(r.allowedOrigins),
-    JSON.stringify(r.allowedRedirects), r.allowReferenceId, r.keyPrefix, r.createdBy, r.linkId, r.createdAt, r.updatedAt, r.expiresAt, r.revokedAt,
+    r.id,
+    r.type,
+    r.referenceId,
+    r.name,
+    r.description,
+    JSON.stringify(r.roles),
+    JSON.stringify(r.conditions),
+    JSON.stringify(r.allowedOrigins),
+    JSON.stringify(r.allowedRedirects),
+    r.allowReferenceId,
+    r.keyPrefix,
+    r.createdBy,
+    r.linkId,
+    r.createdAt,
+    r.updatedAt,
+    r.expiresAt,
+    r.revokedAt,
     r.lastUsedAt,
   ];
 }
 
 /** `$1, $2::jsonb, …`: the placeholders of an insert in PG_COLUMNS order, then the key hash. */
-export const PG_INSERT_PLACEHOLDERS = [...NAMES, 'key_hash']
-  .map((n, i) => `$${i + 1}${['roles', 'conditions', 'allowed_origins', 'allowed_redirects'].includes(n) ? '::jsonb' : ''}`)
-  .join(', ');
+export const PG_INSERT_PLACEHOLDERS = [...NAMES, 'key_hash'].map((n, i) => `$${i + 1}${['roles', 'conditions', 'allowed_origins', 'allowed_redirects'].includes(n) ? '::jsonb' : ''}`).join(', ');
 
 export interface PgEventRow {
   seq: string | number;

@@ -24,7 +24,7 @@
  * reconnect it tells the listeners `all` (what was notified meanwhile is lost). Channels
  * are database-wide, so stores in other schemas of the same database also receive the id;
  * for them it only evicts a cache entry that does not exist. The key cache TTL stays the
- * bound when a notification is lost (DESIGN, invariant 7).
+ * bound when a notification is lost (invariant 7, README: Security).
  *
  * Outages: `connect()` never fails because the database is down. It tries to create the
  * schema and, if that fails, returns a store whose queries reject (the sidecar starts,
@@ -32,21 +32,20 @@
  * is retried on the next query. Connection, statement and query timeouts keep every call
  * bounded. Nothing here logs; errors reach the caller as rejections.
  */
-import pg from 'pg';
+
 import type { Notification, PoolConfig } from 'pg';
+import pg from 'pg';
 import { applyChanges, createdChanges } from './key-diff.ts';
 import { EXPIRY_ACTOR, type FieldChange, type KeyEvent } from './key-event.ts';
 import type { FoundKey, KeyRecord } from './key-record.ts';
 import { migratePostgres } from './migrations/postgres.ts';
-import {
-  PG_COLUMNS, PG_INSERT_PLACEHOLDERS, PG_QUALIFIED_COLUMNS, pgFilterSql, pgRecordValues, pgRowToEvent, pgRowToFound, pgRowToRecord, type PgEventRow, type PgKeyRow,
-} from './postgres-rows.ts';
-import { LAST_USED_STEP_MS, UnknownKeyError, type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, type Rotation } from './store.ts';
-import { parsePostgresUrl, type PostgresStoreOptions } from './store-url.ts';
+import { PG_COLUMNS, PG_INSERT_PLACEHOLDERS, PG_QUALIFIED_COLUMNS, type PgEventRow, type PgKeyRow, pgFilterSql, pgRecordValues, pgRowToEvent, pgRowToFound, pgRowToRecord } from './postgres-rows.ts';
+import { type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, LAST_USED_STEP_MS, type Rotation, UnknownKeyError } from './store.ts';
+import { type PostgresStoreOptions, parsePostgresUrl } from './store-url.ts';
 
-export const CHANGED_CHANNEL = 'keygate_key_changed';
+const CHANGED_CHANNEL = 'keygate_key_changed';
 /** The channel Keygate before schema 2 listens on (payload: the key hash), kept for a rolling upgrade. */
-export const REVOKED_CHANNEL = 'keygate_key_revoked';
+const REVOKED_CHANNEL = 'keygate_key_revoked';
 
 /** Bounds on every database interaction, so no request and no startup ever hangs on the store. */
 const CONNECT_TIMEOUT_MS = 2_000;
@@ -285,8 +284,18 @@ export class PostgresKeyStore implements KeyStore {
            allowed_redirects = $7::jsonb, allow_reference_id = $8, expires_at = $9, updated_at = $10,
            expiry_noted_at = CASE WHEN expires_at IS NOT DISTINCT FROM $9::timestamptz THEN expiry_noted_at END
          WHERE id = $1`,
-        [id, next.name, next.description, JSON.stringify(next.roles), JSON.stringify(next.conditions), JSON.stringify(next.allowedOrigins),
-          JSON.stringify(next.allowedRedirects), next.allowReferenceId, next.expiresAt, next.updatedAt],
+        [
+          id,
+          next.name,
+          next.description,
+          JSON.stringify(next.roles),
+          JSON.stringify(next.conditions),
+          JSON.stringify(next.allowedOrigins),
+          JSON.stringify(next.allowedRedirects),
+          next.allowReferenceId,
+          next.expiresAt,
+          next.updatedAt,
+        ],
       );
       await this.#event(client, id, 'updated', actor, at, changed);
       await this.#notify(client, id);

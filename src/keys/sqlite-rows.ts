@@ -1,5 +1,5 @@
 import type { KeyEvent, KeyEventKind } from './key-event.ts';
-import { prefixFor, type FoundKey, type KeyRecord, type KeyType } from './key-record.ts';
+import { type FoundKey, type KeyRecord, type KeyType, prefixFor } from './key-record.ts';
 import type { KeyFilter } from './store.ts';
 
 /** A keys row as SQLite returns it (JSON as text, booleans as integers). */
@@ -26,8 +26,24 @@ export interface KeyRow {
 }
 
 const NAMES = [
-  'id', 'type', 'reference_id', 'name', 'description', 'roles', 'conditions', 'allowed_origins', 'allowed_redirects', 'allow_reference_id',
-  'key_prefix', 'created_by', 'link_id', 'created_at', 'updated_at', 'expires_at', 'revoked_at', 'last_used_at',
+  'id',
+  'type',
+  'reference_id',
+  'name',
+  'description',
+  'roles',
+  'conditions',
+  'allowed_origins',
+  'allowed_redirects',
+  'allow_reference_id',
+  'key_prefix',
+  'created_by',
+  'link_id',
+  'created_at',
+  'updated_at',
+  'expires_at',
+  'revoked_at',
+  'last_used_at',
 ] as const;
 
 export const COLUMNS = NAMES.join(', ');
@@ -65,9 +81,24 @@ export function rowToFound(row: KeyRow): FoundKey {
 /** The values of an insert, in COLUMNS order. */
 export function recordValues(r: KeyRecord): Array<string | number | null> {
   return [
-    r.id, r.type, r.referenceId, r.name, r.description, JSON.stringify(r.roles), JSON.stringify(r.conditions), JSON.stringify(r.allowedOrigins),
-    JSON.stringify(r.allowedRedirects), r.allowReferenceId ? 1 : 0, r.keyPrefix, r.createdBy, r.linkId, r.createdAt, r.updatedAt, r.expiresAt,
-    r.revokedAt, r.lastUsedAt,
+    r.id,
+    r.type,
+    r.referenceId,
+    r.name,
+    r.description,
+    JSON.stringify(r.roles),
+    JSON.stringify(r.conditions),
+    JSON.stringify(r.allowedOrigins),
+    JSON.stringify(r.allowedRedirects),
+    r.allowReferenceId ? 1 : 0,
+    r.keyPrefix,
+    r.createdBy,
+    r.linkId,
+    r.createdAt,
+    r.updatedAt,
+    r.expiresAt,
+    r.revokedAt,
+    r.lastUsedAt,
   ];
 }
 

@@ -5,17 +5,14 @@ import { EXPIRY_ACTOR, type FieldChange, type KeyEvent } from './key-event.ts';
 import type { FoundKey, KeyRecord } from './key-record.ts';
 import { migrateSqlite } from './migrations/sqlite.ts';
 import { BUSY_RETRY_MS, isBusy, retryWhileBusy } from './sqlite-busy.ts';
-import { CHANGE_CHECK_MS, feedStatements, SqliteChangeFeed, type FeedStatements } from './sqlite-feed.ts';
-import { COLUMNS, filterSql, QUALIFIED_COLUMNS, recordValues, rowToEvent, rowToFound, rowToRecord, type EventRow, type KeyRow } from './sqlite-rows.ts';
-import {
-  LAST_USED_STEP_MS, UnknownKeyError, type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, type Rotation, type StoreFileChange,
-} from './store.ts';
+import { CHANGE_CHECK_MS, type FeedStatements, feedStatements, SqliteChangeFeed } from './sqlite-feed.ts';
+import { COLUMNS, type EventRow, filterSql, type KeyRow, QUALIFIED_COLUMNS, recordValues, rowToEvent, rowToFound, rowToRecord } from './sqlite-rows.ts';
+import { type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, LAST_USED_STEP_MS, type Rotation, type StoreFileChange, UnknownKeyError } from './store.ts';
 
 export { retryWhileBusy } from './sqlite-busy.ts';
-export { CHANGE_CHECK_MS } from './sqlite-feed.ts';
 
 /** How often a watching store checks that its path still names the file it has open. */
-export const FILE_CHECK_MS = 500;
+const FILE_CHECK_MS = 500;
 /** A hash no key has (hashKey() is lower-case hex): the readiness lookup in an empty store. */
 const PROBE_HASH = '0'.repeat(64);
 
@@ -80,7 +77,11 @@ export class SqliteKeyStore implements KeyStore {
   readonly #fileListeners = new Set<(change: StoreFileChange) => void>();
   #feedTimer: NodeJS.Timeout | null = null;
   #feedStatements: FeedStatements | null = null;
-  readonly #feed = new SqliteChangeFeed(() => (this.#feedStatements ??= feedStatements(this.#db)), () => this.#endSnapshot(), (c) => this.#emit(c));
+  readonly #feed = new SqliteChangeFeed(
+    () => (this.#feedStatements ??= feedStatements(this.#db)),
+    () => this.#endSnapshot(),
+    (c) => this.#emit(c),
+  );
   readonly #changeListeners = new Set<(change: KeyChange) => void>();
   #snapshot = false;
   readonly #endSnapshot = (): void => {
@@ -212,8 +213,19 @@ export class SqliteKeyStore implements KeyStore {
       this.#db
         .prepare(`UPDATE keys SET name = ?, description = ?, roles = ?, conditions = ?, allowed_origins = ?, allowed_redirects = ?, allow_reference_id = ?,
                   expires_at = ?, updated_at = ?, expiry_noted_at = CASE WHEN expires_at IS ? THEN expiry_noted_at END WHERE id = ?`)
-        .run(next.name, next.description, JSON.stringify(next.roles), JSON.stringify(next.conditions), JSON.stringify(next.allowedOrigins),
-          JSON.stringify(next.allowedRedirects), next.allowReferenceId ? 1 : 0, next.expiresAt, next.updatedAt, next.expiresAt, id);
+        .run(
+          next.name,
+          next.description,
+          JSON.stringify(next.roles),
+          JSON.stringify(next.conditions),
+          JSON.stringify(next.allowedOrigins),
+          JSON.stringify(next.allowedRedirects),
+          next.allowReferenceId ? 1 : 0,
+          next.expiresAt,
+          next.updatedAt,
+          next.expiresAt,
+          id,
+        );
       this.#event(id, 'updated', actor, at, changed);
       return { record: next, changed };
     });

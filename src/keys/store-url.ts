@@ -13,9 +13,7 @@ export interface PostgresStoreOptions {
   readonly applicationName: string;
 }
 
-export type StoreLocation =
-  | { readonly kind: 'sqlite'; readonly path: string }
-  | { readonly kind: 'postgres'; readonly options: PostgresStoreOptions };
+export type StoreLocation = { readonly kind: 'sqlite'; readonly path: string } | { readonly kind: 'postgres'; readonly options: PostgresStoreOptions };
 
 export class StoreUrlError extends Error {
   override readonly name = 'StoreUrlError';
@@ -25,7 +23,7 @@ const DEFAULT_APPLICATION_NAME = 'keygate';
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** A URL fit for an error message: the password replaced. */
-export function redactStoreUrl(url: string): string {
+function redactStoreUrl(url: string): string {
   return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
 }
 

@@ -6,14 +6,7 @@ import { LogDestination, makeStdoutNonBlocking } from './log-destination.ts';
  * Paths that may hold a key, censored wherever they appear in an operational log line.
  * The access log never reads the key header in the first place (invariant 6).
  */
-export const REDACT_PATHS = [
-  'key',
-  'secret',
-  'headers["texture-api-key"]',
-  'req.headers["texture-api-key"]',
-  '*.headers["texture-api-key"]',
-  '*["texture-api-key"]',
-];
+const REDACT_PATHS = ['key', 'secret', 'headers["texture-api-key"]', 'req.headers["texture-api-key"]', '*.headers["texture-api-key"]', '*["texture-api-key"]'];
 
 export interface Loggers {
   /** Start-up, reload, shutdown and error lines, with redaction. */
@@ -51,7 +44,6 @@ export function createLoggers(options: LoggerOptions = {}): Loggers {
     destination = own;
   }
   const logger = pino({ level: options.level ?? 'info', base: { service: 'keygate' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination);
-  const flushWithin = (ms: number): Promise<boolean> =>
-    own?.flushWithin(ms) ?? new Promise((resolve) => logger.flush((err) => resolve(err === undefined || err === null)));
+  const flushWithin = (ms: number): Promise<boolean> => own?.flushWithin(ms) ?? new Promise((resolve) => logger.flush((err) => resolve(err === undefined || err === null)));
   return { logger, access: new AccessLog(destination, options.accessLog ?? true), droppedLines: () => own?.dropped ?? 0, flushWithin };
 }

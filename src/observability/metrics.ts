@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client';
 import type { KeyCacheObserver } from '../keys/key-cache.ts';
 import { KEY_TYPES } from '../keys/key-record.ts';
 import { FixedCounter, FixedHistogram, RequestCounter } from './scraped-metrics.ts';
@@ -59,25 +59,28 @@ export class Metrics {
     // …) under one prefix, so the usual Node.js dashboards match after the prefix.
     collectDefaultMetrics({ register: this.registry, prefix: 'keygate_' });
     this.requests = this.#scraped(new RequestCounter('keygate_requests_total', 'Requests by decision, key type, route template and status', DECISIONS, [...KEY_TYPES, 'none']));
-    this.latency = this.#scraped(new FixedHistogram(
-      'keygate_request_duration_seconds',
-      'Time from request to last byte written, by decision',
-      'decision',
-      DECISIONS,
-      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
-    ));
+    this.latency = this.#scraped(
+      new FixedHistogram(
+        'keygate_request_duration_seconds',
+        'Time from request to last byte written, by decision',
+        'decision',
+        DECISIONS,
+        [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      ),
+    );
     this.keyCache = this.#scraped(new FixedCounter('keygate_key_cache_total', 'Key cache lookups: hit (positive), negative_hit, miss', 'result', KEY_CACHE_RESULTS));
     // Scrape-time like the request metrics: a flood of unknown keys runs one store query per request.
-    this.storeQuery = this.#scraped(new FixedHistogram(
-      'keygate_store_query_duration_seconds',
-      'Key store query latency',
-      'result',
-      STORE_RESULTS,
-      [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
-    ));
+    this.storeQuery = this.#scraped(
+      new FixedHistogram('keygate_store_query_duration_seconds', 'Key store query latency', 'result', STORE_RESULTS, [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5]),
+    );
     this.upstreamErrors = new Counter({ name: 'keygate_upstream_errors_total', help: 'Backend failures by error code', labelNames: ['code'], registers });
     this.lookups = new Counter({ name: 'keygate_attribute_lookups_total', help: 'Attribute lookups sent to the backend (cache misses)', labelNames: ['resource'], registers });
-    this.filteredItems = new Counter({ name: 'keygate_response_items_dropped_total', help: 'List items removed because the backend returned items the key may not see', labelNames: ['route'], registers });
+    this.filteredItems = new Counter({
+      name: 'keygate_response_items_dropped_total',
+      help: 'List items removed because the backend returned items the key may not see',
+      labelNames: ['route'],
+      registers,
+    });
     this.reloads = new Counter({ name: 'keygate_policy_reloads_total', help: 'Policy reloads by result', labelNames: ['result'], registers });
     // max, not sum, across --workers: each version a worker runs is 1 however many run it.
     this.policyInfo = new Gauge({ name: 'keygate_policy_info', help: 'The policy version in force (value 1)', labelNames: ['version'], registers, aggregator: 'max' });
@@ -93,7 +96,7 @@ export class Metrics {
     const sources = (): Required<ScrapeSources> => this.#sources;
     this.cacheEntries = new Gauge({
       name: 'keygate_cache_entries',
-      help: 'Entries in Keygate\'s bounded caches: positive and negative key caches, attribute (owner) cache',
+      help: "Entries in Keygate's bounded caches: positive and negative key caches, attribute (owner) cache",
       labelNames: ['cache'],
       registers,
       collect() {

@@ -8,9 +8,7 @@ import { KEY_TYPES, type KeyType } from '../keys/key-record.ts';
 export const ADMISSION_CLASSES = [...KEY_TYPES, 'lookup'] as const;
 export type AdmissionClass = (typeof ADMISSION_CLASSES)[number];
 
-const CLASS_INDEX: Readonly<Record<AdmissionClass, number>> = Object.freeze(
-  Object.fromEntries(ADMISSION_CLASSES.map((c, i) => [c, i])) as Record<AdmissionClass, number>,
-);
+const CLASS_INDEX: Readonly<Record<AdmissionClass, number>> = Object.freeze(Object.fromEntries(ADMISSION_CLASSES.map((c, i) => [c, i])) as Record<AdmissionClass, number>);
 export const LOOKUP_CLASS = CLASS_INDEX.lookup;
 
 export function classOf(type: KeyType): number {
@@ -245,10 +243,13 @@ export class Admission {
   #arm(c: number): void {
     const head = this.#heads[c];
     if (head === null || head === undefined || this.#timers[c] !== undefined) return;
-    const timer = setTimeout(() => {
-      this.#timers[c] = undefined;
-      this.#expire(c);
-    }, Math.max(0, head.deadline - performance.now()));
+    const timer = setTimeout(
+      () => {
+        this.#timers[c] = undefined;
+        this.#expire(c);
+      },
+      Math.max(0, head.deadline - performance.now()),
+    );
     timer.unref();
     this.#timers[c] = timer;
   }

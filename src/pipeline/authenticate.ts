@@ -1,6 +1,6 @@
-import { sharedRefusal, type KeygateError } from '../errors/keygate-error.ts';
-import { hashKey, parseKey, type KeyPrefix } from '../keys/key-format.ts';
+import { type KeygateError, sharedRefusal } from '../errors/keygate-error.ts';
 import type { KeyCache } from '../keys/key-cache.ts';
+import { hashKey, type KeyPrefix, parseKey } from '../keys/key-format.ts';
 import { prefixFor } from '../keys/key-record.ts';
 import type { Principal } from '../keys/principal.ts';
 
@@ -17,7 +17,7 @@ function admit(principal: Principal | undefined, prefix: string): Principal | Ke
   if (principal === undefined) return UNKNOWN;
   // Most keys never expire: no clock read for them.
   if (principal.expiresAtMs !== Infinity && principal.expiresAtMs <= Date.now()) return EXPIRED;
-  // A key is only valid with the prefix its type was minted with (seed 002).
+  // A key is only valid with the prefix its type was minted with (Texture's key format).
   if (prefixFor(principal.type) !== prefix) return WRONG_PREFIX;
   return principal;
 }
@@ -45,11 +45,7 @@ const MEMOS = new WeakMap<object, KeyMemo>();
  * A refusal (401) is returned, not thrown: a flood of bad keys is the case to make cheap.
  * Only a store failure throws (or rejects).
  */
-export function authenticate(
-  header: string | string[] | undefined,
-  cache: KeyCache,
-  connection?: object,
-): Principal | KeygateError | Promise<Principal | KeygateError> {
+export function authenticate(header: string | string[] | undefined, cache: KeyCache, connection?: object): Principal | KeygateError | Promise<Principal | KeygateError> {
   if (header === undefined || header === '') return MISSING;
   if (typeof header !== 'string') return REPEATED;
   const memo = connection === undefined ? undefined : MEMOS.get(connection);

@@ -1,9 +1,9 @@
 import { KeygateError, sharedRefusal } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
-import { roleGrants, type CompiledPolicy, type CompiledRole, type CompiledRoute, type RoleCondition } from '../policy/model.ts';
+import { type CompiledPolicy, type CompiledRole, type CompiledRoute, type RoleCondition, roleGrants } from '../policy/model.ts';
 import { METHODS, type Method } from '../policy/route-template.ts';
+import { PairMemo } from '../util/pair-memo.ts';
 import type { Target } from './canonical-path.ts';
-import { PairMemo } from './pair-memo.ts';
 
 /** A condition with the key's values filled in: `attribute` must be one of `values`. */
 export interface Condition {
@@ -31,9 +31,8 @@ const UNPROVABLE = new WeakMap<CompiledRoute, KeygateError>();
 function routeRefusal(cache: WeakMap<CompiledRoute, KeygateError>, route: CompiledRoute): KeygateError {
   let err = cache.get(route);
   if (err === undefined) {
-    err = cache === UNPROVABLE
-      ? sharedRefusal('RESOURCE_NOT_ALLOWED', `conditions cannot be proven on ${route.template.text}`)
-      : sharedRefusal('ACTION_NOT_ALLOWED', `no role grants ${route.permission}`);
+    err =
+      cache === UNPROVABLE ? sharedRefusal('RESOURCE_NOT_ALLOWED', `conditions cannot be proven on ${route.template.text}`) : sharedRefusal('ACTION_NOT_ALLOWED', `no role grants ${route.permission}`);
     cache.set(route, err);
   }
   return err;

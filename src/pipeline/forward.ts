@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { KeygateError } from '../errors/keygate-error.ts';
+import { upstreamError } from './forwarding/upstream.ts';
 import { responseHeaders } from './mutate.ts';
 import { PartsResponse } from './proving/parts.ts';
-import { upstreamError } from './upstream.ts';
 
 export interface UpstreamRequest {
   readonly method: string;
@@ -109,10 +109,7 @@ class StreamHandler implements Dispatcher.DispatchHandler {
  * backpressure both ways. Used when nothing in the response needs checking.
  */
 export function streamForward(upstream: Dispatcher, request: UpstreamRequest, res: ServerResponse, requestId: string, sink: StreamSink): void {
-  upstream.dispatch(
-    { method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body },
-    new StreamHandler(res, requestId, sink),
-  );
+  upstream.dispatch({ method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body }, new StreamHandler(res, requestId, sink));
 }
 
 export interface BufferedResponse {
@@ -130,7 +127,7 @@ export interface BufferSink {
 }
 
 /** The largest backend answer Keygate will hold in memory to check it. */
-export const MAX_CHECKED_RESPONSE_BYTES = 16 * 1024 * 1024;
+const MAX_CHECKED_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 class BufferHandler implements Dispatcher.DispatchHandler {
   readonly #sink: BufferSink;
@@ -195,10 +192,7 @@ class BufferHandler implements Dispatcher.DispatchHandler {
  * byte. `client` is the response waiting for it (null for Keygate's own lookups).
  */
 export function bufferedDispatch(upstream: Dispatcher, request: UpstreamRequest, sink: BufferSink, client: ServerResponse | null, maxBytes = MAX_CHECKED_RESPONSE_BYTES): void {
-  upstream.dispatch(
-    { method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body },
-    new BufferHandler(sink, maxBytes, client),
-  );
+  upstream.dispatch({ method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body }, new BufferHandler(sink, maxBytes, client));
 }
 
 /** bufferedDispatch as a promise, for callers off the hot path (attribute lookups). */

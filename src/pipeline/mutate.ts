@@ -1,7 +1,7 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { Condition } from './authorize.ts';
-import { HeaderKind, headerClass, isProtected, tokenKind } from './header-classes.ts';
+import { HeaderKind, headerClass, isProtected, tokenKind } from './forwarding/header-classes.ts';
 
 /**
  * Stage 3: rewrite what the backend will see.
@@ -193,7 +193,7 @@ function quoted(value: string, isNode: boolean): string {
 
 /**
  * The request headers the backend receives. One pass over the client's raw headers (each
- * name classified once, see header-classes.ts), then Keygate's own: forwarding headers
+ * name classified once, see forwarding/header-classes.ts), then Keygate's own: forwarding headers
  * with what Keygate saw, the request id, the identity.
  */
 export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeaders {
@@ -216,7 +216,7 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
   for (let i = 0; i < raw.length; i += 2) {
     const hc = headerClass(raw[i]!);
     const value = raw[i + 1]!;
-    // Underscore twins of anything but plain headers are dropped (see header-classes.ts).
+    // Underscore twins of anything but plain headers are dropped (see forwarding/header-classes.ts).
     const own = !hc.underscored;
     switch (hc.kind) {
       case HeaderKind.pass:
@@ -330,18 +330,14 @@ export function responseHopNames(connection: string | string[] | undefined): str
  * only at run time costs a new hidden class (or a dictionary) per response. Headers the
  * backend names in its `Connection` are hop-by-hop and stay behind.
  */
-export function responseHeaders(
-  headers: Record<string, string | string[] | undefined>,
-  requestId: string,
-  replaceLength?: number,
-): string[] {
+export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, replaceLength?: number): string[] {
   const out: string[] = [];
   const hop = responseHopNames(headers.connection);
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || DROP_RESPONSE.has(name) || name === 'x-request-id') continue;
     if (replaceLength !== undefined && (name === 'content-length' || name === 'content-encoding' || name === 'etag')) continue;
-    if (hop !== null && hop.includes(name)) continue;
+    if (hop?.includes(name) === true) continue;
     if (typeof value === 'string') out.push(name, value);
     else for (const v of value) out.push(name, v);
   }

@@ -2,16 +2,14 @@ import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { CompiledPolicy, CompiledRoute, Enforcement } from '../policy/model.ts';
 import type { MaybePromise } from '../util/maybe-promise.ts';
-import type { AttributeSource } from './attributes.ts';
 import { authorize, type Condition, type Decision } from './authorize.ts';
 import type { Target } from './canonical-path.ts';
-import { foldName } from './fold.ts';
 import { buildUpstreamHeaders, mutateQuery, normaliseParamName, paramKey, QUERY_SEPARATORS, type QueryRules } from './mutate.ts';
 import { idFromValue, proveByLookup } from './prove.ts';
-import { checkJsonBodyHeaders, judgeBody, parseJsonBody } from './request-body.ts';
-import { listCheck, responseCheck, responseIdCheck, type ResponseCheck } from './response-checks.ts';
-
-export type { ResponseCheck } from './response-checks.ts';
+import type { AttributeSource } from './proving/attributes.ts';
+import { foldName } from './proving/fold.ts';
+import { checkJsonBodyHeaders, judgeBody, parseJsonBody } from './proving/request-body.ts';
+import { listCheck, type ResponseCheck, responseCheck, responseIdCheck } from './proving/response-checks.ts';
 
 export interface IncomingRequest {
   readonly method: string;
@@ -134,9 +132,7 @@ export function plan(ctx: PlanContext, principal: Principal, req: IncomingReques
   const e = conditioned ? route.enforcement : null;
   const check = conditioned ? checkOf(ctx, route, conditions, principal, req.requestId) : null;
   const judged = !fullAccess(ctx.policy, decision);
-  const query = conditioned
-    ? mutateQuery(req.target.query, e!.kind === 'filter' ? conditions : null, queryRules(route))
-    : mutateQuery(req.target.query, null, judged ? ASCII_NAMES : undefined);
+  const query = conditioned ? mutateQuery(req.target.query, e!.kind === 'filter' ? conditions : null, queryRules(route)) : mutateQuery(req.target.query, null, judged ? ASCII_NAMES : undefined);
   const up = buildUpstreamHeaders({
     rawHeaders: req.rawHeaders,
     principal,

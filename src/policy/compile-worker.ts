@@ -1,8 +1,8 @@
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { compilePolicy, type PolicyText } from './compile.ts';
+import { type CompileAnswer, detachMatcher } from './off-thread.ts';
 import { PolicyLoadError } from './policy-error.ts';
-import { detachMatcher, type CompileAnswer } from './off-thread.ts';
 
 // The compile of a reload, on its own thread (off-thread.ts starts it): the YAML parse
 // and every check run here, so the event loop that serves requests only receives the
@@ -19,8 +19,7 @@ let answer: CompileAnswer;
 try {
   answer = { ok: true, policy: detachMatcher(compilePolicy(texts, displayRoot)) };
 } catch (err) {
-  answer = err instanceof PolicyLoadError
-    ? { ok: false, issues: [...err.issues] }
-    : { ok: false, issues: [{ file: displayRoot ?? '.', line: 1, col: 1, message: `policy compile failed: ${String(err)}` }] };
+  answer =
+    err instanceof PolicyLoadError ? { ok: false, issues: [...err.issues] } : { ok: false, issues: [{ file: displayRoot ?? '.', line: 1, col: 1, message: `policy compile failed: ${String(err)}` }] };
 }
 parentPort!.postMessage(answer);

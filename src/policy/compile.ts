@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { Node as YamlNode } from 'yaml';
 import { KEY_TYPES, type KeyType } from '../keys/key-record.ts';
-import { readDrafts, type FileDrafts, type ResourceDraft, type RoleDraft, type RouteDraft } from './drafts.ts';
+import { type ConnectSettings, DEFAULT_CONNECT } from './connect-section.ts';
+import { type FileDrafts, type ResourceDraft, type RoleDraft, type RouteDraft, readDrafts } from './drafts.ts';
 import { RouteMatcher } from './matcher.ts';
-import { isServedHandler, SERVED_HANDLERS, SERVED_PARAMS, SERVED_SHAPES } from './served.ts';
 import type { CompiledPolicy, CompiledResource, CompiledRole, CompiledRoute, Enforcement, IdSource, RoleCondition, ValueTemplate } from './model.ts';
-import { PolicyLoadError, type PolicyIssue } from './policy-error.ts';
+import { type PolicyIssue, PolicyLoadError } from './policy-error.ts';
 import { parseRouteTemplate, type RouteTemplate } from './route-template.ts';
+import { isServedHandler, SERVED_HANDLERS, SERVED_PARAMS, SERVED_SHAPES } from './served.ts';
 import { parseSource, type SourceFile } from './source.ts';
 import { YamlWalker } from './yaml-walker.ts';
-import { DEFAULT_CONNECT, type ConnectSettings } from './connect-section.ts';
 
 const KEY_FIELDS = new Set(['id', 'referenceId', 'type', 'name']);
 const ID_SOURCE = /^(path|query|body|response)\.([A-Za-z_][A-Za-z0-9_]*)$/;

@@ -1,8 +1,8 @@
 import { isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { isKeyType, type KeyType } from '../keys/key-record.ts';
+import { type ConnectDraft, connectDraft } from './connect-section.ts';
 import type { Position } from './source.ts';
-import { scalarValue, YamlWalker } from './yaml-walker.ts';
-import { connectDraft, type ConnectDraft } from './connect-section.ts';
+import { scalarValue, type YamlWalker } from './yaml-walker.ts';
 
 /**
  * First pass: each file's YAML AST to plain drafts that keep their positions. Shape
@@ -36,7 +36,7 @@ export interface RoleDraft {
   conditions: Array<{ attribute: string; node: YamlNode; values: Array<{ value: string; node: YamlNode }> }>;
 }
 
-export interface KeyTypeDraft {
+interface KeyTypeDraft {
   type: KeyType;
   w: YamlWalker;
   node: YamlNode;
@@ -55,7 +55,7 @@ export interface FileDrafts {
 }
 
 const NAME = /^[a-z][a-zA-Z0-9_-]*$/;
-export const DEFAULT_LOOKUP_TTL_MS = 10_000;
+const DEFAULT_LOOKUP_TTL_MS = 10_000;
 
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 

@@ -86,13 +86,4 @@ export class RouteMatcher<T> {
     }
     return undefined;
   }
-
-  /** Methods registered for a path, for `Allow` headers and explain output. */
-  methodsAt(segments: readonly string[]): Method[] {
-    const out = new Set<Method>();
-    for (const m of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const) {
-      if (this.#walk(this.#root, m, segments, 0, []) !== undefined) out.add(m);
-    }
-    return [...out];
-  }
 }

@@ -1,8 +1,8 @@
 import type { KeyType } from '../keys/key-record.ts';
-import type { RouteMatcher } from './matcher.ts';
-import type { Position } from './source.ts';
-import type { RouteTemplate } from './route-template.ts';
 import type { ConnectSettings } from './connect-section.ts';
+import type { RouteMatcher } from './matcher.ts';
+import type { RouteTemplate } from './route-template.ts';
+import type { Position } from './source.ts';
 
 /** Where the id of the resource a condition is checked against comes from. */
 export interface IdSource {
@@ -11,7 +11,7 @@ export interface IdSource {
 }
 
 /**
- * How a route proves a condition (issue 4 §3):
+ * How a route proves a condition:
  * - filter: set the attribute as a query filter, and check every item of the list response;
  * - lookup: fetch the resource's attributes (cached) by the id from `id` before forwarding
  *   (or, for `response.*` ids, before the response reaches the client);
@@ -44,7 +44,7 @@ export interface CompiledRoute {
   readonly position: Position;
 }
 
-export interface AttributeLookup {
+interface AttributeLookup {
   readonly template: RouteTemplate;
   readonly ttlMs: number;
 }

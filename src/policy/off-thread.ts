@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { PolicyText } from './compile.ts';
 import { RouteMatcher } from './matcher.ts';
 import type { CompiledPolicy, CompiledRoute } from './model.ts';
-import { PolicyLoadError, type PolicyIssue } from './policy-error.ts';
+import { type PolicyIssue, PolicyLoadError } from './policy-error.ts';
 
 /**
  * A reload compiles on a worker thread: at 10,000 routes the compile takes a third of a
@@ -17,9 +17,7 @@ import { PolicyLoadError, type PolicyIssue } from './policy-error.ts';
  * The main thread's share is receiving the clone and that rebuild: about a tenth of the
  * compile (docs/performance.md).
  */
-export type CompileAnswer =
-  | { readonly ok: true; readonly policy: Omit<CompiledPolicy, 'matcher'> }
-  | { readonly ok: false; readonly issues: PolicyIssue[] };
+export type CompileAnswer = { readonly ok: true; readonly policy: Omit<CompiledPolicy, 'matcher'> } | { readonly ok: false; readonly issues: PolicyIssue[] };
 
 /** The policy without its matcher, for the clone (compile-worker.ts). */
 export function detachMatcher(policy: CompiledPolicy): Omit<CompiledPolicy, 'matcher'> {
@@ -28,7 +26,7 @@ export function detachMatcher(policy: CompiledPolicy): Omit<CompiledPolicy, 'mat
 }
 
 /** The matcher of a cloned policy: every route of every resource, as compilePolicy added them. */
-export function attachMatcher(policy: Omit<CompiledPolicy, 'matcher'>): CompiledPolicy {
+function attachMatcher(policy: Omit<CompiledPolicy, 'matcher'>): CompiledPolicy {
   const matcher = new RouteMatcher<CompiledRoute>();
   for (const resource of policy.resources.values()) {
     for (const routes of resource.actions.values()) for (const route of routes) matcher.add(route.template, route);

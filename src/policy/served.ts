@@ -5,16 +5,7 @@
  * the answer shapes each can speak live here; src/server/served-routes.ts maps every name
  * to its handler, and a test checks that none is missing.
  */
-export const SERVED_HANDLERS = [
-  'api-keys.list',
-  'api-keys.read',
-  'api-keys.create',
-  'api-keys.update',
-  'api-keys.revoke',
-  'api-keys.rotate',
-  'api-keys.events',
-  'connect.create-link',
-] as const;
+export const SERVED_HANDLERS = ['api-keys.list', 'api-keys.read', 'api-keys.create', 'api-keys.update', 'api-keys.revoke', 'api-keys.rotate', 'api-keys.events', 'connect.create-link'] as const;
 export type ServedHandlerName = (typeof SERVED_HANDLERS)[number];
 
 export function isServedHandler(name: string): name is ServedHandlerName {

@@ -1,6 +1,6 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
-import { isScalar, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
+import { type Document, isScalar, LineCounter, parseDocument, visit, type Node as YamlNode } from 'yaml';
 import type { PolicyIssue } from './policy-error.ts';
 
 /** A parsed policy file and the means to turn a node back into `file:line:col`. */
@@ -32,7 +32,7 @@ export function issueAt(src: SourceFile, node: YamlNode | null | undefined, mess
 }
 
 /** Policy files are `*.yaml` / `*.yml` directly in the directory; `*.test.yaml` are policy tests. */
-export function isPolicyFile(name: string): boolean {
+function isPolicyFile(name: string): boolean {
   return /\.ya?ml$/.test(name) && !/\.test\.ya?ml$/.test(name);
 }
 
@@ -84,8 +84,4 @@ export function parseSource(file: string, text: string, displayRoot = process.cw
   for (const err of doc.errors) at(err.pos[0], err.message.split('\n')[0]!);
   for (const offset of duplicateKeys(doc)) at(offset, DUPLICATE_KEY);
   return { src, issues };
-}
-
-export function readSource(file: string): { src: SourceFile; issues: PolicyIssue[] } {
-  return parseSource(file, readFileSync(file, 'utf8'));
 }

@@ -1,11 +1,10 @@
-import { watch, type FSWatcher } from 'node:fs';
-import { statSync } from 'node:fs';
+import { type FSWatcher, statSync, watch } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.ts';
 import type { PolicyText } from './compile.ts';
 import { readPolicyTexts } from './load.ts';
 import { compileOffThread } from './off-thread.ts';
-import { PolicyLoadError, type PolicyIssue } from './policy-error.ts';
+import { type PolicyIssue, PolicyLoadError } from './policy-error.ts';
 import type { PolicyHolder } from './policy-holder.ts';
 
 const DEBOUNCE_MS = 150;
@@ -130,10 +129,7 @@ export class PolicyReloader {
       const issues = err instanceof PolicyLoadError ? err.issues : [{ file: this.#path, line: 1, col: 1, message: String(err) }];
       this.#holder.rejected(issues);
       this.#metrics.reloads.labels('failure').inc();
-      this.#logger.error(
-        { reason, errors: issues.map((i) => `${i.file}:${i.line}:${i.col} ${i.message}`), kept: this.#holder.current.version },
-        'policy reload failed; keeping the last good policy',
-      );
+      this.#logger.error({ reason, errors: issues.map((i) => `${i.file}:${i.line}:${i.col} ${i.message}`), kept: this.#holder.current.version }, 'policy reload failed; keeping the last good policy');
     }
   }
 }

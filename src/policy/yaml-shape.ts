@@ -1,4 +1,4 @@
-import { isAlias, isMap, isScalar, isSeq, type Node as YamlNode, type Pair } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, type Pair, type Node as YamlNode } from 'yaml';
 import type { YamlWalker } from './yaml-walker.ts';
 
 /**
@@ -76,25 +76,26 @@ export interface AnyOfShape<O extends readonly Shape[] = readonly Shape[]> exten
 
 export type Shape = StringShape | IntegerShape | BooleanShape | NullShape | JsonShape | ListShape | MapShape | ObjectShape | AnyOfShape;
 
-export type Infer<S> = S extends StringShape<infer T>
-  ? T
-  : S extends IntegerShape
-    ? number
-    : S extends BooleanShape
-      ? boolean
-      : S extends NullShape
-        ? null
-        : S extends JsonShape
-          ? unknown
-          : S extends ListShape<infer I>
-            ? Infer<I>[]
-            : S extends MapShape<infer V>
-              ? Record<string, Infer<V>>
-              : S extends AnyOfShape<infer O>
-                ? Infer<O[number]>
-                : S extends ObjectShape<infer F, infer R>
-                  ? { [K in R]: Infer<F[K]> } & { [K in Exclude<keyof F, R>]?: Infer<F[K]> }
-                  : never;
+export type Infer<S> =
+  S extends StringShape<infer T>
+    ? T
+    : S extends IntegerShape
+      ? number
+      : S extends BooleanShape
+        ? boolean
+        : S extends NullShape
+          ? null
+          : S extends JsonShape
+            ? unknown
+            : S extends ListShape<infer I>
+              ? Infer<I>[]
+              : S extends MapShape<infer V>
+                ? Record<string, Infer<V>>
+                : S extends AnyOfShape<infer O>
+                  ? Infer<O[number]>
+                  : S extends ObjectShape<infer F, infer R>
+                    ? { [K in R]: Infer<F[K]> } & { [K in Exclude<keyof F, R>]?: Infer<F[K]> }
+                    : never;
 
 type Opts<S> = Omit<S, 'kind'>;
 
@@ -117,7 +118,7 @@ export function object<F extends Fields, R extends keyof F & string = never>(
 export type Refs = Readonly<Record<string, (value: string) => string | undefined>>;
 
 /** A YAML node's value as read by readShape, with the node it came from (for later checks that need a position). */
-export const NODE: unique symbol = Symbol('yaml node');
+const NODE: unique symbol = Symbol('yaml node');
 
 const DROP: unique symbol = Symbol('drop');
 

@@ -1,6 +1,6 @@
-import { isMap, isScalar, isSeq, type Node as YamlNode, type Pair } from 'yaml';
+import { isMap, isScalar, isSeq, type Pair, type Node as YamlNode } from 'yaml';
 import type { PolicyIssue } from './policy-error.ts';
-import { issueAt, positionOf, type Position, type SourceFile } from './source.ts';
+import { issueAt, type Position, positionOf, type SourceFile } from './source.ts';
 
 export interface Entry {
   readonly key: string;

@@ -15,8 +15,7 @@ export type WorkerMessage =
 export type PrimaryMessage = { readonly type: 'keygate:readiness' | 'keygate:metrics'; readonly id: number };
 
 export function isWorkerMessage(message: unknown): message is WorkerMessage {
-  return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string' &&
-    (message as { type: string }).type.startsWith('keygate:');
+  return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string' && (message as { type: string }).type.startsWith('keygate:');
 }
 
 export function isPrimaryMessage(message: unknown): message is PrimaryMessage {
@@ -30,11 +29,7 @@ let nextId = 0;
  * Asks one worker and waits at most `timeoutMs` for its answer: null when it does not
  * answer in time or its channel is gone (a worker that just died, or a stuck one).
  */
-export function ask<T extends 'keygate:readiness' | 'keygate:metrics'>(
-  worker: Worker,
-  type: T,
-  timeoutMs: number,
-): Promise<Extract<WorkerMessage, { type: T }> | null> {
+export function ask<T extends 'keygate:readiness' | 'keygate:metrics'>(worker: Worker, type: T, timeoutMs: number): Promise<Extract<WorkerMessage, { type: T }> | null> {
   const id = nextId++;
   return new Promise((resolve) => {
     const done = (answer: Extract<WorkerMessage, { type: T }> | null): void => {

@@ -1,11 +1,8 @@
 import type { Server, ServerOptions, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
+import { type ConnectionDeadlines, REQUEST_TIMEOUT_MS } from '../config/deadlines.ts';
 
-/** How long Node lets a whole request (headers and a streamed body) take; 408 past it. */
-export const REQUEST_TIMEOUT_MS = 30_000;
-export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
-export const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 5_000;
-export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 /**
  * After SIGTERM, how long an idle kept-alive connection stays open. A client under load
@@ -13,14 +10,7 @@ export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
  * writing on at that instant resets that request (ECONNRESET). Within this grace such a
  * request is answered (with `Connection: close`); a connection idle for longer is closed.
  */
-export const DRAIN_IDLE_GRACE_MS = 1_000;
-
-export interface ConnectionDeadlines {
-  /** From accept to a connection's first byte (and between bytes while its headers arrive). */
-  readonly firstByteMs: number;
-  /** From a request's first byte to the end of its headers: 408. */
-  readonly headersMs: number;
-}
+const DRAIN_IDLE_GRACE_MS = 1_000;
 
 /**
  * Node checks the header and request deadlines of all connections on one interval (30 s

@@ -25,7 +25,7 @@ export function openFileLimit(limitsText?: string): number | null {
  * ops listener and its probes, the key store (SQLite's three files, or PostgreSQL's
  * pool and LISTEN connection), policy files and their watcher, stdio, libuv's own.
  */
-export const FD_RESERVE = 128;
+const FD_RESERVE = 128;
 
 /** Below this the proxy listener could not serve a handful of clients: refuse to start. */
 export const MIN_PROXY_CONNECTIONS = 16;

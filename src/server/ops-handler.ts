@@ -29,11 +29,7 @@ export function localOps(deps: OpsDeps): OpsSources {
   };
 }
 
-/** Ops listener: liveness, readiness (see readiness.ts), Prometheus metrics. */
-export function createOpsHandler(deps: OpsDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  return createOpsRouter(localOps(deps));
-}
-
+/** Ops listener: liveness, readiness (see readiness.ts), Prometheus metrics, answered from `sources`. */
 export function createOpsRouter(sources: OpsSources): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];

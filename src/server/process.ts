@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import type { ServeConfig } from '../config/serve-config.ts';
 import type { Loggers } from '../observability/logger.ts';
 import { isPrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
-import { startKeygate, type RunningKeygate } from './serve.ts';
+import { type RunningKeygate, startKeygate } from './serve.ts';
 
 /**
  * The last flush waits at most this long for stdout: a log reader that stopped reading

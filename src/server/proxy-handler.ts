@@ -1,31 +1,31 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import type { PublicRoutes } from '../connect/public-routes.ts';
+import type { BrowserGuard } from '../cors/browser-guard.ts';
+import { answerWithCors } from '../cors/cors-headers.ts';
+import { answerPreflight, isPreflight } from '../cors/preflight.ts';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { renderError } from '../errors/render.ts';
 import type { KeyCache } from '../keys/key-cache.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { AccessLog } from '../observability/access-log.ts';
-import { decisionOf, DECISIONS, type Metrics } from '../observability/metrics.ts';
-import type { PolicyHolder } from '../policy/policy-holder.ts';
-import { Admission, classOf, isPublicClass, type AdmissionWaiter, type QueueEntry } from '../pipeline/admission.ts';
-import type { AttributeSource } from '../pipeline/attributes.ts';
+import { DECISIONS, decisionOf, type Metrics } from '../observability/metrics.ts';
+import { Admission, type AdmissionWaiter, classOf, isPublicClass, type QueueEntry } from '../pipeline/admission.ts';
 import { authenticate, KEY_HEADER } from '../pipeline/authenticate.ts';
 import { decide, isKnownMethod } from '../pipeline/authorize.ts';
 import { canonicalize, type Target } from '../pipeline/canonical-path.ts';
-import type { CompiledPolicy } from '../policy/model.ts';
-import { bufferedDispatch, CLIENT_CLOSED, streamForward, type BufferedResponse, type BufferSink, type StreamSink, type UpstreamRequest } from '../pipeline/forward.ts';
+import { type BufferedResponse, type BufferSink, bufferedDispatch, CLIENT_CLOSED, type StreamSink, streamForward, type UpstreamRequest } from '../pipeline/forward.ts';
+import type { TrustedHops } from '../pipeline/forwarding/trusted-hops.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
-import { plan, type Plan } from '../pipeline/plan.ts';
+import { type Plan, plan } from '../pipeline/plan.ts';
+import type { AttributeSource } from '../pipeline/proving/attributes.ts';
 import { MAX_PARTS } from '../pipeline/proving/parts.ts';
-import type { CheckedResponse } from '../pipeline/response-checks.ts';
-import type { TrustedHops } from '../pipeline/trusted-hops.ts';
-import { discardBody, mustDiscardBefore, readBody } from '../pipeline/request-body.ts';
+import { discardBody, mustDiscardBefore, readBody } from '../pipeline/proving/request-body.ts';
+import type { CheckedResponse } from '../pipeline/proving/response-checks.ts';
+import type { CompiledPolicy } from '../policy/model.ts';
+import type { PolicyHolder } from '../policy/policy-holder.ts';
 import { nextRequestId } from './request-id.ts';
-import type { PublicRoutes } from '../connect/public-routes.ts';
-import type { BrowserGuard } from '../cors/browser-guard.ts';
-import { answerWithCors } from '../cors/cors-headers.ts';
-import { answerPreflight, isPreflight } from '../cors/preflight.ts';
-import { dispatchServed, writeServedAnswer, type ServedCall, type ServedRegistry } from './served-dispatch.ts';
+import { dispatchServed, type ServedCall, type ServedRegistry, writeServedAnswer } from './served-dispatch.ts';
 
 export interface ProxyDeps {
   readonly policy: PolicyHolder;
@@ -132,7 +132,11 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       // Keygate's own unauthenticated answers (preflights, /connect/ pages): only requests without a key pay for the check.
       if (header === undefined && this.#answeredWithoutKey()) return;
       const auth = authenticate(header, this.#deps.keys, this.#req.socket);
-      if (auth instanceof Promise) auth.then((p) => this.#authenticated(p), (err: unknown) => this.#fail(err));
+      if (auth instanceof Promise)
+        auth.then(
+          (p) => this.#authenticated(p),
+          (err: unknown) => this.#fail(err),
+        );
       else this.#authenticated(auth);
     } catch (err) {
       this.#fail(err);
@@ -156,7 +160,10 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     const route = pages.route(req.method ?? 'GET', url);
     this.#route = route;
     this.#loggedPath = route.slice(route.indexOf(' ') + 1);
-    pages.answer(req, this.#res, route, this.#requestId).then((a) => this.#finish(a.status, a.failure), (err: unknown) => this.#fail(err));
+    pages.answer(req, this.#res, route, this.#requestId).then(
+      (a) => this.#finish(a.status, a.failure),
+      (err: unknown) => this.#fail(err),
+    );
     return true;
   }
 
@@ -200,17 +207,26 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
           return;
         }
       }
-      const planned = plan({ policy, attributes: this.#deps.attributes }, principal, {
-        method,
-        target,
-        rawHeaders: req.rawHeaders,
-        remoteAddress: req.socket.remoteAddress,
-        trustedHop: this.#deps.trustedHops?.has(req.socket.remoteAddress) === true,
-        requestId: this.#requestId,
-        readBody: (max) => this.#readBody(max),
-        maxBodyBytes: this.#deps.maxBodyBytes,
-      }, decision);
-      if (planned instanceof Promise) planned.then((p) => this.#execute(p), (err: unknown) => this.#fail(err));
+      const planned = plan(
+        { policy, attributes: this.#deps.attributes },
+        principal,
+        {
+          method,
+          target,
+          rawHeaders: req.rawHeaders,
+          remoteAddress: req.socket.remoteAddress,
+          trustedHop: this.#deps.trustedHops?.has(req.socket.remoteAddress) === true,
+          requestId: this.#requestId,
+          readBody: (max) => this.#readBody(max),
+          maxBodyBytes: this.#deps.maxBodyBytes,
+        },
+        decision,
+      );
+      if (planned instanceof Promise)
+        planned.then(
+          (p) => this.#execute(p),
+          (err: unknown) => this.#fail(err),
+        );
       else this.#execute(planned);
     } catch (err) {
       this.#fail(err);
@@ -237,7 +253,10 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     try {
       this.#plan = p;
       if (p.body === 'stream' && (isPublicClass(classOf(this.#principal!.type)) || p.decision.conditions !== null)) {
-        this.#readBody(this.#deps.maxBodyBytes).then((body) => this.#admit(body), (err: unknown) => this.#fail(err));
+        this.#readBody(this.#deps.maxBodyBytes).then(
+          (body) => this.#admit(body),
+          (err: unknown) => this.#fail(err),
+        );
         return;
       }
       this.#admit(p.body === 'stream' ? this.#req : p.body);
@@ -345,7 +364,11 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     this.#releaseSlot();
     try {
       const checked = this.#plan!.check!(answer);
-      if (checked instanceof Promise) checked.then((c) => this.#release(c, answer), (err: unknown) => this.#fail(err));
+      if (checked instanceof Promise)
+        checked.then(
+          (c) => this.#release(c, answer),
+          (err: unknown) => this.#fail(err),
+        );
       else this.#release(checked, answer);
     } catch (err) {
       this.#fail(err);

@@ -2,19 +2,25 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge } from 'prom-client';
 import type { ServeConfig } from '../config/serve-config.ts';
+import { ConnectRuntime } from '../connect/connect-runtime.ts';
+import { BrowserGuard } from '../cors/browser-guard.ts';
+import { exposureReport } from '../cors/exposure.ts';
+import { KnownOrigins } from '../cors/known-origins.ts';
+import { connectKeyOrigins } from '../cors/origin-source.ts';
 import { ExpiryWatch } from '../keys/expiry-watch.ts';
 import { KeyCache } from '../keys/key-cache.ts';
+import { hashKey } from '../keys/key-format.ts';
 import { KeyService } from '../keys/key-service.ts';
 import { UsageRecorder } from '../keys/last-used.ts';
 import { openStore } from '../keys/open-store.ts';
 import type { KeyStore } from '../keys/store.ts';
 import type { Loggers } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
-import { Admission, ADMISSION_CLASSES } from '../pipeline/admission.ts';
-import { admitLookups } from '../pipeline/admitted-lookups.ts';
-import { BackendAttributes } from '../pipeline/attributes.ts';
-import { trustedHops } from '../pipeline/trusted-hops.ts';
-import { createUpstream } from '../pipeline/upstream.ts';
+import { ADMISSION_CLASSES, Admission } from '../pipeline/admission.ts';
+import { trustedHops } from '../pipeline/forwarding/trusted-hops.ts';
+import { createUpstream } from '../pipeline/forwarding/upstream.ts';
+import { admitLookups } from '../pipeline/proving/admitted-lookups.ts';
+import { BackendAttributes } from '../pipeline/proving/attributes.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { PolicyHolder } from '../policy/policy-holder.ts';
 import { PolicyReloader, watchPolicies } from '../policy/watch.ts';
@@ -22,12 +28,6 @@ import { ListenerConnections, listenerOptions } from './connections.ts';
 import { MIN_PROXY_CONNECTIONS, openFileLimit, proxyConnectionCap } from './fd-limit.ts';
 import { createOpsRouter, localOps, type OpsSources } from './ops-handler.ts';
 import { createProxyHandler } from './proxy-handler.ts';
-import { ConnectRuntime } from '../connect/connect-runtime.ts';
-import { hashKey } from '../keys/key-format.ts';
-import { BrowserGuard } from '../cors/browser-guard.ts';
-import { exposureReport } from '../cors/exposure.ts';
-import { KnownOrigins } from '../cors/known-origins.ts';
-import { connectKeyOrigins } from '../cors/origin-source.ts';
 import { servedRoutes } from './served-routes.ts';
 
 /** `Ops` is null in a cluster worker: the primary serves the ops listener for the group. */
@@ -73,18 +73,23 @@ function maxConnectionsFor(config: ServeConfig, logger: Loggers['logger']): numb
   const room = proxyConnectionCap(fdLimit, config.upstreamOptions.connections);
   if (config.maxConnections !== 'auto') {
     if (room !== null && config.maxConnections > room) {
-      logger.warn({ maxConnections: config.maxConnections, fdLimit, room }, '--max-connections is above what the open-file limit leaves: a connection flood can starve the ops listener and the backend pool');
+      logger.warn(
+        { maxConnections: config.maxConnections, fdLimit, room },
+        '--max-connections is above what the open-file limit leaves: a connection flood can starve the ops listener and the backend pool',
+      );
     }
     return config.maxConnections;
   }
   if (room !== null && room < MIN_PROXY_CONNECTIONS) {
-    throw new Error(`the open-file limit (${fdLimit}) leaves ${room} client connections beside --upstream-connections ${config.upstreamOptions.connections}: raise it (ulimit -n) or lower --upstream-connections`);
+    throw new Error(
+      `the open-file limit (${fdLimit}) leaves ${room} client connections beside --upstream-connections ${config.upstreamOptions.connections}: raise it (ulimit -n) or lower --upstream-connections`,
+    );
   }
   return room;
 }
 
 /** How often the origins preflights are answered for are read again from the store (a new connect key's origins wait at most this long). */
-export const ORIGINS_REFRESH_MS = 5_000;
+const ORIGINS_REFRESH_MS = 5_000;
 
 export interface StartOptions {
   /** false in a cluster worker (see RunningKeygate). */
@@ -107,9 +112,13 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   const keyService = new KeyService(store, { onEvent: (line) => logger.info(line, 'key event') });
   const usage = new UsageRecorder(keys, store, (err) => logger.warn({ err: String(err) }, 'lastUsedAt could not be written'));
   usage.start();
-  const expiries = new ExpiryWatch(store, (events) => {
-    for (const e of events) logger.info({ event: e.event, keyId: e.keyId, actor: e.actor, at: e.at, changes: e.changes }, 'key event');
-  }, (err) => logger.warn({ err: String(err) }, 'key expiries could not be recorded'));
+  const expiries = new ExpiryWatch(
+    store,
+    (events) => {
+      for (const e of events) logger.info({ event: e.event, keyId: e.keyId, actor: e.actor, at: e.at, changes: e.changes }, 'key event');
+    },
+    (err) => logger.warn({ err: String(err) }, 'key expiries could not be recorded'),
+  );
   expiries.start();
   const upstream = createUpstream(config.upstream, config.upstreamOptions);
   const admission = new Admission(config.admission);
@@ -119,28 +128,49 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
     cacheSizes: () => ({ key_positive: keys.sizes.positive, key_negative: keys.sizes.negative, attributes: attributes.size }),
   });
 
-  const knownOrigins = new KnownOrigins(() => connectKeyOrigins(store), (err) => logger.error({ err: String(err) }, 'could not read the connect keys\' allowed origins (preflights keep the last set)'));
+  const knownOrigins = new KnownOrigins(
+    () => connectKeyOrigins(store),
+    (err) => logger.error({ err: String(err) }, "could not read the connect keys' allowed origins (preflights keep the last set)"),
+  );
   await knownOrigins.start(ORIGINS_REFRESH_MS);
-  const browser = new BrowserGuard(knownOrigins, exposureReport({
-    logger,
-    registry: metrics.registry,
-    // Through the key service (an audit event, and the store's notice to the other replicas); this replica forgets the key at once.
-    revoke: !config.revokeExposedKeys ? null : async (principal, keyHeader) => {
-      await keyService.revoke(principal.id, 'keygate');
-      keys.evict(hashKey(keyHeader));
-    },
-  }));
+  const browser = new BrowserGuard(
+    knownOrigins,
+    exposureReport({
+      logger,
+      registry: metrics.registry,
+      // Through the key service (an audit event, and the store's notice to the other replicas); this replica forgets the key at once.
+      revoke: !config.revokeExposedKeys
+        ? null
+        : async (principal, keyHeader) => {
+            await keyService.revoke(principal.id, 'keygate');
+            keys.evict(hashKey(keyHeader));
+          },
+    }),
+  );
   const connect = new ConnectRuntime({ config, keys: keyService, policy, upstream: upstream.compose(admitLookups(admission)), logger });
 
   const proxyServer = createServer(listenerOptions(config.deadlines));
   const connections = new ListenerConnections(proxyServer, config.deadlines.firstByteMs);
   if (maxConnections !== null) proxyServer.maxConnections = maxConnections;
-  proxyServer.on('request', createProxyHandler({
-    policy, keys, upstream, attributes, access: loggers.access, metrics, admission, listener: connections,
-    maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.bodyTimeoutMs, trustedHops: trustedHops(config.trustProxy),
-    browser, publicRoutes: connect.pages,
-    served: servedRoutes({ keys: keyService, config, logger, connect }),
-  }));
+  proxyServer.on(
+    'request',
+    createProxyHandler({
+      policy,
+      keys,
+      upstream,
+      attributes,
+      access: loggers.access,
+      metrics,
+      admission,
+      listener: connections,
+      maxBodyBytes: config.maxBodyBytes,
+      bodyTimeoutMs: config.bodyTimeoutMs,
+      trustedHops: trustedHops(config.trustProxy),
+      browser,
+      publicRoutes: connect.pages,
+      served: servedRoutes({ keys: keyService, config, logger, connect }),
+    }),
+  );
   const local = localOps({ policy, store, metrics, isDraining: () => connections.draining });
   const opsServer = createServer(listenerOptions(config.deadlines), createOpsRouter(local));
   // The first-byte deadline for the ops listener too (it has no cap: the proxy's leaves it descriptors).

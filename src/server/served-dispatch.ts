@@ -3,7 +3,7 @@ import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { Decision } from '../pipeline/authorize.ts';
 import type { Target } from '../pipeline/canonical-path.ts';
-import { checkJsonBodyHeaders, parseJsonBody } from '../pipeline/request-body.ts';
+import { checkJsonBodyHeaders, parseJsonBody } from '../pipeline/proving/request-body.ts';
 import type { ServedAnswer, ServedHandler } from '../pipeline/served-handler.ts';
 import type { CompiledPolicy, CompiledRoute } from '../policy/model.ts';
 
@@ -61,9 +61,20 @@ export function dispatchServed(registry: ServedRegistry, call: ServedCall, sink:
   const run = (body: unknown): void => {
     try {
       const answer = handler.handle({
-        req: call.req, principal: call.principal, decision: call.decision, route: call.route, policy: call.policy, target: call.target, requestId: call.requestId, body,
+        req: call.req,
+        principal: call.principal,
+        decision: call.decision,
+        route: call.route,
+        policy: call.policy,
+        target: call.target,
+        requestId: call.requestId,
+        body,
       });
-      if (answer instanceof Promise) answer.then((a) => sink.answer(a), (err: unknown) => sink.fail(err));
+      if (answer instanceof Promise)
+        answer.then(
+          (a) => sink.answer(a),
+          (err: unknown) => sink.fail(err),
+        );
       else sink.answer(answer);
     } catch (err) {
       sink.fail(err);
@@ -79,16 +90,19 @@ export function dispatchServed(registry: ServedRegistry, call: ServedCall, sink:
     if (handler.body === 'none') throw new KeygateError('BODY_NOT_ALLOWED', { detail: `${req.method} ${call.route.template.text} with a body` });
     checkFraming(req);
     checkJsonBodyHeaders(req.headers['content-type'], req.headers['content-encoding'], req.headers['content-length'], call.maxBodyBytes);
-    sink.readBody(call.maxBodyBytes).then((bytes) => {
-      let json: unknown;
-      try {
-        json = bytes.length === 0 && handler.body === 'optional' ? undefined : parseJsonBody(bytes);
-      } catch (err) {
-        sink.fail(err);
-        return;
-      }
-      run(json);
-    }, (err: unknown) => sink.fail(err));
+    sink.readBody(call.maxBodyBytes).then(
+      (bytes) => {
+        let json: unknown;
+        try {
+          json = bytes.length === 0 && handler.body === 'optional' ? undefined : parseJsonBody(bytes);
+        } catch (err) {
+          sink.fail(err);
+          return;
+        }
+        run(json);
+      },
+      (err: unknown) => sink.fail(err),
+    );
   } catch (err) {
     sink.fail(err);
   }

@@ -11,17 +11,17 @@ import { exitAfterFlush, LAST_FLUSH_MS } from './process.ts';
 import type { ReadinessReport } from './readiness.ts';
 
 /** A worker that died is replaced after this delay, doubled for each crash in the window, up to the maximum. */
-export const RESTART_BACKOFF_MIN_MS = 100;
-export const RESTART_BACKOFF_MAX_MS = 5_000;
+const RESTART_BACKOFF_MIN_MS = 100;
+const RESTART_BACKOFF_MAX_MS = 5_000;
 /**
  * "Keep crashing": this many crashes per worker within CRASH_WINDOW_MS (at least
  * MIN_CRASH_LIMIT in all). Then replacing them is not helping (a bad deployment, a store
  * that fails every start): the primary stops the others and exits 1, so the orchestrator
  * sees a failed process instead of one that serves at a fraction of its capacity.
  */
-export const CRASHES_PER_WORKER = 3;
-export const MIN_CRASH_LIMIT = 5;
-export const CRASH_WINDOW_MS = 60_000;
+const CRASHES_PER_WORKER = 3;
+const MIN_CRASH_LIMIT = 5;
+const CRASH_WINDOW_MS = 60_000;
 /** How long the primary waits for a worker's answer (readiness within a probe's usual 1 s timeout). */
 const READINESS_TIMEOUT_MS = 800;
 const METRICS_TIMEOUT_MS = 2_000;
@@ -81,11 +81,13 @@ export async function runPrimary(config: ServeConfig, loggers: Loggers): Promise
   });
 
   const readiness = async (): Promise<ReadinessReport> => {
-    const answers = await Promise.all(slots.map(async (s) => {
-      const worker = s.worker;
-      if (worker === null || !s.listening) return { pid: worker?.process.pid ?? null, report: null };
-      return { pid: worker.process.pid ?? null, report: (await ask(worker, 'keygate:readiness', READINESS_TIMEOUT_MS))?.report ?? null };
-    }));
+    const answers = await Promise.all(
+      slots.map(async (s) => {
+        const worker = s.worker;
+        if (worker === null || !s.listening) return { pid: worker?.process.pid ?? null, report: null };
+        return { pid: worker.process.pid ?? null, report: (await ask(worker, 'keygate:readiness', READINESS_TIMEOUT_MS))?.report ?? null };
+      }),
+    );
     const list = answers.map(({ pid, report }, i) => ({
       slot: i,
       pid,
@@ -130,10 +132,7 @@ export async function runPrimary(config: ServeConfig, loggers: Loggers): Promise
       slot.proxy = message.proxy;
       if (started || !slots.every((s) => s.listening)) return;
       started = true;
-      logger.info(
-        { proxy: slot.proxy, ops: `${ops.address}:${ops.port}`, upstream: config.upstream, policy: policyVersion, workers, pid: process.pid },
-        'keygate listening',
-      );
+      logger.info({ proxy: slot.proxy, ops: `${ops.address}:${ops.port}`, upstream: config.upstream, policy: policyVersion, workers, pid: process.pid }, 'keygate listening');
       logger.flush();
     });
   };
@@ -158,13 +157,16 @@ export async function runPrimary(config: ServeConfig, loggers: Loggers): Promise
     }
     for (const w of alive) w.process.kill('SIGTERM');
     // Workers drain for at most --drain-timeout and flush for at most LAST_FLUSH_MS.
-    setTimeout(() => {
-      for (const s of slots) {
-        if (s.worker === null) continue;
-        logger.error({ pid: s.worker.process.pid }, 'worker did not stop in time: killed');
-        s.worker.process.kill('SIGKILL');
-      }
-    }, config.drainTimeoutMs + LAST_FLUSH_MS + 2_000).unref();
+    setTimeout(
+      () => {
+        for (const s of slots) {
+          if (s.worker === null) continue;
+          logger.error({ pid: s.worker.process.pid }, 'worker did not stop in time: killed');
+          s.worker.process.kill('SIGKILL');
+        }
+      },
+      config.drainTimeoutMs + LAST_FLUSH_MS + 2_000,
+    ).unref();
   };
 
   cluster.on('exit', (worker, code, signal) => {

@@ -8,9 +8,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  BIN, errorBody, keyHeader, ROOT, send, sleep, startBackend, startSidecar, type Backend, type Res, type Sidecar,
-} from './harness.ts';
+import { type Backend, BIN, errorBody, keyHeader, type Res, ROOT, type Sidecar, send, sleep, startBackend, startSidecar } from './harness.ts';
 
 const execFileP = promisify(execFile);
 
@@ -25,9 +23,7 @@ export async function cliKey(store: string, args: string[]): Promise<{ id: strin
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 
-export interface Api {
-  (method: string, path: string, key: string, body?: unknown, headers?: Record<string, string>): Promise<Res>;
-}
+export type Api = (method: string, path: string, key: string, body?: unknown, headers?: Record<string, string>) => Promise<Res>;
 
 export function apiOf(sidecar: () => Sidecar): Api {
   return (method, path, key, body, headers) => {
@@ -39,9 +35,25 @@ export function apiOf(sidecar: () => Sidecar): Api {
 }
 
 /** The fields of a key object: exactly these, never a secret or a hash. */
-export const KEY_OBJECT_FIELDS = [
-  'allowReferenceId', 'allowedOrigins', 'allowedRedirects', 'conditions', 'createdAt', 'createdBy', 'description', 'expiresAt', 'id', 'keyPrefix',
-  'lastUsedAt', 'name', 'referenceId', 'revoked', 'revokedAt', 'roles', 'type', 'updatedAt',
+const KEY_OBJECT_FIELDS = [
+  'allowReferenceId',
+  'allowedOrigins',
+  'allowedRedirects',
+  'conditions',
+  'createdAt',
+  'createdBy',
+  'description',
+  'expiresAt',
+  'id',
+  'keyPrefix',
+  'lastUsedAt',
+  'name',
+  'referenceId',
+  'revoked',
+  'revokedAt',
+  'roles',
+  'type',
+  'updatedAt',
 ];
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -112,8 +124,11 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       expect(one.status).toBe(200);
       expect(one.json).toMatchObject({ id: admin.id, type: 'server', name: 'admin', createdBy: 'cli' });
       for (const [method, path, body] of [
-        ['GET', '/v1/api-keys/key_doesNotExist0000'], ['PATCH', '/v1/api-keys/key_doesNotExist0000', { name: 'x' }], ['DELETE', '/v1/api-keys/key_doesNotExist0000'],
-        ['POST', '/v1/api-keys/key_doesNotExist0000/rotate', {}], ['GET', '/v1/api-keys/key_doesNotExist0000/events'],
+        ['GET', '/v1/api-keys/key_doesNotExist0000'],
+        ['PATCH', '/v1/api-keys/key_doesNotExist0000', { name: 'x' }],
+        ['DELETE', '/v1/api-keys/key_doesNotExist0000'],
+        ['POST', '/v1/api-keys/key_doesNotExist0000/rotate', {}],
+        ['GET', '/v1/api-keys/key_doesNotExist0000/events'],
       ] as Array<[string, string, unknown?]>) {
         const r = await api(method, path, admin.key, body);
         expect(r.status, `${method} ${path}`).toBe(404);
@@ -167,7 +182,9 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       ['no body', 400, 'INVALID_FIELD', undefined, {}],
     ])('POST with %s → %i %s', async (_what, status, code, body, headers) => {
       const r = await send(sidecar.proxyPort, {
-        method: 'POST', path: '/v1/api-keys', body: body as string | undefined,
+        method: 'POST',
+        path: '/v1/api-keys',
+        body: body as string | undefined,
         headers: { ...keyHeader(admin.key), ...(body === undefined ? {} : JSON_TYPE), ...headers },
       });
       expect(r.status, r.text).toBe(status);
@@ -190,7 +207,12 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       const { id } = (await api('POST', '/v1/api-keys', admin.key, { type: 'connect', name: 'web' })).json as { id: string };
       const expiresAt = new Date(Date.now() + 86_400_000).toISOString();
       const r = await api('PATCH', `/v1/api-keys/${id}`, admin.key, {
-        name: 'web app', description: null, expiresAt, allowedOrigins: ['https://App.example.com'], allowedRedirects: ['https://app.example.com/done'], allowReferenceId: true,
+        name: 'web app',
+        description: null,
+        expiresAt,
+        allowedOrigins: ['https://App.example.com'],
+        allowedRedirects: ['https://app.example.com/done'],
+        allowReferenceId: true,
       });
       expect(r.status, r.text).toBe(200);
       expect(r.json).toMatchObject({ id, name: 'web app', expiresAt, allowedOrigins: ['https://app.example.com'], allowedRedirects: ['https://app.example.com/done'], allowReferenceId: true });
@@ -207,7 +229,8 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
     test('pages: {data, page, perPage, totalItems, totalPages}, filters, and every edge', async () => {
       const ids: string[] = [];
       for (let i = 0; i < 7; i++) ids.push(((await api('POST', '/v1/api-keys', admin.key, { type: 'scoped', referenceId: 'pager', name: `p${i}` })).json as { id: string }).id);
-      const page = async (q: string) => (await api('GET', `/v1/api-keys?${q}`, admin.key)).json as { data: Array<{ id: string }>; page: number; perPage: number; totalItems: number; totalPages: number };
+      const page = async (q: string) =>
+        (await api('GET', `/v1/api-keys?${q}`, admin.key)).json as { data: Array<{ id: string }>; page: number; perPage: number; totalItems: number; totalPages: number };
       const seen: string[] = [];
       for (let p = 1; p <= 3; p++) {
         const r = await page(`type=scoped&referenceId=pager&perPage=3&page=${p}`);
@@ -225,8 +248,18 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       expect((await page('referenceId=pager&revoked=false')).totalItems).toBe(6);
       expect((await page('type=connect&referenceId=pager')).totalItems).toBe(0);
       for (const [q, param] of [
-        ['perPage=0', 'perPage'], ['perPage=101', 'perPage'], ['page=0', 'page'], ['page=-1', 'page'], ['page=1.5', 'page'], ['page=abc', 'page'],
-        ['page=1&page=2', 'page'], ['revoked=yes', 'revoked'], ['type=admin', 'type'], ['referenceId=a%20b', 'referenceId'], ['sort=name', 'sort'], ['Page=2', 'Page'],
+        ['perPage=0', 'perPage'],
+        ['perPage=101', 'perPage'],
+        ['page=0', 'page'],
+        ['page=-1', 'page'],
+        ['page=1.5', 'page'],
+        ['page=abc', 'page'],
+        ['page=1&page=2', 'page'],
+        ['revoked=yes', 'revoked'],
+        ['type=admin', 'type'],
+        ['referenceId=a%20b', 'referenceId'],
+        ['sort=name', 'sort'],
+        ['Page=2', 'Page'],
       ]) {
         const r = await api('GET', `/v1/api-keys?${q}`, admin.key);
         expect(r.status, q).toBe(400);
@@ -244,7 +277,10 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       expect(again.status).toBe(200);
       expect((again.json as { revokedAt: string }).revokedAt).toBe((first.json as { revokedAt: string }).revokedAt);
       expect((await send(sidecar.proxyPort, { path: '/v1/sites', headers: keyHeader(made.key) })).status).toBe(401);
-      for (const [method, path, body] of [['PATCH', `/v1/api-keys/${made.id}`, { name: 'x' }], ['POST', `/v1/api-keys/${made.id}/rotate`, {}]] as const) {
+      for (const [method, path, body] of [
+        ['PATCH', `/v1/api-keys/${made.id}`, { name: 'x' }],
+        ['POST', `/v1/api-keys/${made.id}/rotate`, {}],
+      ] as const) {
         const r = await api(method, path, admin.key, body);
         expect(r.status).toBe(409);
         expect(errorBody(r).error.code).toBe('KEY_NOT_ACTIVE');
@@ -299,12 +335,21 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       const r = await api('GET', `/v1/api-keys/${made.id}/events?perPage=2&page=1`, admin.key);
       expect(r.json).toMatchObject({ page: 1, perPage: 2, totalItems: 4, totalPages: 2 });
       const all = ((await api('GET', `/v1/api-keys/${made.id}/events`, admin.key)).json as { data: Array<Record<string, unknown>> }).data;
-      expect(all.map((e) => [e.event, e.actor])).toEqual([['created', admin.id], ['updated', admin.id], ['rotated', admin.id], ['revoked', 'cli']]);
+      expect(all.map((e) => [e.event, e.actor])).toEqual([
+        ['created', admin.id],
+        ['updated', admin.id],
+        ['rotated', admin.id],
+        ['revoked', 'cli'],
+      ]);
       expect(all[1]!.changes).toEqual({ name: { from: 'audited', to: 'audited 2' }, roles: { from: [], to: ['device-owner'] }, conditions: { from: {}, to: { referenceId: ['alice'] } } });
       expect((all as Array<{ seq: number }>).map((e) => e.seq)).toEqual([...(all as Array<{ seq: number }>).map((e) => e.seq)].sort((a, b) => a - b));
       for (const e of all) expect(Date.parse(e.at as string)).not.toBeNaN();
       const lines = sidecar.logs().filter((l) => l.msg === 'key event' && l.keyId === made.id);
-      expect(lines.map((l) => [l.event, l.actor])).toEqual([['created', admin.id], ['updated', admin.id], ['rotated', admin.id]]);
+      expect(lines.map((l) => [l.event, l.actor])).toEqual([
+        ['created', admin.id],
+        ['updated', admin.id],
+        ['rotated', admin.id],
+      ]);
       expect(JSON.stringify(all) + JSON.stringify(lines)).not.toContain(made.key.slice(8));
     });
 
@@ -313,7 +358,10 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       await sleep(1_200);
       expect((await send(sidecar.proxyPort, { path: '/v1/sites', headers: keyHeader(made.key) })).status).toBe(401);
       const events = ((await api('GET', `/v1/api-keys/${made.id}/events`, admin.key)).json as { data: Array<Record<string, unknown>> }).data;
-      expect(events.map((e) => [e.event, e.actor])).toEqual([['created', admin.id], ['expired', 'keygate']]);
+      expect(events.map((e) => [e.event, e.actor])).toEqual([
+        ['created', admin.id],
+        ['expired', 'keygate'],
+      ]);
       expect(events[1]!.changes).toEqual({ expiresAt: (events[0]!.changes as { expiresAt: string }).expiresAt });
       expect(errorBody(await api('PATCH', `/v1/api-keys/${made.id}`, admin.key, { name: 'x' })).error.code).toBe('KEY_NOT_ACTIVE');
     });
@@ -334,7 +382,13 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       const scoped = (await api('POST', '/v1/api-keys', admin.key, { type: 'scoped', referenceId: 'dave' })).json as { id: string; key: string };
       const connect = (await api('POST', '/v1/api-keys', admin.key, { type: 'connect' })).json as { id: string; key: string };
       for (const k of [scoped, connect]) {
-        for (const [method, path] of [['GET', '/v1/api-keys'], ['POST', '/v1/api-keys'], ['GET', `/v1/api-keys/${k.id}`], ['DELETE', `/v1/api-keys/${k.id}`], ['POST', `/v1/api-keys/${k.id}/rotate`]]) {
+        for (const [method, path] of [
+          ['GET', '/v1/api-keys'],
+          ['POST', '/v1/api-keys'],
+          ['GET', `/v1/api-keys/${k.id}`],
+          ['DELETE', `/v1/api-keys/${k.id}`],
+          ['POST', `/v1/api-keys/${k.id}/rotate`],
+        ]) {
           const r = await api(method!, path!, k.key, method === 'POST' ? { type: 'server' } : undefined);
           expect(r.status, `${method} ${path}`).toBe(403);
           expect(errorBody(r).error.code).toBe('ACTION_NOT_ALLOWED');

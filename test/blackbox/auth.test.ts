@@ -1,9 +1,7 @@
-// Attack 2: 401 cases, error shape, revocation through the CLI while running, bad-key floods.
+// 401 cases, error shape, revocation through the CLI while running, bad-key floods.
 import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import {
-  createKey, createKeySet, errorBody, keyHeader, revokeKey, send, sleep, startBackend, startSidecar, tempStore, type Backend, type KeyInfo, type KeySet, type Sidecar,
-} from './harness.ts';
+import { type Backend, createKey, createKeySet, errorBody, type KeyInfo, type KeySet, keyHeader, revokeKey, type Sidecar, send, sleep, startBackend, startSidecar, tempStore } from './harness.ts';
 
 let backend: Backend;
 let sidecar: Sidecar;
@@ -117,7 +115,7 @@ describe('401', () => {
     expect(backend.received).toHaveLength(0);
   });
 
-  test('only Keygate\'s own 401s carry the challenge: not a 403, not a backend 401 relayed on a checked route', async () => {
+  test("only Keygate's own 401s carry the challenge: not a 403, not a backend 401 relayed on a checked route", async () => {
     const forbidden = await send(sidecar.proxyPort, { path: '/v1/sites', headers: keyHeader(keys.alice) });
     expect(forbidden.status).toBe(403);
     expect(forbidden.headers['www-authenticate']).toBeUndefined();

@@ -1,9 +1,7 @@
-// Attack 6: bodies the policy reads are parsed strictly and the same bytes are forwarded.
-import { gzipSync, deflateSync } from 'node:zlib';
+// Bodies the policy reads are parsed strictly and the same bytes are forwarded.
+import { deflateSync, gzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
-import {
-  errorBody, keyHeader, rawSend, send, slowUpload, useStack, writes,
-} from './harness.ts';
+import { errorBody, keyHeader, rawSend, send, slowUpload, useStack, writes } from './harness.ts';
 
 const stack = useStack();
 

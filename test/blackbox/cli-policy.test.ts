@@ -1,14 +1,12 @@
 // CLI contract + invariants 6 and 8 (policy side): keys hashed and shown once, odd
 // reference ids, policy check, a failed policy reload keeps the last good policy.
 import { execFile } from 'node:child_process';
-import { appendFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  BIN, createKey, createKeySet, keyHeader, POLICIES, ROOT, send, sleep, startBackend, startSidecar, type Backend, type KeySet, type Sidecar,
-} from './harness.ts';
+import { type Backend, BIN, createKey, createKeySet, type KeySet, keyHeader, POLICIES, ROOT, type Sidecar, send, sleep, startBackend, startSidecar } from './harness.ts';
 
 const execFileP = promisify(execFile);
 

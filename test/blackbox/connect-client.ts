@@ -5,13 +5,16 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { BIN, ROOT, send, type KeyInfo, type Res } from './harness.ts';
+import { BIN, type KeyInfo, type Res, ROOT, send } from './harness.ts';
 
 const execFileP = promisify(execFile);
 
 export async function createKeyWith(store: string, type: string, args: string[] = []): Promise<KeyInfo> {
   const { stdout } = await execFileP(process.execPath, [BIN, 'keys', 'create', '--type', type, '--store', store, '--json', ...args], { cwd: ROOT });
-  const line = stdout.trim().split('\n').find((l) => l.trim().startsWith('{'));
+  const line = stdout
+    .trim()
+    .split('\n')
+    .find((l) => l.trim().startsWith('{'));
   if (!line) throw new Error(`keys create printed no JSON: ${stdout}`);
   return JSON.parse(line) as KeyInfo;
 }
@@ -59,7 +62,8 @@ export class FormBrowser {
 
   async post(port: number, path: string, fields: Record<string, string>, headers: Record<string, string> = {}): Promise<Res> {
     const r = await send(port, {
-      method: 'POST', path,
+      method: 'POST',
+      path,
       headers: { 'content-type': 'application/x-www-form-urlencoded', ...this.#cookieHeader(), ...headers },
       body: new URLSearchParams(fields).toString(),
     });

@@ -8,8 +8,8 @@ import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createKeyWith, csrfOf, FormBrowser, newLink, pagePath, scopedKeyOf, type Link } from './connect-client.ts';
-import { keyHeader, POLICIES, send, startBackend, startSidecar, tempStore, type Backend, type KeyInfo, type Sidecar } from './harness.ts';
+import { createKeyWith, csrfOf, FormBrowser, type Link, newLink, pagePath, scopedKeyOf } from './connect-client.ts';
+import { type Backend, type KeyInfo, keyHeader, POLICIES, type Sidecar, send, startBackend, startSidecar, tempStore } from './harness.ts';
 
 const APP = 'https://app.example.com';
 let backend: Backend;
@@ -62,7 +62,7 @@ function returnPath(step: URL, state = step.searchParams.get('state')!): string 
 }
 
 describe('the device step', () => {
-  it('goes to the policy\'s backend page with the referenceId, the return address and a state; back, then allow mints the key after the backend confirms devices', async () => {
+  it("goes to the policy's backend page with the referenceId, the return address and a state; back, then allow mints the key after the backend confirms devices", async () => {
     const link = await newLink(port, connectKey.key, { redirectUrl: `${APP}/connected` });
     const browser = new FormBrowser();
     const step = await toStep(link, browser);

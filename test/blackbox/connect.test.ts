@@ -4,8 +4,8 @@
  * used afterwards; every refusal, single use, expiry, and no secret in any log line.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createLink, createKeyWith, csrfOf, finishLink, FormBrowser, newLink, pagePath, scopedKeyOf, type Link } from './connect-client.ts';
-import { errorBody, keyHeader, send, startBackend, startSidecar, tempStore, type Backend, type KeyInfo, type Sidecar } from './harness.ts';
+import { createKeyWith, createLink, csrfOf, FormBrowser, finishLink, type Link, newLink, pagePath, scopedKeyOf } from './connect-client.ts';
+import { type Backend, errorBody, type KeyInfo, keyHeader, type Sidecar, send, startBackend, startSidecar, tempStore } from './harness.ts';
 
 const APP = 'https://app.example.com';
 const REDIRECT = `${APP}/connected`;
@@ -36,12 +36,8 @@ afterAll(async () => {
 });
 beforeEach(() => backend.reset());
 
-function onlyDeviceReads(): string[] {
-  return backend.received.map((r) => `${r.method} ${r.url}`).filter((l) => !l.startsWith('GET /v1/devices?referenceId='));
-}
-
 describe('POST /v1/connections', () => {
-  it('is answered by Keygate (201, Texture\'s shape, linkUrl under --public-url), never forwarded', async () => {
+  it("is answered by Keygate (201, Texture's shape, linkUrl under --public-url), never forwarded", async () => {
     const r = await createLink(port, connectKey.key, { redirectUrl: REDIRECT, clientName: 'Acme', state: 'st-1' });
     expect(r.status).toBe(201);
     const link = r.json as Link;
@@ -68,16 +64,32 @@ describe('POST /v1/connections', () => {
   });
 
   it('refuses a body that is not JSON or repeats a key', async () => {
-    const dup = await send(port, { method: 'POST', path: '/v1/connections', headers: { ...keyHeader(connectKey), 'content-type': 'application/json' }, body: `{"redirectUrl":"${REDIRECT}","redirectUrl":"https://evil.test/"}` });
+    const dup = await send(port, {
+      method: 'POST',
+      path: '/v1/connections',
+      headers: { ...keyHeader(connectKey), 'content-type': 'application/json' },
+      body: `{"redirectUrl":"${REDIRECT}","redirectUrl":"https://evil.test/"}`,
+    });
     expect(dup.status).toBe(400);
     expect(errorBody(dup).error.code).toBe('DUPLICATE_JSON_KEY');
-    const form = await send(port, { method: 'POST', path: '/v1/connections', headers: { ...keyHeader(connectKey), 'content-type': 'application/x-www-form-urlencoded' }, body: `redirectUrl=${REDIRECT}` });
+    const form = await send(port, {
+      method: 'POST',
+      path: '/v1/connections',
+      headers: { ...keyHeader(connectKey), 'content-type': 'application/x-www-form-urlencoded' },
+      body: `redirectUrl=${REDIRECT}`,
+    });
     expect(form.status).toBe(415);
   });
 
   it.each([
-    'https://evil.example/connected', `${REDIRECT}/more`, `${APP}/connecte`, `${APP}.evil.test/connected`, `http://app.example.com/connected`,
-    `${APP}:8443/connected`, 'myapp://connected/other', 'otherapp://connected',
+    'https://evil.example/connected',
+    `${REDIRECT}/more`,
+    `${APP}/connecte`,
+    `${APP}.evil.test/connected`,
+    `http://app.example.com/connected`,
+    `${APP}:8443/connected`,
+    'myapp://connected/other',
+    'otherapp://connected',
   ])('a connect key may redirect only to its registered URLs, exactly: %s → 400 REDIRECT_NOT_ALLOWED', async (redirectUrl) => {
     const r = await createLink(port, connectKey.key, { redirectUrl });
     expect(r.status).toBe(400);
@@ -134,7 +146,7 @@ describe('the hosted page', () => {
     expect(backend.received[0]!.headers['texture-api-key']).toBeUndefined();
   });
 
-  it('finishing mints one scoped key for the link\'s user, delivered by 303 to the registered redirect with its own query and state', async () => {
+  it("finishing mints one scoped key for the link's user, delivered by 303 to the registered redirect with its own query and state", async () => {
     const link = await newLink(port, server.key, { redirectUrl: `${REDIRECT}?from=settings&texture_scoped_key=forged`, referenceId: 'alice', state: 'opaque state/1' });
     const r = await finishLink(port, link);
     const location = new URL(r.headers.location!);
@@ -169,7 +181,7 @@ describe('the hosted page', () => {
     expect(t.text).toContain('not valid');
   });
 
-  it('a view binds nothing (a link scanner does not take the link); every form needs the CSRF token of its own browser\'s session', async () => {
+  it("a view binds nothing (a link scanner does not take the link); every form needs the CSRF token of its own browser's session", async () => {
     const link = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
     const scanner = new FormBrowser();
     const scanned = await scanner.get(port, pagePath(link));

@@ -2,7 +2,7 @@
 // flood of connections cannot take the descriptors the ops listener needs.
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createKeySet, keyHeader, send, sleep, startBackend, startSidecar, type Backend, type KeySet, type Sidecar } from './harness.ts';
+import { type Backend, createKeySet, type KeySet, keyHeader, type Sidecar, send, sleep, startBackend, startSidecar } from './harness.ts';
 
 let backend: Backend;
 let keys: KeySet;

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createKeyWith, finishLink, newLink, scopedKeyOf } from './connect-client.ts';
-import { errorBody, keyHeader, send, sleep, startBackend, startSidecar, tempStore, type Backend, type KeyInfo, type Sidecar } from './harness.ts';
+import { type Backend, errorBody, type KeyInfo, keyHeader, type Sidecar, send, sleep, startBackend, startSidecar, tempStore } from './harness.ts';
 
 const APP = 'https://app.example.com';
 const OTHER = 'https://other.example.com';
@@ -56,16 +56,18 @@ describe('preflights', () => {
   });
 
   it.each(['https://evil.example', `${APP}.evil.test`, 'https://app.example.co', `${APP}:8443`, 'http://app.example.com', 'null', 'https://APP.example.com'])(
-    'from %s: no Access-Control-Allow-* header, never forwarded', async (origin) => {
+    'from %s: no Access-Control-Allow-* header, never forwarded',
+    async (origin) => {
       const r = await preflight(origin);
       expect(corsHeaders(r.headers)).toEqual([]);
       expect(r.headers['access-control-allow-origin']).toBeUndefined();
       expect(backend.received).toEqual([]);
-    });
+    },
+  );
 });
 
 describe('keyed requests with an Origin', () => {
-  it('a scoped key from its connect key\'s origin gets the answer with CORS headers (and X-Request-Id exposed)', async () => {
+  it("a scoped key from its connect key's origin gets the answer with CORS headers (and X-Request-Id exposed)", async () => {
     const r = await send(port, { path: '/v1/devices', headers: { ...keyHeader(scoped), origin: APP } });
     expect(r.status).toBe(200);
     expect(r.headers['access-control-allow-origin']).toBe(APP);
@@ -75,8 +77,12 @@ describe('keyed requests with an Origin', () => {
     expect(backend.received[0]!.headers.origin).toBe(APP);
   });
 
-  it('the backend\'s own Access-Control-* headers never reach the browser', async () => {
-    backend.responder = () => ({ status: 200, headers: { 'content-type': 'application/json', 'access-control-allow-origin': '*', 'access-control-allow-credentials': 'true' }, body: '{"data":[],"page":1,"perPage":50,"totalItems":0,"totalPages":1}' });
+  it("the backend's own Access-Control-* headers never reach the browser", async () => {
+    backend.responder = () => ({
+      status: 200,
+      headers: { 'content-type': 'application/json', 'access-control-allow-origin': '*', 'access-control-allow-credentials': 'true' },
+      body: '{"data":[],"page":1,"perPage":50,"totalItems":0,"totalPages":1}',
+    });
     const r = await send(port, { path: '/v1/devices', headers: { ...keyHeader(scoped), origin: APP } });
     expect(r.headers['access-control-allow-origin']).toBe(APP);
     expect(r.headers['access-control-allow-credentials']).toBeUndefined();
@@ -103,8 +109,13 @@ describe('keyed requests with an Origin', () => {
     expect(stranger.headers['access-control-allow-origin']).toBeUndefined();
   });
 
-  it('a connect key creates links from its origin (the SDK\'s call), with CORS headers', async () => {
-    const r = await send(port, { method: 'POST', path: '/v1/connections', headers: { ...keyHeader(connectKey), origin: 'http://localhost:5173', 'content-type': 'application/json' }, body: JSON.stringify({ redirectUrl: `${APP}/connected` }) });
+  it("a connect key creates links from its origin (the SDK's call), with CORS headers", async () => {
+    const r = await send(port, {
+      method: 'POST',
+      path: '/v1/connections',
+      headers: { ...keyHeader(connectKey), origin: 'http://localhost:5173', 'content-type': 'application/json' },
+      body: JSON.stringify({ redirectUrl: `${APP}/connected` }),
+    });
     expect(r.status).toBe(201);
     expect(r.headers['access-control-allow-origin']).toBe('http://localhost:5173');
   });
@@ -118,7 +129,8 @@ describe('keyed requests with an Origin', () => {
 
 describe('secret keys in browsers', () => {
   it.each([[{ origin: APP }], [{ 'sec-fetch-site': 'cross-site' }], [{ 'sec-fetch-site': 'same-origin' }]])(
-    'a server key sent with %j → 403 KEY_EXPOSED, nothing forwarded, a warning naming the key id, a metric', async (browserHeaders) => {
+    'a server key sent with %j → 403 KEY_EXPOSED, nothing forwarded, a warning naming the key id, a metric',
+    async (browserHeaders) => {
       const r = await send(port, { path: '/v1/devices', headers: { ...keyHeader(server), ...browserHeaders } });
       expect(r.status).toBe(403);
       expect(errorBody(r).error.code).toBe('KEY_EXPOSED');
@@ -129,7 +141,8 @@ describe('secret keys in browsers', () => {
       expect(sidecar.stdout()).not.toContain(server.key);
       const metrics = await send(sidecar.opsPort, { path: '/metrics' });
       expect(metrics.text).toMatch(/keygate_keys_exposed_total\{type="server"\} [1-9]/);
-    });
+    },
+  );
 
   it('the same server key without browser headers still works', async () => {
     expect((await send(port, { path: '/v1/devices', headers: keyHeader(server) })).status).toBe(200);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { apiOf, cliKey } from './api-keys-suite.ts';
-import { errorBody, keyHeader, ROOT, send, startBackend, startSidecar, type Backend, type Res, type Sidecar } from './harness.ts';
+import { type Backend, errorBody, keyHeader, type Res, ROOT, type Sidecar, send, startBackend, startSidecar } from './harness.ts';
 
 const EDGES = `version: 1
 resources:
@@ -86,7 +86,7 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
       await backend?.close();
     });
 
-    test('the operator manages access tokens in EVRYTHNG\'s shape: the secret once as apiKey', async () => {
+    test("the operator manages access tokens in EVRYTHNG's shape: the secret once as apiKey", async () => {
       const made = minter as unknown as Record<string, unknown>;
       expect(made).toMatchObject({ name: 'f1 minter', policies: ['factory-operator', 'token-minter'], conditions: ['factoryId:f1'], revoked: false });
       expect(typeof made.apiKey).toBe('string');
@@ -213,7 +213,13 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
 
     test('no key can change itself into more', async () => {
       const self = await made(operator.key, { type: 'access-token', roles: ['token-admin', 'factory-reader'], conditions: { factoryId: ['f1'] } });
-      for (const body of [{ roles: ['token-admin', 'factory-operator'] }, { conditions: {} }, { conditions: { factoryId: ['f1', 'f2'] } }, { conditions: { factoryId: ['f2'] } }, { roles: ['admin'] }]) {
+      for (const body of [
+        { roles: ['token-admin', 'factory-operator'] },
+        { conditions: {} },
+        { conditions: { factoryId: ['f1', 'f2'] } },
+        { conditions: { factoryId: ['f2'] } },
+        { roles: ['admin'] },
+      ]) {
         expectRefused(await api('PATCH', `/v1/api-keys/${self.id}`, self.key, body));
       }
       const after = (await api('GET', `/v1/api-keys/${self.id}`, operator.key)).json as Record<string, unknown>;
@@ -235,7 +241,7 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
       expectRefused(await api('PATCH', `/v1/api-keys/${child.id}`, brief.key, { expiresAt: null }));
     });
 
-    test('the conditions of the grant bound what may be made, even when the maker\'s own reach is wider', async () => {
+    test("the conditions of the grant bound what may be made, even when the maker's own reach is wider", async () => {
       const scopedMinter = await made(operator.key, { type: 'access-token', roles: ['f1-minter', 'factory-operator'] });
       expectRefused(await make(scopedMinter.key, { type: 'access-token', roles: ['factory-reader'] }));
       expectRefused(await make(scopedMinter.key, { type: 'access-token', roles: ['factory-reader'], conditions: { factoryId: ['f2'] } }));
@@ -246,7 +252,7 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
       expect(seen).toEqual([(ok.json as Made).id]);
     });
 
-    test('scoped keys are made only by keys allowed to mint them, with the Connect flow\'s referenceId rules', async () => {
+    test("scoped keys are made only by keys allowed to mint them, with the Connect flow's referenceId rules", async () => {
       const web = await made(operator.key, { type: 'connect', allowedOrigins: ['https://app.example.com'] });
       const generated = await make(web.key, { type: 'scoped' });
       expect(generated.status, generated.text).toBe(201);

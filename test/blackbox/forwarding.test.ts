@@ -1,8 +1,8 @@
 // Headers that change what a backend acts on: rewrite headers (a path, a method) never
 // reach it, and forwarding headers are Keygate's unless the hop is trusted (--trust-proxy).
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { createKeySet, keyHeader, send, startSidecar, type KeySet, type Received, type Sidecar } from './harness.ts';
-import { startFramework, type FrameworkBackend } from './frameworks.ts';
+import { type FrameworkBackend, startFramework } from './frameworks.ts';
+import { createKeySet, type KeySet, keyHeader, type Received, type Sidecar, send, startSidecar } from './harness.ts';
 
 let fw: FrameworkBackend;
 let keys: KeySet;
@@ -33,7 +33,7 @@ function names(rec: Received): string[] {
 describe('5. URL-rewrite headers never reach the backend (IIS URL Rewrite / Symfony: X-Original-URL replaces the path)', () => {
   const SPELLINGS = ['X-Original-URL', 'X-Rewrite-URL', 'x-original-url', 'X_Original_URL', 'X_REWRITE_URL'];
 
-  test.each(SPELLINGS)('scoped key + %s: the workspace secret is not served in place of alice\'s history', async (header) => {
+  test.each(SPELLINGS)("scoped key + %s: the workspace secret is not served in place of alice's history", async (header) => {
     const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-1/history', headers: { ...keyHeader(keys.alice), [header]: '/v1/workspaces/current/secrets' } });
     expect(r.text).not.toContain('WORKSPACE_SECRET');
     expect(r.status, r.text).toBe(200);
@@ -42,7 +42,9 @@ describe('5. URL-rewrite headers never reach the backend (IIS URL Rewrite / Symf
 
   test.each(SPELLINGS)('scoped key + %s: a command is not turned into a batch command', async (header) => {
     const r = await send(sidecar.proxyPort, {
-      method: 'POST', path: '/v1/commands/thermostat/set', body: '{"deviceId":"dev-alice-1"}',
+      method: 'POST',
+      path: '/v1/commands/thermostat/set',
+      body: '{"deviceId":"dev-alice-1"}',
       headers: { ...keyHeader(keys.alice), 'content-type': 'application/json', [header]: '/v1/batch-commands' },
     });
     expect(r.status, r.text).toBe(201);
@@ -50,7 +52,12 @@ describe('5. URL-rewrite headers never reach the backend (IIS URL Rewrite / Symf
   });
 
   test.each(SPELLINGS)('connect key + %s: a Connect link request does not create an API key', async (header) => {
-    const r = await send(sidecar.proxyPort, { method: 'POST', path: '/v1/connections', body: '{}', headers: { ...keyHeader(keys.connect), 'content-type': 'application/json', [header]: '/v1/api-keys' } });
+    const r = await send(sidecar.proxyPort, {
+      method: 'POST',
+      path: '/v1/connections',
+      body: '{}',
+      headers: { ...keyHeader(keys.connect), 'content-type': 'application/json', [header]: '/v1/api-keys' },
+    });
     expect(r.text).not.toContain('MINTED_BY_ATTACK');
     // Keygate answers Connect link requests itself (here: the body lacks redirectUrl); the backend does nothing.
     expect(r.status, r.text).toBe(400);
@@ -59,9 +66,26 @@ describe('5. URL-rewrite headers never reach the backend (IIS URL Rewrite / Symf
 
   test('every header that can carry a path, a method or a rewrite target is dropped, for every key (the server key too)', async () => {
     const rewrite = [
-      'X-Original-URL', 'X-Rewrite-URL', 'X-Override-URL', 'X-Original-URI', 'X-Original-Method', 'X-Original-Path', 'X-HTTP-Method', 'X-HTTP-Method-Override',
-      'X-Method-Override', 'X-Forwarded-Path', 'X-Forwarded-Prefix', 'X-Forwarded-Uri', 'X-Forwarded-Url', 'X-Envoy-Original-Path', 'X-Middleware-Rewrite',
-      'X-Invoke-Path', 'X-Script-Name', 'X_Original_URL', 'X_Forwarded_Prefix', 'X_HTTP_Method_Override',
+      'X-Original-URL',
+      'X-Rewrite-URL',
+      'X-Override-URL',
+      'X-Original-URI',
+      'X-Original-Method',
+      'X-Original-Path',
+      'X-HTTP-Method',
+      'X-HTTP-Method-Override',
+      'X-Method-Override',
+      'X-Forwarded-Path',
+      'X-Forwarded-Prefix',
+      'X-Forwarded-Uri',
+      'X-Forwarded-Url',
+      'X-Envoy-Original-Path',
+      'X-Middleware-Rewrite',
+      'X-Invoke-Path',
+      'X-Script-Name',
+      'X_Original_URL',
+      'X_Forwarded_Prefix',
+      'X_HTTP_Method_Override',
     ];
     for (const key of [keys.alice, keys.server]) {
       fw.reset();
@@ -94,7 +118,7 @@ describe('10. forwarding headers are what Keygate saw, unless the hop is trusted
     'X-Request-Id': 'client-chosen-id',
   };
 
-  test('an untrusted client\'s forwarding headers are replaced (Express `trust proxy` would read 10.6.6.6 as the client)', async () => {
+  test("an untrusted client's forwarding headers are replaced (Express `trust proxy` would read 10.6.6.6 as the client)", async () => {
     const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: { ...keyHeader(keys.alice), ...SPOOFED } });
     expect(r.status, r.text).toBe(200);
     const got = fw.requests()[0]!;
@@ -111,10 +135,18 @@ describe('10. forwarding headers are what Keygate saw, unless the hop is trusted
     for (const h of ['x-forwarded-for', 'x-forwarded-proto', 'x-real-ip', 'forwarded', 'x-request-id']) expect(count(h), h).toBe(1);
   });
 
-  test('from a trusted hop (KEYGATE_TRUST_PROXY) the ingress\'s X-Forwarded-Proto, X-Request-Id and client address pass', async () => {
+  test("from a trusted hop (KEYGATE_TRUST_PROXY) the ingress's X-Forwarded-Proto, X-Request-Id and client address pass", async () => {
     const r = await send(trusting.proxyPort, {
       path: '/v1/devices',
-      headers: { ...keyHeader(keys.alice), 'X-Forwarded-Proto': 'https', 'X-Request-Id': 'ingress-7f3a', 'X-Forwarded-For': '203.0.113.9', 'X-Real-IP': '203.0.113.9', Forwarded: 'for=203.0.113.9;proto=https', 'X-Forwarded-Host': 'api.example.com' },
+      headers: {
+        ...keyHeader(keys.alice),
+        'X-Forwarded-Proto': 'https',
+        'X-Request-Id': 'ingress-7f3a',
+        'X-Forwarded-For': '203.0.113.9',
+        'X-Real-IP': '203.0.113.9',
+        Forwarded: 'for=203.0.113.9;proto=https',
+        'X-Forwarded-Host': 'api.example.com',
+      },
     });
     expect(r.status, r.text).toBe(200);
     const got = fw.requests()[0]!;

@@ -11,7 +11,7 @@
 import { execFile } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
-import { BIN, DEVICES, ROOT, type KeyInfo, type Received } from './harness.ts';
+import { BIN, DEVICES, type KeyInfo, type Received, ROOT } from './harness.ts';
 
 const execFileP = promisify(execFile);
 
@@ -39,7 +39,7 @@ export interface Quirks {
 }
 
 /** What the backend did because of a request: the state change or the data it chose. */
-export interface Effect {
+interface Effect {
   action: string;
   target: string;
   /** A list: the ids it returned. */
@@ -59,11 +59,11 @@ export interface FrameworkBackend {
   close(): Promise<void>;
 }
 
-export const THNGS = [
+const THNGS = [
   { id: 'th_f1', customFields: { factoryId: 'f1' }, name: 'F1_THNG' },
   { id: 'th_f3', customFields: { factoryId: 'f3' }, name: 'F3_SECRET_THNG' },
 ];
-export const PLACES = [
+const PLACES = [
   { id: 'pl_f1', customFields: { factoryId: 'f1' } },
   { id: 'pl_f3', customFields: { factoryId: 'f3' } },
 ];
@@ -73,7 +73,7 @@ export const BIG_BOB = '9007199254740993';
 const SERIALS: Record<string, string> = { 'dev-alice-1': 'SN-A1', 'dev-alice-2': 'SN-A2', 'dev-bob-1': 'SN-B1', 'dev-bob-2': 'SN-B2' };
 
 /** Java's String.equalsIgnoreCase: per UTF-16 unit, equal after upper-casing, or after upper- then lower-casing. */
-export function javaEqualsIgnoreCase(a: string, b: string): boolean {
+function javaEqualsIgnoreCase(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
@@ -103,7 +103,9 @@ type Params = Map<string, string>;
 
 function jsonParams(text: string, q: Quirks): Record<string, unknown> | null {
   try {
-    const value = JSON.parse(text, (_k, v, ctx?: { source?: string }) => (q.exactNumbers && typeof v === 'number' && ctx?.source !== undefined && /^-?\d+$/.test(ctx.source) ? BigInt(ctx.source) : v)) as unknown;
+    const value = JSON.parse(text, (_k, v, ctx?: { source?: string }) =>
+      q.exactNumbers && typeof v === 'number' && ctx?.source !== undefined && /^-?\d+$/.test(ctx.source) ? BigInt(ctx.source) : v,
+    ) as unknown;
     return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
   } catch {
     return null;
@@ -114,9 +116,11 @@ function jsonParams(text: string, q: Quirks): Record<string, unknown> | null {
 function bodyParams(rec: Received, q: Quirks): Params {
   const out: Params = new Map();
   const type = headerOf(rec, 'content-type', q.repeatedHeader ?? 'first', false);
-  const media = type?.split(';')[0]!.trim().toLowerCase();
+  const media = type === undefined ? undefined : type.split(';')[0]!.trim().toLowerCase();
   const text = rec.body.toString('utf8');
-  const isForm = media === 'application/x-www-form-urlencoded' || (q.formBySubstring === true && type !== undefined && /urlencoded/i.test(type)) ||
+  const isForm =
+    media === 'application/x-www-form-urlencoded' ||
+    (q.formBySubstring === true && type !== undefined && /urlencoded/i.test(type)) ||
     (type === undefined && q.noTypeIsForm === true && rec.method === 'POST' && rec.body.length > 0);
   if (isForm) {
     for (const [k, v] of new URLSearchParams(text)) out.set(k, v);
@@ -211,9 +215,17 @@ export async function startFramework(quirks: Quirks = {}): Promise<FrameworkBack
         let data = DEVICES.map((d) => ({ ...d, serialNumber: SERIALS[d.id] }));
         if (!q.ignoreFilter && refs.length > 0) data = data.filter((d) => refs.includes(d.referenceId));
         if (serial !== null) data = data.filter((d) => d.serialNumber === serial);
-        did('list devices', refs.join(',') || '(everyone)', data.map((d) => d.id));
+        did(
+          'list devices',
+          refs.join(',') || '(everyone)',
+          data.map((d) => d.id),
+        );
         // Headers about the result, as many frameworks add them.
-        return send(res, 200, list(data), { etag: `"${data.map((d) => d.id).join('+') || 'empty'}"`, 'x-total-count': String(data.length), 'last-modified': data.length > 0 ? 'Tue, 01 Dec 2026 10:00:00 GMT' : 'Mon, 30 Nov 2026 10:00:00 GMT' });
+        return send(res, 200, list(data), {
+          etag: `"${data.map((d) => d.id).join('+') || 'empty'}"`,
+          'x-total-count': String(data.length),
+          'last-modified': data.length > 0 ? 'Tue, 01 Dec 2026 10:00:00 GMT' : 'Mon, 30 Nov 2026 10:00:00 GMT',
+        });
       }
       if (seg[2] === BIG_ALICE || seg[2] === BIG_BOB) return send(res, 200, `{"id":${seg[2]},"referenceId":"${seg[2] === BIG_ALICE ? 'alice' : 'bob'}"}`);
       const dev = DEVICES.find((d) => d.id === (seg.length >= 3 && rec.headers['x-keygate-purpose'] !== 'attribute-lookup' ? idOf(seg[2]!) : seg[2]));
@@ -283,7 +295,10 @@ export async function startFramework(quirks: Quirks = {}): Promise<FrameworkBack
 /** `keygate keys create` with any flags (access tokens: --role, --condition); the JSON it prints, or the failure. */
 export async function cliKey(store: string, args: string[]): Promise<KeyInfo> {
   const { stdout } = await execFileP(process.execPath, [BIN, 'keys', 'create', '--store', store, '--json', ...args], { cwd: ROOT });
-  const line = stdout.trim().split('\n').find((l) => l.trim().startsWith('{'));
+  const line = stdout
+    .trim()
+    .split('\n')
+    .find((l) => l.trim().startsWith('{'));
   if (line === undefined) throw new Error(`keys create printed no JSON: ${stdout}`);
   return JSON.parse(line) as KeyInfo;
 }

@@ -3,9 +3,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, test } from 'vitest';
-import {
-  BIN, DEVICES, keyHeader, ROOT, send, tempStore, useStack, writes,
-} from './harness.ts';
+import { BIN, DEVICES, keyHeader, ROOT, send, tempStore, useStack, writes } from './harness.ts';
 
 const execFileP = promisify(execFile);
 describe('hardening', () => {
@@ -15,7 +13,9 @@ describe('hardening', () => {
 
   const cmd = (deviceId: string) =>
     send(stack.sidecar.proxyPort, {
-      method: 'POST', path: '/v1/commands/t/a', body: JSON.stringify({ deviceId }),
+      method: 'POST',
+      path: '/v1/commands/t/a',
+      body: JSON.stringify({ deviceId }),
       headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
     });
 
@@ -35,8 +35,7 @@ describe('hardening', () => {
 
   test('H3 an owner lookup with a duplicated referenceId ("bob" then "alice") is not read last-wins', async () => {
     const id = fresh();
-    stack.backend.responder = (rec) =>
-      rec.method === 'GET' && rec.url === `/v1/devices/${id}` ? { status: 200, body: `{"id":"${id}","referenceId":"bob","referenceId":"alice"}` } : undefined;
+    stack.backend.responder = (rec) => (rec.method === 'GET' && rec.url === `/v1/devices/${id}` ? { status: 200, body: `{"id":"${id}","referenceId":"bob","referenceId":"alice"}` } : undefined);
     const r = await cmd(id);
     expect([403, 502]).toContain(r.status);
     expect(writes(stack.backend)).toHaveLength(0);
@@ -54,21 +53,34 @@ describe('hardening', () => {
   test('H4b a checked answer that is not valid UTF-8 is refused, not relayed (an overlong quote could restructure it for a lenient decoder)', async () => {
     const q = Buffer.from([0xc0, 0xa2]); // an overlong '"'
     const body = Buffer.concat([
-      Buffer.from('{"data":[{"id":"dev-alice-1","referenceId":"alice","n":"x'), q, Buffer.from(','), q, Buffer.from('referenceId'), q,
-      Buffer.from(':'), q, Buffer.from('bob'), Buffer.from('"}],"page":1,"perPage":50,"totalItems":1,"totalPages":1}'),
+      Buffer.from('{"data":[{"id":"dev-alice-1","referenceId":"alice","n":"x'),
+      q,
+      Buffer.from(','),
+      q,
+      Buffer.from('referenceId'),
+      q,
+      Buffer.from(':'),
+      q,
+      Buffer.from('bob'),
+      Buffer.from('"}],"page":1,"perPage":50,"totalItems":1,"totalPages":1}'),
     ]);
     stack.backend.responder = (rec) => (rec.method === 'GET' && rec.url.startsWith('/v1/devices?') ? { status: 200, body } : undefined);
     const list = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.alice) });
     expect(list.status, list.text).toBe(502);
     expect(list.text).not.toMatch(/bob/);
-    stack.backend.responder = (rec) => (rec.method === 'GET' && rec.url === '/v1/devices/dev-alice-1' ? { status: 200, body: Buffer.concat([Buffer.from('{"id":"dev-alice-1","referenceId":"alice","n":"'), q, Buffer.from('"}')]) } : undefined);
+    stack.backend.responder = (rec) =>
+      rec.method === 'GET' && rec.url === '/v1/devices/dev-alice-1'
+        ? { status: 200, body: Buffer.concat([Buffer.from('{"id":"dev-alice-1","referenceId":"alice","n":"'), q, Buffer.from('"}')]) }
+        : undefined;
     const one = await send(stack.sidecar.proxyPort, { path: '/v1/devices/dev-alice-1', headers: keyHeader(stack.keys.alice) });
     expect(one.status, one.text).toBe(502);
   });
 
   test('H5 a lone surrogate in the command deviceId is a 4xx, not a 500', async () => {
     const r = await send(stack.sidecar.proxyPort, {
-      method: 'POST', path: '/v1/commands/t/a', body: '{"deviceId":"dev-alice-1\\ud800"}',
+      method: 'POST',
+      path: '/v1/commands/t/a',
+      body: '{"deviceId":"dev-alice-1\\ud800"}',
       headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
     });
     expect(r.status, r.text).toBeGreaterThanOrEqual(400);
@@ -76,8 +88,7 @@ describe('hardening', () => {
   });
 
   test('H6 a single-device read whose body names another owner is not relayed (lookup and body disagree)', async () => {
-    stack.backend.responder = (rec) =>
-      rec.url === '/v1/devices/dev-alice-2' && !rec.headers['x-keygate-purpose'] ? { status: 200, body: JSON.stringify(DEVICES[2]) } : undefined;
+    stack.backend.responder = (rec) => (rec.url === '/v1/devices/dev-alice-2' && !rec.headers['x-keygate-purpose'] ? { status: 200, body: JSON.stringify(DEVICES[2]) } : undefined);
     const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices/dev-alice-2', headers: keyHeader(stack.keys.alice) });
     expect(r.text).not.toMatch(/BOB_SECRET/);
   });
@@ -93,7 +104,7 @@ describe('hardening', () => {
     expect(r.text).not.toMatch(/BOB_SECRET/);
   });
 
-  test('H8 other users\' items outside data[] (extra top-level field, nested) do not reach a scoped list', async () => {
+  test("H8 other users' items outside data[] (extra top-level field, nested) do not reach a scoped list", async () => {
     stack.backend.responder = (rec) =>
       rec.method === 'GET' && rec.url.startsWith('/v1/devices?')
         ? { status: 200, body: JSON.stringify({ data: [{ ...DEVICES[0], linked: [DEVICES[2]] }], included: [DEVICES[3]], page: 1, perPage: 50, totalItems: 1, totalPages: 1 }) }
@@ -111,7 +122,9 @@ describe('hardening', () => {
 
   test('H10 query parameters on a scoped command (?deviceId=dev-bob-1) are not forwarded unchecked', async () => {
     const r = await send(stack.sidecar.proxyPort, {
-      method: 'POST', path: '/v1/commands/t/a?deviceId=dev-bob-1', body: '{"deviceId":"dev-alice-1"}',
+      method: 'POST',
+      path: '/v1/commands/t/a?deviceId=dev-bob-1',
+      body: '{"deviceId":"dev-alice-1"}',
       headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
     });
     if (r.status < 300) for (const w of writes(stack.backend)) expect(w.url).not.toContain('dev-bob-1');
@@ -128,9 +141,7 @@ describe('hardening', () => {
   test('H12 concurrent `keys create` on a brand-new SQLite store all succeed', async () => {
     for (let round = 0; round < 5; round++) {
       const store = tempStore();
-      const rs = await Promise.allSettled(
-        Array.from({ length: 5 }, () => execFileP(process.execPath, [BIN, 'keys', 'create', '--type', 'server', '--store', store, '--json'], { cwd: ROOT })),
-      );
+      const rs = await Promise.allSettled(Array.from({ length: 5 }, () => execFileP(process.execPath, [BIN, 'keys', 'create', '--type', 'server', '--store', store, '--json'], { cwd: ROOT })));
       const failed = rs.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason?.stderr ?? ''));
       expect(failed, failed.join('\n')).toEqual([]);
     }
@@ -142,7 +153,10 @@ describe('hardening', () => {
     const { tmpdir } = await import('node:os');
     const dir = mkdtempSync(join(tmpdir(), 'kg-bb-empty-'));
     writeFileSync(join(dir, 'texture.yaml'), '');
-    const r = await execFileP(process.execPath, [BIN, 'policy', 'check', dir], { cwd: ROOT }).then(() => 0, (e: { code?: number }) => e.code ?? -1);
+    const r = await execFileP(process.execPath, [BIN, 'policy', 'check', dir], { cwd: ROOT }).then(
+      () => 0,
+      (e: { code?: number }) => e.code ?? -1,
+    );
     expect(r).not.toBe(0);
   });
 });

@@ -3,10 +3,10 @@
  * against a tiny Texture-shaped backend that records everything it receives.
  * Nothing here imports from src/.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
-import { connect } from 'node:net';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -35,7 +35,10 @@ export async function createKey(store: string, type: 'server' | 'connect' | 'sco
   const args = [BIN, 'keys', 'create', '--type', type, '--store', store, '--json'];
   if (referenceId !== undefined) args.push('--reference-id', referenceId);
   const { stdout } = await execFileP(process.execPath, args, { cwd: ROOT });
-  const line = stdout.trim().split('\n').find((l) => l.trim().startsWith('{'));
+  const line = stdout
+    .trim()
+    .split('\n')
+    .find((l) => l.trim().startsWith('{'));
   if (!line) throw new Error(`keys create printed no JSON: ${stdout}`);
   const obj = JSON.parse(line) as KeyInfo;
   if (!obj.id || !obj.key) throw new Error(`keys create JSON lacks id/key: ${line}`);
@@ -88,7 +91,7 @@ export const DEVICES: Device[] = [
   { id: 'dev-bob-2', referenceId: 'bob', name: 'Bob charger', secret: 'BOB_SECRET_2' },
 ];
 
-export const COMMANDS = [
+const COMMANDS = [
   { id: 'cmd-alice-1', deviceId: 'dev-alice-1', status: 'succeeded', note: 'ALICE_CMD' },
   { id: 'cmd-bob-1', deviceId: 'dev-bob-1', status: 'succeeded', note: 'BOB_CMD' },
 ];
@@ -274,9 +277,7 @@ export async function startSidecar(opts: {
   openFiles?: number;
 }): Promise<Sidecar> {
   const argv = [BIN, 'serve', '--upstream', opts.upstream, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--store', opts.store, '--policies', opts.policies ?? POLICIES];
-  const [command, args] = opts.openFiles === undefined
-    ? [process.execPath, argv]
-    : ['sh', ['-c', `ulimit -n ${opts.openFiles} && exec "$0" "$@"`, process.execPath, ...argv]];
+  const [command, args] = opts.openFiles === undefined ? [process.execPath, argv] : ['sh', ['-c', `ulimit -n ${opts.openFiles} && exec "$0" "$@"`, process.execPath, ...argv]];
   const proc = spawn(command, args, { cwd: ROOT, env: { ...process.env, KEYGATE_LOG_BUFFER: '0', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -335,30 +336,24 @@ export interface Res {
 }
 
 /** node:http request; the path is sent byte-for-byte. */
-export function send(
-  port: number,
-  opts: { method?: string; path: string; headers?: Record<string, string | string[]>; body?: string | Buffer; timeoutMs?: number },
-): Promise<Res> {
+export function send(port: number, opts: { method?: string; path: string; headers?: Record<string, string | string[]>; body?: string | Buffer; timeoutMs?: number }): Promise<Res> {
   const t0 = performance.now();
   return new Promise((resolveP, reject) => {
-    const req = request(
-      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path, headers: opts.headers ?? {}, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolveP({ status: res.statusCode ?? 0, headers: res.headers, text, json, ms: performance.now() - t0 });
-        });
-        res.on('error', reject);
-      },
-    );
+    const req = request({ host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path, headers: opts.headers ?? {}, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolveP({ status: res.statusCode ?? 0, headers: res.headers, text, json, ms: performance.now() - t0 });
+      });
+      res.on('error', reject);
+    });
     req.setTimeout(opts.timeoutMs ?? 20_000, () => req.destroy(new Error(`client timeout after ${opts.timeoutMs ?? 20_000} ms`)));
     req.on('error', reject);
     if (opts.body !== undefined) req.end(opts.body);
@@ -481,8 +476,7 @@ export function errorBody(r: { json: unknown; headers: IncomingHttpHeaders | Rec
   if (!ct.startsWith('application/json')) throw new Error(`error content-type is ${ct}`);
   const j = r.json as { error?: { status?: unknown; code?: unknown; message?: unknown }; requestId?: unknown };
   if (!j || typeof j !== 'object' || !j.error) throw new Error(`no error object: ${JSON.stringify(j)}`);
-  if (typeof j.error.status !== 'number' || typeof j.error.code !== 'string' || typeof j.error.message !== 'string')
-    throw new Error(`bad error object: ${JSON.stringify(j)}`);
+  if (typeof j.error.status !== 'number' || typeof j.error.code !== 'string' || typeof j.error.message !== 'string') throw new Error(`bad error object: ${JSON.stringify(j)}`);
   if (typeof j.requestId !== 'string' || j.requestId.length === 0) throw new Error(`no requestId: ${JSON.stringify(j)}`);
   return j as never;
 }

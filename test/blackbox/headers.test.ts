@@ -1,9 +1,7 @@
 // Attacks 7 + 8: a backend that ignores the filter; identity headers; the key never reaches the backend.
 import { gzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
-import {
-  DEVICES, errorBody, keyHeader, send, useStack, type KeyInfo, type KeySet, type Received,
-} from './harness.ts';
+import { DEVICES, errorBody, type KeyInfo, type KeySet, keyHeader, type Received, send, useStack } from './harness.ts';
 
 const stack = useStack();
 
@@ -28,11 +26,9 @@ describe('backend ignores the referenceId filter', () => {
 
   // Invariant 5 is unconditional: "No other user's data reaches a scoped client, even when the
   // backend ignores the filter". A list body is a list body whatever status it comes with.
-  test.each([404, 500])('scoped list answered with status %i and everyone\'s items → bob never reaches alice', async (status) => {
+  test.each([404, 500])("scoped list answered with status %i and everyone's items → bob never reaches alice", async (status) => {
     stack.backend.responder = (rec) =>
-      rec.method === 'GET' && rec.url.startsWith('/v1/devices?')
-        ? { status, body: JSON.stringify({ data: DEVICES, page: 1, perPage: 50, totalItems: 4, totalPages: 1 }) }
-        : undefined;
+      rec.method === 'GET' && rec.url.startsWith('/v1/devices?') ? { status, body: JSON.stringify({ data: DEVICES, page: 1, perPage: 50, totalItems: 4, totalPages: 1 }) } : undefined;
     const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.alice) });
     expect(r.text, `status ${r.status}`).not.toMatch(/BOB_SECRET|dev-bob/);
   });
@@ -99,7 +95,9 @@ describe('identity headers and key stripping', () => {
   test.each(cases)('%s: key never reaches backend, spoofed X-Keygate-* replaced', async (_n, who, method, path, body) => {
     const k = stack.keys[who];
     const r = await send(stack.sidecar.proxyPort, {
-      method, path, body,
+      method,
+      path,
+      body,
       headers: {
         ...keyHeader(k),
         ...(body ? { 'content-type': 'application/json' } : {}),
@@ -119,11 +117,16 @@ describe('identity headers and key stripping', () => {
       expect(x.headers['texture-api-key']).toBeUndefined();
       // Keygate's own owner lookups may tag themselves (x-keygate-purpose); that is Keygate's header, not the client's
       const own = (h: string) => h === 'x-keygate-purpose' && x.headers[h] !== 'evil';
-      const kg = Object.keys(x.headers).filter((h) => h.startsWith('x-keygate-') && !own(h)).sort();
+      const kg = Object.keys(x.headers)
+        .filter((h) => h.startsWith('x-keygate-') && !own(h))
+        .sort();
       const expected = k.type === 'scoped' ? ['x-keygate-key-id', 'x-keygate-key-type', 'x-keygate-reference-id'] : ['x-keygate-key-id', 'x-keygate-key-type'];
       expect(kg).toEqual(expected);
       // exactly one value each (no appended spoof)
-      const raw = x.rawHeaders.filter((_, i) => i % 2 === 0).map((h) => h.toLowerCase()).filter((h) => h.startsWith('x-keygate-') && !own(h));
+      const raw = x.rawHeaders
+        .filter((_, i) => i % 2 === 0)
+        .map((h) => h.toLowerCase())
+        .filter((h) => h.startsWith('x-keygate-') && !own(h));
       expect(raw.sort()).toEqual(expected);
       expect(x.headers['x-keygate-key-id']).toBe(k.id);
       expect(x.headers['x-keygate-key-type']).toBe(k.type);
@@ -158,7 +161,9 @@ describe('identity headers and key stripping', () => {
   test('owner lookups issued by Keygate do not carry the key either', async () => {
     await send(stack.sidecar.proxyPort, { path: '/v1/devices/dev-bob-2', headers: keyHeader(stack.keys.alice) });
     await send(stack.sidecar.proxyPort, {
-      method: 'POST', path: '/v1/commands/x/y', body: '{"deviceId":"dev-alice-2"}',
+      method: 'POST',
+      path: '/v1/commands/x/y',
+      body: '{"deviceId":"dev-alice-2"}',
       headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
     });
     for (const x of stack.backend.received) expect(allBytes(x)).not.toContain(secretPart(stack.keys.alice));
@@ -181,14 +186,14 @@ describe('identity headers and key stripping', () => {
     ['server key, streamed answer', 'server', false],
     ['scoped key, checked answer released as it came', 'alice', false],
     ['scoped key, checked answer filtered and re-serialised', 'alice', true],
-  ] as const)('%s: both Set-Cookie headers, one X-Request-Id (Keygate\'s)', async (_n, who, everyone) => {
+  ] as const)("%s: both Set-Cookie headers, one X-Request-Id (Keygate's)", async (_n, who, everyone) => {
     stack.backend.responder = (rec) =>
       rec.method === 'GET' && rec.url.startsWith('/v1/devices')
         ? {
-          status: 200,
-          headers: { 'set-cookie': ['a=1; Path=/', 'b=2; Path=/'], 'x-request-id': 'backend-own-id', 'x-backend': 'kept' },
-          body: JSON.stringify({ data: everyone ? DEVICES : DEVICES.filter((d) => d.referenceId === 'alice'), page: 1, perPage: 50, totalItems: 4, totalPages: 1 }),
-        }
+            status: 200,
+            headers: { 'set-cookie': ['a=1; Path=/', 'b=2; Path=/'], 'x-request-id': 'backend-own-id', 'x-backend': 'kept' },
+            body: JSON.stringify({ data: everyone ? DEVICES : DEVICES.filter((d) => d.referenceId === 'alice'), page: 1, perPage: 50, totalItems: 4, totalPages: 1 }),
+          }
         : undefined;
     const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys[who]) });
     expect(r.status).toBe(200);

@@ -1,8 +1,6 @@
-// Attack 1: the key table from DESIGN.md, verified against what the backend RECEIVED.
+// The key table (README: What Keygate enforces), verified against what the backend RECEIVED.
 import { describe, expect, test } from 'vitest';
-import {
-  errorBody, keyHeader, send, useStack, writes,
-} from './harness.ts';
+import { errorBody, keyHeader, send, useStack, writes } from './harness.ts';
 
 const stack = useStack();
 
@@ -26,7 +24,9 @@ describe('server key: everything', () => {
   ];
   test.each(cases)('server %s %s is forwarded unchanged', async (method, path, body) => {
     const r = await send(stack.sidecar.proxyPort, {
-      method, path, body,
+      method,
+      path,
+      body,
       headers: { ...keyHeader(stack.keys.server), ...(body ? { 'content-type': 'application/json' } : {}) },
     });
     expect(r.status, r.text).toBeLessThan(300);
@@ -37,7 +37,9 @@ describe('server key: everything', () => {
 
   test('server POST /v1/connections is answered by Keygate (a Connect link), never forwarded', async () => {
     const r = await send(stack.sidecar.proxyPort, {
-      method: 'POST', path: '/v1/connections', body: '{"redirectUrl":"https://app.example/cb"}',
+      method: 'POST',
+      path: '/v1/connections',
+      body: '{"redirectUrl":"https://app.example/cb"}',
       headers: { ...keyHeader(stack.keys.server), 'content-type': 'application/json' },
     });
     expect(r.status, r.text).toBe(201);
@@ -63,7 +65,9 @@ describe('server key: everything', () => {
 describe('connect key: only POST /v1/connections', () => {
   test('connect POST /v1/connections is answered by Keygate, never forwarded (this key registered no redirect: 400)', async () => {
     const r = await send(stack.sidecar.proxyPort, {
-      method: 'POST', path: '/v1/connections', body: '{"redirectUrl":"https://app.example/cb"}',
+      method: 'POST',
+      path: '/v1/connections',
+      body: '{"redirectUrl":"https://app.example/cb"}',
       headers: { ...keyHeader(stack.keys.connect), 'content-type': 'application/json' },
     });
     expect(r.status, r.text).toBe(400);
@@ -93,7 +97,9 @@ describe('connect key: only POST /v1/connections', () => {
   test.each(denied)('connect %s %s → 403, backend received nothing', async (method, path) => {
     const body = method === 'GET' || method === 'DELETE' ? undefined : '{"deviceId":"dev-alice-1"}';
     const r = await send(stack.sidecar.proxyPort, {
-      method, path, body,
+      method,
+      path,
+      body,
       headers: { ...keyHeader(stack.keys.connect), ...(body ? { 'content-type': 'application/json' } : {}) },
     });
     expect(r.status, r.text).toBe(403);
@@ -165,7 +171,9 @@ describe('scoped key (alice)', () => {
   ];
   test.each(forbidden)('scoped %s %s → 403, nothing forwarded', async (method, path, body) => {
     const r = await send(stack.sidecar.proxyPort, {
-      method, path, body,
+      method,
+      path,
+      body,
       headers: { ...keyHeader(stack.keys.alice), ...(body ? { 'content-type': 'application/json' } : {}) },
     });
     expect(r.status, r.text).toBe(403);
@@ -176,7 +184,9 @@ describe('scoped key (alice)', () => {
   test('POST /v1/commands/{type}/{action} own device → forwarded with the same bytes', async () => {
     const body = '{ "deviceId" : "dev-alice-1",\n  "payload": {"temp": 21.50, "unit":"C"} }';
     const r = await send(stack.sidecar.proxyPort, {
-      method: 'POST', path: '/v1/commands/thermostat/set-temperature', body,
+      method: 'POST',
+      path: '/v1/commands/thermostat/set-temperature',
+      body,
       headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
     });
     expect(r.status, r.text).toBe(201);
@@ -188,7 +198,9 @@ describe('scoped key (alice)', () => {
 
   test('POST command with foreign deviceId → 403, backend received no POST', async () => {
     const r = await send(stack.sidecar.proxyPort, {
-      method: 'POST', path: '/v1/commands/thermostat/set-temperature', body: '{"deviceId":"dev-bob-1","payload":{}}',
+      method: 'POST',
+      path: '/v1/commands/thermostat/set-temperature',
+      body: '{"deviceId":"dev-bob-1","payload":{}}',
       headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
     });
     expect(r.status, r.text).toBe(403);
@@ -199,7 +211,9 @@ describe('scoped key (alice)', () => {
   test('POST command with nonexistent / missing / non-string deviceId → refused, no POST', async () => {
     for (const body of ['{"deviceId":"dev-nobody"}', '{}', '{"deviceId":["dev-alice-1"]}', '{"deviceId":null}', '{"deviceId":{"id":"dev-alice-1"}}', '[]', 'null']) {
       const r = await send(stack.sidecar.proxyPort, {
-        method: 'POST', path: '/v1/commands/thermostat/set', body,
+        method: 'POST',
+        path: '/v1/commands/thermostat/set',
+        body,
         headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
       });
       expect([400, 403, 404, 422], `${body} → ${r.status} ${r.text}`).toContain(r.status);

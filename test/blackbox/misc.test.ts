@@ -1,8 +1,6 @@
-// Attack 11: smuggling, connection reuse, odd methods, huge headers, odd owner ids.
+// Smuggling, connection reuse, odd methods, huge headers, odd owner ids.
 import { describe, expect, test } from 'vitest';
-import {
-  keyHeader, rawSend, send, useStack, writes,
-} from './harness.ts';
+import { keyHeader, rawSend, send, useStack, writes } from './harness.ts';
 
 const stack = useStack();
 
@@ -33,7 +31,10 @@ describe('request smuggling / framing', () => {
       `POST /v1/commands/t/a HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${body.length}\r\n${te}\r\nConnection: close\r\n\r\n${body}`;
     const r = await rawSend(stack.sidecar.proxyPort, payload);
-    expect(statuses(r.raw).every((s) => s >= 400), r.raw).toBe(true);
+    expect(
+      statuses(r.raw).every((s) => s >= 400),
+      r.raw,
+    ).toBe(true);
     expect(writes(stack.backend)).toHaveLength(0);
   });
 
@@ -48,9 +49,7 @@ describe('request smuggling / framing', () => {
   });
 
   test('pipelined second request without a key on the same connection → 401, not forwarded', async () => {
-    const payload =
-      `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\n\r\n` +
-      `GET /v1/sites HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`;
+    const payload = `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\n\r\n` + `GET /v1/sites HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`;
     const r = await rawSend(stack.sidecar.proxyPort, payload);
     expect(statuses(r.raw), r.raw).toEqual([200, 401]);
     expect(stack.backend.received.map((x) => x.url)).toEqual(['/v1/devices?referenceId=alice']);
@@ -77,7 +76,10 @@ describe('request smuggling / framing', () => {
       stack.sidecar.proxyPort,
       `POST /v1/commands/t/a HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n${body}`,
     );
-    expect(statuses(r.raw).filter((s) => s !== 100), r.raw).toEqual([403]);
+    expect(
+      statuses(r.raw).filter((s) => s !== 100),
+      r.raw,
+    ).toEqual([403]);
     expect(writes(stack.backend)).toHaveLength(0);
   });
 });
@@ -146,7 +148,8 @@ describe('methods', () => {
 
   test('unauthenticated OPTIONS (CORS preflight style) is not forwarded', async () => {
     const r = await send(stack.sidecar.proxyPort, {
-      method: 'OPTIONS', path: '/v1/devices',
+      method: 'OPTIONS',
+      path: '/v1/devices',
       headers: { origin: 'https://evil.example', 'access-control-request-method': 'DELETE' },
     });
     expect(r.status).toBeGreaterThanOrEqual(200);
@@ -176,7 +179,9 @@ describe('owner ids that are not plain segments (command bodies)', () => {
     '..',
   ])('deviceId %j: refused, or the lookup was exactly that single id', async (id) => {
     const r = await send(stack.sidecar.proxyPort, {
-      method: 'POST', path: '/v1/commands/t/a', body: JSON.stringify({ deviceId: id }),
+      method: 'POST',
+      path: '/v1/commands/t/a',
+      body: JSON.stringify({ deviceId: id }),
       headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
     });
     const posts = writes(stack.backend);

@@ -4,8 +4,8 @@
 // real HTTP, against a backend that ignores the referenceId filter or writes odd JSON.
 import { request } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { DEVICES, createKey, createKeySet, keyHeader, send, startSidecar, type KeyInfo, type KeySet, type Res, type Sidecar } from './harness.ts';
-import { BIG_ALICE, BIG_BOB, startFramework, type FrameworkBackend } from './frameworks.ts';
+import { BIG_ALICE, BIG_BOB, type FrameworkBackend, startFramework } from './frameworks.ts';
+import { createKey, createKeySet, DEVICES, type KeyInfo, type KeySet, keyHeader, type Res, type Sidecar, send, startSidecar } from './harness.ts';
 
 let fw: FrameworkBackend;
 let keys: KeySet;
@@ -33,7 +33,9 @@ function get(path: string, key: KeyInfo = keys.alice): Promise<Res> {
 
 /** Everything the client got, except what differs per request anyway (its id, the date). */
 function seen(r: Res): string {
-  const headers = Object.entries(r.headers).filter(([h]) => h !== 'date' && h !== 'x-request-id').sort();
+  const headers = Object.entries(r.headers)
+    .filter(([h]) => h !== 'date' && h !== 'x-request-id')
+    .sort();
   return JSON.stringify({ status: r.status, headers, body: r.text });
 }
 
@@ -47,12 +49,14 @@ function metric(name: string): Promise<number> {
         for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
         resolve(sum);
       });
-    }).on('error', reject).end();
+    })
+      .on('error', reject)
+      .end();
   });
 }
 
-describe('8. no count oracle: the answer is the same whether another user\'s items were dropped or never existed', () => {
-  test('a backend that ignores the referenceId filter but honours ?serialNumber: bob\'s serial and an unknown one look the same', async () => {
+describe("8. no count oracle: the answer is the same whether another user's items were dropped or never existed", () => {
+  test("a backend that ignores the referenceId filter but honours ?serialNumber: bob's serial and an unknown one look the same", async () => {
     fw.quirks = { ignoreFilter: true };
     const bobs = await get('/v1/devices?serialNumber=SN-B1');
     const none = await get('/v1/devices?serialNumber=SN-NOBODY');
@@ -72,12 +76,12 @@ describe('8. no count oracle: the answer is the same whether another user\'s ite
     expect(seen(ignored)).toBe(seen(honoured));
   });
 
-  test.each([1, 2, 3])('page %i of a filtered list: bob\'s serial and an unknown one look the same', async (page) => {
+  test.each([1, 2, 3])("page %i of a filtered list: bob's serial and an unknown one look the same", async (page) => {
     fw.quirks = { ignoreFilter: true };
     expect(seen(await get(`/v1/devices?serialNumber=SN-B2&page=${page}`))).toBe(seen(await get(`/v1/devices?serialNumber=SN-NOBODY&page=${page}`)));
   });
 
-  test('a pretty-printed answer with bob\'s item between alice\'s: the same bytes as without it', async () => {
+  test("a pretty-printed answer with bob's item between alice's: the same bytes as without it", async () => {
     const alice = DEVICES.filter((d) => d.referenceId === 'alice');
     const envelope = (data: unknown[]) => JSON.stringify({ data, page: 1, perPage: 50, totalItems: data.length, totalPages: 1, nextCursor: data.length }, null, 2);
     fw.respond = (rec) => (rec.url.startsWith('/v1/devices?') ? { body: envelope([alice[0], DEVICES[2], alice[1]]), headers: { etag: '"3"', 'x-total-count': '3' } } : undefined);
@@ -95,7 +99,10 @@ describe('8. no count oracle: the answer is the same whether another user\'s ite
     const r = await get('/v1/devices?serialNumber=SN-B1');
     expect(r.status).toBe(200);
     expect(await metric('keygate_response_items_dropped_total')).toBe(before + 1);
-    const line = sidecar.logs().filter((l) => l.msg === 'access').at(-1)!;
+    const line = sidecar
+      .logs()
+      .filter((l) => l.msg === 'access')
+      .at(-1)!;
     expect(line.dropped).toBe(1);
   });
 });
@@ -126,7 +133,7 @@ describe('9. owner keys are compared unescaped', () => {
     expect(r.text).not.toContain('BOB_SECRET');
   });
 
-  test('a command whose deviceId is also spelt escaped (bob\'s first) → 403', async () => {
+  test("a command whose deviceId is also spelt escaped (bob's first) → 403", async () => {
     fw.respond = (rec) => (rec.url === '/v1/commands/cmd-x' ? { body: '{"id":"cmd-x","devic\\u0065Id":"dev-bob-1","deviceId":"dev-alice-1","note":"BOB_CMD"}' } : undefined);
     const r = await get('/v1/commands/cmd-x');
     expect(r.status, r.text).toBe(403);
@@ -135,15 +142,16 @@ describe('9. owner keys are compared unescaped', () => {
 });
 
 describe('4. numbers JavaScript rounds, in answers', () => {
-  test('a command of device 9007199254740993 (bob\'s) is not released as one of …992 (alice\'s)', async () => {
+  test("a command of device 9007199254740993 (bob's) is not released as one of …992 (alice's)", async () => {
     fw.respond = (rec) => (rec.url === '/v1/commands/cmd-big' ? { body: `{"id":"cmd-big","deviceId":${BIG_BOB},"note":"BOB_BIG_CMD"}` } : undefined);
     const r = await get('/v1/commands/cmd-big');
     expect(r.status, r.text).toBe(403);
     expect(r.text).not.toContain('BOB_BIG_CMD');
   });
 
-  test('a list item owned by 9007199254740993 is not the key\'s (referenceId 9007199254740992)', async () => {
-    fw.respond = (rec) => (rec.url.startsWith('/v1/devices?') ? { body: `{"data":[{"id":"d-big","referenceId":${BIG_BOB},"secret":"OTHER_OWNER_SECRET"}],"page":1,"perPage":50,"totalItems":1,"totalPages":1}` } : undefined);
+  test("a list item owned by 9007199254740993 is not the key's (referenceId 9007199254740992)", async () => {
+    fw.respond = (rec) =>
+      rec.url.startsWith('/v1/devices?') ? { body: `{"data":[{"id":"d-big","referenceId":${BIG_BOB},"secret":"OTHER_OWNER_SECRET"}],"page":1,"perPage":50,"totalItems":1,"totalPages":1}` } : undefined;
     const r = await get('/v1/devices', bigOwner);
     expect(r.status, r.text).toBe(200);
     expect(r.text).not.toContain('OTHER_OWNER_SECRET');

@@ -3,15 +3,14 @@
 // parses like the framework named (frameworks.ts), and the test asserts what that backend
 // received and did: no command on bob's device, nothing of bob's read, no record changed
 // that the key may not change.
-import { DatabaseSync } from 'node:sqlite';
+
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import {
-  BIN, POLICIES, ROOT, createKey, createKeySet, errorBody, keyHeader, rawSend, send, startSidecar, tempStore, type KeyInfo, type KeySet, type Sidecar,
-} from './harness.ts';
-import { BIG_BOB, cliKey, startFramework, type FrameworkBackend } from './frameworks.ts';
+import { BIG_BOB, cliKey, type FrameworkBackend, startFramework } from './frameworks.ts';
+import { BIN, createKey, createKeySet, errorBody, type KeyInfo, type KeySet, keyHeader, POLICIES, ROOT, rawSend, type Sidecar, send, startSidecar, tempStore } from './harness.ts';
 
 const execFileP = promisify(execFile);
 
@@ -52,7 +51,7 @@ function commandsOn(device: string): number {
 }
 
 describe('1. hop-by-hop abuse: Connection may not name a header the policy reads or Keygate sets', () => {
-  test('Rack: Connection: Content-Type would forward the JSON body judged as alice\'s as a form naming bob\'s device → 400', async () => {
+  test("Rack: Connection: Content-Type would forward the JSON body judged as alice's as a form naming bob's device → 400", async () => {
     fw.quirks = { noTypeIsForm: true };
     const r = await post(COMMAND, SMUGGLING_BODY, { 'content-type': 'application/json', connection: 'keep-alive, Content-Type' });
     expect(r.status, r.text).toBe(400);
@@ -62,8 +61,19 @@ describe('1. hop-by-hop abuse: Connection may not name a header the policy reads
   });
 
   test.each([
-    'content-length', 'Content-Encoding', 'transfer-encoding', 'host', 'texture-api-key', 'x-keygate-reference-id', 'X-Keygate-Key-Type',
-    'x-forwarded-for', 'forwarded', 'x-real-ip', 'x-request-id', 'X_Forwarded_For', 'content_type',
+    'content-length',
+    'Content-Encoding',
+    'transfer-encoding',
+    'host',
+    'texture-api-key',
+    'x-keygate-reference-id',
+    'X-Keygate-Key-Type',
+    'x-forwarded-for',
+    'forwarded',
+    'x-real-ip',
+    'x-request-id',
+    'X_Forwarded_For',
+    'content_type',
   ])('Connection naming %s → 400, nothing forwarded', async (name) => {
     const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: { ...keyHeader(keys.alice), connection: `keep-alive, ${name}` } });
     expect(r.status, r.text).toBe(400);
@@ -86,7 +96,10 @@ describe('1. hop-by-hop abuse: Connection may not name a header the policy reads
   ] as const)('%s: a header the backend names in its Connection is not relayed', async (_n, who, path) => {
     fw.respond = (rec) => {
       if (rec.headers['x-keygate-purpose'] === 'attribute-lookup') return undefined;
-      const dev = path === '/v1/devices' ? { data: [{ id: 'dev-alice-1', referenceId: 'alice' }], page: 1, perPage: 50, totalItems: 1, totalPages: 1 } : { id: path.split('/')[3], referenceId: who === 'server' ? 'bob' : 'alice' };
+      const dev =
+        path === '/v1/devices'
+          ? { data: [{ id: 'dev-alice-1', referenceId: 'alice' }], page: 1, perPage: 50, totalItems: 1, totalPages: 1 }
+          : { id: path.split('/')[3], referenceId: who === 'server' ? 'bob' : 'alice' };
       return { headers: { connection: 'keep-alive, X-Internal-Token', 'x-internal-token': 'BACKEND_HOP_SECRET', 'x-other': 'kept' }, body: JSON.stringify(dev) };
     };
     const r = await send(sidecar.proxyPort, { path, headers: keyHeader(keys[who]) });
@@ -97,7 +110,7 @@ describe('1. hop-by-hop abuse: Connection may not name a header the policy reads
 });
 
 describe('2. repeated or ambiguous framing headers', () => {
-  test('Werkzeug (last Content-Type wins): JSON then form → 400, no command on bob\'s device', async () => {
+  test("Werkzeug (last Content-Type wins): JSON then form → 400, no command on bob's device", async () => {
     fw.quirks = { repeatedHeader: 'last' };
     const r = await raw('POST', COMMAND, ['Content-Type: application/json', 'Content-Type: application/x-www-form-urlencoded'], SMUGGLING_BODY);
     expect(r.status, r.raw).toBe(400);
@@ -117,36 +130,40 @@ describe('2. repeated or ambiguous framing headers', () => {
     expect(fw.received).toHaveLength(0);
   });
 
-  test.each([
-    'application/x-www-form-urlencoded+json',
-    'application/vnd.urlencoded+json',
-    'application/multipart-form+json',
-    'application/form+json',
-  ])('formidable (parser picked by substring): Content-Type %s is not JSON → 415, no command', async (type) => {
-    fw.quirks = { formBySubstring: true };
-    const r = await post(COMMAND, SMUGGLING_BODY, { 'content-type': type });
-    expect(r.status, r.text).toBe(415);
-    expect(errorBody(r).error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
-    expect(commandsOn('dev-bob-1')).toBe(0);
-    expect(fw.requests()).toHaveLength(0);
-  });
+  test.each(['application/x-www-form-urlencoded+json', 'application/vnd.urlencoded+json', 'application/multipart-form+json', 'application/form+json'])(
+    'formidable (parser picked by substring): Content-Type %s is not JSON → 415, no command',
+    async (type) => {
+      fw.quirks = { formBySubstring: true };
+      const r = await post(COMMAND, SMUGGLING_BODY, { 'content-type': type });
+      expect(r.status, r.text).toBe(415);
+      expect(errorBody(r).error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+      expect(commandsOn('dev-bob-1')).toBe(0);
+      expect(fw.requests()).toHaveLength(0);
+    },
+  );
 
-  test.each(['application/json', 'Application/JSON; charset="UTF-8"', 'application/vnd.texture+json', 'application/merge-patch+json;charset=utf-8'])('%s is JSON: the command runs on alice\'s device', async (type) => {
-    const r = await post(COMMAND, '{"deviceId":"dev-alice-1"}', { 'content-type': type });
-    expect(r.status, r.text).toBe(201);
-    expect(commandsOn('dev-alice-1')).toBe(1);
-  });
+  test.each(['application/json', 'Application/JSON; charset="UTF-8"', 'application/vnd.texture+json', 'application/merge-patch+json;charset=utf-8'])(
+    "%s is JSON: the command runs on alice's device",
+    async (type) => {
+      const r = await post(COMMAND, '{"deviceId":"dev-alice-1"}', { 'content-type': type });
+      expect(r.status, r.text).toBe(201);
+      expect(commandsOn('dev-alice-1')).toBe(1);
+    },
+  );
 });
 
 describe('3. JSON keys other parsers merge', () => {
-  test.each(['DeviceId', 'DEVICEID', 'deviceid', 'device_id', 'ｄｅｖｉｃｅＩｄ'])('Go encoding/json (case-insensitive, last wins): deviceId beside %s → 400, no command on bob\'s device', async (other) => {
-    fw.quirks = { caseInsensitiveKeys: true };
-    const r = await post(COMMAND, `{"deviceId":"dev-alice-1","${other}":"dev-bob-1"}`, { 'content-type': 'application/json' });
-    expect(r.status, r.text).toBe(400);
-    expect(errorBody(r).error.code).toBe('DUPLICATE_JSON_KEY');
-    expect(commandsOn('dev-bob-1')).toBe(0);
-    expect(fw.requests()).toHaveLength(0);
-  });
+  test.each(['DeviceId', 'DEVICEID', 'deviceid', 'device_id', 'ｄｅｖｉｃｅＩｄ'])(
+    "Go encoding/json (case-insensitive, last wins): deviceId beside %s → 400, no command on bob's device",
+    async (other) => {
+      fw.quirks = { caseInsensitiveKeys: true };
+      const r = await post(COMMAND, `{"deviceId":"dev-alice-1","${other}":"dev-bob-1"}`, { 'content-type': 'application/json' });
+      expect(r.status, r.text).toBe(400);
+      expect(errorBody(r).error.code).toBe('DUPLICATE_JSON_KEY');
+      expect(commandsOn('dev-bob-1')).toBe(0);
+      expect(fw.requests()).toHaveLength(0);
+    },
+  );
 
   test.each(['deviceId\\u0000', 'deviceId\\u0000x', 'device\\u200bId'])('a C parser (a key ends at NUL): deviceId beside %s → 400', async (other) => {
     fw.quirks = { keysStopAtNul: true };
@@ -166,7 +183,7 @@ describe('3. JSON keys other parsers merge', () => {
 });
 
 describe('4. numbers JavaScript rounds', () => {
-  test('Go int64: deviceId 9007199254740993 (bob\'s) is not proven as 9007199254740992 (alice\'s) → 400, no command', async () => {
+  test("Go int64: deviceId 9007199254740993 (bob's) is not proven as 9007199254740992 (alice's) → 400, no command", async () => {
     fw.quirks = { exactNumbers: true };
     const r = await post(COMMAND, `{"deviceId":${BIG_BOB}}`, { 'content-type': 'application/json' });
     expect(r.status, r.text).toBe(400);
@@ -183,20 +200,27 @@ describe('4. numbers JavaScript rounds', () => {
 });
 
 describe('6. ids that override the proven id', () => {
-  test.each(['id=dev-bob-1', 'ID=dev-bob-1', '%69d=dev-bob-1', 'id[]=dev-bob-1', '_id=dev-bob-1', 'page=1;id=dev-bob-1'])('Laravel ($request->id prefers input): GET /v1/devices/{own}/history?%s → 400, bob\'s history never read', async (query) => {
-    fw.quirks = { laravel: true };
-    const r = await send(sidecar.proxyPort, { path: `/v1/devices/dev-alice-1/history?${query}`, headers: keyHeader(keys.alice) });
-    expect(r.status, r.text).toBe(400);
-    expect(errorBody(r).error.code).toBe('RESOURCE_ID_OVERRIDE');
-    expect(r.text).not.toContain('BOB_SECRET');
-    expect(fw.effects.filter((e) => e.target === 'dev-bob-1')).toEqual([]);
-  });
+  test.each(['id=dev-bob-1', 'ID=dev-bob-1', '%69d=dev-bob-1', 'id[]=dev-bob-1', '_id=dev-bob-1', 'page=1;id=dev-bob-1'])(
+    "Laravel ($request->id prefers input): GET /v1/devices/{own}/history?%s → 400, bob's history never read",
+    async (query) => {
+      fw.quirks = { laravel: true };
+      const r = await send(sidecar.proxyPort, { path: `/v1/devices/dev-alice-1/history?${query}`, headers: keyHeader(keys.alice) });
+      expect(r.status, r.text).toBe(400);
+      expect(errorBody(r).error.code).toBe('RESOURCE_ID_OVERRIDE');
+      expect(r.text).not.toContain('BOB_SECRET');
+      expect(fw.effects.filter((e) => e.target === 'dev-bob-1')).toEqual([]);
+    },
+  );
 
   // Bodies on GET and DELETE carry an explicit Content-Length: Node's client sends them unframed otherwise.
   test('Laravel: a GET with a JSON body {"id": bob\'s} → 400, nothing forwarded', async () => {
     fw.quirks = { laravel: true };
     const body = '{"id":"dev-bob-1"}';
-    const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-1/history', body, headers: { ...keyHeader(keys.alice), 'content-type': 'application/json', 'content-length': String(body.length) } });
+    const r = await send(sidecar.proxyPort, {
+      path: '/v1/devices/dev-alice-1/history',
+      body,
+      headers: { ...keyHeader(keys.alice), 'content-type': 'application/json', 'content-length': String(body.length) },
+    });
     expect(r.status, r.text).toBe(400);
     expect(errorBody(r).error.code).toBe('BODY_NOT_ALLOWED');
     expect(r.text).not.toContain('BOB_SECRET');
@@ -239,7 +263,7 @@ describe('7. filter names other frameworks fold', () => {
     expect(fw.received).toHaveLength(0);
   });
 
-  test('a referenceId holding the filter\'s separator is refused at creation', async () => {
+  test("a referenceId holding the filter's separator is refused at creation", async () => {
     const r = await execFileP(process.execPath, [BIN, 'keys', 'create', '--type', 'scoped', '--reference-id', 'ref-carol,ref-bob', '--store', keys.store, '--json'], { cwd: ROOT }).then(
       () => ({ code: 0, stderr: '' }),
       (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
@@ -278,29 +302,38 @@ describe('6. the EVRYTHNG example is closed the same way', () => {
   });
 
   const call = (method: string, path: string, body?: string) =>
-    send(evrythng.proxyPort, { method, path, ...(body === undefined ? {} : { body }), headers: { ...keyHeader(operator), ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }) } });
+    send(evrythng.proxyPort, {
+      method,
+      path,
+      ...(body === undefined ? {} : { body }),
+      headers: { ...keyHeader(operator), ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }) },
+    });
 
   test.each([
-    ['PUT with ?id= of another factory\'s thng', 'PUT', '/thngs/th_f1?id=th_f3', '{"name":"x"}', 'RESOURCE_ID_OVERRIDE'],
-    ['PUT with a body id of another factory\'s thng', 'PUT', '/thngs/th_f1', '{"name":"x","id":"th_f3"}', 'RESOURCE_ID_OVERRIDE'],
+    ["PUT with ?id= of another factory's thng", 'PUT', '/thngs/th_f1?id=th_f3', '{"name":"x"}', 'RESOURCE_ID_OVERRIDE'],
+    ["PUT with a body id of another factory's thng", 'PUT', '/thngs/th_f1', '{"name":"x","id":"th_f3"}', 'RESOURCE_ID_OVERRIDE'],
     ['PUT with a body ID in another case', 'PUT', '/places/pl_f1', '{"ID":"pl_f3"}', 'RESOURCE_ID_OVERRIDE'],
     ['DELETE with a body id', 'DELETE', '/thngs/th_f1', '{"id":"th_f3"}', 'BODY_NOT_ALLOWED'],
     ['DELETE with ?id=', 'DELETE', '/thngs/th_f1?id=th_f3', undefined, 'RESOURCE_ID_OVERRIDE'],
     ['PUT with a form body', 'PUT', '/thngs/th_f1', undefined, 'UNSUPPORTED_MEDIA_TYPE'],
   ] as const)('Laravel: %s → refused, nothing of f3 changed', async (_n, method, path, body, code) => {
     fw.quirks = { laravel: true };
-    const r = body === undefined && code === 'UNSUPPORTED_MEDIA_TYPE'
-      ? await send(evrythng.proxyPort, { method, path, body: 'id=th_f3', headers: { ...keyHeader(operator), 'content-type': 'application/x-www-form-urlencoded' } })
-      : await call(method, path, body);
+    const r =
+      body === undefined && code === 'UNSUPPORTED_MEDIA_TYPE'
+        ? await send(evrythng.proxyPort, { method, path, body: 'id=th_f3', headers: { ...keyHeader(operator), 'content-type': 'application/x-www-form-urlencoded' } })
+        : await call(method, path, body);
     expect(r.status, r.text).toBe(code === 'UNSUPPORTED_MEDIA_TYPE' ? 415 : 400);
     expect(errorBody(r).error.code).toBe(code);
     expect(fw.effects).toEqual([]);
   });
 
-  test('the operator still updates and deletes its own factory\'s thng', async () => {
+  test("the operator still updates and deletes its own factory's thng", async () => {
     fw.quirks = { laravel: true };
     expect((await call('PUT', '/thngs/th_f1', '{"name":"renamed"}')).status).toBe(200);
     expect((await call('DELETE', '/thngs/th_f1')).status).toBe(200);
-    expect(fw.effects).toEqual([{ action: 'update thngs', target: 'th_f1' }, { action: 'delete thngs', target: 'th_f1' }]);
+    expect(fw.effects).toEqual([
+      { action: 'update thngs', target: 'th_f1' },
+      { action: 'delete thngs', target: 'th_f1' },
+    ]);
   });
 });

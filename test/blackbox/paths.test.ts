@@ -1,8 +1,6 @@
-// Attack 3: path canonicalisation. The path the policy judged is the path the backend receives.
+// Path canonicalisation. The path the policy judged is the path the backend receives.
 import { describe, expect, test } from 'vitest';
-import {
-  errorBody, keyHeader, rawSend, send, useStack, writes,
-} from './harness.ts';
+import { errorBody, keyHeader, rawSend, send, useStack, writes } from './harness.ts';
 
 const stack = useStack();
 
@@ -52,17 +50,16 @@ describe('encoded separators, NUL, //, matrix → 400 and nothing forwarded', ()
 });
 
 describe('double encoding is decoded exactly once (literal % in an id), never a bypass', () => {
-  test.each([
-    ['/v1/devices/dev-alice-1%252F..%252Fdev-bob-1'],
-    ['/v1/devices/dev-alice-1/%252e%252e/dev-bob-1'],
-    ['/v1/devices/dev-bob-1%2500'],
-  ])('alice %s → refused, bob never reached', async (path) => {
-    const r = await send(stack.sidecar.proxyPort, { path, headers: keyHeader(stack.keys.alice) });
-    expect([400, 403, 404], r.text).toContain(r.status);
-    expect(r.text).not.toMatch(/BOB/);
-    // whatever reached the backend must still carry the %25 (no double decoding)
-    for (const x of stack.backend.received) expect(x.url).toContain('%25');
-  });
+  test.each([['/v1/devices/dev-alice-1%252F..%252Fdev-bob-1'], ['/v1/devices/dev-alice-1/%252e%252e/dev-bob-1'], ['/v1/devices/dev-bob-1%2500']])(
+    'alice %s → refused, bob never reached',
+    async (path) => {
+      const r = await send(stack.sidecar.proxyPort, { path, headers: keyHeader(stack.keys.alice) });
+      expect([400, 403, 404], r.text).toContain(r.status);
+      expect(r.text).not.toMatch(/BOB/);
+      // whatever reached the backend must still carry the %25 (no double decoding)
+      for (const x of stack.backend.received) expect(x.url).toContain('%25');
+    },
+  );
   test('server: %252F is forwarded still encoded once more (backend sees literal %2F in the id), or 400', async () => {
     const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices/dev-alice-1%252F..%252Fdev-bob-1', headers: keyHeader(stack.keys.server) });
     if (r.status === 400) expect(stack.backend.received).toHaveLength(0);
@@ -225,7 +222,9 @@ describe('percent-encoded ordinary characters', () => {
   test('POST command path with encoded action is forwarded canonical, body intact', async () => {
     const body = '{"deviceId":"dev-alice-1"}';
     const r = await send(stack.sidecar.proxyPort, {
-      method: 'POST', path: '/v1/%63ommands/thermostat/%73et', body,
+      method: 'POST',
+      path: '/v1/%63ommands/thermostat/%73et',
+      body,
       headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json' },
     });
     if (r.status < 300) {

@@ -4,9 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  createKey, keyHeader, revokeKey, send, sleep, startBackend, startSidecar, tempStore, type Backend, type KeyInfo, type Sidecar,
-} from './harness.ts';
+import { type Backend, createKey, type KeyInfo, keyHeader, revokeKey, type Sidecar, send, sleep, startBackend, startSidecar, tempStore } from './harness.ts';
 
 const PG = process.env.KEYGATE_BB_PG ?? 'postgres://postgres@127.0.0.1:5432';
 

@@ -1,8 +1,6 @@
 // Attacks 9 + 10: logs never hold a secret, one access line per request; SIGTERM drains.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  createKey, createKeySet, keyHeader, rawSend, revokeKey, send, sleep, startBackend, startSidecar, type Backend, type KeyInfo, type KeySet, type Sidecar,
-} from './harness.ts';
+import { type Backend, createKey, createKeySet, type KeyInfo, type KeySet, keyHeader, rawSend, revokeKey, type Sidecar, send, sleep, startBackend, startSidecar } from './harness.ts';
 
 let backend: Backend;
 let keys: KeySet;
@@ -40,10 +38,14 @@ describe('logs', () => {
       await track(send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(k) }));
       await track(send(sidecar.proxyPort, { path: '/v1/devices/dev-bob-1', headers: keyHeader(k) }));
       await track(send(sidecar.proxyPort, { path: '/v1/sites', headers: keyHeader(k) }));
-      await track(send(sidecar.proxyPort, {
-        method: 'POST', path: '/v1/commands/t/a', body: JSON.stringify({ deviceId: 'dev-alice-1', note: k.key }),
-        headers: { ...keyHeader(k), 'content-type': 'application/json' },
-      }));
+      await track(
+        send(sidecar.proxyPort, {
+          method: 'POST',
+          path: '/v1/commands/t/a',
+          body: JSON.stringify({ deviceId: 'dev-alice-1', note: k.key }),
+          headers: { ...keyHeader(k), 'content-type': 'application/json' },
+        }),
+      );
       await track(send(sidecar.proxyPort, { method: 'POST', path: '/v1/commands/t/a', body: '{"deviceId":"x","deviceId":"y"}', headers: { ...keyHeader(k), 'content-type': 'application/json' } }));
       await track(send(sidecar.proxyPort, { path: '/v1/devices/a%2Fb', headers: keyHeader(k) }));
       // key in places a careless logger might print
@@ -94,7 +96,10 @@ describe('logs', () => {
   });
 
   test('every stdout line is JSON (pino)', () => {
-    const lines = sidecar.stdout().split('\n').filter((l) => l.trim() !== '');
+    const lines = sidecar
+      .stdout()
+      .split('\n')
+      .filter((l) => l.trim() !== '');
     for (const l of lines) expect(() => JSON.parse(l), l).not.toThrow();
   });
 });

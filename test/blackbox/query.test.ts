@@ -1,8 +1,6 @@
 // Attacks 4 + 5: injected filter is the only one; method override never reaches the backend.
 import { describe, expect, test } from 'vitest';
-import {
-  keyHeader, send, useStack, writes,
-} from './harness.ts';
+import { keyHeader, send, useStack, writes } from './harness.ts';
 
 const stack = useStack();
 
@@ -127,14 +125,12 @@ describe('method override (stripped or refused, never a write)', () => {
     });
   }
 
-  test.each(['_method=DELETE', '_method=PUT', '_METHOD=DELETE', '%5Fmethod=DELETE', '_method=delete&x=1', 'x=1&_method=PATCH'])(
-    'scoped GET own device ?%s', async (q) => {
-      const r = await send(stack.sidecar.proxyPort, { path: `/v1/devices/dev-alice-1?${q}`, headers: keyHeader(stack.keys.alice) });
-      expect([200, 400, 403], r.text).toContain(r.status);
-      expect(writes(stack.backend)).toHaveLength(0);
-      noOverrideReached();
-    },
-  );
+  test.each(['_method=DELETE', '_method=PUT', '_METHOD=DELETE', '%5Fmethod=DELETE', '_method=delete&x=1', 'x=1&_method=PATCH'])('scoped GET own device ?%s', async (q) => {
+    const r = await send(stack.sidecar.proxyPort, { path: `/v1/devices/dev-alice-1?${q}`, headers: keyHeader(stack.keys.alice) });
+    expect([200, 400, 403], r.text).toContain(r.status);
+    expect(writes(stack.backend)).toHaveLength(0);
+    noOverrideReached();
+  });
 
   test('scoped list ?_method=DELETE → not forwarded as override', async () => {
     const r = await send(stack.sidecar.proxyPort, { path: '/v1/devices?_method=DELETE', headers: keyHeader(stack.keys.alice) });
@@ -144,7 +140,9 @@ describe('method override (stripped or refused, never a write)', () => {
 
   test('scoped command POST with X-HTTP-Method-Override: DELETE → header stripped or refused', async () => {
     const r = await send(stack.sidecar.proxyPort, {
-      method: 'POST', path: '/v1/commands/thermostat/set?_method=DELETE', body: '{"deviceId":"dev-alice-1"}',
+      method: 'POST',
+      path: '/v1/commands/thermostat/set?_method=DELETE',
+      body: '{"deviceId":"dev-alice-1"}',
       headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json', 'x-http-method-override': 'DELETE', 'x-method-override': 'PUT' },
     });
     expect([201, 400, 403]).toContain(r.status);

@@ -2,11 +2,11 @@
 // process) is refused by another sidecar on the same store within a second, pushed to it
 // (PostgreSQL NOTIFY; SQLite's change feed), not waited out: both sidecars run with the
 // longest key cache TTL (5 s), so the TTL alone would take up to 5 s. 20 trials per store;
-// the figures (p50, p99, max) are printed and quoted in the README.
+// the figures (p50, p99, max) are printed and quoted in docs/keys.md (the README gives the bound).
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { pgSchemas } from '../helpers/pg-schemas.ts';
 import { apiOf, cli, cliKey } from './api-keys-suite.ts';
-import { keyHeader, send, sleep, startBackend, startSidecar, tempStore, type Backend, type Sidecar } from './harness.ts';
+import { type Backend, keyHeader, type Sidecar, send, sleep, startBackend, startSidecar, tempStore } from './harness.ts';
 
 const TRIALS = 20;
 const BOUND_MS = 1_000;
@@ -28,7 +28,10 @@ async function refusedAfter(sidecar: Sidecar, key: string, since: number): Promi
   }
 }
 
-for (const [kind, newStore] of [['SQLite', async () => tempStore()], ['PostgreSQL', async () => schemas.url('store')]] as const) {
+for (const [kind, newStore] of [
+  ['SQLite', async () => tempStore()],
+  ['PostgreSQL', async () => schemas.url('store')],
+] as const) {
   describe(`revocation reaches every sidecar on ${kind} within ${BOUND_MS} ms`, () => {
     let backend: Backend;
     let a: Sidecar;

@@ -2,7 +2,7 @@
 // socket, never a backend connection; a server key is answered at once beside them.
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createKeySet, errorBody, keyHeader, send, sleep, startBackend, startSidecar, type Backend, type KeySet, type Sidecar } from './harness.ts';
+import { type Backend, createKeySet, errorBody, type KeySet, keyHeader, type Sidecar, send, sleep, startBackend, startSidecar } from './harness.ts';
 
 let backend: Backend;
 let keys: KeySet;
@@ -73,8 +73,11 @@ describe('1,000 stalled uploads of the public connect key', () => {
     // a public connect request with its body in full is answered too (by Keygate: this
     // connect key registered no redirect URL); nothing of it reaches the backend
     const ok = await send(sidecar.proxyPort, {
-      method: 'POST', path: '/v1/connections', body: '{"redirectUrl":"https://app.example/done"}',
-      headers: { ...keyHeader(keys.connect), 'content-type': 'application/json' }, timeoutMs: 10_000,
+      method: 'POST',
+      path: '/v1/connections',
+      body: '{"redirectUrl":"https://app.example/done"}',
+      headers: { ...keyHeader(keys.connect), 'content-type': 'application/json' },
+      timeoutMs: 10_000,
     });
     expect(ok.status, ok.text).toBe(400);
     expect((ok.json as { error: { code: string } }).error.code).toBe('REDIRECT_NOT_ALLOWED');
@@ -132,7 +135,11 @@ describe('a stalled client gets 408 on its own deadline', () => {
   test.each([
     ['connect key, POST /v1/connections', () => connectUpload(keys.connect.key), [408]],
     ['scoped key, GET with a declared body', () => `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\nContent-Length: 64\r\n\r\n{"referenceId":`, [408, 400]],
-    ['scoped key, command body', () => `POST /v1/commands/t/a HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"dev\r\n`, [408]],
+    [
+      'scoped key, command body',
+      () => `POST /v1/commands/t/a HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"dev\r\n`,
+      [408],
+    ],
   ] as const)('%s → answered by --body-timeout (408 BODY_TIMEOUT), connection closed, backend untouched', async (_name, head, statuses) => {
     backend.reset();
     const { raw, ms, firstMs } = await stalledReply(head());
@@ -155,7 +162,9 @@ describe('a stalled client gets 408 on its own deadline', () => {
     backend.reset();
     const body = '{"deviceId":"dev-alice-1","input":{"heatSetpoint":21}}';
     const chunked = `${(30).toString(16)}\r\n${body.slice(0, 30)}\r\n${(body.length - 30).toString(16)}\r\n${body.slice(30)}\r\n0\r\n\r\n`;
-    const { raw } = await stalledReply(`POST /v1/commands/thermostat/set HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTexture-Api-Key: ${keys.alice.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`);
+    const { raw } = await stalledReply(
+      `POST /v1/commands/thermostat/set HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTexture-Api-Key: ${keys.alice.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`,
+    );
     expect(parsed(raw).status, raw).toBe(201);
     const got = backend.received.filter((x) => x.method === 'POST');
     expect(got).toHaveLength(1);

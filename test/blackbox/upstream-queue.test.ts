@@ -3,7 +3,7 @@
 // leaves the others theirs.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createKeySet, errorBody, keyHeader, send, startSidecar, type KeySet, type Res, type Sidecar } from './harness.ts';
+import { createKeySet, errorBody, type KeySet, keyHeader, type Res, type Sidecar, send, startSidecar } from './harness.ts';
 
 const UPSTREAM_TIMEOUT = 2000;
 const QUEUE_TIMEOUT = 1000;
@@ -126,9 +126,11 @@ describe('400 server-key requests to a route that never answers', () => {
     const atOnce = refused.filter((o) => ms(o) < QUEUE_TIMEOUT / 2);
     const queued = refused.filter((o) => ms(o) >= QUEUE_TIMEOUT / 2);
     const longest = Math.max(...outcomes.map(ms));
-    console.log(`[observation] longest in Keygate ${Math.round(longest)} ms (client-side ${Math.max(...outcomes.map((o) => o.doneAt - o.sentAt))} ms); ` +
-      `503 at once: ${atOnce.length} (longest ${Math.round(Math.max(...atOnce.map(ms)))} ms), after queueing: ${queued.length} (${Math.round(Math.min(...queued.map(ms)))}–${Math.round(Math.max(...queued.map(ms)))} ms); ` +
-      `504: ${outcomes.filter((o) => o.status === 504).length}`);
+    console.log(
+      `[observation] longest in Keygate ${Math.round(longest)} ms (client-side ${Math.max(...outcomes.map((o) => o.doneAt - o.sentAt))} ms); ` +
+        `503 at once: ${atOnce.length} (longest ${Math.round(Math.max(...atOnce.map(ms)))} ms), after queueing: ${queued.length} (${Math.round(Math.min(...queued.map(ms)))}–${Math.round(Math.max(...queued.map(ms)))} ms); ` +
+        `504: ${outcomes.filter((o) => o.status === 504).length}`,
+    );
     expect(longest).toBeLessThan(QUEUE_TIMEOUT + UPSTREAM_TIMEOUT + 1000);
     // At most the server share (≤ 128) is dispatched and QUEUE wait: the rest is refused at once.
     expect(atOnce.length).toBeGreaterThanOrEqual(400 - 128 - QUEUE);

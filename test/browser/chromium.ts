@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { type BrowserContext, chromium } from 'playwright-core';
 
 /** Debian's Chromium, as `which chromium` finds it (.ci/run installs it when missing); never a browser of playwright's own. */
-export function chromiumPath(): string {
+function chromiumPath(): string {
   const found = execFileSync('sh', ['-c', 'command -v chromium || true'], { encoding: 'utf8' }).trim();
   if (found === '') throw new Error('chromium is not installed (apt-get install -y chromium; .ci/run does it when missing)');
   return found;
@@ -27,8 +27,15 @@ export async function launchChromium(options: { popupBlocking?: boolean } = {}):
     executablePath: chromiumPath(),
     headless: true,
     args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP localhost 127.0.0.1',
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--host-resolver-rules=MAP localhost 127.0.0.1',
     ],
     // Playwright turns the popup blocker off by default; the popup-blocked case needs it on.
     ...(options.popupBlocking === true ? { ignoreDefaultArgs: ['--disable-popup-blocking'] } : {}),

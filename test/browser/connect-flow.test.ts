@@ -9,11 +9,11 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDemoApp, type DemoApp, type DemoAppConfig } from '../../src/demo/app-page.ts';
-import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { type DemoApp, type DemoAppConfig, startDemoApp } from '../../src/demo/app-page.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
 import { createKeyWith } from '../blackbox/connect-client.ts';
-import { ROOT, startSidecar, tempDir, tempStore, type Sidecar } from '../helpers/sidecar.ts';
-import { launchChromium, type Browser } from './chromium.ts';
+import { ROOT, type Sidecar, startSidecar, tempDir, tempStore } from '../helpers/sidecar.ts';
+import { type Browser, launchChromium } from './chromium.ts';
 
 let backend: DemoBackend;
 let sidecar: Sidecar;
@@ -69,7 +69,7 @@ async function deviceList(page: Page): Promise<Array<{ text: string; referenceId
 }
 
 describe('Connect in Chromium', () => {
-  it('popup: SDK → hosted page → manufacturer step → consent → onSuccess, then only this user\'s devices across origins', async () => {
+  it("popup: SDK → hosted page → manufacturer step → consent → onSuccess, then only this user's devices across origins", async () => {
     const page = await browser.context.newPage();
     await page.goto(app.url);
     const [popup] = await Promise.all([page.waitForEvent('popup'), page.click('#connect')]);
@@ -138,7 +138,11 @@ describe('Connect in Chromium', () => {
 
   it('a page on another origin that opens a link in a popup never receives the key (it is posted to the registered origin only)', async () => {
     // A link for the app (say its URL leaked), opened by a page elsewhere.
-    const created = await fetch(`${sidecar.url}/v1/connections`, { method: 'POST', headers: { 'texture-api-key': config.connectKey, 'content-type': 'application/json' }, body: JSON.stringify({ redirectUrl: app.url }) });
+    const created = await fetch(`${sidecar.url}/v1/connections`, {
+      method: 'POST',
+      headers: { 'texture-api-key': config.connectKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ redirectUrl: app.url }),
+    });
     expect(created.status).toBe(201);
     const link = (await created.json()) as { linkUrl: string };
     const evil = await browser.context.newPage();

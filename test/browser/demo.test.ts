@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, ROOT } from '../helpers/sidecar.ts';
-import { launchChromium, type Browser } from './chromium.ts';
+import { type Browser, launchChromium } from './chromium.ts';
 
 let proc: ReturnType<typeof spawn>;
 let printed = '';

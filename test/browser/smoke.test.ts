@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, type Browser } from './chromium.ts';
+import { type Browser, launchChromium } from './chromium.ts';
 
 describe('browser test infrastructure', () => {
   let browser: Browser;

@@ -26,13 +26,42 @@ export function generator(seed: number) {
     const inner = pick(['', '\\"', '\\\\', '\\u0041', '\\/', '\\"referenceId\\":\\"bob\\"', 'referenceId', ' ', 'ü', '☃', '\\n']);
     return `"${pad}${inner}${pad.slice(0, Math.floor(r() * pad.length))}"`;
   };
-  const STRINGS = ['"x"', '"alice"', '"bob"', '"referenceId"', '"x\\"referenceId"', '"\\"referenceId\\""', '"K\\u00fcche"', '"Küche"', '"a\\\\b"', '""', '"data"',
-    '"{\\"referenceId\\":\\"bob\\"}"', '"},{\\"referenceId\\":\\"bob\\"}"', '"\\\\"'];
+  const STRINGS = [
+    '"x"',
+    '"alice"',
+    '"bob"',
+    '"referenceId"',
+    '"x\\"referenceId"',
+    '"\\"referenceId\\""',
+    '"K\\u00fcche"',
+    '"Küche"',
+    '"a\\\\b"',
+    '""',
+    '"data"',
+    '"{\\"referenceId\\":\\"bob\\"}"',
+    '"},{\\"referenceId\\":\\"bob\\"}"',
+    '"\\\\"',
+  ];
   const OWNERS = ['"alice"', '"alice"', '"alice"', '"bob"', '7', '["alice"]', '{"id":"alice"}', 'null', '"\\u0061lice"', '"referenceId"'];
   const KEYS = ['"id"', '"name"', '"referenceId"', '"referenc\\u0065Id"', '"data"', '"siteId"', '"page"'];
   // Keys other parsers may read as the owner's (case, separators, a dotless i, DEL) or as `data`.
-  const LOOK_ALIKES = ['"ReferenceId"', '"reference_id"', '"referenceıd"', '"referenceId\u007f"', '"Data"', '"REFERENCEID"', '"reference-id"', '"_referenceId"',
-    '"referenceId_"', '"REFERENCE_ID"', '"ReFeReNcEiD"', '"ｒｅｆｅｒｅｎｃｅＩｄ"', '"refer\u007fenceId"', '"referenceId\\u0000"', '"reference\u200dId"'];
+  const LOOK_ALIKES = [
+    '"ReferenceId"',
+    '"reference_id"',
+    '"referenceıd"',
+    '"referenceId\u007f"',
+    '"Data"',
+    '"REFERENCEID"',
+    '"reference-id"',
+    '"_referenceId"',
+    '"referenceId_"',
+    '"REFERENCE_ID"',
+    '"ReFeReNcEiD"',
+    '"ｒｅｆｅｒｅｎｃｅＩｄ"',
+    '"refer\u007fenceId"',
+    '"referenceId\\u0000"',
+    '"reference\u200dId"',
+  ];
   const key = (): string => (r() < 0.1 ? pick(LOOK_ALIKES) : pick(KEYS));
   const NUMBERS = ['1', '-2.5e3', '0', '-0', '1E+2', '1e-7', '9007199254740993', '01', '1.', '.5', '-', '1e', '+1', '0x1', '1.0e'];
   const scalar = (): string => (r() < 0.15 ? long() : r() < 0.2 ? pick(NUMBERS) : pick([...STRINGS, '1', '-2.5e3', '0', 'true', 'false', 'null', 'nul', 'True']));

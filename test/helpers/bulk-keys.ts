@@ -38,12 +38,15 @@ export async function bulkPostgresKeys(connectionString: string, table: string, 
   const client = new pg.Client({ connectionString });
   await client.connect();
   try {
-    await client.query(`INSERT INTO ${table} (id, key_hash, type, reference_id, name, created_at)
+    await client.query(
+      `INSERT INTO ${table} (id, key_hash, type, reference_id, name, created_at)
       SELECT 'key_' || lpad(i::text, 16, '0'), lpad(to_hex(i), 64, '0'),
              CASE i % 4 WHEN 0 THEN 'server' WHEN 1 THEN 'connect' ELSE 'scoped' END,
              CASE WHEN i % 4 >= 2 THEN 'user' || (i % 1000) END, 'bulk ' || i,
              timestamptz '2023-11-14 22:13:20Z' + (i / 10) * interval '1 second'
-      FROM generate_series(1, $1::int) AS i`, [n]);
+      FROM generate_series(1, $1::int) AS i`,
+      [n],
+    );
   } finally {
     await client.end();
   }

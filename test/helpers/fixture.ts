@@ -1,5 +1,5 @@
-import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
-import { seedKeys, startSidecar, tempStore, type Sidecar, type TestKeys } from './sidecar.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
+import { type Sidecar, seedKeys, startSidecar, type TestKeys, tempStore } from './sidecar.ts';
 
 export interface Fixture {
   backend: DemoBackend;

@@ -2,12 +2,12 @@ import type { AddressInfo } from 'node:net';
 import { parseCommand } from '../../src/cli/parse-command.ts';
 import { SERVE } from '../../src/config/commands.ts';
 import { serveConfig } from '../../src/config/serve-config.ts';
-import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
 import { hashKey } from '../../src/keys/key-format.ts';
 import { mintKey } from '../../src/keys/mint-key.ts';
 import { createLoggers } from '../../src/observability/logger.ts';
 import { ADMISSION_CLASSES } from '../../src/pipeline/admission.ts';
-import { startKeygate, type RunningKeygate } from '../../src/server/serve.ts';
+import { type RunningKeygate, startKeygate } from '../../src/server/serve.ts';
 import { POLICIES, type TestKeys } from './sidecar.ts';
 
 /**

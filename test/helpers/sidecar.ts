@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { hashKey } from '../../src/keys/key-format.ts';
-import { SqliteKeyStore } from '../../src/keys/sqlite-store.ts';
 import { mintKey } from '../../src/keys/mint-key.ts';
+import { SqliteKeyStore } from '../../src/keys/sqlite-store.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BIN = join(ROOT, 'bin/keygate.js');

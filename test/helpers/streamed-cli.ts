@@ -32,4 +32,3 @@ export function streamed(args: string[], heapMb: number): Promise<Streamed> {
     });
   });
 }
-

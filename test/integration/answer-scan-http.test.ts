@@ -7,11 +7,11 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { demoDevices, page } from '../../src/demo/data.ts';
 import type { Condition } from '../../src/pipeline/authorize.ts';
-import { scanEngine } from '../../src/pipeline/clean-scan.ts';
-import { checkListFully } from '../../src/pipeline/response-checks.ts';
+import { scanEngine } from '../../src/pipeline/proving/clean-scan.ts';
+import { checkListFully } from '../../src/pipeline/proving/response-checks.ts';
 import type { CompiledResource } from '../../src/policy/model.ts';
 import { send } from '../helpers/http.ts';
-import { startInProcess, type InProcessKeygate } from '../helpers/in-process.ts';
+import { type InProcessKeygate, startInProcess } from '../helpers/in-process.ts';
 
 let kg: InProcessKeygate | undefined;
 let upstream: Server | undefined;

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../src/config/commands.ts';
-import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
 import { send } from '../helpers/http.ts';
 import { BIN, POLICIES, ROOT, seedKeys, startSidecar, tempDir, tempStore } from '../helpers/sidecar.ts';
 
@@ -72,7 +72,9 @@ describe('refusals exit 2 and name the flag or variable', () => {
     [['nope'], {}, 'unknown command "nope"'],
   ];
   for (const [args, env, message] of cases) {
-    it(`${args.join(' ')} ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}`, () => {
+    it(`${args.join(' ')} ${Object.entries(env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`, () => {
       const r = cli(args, { env });
       expect(r.status, r.stderr).toBe(2);
       expect(r.stderr).toContain(message);
@@ -84,7 +86,10 @@ describe('refusals exit 2 and name the flag or variable', () => {
 describe('only serve and keys create make a store, and only in a directory that exists', () => {
   it('keys list and keys revoke on a missing SQLite file fail (exit 1) and create nothing', () => {
     const dir = join(tempDir(), 'missing');
-    for (const args of [['keys', 'list'], ['keys', 'revoke', 'key_x']]) {
+    for (const args of [
+      ['keys', 'list'],
+      ['keys', 'revoke', 'key_x'],
+    ]) {
       const r = cli([...args, '--store', `sqlite:${dir}/x.db`]);
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toContain(`key store sqlite:${dir}/x.db does not exist`);
@@ -159,16 +164,25 @@ describe('log level and access log are separate switches', () => {
 
   it('--log-level warn keeps the access log and drops the info lines', async () => {
     const [listen, ops] = [await freePort(), await freePort()];
-    const proc = spawn(process.execPath, [BIN, 'serve', '--upstream', backend.url, '--store', store, '--policies', POLICIES, '--listen', `127.0.0.1:${listen}`, '--ops-listen', `127.0.0.1:${ops}`, '--log-level', 'warn'], {
-      cwd: ROOT, env: { ...process.env, KEYGATE_LOG_BUFFER: '0' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = spawn(
+      process.execPath,
+      [BIN, 'serve', '--upstream', backend.url, '--store', store, '--policies', POLICIES, '--listen', `127.0.0.1:${listen}`, '--ops-listen', `127.0.0.1:${ops}`, '--log-level', 'warn'],
+      {
+        cwd: ROOT,
+        env: { ...process.env, KEYGATE_LOG_BUFFER: '0' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
     const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve));
     try {
       let ready = false;
       for (let i = 0; i < 100 && !ready; i++) {
-        ready = await send(`http://127.0.0.1:${ops}`, 'GET', '/healthz').then((r) => r.status === 200, () => false);
+        ready = await send(`http://127.0.0.1:${ops}`, 'GET', '/healthz').then(
+          (r) => r.status === 200,
+          () => false,
+        );
         if (!ready) await new Promise((r) => setTimeout(r, 100));
       }
       expect(ready).toBe(true);
@@ -178,7 +192,10 @@ describe('log level and access log are separate switches', () => {
       proc.kill('SIGTERM');
     }
     expect(await exited).toBe(0);
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.filter((l) => l.msg === 'access').map((l) => l.status)).toEqual([401]);
     expect(lines.some((l) => l.msg === 'keygate listening')).toBe(false);
   });

@@ -3,11 +3,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/key-format.ts';
+import { type Fixture, startFixture } from '../helpers/fixture.ts';
 import { key, send } from '../helpers/http.ts';
-import { parseMetrics, valueOf } from '../helpers/metrics.ts';
-import { startFixture, type Fixture } from '../helpers/fixture.ts';
-import { addKey, BIN, ROOT, startSidecar, tempStore } from '../helpers/sidecar.ts';
+import { parseMetrics, sampleValue } from '../helpers/metrics.ts';
 import { refusingUpstream } from '../helpers/refusing-upstream.ts';
+import { addKey, BIN, ROOT, startSidecar, tempStore } from '../helpers/sidecar.ts';
 
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8' });
@@ -69,7 +69,12 @@ describe('keys CLI', () => {
     expect(k.key).toMatch(/^scoped_[0-9A-Za-z]{38}$/);
     expect(k.id).toMatch(/^key_/);
     const listed = cli('keys', 'list', '--store', store, '--json');
-    expect(listed.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { id: string }).id)).toEqual([k.id]);
+    expect(
+      listed.stdout
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { id: string }).id),
+    ).toEqual([k.id]);
     expect(listed.stdout).not.toContain(k.key);
     const table = cli('keys', 'list', '--store', store);
     expect(table.stdout).toContain(k.id);
@@ -137,20 +142,32 @@ describe('errors, logs and metrics', () => {
     await send(f.sidecar.url, 'GET', '/v1/devices', { headers: key(f.keys.alice) });
     const m = (await send(f.sidecar.opsUrl, 'GET', '/metrics')).text;
     expect(m).toMatch(/keygate_requests_total\{decision="allow",key_type="scoped",route="GET \/v1\/devices",status="200"\} \d+/);
-    for (const name of ['keygate_request_duration_seconds_bucket', 'keygate_key_cache_total', 'keygate_store_query_duration_seconds', 'keygate_policy_reloads_total', 'keygate_log_lines_dropped_total', 'keygate_cache_entries']) {
+    for (const name of [
+      'keygate_request_duration_seconds_bucket',
+      'keygate_key_cache_total',
+      'keygate_store_query_duration_seconds',
+      'keygate_policy_reloads_total',
+      'keygate_log_lines_dropped_total',
+      'keygate_cache_entries',
+    ]) {
       expect(m).toContain(name);
     }
     expect(m).toMatch(/keygate_key_cache_total\{result="hit"\} [1-9]/);
   });
 
   it('keygate_attribute_lookups_total counts each lookup sent to the backend, not the cache hits', async () => {
-    const lookups = async (): Promise<number> => valueOf(parseMetrics((await send(f.sidecar.opsUrl, 'GET', '/metrics')).text), 'keygate_attribute_lookups_total', { resource: 'devices' }) ?? 0;
+    const lookups = async (): Promise<number> => sampleValue(parseMetrics((await send(f.sidecar.opsUrl, 'GET', '/metrics')).text), 'keygate_attribute_lookups_total', { resource: 'devices' }) ?? 0;
     const before = await lookups();
     const ids = [`dev_probe_${Date.now()}_a`, `dev_probe_${Date.now()}_b`];
     // Two ids nobody asked for yet (each looked up once, found unknown: 403), each asked three times.
     for (let i = 0; i < 3; i++) for (const id of ids) expect((await send(f.sidecar.url, 'GET', `/v1/devices/${id}`, { headers: key(f.keys.alice) })).status).toBe(403);
     expect(await lookups()).toBe(before + 2);
-    expect(f.take().filter((r) => r.headers['x-keygate-purpose'] === 'attribute-lookup').map((r) => r.path)).toEqual(ids.map((id) => `/v1/devices/${id}`));
+    expect(
+      f
+        .take()
+        .filter((r) => r.headers['x-keygate-purpose'] === 'attribute-lookup')
+        .map((r) => r.path),
+    ).toEqual(ids.map((id) => `/v1/devices/${id}`));
   });
 
   it('/healthz and /readyz answer; unknown ops paths are 404 JSON', async () => {

@@ -41,7 +41,8 @@ describe('keygate demo', () => {
   for (const flag of ['--listen', '--ops-listen', '--backend-port', '--app-port']) {
     it(`${flag} on a port in use: exits 1 at once, names the flag, leaves no store and no keys`, async () => {
       const tmp = tempDir();
-      const args = flag === '--backend-port' || flag === '--app-port' ? [...FREE, flag, String(takenPort)] : [...FREE.filter((a, i, all) => a !== flag && all[i - 1] !== flag), flag, `127.0.0.1:${takenPort}`];
+      const args =
+        flag === '--backend-port' || flag === '--app-port' ? [...FREE, flag, String(takenPort)] : [...FREE.filter((a, i, all) => a !== flag && all[i - 1] !== flag), flag, `127.0.0.1:${takenPort}`];
       const d = demo(args, tmp);
       const code = await Promise.race([d.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000))]);
       if (code === 'hung') d.kill('SIGKILL');

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { key, send } from '../helpers/http.ts';
-import { BIN, POLICIES, ROOT, startSidecar, tempStore, type Sidecar } from '../helpers/sidecar.ts';
+import { BIN, POLICIES, ROOT, type Sidecar, startSidecar, tempStore } from '../helpers/sidecar.ts';
 
 // policies/examples/evrythng.yaml against a small backend of EVRYTHNG's shape (bare arrays,
 // customFields), with an operator key and an access token limited to factories f1 and f2.
@@ -100,7 +100,13 @@ describe('EVRYTHNG example: permissions and conditions', () => {
   });
 
   it('permissions: no thngs:list, no products, no writes', async () => {
-    for (const [method, path] of [['GET', '/thngs'], ['GET', '/products'], ['PUT', '/places/pl_f1'], ['DELETE', '/thngs/th_f1'], ['GET', '/factories/f1']] as const) {
+    for (const [method, path] of [
+      ['GET', '/thngs'],
+      ['GET', '/products'],
+      ['PUT', '/places/pl_f1'],
+      ['DELETE', '/thngs/th_f1'],
+      ['GET', '/factories/f1'],
+    ] as const) {
       const r = await send(sidecar.url, method, path, { headers: key(token) });
       expect(r.status).toBe(403);
     }

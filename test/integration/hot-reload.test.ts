@@ -1,9 +1,9 @@
 import { copyFileSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
 import { key, send } from '../helpers/http.ts';
-import { POLICIES, seedKeys, startSidecar, tempDir, tempStore, type Sidecar } from '../helpers/sidecar.ts';
+import { POLICIES, type Sidecar, seedKeys, startSidecar, tempDir, tempStore } from '../helpers/sidecar.ts';
 
 const ORIGINAL = readFileSync(join(POLICIES, 'texture.yaml'), 'utf8');
 const WITH_SITES = ORIGINAL.replace("permissions: ['devices:list,read', 'commands:command,read']", "permissions: ['devices:list,read', 'commands:command,read', 'sites:list']");

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type Fixture, startFixture } from '../helpers/fixture.ts';
 import { key, send, sendRaw, statusOfRaw } from '../helpers/http.ts';
-import { startFixture, type Fixture } from '../helpers/fixture.ts';
 
-// The security invariants of DESIGN.md, each attacked from outside through the real sidecar.
+// The security invariants (README: Security), each attacked from outside through the real sidecar.
 let f: Fixture;
 beforeAll(async () => {
   f = await startFixture();

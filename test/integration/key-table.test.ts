@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type Fixture, startFixture } from '../helpers/fixture.ts';
 import { key, send } from '../helpers/http.ts';
-import { startFixture, type Fixture } from '../helpers/fixture.ts';
 
-// Every row of the key table in DESIGN.md / seeds 000–002, through the real sidecar.
+// Every row of the key table (README: What Keygate enforces), through the real sidecar.
 let f: Fixture;
 beforeAll(async () => {
   f = await startFixture();

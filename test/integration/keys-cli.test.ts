@@ -2,9 +2,9 @@
 // same key service as the management API, each change in the audit trail.
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
 import { key, send } from '../helpers/http.ts';
-import { BIN, ROOT, startSidecar, tempStore, type Sidecar } from '../helpers/sidecar.ts';
+import { BIN, ROOT, type Sidecar, startSidecar, tempStore } from '../helpers/sidecar.ts';
 
 function cli(args: string[]) {
   return spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
@@ -96,9 +96,17 @@ describe('keys show, update, rotate, events', () => {
 
   it('events lists every change with its actor, oldest first; --json as JSON Lines', () => {
     ok(['keys', 'revoke', token.id, '--store', store]);
-    const lines = ok(['keys', 'events', token.id, '--json', '--store', store]).trim().split('\n').map((l) => JSON.parse(l));
+    const lines = ok(['keys', 'events', token.id, '--json', '--store', store])
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((e) => [e.event, e.actor])).toEqual([
-      ['created', 'cli'], ['updated', 'cli'], ['updated', 'cli'], ['updated', 'cli'], ['rotated', 'cli'], ['revoked', 'cli'],
+      ['created', 'cli'],
+      ['updated', 'cli'],
+      ['updated', 'cli'],
+      ['updated', 'cli'],
+      ['rotated', 'cli'],
+      ['revoked', 'cli'],
     ]);
     expect(lines[1].changes.name).toEqual({ from: 'reader', to: 'alice reader' });
     const text = ok(['keys', 'events', token.id, '--store', store]);

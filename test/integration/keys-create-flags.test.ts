@@ -14,14 +14,34 @@ describe('keys create --allow-origin, --allow-redirect, --allow-reference-id', (
   it('stores normalised origins and redirects and the switch, and logs the creation without the secret', () => {
     const store = `sqlite:${join(tempDir(), 'k.db')}`;
     const r = cli([
-      'keys', 'create', '--type', 'connect', '--name', 'web', '--allow-origin', 'https://App.Example.com:443', '--allow-origin', 'http://localhost:5173',
-      '--allow-redirect', 'https://app.example.com/connected', '--allow-redirect', 'myapp://connected', '--allow-reference-id', '--json', '--store', store,
+      'keys',
+      'create',
+      '--type',
+      'connect',
+      '--name',
+      'web',
+      '--allow-origin',
+      'https://App.Example.com:443',
+      '--allow-origin',
+      'http://localhost:5173',
+      '--allow-redirect',
+      'https://app.example.com/connected',
+      '--allow-redirect',
+      'myapp://connected',
+      '--allow-reference-id',
+      '--json',
+      '--store',
+      store,
     ]);
     expect(r.status, r.stderr).toBe(0);
     const made = JSON.parse(r.stdout) as Record<string, unknown> & { key: string };
     expect(made).toMatchObject({
-      type: 'connect', allowedOrigins: ['https://app.example.com', 'http://localhost:5173'], allowedRedirects: ['https://app.example.com/connected', 'myapp://connected'],
-      allowReferenceId: true, createdBy: 'cli', keyPrefix: made.key.slice(0, 8),
+      type: 'connect',
+      allowedOrigins: ['https://app.example.com', 'http://localhost:5173'],
+      allowedRedirects: ['https://app.example.com/connected', 'myapp://connected'],
+      allowReferenceId: true,
+      createdBy: 'cli',
+      keyPrefix: made.key.slice(0, 8),
     });
     const line = JSON.parse(r.stderr.trim()) as Record<string, unknown>;
     expect(line).toMatchObject({ msg: 'key event', event: 'created', keyId: made.id, actor: 'cli' });

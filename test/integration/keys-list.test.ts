@@ -26,7 +26,11 @@ describe('keys list: paging and filters', () => {
     for (let pages = 0; pages < 10; pages++) {
       const r = cli('keys', 'list', '--store', store, '--json', '--limit', '10', ...(after === undefined ? [] : ['--after', after]));
       expect(r.status, r.stderr).toBe(0);
-      const ids = r.stdout.trim().split('\n').filter((l) => l !== '').map(idOf);
+      const ids = r.stdout
+        .trim()
+        .split('\n')
+        .filter((l) => l !== '')
+        .map(idOf);
       seen.push(...ids);
       const next = /add --after (\S+) for the next page/.exec(r.stderr)?.[1];
       if (next === undefined) break;

@@ -2,15 +2,15 @@
 // process, then each documented series is asserted to hold exactly what that traffic
 // makes it (a metric that is registered but never counted fails here).
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { Agent, type ClientRequest, type IncomingMessage, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
 import { generateKey } from '../../src/keys/key-format.ts';
-import { parseMetrics, seriesOf, series, valueOf, type Sample } from '../helpers/metrics.ts';
-import { POLICIES, ROOT, seedKeys, startSidecar, tempDir, tempStore, type Sidecar, type TestKeys } from '../helpers/sidecar.ts';
 import { send } from '../helpers/http.ts';
+import { parseMetrics, type Sample, sampleValue, series, seriesOf } from '../helpers/metrics.ts';
+import { POLICIES, ROOT, type Sidecar, seedKeys, startSidecar, type TestKeys, tempDir, tempStore } from '../helpers/sidecar.ts';
 
 let backend: DemoBackend;
 let sidecar: Sidecar;
@@ -28,13 +28,20 @@ beforeAll(async () => {
     store,
     policies: policyDir,
     args: [
-      '--watch-policies', 'false', // reloads only on SIGHUP, so the test knows how many there are
-      '--key-cache-ttl', '5000', // the burst below must not see a key expire from the cache
-      '--upstream-connections', '8',
-      '--upstream-share', 'server=1:1', // one backend connection for server keys: the second waits
-      '--upstream-queue-timeout', '30000',
-      '--upstream-timeout', '500',
-      '--max-connections', '3',
+      '--watch-policies',
+      'false', // reloads only on SIGHUP, so the test knows how many there are
+      '--key-cache-ttl',
+      '5000', // the burst below must not see a key expire from the cache
+      '--upstream-connections',
+      '8',
+      '--upstream-share',
+      'server=1:1', // one backend connection for server keys: the second waits
+      '--upstream-queue-timeout',
+      '30000',
+      '--upstream-timeout',
+      '500',
+      '--max-connections',
+      '3',
     ],
   });
 });
@@ -76,7 +83,14 @@ function call(agent: Agent, method: string, path: string, key?: string): Promise
 /** A server-key POST whose body is still arriving: it holds its backend connection until `finish`. */
 function heldUpload(): { req: ClientRequest; answer: Promise<IncomingMessage>; finish(): void } {
   const { hostname, port } = new URL(sidecar.url);
-  const req = request({ host: hostname, port, method: 'POST', path: '/v1/sites', agent: false, headers: { 'texture-api-key': keys.server, 'content-type': 'application/json', 'transfer-encoding': 'chunked' } });
+  const req = request({
+    host: hostname,
+    port,
+    method: 'POST',
+    path: '/v1/sites',
+    agent: false,
+    headers: { 'texture-api-key': keys.server, 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+  });
   const answer = new Promise<IncomingMessage>((resolve, reject) => {
     req.on('response', (res) => {
       res.resume();
@@ -133,7 +147,7 @@ describe('every metric of the README, by value', () => {
     dropped = otherItems;
     expect(dropped).toBeGreaterThan(0);
 
-    const m = await until('the agent\'s connections', (s) => valueOf(s, 'keygate_client_connections') === sockets(agent));
+    const m = await until("the agent's connections", (s) => sampleValue(s, 'keygate_client_connections') === sockets(agent));
     expect(seriesOf(m, 'keygate_requests_total')).toEqual({
       [req('allow', 'server', 'GET /v1/devices', 200)]: 2,
       [req('allow', 'scoped', 'GET /v1/devices', 200)]: 2,
@@ -143,15 +157,20 @@ describe('every metric of the README, by value', () => {
       [req('unauthenticated', 'none', '-', 401)]: 4,
       [req('invalid', 'scoped', '-', 400)]: 1,
     });
-    const count = (decision: string): number | undefined => valueOf(m, 'keygate_request_duration_seconds_count', { decision });
-    expect({ allow: count('allow'), forbidden: count('forbidden'), unauthenticated: count('unauthenticated'), invalid: count('invalid'), error: count('error') })
-      .toEqual({ allow: 7, forbidden: 2, unauthenticated: 4, invalid: 1, error: undefined });
-    expect(valueOf(m, 'keygate_request_duration_seconds_bucket', { decision: 'allow', le: '+Inf' })).toBe(7);
-    expect(valueOf(m, 'keygate_request_duration_seconds_sum', { decision: 'allow' })).toBeGreaterThan(0);
+    const count = (decision: string): number | undefined => sampleValue(m, 'keygate_request_duration_seconds_count', { decision });
+    expect({ allow: count('allow'), forbidden: count('forbidden'), unauthenticated: count('unauthenticated'), invalid: count('invalid'), error: count('error') }).toEqual({
+      allow: 7,
+      forbidden: 2,
+      unauthenticated: 4,
+      invalid: 1,
+      error: undefined,
+    });
+    expect(sampleValue(m, 'keygate_request_duration_seconds_bucket', { decision: 'allow', le: '+Inf' })).toBe(7);
+    expect(sampleValue(m, 'keygate_request_duration_seconds_sum', { decision: 'allow' })).toBeGreaterThan(0);
     // Five keys asked the store once each (server, alice, bob, connect, the unknown one); the rest were answered from the caches.
     expect(seriesOf(m, 'keygate_key_cache_total')).toEqual({ [series({ result: 'hit' })]: 6, [series({ result: 'negative_hit' })]: 1, [series({ result: 'miss' })]: 5 });
-    expect(valueOf(m, 'keygate_store_query_duration_seconds_count', { result: 'ok' })).toBe(5);
-    expect(valueOf(m, 'keygate_store_query_duration_seconds_count', { result: 'error' })).toBeUndefined(); // no failed query, no series
+    expect(sampleValue(m, 'keygate_store_query_duration_seconds_count', { result: 'ok' })).toBe(5);
+    expect(sampleValue(m, 'keygate_store_query_duration_seconds_count', { result: 'error' })).toBeUndefined(); // no failed query, no series
     // Two device ids were looked up; the other reads of them were cache hits.
     expect(seriesOf(m, 'keygate_attribute_lookups_total')).toEqual({ [series({ resource: 'devices' })]: 2 });
     expect(backend.received.filter((r) => r.headers['x-keygate-purpose'] === 'attribute-lookup').map((r) => r.path)).toEqual(['/v1/devices/dev_alice_1', '/v1/devices/dev_bob_1']);
@@ -161,45 +180,45 @@ describe('every metric of the README, by value', () => {
     expect(seriesOf(m, 'keygate_policy_reloads_total')).toEqual({});
     const version = (await send(sidecar.opsUrl, 'GET', '/readyz')).json.policy.version as string;
     expect(seriesOf(m, 'keygate_policy_info')).toEqual({ [series({ version })]: 1 });
-    expect(valueOf(m, 'keygate_requests_in_flight')).toBe(0);
-    expect(valueOf(m, 'keygate_log_lines_dropped_total')).toBe(0);
-    expect(valueOf(m, 'keygate_client_connections')).toBe(1);
-    expect(valueOf(m, 'keygate_client_connections_dropped_total')).toBe(0);
+    expect(sampleValue(m, 'keygate_requests_in_flight')).toBe(0);
+    expect(sampleValue(m, 'keygate_log_lines_dropped_total')).toBe(0);
+    expect(sampleValue(m, 'keygate_client_connections')).toBe(1);
+    expect(sampleValue(m, 'keygate_client_connections_dropped_total')).toBe(0);
     for (const name of ['keygate_upstream_connections_in_use', 'keygate_upstream_queued']) {
       expect(seriesOf(m, name)).toEqual(Object.fromEntries(['server', 'connect', 'scoped', 'operator', 'access-token', 'lookup'].map((c) => [series({ class: c }), 0])));
     }
-    expect(valueOf(m, 'keygate_process_resident_memory_bytes')).toBeGreaterThan(10_000_000);
-    expect(valueOf(m, 'keygate_process_cpu_seconds_total')).toBeGreaterThan(0);
-    expect(valueOf(m, 'keygate_nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+    expect(sampleValue(m, 'keygate_process_resident_memory_bytes')).toBeGreaterThan(10_000_000);
+    expect(sampleValue(m, 'keygate_process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(sampleValue(m, 'keygate_nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
   });
 
   it('flow: requests in flight, backend connections in use and queued, client connections held and dropped', async () => {
-    await until('no client connections', (s) => valueOf(s, 'keygate_client_connections') === 0);
+    await until('no client connections', (s) => sampleValue(s, 'keygate_client_connections') === 0);
     const first = heldUpload();
-    await until('the first upload holding the server connection', (s) => valueOf(s, 'keygate_upstream_connections_in_use', { class: 'server' }) === 1);
+    await until('the first upload holding the server connection', (s) => sampleValue(s, 'keygate_upstream_connections_in_use', { class: 'server' }) === 1);
     const second = heldUpload();
-    let m = await until('the second upload queued', (s) => valueOf(s, 'keygate_upstream_queued', { class: 'server' }) === 1);
-    expect(valueOf(m, 'keygate_requests_in_flight')).toBe(2);
-    expect(valueOf(m, 'keygate_upstream_connections_in_use', { class: 'server' })).toBe(1);
-    expect(valueOf(m, 'keygate_client_connections')).toBe(2);
+    let m = await until('the second upload queued', (s) => sampleValue(s, 'keygate_upstream_queued', { class: 'server' }) === 1);
+    expect(sampleValue(m, 'keygate_requests_in_flight')).toBe(2);
+    expect(sampleValue(m, 'keygate_upstream_connections_in_use', { class: 'server' })).toBe(1);
+    expect(sampleValue(m, 'keygate_client_connections')).toBe(2);
     // --max-connections 3: a third connection is taken, a fourth is closed on accept and counted.
     const third = await openSocket();
     const fourth = await openSocket();
     const fourthClosed = new Promise<void>((resolve) => fourth.once('close', () => resolve()));
     fourth.on('error', () => undefined);
-    m = await until('the fourth connection dropped', (s) => valueOf(s, 'keygate_client_connections_dropped_total') === 1);
+    m = await until('the fourth connection dropped', (s) => sampleValue(s, 'keygate_client_connections_dropped_total') === 1);
     await fourthClosed;
-    expect(valueOf(m, 'keygate_client_connections')).toBe(3);
+    expect(sampleValue(m, 'keygate_client_connections')).toBe(3);
     third.destroy();
     first.finish();
     second.finish();
     expect((await first.answer).statusCode).toBe(201);
     expect((await second.answer).statusCode).toBe(201);
-    m = await until('everything released', (s) => valueOf(s, 'keygate_requests_in_flight') === 0 && valueOf(s, 'keygate_client_connections') === 0);
-    expect(valueOf(m, 'keygate_upstream_connections_in_use', { class: 'server' })).toBe(0);
-    expect(valueOf(m, 'keygate_upstream_queued', { class: 'server' })).toBe(0);
-    expect(valueOf(m, 'keygate_requests_total', { decision: 'allow', key_type: 'server', route: 'POST /v1/sites', status: '201' })).toBe(2);
-    expect(valueOf(m, 'keygate_client_connections_dropped_total')).toBe(1);
+    m = await until('everything released', (s) => sampleValue(s, 'keygate_requests_in_flight') === 0 && sampleValue(s, 'keygate_client_connections') === 0);
+    expect(sampleValue(m, 'keygate_upstream_connections_in_use', { class: 'server' })).toBe(0);
+    expect(sampleValue(m, 'keygate_upstream_queued', { class: 'server' })).toBe(0);
+    expect(sampleValue(m, 'keygate_requests_total', { decision: 'allow', key_type: 'server', route: 'POST /v1/sites', status: '201' })).toBe(2);
+    expect(sampleValue(m, 'keygate_client_connections_dropped_total')).toBe(1);
   });
 
   it('a backend that does not answer in time: upstream errors by code, the error decision', async () => {
@@ -211,20 +230,20 @@ describe('every metric of the README, by value', () => {
     }
     const m = await scrape();
     expect(seriesOf(m, 'keygate_upstream_errors_total')).toEqual({ [series({ code: 'UPSTREAM_TIMEOUT' })]: 1 });
-    expect(valueOf(m, 'keygate_requests_total', { decision: 'error', key_type: 'server', route: 'GET /v1/sites', status: '504' })).toBe(1);
-    expect(valueOf(m, 'keygate_request_duration_seconds_count', { decision: 'error' })).toBe(1);
+    expect(sampleValue(m, 'keygate_requests_total', { decision: 'error', key_type: 'server', route: 'GET /v1/sites', status: '504' })).toBe(1);
+    expect(sampleValue(m, 'keygate_request_duration_seconds_count', { decision: 'error' })).toBe(1);
   });
 
   it('reloads: one success (a new version in force, the old one gone), one failure (the version kept)', async () => {
     const file = join(policyDir, 'texture.yaml');
     writeFileSync(file, readFileSync(file, 'utf8') + '\n# edited\n');
     sidecar.proc.kill('SIGHUP');
-    let m = await until('a successful reload', (s) => valueOf(s, 'keygate_policy_reloads_total', { result: 'success' }) === 1);
+    let m = await until('a successful reload', (s) => sampleValue(s, 'keygate_policy_reloads_total', { result: 'success' }) === 1);
     const version = (await send(sidecar.opsUrl, 'GET', '/readyz')).json.policy.version as string;
     expect(seriesOf(m, 'keygate_policy_info')).toEqual({ [series({ version })]: 1 });
     writeFileSync(join(policyDir, 'broken.yaml'), 'roles:\n  x:\n    permissions: [ghost:read]\n');
     sidecar.proc.kill('SIGHUP');
-    m = await until('a failed reload', (s) => valueOf(s, 'keygate_policy_reloads_total', { result: 'failure' }) === 1);
+    m = await until('a failed reload', (s) => sampleValue(s, 'keygate_policy_reloads_total', { result: 'failure' }) === 1);
     expect(seriesOf(m, 'keygate_policy_reloads_total')).toEqual({ [series({ result: 'success' })]: 1, [series({ result: 'failure' })]: 1 });
     expect(seriesOf(m, 'keygate_policy_info')).toEqual({ [series({ version })]: 1 });
   });
@@ -235,11 +254,26 @@ describe('every metric of the README, by value', () => {
     const documented = [...table.slice(0, table.indexOf('\n\n')).matchAll(/^\| ([^|]+) \|/gm)].flatMap((r) => [...r[1]!.matchAll(/`(keygate_[a-z_*]+)`/g)].map((x) => x[1]!));
     // Asserted by value above, or (the worker metrics, only with --workers) in workers.test.ts.
     const covered = [
-      'keygate_requests_total', 'keygate_request_duration_seconds', 'keygate_key_cache_total', 'keygate_store_query_duration_seconds',
-      'keygate_upstream_errors_total', 'keygate_attribute_lookups_total', 'keygate_response_items_dropped_total', 'keygate_policy_reloads_total',
-      'keygate_policy_info', 'keygate_requests_in_flight', 'keygate_cache_entries', 'keygate_workers', 'keygate_worker_restarts_total',
-      'keygate_log_lines_dropped_total', 'keygate_upstream_connections_in_use', 'keygate_upstream_queued', 'keygate_client_connections',
-      'keygate_client_connections_dropped_total', 'keygate_process_*', 'keygate_nodejs_*',
+      'keygate_requests_total',
+      'keygate_request_duration_seconds',
+      'keygate_key_cache_total',
+      'keygate_store_query_duration_seconds',
+      'keygate_upstream_errors_total',
+      'keygate_attribute_lookups_total',
+      'keygate_response_items_dropped_total',
+      'keygate_policy_reloads_total',
+      'keygate_policy_info',
+      'keygate_requests_in_flight',
+      'keygate_cache_entries',
+      'keygate_workers',
+      'keygate_worker_restarts_total',
+      'keygate_log_lines_dropped_total',
+      'keygate_upstream_connections_in_use',
+      'keygate_upstream_queued',
+      'keygate_client_connections',
+      'keygate_client_connections_dropped_total',
+      'keygate_process_*',
+      'keygate_nodejs_*',
     ];
     expect(documented.sort()).toEqual([...covered].sort());
     const exported = new Set((await scrape()).map((s) => s.name.replace(/_(bucket|sum|count)$/, '')));

@@ -24,7 +24,10 @@ describe('keygate policy check', () => {
 
   it('prints every error with file:line:col and exits 1', () => {
     const dir = tempDir('kg-bad-');
-    writeFileSync(join(dir, 'a.yaml'), 'resources:\n  d:\n    actions:\n      list: [FETCH /a]\n      read: ["GET /a/{1x}"]\nroles:\n  r:\n    permissions: [nope:read]\n    conditions: { x: "{key.secret}" }\n');
+    writeFileSync(
+      join(dir, 'a.yaml'),
+      'resources:\n  d:\n    actions:\n      list: [FETCH /a]\n      read: ["GET /a/{1x}"]\nroles:\n  r:\n    permissions: [nope:read]\n    conditions: { x: "{key.secret}" }\n',
+    );
     const r = cli('policy', 'check', dir);
     expect(r.status).toBe(1);
     const lines = r.stdout.trim().split('\n');
@@ -46,19 +49,22 @@ describe('keygate policy test', () => {
 
   it('a failed case exits 4 and names the case and the rule that decided', () => {
     const dir = policyCopy();
-    writeFileSync(join(dir, 'wrong.test.yaml'), [
-      'fixtures: { devices: { dev_bob_1: { referenceId: bob } } }',
-      'tests:',
-      '  - name: alice expects bob’s device (wrong on purpose)',
-      '    key: { type: scoped, referenceId: alice }',
-      '    request: { method: GET, path: /v1/devices/dev_bob_1 }',
-      '    expect: { decision: allow }',
-      '  - name: the filter is alice',
-      '    key: { type: scoped, referenceId: alice }',
-      '    request: { method: GET, path: /v1/devices }',
-      '    expect: { upstream: { query: { referenceId: bob } } }',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      join(dir, 'wrong.test.yaml'),
+      [
+        'fixtures: { devices: { dev_bob_1: { referenceId: bob } } }',
+        'tests:',
+        '  - name: alice expects bob’s device (wrong on purpose)',
+        '    key: { type: scoped, referenceId: alice }',
+        '    request: { method: GET, path: /v1/devices/dev_bob_1 }',
+        '    expect: { decision: allow }',
+        '  - name: the filter is alice',
+        '    key: { type: scoped, referenceId: alice }',
+        '    request: { method: GET, path: /v1/devices }',
+        '    expect: { upstream: { query: { referenceId: bob } } }',
+        '',
+      ].join('\n'),
+    );
     const r = cli('policy', 'test', dir);
     expect(r.status).toBe(4);
     expect(r.stdout).toContain('FAIL wrong.test.yaml › alice expects bob’s device (wrong on purpose)');
@@ -140,7 +146,11 @@ describe('keygate policy test refuses a test file it cannot trust (exit 3, file:
       'k-types.test.yaml:5:34 tests[0].expect.response.items must be an integer from 0 up, not -1',
       'l-no-key.test.yaml:2:5 tests[0] needs "key"',
     ];
-    for (const want of expected) expect(lines.some((l) => l.includes(`/${want}`)), want).toBe(true);
+    for (const want of expected)
+      expect(
+        lines.some((l) => l.includes(`/${want}`)),
+        want,
+      ).toBe(true);
     expect(lines.at(-1)).toBe(`${lines.length - 1} error(s)`);
     expect(r.stdout).not.toMatch(/PASS|FAIL|policy tests:/);
   });

@@ -2,12 +2,12 @@
 // client gets when the backend fails mid-answer, when a refusal comes while the body is
 // still arriving, on HEAD to a checked route, and when the client goes away — and that
 // afterwards nothing is held (backend connections, queue places, body memory, in flight).
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { send } from '../helpers/http.ts';
-import { startInProcess, type InProcessKeygate } from '../helpers/in-process.ts';
+import { type InProcessKeygate, startInProcess } from '../helpers/in-process.ts';
 
 let kg: InProcessKeygate | undefined;
 let upstream: Server | undefined;

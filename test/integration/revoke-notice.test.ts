@@ -24,7 +24,9 @@ function revokeFresh(env: Record<string, string | undefined>): string {
 describe('keys revoke says what bounds the revocation', () => {
   it('without KEYGATE_KEY_CACHE_TTL: the option, its default and its ceiling, no promise of 2 s', () => {
     const out = revokeFresh({ KEYGATE_KEY_CACHE_TTL: undefined });
-    expect(out).toMatch(/^Revoked key_\w+\. Running sidecars on this file notice within a second \(they check it every 0\.2 s\); one that misses it refuses it within its --key-cache-ttl \(2 s by default, at most 5 s\)\.\n$/);
+    expect(out).toMatch(
+      /^Revoked key_\w+\. Running sidecars on this file notice within a second \(they check it every 0\.2 s\); one that misses it refuses it within its --key-cache-ttl \(2 s by default, at most 5 s\)\.\n$/,
+    );
   });
 
   it('with KEYGATE_KEY_CACHE_TTL set here: that value, for sidecars started the same way', () => {

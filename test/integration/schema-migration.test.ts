@@ -7,13 +7,13 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
 import { generateKey, hashKey, newKeyId } from '../../src/keys/key-format.ts';
 import { POSTGRES_SCHEMA_VERSION } from '../../src/keys/migrations/postgres.ts';
 import { SQLITE_SCHEMA_VERSION } from '../../src/keys/migrations/sqlite.ts';
 import { key, send } from '../helpers/http.ts';
 import { PG_BASE, pgSchemas } from '../helpers/pg-schemas.ts';
-import { BIN, ROOT, startSidecar, tempDir, type Sidecar } from '../helpers/sidecar.ts';
+import { BIN, ROOT, type Sidecar, startSidecar, tempDir } from '../helpers/sidecar.ts';
 
 const FIXTURES = join(ROOT, 'test/fixtures');
 const pgs = pgSchemas('migrate');
@@ -61,7 +61,10 @@ async function checkOldKeysWork(store: string, keys: OldKey[]): Promise<void> {
   // The upgraded store reads and lists them as v2 keys; the audit trail starts with their creation.
   const listed = cli(['keys', 'list', '--json', '--store', store]);
   expect(listed.status, listed.stderr).toBe(0);
-  const rows = listed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const rows = listed.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   expect(rows.map((r) => r.id)).toEqual(keys.map((k) => k.id));
   expect(rows.map((r) => r.keyPrefix)).toEqual(['api_', 'scoped_', 'api_']);
   expect(rows[2]!.revokedAt).not.toBeNull();
@@ -79,7 +82,9 @@ describe('a SQLite file of schema version 1', () => {
     db.exec('PRAGMA journal_mode = WAL');
     db.exec(readFileSync(join(FIXTURES, 'schema-v1-sqlite.sql'), 'utf8'));
     const insert = db.prepare('INSERT INTO keys (id, key_hash, type, reference_id, name, roles, conditions, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
-    keys.forEach((k, i) => insert.run(k.id, hashKey(k.key), k.type, k.referenceId, `old ${i}`, '[]', '{}', `2025-01-0${i + 1}T00:00:00.000Z`, null, k.revoked ? '2025-02-01T00:00:00.000Z' : null));
+    keys.forEach(
+      (k, i) => void insert.run(k.id, hashKey(k.key), k.type, k.referenceId, `old ${i}`, '[]', '{}', `2025-01-0${i + 1}T00:00:00.000Z`, null, k.revoked ? '2025-02-01T00:00:00.000Z' : null),
+    );
     db.close();
     return path;
   }
@@ -124,12 +129,18 @@ describe('a SQLite file of schema version 1', () => {
     const keys = oldKeys();
     const path = v1File(keys);
     const { spawn } = await import('node:child_process');
-    const runs = await Promise.all(Array.from({ length: 4 }, () => new Promise<{ code: number | null; err: string }>((resolve) => {
-      const p = spawn(process.execPath, [BIN, 'keys', 'create', '--type', 'server', '--json', '--store', `sqlite:${path}`], { cwd: ROOT });
-      let err = '';
-      p.stderr.on('data', (c: Buffer) => (err += c.toString()));
-      p.on('exit', (code) => resolve({ code, err }));
-    })));
+    const runs = await Promise.all(
+      Array.from(
+        { length: 4 },
+        () =>
+          new Promise<{ code: number | null; err: string }>((resolve) => {
+            const p = spawn(process.execPath, [BIN, 'keys', 'create', '--type', 'server', '--json', '--store', `sqlite:${path}`], { cwd: ROOT });
+            let err = '';
+            p.stderr.on('data', (c: Buffer) => (err += c.toString()));
+            p.on('exit', (code) => resolve({ code, err }));
+          }),
+      ),
+    );
     for (const r of runs) expect(r.code, r.err).toBe(0);
     expect(version(path)).toBe(SQLITE_SCHEMA_VERSION);
     const db = new DatabaseSync(path);
@@ -146,7 +157,11 @@ describe('a SQLite file of schema version 1', () => {
     db.exec(readFileSync(join(FIXTURES, 'schema-v1-sqlite.sql'), 'utf8'));
     db.exec('PRAGMA user_version = 9');
     db.close();
-    const r = spawnSync(process.execPath, [BIN, 'serve', '--upstream', 'http://127.0.0.1:1', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--store', `sqlite:${path}`], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(process.execPath, [BIN, 'serve', '--upstream', 'http://127.0.0.1:1', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--store', `sqlite:${path}`], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`has schema version 9, newer than this Keygate reads (${SQLITE_SCHEMA_VERSION})`);
     expect(version(path)).toBe(9);
@@ -161,8 +176,11 @@ describe('a PostgreSQL schema of version 1', () => {
     try {
       await client.query(readFileSync(join(FIXTURES, 'schema-v1-postgres.sql'), 'utf8').replaceAll(':schema', `"${schema}"`));
       for (const [i, k] of keys.entries()) {
-        await client.query(`INSERT INTO "${schema}".keygate_keys (id, key_hash, type, reference_id, name, roles, conditions, created_at, expires_at, revoked_at)
-          VALUES ($1, $2, $3, $4, $5, '[]'::jsonb, '{}'::jsonb, $6, NULL, $7)`, [k.id, hashKey(k.key), k.type, k.referenceId, `old ${i}`, `2025-01-0${i + 1}T00:00:00.000Z`, k.revoked ? '2025-02-01T00:00:00.000Z' : null]);
+        await client.query(
+          `INSERT INTO "${schema}".keygate_keys (id, key_hash, type, reference_id, name, roles, conditions, created_at, expires_at, revoked_at)
+          VALUES ($1, $2, $3, $4, $5, '[]'::jsonb, '{}'::jsonb, $6, NULL, $7)`,
+          [k.id, hashKey(k.key), k.type, k.referenceId, `old ${i}`, `2025-01-0${i + 1}T00:00:00.000Z`, k.revoked ? '2025-02-01T00:00:00.000Z' : null],
+        );
       }
     } finally {
       await client.end();

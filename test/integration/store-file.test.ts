@@ -5,12 +5,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { mintKey } from '../../src/keys/mint-key.ts';
-import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
 import { hashKey } from '../../src/keys/key-format.ts';
+import { mintKey } from '../../src/keys/mint-key.ts';
 import { SqliteKeyStore } from '../../src/keys/sqlite-store.ts';
 import { key, send } from '../helpers/http.ts';
-import { BIN, ROOT, startSidecar, tempDir, type Sidecar } from '../helpers/sidecar.ts';
+import { BIN, ROOT, type Sidecar, startSidecar, tempDir } from '../helpers/sidecar.ts';
 
 let backend: DemoBackend | undefined;
 let sidecar: Sidecar | undefined;

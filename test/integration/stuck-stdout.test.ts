@@ -2,9 +2,9 @@
 // alive: the last flush is bounded (LAST_FLUSH_MS), then the process exits 0.
 import { Agent, request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
 import { LAST_FLUSH_MS } from '../../src/server/process.ts';
-import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
-import { startSidecar, tempStore, type Sidecar } from '../helpers/sidecar.ts';
+import { type Sidecar, startSidecar, tempStore } from '../helpers/sidecar.ts';
 
 let backend: DemoBackend | undefined;
 let sidecar: Sidecar | undefined;

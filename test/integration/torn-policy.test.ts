@@ -6,10 +6,10 @@
 import { closeSync, ftruncateSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
 import { SETTLE_MS } from '../../src/policy/watch.ts';
 import { key, send } from '../helpers/http.ts';
-import { POLICIES, seedKeys, startSidecar, tempDir, tempStore, type Sidecar, type TestKeys } from '../helpers/sidecar.ts';
+import { POLICIES, type Sidecar, seedKeys, startSidecar, type TestKeys, tempDir, tempStore } from '../helpers/sidecar.ts';
 
 const ORIGINAL = readFileSync(join(POLICIES, 'texture.yaml'), 'utf8');
 
@@ -56,7 +56,11 @@ interface Tally {
 function load(keys: TestKeys, onAlice?: (r: { status: number; json: any }) => void): Tally {
   const statuses = new Map<string, number>();
   let running = true;
-  const requests: Array<[string, string]> = [[keys.alice, '/v1/devices'], [keys.alice, '/v1/devices/dev_alice_1'], [keys.server, '/v1/sites']];
+  const requests: Array<[string, string]> = [
+    [keys.alice, '/v1/devices'],
+    [keys.alice, '/v1/devices/dev_alice_1'],
+    [keys.server, '/v1/sites'],
+  ];
   const client = async (i: number): Promise<void> => {
     for (let n = i; running; n++) {
       const [k, path] = requests[n % requests.length]!;
@@ -134,7 +138,7 @@ describe('a policy rewritten in place in two writes, under load', () => {
     await tally.stop();
     expect(foreign, 'devices of other users answered to alice').toBe(0);
     const unfiltered = backend!.received.filter((r) => r.path === '/v1/devices' && r.headers['x-keygate-reference-id'] === 'alice' && r.query.getAll('referenceId').join(',') !== 'alice');
-    expect(unfiltered.length, 'alice\'s lists forwarded without her filter').toBe(0);
+    expect(unfiltered.length, "alice's lists forwarded without her filter").toBe(0);
     expect(nonOk(tally)).toEqual([]);
     expect(await metric('keygate_policy_reloads_total{result="failure"}')).toBe(0);
     await new Promise((r) => setTimeout(r, SETTLE_MS + 200));

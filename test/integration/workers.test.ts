@@ -2,9 +2,9 @@
 // Real processes: the worker pids are read from the kernel (/proc), not from Keygate.
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startDemoBackend, type DemoBackend } from '../../src/demo/backend.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
 import { key, send } from '../helpers/http.ts';
-import { seedKeys, startSidecar, tempStore, type Sidecar, type TestKeys } from '../helpers/sidecar.ts';
+import { type Sidecar, seedKeys, startSidecar, type TestKeys, tempStore } from '../helpers/sidecar.ts';
 
 let backend: DemoBackend | undefined;
 let sidecar: Sidecar | undefined;

@@ -3,7 +3,7 @@ import { AccessLog, msText } from '../../src/observability/access-log.ts';
 
 function capture(): { log: AccessLog; lines: string[] } {
   const lines: string[] = [];
-  const log = new AccessLog({ write: (s: string) => (lines.push(s), true) } as never, true);
+  const log = new AccessLog({ write: (s: string) => lines.push(s) > 0 } as never, true);
   return { log, lines };
 }
 
@@ -20,18 +20,57 @@ describe('access log line', () => {
   it('is one JSON line whose strings are escaped where needed and quoted as-is otherwise', () => {
     const { log, lines } = capture();
     const weird = '/v1/dev"ices\\x\u0001\u2028é';
-    log.write({ requestId: 'ab12-1', method: 'GET', path: weird, route: 'GET /v1/devices', keyId: 'key_x', keyType: 'scoped', decision: 'forbidden', status: 403, code: 'ACTION_NOT_ALLOWED', detail: 'a "quoted"\nthing', latencyMs: 1.5 });
+    log.write({
+      requestId: 'ab12-1',
+      method: 'GET',
+      path: weird,
+      route: 'GET /v1/devices',
+      keyId: 'key_x',
+      keyType: 'scoped',
+      decision: 'forbidden',
+      status: 403,
+      code: 'ACTION_NOT_ALLOWED',
+      detail: 'a "quoted"\nthing',
+      latencyMs: 1.5,
+    });
     expect(lines).toHaveLength(1);
     expect(lines[0]!.endsWith('}\n')).toBe(true);
     expect(lines[0]!.slice(0, -1)).not.toContain('\n');
     const o = JSON.parse(lines[0]!);
-    expect(o).toMatchObject({ level: 30, service: 'keygate', requestId: 'ab12-1', method: 'GET', path: weird, route: 'GET /v1/devices', keyId: 'key_x', keyType: 'scoped', decision: 'forbidden', status: 403, code: 'ACTION_NOT_ALLOWED', detail: 'a "quoted"\nthing', latencyMs: 1.5, msg: 'access' });
+    expect(o).toMatchObject({
+      level: 30,
+      service: 'keygate',
+      requestId: 'ab12-1',
+      method: 'GET',
+      path: weird,
+      route: 'GET /v1/devices',
+      keyId: 'key_x',
+      keyType: 'scoped',
+      decision: 'forbidden',
+      status: 403,
+      code: 'ACTION_NOT_ALLOWED',
+      detail: 'a "quoted"\nthing',
+      latencyMs: 1.5,
+      msg: 'access',
+    });
     expect(Math.abs(o.time - Date.now())).toBeLessThan(5_000);
   });
 
   it('leaves absent fields out, as pino does', () => {
     const { log, lines } = capture();
-    log.write({ requestId: 'r', method: undefined, path: undefined, route: '-', keyId: undefined, keyType: undefined, decision: 'unauthenticated', status: 401, code: 'KEY_MISSING', detail: undefined, latencyMs: 0.07 });
+    log.write({
+      requestId: 'r',
+      method: undefined,
+      path: undefined,
+      route: '-',
+      keyId: undefined,
+      keyType: undefined,
+      decision: 'unauthenticated',
+      status: 401,
+      code: 'KEY_MISSING',
+      detail: undefined,
+      latencyMs: 0.07,
+    });
     const o = JSON.parse(lines[0]!);
     expect(Object.keys(o)).toEqual(['level', 'time', 'service', 'requestId', 'route', 'decision', 'status', 'code', 'latencyMs', 'msg']);
     expect(o.latencyMs).toBe(0.07);

@@ -1,7 +1,7 @@
 // Invariant 11 (no starvation): the per-key-type admission in front of the backend pool.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KeygateError } from '../../src/errors/keygate-error.ts';
-import { Admission, ADMISSION_CLASSES, classOf, defaultShares, LOOKUP_CLASS, sharesProblem, type AdmissionOptions, type AdmissionWaiter } from '../../src/pipeline/admission.ts';
+import { ADMISSION_CLASSES, Admission, type AdmissionOptions, type AdmissionWaiter, classOf, defaultShares, LOOKUP_CLASS, sharesProblem } from '../../src/pipeline/admission.ts';
 
 const SERVER = classOf('server');
 const CONNECT = classOf('connect');
@@ -69,7 +69,7 @@ describe('admission', () => {
     expect(fill(a, SERVER)).toBe(128 - connect - scoped - 4 - 4 - 8);
   });
 
-  it('a class alone may use the shared part, never another class\'s reserve', () => {
+  it("a class alone may use the shared part, never another class's reserve", () => {
     const a = admission();
     expect(fill(a, SERVER)).toBe(128 - 4 - 4 - 4 - 8 - 8);
     // every other class still gets its reserve

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { listScan, provenClean, scanFields, type ListScan } from '../../src/pipeline/clean-scan.ts';
+import { demoDevices, page } from '../../src/demo/data.ts';
 import type { Condition } from '../../src/pipeline/authorize.ts';
 import type { BufferedResponse } from '../../src/pipeline/forward.ts';
-import { renderScannedList } from '../../src/pipeline/list-render.ts';
+import { type ListScan, listScan, provenClean, scanFields } from '../../src/pipeline/proving/clean-scan.ts';
+import { renderScannedList } from '../../src/pipeline/proving/list-render.ts';
 import { MAX_PARTS, PartsResponse, renderScannedParts } from '../../src/pipeline/proving/parts.ts';
-import { checkListFully, listCheck, responseCheck, type CheckedResponse } from '../../src/pipeline/response-checks.ts';
-import { demoDevices, page } from '../../src/demo/data.ts';
+import { type CheckedResponse, checkListFully, listCheck, responseCheck } from '../../src/pipeline/proving/response-checks.ts';
 import type { CompiledResource } from '../../src/policy/model.ts';
 import { generator, rng } from '../helpers/answer-generator.ts';
 
@@ -13,7 +13,11 @@ import { generator, rng } from '../helpers/answer-generator.ts';
 // written must be byte for byte what the joined answer would have given.
 
 const devices = {
-  name: 'devices', actions: new Map(), lookup: null, fields: new Map([['referenceId', ['referenceId']]]), fieldsDeclared: true,
+  name: 'devices',
+  actions: new Map(),
+  lookup: null,
+  fields: new Map([['referenceId', ['referenceId']]]),
+  fieldsDeclared: true,
   position: { file: 'test', line: 1, col: 1 },
 } as unknown as CompiledResource;
 const alice: Condition[] = [{ attribute: 'referenceId', values: ['alice'] }];

@@ -1,25 +1,29 @@
 import { describe, expect, it } from 'vitest';
-import { provenClean, scanFields } from '../../src/pipeline/clean-scan.ts';
 import type { Condition } from '../../src/pipeline/authorize.ts';
 import type { BufferedResponse } from '../../src/pipeline/forward.ts';
-import { checkListFully, checkSingleFully, listCheck, responseCheck, type CheckedResponse } from '../../src/pipeline/response-checks.ts';
+import { provenClean, scanFields } from '../../src/pipeline/proving/clean-scan.ts';
+import { type CheckedResponse, checkListFully, checkSingleFully, listCheck, responseCheck } from '../../src/pipeline/proving/response-checks.ts';
 import type { CompiledResource } from '../../src/policy/model.ts';
 import { generator } from '../helpers/answer-generator.ts';
 
 const devices = {
-  name: 'devices', actions: new Map(), lookup: null, fields: new Map([['referenceId', ['referenceId']]]), fieldsDeclared: true,
+  name: 'devices',
+  actions: new Map(),
+  lookup: null,
+  fields: new Map([['referenceId', ['referenceId']]]),
+  fieldsDeclared: true,
   position: { file: 'test', line: 1, col: 1 },
 } as unknown as CompiledResource;
 const alice: Condition[] = [{ attribute: 'referenceId', values: ['alice'] }];
 const FIELDS = scanFields(devices, alice)!;
 
-const clean = (text: string | Buffer, shape: 'list' | 'single' = 'list'): boolean =>
-  provenClean(typeof text === 'string' ? Buffer.from(text) : text, FIELDS, shape);
+const clean = (text: string | Buffer, shape: 'list' | 'single' = 'list'): boolean => provenClean(typeof text === 'string' ? Buffer.from(text) : text, FIELDS, shape);
 
 const answer = (body: Buffer, status = 200): BufferedResponse => ({ status, headers: { 'content-type': 'application/json; charset=utf-8' }, body });
 
 // The bench's list answer, as the demo backend sends it.
-const LIST = '{"data":[{"id":"dev_alice_1","referenceId":"alice","name":"Alice\'s thermostat 1","state":{"mode":"heat","heatSetpoint":20.5},' +
+const LIST =
+  '{"data":[{"id":"dev_alice_1","referenceId":"alice","name":"Alice\'s thermostat 1","state":{"mode":"heat","heatSetpoint":20.5},' +
   '"tags":["home"]},{"id":"dev_alice_2","referenceId":"alice","state":{"chargePercentage":82},"tags":[]}],"page":1,"perPage":50,"totalItems":2,"totalPages":1}';
 
 describe('provenClean: what it proves', () => {
@@ -97,8 +101,17 @@ describe('provenClean: what it proves', () => {
   });
 
   it('any-of values and several conditions', () => {
-    const conds: Condition[] = [{ attribute: 'referenceId', values: ['bob', 'alice'] }, { attribute: 'siteId', values: ['s1'] }];
-    const res = { ...devices, fields: new Map([['referenceId', ['referenceId']], ['siteId', ['siteId']]]) } as CompiledResource;
+    const conds: Condition[] = [
+      { attribute: 'referenceId', values: ['bob', 'alice'] },
+      { attribute: 'siteId', values: ['s1'] },
+    ];
+    const res = {
+      ...devices,
+      fields: new Map([
+        ['referenceId', ['referenceId']],
+        ['siteId', ['siteId']],
+      ]),
+    } as CompiledResource;
     const fields = scanFields(res, conds)!;
     expect(provenClean(Buffer.from('[{"siteId":"s1","referenceId":"alice"},{"referenceId":"bob","siteId":"s1"}]'), fields, 'list')).toBe(true);
     expect(provenClean(Buffer.from('[{"siteId":"s2","referenceId":"alice"}]'), fields, 'list')).toBe(false);
@@ -162,7 +175,9 @@ describe('provenClean never disagrees with the full check', () => {
       }
       const fast = listCheck(devices, alice)(res) as CheckedResponse;
       if (typeof full === 'string' || !fast.body.equals(full.body) || (full as CheckedResponse).dropped !== 0) {
-        expect.fail(`scanner said clean, full check released something else: ${body.toString('latin1')} → ${typeof full === 'string' ? full : full.body.toString('latin1')} vs ${fast.body.toString('latin1')}`);
+        expect.fail(
+          `scanner said clean, full check released something else: ${body.toString('latin1')} → ${typeof full === 'string' ? full : full.body.toString('latin1')} vs ${fast.body.toString('latin1')}`,
+        );
       }
     }
     return proven;

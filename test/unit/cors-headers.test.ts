@@ -1,4 +1,4 @@
-import { createServer, request, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { answerWithCors } from '../../src/cors/cors-headers.ts';
@@ -13,7 +13,9 @@ async function headersOf(write: (res: ServerResponse) => void): Promise<Incoming
       request({ host: '127.0.0.1', port, agent: false }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.headers));
-      }).on('error', reject).end();
+      })
+        .on('error', reject)
+        .end();
     });
   } finally {
     server.close();
@@ -21,7 +23,7 @@ async function headersOf(write: (res: ServerResponse) => void): Promise<Incoming
 }
 
 describe('CORS headers on an answer', () => {
-  it('replace the backend\'s Access-Control-* headers with Keygate\'s, echo the origin exactly and add Origin to Vary', async () => {
+  it("replace the backend's Access-Control-* headers with Keygate's, echo the origin exactly and add Origin to Vary", async () => {
     const h = await headersOf((res) => {
       answerWithCors(res, 'https://app.example.com');
       res.writeHead(200, ['content-type', 'application/json', 'Access-Control-Allow-Origin', '*', 'access-control-allow-credentials', 'true', 'vary', 'Accept-Encoding']);
@@ -50,7 +52,10 @@ describe('known origins (preflights)', () => {
   it('are read from the store, learn what keyed requests proved, and keep the last set when a read fails', async () => {
     let answer: Promise<string[]> = Promise.resolve(['https://a.example']);
     const errors: unknown[] = [];
-    const known = new KnownOrigins(() => answer, (e) => errors.push(e));
+    const known = new KnownOrigins(
+      () => answer,
+      (e) => errors.push(e),
+    );
     await known.refresh();
     expect(known.has('https://a.example')).toBe(true);
     expect(known.has('https://a.example.evil')).toBe(false);

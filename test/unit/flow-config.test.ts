@@ -5,8 +5,8 @@ import { UsageError } from '../../src/cli/usage-error.ts';
 import { SERVE } from '../../src/config/commands.ts';
 import { ConfigError } from '../../src/config/config-error.ts';
 import { serveConfig } from '../../src/config/serve-config.ts';
-import { openFileLimit, proxyConnectionCap } from '../../src/server/fd-limit.ts';
 import { checkingIntervalMs } from '../../src/server/connections.ts';
+import { openFileLimit, proxyConnectionCap } from '../../src/server/fd-limit.ts';
 
 const UPSTREAM = ['--upstream', 'http://127.0.0.1:3000'];
 
@@ -42,10 +42,12 @@ describe('flow-control options', () => {
   });
 
   it('flags, and environment variables under them', () => {
-    const c = config(
-      ['--upstream-connections', '64', '--upstream-queue', '10', '--body-timeout', '1500', '--first-byte-timeout', '2000', '--max-connections', '500'],
-      { KEYGATE_UPSTREAM_QUEUE: '99', KEYGATE_UPSTREAM_QUEUE_TIMEOUT: '250', KEYGATE_HEADERS_TIMEOUT: '3000', KEYGATE_MAX_BODY: '1000' },
-    );
+    const c = config(['--upstream-connections', '64', '--upstream-queue', '10', '--body-timeout', '1500', '--first-byte-timeout', '2000', '--max-connections', '500'], {
+      KEYGATE_UPSTREAM_QUEUE: '99',
+      KEYGATE_UPSTREAM_QUEUE_TIMEOUT: '250',
+      KEYGATE_HEADERS_TIMEOUT: '3000',
+      KEYGATE_MAX_BODY: '1000',
+    });
     expect(c.upstreamOptions.connections).toBe(64);
     expect(c.admission.shares.server).toEqual({ reserve: 16, max: 64 }); // defaults scale with the pool
     expect(c.admission.queueLength).toBe(10);

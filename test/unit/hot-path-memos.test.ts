@@ -2,16 +2,16 @@
 // keyed by are immutable, replaced rather than changed, and a new input is a new entry.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { testPrincipal, type Principal } from '../../src/keys/principal.ts';
+import { type Principal, testPrincipal } from '../../src/keys/principal.ts';
 import { authorize, decide } from '../../src/pipeline/authorize.ts';
 import { canonicalize } from '../../src/pipeline/canonical-path.ts';
 import type { BufferedResponse } from '../../src/pipeline/forward.ts';
-import { headerClass } from '../../src/pipeline/header-classes.ts';
+import { headerClass } from '../../src/pipeline/forwarding/header-classes.ts';
 import { mutateQuery } from '../../src/pipeline/mutate.ts';
-import { PairMemo } from '../../src/pipeline/pair-memo.ts';
-import { listCheck, type CheckedResponse } from '../../src/pipeline/response-checks.ts';
+import { type CheckedResponse, listCheck } from '../../src/pipeline/proving/response-checks.ts';
 import { compilePolicy } from '../../src/policy/compile.ts';
 import { loadPolicy } from '../../src/policy/load.ts';
+import { PairMemo } from '../../src/util/pair-memo.ts';
 import { POLICIES } from '../helpers/sidecar.ts';
 
 const texture = loadPolicy(join(POLICIES, 'texture.yaml'));
@@ -71,15 +71,21 @@ describe("what is derived from a condition list's identity: the filter text (mut
 
 describe('the scan fields per compiled resource (clean-scan)', () => {
   const policyWithField = (field: string) =>
-    compilePolicy([{
-      file: 'p.yaml',
-      text: `version: 1\nresources:\n  things:\n    attributes: { fields: { owner: ${field} } }\n    actions:\n      list: [{ route: GET /things, conditions: filter }]\nroles:\n  mine:\n    permissions: [things:list]\n    conditions: { owner: ['{key.referenceId}'] }\nkeyTypes: { server: [], connect: [], scoped: [mine], operator: [], access-token: [] }\n`,
-    }]);
+    compilePolicy([
+      {
+        file: 'p.yaml',
+        text: `version: 1\nresources:\n  things:\n    attributes: { fields: { owner: ${field} } }\n    actions:\n      list: [{ route: GET /things, conditions: filter }]\nroles:\n  mine:\n    permissions: [things:list]\n    conditions: { owner: ['{key.referenceId}'] }\nkeyTypes: { server: [], connect: [], scoped: [mine], operator: [], access-token: [] }\n`,
+      },
+    ]);
 
   it('a reloaded resource that maps the attribute to another field is scanned for the new field', () => {
     // Every item is alice's by ownerId and bob's by userId: a scan of the old field would prove the list clean.
     const body = answer('{"data":[{"id":"1","ownerId":"alice","userId":"bob"}]}');
-    for (const [field, kept] of [['ownerId', ['1']], ['userId', []], ['ownerId', ['1']]] as const) {
+    for (const [field, kept] of [
+      ['ownerId', ['1']],
+      ['userId', []],
+      ['ownerId', ['1']],
+    ] as const) {
       const policy = policyWithField(field);
       const c = authorize(policy, scoped('alice'), 'GET', canonicalize('/things')).conditions!;
       expect(ids(listCheck(policy.resources.get('things')!, c)(body) as CheckedResponse), field).toEqual(kept);
@@ -102,7 +108,10 @@ describe('PairMemo', () => {
   it('computes once per pair, and a new first key (a reloaded resource) starts afresh', () => {
     let made = 0;
     const memo = new PairMemo<object, string, number>(() => new Map());
-    const make = (_a: object, b: string): number => (made++, b.length);
+    const make = (_a: object, b: string): number => {
+      made++;
+      return b.length;
+    };
     const a = {};
     expect([memo.get(a, 'xy', make), memo.get(a, 'xy', make), memo.get(a, 'xyz', make)]).toEqual([2, 2, 3]);
     expect(made).toBe(2);

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { mintKey } from '../../src/keys/mint-key.ts';
 import { KeyCache } from '../../src/keys/key-cache.ts';
 import { generateKey, hashKey } from '../../src/keys/key-format.ts';
+import { mintKey } from '../../src/keys/mint-key.ts';
 import { SqliteKeyStore } from '../../src/keys/sqlite-store.ts';
 import type { KeyStore } from '../../src/keys/store.ts';
 import { tempDir } from '../helpers/sidecar.ts';

@@ -11,10 +11,12 @@ import { ROOT } from '../helpers/sidecar.ts';
 const DIR = join(ROOT, 'deploy/kubernetes');
 const docs = readdirSync(DIR)
   .filter((f) => f.endsWith('.yaml'))
-  .flatMap((f) => parseAllDocuments(readFileSync(join(DIR, f), 'utf8')).map((d) => {
-    expect(d.errors, f).toEqual([]);
-    return d.toJS() as any;
-  }));
+  .flatMap((f) =>
+    parseAllDocuments(readFileSync(join(DIR, f), 'utf8')).map((d) => {
+      expect(d.errors, f).toEqual([]);
+      return d.toJS() as any;
+    }),
+  );
 const find = (kind: string) => docs.filter((d) => d.kind === kind);
 
 /** The image's ENV (KEYGATE_* only), read from the Dockerfile's final stage. */

@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { Condition } from '../../src/pipeline/authorize.ts';
 import type { BufferedResponse } from '../../src/pipeline/forward.ts';
-import { checkListFully, listCheck, type CheckedResponse } from '../../src/pipeline/response-checks.ts';
+import { type CheckedResponse, checkListFully, listCheck } from '../../src/pipeline/proving/response-checks.ts';
 import type { CompiledResource } from '../../src/policy/model.ts';
 
 const devices = {
-  name: 'devices', actions: new Map(), lookup: null, fields: new Map([['referenceId', ['referenceId']]]), fieldsDeclared: true,
+  name: 'devices',
+  actions: new Map(),
+  lookup: null,
+  fields: new Map([['referenceId', ['referenceId']]]),
+  fieldsDeclared: true,
   position: { file: 'test', line: 1, col: 1 },
 } as unknown as CompiledResource;
 const alice: Condition[] = [{ attribute: 'referenceId', values: ['alice'] }];
@@ -19,7 +23,12 @@ const text = (r: BufferedResponse): string => r.body.toString();
 
 describe('checked lists are written by Keygate: nothing depends on items the key may not see', () => {
   it('dropped or never there: the same bytes, the same headers', () => {
-    const withBob = check(`{"data":[${A1}, ${B1} ,${A2}],"page":1,"perPage":50,"totalItems":3,"totalPages":1,"hasMore":true}`, { etag: '"3"', 'x-total-count': '3', 'last-modified': 'x', 'cache-control': 'no-cache' });
+    const withBob = check(`{"data":[${A1}, ${B1} ,${A2}],"page":1,"perPage":50,"totalItems":3,"totalPages":1,"hasMore":true}`, {
+      etag: '"3"',
+      'x-total-count': '3',
+      'last-modified': 'x',
+      'cache-control': 'no-cache',
+    });
     const without = check(`{"data":[${A1},${A2}],"page":1,"perPage":50,"totalItems":2,"totalPages":1}`, { etag: '"2"', 'x-total-count': '2', 'cache-control': 'no-cache' });
     expect(text(withBob)).toBe(`{"data":[${A1},${A2}],"page":1,"perPage":50,"totalItems":2,"totalPages":1}`);
     expect(text(withBob)).toBe(text(without));

@@ -52,12 +52,30 @@ describe('AccessLog', () => {
     const f = fileDestination(0);
     const log = new AccessLog(f.dest, true);
     log.write({
-      requestId: 'r-1', method: 'GET', path: '/v1/"odd"\\path', route: 'GET /v1/devices', keyId: 'key_1', keyType: 'scoped',
-      decision: 'forbidden', status: 403, code: 'RESOURCE_NOT_ALLOWED', detail: 'line\nbreak', latencyMs: 1.25,
+      requestId: 'r-1',
+      method: 'GET',
+      path: '/v1/"odd"\\path',
+      route: 'GET /v1/devices',
+      keyId: 'key_1',
+      keyType: 'scoped',
+      decision: 'forbidden',
+      status: 403,
+      code: 'RESOURCE_NOT_ALLOWED',
+      detail: 'line\nbreak',
+      latencyMs: 1.25,
     });
     log.write({
-      requestId: 'r-2', method: 'GET', path: '/x', route: 'unmatched', keyId: undefined, keyType: undefined,
-      decision: 'unauthenticated', status: 401, code: 'KEY_MISSING', detail: undefined, latencyMs: 0.1,
+      requestId: 'r-2',
+      method: 'GET',
+      path: '/x',
+      route: 'unmatched',
+      keyId: undefined,
+      keyType: undefined,
+      decision: 'unauthenticated',
+      status: 401,
+      code: 'KEY_MISSING',
+      detail: undefined,
+      latencyMs: 0.1,
     });
     await f.flushed();
     const [a, b, rest] = f.read().split('\n');
@@ -74,7 +92,17 @@ describe('AccessLog', () => {
   it('writes nothing when the level is above info', async () => {
     const f = fileDestination(0);
     new AccessLog(f.dest, false).write({
-      requestId: 'r', method: 'GET', path: '/', route: '-', keyId: undefined, keyType: undefined, decision: 'allow', status: 200, code: undefined, detail: undefined, latencyMs: 1,
+      requestId: 'r',
+      method: 'GET',
+      path: '/',
+      route: '-',
+      keyId: undefined,
+      keyType: undefined,
+      decision: 'allow',
+      status: 200,
+      code: undefined,
+      detail: undefined,
+      latencyMs: 1,
     });
     await f.flushed();
     expect(f.read()).toBe('');

@@ -16,7 +16,15 @@ describe('mintKey: key record v2', () => {
     const { record, key } = mintKey({ type: 'connect', name: 'web', allowedOrigins: ['https://App.example.com'], allowedRedirects: ['https://app.example.com/cb'], allowReferenceId: true });
     expect(record.keyPrefix).toBe(key.slice(0, 8));
     expect(record.keyPrefix).toMatch(/^api_[0-9A-Za-z]{4}$/);
-    expect(record).toMatchObject({ createdBy: 'cli', linkId: null, description: null, allowedOrigins: ['https://app.example.com'], allowedRedirects: ['https://app.example.com/cb'], allowReferenceId: true, lastUsedAt: null });
+    expect(record).toMatchObject({
+      createdBy: 'cli',
+      linkId: null,
+      description: null,
+      allowedOrigins: ['https://app.example.com'],
+      allowedRedirects: ['https://app.example.com/cb'],
+      allowReferenceId: true,
+      lastUsedAt: null,
+    });
     expect(record.updatedAt).toBe(record.createdAt);
     expect(JSON.stringify(record)).not.toContain(key.slice(8));
     expect(mintKey({ type: 'scoped', referenceId: 'alice' }).record.keyPrefix).toMatch(/^scoped_[0-9A-Za-z]$/);

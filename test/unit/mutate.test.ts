@@ -1,14 +1,17 @@
 import { describe, expect, it } from 'vitest';
+import { type Principal, testPrincipal } from '../../src/keys/principal.ts';
 import { buildUpstreamHeaders, mutateQuery, normaliseParamName, paramKey, responseHeaders } from '../../src/pipeline/mutate.ts';
-import { testPrincipal, type Principal } from '../../src/keys/principal.ts';
 
 const alice: Principal = testPrincipal({ id: 'key_a', type: 'scoped', referenceId: 'alice' });
 const filter = [{ attribute: 'referenceId', values: ['alice'] }];
 
 describe('query mutation', () => {
-  it.each(['referenceId', 'REFERENCEID', '%72eferenceId', 'referenceId[]', 'referenceId%5B%5D', 'referenceId[x]', ' referenceId', 'reference%49d', 'referenceId.0'])('%s normalises to referenceid', (n) => {
-    expect(normaliseParamName(n)).toBe('referenceid');
-  });
+  it.each(['referenceId', 'REFERENCEID', '%72eferenceId', 'referenceId[]', 'referenceId%5B%5D', 'referenceId[x]', ' referenceId', 'reference%49d', 'referenceId.0'])(
+    '%s normalises to referenceid',
+    (n) => {
+      expect(normaliseParamName(n)).toBe('referenceid');
+    },
+  );
 
   it('sets the filter once after removing every variant, keeping other parameters as sent', () => {
     expect(mutateQuery('a=1&referenceId=bob&ReferenceId[]=x;b=%20&referenceid=c', filter)).toBe('a=1&b=%20&referenceId=alice');
@@ -33,7 +36,24 @@ describe('query mutation', () => {
 describe('upstream headers', () => {
   it('drops the key, hop-by-hop, override and client identity headers; adds Keygate’s', () => {
     const { headers, hasBody } = buildUpstreamHeaders({
-      rawHeaders: ['Texture-Api-Key', 'scoped_x', 'Connection', 'x-secret, keep-alive', 'X-Secret', '1', 'X-HTTP-Method-Override', 'DELETE', 'X-Keygate-Key-Type', 'server', 'Accept', 'application/json', 'Host', 'sidecar:8080', 'X-Forwarded-For', '10.0.0.1'],
+      rawHeaders: [
+        'Texture-Api-Key',
+        'scoped_x',
+        'Connection',
+        'x-secret, keep-alive',
+        'X-Secret',
+        '1',
+        'X-HTTP-Method-Override',
+        'DELETE',
+        'X-Keygate-Key-Type',
+        'server',
+        'Accept',
+        'application/json',
+        'Host',
+        'sidecar:8080',
+        'X-Forwarded-For',
+        '10.0.0.1',
+      ],
       principal: alice,
       requestId: 'r1',
       remoteAddress: '127.0.0.1',
@@ -48,8 +68,14 @@ describe('upstream headers', () => {
     expect(hasBody).toBe(false);
   });
 
-  it('leaves out the client\'s framing of a body Keygate reads (the plan adds its exact length)', () => {
-    const { headers, hasBody } = buildUpstreamHeaders({ rawHeaders: ['Transfer-Encoding', 'chunked', 'Content-Length', '12', 'Content-Type', 'application/json'], principal: alice, requestId: 'r', remoteAddress: undefined, readsBody: true });
+  it("leaves out the client's framing of a body Keygate reads (the plan adds its exact length)", () => {
+    const { headers, hasBody } = buildUpstreamHeaders({
+      rawHeaders: ['Transfer-Encoding', 'chunked', 'Content-Length', '12', 'Content-Type', 'application/json'],
+      principal: alice,
+      requestId: 'r',
+      remoteAddress: undefined,
+      readsBody: true,
+    });
     expect(hasBody).toBe(true);
     expect(headers).not.toContain('content-length');
     expect(headers).not.toContain('transfer-encoding');
@@ -70,9 +96,23 @@ describe('one meaning: request headers', () => {
   };
 
   it.each([
-    'X-Original-URL', 'X-Rewrite-URL', 'X-Override-URL', 'X-Original-Method', 'X-HTTP-Method', 'X-HTTP-Method-Override', 'X-Method-Override',
-    'X-Forwarded-Path', 'X-Forwarded-Prefix', 'X-Forwarded-Uri', 'X-Forwarded-Url', 'X-Envoy-Original-Path', 'X-Middleware-Rewrite', 'X-Script-Name',
-    'X_Original_URL', 'x_http_method_override', 'X-Original-Host',
+    'X-Original-URL',
+    'X-Rewrite-URL',
+    'X-Override-URL',
+    'X-Original-Method',
+    'X-HTTP-Method',
+    'X-HTTP-Method-Override',
+    'X-Method-Override',
+    'X-Forwarded-Path',
+    'X-Forwarded-Prefix',
+    'X-Forwarded-Uri',
+    'X-Forwarded-Url',
+    'X-Envoy-Original-Path',
+    'X-Middleware-Rewrite',
+    'X-Script-Name',
+    'X_Original_URL',
+    'x_http_method_override',
+    'X-Original-Host',
   ])('drops the rewrite header %s', (name) => {
     expect(names(build([name, '/v1/api-keys', 'Accept', '*/*']).headers)).not.toContain(name.toLowerCase());
   });
@@ -81,15 +121,23 @@ describe('one meaning: request headers', () => {
     expect(names(build(['Accept', '*/*', 'X_Custom', '1', 'Authorization', 'Bearer x']).headers)).toEqual(expect.arrayContaining(['accept', 'x_custom', 'authorization']));
   });
 
-  it.each(['Content-Type', 'content-length', 'Host', 'x-keygate-key-id', 'Texture-Api-Key', 'X-Forwarded-For', 'forwarded', 'X-Real-IP', 'x-request-id', 'Transfer-Encoding'])('refuses Connection naming %s', (name) => {
-    expect(code(() => build(['Connection', `keep-alive, ${name}`]))).toBe('INVALID_CONNECTION_HEADER');
-  });
+  it.each(['Content-Type', 'content-length', 'Host', 'x-keygate-key-id', 'Texture-Api-Key', 'X-Forwarded-For', 'forwarded', 'X-Real-IP', 'x-request-id', 'Transfer-Encoding'])(
+    'refuses Connection naming %s',
+    (name) => {
+      expect(code(() => build(['Connection', `keep-alive, ${name}`]))).toBe('INVALID_CONNECTION_HEADER');
+    },
+  );
 
   it('drops the other headers a Connection header names', () => {
     expect(names(build(['Connection', 'X-Hop, upgrade', 'X-Hop', '1', 'X-Stay', '2']).headers)).not.toContain('x-hop');
   });
 
-  it.each([['Content-Type', 'application/json'], ['content-encoding', 'identity'], ['Host', 'a'], ['Content-Length', '2']])('refuses %s given twice', (name, value) => {
+  it.each([
+    ['Content-Type', 'application/json'],
+    ['content-encoding', 'identity'],
+    ['Host', 'a'],
+    ['Content-Length', '2'],
+  ])('refuses %s given twice', (name, value) => {
     expect(code(() => build([name, value, name.toUpperCase(), value]))).toBe('DUPLICATE_HEADER');
   });
 
@@ -101,21 +149,44 @@ describe('one meaning: request headers', () => {
   });
 
   it('replaces forwarding headers with what Keygate saw, unless the hop is trusted', () => {
-    const raw = ['Host', 'kg:8080', 'X-Forwarded-For', '10.6.6.6', 'X-Forwarded-Proto', 'https', 'X-Real-IP', '10.6.6.6', 'Forwarded', 'for=10.6.6.6', 'X-Forwarded-Port', '443', 'X-Request-Id', 'ingress-1'];
+    const raw = [
+      'Host',
+      'kg:8080',
+      'X-Forwarded-For',
+      '10.6.6.6',
+      'X-Forwarded-Proto',
+      'https',
+      'X-Real-IP',
+      '10.6.6.6',
+      'Forwarded',
+      'for=10.6.6.6',
+      'X-Forwarded-Port',
+      '443',
+      'X-Request-Id',
+      'ingress-1',
+    ];
     const untrusted = new Map<string, string>();
     const h = build(raw).headers;
     for (let i = 0; i < h.length; i += 2) untrusted.set(h[i]!, h[i + 1]!);
     expect(Object.fromEntries(untrusted)).toMatchObject({
-      'x-forwarded-for': '127.0.0.1', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'kg:8080', 'x-real-ip': '127.0.0.1',
-      forwarded: 'for="127.0.0.1";host="kg:8080";proto=http', 'x-request-id': 'r1',
+      'x-forwarded-for': '127.0.0.1',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': 'kg:8080',
+      'x-real-ip': '127.0.0.1',
+      forwarded: 'for="127.0.0.1";host="kg:8080";proto=http',
+      'x-request-id': 'r1',
     });
     expect(untrusted.has('x-forwarded-port')).toBe(false);
     const trusted = new Map<string, string>();
     const t = build(raw, { trustedHop: true }).headers;
     for (let i = 0; i < t.length; i += 2) trusted.set(t[i]!, t[i + 1]!);
     expect(Object.fromEntries(trusted)).toMatchObject({
-      'x-forwarded-for': '10.6.6.6, 127.0.0.1', 'x-forwarded-proto': 'https', 'x-real-ip': '10.6.6.6', forwarded: 'for=10.6.6.6, for="127.0.0.1"',
-      'x-forwarded-port': '443', 'x-request-id': 'ingress-1',
+      'x-forwarded-for': '10.6.6.6, 127.0.0.1',
+      'x-forwarded-proto': 'https',
+      'x-real-ip': '10.6.6.6',
+      forwarded: 'for=10.6.6.6, for="127.0.0.1"',
+      'x-forwarded-port': '443',
+      'x-request-id': 'ingress-1',
     });
   });
 

@@ -35,7 +35,12 @@ function expectSamePolicy(off: CompiledPolicy, direct: CompiledPolicy): void {
         const a = off.matcher.match(route.template.method, path);
         const b = direct.matcher.match(route.template.method, path);
         expect(a?.value.template.text).toBe(b?.value.template.text);
-        expect(a?.value).toBe(off.resources.get(a!.value.resource.name)!.actions.get(a!.value.action)!.find((r) => r.template.text === a!.value.template.text));
+        expect(a?.value).toBe(
+          off.resources
+            .get(a!.value.resource.name)!
+            .actions.get(a!.value.action)!
+            .find((r) => r.template.text === a!.value.template.text),
+        );
         expect(a?.params).toEqual(b?.params);
       }
     }
@@ -43,7 +48,12 @@ function expectSamePolicy(off: CompiledPolicy, direct: CompiledPolicy): void {
 }
 
 describe('a reload compiles on a worker thread and gets the same policy', () => {
-  const policyDirs = [join(ROOT, 'policies'), ...readdirSync(join(ROOT, 'policies/examples')).filter((f) => f.endsWith('.yaml') && !f.endsWith('.test.yaml')).map((f) => join(ROOT, 'policies/examples', f))];
+  const policyDirs = [
+    join(ROOT, 'policies'),
+    ...readdirSync(join(ROOT, 'policies/examples'))
+      .filter((f) => f.endsWith('.yaml') && !f.endsWith('.test.yaml'))
+      .map((f) => join(ROOT, 'policies/examples', f)),
+  ];
 
   it.each(policyDirs)('%s', async (path) => {
     const texts = readPolicyTexts(path);
@@ -64,7 +74,10 @@ describe('a reload compiles on a worker thread and gets the same policy', () => 
       direct = err;
     }
     expect(direct).toBeInstanceOf(PolicyLoadError);
-    const off = await compileOffThread(texts).result.then(() => undefined, (err: unknown) => err);
+    const off = await compileOffThread(texts).result.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(off).toBeInstanceOf(PolicyLoadError);
     expect((off as PolicyLoadError).issues).toEqual((direct as PolicyLoadError).issues);
   });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCommand } from '../../src/cli/parse-command.ts';
 import { UsageError } from '../../src/cli/usage-error.ts';
-import { COMMANDS, DEMO, KEYS_CREATE, KEYS_LIST, POLICY_CHECK, SERVE, type CommandSpec } from '../../src/config/commands.ts';
+import { COMMANDS, type CommandSpec, DEMO, KEYS_CREATE, KEYS_LIST, POLICY_CHECK, SERVE } from '../../src/config/commands.ts';
 import { ConfigError } from '../../src/config/config-error.ts';
 import type { Options } from '../../src/config/option.ts';
 import { serveConfig } from '../../src/config/serve-config.ts';
@@ -46,21 +46,58 @@ describe('precedence: flag > environment > default', () => {
 
   it('every documented variable is read (each one changes its option)', () => {
     const env: Record<string, string> = {
-      KEYGATE_UPSTREAM: 'https://api.example.com', KEYGATE_LISTEN: '127.0.0.1:1', KEYGATE_OPS_LISTEN: '127.0.0.1:2', KEYGATE_POLICIES: '/p',
-      KEYGATE_STORE: 'postgres://u@h:5432/db?schema=k', KEYGATE_PUBLIC_URL: 'https://keys.example.com/', KEYGATE_CONNECT_LINK_TTL: '10m',
-      KEYGATE_UPSTREAM_TIMEOUT: '11', KEYGATE_UPSTREAM_BODY_TIMEOUT: '12', KEYGATE_MAX_BODY: '13', KEYGATE_KEY_CACHE_TTL: '14',
-      KEYGATE_DRAIN_TIMEOUT: '15', KEYGATE_WATCH_POLICIES: 'false', KEYGATE_WORKERS: '4', KEYGATE_LOG_LEVEL: 'error', KEYGATE_ACCESS_LOG: 'false', KEYGATE_LOG_BUFFER: '0',
-      KEYGATE_TRUST_PROXY: '10.0.0.0/8', KEYGATE_UPSTREAM_CONNECTIONS: '64', KEYGATE_UPSTREAM_SHARE: 'scoped=2:10', KEYGATE_UPSTREAM_QUEUE: '16',
-      KEYGATE_UPSTREAM_QUEUE_TIMEOUT: '17', KEYGATE_BODY_TIMEOUT: '18', KEYGATE_FIRST_BYTE_TIMEOUT: '19', KEYGATE_HEADERS_TIMEOUT: '20', KEYGATE_MAX_CONNECTIONS: '21',
+      KEYGATE_UPSTREAM: 'https://api.example.com',
+      KEYGATE_LISTEN: '127.0.0.1:1',
+      KEYGATE_OPS_LISTEN: '127.0.0.1:2',
+      KEYGATE_POLICIES: '/p',
+      KEYGATE_STORE: 'postgres://u@h:5432/db?schema=k',
+      KEYGATE_PUBLIC_URL: 'https://keys.example.com/',
+      KEYGATE_CONNECT_LINK_TTL: '10m',
+      KEYGATE_UPSTREAM_TIMEOUT: '11',
+      KEYGATE_UPSTREAM_BODY_TIMEOUT: '12',
+      KEYGATE_MAX_BODY: '13',
+      KEYGATE_KEY_CACHE_TTL: '14',
+      KEYGATE_DRAIN_TIMEOUT: '15',
+      KEYGATE_WATCH_POLICIES: 'false',
+      KEYGATE_WORKERS: '4',
+      KEYGATE_LOG_LEVEL: 'error',
+      KEYGATE_ACCESS_LOG: 'false',
+      KEYGATE_LOG_BUFFER: '0',
+      KEYGATE_TRUST_PROXY: '10.0.0.0/8',
+      KEYGATE_UPSTREAM_CONNECTIONS: '64',
+      KEYGATE_UPSTREAM_SHARE: 'scoped=2:10',
+      KEYGATE_UPSTREAM_QUEUE: '16',
+      KEYGATE_UPSTREAM_QUEUE_TIMEOUT: '17',
+      KEYGATE_BODY_TIMEOUT: '18',
+      KEYGATE_FIRST_BYTE_TIMEOUT: '19',
+      KEYGATE_HEADERS_TIMEOUT: '20',
+      KEYGATE_MAX_CONNECTIONS: '21',
       KEYGATE_REVOKE_EXPOSED_KEYS: 'true',
     };
     const config = serveConfig(values(SERVE, [], env));
     expect(config).toMatchObject({
-      upstream: 'https://api.example.com', listen: { port: 1 }, opsListen: { port: 2 }, policies: '/p', store: env.KEYGATE_STORE,
-      publicUrl: 'https://keys.example.com', connectLinkTtlMs: 600_000, maxBodyBytes: 13, keyCacheTtlMs: 14, drainTimeoutMs: 15,
-      watchPolicies: false, workers: 4, logLevel: 'error', accessLog: false, logBufferBytes: 0,
-      upstreamOptions: { headersTimeoutMs: 11, bodyTimeoutMs: 12, connections: 64 }, keyCache: { positiveTtlMs: 14 },
-      trustProxy: ['10.0.0.0/8'], bodyTimeoutMs: 18, deadlines: { firstByteMs: 19, headersMs: 20 }, maxConnections: 21, revokeExposedKeys: true,
+      upstream: 'https://api.example.com',
+      listen: { port: 1 },
+      opsListen: { port: 2 },
+      policies: '/p',
+      store: env.KEYGATE_STORE,
+      publicUrl: 'https://keys.example.com',
+      connectLinkTtlMs: 600_000,
+      maxBodyBytes: 13,
+      keyCacheTtlMs: 14,
+      drainTimeoutMs: 15,
+      watchPolicies: false,
+      workers: 4,
+      logLevel: 'error',
+      accessLog: false,
+      logBufferBytes: 0,
+      upstreamOptions: { headersTimeoutMs: 11, bodyTimeoutMs: 12, connections: 64 },
+      keyCache: { positiveTtlMs: 14 },
+      trustProxy: ['10.0.0.0/8'],
+      bodyTimeoutMs: 18,
+      deadlines: { firstByteMs: 19, headersMs: 20 },
+      maxConnections: 21,
+      revokeExposedKeys: true,
       admission: { connections: 64, shares: { scoped: { reserve: 2, max: 10 } }, queueLength: 16, queueTimeoutMs: 17 },
     });
     const rows = Object.values(SERVE.options).filter((r) => r.env !== undefined);
@@ -192,7 +229,9 @@ describe('usage errors (UsageError, exit 2) name the flag', () => {
 describe('the tables', () => {
   it('every default parses, flags are unique and variables are KEYGATE_*', () => {
     for (const spec of COMMANDS) {
-      const required = Object.values(spec.options).filter((r) => r.required === true).flatMap((r) => [`--${r.flag}`, r.flag === 'type' ? 'server' : 'http://x']);
+      const required = Object.values(spec.options)
+        .filter((r) => r.required === true)
+        .flatMap((r) => [`--${r.flag}`, r.flag === 'type' ? 'server' : 'http://x']);
       const positionals = Array.from({ length: spec.positionals.min }, () => 'x');
       expect(() => parseCommand(spec, [...required, ...positionals], {}), spec.name).not.toThrow();
       const flags = Object.values(spec.options).map((r) => r.flag);

@@ -69,10 +69,19 @@ describe('allowed redirects', () => {
     expect(redirectAllowed(allowed, 'https://APP.example.com:443/connected?state=1')).toBe(true);
     expect(redirectAllowed(allowed, 'myapp://connected?x=1')).toBe(true);
     for (const other of [
-      'https://app.example.com/connected/', 'https://app.example.com/Connected', 'https://app.example.com:8443/connected', 'http://app.example.com/connected',
-      'https://app.example.com.evil.example/connected', 'https://evil.example/connected', 'https://app.example.com/connected#x',
-      'https://x@app.example.com/connected', 'myapp://connected/other', 'otherapp://connected', 'javascript://connected',
-    ]) expect(redirectAllowed(allowed, other), other).toBe(false);
+      'https://app.example.com/connected/',
+      'https://app.example.com/Connected',
+      'https://app.example.com:8443/connected',
+      'http://app.example.com/connected',
+      'https://app.example.com.evil.example/connected',
+      'https://evil.example/connected',
+      'https://app.example.com/connected#x',
+      'https://x@app.example.com/connected',
+      'myapp://connected/other',
+      'otherapp://connected',
+      'javascript://connected',
+    ])
+      expect(redirectAllowed(allowed, other), other).toBe(false);
   });
 
   it('knows loopback hosts', () => {

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../../src/policy/compile.ts';
+import { loadPolicy } from '../../src/policy/load.ts';
 import type { CompiledPolicy } from '../../src/policy/model.ts';
 import { formatIssue, PolicyLoadError } from '../../src/policy/policy-error.ts';
-import { loadPolicy } from '../../src/policy/load.ts';
 import { POLICIES } from '../helpers/sidecar.ts';
 
 function errorsOf(text: string, extra: Array<{ file: string; text: string }> = []): string[] {
@@ -44,10 +44,26 @@ describe('policy validation names file:line:col and the reason', () => {
     ['unresolvable reference', BASE + 'roles:\n  r:\n    permissions: [devices:list]\n    conditions: { referenceId: "{key.owner}" }\n', /p\.yaml:10:32 unresolvable reference \{key\.owner\}/],
     ['unknown role for a key type', BASE + 'keyTypes:\n  scoped: [ghost]\n', /p\.yaml:8:12 key type scoped: unknown role "ghost"/],
     ['unknown key type', BASE + 'keyTypes:\n  superuser: []\n', /p\.yaml:8:3 unknown key type "superuser"/],
-    ['conflicting routes', BASE + "  other:\n    actions:\n      read: ['GET /v1/devices/{deviceId}']\n", /p\.yaml:9:14 route GET \/v1\/devices\/\{deviceId\} conflicts with GET \/v1\/devices\/\{id\} \(devices:read\) at p\.yaml:6:14/],
-    ['conditions that no route can enforce (unreachable rule)', "resources:\n  b:\n    actions:\n      run: [POST /v1/b]\nroles:\n  r:\n    permissions: ['b:run']\n    conditions: { referenceId: x }\n", /p\.yaml:7:19 role r grants b:run with conditions, but no route of it can enforce conditions \(unreachable rule\)/],
-    ['condition on an attribute the resource does not have', BASE + 'roles:\n  r:\n    permissions: [devices:read]\n    conditions: { factoryId: f1 }\n', /condition on "factoryId" cannot be checked on GET \/v1\/devices\/\{id\}/],
-    ['lookup id from a missing path parameter', "resources:\n  d:\n    attributes: { lookup: 'GET /d/{id}' }\n    actions:\n      read:\n        - route: GET /d/{x}\n          conditions: { lookup: d, id: path.id }\n", /p\.yaml:7:40 conditions\.id path\.id: route GET \/d\/\{x\} has no \{id\} parameter/],
+    [
+      'conflicting routes',
+      BASE + "  other:\n    actions:\n      read: ['GET /v1/devices/{deviceId}']\n",
+      /p\.yaml:9:14 route GET \/v1\/devices\/\{deviceId\} conflicts with GET \/v1\/devices\/\{id\} \(devices:read\) at p\.yaml:6:14/,
+    ],
+    [
+      'conditions that no route can enforce (unreachable rule)',
+      "resources:\n  b:\n    actions:\n      run: [POST /v1/b]\nroles:\n  r:\n    permissions: ['b:run']\n    conditions: { referenceId: x }\n",
+      /p\.yaml:7:19 role r grants b:run with conditions, but no route of it can enforce conditions \(unreachable rule\)/,
+    ],
+    [
+      'condition on an attribute the resource does not have',
+      BASE + 'roles:\n  r:\n    permissions: [devices:read]\n    conditions: { factoryId: f1 }\n',
+      /condition on "factoryId" cannot be checked on GET \/v1\/devices\/\{id\}/,
+    ],
+    [
+      'lookup id from a missing path parameter',
+      "resources:\n  d:\n    attributes: { lookup: 'GET /d/{id}' }\n    actions:\n      read:\n        - route: GET /d/{x}\n          conditions: { lookup: d, id: path.id }\n",
+      /p\.yaml:7:40 conditions\.id path\.id: route GET \/d\/\{x\} has no \{id\} parameter/,
+    ],
     ['duplicate YAML key', 'resources:\n  d:\n    actions: {}\n  d:\n    actions: {}\n', /p\.yaml:4:3 YAML: Map keys must be unique/],
     ['YAML syntax error', 'resources: [\n', /p\.yaml:\d+:\d+ YAML:/],
   ])('%s', (_name, text, pattern) => {
@@ -65,7 +81,11 @@ describe('policy validation names file:line:col and the reason', () => {
   it.each([
     ['no keyTypes at all (a file cut before roles:)', BASE, /p\.yaml:1:1 keyTypes: no entry for server, connect, scoped, operator, access-token: .*or \[\] for no roles on purpose/],
     ['some key types left out', BASE + 'keyTypes:\n  server: []\n  scoped: []\n', /p\.yaml:7:1 keyTypes: no entry for connect, operator, access-token/],
-    ['a key type with no value (a write cut after the colon)', BASE + NO_ROLES.replace('access-token: []', 'access-token:'), /p\.yaml:\d+:\d+ keyTypes\.access-token has no value: list its roles, or write \[\] for no roles on purpose/],
+    [
+      'a key type with no value (a write cut after the colon)',
+      BASE + NO_ROLES.replace('access-token: []', 'access-token:'),
+      /p\.yaml:\d+:\d+ keyTypes\.access-token has no value: list its roles, or write \[\] for no roles on purpose/,
+    ],
     ['a key type given null', BASE + NO_ROLES.replace('scoped: []', 'scoped: null'), /keyTypes\.scoped has no value/],
   ])('refuses an incomplete policy: %s', (_name, text, pattern) => {
     expect(errorsOf(text).join('\n')).toMatch(pattern);
@@ -75,11 +95,12 @@ describe('policy validation names file:line:col and the reason', () => {
   // is the whole policy (a cut inside the last comment): no torn version loads as another.
   it.each([join(POLICIES, 'texture.yaml'), join(POLICIES, 'examples', 'evrythng.yaml')])('no prefix of %s loads as a different policy', (file) => {
     const text = readFileSync(file, 'utf8');
-    const shape = (p: CompiledPolicy): string => JSON.stringify({
-      roles: [...p.roles].map(([n, r]) => [n, r.all, [...r.grants], r.conditions]),
-      keyTypes: [...p.keyTypes],
-      routes: [...p.resources].map(([n, r]) => [n, [...r.actions].map(([a, rs]) => [a, rs.map((x) => `${x.template.text} ${x.enforcement.kind}`)])]),
-    });
+    const shape = (p: CompiledPolicy): string =>
+      JSON.stringify({
+        roles: [...p.roles].map(([n, r]) => [n, r.all, [...r.grants], r.conditions]),
+        keyTypes: [...p.keyTypes],
+        routes: [...p.resources].map(([n, r]) => [n, [...r.actions].map(([a, rs]) => [a, rs.map((x) => `${x.template.text} ${x.enforcement.kind}`)])]),
+      });
     const whole = shape(compilePolicy([{ file: 'p.yaml', text }]));
     const different: string[] = [];
     for (let cut = 0; cut < text.length; cut++) {

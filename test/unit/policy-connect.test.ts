@@ -4,12 +4,16 @@ import { compilePolicy } from '../../src/policy/compile.ts';
 import { deviceStepUrl } from '../../src/policy/connect-section.ts';
 import { formatIssue, PolicyLoadError } from '../../src/policy/policy-error.ts';
 
-const BASE = "version: 1\nresources:\n  devices:\n    actions:\n      list: [GET /v1/devices]\nroles:\n  all:\n    permissions: ['*']\nkeyTypes:\n  server: [all]\n  connect: []\n  scoped: []\n  operator: [all]\n  access-token: []\n";
+const BASE =
+  "version: 1\nresources:\n  devices:\n    actions:\n      list: [GET /v1/devices]\nroles:\n  all:\n    permissions: ['*']\nkeyTypes:\n  server: [all]\n  connect: []\n  scoped: []\n  operator: [all]\n  access-token: []\n";
 const STEP = 'https://backend.example/connect?ref={referenceId}&back={returnUrl}&state={state}';
 
 function errorsOf(...texts: string[]): string {
   try {
-    compilePolicy(texts.map((text, i) => ({ file: `p${i}.yaml`, text })), '/');
+    compilePolicy(
+      texts.map((text, i) => ({ file: `p${i}.yaml`, text })),
+      '/',
+    );
   } catch (err) {
     if (err instanceof PolicyLoadError) return err.issues.map(formatIssue).join('\n');
     throw err;
@@ -20,7 +24,10 @@ function errorsOf(...texts: string[]): string {
 describe('connect: in a policy', () => {
   it('is off by default (consent over the devices the backend has), on with a deviceStep', () => {
     expect(compilePolicy([{ file: 'p.yaml', text: BASE }]).connect).toEqual({ deviceStep: null, devicesPath: '/v1/devices' });
-    const on = compilePolicy([{ file: 'p.yaml', text: BASE }, { file: 'c.yaml', text: `version: 1\nconnect:\n  deviceStep: '${STEP}'\n  devices: /v2/devices\n` }]);
+    const on = compilePolicy([
+      { file: 'p.yaml', text: BASE },
+      { file: 'c.yaml', text: `version: 1\nconnect:\n  deviceStep: '${STEP}'\n  devices: /v2/devices\n` },
+    ]);
     expect(on.connect).toEqual({ deviceStep: STEP, devicesPath: '/v2/devices' });
   });
 
@@ -41,7 +48,8 @@ describe('connect: in a policy', () => {
   });
 
   it('fills the step URL with each value URL-encoded', () => {
-    expect(deviceStepUrl(STEP, { referenceId: 'texture-generated:1', returnUrl: 'https://k.example/connect/links/t/return?display=popup', state: 's&t', manufacturers: '' }))
-      .toBe('https://backend.example/connect?ref=texture-generated%3A1&back=https%3A%2F%2Fk.example%2Fconnect%2Flinks%2Ft%2Freturn%3Fdisplay%3Dpopup&state=s%26t');
+    expect(deviceStepUrl(STEP, { referenceId: 'texture-generated:1', returnUrl: 'https://k.example/connect/links/t/return?display=popup', state: 's&t', manufacturers: '' })).toBe(
+      'https://backend.example/connect?ref=texture-generated%3A1&back=https%3A%2F%2Fk.example%2Fconnect%2Flinks%2Ft%2Freturn%3Fdisplay%3Dpopup&state=s%26t',
+    );
   });
 });

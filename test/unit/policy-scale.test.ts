@@ -22,16 +22,7 @@ describe('duplicate YAML keys are refused with their position', () => {
   });
 
   it('every repeat, in mappings nested under sequences too', () => {
-    const text = [
-      'resources:',
-      '  d:',
-      '    actions:',
-      '      list:',
-      '        - route: GET /a',
-      '          route: GET /b',
-      '          route: GET /c',
-      '',
-    ].join('\n');
+    const text = ['resources:', '  d:', '    actions:', '      list:', '        - route: GET /a', '          route: GET /b', '          route: GET /c', ''].join('\n');
     const dupes = errorsOf(text).filter((e) => e.includes('Map keys must be unique'));
     expect(dupes).toEqual(['p.yaml:6:11 YAML: Map keys must be unique', 'p.yaml:7:11 YAML: Map keys must be unique']);
   });

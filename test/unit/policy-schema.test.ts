@@ -1,15 +1,17 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv from 'ajv';
-import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { POLICIES } from '../helpers/sidecar.ts';
 
 const schema = JSON.parse(readFileSync(join(POLICIES, 'keygate-policy.schema.json'), 'utf8'));
 const validate = new Ajv.default({ allErrors: true, strict: false }).compile(schema);
 
 function policyFiles(dir: string): string[] {
-  return readdirSync(dir).filter((n) => /\.ya?ml$/.test(n) && !/\.test\.ya?ml$/.test(n)).map((n) => join(dir, n));
+  return readdirSync(dir)
+    .filter((n) => /\.ya?ml$/.test(n) && !/\.test\.ya?ml$/.test(n))
+    .map((n) => join(dir, n));
 }
 
 describe('the shipped JSON Schema (for editors)', () => {

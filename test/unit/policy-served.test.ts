@@ -51,7 +51,11 @@ describe('serve: in a policy', () => {
   it.each([
     ['an unknown handler', '      list: [{ route: GET /v1/x, serve: api-keys.lst }]\n', /p\.yaml:5:41 serve: unknown handler "api-keys\.lst" \(known: api-keys\.list,/],
     ['a handler without its {id}', '      read: [{ route: GET /v1/x, serve: api-keys.read }]\n', /p\.yaml:5:23 serve: api-keys\.read reads the route parameter \{id\}, which GET \/v1\/x lacks/],
-    ['a shape the handler lacks', '      list: [{ route: GET /v1/x, serve: api-keys.events, shape: evrythng-access-token }]\n', /serve: api-keys\.events|shape: api-keys\.list has no shape|has no shape "evrythng-access-token" \(it has only its own\)/],
+    [
+      'a shape the handler lacks',
+      '      list: [{ route: GET /v1/x, serve: api-keys.events, shape: evrythng-access-token }]\n',
+      /serve: api-keys\.events|shape: api-keys\.list has no shape|has no shape "evrythng-access-token" \(it has only its own\)/,
+    ],
     ['a shape without serve', '      list: [{ route: GET /v1/x, shape: evrythng-access-token }]\n', /p\.yaml:5:\d+ shape is for routes Keygate serves/],
     ['conditions beside serve', '      list: [{ route: GET /v1/x, serve: api-keys.list, conditions: filter }]\n', /serve: a route Keygate serves enforces conditions in its handler/],
     ['an empty serve', "      list: [{ route: GET /v1/x, serve: '' }]\n", /serve must be a non-empty string/],

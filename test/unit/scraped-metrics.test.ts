@@ -1,4 +1,4 @@
-import { AggregatorRegistry, Histogram, Registry, type Metric } from 'prom-client';
+import { AggregatorRegistry, Histogram, type Metric, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { Metrics } from '../../src/observability/metrics.ts';
 import { FixedCounter, FixedHistogram, RequestCounter } from '../../src/observability/scraped-metrics.ts';
@@ -14,7 +14,14 @@ describe('scraped metrics (plain numbers on the hot path, prom-client format at 
     const bounds = [0.001, 0.01, 0.1, 1];
     const ours = new FixedHistogram('h_seconds', 'help text', 'decision', ['allow', 'forbidden', 'error'], bounds);
     const theirs = new Histogram({ name: 'h_seconds', help: 'help text', labelNames: ['decision'], buckets: bounds, registers: [] });
-    const observations: Array<[number, number]> = [[0, 0.0005], [0, 0.001], [0, 0.05], [0, 7], [1, 0.2], [1, 0.2]];
+    const observations: Array<[number, number]> = [
+      [0, 0.0005],
+      [0, 0.001],
+      [0, 0.05],
+      [0, 7],
+      [1, 0.2],
+      [1, 0.2],
+    ];
     for (const [i, v] of observations) {
       ours.observe(i, v);
       theirs.labels(['allow', 'forbidden', 'error'][i]!).observe(v);
@@ -59,7 +66,7 @@ describe('scraped metrics (plain numbers on the hot path, prom-client format at 
   // --workers: the primary aggregates every worker's registry (getMetricsAsJSON, sent over
   // IPC as JSON) with AggregatorRegistry.aggregate. The scrape-time metrics must take part
   // like prom-client's own: summed per name and labels, histograms bucket by bucket.
-  it('take part in cluster aggregation: two workers\' registries sum, label by label', async () => {
+  it("take part in cluster aggregation: two workers' registries sum, label by label", async () => {
     const workers = [new Metrics(), new Metrics()];
     workers[0]!.requestFinished(0, 'server', 'GET /v1/devices', 200, 0.002);
     workers[0]!.requestFinished(0, 'server', 'GET /v1/devices', 200, 0.002);

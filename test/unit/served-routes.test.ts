@@ -1,15 +1,15 @@
 import pino from 'pino';
+import { Agent } from 'undici';
 import { describe, expect, it } from 'vitest';
 import type { ServeConfig } from '../../src/config/serve-config.ts';
+import { ConnectRuntime } from '../../src/connect/connect-runtime.ts';
 import { KeyService } from '../../src/keys/key-service.ts';
 import { SqliteKeyStore } from '../../src/keys/sqlite-store.ts';
-import { ConnectRuntime } from '../../src/connect/connect-runtime.ts';
 import { loadPolicy } from '../../src/policy/load.ts';
 import { PolicyHolder } from '../../src/policy/policy-holder.ts';
-import { Agent } from 'undici';
-import { POLICIES } from '../helpers/sidecar.ts';
 import { SERVED_HANDLERS } from '../../src/policy/served.ts';
 import { servedRoutes } from '../../src/server/served-routes.ts';
+import { POLICIES } from '../helpers/sidecar.ts';
 
 describe('served routes', () => {
   it('every handler name a policy may serve has a handler, and there are no others', async () => {
@@ -17,7 +17,11 @@ describe('served routes', () => {
     const keys = new KeyService(store);
     const logger = pino({ level: 'silent' });
     const connect = new ConnectRuntime({
-      config: { store: 'sqlite::memory:', publicUrl: 'http://127.0.0.1:8080', connectLinkTtlMs: 60_000 }, keys, policy: new PolicyHolder(loadPolicy(POLICIES)), upstream: new Agent(), logger,
+      config: { store: 'sqlite::memory:', publicUrl: 'http://127.0.0.1:8080', connectLinkTtlMs: 60_000 },
+      keys,
+      policy: new PolicyHolder(loadPolicy(POLICIES)),
+      upstream: new Agent(),
+      logger,
     });
     const registry = servedRoutes({ keys, config: {} as ServeConfig, logger, connect });
     expect([...registry.keys()].sort()).toEqual([...SERVED_HANDLERS].sort());

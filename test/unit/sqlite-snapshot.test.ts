@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { mintKey } from '../../src/keys/mint-key.ts';
 import { hashKey } from '../../src/keys/key-format.ts';
+import { mintKey } from '../../src/keys/mint-key.ts';
 import { SqliteKeyStore } from '../../src/keys/sqlite-store.ts';
 import { BIN, tempDir } from '../helpers/sidecar.ts';
 

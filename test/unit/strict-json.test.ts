@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { KeygateError } from '../../src/errors/keygate-error.ts';
-import { parseStrictJson } from '../../src/pipeline/strict-json.ts';
+import type { KeygateError } from '../../src/errors/keygate-error.ts';
+import { parseStrictJson } from '../../src/pipeline/proving/strict-json.ts';
 
 const codeOf = (text: string): string | undefined => {
   try {
@@ -12,14 +12,7 @@ const codeOf = (text: string): string | undefined => {
 };
 
 describe('strict JSON', () => {
-  it.each([
-    '{"deviceId":"d1","input":{"a":[1,-7,true,false,null]}}',
-    '  {"a" : "\\u00e9\\n\\"" }  ',
-    '[]',
-    '"x"',
-    '0',
-    '{"a":{"a":1}}',
-  ])('parses %s like JSON.parse', (text) => {
+  it.each(['{"deviceId":"d1","input":{"a":[1,-7,true,false,null]}}', '  {"a" : "\\u00e9\\n\\"" }  ', '[]', '"x"', '0', '{"a":{"a":1}}'])('parses %s like JSON.parse', (text) => {
     expect(parseStrictJson(text)).toEqual(JSON.parse(text));
   });
 
@@ -27,19 +20,21 @@ describe('strict JSON', () => {
     expect(codeOf(text)).toBe('DUPLICATE_JSON_KEY');
   });
 
-  it.each(['', '{', '{"a":1,}', '[1,]', "{'a':1}", '{"a":01}', '{"a":1} x', 'NaN', '{"a":"\u0001"}', '{"a":"\\x"}', '[' .repeat(100) + ']'.repeat(100)])('refuses invalid JSON %j', (text) => {
+  it.each(['', '{', '{"a":1,}', '[1,]', "{'a':1}", '{"a":01}', '{"a":1} x', 'NaN', '{"a":"\u0001"}', '{"a":"\\x"}', '['.repeat(100) + ']'.repeat(100)])('refuses invalid JSON %j', (text) => {
     expect(codeOf(text)).toBe('INVALID_JSON');
   });
 
-  it.each([
-    ['2.5'], ['-3e2'], ['1.0'], ['-0'], ['9007199254740992'], ['9007199254740993'], ['12345678901234567890'],
-  ])('keeps %s as its exact text, never a rounded float', (text) => {
+  it.each([['2.5'], ['-3e2'], ['1.0'], ['-0'], ['9007199254740992'], ['9007199254740993'], ['12345678901234567890']])('keeps %s as its exact text, never a rounded float', (text) => {
     const v = parseStrictJson(`{"n":${text}}`) as { n: unknown };
     expect(typeof v.n).toBe('object');
     expect(JSON.stringify(v)).toBe(`{"n":${text}}`);
   });
 
-  it.each([['0', 0], ['-5', -5], ['9007199254740991', 9007199254740991]])('reads the safe integer %s as a number', (text, n) => {
+  it.each([
+    ['0', 0],
+    ['-5', -5],
+    ['9007199254740991', 9007199254740991],
+  ])('reads the safe integer %s as a number', (text, n) => {
     expect((parseStrictJson(`{"n":${text}}`) as { n: unknown }).n).toBe(n);
   });
 

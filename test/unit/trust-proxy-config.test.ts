@@ -3,7 +3,7 @@ import { parseCommand } from '../../src/cli/parse-command.ts';
 import { SERVE } from '../../src/config/commands.ts';
 import { serveConfig } from '../../src/config/serve-config.ts';
 import { cidrList } from '../../src/config/values.ts';
-import { trustedHops } from '../../src/pipeline/trusted-hops.ts';
+import { trustedHops } from '../../src/pipeline/forwarding/trusted-hops.ts';
 
 const UPSTREAM = ['--upstream', 'http://127.0.0.1:3000'];
 

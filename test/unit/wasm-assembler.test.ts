@@ -43,7 +43,9 @@ describe('the WebAssembly assembler', () => {
 
   it('resolves labels to depths, through nested blocks, loops and ifs', () => {
     // Sum 0..a-1, skipping multiples of b: a loop with a continue and a break.
-    const sum = module([fn(`
+    const sum = module([
+      fn(
+        `
       block $done
         loop $next
           local.get $i local.get $a i32.ge_u br_if $done
@@ -54,7 +56,11 @@ describe('the WebAssembly assembler', () => {
           br $next
         end
       end
-      local.get $s`, i32('$a', '$b'), i32('$i', '$s'))]);
+      local.get $s`,
+        i32('$a', '$b'),
+        i32('$i', '$s'),
+      ),
+    ]);
     let want = 0;
     for (let i = 0; i < 100; i++) if ((i & 3) !== 0) want += i;
     expect(call(sum, 100, 4)).toBe(want);
@@ -64,10 +70,13 @@ describe('the WebAssembly assembler', () => {
   });
 
   it('calls functions by name and keeps globals', () => {
-    const inst = module([
-      { name: '$twice', params: i32('$x'), result: 'i32', locals: [], body: 'local.get $x local.get $x i32.add' },
-      fn('local.get $a call $twice global.get $g i32.add local.tee $a global.set $g local.get $a'),
-    ], [{ name: '$g', type: 'i32', init: 5 }]);
+    const inst = module(
+      [
+        { name: '$twice', params: i32('$x'), result: 'i32', locals: [], body: 'local.get $x local.get $x i32.add' },
+        fn('local.get $a call $twice global.get $g i32.add local.tee $a global.set $g local.get $a'),
+      ],
+      [{ name: '$g', type: 'i32', init: 5 }],
+    );
     expect(call(inst, 1)).toBe(7);
     expect(call(inst, 1)).toBe(9);
   });
@@ -96,7 +105,10 @@ describe('the WebAssembly assembler', () => {
   });
 
   it('refuses what it does not know instead of writing a wrong byte', () => {
-    const bad = (body: string, locals: FuncDef['locals'] = []): (() => Uint8Array) => () => assemble({ memoryPages: 1, globals: [], funcs: [fn(body, i32('$a'), locals)] });
+    const bad =
+      (body: string, locals: FuncDef['locals'] = []): (() => Uint8Array) =>
+      () =>
+        assemble({ memoryPages: 1, globals: [], funcs: [fn(body, i32('$a'), locals)] });
     expect(bad('local.get $a i32.popcount')).toThrow(/unknown instruction i32.popcount/);
     expect(bad('block $x br $y end local.get $a')).toThrow(/no enclosing label \$y/);
     expect(bad('local.get $nope')).toThrow(/no local \$nope/);

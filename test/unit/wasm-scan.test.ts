@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { jsProvenClean, listScan, provenClean, scanEngine, scanFields, type ListScan, type ScanFields, type ScanShape } from '../../src/pipeline/clean-scan.ts';
+import { demoDevices, page } from '../../src/demo/data.ts';
 import type { Condition } from '../../src/pipeline/authorize.ts';
 import type { BufferedResponse } from '../../src/pipeline/forward.ts';
+import { jsProvenClean, type ListScan, listScan, provenClean, type ScanFields, type ScanShape, scanEngine, scanFields } from '../../src/pipeline/proving/clean-scan.ts';
+import { type CheckedResponse, checkListFully, checkSingleFully, listCheck } from '../../src/pipeline/proving/response-checks.ts';
 import { createWasmScanner } from '../../src/pipeline/proving/wasm/wasm-scan.ts';
-import { checkListFully, checkSingleFully, listCheck, type CheckedResponse } from '../../src/pipeline/response-checks.ts';
-import { demoDevices, page } from '../../src/demo/data.ts';
 import type { CompiledResource } from '../../src/policy/model.ts';
 import { generator, rng } from '../helpers/answer-generator.ts';
 
@@ -15,7 +15,14 @@ import { generator, rng } from '../helpers/answer-generator.ts';
 // here, so a fault in the one provenClean uses cannot hide behind it.
 
 const devices = {
-  name: 'devices', actions: new Map(), lookup: null, fields: new Map([['referenceId', ['referenceId']], ['siteId', ['siteId']]]), fieldsDeclared: true,
+  name: 'devices',
+  actions: new Map(),
+  lookup: null,
+  fields: new Map([
+    ['referenceId', ['referenceId']],
+    ['siteId', ['siteId']],
+  ]),
+  fieldsDeclared: true,
   position: { file: 'test', line: 1, col: 1 },
 } as unknown as CompiledResource;
 const alice: Condition[] = [{ attribute: 'referenceId', values: ['alice'] }];
@@ -99,7 +106,7 @@ describe('the WebAssembly proof', () => {
     // TypeScript loader needs WebAssembly itself, so that is what a child process is given.
     const refuse = 'data:text/javascript,WebAssembly.validate=()=>false';
     const script = `
-      const m = await import(${JSON.stringify(new URL('../../src/pipeline/clean-scan.ts', import.meta.url).href)});
+      const m = await import(${JSON.stringify(new URL('../../src/pipeline/proving/clean-scan.ts', import.meta.url).href)});
       const f = m.scanFields({ fields: new Map([['k', ['k']]]) }, [{ attribute: 'k', values: ['v'] }]);
       console.log(JSON.stringify([typeof WebAssembly, m.scanEngine, m.provenClean(Buffer.from('[{"k":"v"}]'), f, 'list'), m.provenClean(Buffer.from('[{"k":"w"}]'), f, 'list')]));`;
     const out = execFileSync(process.execPath, ['--import', refuse, '--input-type=module', '-e', script], { encoding: 'utf8' });
@@ -196,7 +203,10 @@ describe('the WebAssembly proof', () => {
   });
 
   it('several fields and values, and field sets that take turns (the table is rewritten)', () => {
-    const both = scanFields(devices, [{ attribute: 'referenceId', values: ['bob', 'alice'] }, { attribute: 'siteId', values: ['s1', 's2'] }])!;
+    const both = scanFields(devices, [
+      { attribute: 'referenceId', values: ['bob', 'alice'] },
+      { attribute: 'siteId', values: ['s1', 's2'] },
+    ])!;
     const bob = scanFields(devices, [{ attribute: 'referenceId', values: ['bob'] }])!;
     const two = B('[{"siteId":"s2","referenceId":"alice"},{"referenceId":"bob","siteId":"s1"}]');
     for (let k = 0; k < 3; k++) {

@@ -1,5 +1,5 @@
 /** Text for HTML element content and double-quoted attribute values (HTML §13.1.2.3, §13.1.2.6). */
-export function esc(value: string): string {
+function esc(value: string): string {
   let out = '';
   let last = 0;
   for (let i = 0; i < value.length; i++) {

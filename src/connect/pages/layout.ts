@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { html, raw, type Html } from './html.ts';
+import { type Html, html, raw } from './html.ts';
 import { STYLE, STYLE_HASH } from './style.ts';
 
 export interface RenderedPage {
@@ -39,7 +39,9 @@ export function renderPage(options: PageOptions): RenderedPage {
     `form-action 'self'${(options.formTargets ?? []).map((t) => ' ' + t).join('')}`,
     "frame-ancestors 'none'",
     "base-uri 'none'",
-  ].filter((d) => d !== null).join('; ');
+  ]
+    .filter((d) => d !== null)
+    .join('; ');
   const body = html`<!doctype html>
 <html lang="en">
 <head>

@@ -1,6 +1,6 @@
 import type { Abilities } from '../abilities.ts';
-import { html, type Html } from './html.ts';
-import { renderPage, type RenderedPage } from './layout.ts';
+import { type Html, html } from './html.ts';
+import { type RenderedPage, renderPage } from './layout.ts';
 
 /** A device as the consent page lists it (fields of a Texture device object). */
 export interface DeviceLine {

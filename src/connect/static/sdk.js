@@ -83,20 +83,22 @@
         credentials: 'omit',
         headers: { 'Texture-Api-Key': config.connectApiKey, 'Content-Type': 'application/json' },
         body: JSON.stringify(linkBody(config.connectOptions || {})),
-      }).then(function (res) {
-        return res.json().then(function (json) {
-          if (!res.ok) {
-            var e = json && json.error ? json.error : {};
-            fail('link_error', (e.code || res.status) + ': ' + (e.message || 'the Connect link could not be created'));
-            return;
-          }
-          if (settled) return;
-          session.url = json.linkUrl;
-          popup.location.href = json.linkUrl + (json.linkUrl.indexOf('?') === -1 ? '?' : '&') + 'display=popup';
+      })
+        .then(function (res) {
+          return res.json().then(function (json) {
+            if (!res.ok) {
+              var e = json && json.error ? json.error : {};
+              fail('link_error', (e.code || res.status) + ': ' + (e.message || 'the Connect link could not be created'));
+              return;
+            }
+            if (settled) return;
+            session.url = json.linkUrl;
+            popup.location.href = json.linkUrl + (json.linkUrl.indexOf('?') === -1 ? '?' : '&') + 'display=popup';
+          });
+        })
+        .catch(function (err) {
+          fail('network_error', String(err && err.message ? err.message : err));
         });
-      }).catch(function (err) {
-        fail('network_error', String(err && err.message ? err.message : err));
-      });
     }
 
     function close() {

@@ -18,9 +18,7 @@ export interface PostgresMigrateOptions {
 
 /** The schema's version: its version table's row, 1 for a schema with the keys table and no version table, 0 for none. */
 async function readVersion(client: pg.ClientBase, q: (name: string) => string): Promise<number> {
-  const found = await client.query<{ versions: boolean; keys: boolean }>(
-    'SELECT to_regclass($1) IS NOT NULL AS versions, to_regclass($2) IS NOT NULL AS keys', [q(VERSION_TABLE), q('keygate_keys')],
-  );
+  const found = await client.query<{ versions: boolean; keys: boolean }>('SELECT to_regclass($1) IS NOT NULL AS versions, to_regclass($2) IS NOT NULL AS keys', [q(VERSION_TABLE), q('keygate_keys')]);
   const row = found.rows[0]!;
   if (row.versions) {
     const v = await client.query<{ version: number }>(`SELECT version FROM ${q(VERSION_TABLE)}`);

@@ -6,7 +6,7 @@ import { SQLITE_STEPS } from './sqlite-steps.ts';
 export const SQLITE_SCHEMA_VERSION = SQLITE_STEPS[SQLITE_STEPS.length - 1]!.version;
 
 /** `PRAGMA user_version`, or 1 for a file of the schema before versions (it has the keys table and version 0). */
-export function sqliteVersion(db: DatabaseSync): number {
+function sqliteVersion(db: DatabaseSync): number {
   const { user_version: version } = db.prepare('PRAGMA user_version').get() as { user_version: number };
   if (version !== 0) return version;
   return db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'keys'").get() === undefined ? 0 : 1;
@@ -15,7 +15,7 @@ export function sqliteVersion(db: DatabaseSync): number {
 export interface MigrateOptions {
   /** serve and `keys create` create and upgrade a store; other commands only read one of this version. */
   readonly create: boolean;
-  /** Runs a step again while SQLite answers busy (sqlite-store.ts's retryWhileBusy). */
+  /** Runs a step again while SQLite answers busy (retryWhileBusy, ../sqlite-busy.ts). */
   readonly retry: (step: () => void) => void;
   readonly label: string;
 }

@@ -1,7 +1,7 @@
-import { ENVELOPE_HEAD, envelopeTail } from '../list-render.ts';
-import type { ListScan } from '../clean-scan.ts';
 import type { BufferedResponse } from '../forward.ts';
-import type { CheckedResponse } from '../response-checks.ts';
+import type { ListScan } from './clean-scan.ts';
+import { ENVELOPE_HEAD, envelopeTail } from './list-render.ts';
+import type { CheckedResponse } from './response-checks.ts';
 
 /**
  * An answer held as the pieces it arrived in. Joining a large answer's pieces is a fresh

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { KeygateError } from '../../../src/errors/keygate-error.ts';
 import { parseLinkRequest } from '../../../src/connect/link-request.ts';
 import { isRegistered, parseRedirect, redirectWith } from '../../../src/connect/redirect-url.ts';
+import { KeygateError } from '../../../src/errors/keygate-error.ts';
 
 function refusal(body: unknown): string {
   try {
@@ -15,10 +15,15 @@ function refusal(body: unknown): string {
 }
 
 describe('POST /v1/connections body', () => {
-  it('accepts Texture\'s fields and state', () => {
+  it("accepts Texture's fields and state", () => {
     const r = parseLinkRequest({
-      redirectUrl: 'https://app.example.com/done?x=1', referenceId: 'user-1', clientName: 'My app', tags: ['boston'],
-      customerInfo: { email: 'a@example.com' }, manufacturerFilters: { thermostat: ['ecobee'] }, state: 's1',
+      redirectUrl: 'https://app.example.com/done?x=1',
+      referenceId: 'user-1',
+      clientName: 'My app',
+      tags: ['boston'],
+      customerInfo: { email: 'a@example.com' },
+      manufacturerFilters: { thermostat: ['ecobee'] },
+      state: 's1',
     });
     expect(r.redirect.match).toBe('https://app.example.com/done');
     expect(r.referenceId).toBe('user-1');
@@ -58,16 +63,22 @@ describe('redirect URLs', () => {
     const registered = ['https://app.example.com/connected', 'myapp://connected'];
     expect(isRegistered(target('https://app.example.com/connected?from=x'), registered)).toBe(true);
     expect(isRegistered(target('myapp://connected'), registered)).toBe(true);
-    for (const u of ['https://app.example.com/connected/evil', 'https://app.example.com/connecte', 'https://app.example.com.evil.test/connected',
-      'http://app.example.com/connected', 'https://app.example.com:8443/connected', 'https://APP.example.com/connected/../x', 'myapp://connected/x']) {
+    for (const u of [
+      'https://app.example.com/connected/evil',
+      'https://app.example.com/connecte',
+      'https://app.example.com.evil.test/connected',
+      'http://app.example.com/connected',
+      'https://app.example.com:8443/connected',
+      'https://APP.example.com/connected/../x',
+      'myapp://connected/x',
+    ]) {
       expect(isRegistered(target(u), registered), u).toBe(false);
     }
   });
 
-  it('keep the URL\'s own query and replace any parameter of the names Keygate adds', () => {
+  it("keep the URL's own query and replace any parameter of the names Keygate adds", () => {
     const t = target('https://app.example.com/cb?a=1%202&texture_scoped_key=forged&State=keep&state=forged');
-    expect(redirectWith(t, { texture_scoped_key: 'scoped_K', state: 's&1', error: null }))
-      .toBe('https://app.example.com/cb?a=1%202&State=keep&texture_scoped_key=scoped_K&state=s%261');
+    expect(redirectWith(t, { texture_scoped_key: 'scoped_K', state: 's&1', error: null })).toBe('https://app.example.com/cb?a=1%202&State=keep&texture_scoped_key=scoped_K&state=s%261');
     expect(redirectWith(target('myapp://connected'), { texture_scoped_key: 'k', state: null })).toBe('myapp://connected?texture_scoped_key=k');
   });
 

@@ -10,9 +10,16 @@ const policy = loadPolicy(join(ROOT, 'policies'));
 
 function view(overrides: Partial<Parameters<typeof consentPage>[0]> = {}): Parameters<typeof consentPage>[0] {
   return {
-    clientName: 'Acme <script>alert(1)</script>', abilities: scopedAbilities(policy), returnTo: 'app.example.com',
+    clientName: 'Acme <script>alert(1)</script>',
+    abilities: scopedAbilities(policy),
+    returnTo: 'app.example.com',
     devices: [{ id: 'dev_1', name: 'Living room "thermostat"', manufacturer: 'ecobee', model: 'Premium' }],
-    offerLinking: false, action: '/connect/links/tok', csrf: 'c"s<rf', popup: true, formTargets: ['https://app.example.com'], ...overrides,
+    offerLinking: false,
+    action: '/connect/links/tok',
+    csrf: 'c"s<rf',
+    popup: true,
+    formTargets: ['https://app.example.com'],
+    ...overrides,
   };
 }
 

@@ -13,7 +13,7 @@
  * Blocks are void (`block`, `loop`, `if` … `else` … `end`); values leave them through
  * locals. `br`/`br_if` name a label, which the assembler turns into its depth.
  */
-export type ValType = 'i32' | 'i64' | 'v128';
+type ValType = 'i32' | 'i64' | 'v128';
 
 export interface FuncDef {
   readonly name: string;
@@ -24,7 +24,7 @@ export interface FuncDef {
   readonly exported?: boolean;
 }
 
-export interface GlobalDef {
+interface GlobalDef {
   readonly name: string;
   readonly type: 'i32';
   readonly init: number;
@@ -40,20 +40,55 @@ const TYPE_CODE: Record<ValType, number> = { i32: 0x7f, i64: 0x7e, v128: 0x7b };
 
 /** Instructions without immediates. */
 const PLAIN: Record<string, readonly number[]> = {
-  unreachable: [0x00], nop: [0x01], return: [0x0f], drop: [0x1a], select: [0x1b],
-  'i32.eqz': [0x45], 'i32.eq': [0x46], 'i32.ne': [0x47], 'i32.lt_s': [0x48], 'i32.lt_u': [0x49], 'i32.gt_s': [0x4a],
-  'i32.gt_u': [0x4b], 'i32.le_s': [0x4c], 'i32.le_u': [0x4d], 'i32.ge_s': [0x4e], 'i32.ge_u': [0x4f],
-  'i64.eq': [0x51], 'i64.ne': [0x52],
-  'i32.clz': [0x67], 'i32.ctz': [0x68], 'i32.add': [0x6a], 'i32.sub': [0x6b], 'i32.mul': [0x6c],
-  'i32.and': [0x71], 'i32.or': [0x72], 'i32.xor': [0x73], 'i32.shl': [0x74], 'i32.shr_s': [0x75], 'i32.shr_u': [0x76],
-  'i8x16.splat': [0xfd, 0x0f], 'i8x16.eq': [0xfd, 0x23], 'i8x16.lt_u': [0xfd, 0x26], 'i8x16.gt_u': [0xfd, 0x28],
-  'v128.or': [0xfd, 0x50], 'v128.and': [0xfd, 0x4e], 'i8x16.bitmask': [0xfd, 0x64], 'i8x16.sub': [0xfd, 0x71],
+  unreachable: [0x00],
+  nop: [0x01],
+  return: [0x0f],
+  drop: [0x1a],
+  select: [0x1b],
+  'i32.eqz': [0x45],
+  'i32.eq': [0x46],
+  'i32.ne': [0x47],
+  'i32.lt_s': [0x48],
+  'i32.lt_u': [0x49],
+  'i32.gt_s': [0x4a],
+  'i32.gt_u': [0x4b],
+  'i32.le_s': [0x4c],
+  'i32.le_u': [0x4d],
+  'i32.ge_s': [0x4e],
+  'i32.ge_u': [0x4f],
+  'i64.eq': [0x51],
+  'i64.ne': [0x52],
+  'i32.clz': [0x67],
+  'i32.ctz': [0x68],
+  'i32.add': [0x6a],
+  'i32.sub': [0x6b],
+  'i32.mul': [0x6c],
+  'i32.and': [0x71],
+  'i32.or': [0x72],
+  'i32.xor': [0x73],
+  'i32.shl': [0x74],
+  'i32.shr_s': [0x75],
+  'i32.shr_u': [0x76],
+  'i8x16.splat': [0xfd, 0x0f],
+  'i8x16.eq': [0xfd, 0x23],
+  'i8x16.lt_u': [0xfd, 0x26],
+  'i8x16.gt_u': [0xfd, 0x28],
+  'v128.or': [0xfd, 0x50],
+  'v128.and': [0xfd, 0x4e],
+  'i8x16.bitmask': [0xfd, 0x64],
+  'i8x16.sub': [0xfd, 0x71],
 };
 
 /** Loads and stores: opcode and natural alignment (log2 of the access size). */
 const MEMORY: Record<string, readonly [readonly number[], number]> = {
-  'i32.load': [[0x28], 2], 'i64.load': [[0x29], 3], 'i32.load8_u': [[0x2d], 0], 'i32.load16_u': [[0x2f], 1],
-  'i32.store': [[0x36], 2], 'i64.store': [[0x37], 3], 'i32.store8': [[0x3a], 0], 'v128.load': [[0xfd, 0x00], 4],
+  'i32.load': [[0x28], 2],
+  'i64.load': [[0x29], 3],
+  'i32.load8_u': [[0x2d], 0],
+  'i32.load16_u': [[0x2f], 1],
+  'i32.store': [[0x36], 2],
+  'i64.store': [[0x37], 3],
+  'i32.store8': [[0x3a], 0],
+  'v128.load': [[0xfd, 0x00], 4],
 };
 
 function uleb(n: number, out: number[]): void {
@@ -109,7 +144,10 @@ function assembleBody(f: FuncDef, funcIndex: ReadonlyMap<string, number>, global
     if (localIndex.has(n)) throw new Error(`${f.name}: local ${n} declared twice`);
     localIndex.set(n, localIndex.size);
   }
-  const tokens = f.body.replace(/;;[^\n]*/g, ' ').split(/\s+/).filter((t) => t !== '');
+  const tokens = f.body
+    .replace(/;;[^\n]*/g, ' ')
+    .split(/\s+/)
+    .filter((t) => t !== '');
   const out: number[] = [];
   const labels: (string | null)[] = [];
   const where = (t: string): string => `${f.name}: ${t}`;

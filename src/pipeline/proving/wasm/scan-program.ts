@@ -1,4 +1,4 @@
-import { MAX_PAGING } from '../../list-render.ts';
+import { MAX_PAGING } from '../list-render.ts';
 import type { FuncDef, ModuleDef } from './assembler.ts';
 
 /**
@@ -52,7 +52,10 @@ const v128 = (...names: string[]): [string, 'v128'][] => names.map((n) => [n, 'v
 
 const funcs: FuncDef[] = [
   {
-    name: '$ws', params: i32('$p'), result: 'i32', locals: [],
+    name: '$ws',
+    params: i32('$p'),
+    result: 'i32',
+    locals: [],
     body: `
       loop $more
         ${classOf('$p', C_SPACE)}
@@ -63,7 +66,10 @@ const funcs: FuncDef[] = [
   {
     // The closing quote of the string opening at p, its escapes checked; FAIL at a control
     // character or an escape RFC 8259 does not allow.
-    name: '$str', params: i32('$p'), result: 'i32', locals: [...i32('$m', '$c'), ...v128('$v', '$vq', '$vb', '$vc')],
+    name: '$str',
+    params: i32('$p'),
+    result: 'i32',
+    locals: [...i32('$m', '$c'), ...v128('$v', '$vq', '$vb', '$vc')],
     body: `
       local.get $p i32.const 1 i32.add local.set $p
       v128.const i8x16.all 0x22 local.set $vq
@@ -102,7 +108,10 @@ const funcs: FuncDef[] = [
   {
     // The closing quote of a string opening at p that holds printable ASCII only, without
     // a backslash (a key, an owner's value); else FAIL.
-    name: '$plain', params: i32('$p'), result: 'i32', locals: [...i32('$m'), ...v128('$v', '$vq', '$vb', '$vs', '$vr')],
+    name: '$plain',
+    params: i32('$p'),
+    result: 'i32',
+    locals: [...i32('$m'), ...v128('$v', '$vq', '$vb', '$vs', '$vr')],
     body: `
       local.get $p i32.const 1 i32.add local.set $p
       v128.const i8x16.all 0x22 local.set $vq
@@ -125,7 +134,10 @@ const funcs: FuncDef[] = [
       i32.const -1`,
   },
   {
-    name: '$memeq', params: i32('$a', '$b', '$n'), result: 'i32', locals: [],
+    name: '$memeq',
+    params: i32('$a', '$b', '$n'),
+    result: 'i32',
+    locals: [],
     body: `
       block $no
         loop $more
@@ -141,7 +153,10 @@ const funcs: FuncDef[] = [
   },
   {
     // The n bytes at a fold (lower case, '-' and '_' dropped: fold.ts) into the flen bytes at f.
-    name: '$folds', params: i32('$a', '$n', '$f', '$flen'), result: 'i32', locals: i32('$e', '$j', '$c'),
+    name: '$folds',
+    params: i32('$a', '$n', '$f', '$flen'),
+    result: 'i32',
+    locals: i32('$e', '$j', '$c'),
     body: `
       local.get $a local.get $n i32.add local.set $e
       block $no
@@ -164,7 +179,10 @@ const funcs: FuncDef[] = [
   {
     // A key and its colon at p (a quote): the position after them, and $field the checked
     // field the key names (-1: none). A key that folds into a checked field without being it fails.
-    name: '$key', params: i32('$p'), result: 'i32', locals: i32('$e', '$n', '$k', '$rec', '$nf'),
+    name: '$key',
+    params: i32('$p'),
+    result: 'i32',
+    locals: i32('$e', '$n', '$k', '$rec', '$nf'),
     body: `
       local.get $p call $plain ${setOrFail('$e')}
       i32.const -1 global.set $field
@@ -210,7 +228,10 @@ const funcs: FuncDef[] = [
   },
   {
     // The end of the number at p (RFC 8259 §6: no leading zero, no bare dot, no empty exponent).
-    name: '$num', params: i32('$p'), result: 'i32', locals: i32('$c'),
+    name: '$num',
+    params: i32('$p'),
+    result: 'i32',
+    locals: i32('$c'),
     body: `
       local.get $p i32.load8_u i32.const 0x2d i32.eq
       if local.get $p i32.const 1 i32.add local.set $p end
@@ -239,7 +260,10 @@ const funcs: FuncDef[] = [
   },
   {
     // A string, number or literal at p.
-    name: '$scalar', params: i32('$p'), result: 'i32', locals: i32('$c', '$e'),
+    name: '$scalar',
+    params: i32('$p'),
+    result: 'i32',
+    locals: i32('$c', '$e'),
     body: `
       local.get $p i32.load8_u local.tee $c
       i32.const 0x22 i32.eq
@@ -267,7 +291,10 @@ const funcs: FuncDef[] = [
   {
     // Any value at p at nesting depth (the strict parser's count): no key in it may be a
     // checked field or look like one.
-    name: '$value', params: i32('$p', '$depth'), result: 'i32', locals: i32('$c'),
+    name: '$value',
+    params: i32('$p', '$depth'),
+    result: 'i32',
+    locals: i32('$c'),
     body: `
       local.get $depth i32.const ${MAX_DEPTH} i32.gt_s ${failIf}
       local.get $p i32.load8_u local.tee $c
@@ -315,7 +342,10 @@ const funcs: FuncDef[] = [
   },
   {
     // Field k may see the n bytes at a: they are one of its allowed values.
-    name: '$allowed', params: i32('$k', '$a', '$n'), result: 'i32', locals: i32('$t', '$cnt'),
+    name: '$allowed',
+    params: i32('$k', '$a', '$n'),
+    result: 'i32',
+    locals: i32('$t', '$cnt'),
     body: `
       local.get $k i32.const ${FIELD_SIZE} i32.mul i32.const ${CONFIG_FIELDS} i32.add local.tee $t
       i32.load offset=20 local.set $cnt
@@ -335,7 +365,10 @@ const funcs: FuncDef[] = [
   },
   {
     // An item at p ('{', at depth): each checked field once, with an unescaped value the key may see.
-    name: '$item', params: i32('$p', '$depth'), result: 'i32', locals: i32('$seen', '$k', '$bit', '$e', '$c'),
+    name: '$item',
+    params: i32('$p', '$depth'),
+    result: 'i32',
+    locals: i32('$seen', '$k', '$bit', '$e', '$c'),
     body: `
       local.get $p i32.const 1 i32.add local.set $p
       ${ws('$p')}
@@ -374,7 +407,10 @@ const funcs: FuncDef[] = [
   },
   {
     // '[item, …]' at p, at depth, each item's range recorded.
-    name: '$items', params: i32('$p', '$depth'), result: 'i32', locals: i32('$start', '$c'),
+    name: '$items',
+    params: i32('$p', '$depth'),
+    result: 'i32',
+    locals: i32('$start', '$c'),
     body: `
       local.get $p i32.const 1 i32.add local.set $p
       ${ws('$p')}
@@ -400,7 +436,10 @@ const funcs: FuncDef[] = [
   },
   {
     // The whole number the bytes [a, e) spell when it is one from 1 to MAX_PAGING without sign, fraction or exponent; else 0.
-    name: '$paging', params: i32('$a', '$e'), result: 'i32', locals: i32('$n', '$c'),
+    name: '$paging',
+    params: i32('$a', '$e'),
+    result: 'i32',
+    locals: i32('$n', '$c'),
     body: `
       local.get $e local.get $a i32.sub i32.const 8 i32.gt_s
       local.get $a i32.load8_u i32.const 0x30 i32.eq i32.or
@@ -422,7 +461,9 @@ const funcs: FuncDef[] = [
   {
     // A bare array of items, or an envelope: 'data' once, 'page' and 'perPage' at most
     // once, every other field a scalar and none a checked one.
-    name: '$list', params: i32('$p'), result: 'i32',
+    name: '$list',
+    params: i32('$p'),
+    result: 'i32',
     locals: i32('$c', '$ks', '$isData', '$isPage', '$isPerPage', '$data', '$page', '$perPage', '$v', '$at'),
     body: `
       local.get $p i32.load8_u local.tee $c
@@ -478,7 +519,11 @@ const funcs: FuncDef[] = [
   {
     // 1 when the len bytes at BODY are a clean answer of the shape (0: a list, 1: one
     // item), the item ranges written from rs up to rend; else 0.
-    name: 'scan', exported: true, params: i32('$shape', '$len', '$rs', '$rend'), result: 'i32', locals: i32('$p'),
+    name: 'scan',
+    exported: true,
+    params: i32('$shape', '$len', '$rs', '$rend'),
+    result: 'i32',
+    locals: i32('$p'),
     body: `
       local.get $rs global.set $rp
       local.get $rend global.set $rend

@@ -1,5 +1,5 @@
 import { isAscii, isUtf8 } from 'node:buffer';
-import type { ListScan, ScanFields, ScanShape } from '../../clean-scan.ts';
+import type { ListScan, ScanFields, ScanShape } from '../clean-scan.ts';
 import { assemble } from './assembler.ts';
 import { BODY, C_DIGIT, C_ESCAPE, C_HEX, C_SPACE, CLASS, CONFIG, CONFIG_BYTES, CONFIG_FIELDS, FIELD_SIZE, PADDING, RESULT, SCAN_MODULE } from './scan-program.ts';
 

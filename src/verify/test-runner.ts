@@ -1,13 +1,13 @@
 import { basename } from 'node:path';
 import { KeygateError } from '../errors/keygate-error.ts';
-import { testPrincipal, type Principal } from '../keys/principal.ts';
-import type { Attributes, AttributeSource } from '../pipeline/attributes.ts';
+import { type Principal, testPrincipal } from '../keys/principal.ts';
 import { authorize } from '../pipeline/authorize.ts';
 import { canonicalize } from '../pipeline/canonical-path.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
-import { plan, type Plan } from '../pipeline/plan.ts';
-import type { CompiledPolicy, CompiledResource } from './model.ts';
-import { formatPosition } from './source.ts';
+import { type Plan, plan } from '../pipeline/plan.ts';
+import type { AttributeSource, Attributes } from '../pipeline/proving/attributes.ts';
+import type { CompiledPolicy, CompiledResource } from '../policy/model.ts';
+import { formatPosition } from '../policy/source.ts';
 import { readTestFiles, type TestCase, type TestFile } from './test-file.ts';
 
 /**
@@ -92,21 +92,25 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
     const decision = authorize(policy, principal, method, target);
     const route = decision.route;
     const role = policy.roles.get(decision.role)!;
-    rule = route === null
-      ? `role ${decision.role} grants * (undeclared route)`
-      : `role ${decision.role} grants ${route.permission} via ${route.template.text} (${formatPosition(role.position)})`;
+    rule = route === null ? `role ${decision.role} grants * (undeclared route)` : `role ${decision.role} grants ${route.permission} via ${route.template.text} (${formatPosition(role.position)})`;
     served = route?.serve ?? null;
     // A served route is answered by its handler, which judges the body and the conditions itself: there is no forwarded request to plan.
-    if (served === null) p = await plan({ policy, attributes: new FixtureAttributes(file.fixtures) }, principal, {
-      method,
-      target,
-      rawHeaders,
-      remoteAddress: '127.0.0.1',
-      trustedHop: c.request.trustedHop === true,
-      requestId: 'test',
-      readBody: async () => body ?? Buffer.alloc(0),
-      maxBodyBytes: 1024 * 1024,
-    }, decision);
+    if (served === null)
+      p = await plan(
+        { policy, attributes: new FixtureAttributes(file.fixtures) },
+        principal,
+        {
+          method,
+          target,
+          rawHeaders,
+          remoteAddress: '127.0.0.1',
+          trustedHop: c.request.trustedHop === true,
+          requestId: 'test',
+          readBody: async () => body ?? Buffer.alloc(0),
+          maxBodyBytes: 1024 * 1024,
+        },
+        decision,
+      );
   } catch (err) {
     if (!(err instanceof KeygateError)) throw err;
     error = err;
@@ -117,7 +121,8 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
   if (exp.status !== undefined && exp.status !== (error?.status ?? 200)) failures.push(`status: expected ${exp.status}, got ${error?.status ?? 'forwarded'}`);
   if (exp.code !== undefined && exp.code !== error?.code) failures.push(`code: expected ${exp.code}, got ${error?.code ?? 'none (allowed)'}`);
   if (exp.rule !== undefined && !rule.includes(exp.rule)) failures.push(`rule: expected "${exp.rule}", decided by ${rule}`);
-  if (exp.serve !== undefined && exp.serve !== served) failures.push(`serve: expected Keygate to answer with ${exp.serve}, got ${served ?? (error === undefined ? 'a forwarded request' : 'a refusal')}`);
+  if (exp.serve !== undefined && exp.serve !== served)
+    failures.push(`serve: expected Keygate to answer with ${exp.serve}, got ${served ?? (error === undefined ? 'a forwarded request' : 'a refusal')}`);
   if (served !== null && (exp.upstream !== undefined || exp.response !== undefined)) failures.push(`upstream: ${served} answers this route itself; nothing is forwarded (expect serve: ${served})`);
   const up = exp.upstream;
   if (up !== undefined && served === null) {
@@ -160,7 +165,7 @@ async function runCase(policy: CompiledPolicy, file: TestFile, c: TestCase): Pro
         status = checked.status;
         text = checked.body.toString();
         out = JSON.parse(text);
-        // What the client gets, as serve writes it (proxy-handler.ts: the backend's headers, or Keygate's length for a body it wrote).
+        // What the client gets, as serve writes it (server/proxy-handler.ts: the backend's headers, or Keygate's length for a body it wrote).
         const list = responseHeaders(checked.headers, 'test', checked.body === answer.body ? undefined : checked.body.length);
         released = new Map();
         for (let i = 0; i < list.length; i += 2) released.set(list[i]!, list[i + 1]!);

@@ -1,10 +1,10 @@
 import { isAscii, isUtf8 } from 'node:buffer';
-import type { CompiledResource } from '../policy/model.ts';
-import type { Condition } from './authorize.ts';
+import type { CompiledResource } from '../../policy/model.ts';
+import { PairMemo } from '../../util/pair-memo.ts';
+import type { Condition } from '../authorize.ts';
 import { foldName } from './fold.ts';
 import { MAX_PAGING } from './list-render.ts';
-import { PairMemo } from './pair-memo.ts';
-import { createWasmScanner } from './proving/wasm/wasm-scan.ts';
+import { createWasmScanner } from './wasm/wasm-scan.ts';
 
 /**
  * Proves, from the bytes alone, that a checked backend answer is *clean*: the response
@@ -60,7 +60,7 @@ import { createWasmScanner } from './proving/wasm/wasm-scan.ts';
  * usual device list: ~9 bytes a string) costs about 26 instructions a byte against 46
  * before (callgrind), where a native parser would need one or two.
  *
- * So provenClean runs the same walk as a WebAssembly program (proving/wasm/: assembled
+ * So provenClean runs the same walk as a WebAssembly program (wasm/: assembled
  * from its text at start-up, strings passed over sixteen bytes at a time with SIMD), over
  * a copy of the answer in the module's memory — about half the JavaScript walk's time a
  * byte (docs/performance.md) — and this walk is what runs where the runtime refuses the
@@ -512,7 +512,7 @@ class Scanner {
 const scanner = new Scanner();
 
 /**
- * The proof as the WebAssembly walk (proving/wasm/), chosen once at start-up; the
+ * The proof as the WebAssembly walk (wasm/), chosen once at start-up; the
  * JavaScript walk below when this runtime has no WebAssembly SIMD. Both answer alike (the
  * differential test holds them to one another and to the full check).
  */

@@ -1,4 +1,4 @@
-import { KeygateError } from '../errors/keygate-error.ts';
+import { KeygateError } from '../../errors/keygate-error.ts';
 import { foldName, hasControl } from './fold.ts';
 
 /**

@@ -3,10 +3,10 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresKeyStore } from '../src/keys/postgres-store.ts';
-import { bulkKeyId, bulkPostgresKeys } from './helpers/bulk-keys.ts';
-import { BIN, ROOT } from './helpers/sidecar.ts';
-import { streamed } from './helpers/streamed-cli.ts';
+import { PostgresKeyStore } from '../../src/keys/postgres-store.ts';
+import { bulkKeyId, bulkPostgresKeys } from '../helpers/bulk-keys.ts';
+import { BIN, ROOT } from '../helpers/sidecar.ts';
+import { streamed } from '../helpers/streamed-cli.ts';
 
 const PG_BASE = process.env.KEYGATE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RUN = `kg_list_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -41,7 +41,10 @@ describe('keys list on PostgreSQL', () => {
   }, 180_000);
 
   it('on a schema with no key table fails (exit 1) and creates nothing', async () => {
-    for (const args of [['keys', 'list'], ['keys', 'revoke', 'key_x']]) {
+    for (const args of [
+      ['keys', 'list'],
+      ['keys', 'revoke', 'key_x'],
+    ]) {
       const r = spawnSync(process.execPath, [BIN, ...args, '--store', `${PG_BASE}?schema=${MISSING}`], { cwd: ROOT, encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toContain(`the database has no table "${MISSING}".keygate_keys`);

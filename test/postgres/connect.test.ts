@@ -4,8 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKeyWith, csrfOf, FormBrowser, newLink, pagePath } from './blackbox/connect-client.ts';
-import { keyHeader, send, startBackend, startSidecar, type Backend, type Sidecar } from './blackbox/harness.ts';
+import { createKeyWith, csrfOf, FormBrowser, newLink, pagePath } from '../blackbox/connect-client.ts';
+import { type Backend, keyHeader, type Sidecar, send, startBackend, startSidecar } from '../blackbox/harness.ts';
 
 const PG_BASE = process.env.KEYGATE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SCHEMA = `kg_test_${process.pid}_${randomBytes(4).toString('hex')}_connect`;

@@ -23,7 +23,7 @@ import type { ListScan } from './clean-scan.ts';
 export const MAX_PAGING = 10_000_000;
 
 /** `page` or `perPage` as the backend gave it, or 0 when absent or not a whole number from 1 to MAX_PAGING. */
-export function pagingValue(v: unknown): number {
+function pagingValue(v: unknown): number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_PAGING ? v : 0;
 }
 

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
-import { KeygateError } from '../errors/keygate-error.ts';
-import { LOOKUP_CLASS, type Admission, type AdmissionWaiter } from './admission.ts';
+import { KeygateError } from '../../errors/keygate-error.ts';
+import { type Admission, type AdmissionWaiter, LOOKUP_CLASS } from '../admission.ts';
 
 type Controller = Dispatcher.DispatchController;
 type Handler = Dispatcher.DispatchHandler;

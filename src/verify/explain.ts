@@ -3,15 +3,17 @@ import type { Principal } from '../keys/principal.ts';
 import { authorize, rolesOf } from '../pipeline/authorize.ts';
 import { canonicalize } from '../pipeline/canonical-path.ts';
 import { buildUpstreamHeaders, mutateQuery } from '../pipeline/mutate.ts';
-import type { CompiledPolicy } from './model.ts';
-import { formatPosition } from './source.ts';
+import type { CompiledPolicy } from '../policy/model.ts';
+import { formatPosition } from '../policy/source.ts';
 
 /** Human-readable answer to "what would Keygate do with this request from this key?" */
 export function explain(policy: CompiledPolicy, principal: Principal, method: string, url: string): string {
   const out: string[] = [];
   const key = `${principal.type} key${principal.referenceId === null ? '' : ` (referenceId ${principal.referenceId})`}`;
   out.push(`request:   ${method} ${url}`);
-  out.push(`key:       ${key}; roles ${rolesOf(policy, principal).join(', ') || '(none)'}${Object.keys(principal.conditions).length > 0 ? `; key conditions ${JSON.stringify(principal.conditions)}` : ''}`);
+  out.push(
+    `key:       ${key}; roles ${rolesOf(policy, principal).join(', ') || '(none)'}${Object.keys(principal.conditions).length > 0 ? `; key conditions ${JSON.stringify(principal.conditions)}` : ''}`,
+  );
   try {
     const target = canonicalize(url);
     out.push(`canonical: ${target.path}`);

@@ -14,7 +14,12 @@ describe('bench options: --growth', () => {
 
   it('takes the sizes of each axis', () => {
     const o = parseOptions(['--growth', '--growth-items', '1,10', '--growth-routes=5,50,500', '--growth-keys', '100,1000', '--growth-connections', '1,2']);
-    expect([o.growthItems, o.growthRoutes, o.growthKeys, o.growthConnections]).toEqual([[1, 10], [5, 50, 500], [100, 1000], [1, 2]]);
+    expect([o.growthItems, o.growthRoutes, o.growthKeys, o.growthConnections]).toEqual([
+      [1, 10],
+      [5, 50, 500],
+      [100, 1000],
+      [1, 2],
+    ]);
     expect(parseOptions(['--growth']).growthKeys).toEqual([1000, 1_000_000]);
   });
 
@@ -24,7 +29,8 @@ describe('bench options: --growth', () => {
     [['--growth', '--growth-items', '100'], /--growth-items: "100" must be at least two ascending sizes/],
     [['--growth', '--growth-items', '1,x'], /--growth-items: "x" must be a whole number/],
     [['--growth-items', '1,10'], /--growth-items needs --growth/],
-    [['--record'], /--record needs --growth/],
+    [['--record', '--scenario', '2'], /--record needs the whole run/],
+    [['--memory', '--record'], /--record needs the whole run/],
     [['--growth=policy', '--record'], /--record needs every growth axis/],
     [['--growth', '--memory'], /--growth cannot be combined with --memory/],
   ])('refuses %j', (argv, message) => {

@@ -1,18 +1,18 @@
 import { isUtf8 } from 'node:buffer';
-import { KeygateError } from '../errors/keygate-error.ts';
-import type { Principal } from '../keys/principal.ts';
-import type { CompiledResource, IdSource } from '../policy/model.ts';
-import { contradicts, fieldOf, satisfies, type AttributeSource } from './attributes.ts';
-import type { Condition } from './authorize.ts';
+import { KeygateError } from '../../errors/keygate-error.ts';
+import type { Principal } from '../../keys/principal.ts';
+import type { CompiledResource, IdSource } from '../../policy/model.ts';
+import { PairMemo } from '../../util/pair-memo.ts';
+import type { Condition } from '../authorize.ts';
+import type { BufferedResponse } from '../forward.ts';
+import { responseHopNames } from '../mutate.ts';
+import { forbidden, proveByLookup } from '../prove.ts';
+import { type AttributeSource, contradicts, fieldOf, satisfies } from './attributes.ts';
+import { listScan, provenClean, type ScanFields, scanFields } from './clean-scan.ts';
 import { foldName } from './fold.ts';
-import type { BufferedResponse } from './forward.ts';
 import { renderScannedList, renderTextList } from './list-render.ts';
-import { MAX_PARTS, PartsResponse, renderScannedParts } from './proving/parts.ts';
-import { forbidden, proveByLookup } from './prove.ts';
+import { MAX_PARTS, PartsResponse, renderScannedParts } from './parts.ts';
 import { parseAnswer } from './strict-json.ts';
-import { listScan, provenClean, scanFields, type ScanFields } from './clean-scan.ts';
-import { PairMemo } from './pair-memo.ts';
-import { responseHopNames } from './mutate.ts';
 
 /** A checked answer as the client gets it. */
 export interface CheckedResponse extends BufferedResponse {
@@ -108,8 +108,18 @@ function foreignInside(value: unknown, resource: CompiledResource, conditions: r
  * key may not see. What is kept describes the response, not the data.
  */
 const LIST_HEADERS = new Set([
-  'content-type', 'cache-control', 'expires', 'pragma', 'vary', 'set-cookie', 'content-language',
-  'strict-transport-security', 'x-content-type-options', 'x-frame-options', 'content-security-policy', 'referrer-policy',
+  'content-type',
+  'cache-control',
+  'expires',
+  'pragma',
+  'vary',
+  'set-cookie',
+  'content-language',
+  'strict-transport-security',
+  'x-content-type-options',
+  'x-frame-options',
+  'content-security-policy',
+  'referrer-policy',
 ]);
 
 /** The headers of a list answer Keygate wrote: the allowed ones, and always the body's exact length (never chunked for one answer, a length for another). */
@@ -165,7 +175,7 @@ function makeListCheck(resource: CompiledResource, conditions: readonly Conditio
 }
 
 /**
- * A check depends only on the resource and the conditions, both immutable (authorize.ts
+ * A check depends only on the resource and the conditions, both immutable (../authorize.ts
  * hands out one frozen condition list per key and role), so a warm request reuses the
  * check, and its scan fields, instead of building them. Weak in the conditions: a
  * resource lives until the next reload, the keys' condition lists come and go.
@@ -197,7 +207,8 @@ export function responseCheck(resource: CompiledResource, conditions: readonly C
 
 function makeSingleCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
   const fields = scanFields(resource, conditions);
-  return (res) => (scannable(res, fields) && provenClean(res.parts !== undefined && res.parts.length <= MAX_PARTS ? res.parts : res.body, fields, 'single') ? res : checkSingleFully(res, resource, conditions));
+  return (res) =>
+    scannable(res, fields) && provenClean(res.parts !== undefined && res.parts.length <= MAX_PARTS ? res.parts : res.body, fields, 'single') ? res : checkSingleFully(res, resource, conditions);
 }
 
 /** responseCheck without the byte scanner: parse (owner keys watched), and refuse an answer the key may not see. */

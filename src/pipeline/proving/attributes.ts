@@ -1,14 +1,13 @@
 import { LRUCache } from 'lru-cache';
 import type { Dispatcher } from 'undici';
-import { KeygateError } from '../errors/keygate-error.ts';
-import type { Principal } from '../keys/principal.ts';
-import type { CompiledResource } from '../policy/model.ts';
-import { fillTemplate } from '../policy/route-template.ts';
-import type { MaybePromise } from '../util/maybe-promise.ts';
-import type { Condition } from './authorize.ts';
-import { bufferedRequest } from './forward.ts';
+import { KeygateError } from '../../errors/keygate-error.ts';
+import type { Principal } from '../../keys/principal.ts';
+import type { CompiledResource } from '../../policy/model.ts';
+import { fillTemplate } from '../../policy/route-template.ts';
+import type { MaybePromise } from '../../util/maybe-promise.ts';
+import type { Condition } from '../authorize.ts';
+import { bufferedRequest } from '../forward.ts';
 import { AMBIGUOUS, parseUpstreamStrict } from './strict-json.ts';
-
 
 /** A resource object as the backend describes it (a device: `{id, referenceId, …}`), or null: no such resource. */
 export type Attributes = Readonly<Record<string, unknown>> | null;
@@ -109,8 +108,7 @@ export class BackendAttributes implements AttributeSource {
     if (pending !== undefined) return pending;
     // Past the cache and the shared in-flight lookup: only a lookup that is sent is counted.
     this.#observe(resource.name);
-    const headers = ['accept', 'application/json', 'x-request-id', requestId, 'x-keygate-purpose', 'attribute-lookup',
-      'x-keygate-key-id', principal.id, 'x-keygate-key-type', principal.type];
+    const headers = ['accept', 'application/json', 'x-request-id', requestId, 'x-keygate-purpose', 'attribute-lookup', 'x-keygate-key-id', principal.id, 'x-keygate-key-type', principal.type];
     if (principal.referenceId !== null) headers.push('x-keygate-reference-id', principal.referenceId);
     const promise = bufferedRequest(this.#upstream, { method: 'GET', path: fillTemplate(lookup.template, { id }), headers, body: null })
       .then((res) => {

@@ -5,12 +5,12 @@ import { randomBytes } from 'node:crypto';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { mintKey } from '../src/keys/mint-key.ts';
-import { hashKey } from '../src/keys/key-format.ts';
-import { PostgresKeyStore } from '../src/keys/postgres-store.ts';
-import { openStore } from '../src/keys/open-store.ts';
-import { StoreNotFoundError, UnknownKeyError } from '../src/keys/store.ts';
-import { bulkKeyId, bulkPostgresKeys } from './helpers/bulk-keys.ts';
+import { hashKey } from '../../src/keys/key-format.ts';
+import { mintKey } from '../../src/keys/mint-key.ts';
+import { openStore } from '../../src/keys/open-store.ts';
+import { PostgresKeyStore } from '../../src/keys/postgres-store.ts';
+import { StoreNotFoundError, UnknownKeyError } from '../../src/keys/store.ts';
+import { bulkKeyId, bulkPostgresKeys } from '../helpers/bulk-keys.ts';
 
 const PG_BASE = process.env.KEYGATE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RUN = `kg_test_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -145,10 +145,7 @@ describe('PostgresKeyStore', () => {
     const store = await open();
     const { record, key, hash } = await newKey(store, { type: 'server', name: 'backend' });
     expect(hash).toMatch(/^[0-9a-f]{64}$/);
-    const { rows } = await admin.query<{ row: string; key_hash: string }>(
-      `SELECT row_to_json(t)::text AS row, t.key_hash FROM "${SCHEMA}".keygate_keys t WHERE id = $1`,
-      [record.id],
-    );
+    const { rows } = await admin.query<{ row: string; key_hash: string }>(`SELECT row_to_json(t)::text AS row, t.key_hash FROM "${SCHEMA}".keygate_keys t WHERE id = $1`, [record.id]);
     expect(rows).toHaveLength(1);
     expect(rows[0]!.key_hash).toBe(hash);
     const body = key.slice('api_'.length);
@@ -226,7 +223,12 @@ describe('PostgresKeyStore', () => {
     await expect(store.list({ afterId: 'key_nope', limit: 1 })).rejects.toBeInstanceOf(UnknownKeyError);
     const indexes = await admin.query('SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname', [fresh]);
     expect(indexes.rows.map((r: { indexname: string }) => r.indexname).filter((n: string) => n.startsWith('keygate_keys'))).toEqual([
-      'keygate_keys_created_by', 'keygate_keys_expiry_due', 'keygate_keys_key_hash', 'keygate_keys_listing', 'keygate_keys_pkey', 'keygate_keys_reference',
+      'keygate_keys_created_by',
+      'keygate_keys_expiry_due',
+      'keygate_keys_key_hash',
+      'keygate_keys_listing',
+      'keygate_keys_pkey',
+      'keygate_keys_reference',
     ]);
   });
 
@@ -292,9 +294,12 @@ describe('PostgresKeyStore', () => {
 
     // The database comes up: the next query creates the table, the listener connects.
     const db = await relay(port);
-    await vi.waitFor(async () => {
-      await store.ping();
-    }, { timeout: 5_000, interval: 50 });
+    await vi.waitFor(
+      async () => {
+        await store.ping();
+      },
+      { timeout: 5_000, interval: 50 },
+    );
     expect(store.schemaReady).toBe(true);
     await vi.waitFor(() => expect(store.listening).toBe(true), { timeout: 10_000, interval: 20 });
     const direct = await open(storeUrl(fresh));
@@ -306,9 +311,12 @@ describe('PostgresKeyStore', () => {
     db.cut();
     await vi.waitFor(() => expect(store.listening).toBe(false), { timeout: 2_000, interval: 5 });
     await vi.waitFor(() => expect(store.listening).toBe(true), { timeout: 10_000, interval: 20 });
-    await vi.waitFor(async () => {
-      await store.ping();
-    }, { timeout: 5_000, interval: 50 });
+    await vi.waitFor(
+      async () => {
+        await store.ping();
+      },
+      { timeout: 5_000, interval: 50 },
+    );
     const second = await newKey(direct);
     await direct.revoke(second.record.id);
     await vi.waitFor(() => expect(seen).toContain(second.record.id), { timeout: 2_000, interval: 5 });

@@ -3,13 +3,13 @@ import { BlockList, isIPv6 } from 'node:net';
 /**
  * The proxies in front of Keygate (`--trust-proxy`): a request from one of them keeps the
  * forwarding headers and request id it carries; from anywhere else they are replaced
- * with what Keygate saw (see mutate.ts).
+ * with what Keygate saw (see ../mutate.ts).
  */
 export interface TrustedHops {
   has(address: string | undefined): boolean;
 }
 
-/** From `address/prefix` strings (config.ts has checked them); null when there are none. */
+/** From `address/prefix` strings (config/values.ts has checked them); null when there are none. */
 export function trustedHops(cidrs: readonly string[]): TrustedHops | null {
   if (cidrs.length === 0) return null;
   const list = new BlockList();

@@ -5,10 +5,10 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mintKey } from '../src/keys/mint-key.ts';
-import { startDemoBackend, type DemoBackend } from '../src/demo/backend.ts';
-import { key, send } from './helpers/http.ts';
-import { BIN, ROOT, startSidecar, type Sidecar } from './helpers/sidecar.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
+import { mintKey } from '../../src/keys/mint-key.ts';
+import { key, send } from '../helpers/http.ts';
+import { BIN, ROOT, type Sidecar, startSidecar } from '../helpers/sidecar.ts';
 
 const PG_BASE = process.env.KEYGATE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SCHEMA = `kg_test_${process.pid}_${randomBytes(4).toString('hex')}_sidecar`;
@@ -53,10 +53,7 @@ async function sidecar(store: string, upstream = backend.url): Promise<Sidecar> 
 async function listenersUp(count: number): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const { rows } = await admin.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'LISTEN%'",
-      [`${APP}:listen`],
-    );
+    const { rows } = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'LISTEN%'", [`${APP}:listen`]);
     if (rows[0]!.n >= count) return;
     if (Date.now() > deadline) throw new Error(`only ${rows[0]!.n} of ${count} sidecars are listening`);
     await new Promise((r) => setTimeout(r, 50));
@@ -87,7 +84,10 @@ describe('sidecar on the PostgreSQL store', () => {
     const bob = createKey('bob');
     const listed = cli(['keys', 'list', '--store', STORE, '--json']);
     expect(listed.status, listed.stderr).toBe(0);
-    const ids = listed.stdout.trim().split('\n').map((line) => (JSON.parse(line) as CreatedKey).id); // JSON Lines
+    const ids = listed.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as CreatedKey).id); // JSON Lines
     expect(ids).toEqual(expect.arrayContaining([alice.id, bob.id]));
 
     const [a, b] = await Promise.all([sidecar(STORE), sidecar(STORE)]);
@@ -113,18 +113,20 @@ describe('sidecar on the PostgreSQL store', () => {
     // The CLI cannot know the replicas' TTL (here 5 s): it names the flag, not a figure it cannot know.
     expect(revoked.stdout).toMatch(/notified now; if a notification is lost, each refuses it within its --key-cache-ttl \(2 s by default, at most 5 s\)/);
     const started = performance.now();
-    const refusedAfter = await Promise.all([a!, b!].map(async (s) => {
-      for (;;) {
-        const res = await send(s.url, 'GET', '/v1/devices', { headers: key(alice.key) });
-        if (res.status === 401) {
-          expect(res.json.error.status).toBe(401);
-          return performance.now() - started;
+    const refusedAfter = await Promise.all(
+      [a!, b!].map(async (s) => {
+        for (;;) {
+          const res = await send(s.url, 'GET', '/v1/devices', { headers: key(alice.key) });
+          if (res.status === 401) {
+            expect(res.json.error.status).toBe(401);
+            return performance.now() - started;
+          }
+          expect(res.status).toBe(200);
+          if (performance.now() - started > 6_000) return Infinity;
+          await new Promise((r) => setTimeout(r, 10));
         }
-        expect(res.status).toBe(200);
-        if (performance.now() - started > 6_000) return Infinity;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    }));
+      }),
+    );
     for (const ms of refusedAfter) {
       expect(ms).toBeLessThan(5_000);
       expect(ms).toBeLessThan(2_000);

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { ERRORS } from '../errors/catalogue.ts';
 import { KEY_TYPES } from '../keys/key-record.ts';
-import type { CompiledPolicy } from './model.ts';
-import type { PolicyIssue } from './policy-error.ts';
-import { formatIssue } from './policy-error.ts';
-import { SERVED_HANDLERS } from './served.ts';
-import { parseSource } from './source.ts';
-import { anyOf, boolean, didYouMean, integer, json, jsonSchemaOf, list, map, nodeOf, nullValue, object, ShapeReader, string, type Infer, type Refs } from './yaml-shape.ts';
-import { YamlWalker } from './yaml-walker.ts';
+import type { CompiledPolicy } from '../policy/model.ts';
+import type { PolicyIssue } from '../policy/policy-error.ts';
+import { formatIssue } from '../policy/policy-error.ts';
+import { SERVED_HANDLERS } from '../policy/served.ts';
+import { parseSource } from '../policy/source.ts';
+import { anyOf, boolean, didYouMean, type Infer, integer, json, jsonSchemaOf, list, map, nodeOf, nullValue, object, type Refs, ShapeReader, string } from '../policy/yaml-shape.ts';
+import { YamlWalker } from '../policy/yaml-walker.ts';
 
 /*
  * The fields of a policy test file, listed once: the reader below refuses anything else
@@ -18,18 +18,21 @@ import { YamlWalker } from './yaml-walker.ts';
 
 const HEADER_NAME = string({ pattern: /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, patternHint: 'a header name (RFC 9110 token)' });
 const STATUS = integer({ minimum: 100, maximum: 599 });
-const ERROR_CODE = string({ pattern: /^[A-Z][A-Z0-9_]*$/, ref: 'errorCode', patternHint: 'an error code such as ACTION_NOT_ALLOWED', description: 'An error code of the README\'s error table' });
+const ERROR_CODE = string({ pattern: /^[A-Z][A-Z0-9_]*$/, ref: 'errorCode', patternHint: 'an error code such as ACTION_NOT_ALLOWED', description: "An error code of the README's error table" });
 const ONE_OR_MORE = anyOf([string(), list(string())], { description: 'A list sends (or expects) the name once per value' });
 
 const KEY = object(
   {
-    type: string({ enum: KEY_TYPES, description: 'The calling key\'s type' }),
-    referenceId: string({ minLength: 1, description: 'The key\'s referenceId (scoped keys)' }),
-    roles: list(string({ ref: 'role', description: 'A role of the policy' }), { description: 'Roles carried on the key itself (operator keys, access tokens), added to its type\'s roles' }),
-    conditions: anyOf([
-      list(string({ pattern: /^[^:]+:[^,]+$/, patternHint: 'attribute:value (a value without commas)' }), { description: '`attribute:value` entries, as keys create --condition takes them' }),
-      map(list(string({ pattern: /^[^,]+$/, patternHint: 'a value without commas' })), { description: 'attribute -> allowed values' }),
-    ], { description: 'The key\'s own conditions (values of one attribute any-of, attributes all-of)' }),
+    type: string({ enum: KEY_TYPES, description: "The calling key's type" }),
+    referenceId: string({ minLength: 1, description: "The key's referenceId (scoped keys)" }),
+    roles: list(string({ ref: 'role', description: 'A role of the policy' }), { description: "Roles carried on the key itself (operator keys, access tokens), added to its type's roles" }),
+    conditions: anyOf(
+      [
+        list(string({ pattern: /^[^:]+:[^,]+$/, patternHint: 'attribute:value (a value without commas)' }), { description: '`attribute:value` entries, as keys create --condition takes them' }),
+        map(list(string({ pattern: /^[^,]+$/, patternHint: 'a value without commas' })), { description: 'attribute -> allowed values' }),
+      ],
+      { description: "The key's own conditions (values of one attribute any-of, attributes all-of)" },
+    ),
   },
   { required: ['type'], description: 'The key the request is sent with' },
 );
@@ -51,7 +54,7 @@ const RESPONSE = object(
   {
     status: STATUS,
     headers: map(string(), { keys: HEADER_NAME }),
-    body: json({ description: 'A string is the body\'s exact text; any other value is sent as JSON' }),
+    body: json({ description: "A string is the body's exact text; any other value is sent as JSON" }),
   },
   { description: 'What the backend answers (only read for expect.response)' },
 );
@@ -77,14 +80,14 @@ const EXPECT_RESPONSE = object(
     text: string({ description: 'The exact body text the client gets' }),
     headers: map(anyOf([string(), nullValue({ description: 'the header is not sent' })]), { keys: HEADER_NAME, description: 'Headers the client gets; null: not sent' }),
   },
-  { description: 'What the client gets once Keygate has checked the backend\'s response' },
+  { description: "What the client gets once Keygate has checked the backend's response" },
 );
 
 const EXPECT = object(
   {
     decision: string({ enum: ['allow', 'deny'] }),
     serve: string({ enum: SERVED_HANDLERS, description: 'The handler Keygate answers the route with itself (`serve:` in the policy): nothing is forwarded' }),
-    status: integer({ minimum: 100, maximum: 599, description: 'The refusal\'s status, or 200 for a request that is forwarded' }),
+    status: integer({ minimum: 100, maximum: 599, description: "The refusal's status, or 200 for a request that is forwarded" }),
     code: ERROR_CODE,
     rule: string({ minLength: 1, description: 'Text of the rule that decided (role, permission, route or error code)' }),
     upstream: EXPECT_UPSTREAM,
@@ -93,12 +96,9 @@ const EXPECT = object(
   { minProperties: 1, emptyHint: 'say what the case expects (decision, serve, status, code, rule, upstream or response)', description: 'What the case asserts: at least one of these' },
 );
 
-const CASE = object(
-  { name: string({ minLength: 1 }), key: KEY, request: REQUEST, response: RESPONSE, expect: EXPECT },
-  { required: ['name', 'key', 'request', 'expect'] },
-);
+const CASE = object({ name: string({ minLength: 1 }), key: KEY, request: REQUEST, response: RESPONSE, expect: EXPECT }, { required: ['name', 'key', 'request', 'expect'] });
 
-export const TEST_FILE = object(
+const TEST_FILE = object(
   {
     fixtures: map(map(anyOf([map(json()), nullValue({ description: 'no such resource (the lookup answers 404)' })]), { description: 'id -> the attributes the lookup answers' }), {
       keys: string({ ref: 'resource', description: 'A resource of the policy with attributes.lookup' }),
@@ -118,7 +118,8 @@ export function testFileSchema(): Record<string, unknown> {
     $schema: 'http://json-schema.org/draft-07/schema#',
     $id: 'https://keygate.dev/schemas/keygate-policy-test.schema.json',
     title: 'Keygate policy test file',
-    description: 'Cases for `keygate policy test`: a key and a request, and what Keygate must do with them. `keygate policy test` is the authority: it also checks roles, resources and error codes against the policy, and refuses a case that asserts nothing.',
+    description:
+      'Cases for `keygate policy test`: a key and a request, and what Keygate must do with them. `keygate policy test` is the authority: it also checks roles, resources and error codes against the policy, and refuses a case that asserts nothing.',
     ...jsonSchemaOf(TEST_FILE),
   };
 }

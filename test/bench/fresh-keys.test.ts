@@ -27,8 +27,17 @@ describe('bench: fresh key on every request', () => {
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
   const floodCase = (check: LoadCase['check']): LoadCase => ({
-    id: 's5', label: 'fresh keys', kind: 'keygate', scenario: 5, target: { url, pids: [process.pid], stop: async () => {} },
-    method: 'GET', path: '/v1/devices', headers: {}, freshKey: true, expectStatus: 401, check,
+    id: 's5',
+    label: 'fresh keys',
+    kind: 'keygate',
+    scenario: 5,
+    target: { url, pids: [process.pid], stop: async () => {} },
+    method: 'GET',
+    path: '/v1/devices',
+    headers: {},
+    freshKey: true,
+    expectStatus: 401,
+    check,
   });
 
   it('sends 2,000 distinct well-formed keys over 16 connections', async () => {

@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { BenchReport } from '../bench/report.ts';
+import type { BenchReport } from '../../bench/report.ts';
 
-const ROOT = resolve(import.meta.dirname, '..');
+const ROOT = resolve(import.meta.dirname, '../..');
 const out = mkdtempSync(join(tmpdir(), 'keygate-bench-smoke-'));
 
 afterAll(() => rmSync(out, { recursive: true, force: true }));
@@ -35,7 +35,11 @@ describe('npm run bench (smoke)', () => {
     const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as BenchReport;
     const ids = report.results.map((r) => r.id);
     expect(ids).toEqual(expect.arrayContaining(['direct', 'undici', 'http-proxy-3', 's1', 's2', 's3', 's4', 's5', 's6']));
-    for (const n of [1, 2, 3, 4, 5, 6]) expect(report.results.some((r) => r.scenario === n), `scenario ${n}`).toBe(true);
+    for (const n of [1, 2, 3, 4, 5, 6])
+      expect(
+        report.results.some((r) => r.scenario === n),
+        `scenario ${n}`,
+      ).toBe(true);
     for (const r of report.results) {
       expect(r.errors, `${r.label}: ${r.errorSamples.join(' | ')}`).toBe(0);
       expect(r.median.rps, r.label).toBeGreaterThan(0);

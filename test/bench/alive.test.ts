@@ -3,13 +3,13 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seedBenchKeys } from '../bench/keys.ts';
-import { runLoad } from '../bench/load.ts';
-import { probe } from '../bench/probe.ts';
-import { onlyOwnItems, type LoadCase } from '../bench/scenarios.ts';
-import { stopAll } from '../bench/spawn.ts';
-import { startHttpProxy3, startKeygate, startUndiciForwarder, type Target } from '../bench/targets.ts';
-import { startDemoBackend, type DemoBackend } from '../src/demo/backend.ts';
+import { seedBenchKeys } from '../../bench/keys.ts';
+import { runLoad } from '../../bench/load.ts';
+import { probe } from '../../bench/probe.ts';
+import { type LoadCase, onlyOwnItems } from '../../bench/scenarios.ts';
+import { stopAll } from '../../bench/spawn.ts';
+import { startHttpProxy3, startKeygate, startUndiciForwarder, type Target } from '../../bench/targets.ts';
+import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
 
 const DEVICES_PER_USER = 500;
 /** The backend answers this late, so every request of a closing run is still in flight. */
@@ -25,7 +25,9 @@ function allDevices(body: string): string | undefined {
 /** Connections that send one request each and are destroyed before the backend answers it. */
 async function abandon(c: LoadCase, n: number): Promise<void> {
   const { port } = new URL(c.target.url);
-  const head = Object.entries(c.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const head = Object.entries(c.headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
   const sockets = Array.from({ length: n }, () => {
     const s = connect(Number(port), '127.0.0.1');
     s.on('error', () => {});
@@ -57,8 +59,17 @@ describe('targets stay alive when clients leave with requests in flight', () => 
       startHttpProxy3(backend.url),
       startKeygate({ upstream: backend.url, storePath: join(dir, 'keys.db'), workers: 1 }),
     ]);
-    const list = (id: string, target: Target, path: string, headers: Record<string, string>, check: LoadCase['check']): LoadCase =>
-      ({ id, label: id, kind: 'baseline', target, method: 'GET', path, headers, expectStatus: 200, check });
+    const list = (id: string, target: Target, path: string, headers: Record<string, string>, check: LoadCase['check']): LoadCase => ({
+      id,
+      label: id,
+      kind: 'baseline',
+      target,
+      method: 'GET',
+      path,
+      headers,
+      expectStatus: 200,
+      check,
+    });
     const alice = `/v1/devices?referenceId=alice&perPage=${2 * DEVICES_PER_USER}`;
     cases.push(
       list('bare undici forwarder', undici, alice, {}, onlyOwnItems('alice')),

@@ -3,12 +3,12 @@
 // changes pushed to another store instance (another connection, as another process).
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { hashKey } from '../src/keys/key-format.ts';
-import { KeyNotFoundError, KeyService, KeyStateError, type KeyEventLine } from '../src/keys/key-service.ts';
-import { openStore } from '../src/keys/open-store.ts';
-import type { KeyChange, KeyStore } from '../src/keys/store.ts';
-import { pgSchemas } from './helpers/pg-schemas.ts';
-import { tempDir } from './helpers/sidecar.ts';
+import { hashKey } from '../../src/keys/key-format.ts';
+import { type KeyEventLine, KeyNotFoundError, KeyService, KeyStateError } from '../../src/keys/key-service.ts';
+import { openStore } from '../../src/keys/open-store.ts';
+import type { KeyChange, KeyStore } from '../../src/keys/store.ts';
+import { pgSchemas } from '../helpers/pg-schemas.ts';
+import { tempDir } from '../helpers/sidecar.ts';
 
 const pg = pgSchemas('service');
 const opened: KeyStore[] = [];
@@ -36,11 +36,17 @@ describe.each(STORES)('key service on %s', (_kind, newUrl) => {
     const b = await service.create({ type: 'access-token', roles: ['reader'], conditions: { factoryId: ['f1'] } }, a.record.id);
     const c = await service.create({ type: 'scoped', referenceId: 'alice', allowedOrigins: ['https://app.example.com'] }, 'link:lnk_1');
     expect(await service.get(b.record.id)).toEqual(b.record);
-    expect((await service.list({ limit: 10 })).items.map((k) => k.id)).toEqual([a, b, c].map((k) => k.record.id));
-    expect((await service.list({ limit: 1, offset: 1 })).items.map((k) => k.id)).toEqual([b.record.id]);
+    // Listed by createdAt, then id: keys made within one millisecond come in id order.
+    const order = [a, b, c].map((k) => k.record).sort((x, y) => (x.createdAt === y.createdAt ? (x.id < y.id ? -1 : 1) : x.createdAt < y.createdAt ? -1 : 1));
+    expect((await service.list({ limit: 10 })).items.map((k) => k.id)).toEqual(order.map((k) => k.id));
+    expect((await service.list({ limit: 1, offset: 1 })).items.map((k) => k.id)).toEqual([order[1]!.id]);
     expect((await service.list({ limit: 10, createdBy: a.record.id })).items.map((k) => k.id)).toEqual([b.record.id]);
     expect(await service.list({ limit: 1, type: 'scoped', referenceId: 'alice' })).toMatchObject({ total: 1 });
-    expect(lines.map((l) => [l.event, l.actor])).toEqual([['created', 'cli'], ['created', a.record.id], ['created', 'link:lnk_1']]);
+    expect(lines.map((l) => [l.event, l.actor])).toEqual([
+      ['created', 'cli'],
+      ['created', a.record.id],
+      ['created', 'link:lnk_1'],
+    ]);
     const events = await service.events(b.record.id, { offset: 0, limit: 10 });
     expect(events.total).toBe(1);
     expect(events.items[0]).toMatchObject({ keyId: b.record.id, event: 'created', actor: a.record.id, changes: { type: 'access-token', roles: ['reader'], conditions: { factoryId: ['f1'] } } });
@@ -104,7 +110,11 @@ describe.each(STORES)('key service on %s', (_kind, newUrl) => {
     expect(first.revokedNow).toBe(true);
     const again = await service.revoke(record.id, 'cli');
     expect(again).toMatchObject({ revokedNow: false, record: { revokedAt: first.record.revokedAt } });
-    expect((await service.events(record.id, { offset: 0, limit: 10 })).items.map((e) => [e.event, e.actor])).toEqual([['created', 'cli'], ['rotated', 'cli'], ['revoked', 'key_admin']]);
+    expect((await service.events(record.id, { offset: 0, limit: 10 })).items.map((e) => [e.event, e.actor])).toEqual([
+      ['created', 'cli'],
+      ['rotated', 'cli'],
+      ['revoked', 'key_admin'],
+    ]);
     expect(lines.filter((l) => l.event === 'revoked')).toHaveLength(1);
     expect(await store.findByHash(hashKey(key))).toBeUndefined(); // the graced previous secret went with it
     await expect(service.update(record.id, { name: 'x' }, 'cli')).rejects.toBeInstanceOf(KeyStateError);

@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { KeygateError } from '../errors/keygate-error.ts';
+import { KeygateError } from '../../errors/keygate-error.ts';
 
 export interface UpstreamOptions {
   /** Time to the response headers; past it the client gets 504. */

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { KeygateError } from '../errors/keygate-error.ts';
+import { KeygateError } from '../../errors/keygate-error.ts';
 import { caseFold, foldName } from './fold.ts';
 import { parseStrictJson } from './strict-json.ts';
 
@@ -61,9 +61,6 @@ export function judgeBody(json: unknown, idKey: string | undefined, filterKeys?:
   }
 }
 
-/** How long a body Keygate reads before dispatch may take to arrive, by default (`--body-timeout`). */
-export const DEFAULT_BODY_TIMEOUT_MS = 5_000;
-
 /**
  * Reads the whole request body, refusing more than `maxBytes` without buffering the excess,
  * and refusing a body still incomplete after `timeoutMs` (408): a client that declares a
@@ -109,8 +106,8 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs = Inf
 }
 
 /** How much of a refused request's unread body Keygate reads and discards before closing, at most. */
-export const DISCARD_MAX_BYTES = 8 * 1024 * 1024;
-export const DISCARD_MAX_MS = 5_000;
+const DISCARD_MAX_BYTES = 8 * 1024 * 1024;
+const DISCARD_MAX_MS = 5_000;
 
 /**
  * Whether a refusal must wait for the rest of the request body: the connection closes
