@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { upstreamError } from './forwarding/upstream.ts';
 import { responseHeaders } from './mutate.ts';
+import { PartsResponse } from './proving/parts.ts';
 
 export interface UpstreamRequest {
   readonly method: string;
@@ -115,6 +116,8 @@ export interface BufferedResponse {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;
   readonly body: Buffer;
+  /** The body as the pieces it arrived in, when more than one: `body` joins them when first read (proving/parts.ts). */
+  readonly parts?: readonly Buffer[];
 }
 
 /** Where a buffered exchange reports its end: exactly one call. */
@@ -174,8 +177,8 @@ class BufferHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.#client?.off('close', this.#onClose);
-    const body = this.#more !== null ? Buffer.concat(this.#more, this.#size) : (this.#first ?? Buffer.alloc(0));
-    this.#sink.answered({ status: this.#status, headers: this.#headers, body });
+    if (this.#more !== null) this.#sink.answered(new PartsResponse(this.#status, this.#headers, this.#more, this.#size));
+    else this.#sink.answered({ status: this.#status, headers: this.#headers, body: this.#first ?? Buffer.alloc(0) });
   }
 
   onResponseError(_c: Controller, err: Error): void {

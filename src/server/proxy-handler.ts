@@ -19,6 +19,7 @@ import type { TrustedHops } from '../pipeline/forwarding/trusted-hops.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
 import { type Plan, plan } from '../pipeline/plan.ts';
 import type { AttributeSource } from '../pipeline/proving/attributes.ts';
+import { MAX_PARTS } from '../pipeline/proving/parts.ts';
 import { discardBody, mustDiscardBefore, readBody } from '../pipeline/proving/request-body.ts';
 import type { CheckedResponse } from '../pipeline/proving/response-checks.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
@@ -365,10 +366,10 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       const checked = this.#plan!.check!(answer);
       if (checked instanceof Promise)
         checked.then(
-          (c) => this.#release(c, answer.body),
+          (c) => this.#release(c, answer),
           (err: unknown) => this.#fail(err),
         );
-      else this.#release(checked, answer.body);
+      else this.#release(checked, answer);
     } catch (err) {
       this.#fail(err);
     }
@@ -380,15 +381,26 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   }
 
   /** Sends a checked answer: the backend's bytes, or Keygate's re-serialisation when items were dropped. */
-  #release(checked: CheckedResponse, original: Buffer): void {
+  #release(checked: CheckedResponse, answer: BufferedResponse): void {
     // The count of dropped items goes to the metric and the access line, never to the client (invariant 10).
     if (checked.dropped !== undefined && checked.dropped > 0) {
       this.#dropped = checked.dropped;
       this.#deps.metrics.filteredItems.labels(this.#route).inc(checked.dropped);
     }
-    const changed = checked.body !== original;
-    this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, changed ? checked.body.length : undefined));
-    this.#res.end(checked.body);
+    const parts = checked.parts;
+    if (parts !== undefined && parts.length > 0 && parts.length <= MAX_PARTS) {
+      // Held as pieces (proving/parts.ts): written one after another, never joined.
+      let length = 0;
+      for (const p of parts) length += p.length;
+      this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, checked === answer ? undefined : length));
+      this.#res.cork();
+      for (let k = 0; k < parts.length - 1; k++) this.#res.write(parts[k]);
+      this.#res.end(parts[parts.length - 1]);
+    } else {
+      const changed = checked !== answer && checked.body !== answer.body;
+      this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, changed ? checked.body.length : undefined));
+      this.#res.end(checked.body);
+    }
     this.#finish(checked.status, undefined);
   }
 

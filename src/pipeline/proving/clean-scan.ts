@@ -4,6 +4,7 @@ import { PairMemo } from '../../util/pair-memo.ts';
 import type { Condition } from '../authorize.ts';
 import { foldName } from './fold.ts';
 import { MAX_PAGING } from './list-render.ts';
+import { createWasmScanner } from './wasm/wasm-scan.ts';
 
 /**
  * Proves, from the bytes alone, that a checked backend answer is *clean*: the response
@@ -58,6 +59,12 @@ import { MAX_PAGING } from './list-render.ts';
  * V8 and a native search about a hundred to set up, so an answer of short strings (the
  * usual device list: ~9 bytes a string) costs about 26 instructions a byte against 46
  * before (callgrind), where a native parser would need one or two.
+ *
+ * So provenClean runs the same walk as a WebAssembly program (wasm/: assembled
+ * from its text at start-up, strings passed over sixteen bytes at a time with SIMD), over
+ * a copy of the answer in the module's memory — about half the JavaScript walk's time a
+ * byte (docs/performance.md) — and this walk is what runs where the runtime refuses the
+ * module. The two are held to one another by test/unit/wasm-scan.test.ts.
  */
 export type ScanShape = 'list' | 'single';
 
@@ -504,7 +511,40 @@ class Scanner {
 
 const scanner = new Scanner();
 
-export function provenClean(body: Buffer, fields: ScanFields, shape: ScanShape, out?: ListScan): boolean {
+/**
+ * The proof as the WebAssembly walk (wasm/), chosen once at start-up; the
+ * JavaScript walk below when this runtime has no WebAssembly SIMD. Both answer alike (the
+ * differential test holds them to one another and to the full check).
+ */
+const wasm = createWasmScannerOrNull();
+
+function createWasmScannerOrNull(): ReturnType<typeof createWasmScanner> {
+  try {
+    const w = createWasmScanner();
+    // A runtime that runs the module wrongly must not be trusted with a proof.
+    const self = scanFields({ fields: new Map([['k', ['k']]]) } as unknown as CompiledResource, [{ attribute: 'k', values: ['v'] }]);
+    if (w === null || self === null) return null;
+    const ok = w.prove(Buffer.from('{"data":[{"k":"v","n":[1,"\\u00e9"]}]}'), self, 'list') === true && w.prove(Buffer.from('[{"k":"w"}]'), self, 'list') === false;
+    return ok ? w : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Which walk provenClean runs. */
+export const scanEngine: 'wasm' | 'js' = wasm === null ? 'js' : 'wasm';
+
+/** The answer is clean; `body` may be the pieces it arrived in (the JavaScript walk joins them). */
+export function provenClean(body: Buffer | readonly Buffer[], fields: ScanFields, shape: ScanShape, out?: ListScan): boolean {
+  if (wasm !== null) {
+    const proven = wasm.prove(body, fields, shape, out);
+    if (proven !== undefined) return proven;
+  }
+  return jsProvenClean(Buffer.isBuffer(body) ? body : Buffer.concat(body as Buffer[]), fields, shape, out);
+}
+
+/** The JavaScript walk. */
+export function jsProvenClean(body: Buffer, fields: ScanFields, shape: ScanShape, out?: ListScan): boolean {
   const ascii = isAscii(body);
   if (!ascii && !isUtf8(body)) return false;
   const s = scanner;

@@ -34,7 +34,7 @@ let lastPerPage = -1;
 let lastTail = '';
 
 /** The envelope after the items: `],"page":…,"totalPages":…}`. */
-function envelopeTail(n: number, page: number, perPage: number): string {
+export function envelopeTail(n: number, page: number, perPage: number): string {
   if (n === lastN && page === lastPage && perPage === lastPerPage) return lastTail;
   lastN = n;
   lastPage = page;
@@ -66,7 +66,7 @@ function writeTail(n: number, page: number, perPage: number): string {
   return tail + ',"totalItems":' + total + ',"totalPages":' + pages + '}';
 }
 
-const ENVELOPE_HEAD = '{"data":[';
+export const ENVELOPE_HEAD = '{"data":[';
 
 /** The list from the full check: kept items as text slices of the answer (valid UTF-8, so their bytes are the backend's). */
 export function renderTextList(items: readonly string[], bare: boolean, page: unknown, perPage: unknown): Buffer {

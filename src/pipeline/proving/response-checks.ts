@@ -11,6 +11,7 @@ import { type AttributeSource, contradicts, fieldOf, satisfies } from './attribu
 import { listScan, provenClean, type ScanFields, scanFields } from './clean-scan.ts';
 import { foldName } from './fold.ts';
 import { renderScannedList, renderTextList } from './list-render.ts';
+import { MAX_PARTS, PartsResponse, renderScannedParts } from './parts.ts';
 import { parseAnswer } from './strict-json.ts';
 
 /** A checked answer as the client gets it. */
@@ -122,10 +123,10 @@ const LIST_HEADERS = new Set([
 ]);
 
 /** The headers of a list answer Keygate wrote: the allowed ones, and always the body's exact length (never chunked for one answer, a length for another). */
-function listHeaders(headers: BufferedResponse['headers'], body: Buffer): BufferedResponse['headers'] {
+function listHeaders(headers: BufferedResponse['headers'], length: number): BufferedResponse['headers'] {
   const out: Record<string, string | string[] | undefined> = {};
   for (const name in headers) if (LIST_HEADERS.has(name) || name.startsWith('access-control-')) out[name] = headers[name];
-  out['content-length'] = String(body.length);
+  out['content-length'] = String(length);
   return out;
 }
 
@@ -148,9 +149,26 @@ export function listCheck(resource: CompiledResource, conditions: readonly Condi
 function makeListCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
   const fields = scanFields(resource, conditions);
   return (res) => {
-    if (scannable(res, fields) && provenClean(res.body, fields, 'list', listScan)) {
-      const body = renderScannedList(res.body, listScan);
-      return { status: res.status, headers: listHeaders(res.headers, body), body, dropped: 0 };
+    if (scannable(res, fields)) {
+      // An answer in a few pieces is proven and written as those pieces, never joined (proving/parts.ts).
+      const parts = res.parts;
+      if (parts !== undefined && parts.length <= MAX_PARTS) {
+        if (provenClean(parts, fields, 'list', listScan)) {
+          let length = 0;
+          for (const p of parts) length += p.length;
+          const out = renderScannedParts(parts, length, listScan);
+          if (out !== null) {
+            let size = 0;
+            for (const p of out) size += p.length;
+            return new PartsResponse(res.status, listHeaders(res.headers, size), out, size, 0);
+          }
+          const body = renderScannedList(res.body, listScan);
+          return { status: res.status, headers: listHeaders(res.headers, body.length), body, dropped: 0 };
+        }
+      } else if (provenClean(res.body, fields, 'list', listScan)) {
+        const body = renderScannedList(res.body, listScan);
+        return { status: res.status, headers: listHeaders(res.headers, body.length), body, dropped: 0 };
+      }
     }
     return checkListFully(res, resource, conditions);
   };
@@ -179,7 +197,7 @@ export function checkListFully(res: BufferedResponse, resource: CompiledResource
   }
   const envelope = bare ? null : (value as Record<string, unknown>);
   const body = renderTextList(kept, envelope === null, envelope?.page, envelope?.perPage);
-  return { status: res.status, headers: listHeaders(res.headers, body), body, dropped: items.length - kept.length };
+  return { status: res.status, headers: listHeaders(res.headers, body.length), body, dropped: items.length - kept.length };
 }
 
 /** A single resource whose own attributes are in the answer. */
@@ -189,7 +207,8 @@ export function responseCheck(resource: CompiledResource, conditions: readonly C
 
 function makeSingleCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
   const fields = scanFields(resource, conditions);
-  return (res) => (scannable(res, fields) && provenClean(res.body, fields, 'single') ? res : checkSingleFully(res, resource, conditions));
+  return (res) =>
+    scannable(res, fields) && provenClean(res.parts !== undefined && res.parts.length <= MAX_PARTS ? res.parts : res.body, fields, 'single') ? res : checkSingleFully(res, resource, conditions);
 }
 
 /** responseCheck without the byte scanner: parse (owner keys watched), and refuse an answer the key may not see. */
