@@ -2,14 +2,15 @@
 // connections: RSS (and, for Keygate, its V8 heap and external memory from /metrics) idle
 // before, at the peak, at the end and after some idle seconds. Run by hand:
 //   node bench/connection-burst.ts [--connections 5000] [--duration 10] [--settle 5] [--only keygate|undici]
+//     [--node-flags "--max-semi-space-size=16 …"] [--snapshot DIR] [--scrape-often]
 // Throughput figures from this script are one run on a shared machine: read only the memory.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seedBenchKeys } from './keys.ts';
 import { runLoad } from './load.ts';
-import { scrape, type Sample } from './metrics.ts';
-import { onlyOwnItems, type LoadCase } from './scenarios.ts';
+import { type Sample, scrape } from './metrics.ts';
+import { type LoadCase, onlyOwnItems } from './scenarios.ts';
 import { startKeygate, startListBackend, startUndiciForwarder, type Target } from './targets.ts';
 
 const MB = 2 ** 20;
@@ -21,9 +22,13 @@ const connections = Number(arg('connections', '5000'));
 const duration = Number(arg('duration', '10'));
 const settle = Number(arg('settle', '5'));
 const only = arg('only', 'both');
-/** With --snapshot DIR (and NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=DIR): a heap snapshot, which collects garbage first, after the settle. */
 /** Node flags to start Keygate with instead of its shebang's (space-separated). */
-const nodeFlags = process.argv.includes('--node-flags') ? arg('node-flags', '').split(' ').filter((f) => f !== '') : undefined;
+const nodeFlags = process.argv.includes('--node-flags')
+  ? arg('node-flags', '')
+      .split(' ')
+      .filter((f) => f !== '')
+  : undefined;
+/** With --snapshot DIR (and NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=DIR): a heap snapshot, which collects garbage first, after the settle. */
 const snapshotDir = arg('snapshot', '');
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -68,8 +73,10 @@ function regions(pid: number): string {
 function v8(samples: readonly Sample[]): string {
   const v = (n: string): number => (samples.find((s) => s.name === `keygate_nodejs_${n}`)?.value ?? NaN) / MB;
   const conns = samples.find((s) => s.name === 'keygate_client_connections' || s.name === 'keygate_open_connections')?.value;
-  return `heap ${v('heap_size_used_bytes').toFixed(1)}/${v('heap_size_total_bytes').toFixed(1)} MB, external ${v('external_memory_bytes').toFixed(1)} MB` +
-    (conns === undefined ? '' : `, connections ${conns}`);
+  return (
+    `heap ${v('heap_size_used_bytes').toFixed(1)}/${v('heap_size_total_bytes').toFixed(1)} MB, external ${v('external_memory_bytes').toFixed(1)} MB` +
+    (conns === undefined ? '' : `, connections ${conns}`)
+  );
 }
 
 async function burst(name: string, target: Target, c: LoadCase, opsUrl: string | undefined, backendPids: readonly number[]): Promise<void> {
@@ -85,7 +92,9 @@ async function burst(name: string, target: Target, c: LoadCase, opsUrl: string |
   const sampler = setInterval(() => (peak = Math.max(peak, rss(target.pids).rss)), 200);
   const m = await runLoad(c, { connections, duration, backendPids });
   clearInterval(sampler);
-  console.log(`${name.padEnd(8)} burst                  ${connections} connections ${duration} s: ${Math.round(m.rps)} req/s, errors ${m.errors} ${m.errorSamples.slice(0, 1).join('')}, peak RSS ${peak.toFixed(1)} MB`);
+  console.log(
+    `${name.padEnd(8)} burst                  ${connections} connections ${duration} s: ${Math.round(m.rps)} req/s, errors ${m.errors} ${m.errorSamples.slice(0, 1).join('')}, peak RSS ${peak.toFixed(1)} MB`,
+  );
   await line('end of burst');
   for (let s = 1; s <= settle; s++) {
     await sleep(1000);
@@ -107,7 +116,13 @@ try {
   if (only !== 'keygate') {
     const undici = await startUndiciForwarder(backend.url);
     try {
-      await burst('undici', undici, { id: 'u', label: 'u', kind: 'baseline', target: undici, method: 'GET', path: '/v1/devices?referenceId=alice', headers: {}, expectStatus: 200, check }, undefined, backend.pids);
+      await burst(
+        'undici',
+        undici,
+        { id: 'u', label: 'u', kind: 'baseline', target: undici, method: 'GET', path: '/v1/devices?referenceId=alice', headers: {}, expectStatus: 200, check },
+        undefined,
+        backend.pids,
+      );
     } finally {
       await undici.stop();
     }
@@ -117,7 +132,13 @@ try {
     const keys = await seedBenchKeys(storePath);
     const keygate = await startKeygate({ upstream: backend.url, storePath, workers: 1, upstreamQueue: connections, ...(nodeFlags === undefined ? {} : { nodeFlags }) });
     try {
-      await burst('keygate', keygate, { id: 'k', label: 'k', kind: 'keygate', target: keygate, method: 'GET', path: '/v1/devices', headers: { 'texture-api-key': keys.alice }, expectStatus: 200, check }, keygate.opsUrl, backend.pids);
+      await burst(
+        'keygate',
+        keygate,
+        { id: 'k', label: 'k', kind: 'keygate', target: keygate, method: 'GET', path: '/v1/devices', headers: { 'texture-api-key': keys.alice }, expectStatus: 200, check },
+        keygate.opsUrl,
+        backend.pids,
+      );
     } finally {
       await keygate.stop();
     }

@@ -58,7 +58,15 @@ export function startHttpProxy3(upstream: string): Promise<Target> {
  * --workers N every worker prints its own "keygate listening" line; load starts only
  * when all N are accepting, or the first seconds would measure fewer workers.
  */
-export async function startKeygate(opts: { upstream: string; storePath: string; workers: number; profileDir?: string; policies?: string; upstreamQueue?: number; nodeFlags?: readonly string[] }): Promise<KeygateTarget> {
+export async function startKeygate(opts: {
+  upstream: string;
+  storePath: string;
+  workers: number;
+  profileDir?: string;
+  policies?: string;
+  upstreamQueue?: number;
+  nodeFlags?: readonly string[];
+}): Promise<KeygateTarget> {
   // bin/keygate.js is run as an executable, so its shebang's Node flags apply as they do
   // for `npx keygate serve`; this Node's directory goes first on PATH for `env` to find.
   // V8 writes a profile when the process exits; Keygate exits cleanly on SIGTERM.

@@ -13,7 +13,7 @@ export function exposedGc(): ExposedGc | undefined {
   return typeof gc === 'function' ? (gc as ExposedGc) : undefined;
 }
 
-export interface SettleFigures {
+interface SettleFigures {
   readonly heapBeforeBytes: number;
   readonly heapAfterBytes: number;
   readonly ms: number;
@@ -35,7 +35,7 @@ export interface MemorySettleOptions {
   readonly minIntervalMs: number;
 }
 
-export const DEFAULT_SETTLE: Readonly<MemorySettleOptions> = Object.freeze({
+const DEFAULT_SETTLE: Readonly<MemorySettleOptions> = Object.freeze({
   checkMs: 1_000,
   quietChecks: 2,
   quietRequests: 10,

@@ -26,10 +26,10 @@ import { PolicyHolder } from '../policy/policy-holder.ts';
 import { PolicyReloader, watchPolicies } from '../policy/watch.ts';
 import { ListenerConnections, listenerOptions } from './connections.ts';
 import { MIN_PROXY_CONNECTIONS, openFileLimit, proxyConnectionCap } from './fd-limit.ts';
+import { exposedGc, MemorySettle } from './memory-settle.ts';
 import { createOpsRouter, localOps, type OpsSources } from './ops-handler.ts';
 import { createProxyHandler } from './proxy-handler.ts';
 import { servedRoutes } from './served-routes.ts';
-import { exposedGc, MemorySettle } from './memory-settle.ts';
 
 /** `Ops` is null in a cluster worker: the primary serves the ops listener for the group. */
 export interface RunningKeygate<Ops extends AddressInfo | null = AddressInfo> {

@@ -4,13 +4,13 @@
 // backend connection, queue place, body byte or in-flight request is held, and a new
 // client is answered. In process, over real HTTP, so the registry and admission are read
 // directly as well as through /metrics.
-import { createServer, request, Agent, type Server } from 'node:http';
+import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect, type Socket } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { send } from '../helpers/http.ts';
-import { startInProcess, type InProcessKeygate } from '../helpers/in-process.ts';
-import { parseMetrics, valueOf } from '../helpers/metrics.ts';
+import { type InProcessKeygate, startInProcess } from '../helpers/in-process.ts';
+import { parseMetrics, sampleValue } from '../helpers/metrics.ts';
 
 let kg: InProcessKeygate | undefined;
 let upstream: Server | undefined;
@@ -33,7 +33,7 @@ async function slowBackend(delayMs: number): Promise<string> {
 
 async function clientConnections(opsUrl: string): Promise<number> {
   const text = await (await fetch(`${opsUrl}/metrics`)).text();
-  return valueOf(parseMetrics(text), 'keygate_client_connections') ?? NaN;
+  return sampleValue(parseMetrics(text), 'keygate_client_connections') ?? NaN;
 }
 
 async function until(what: string, ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
