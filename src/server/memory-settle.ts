@@ -60,7 +60,7 @@ const committed = (): number => getHeapStatistics().total_heap_size;
  * idle heap, judges the allocation rate by what was allocated between collections, and an
  * idle process allocates too little to cause one, so the reducer goes on seeing the
  * burst's rate and never starts. Here, once the proxy has been quiet for `quietChecks`
- * checks and the heap holds more than `excessBytes` beyond its size after the last settle,
+ * checks and the heap holds more than `excessBytes` beyond its smallest since the last settle,
  * one last-resort collection runs (a few hundred ms at most, on an idle process).
  */
 export class MemorySettle {
