@@ -50,5 +50,5 @@ EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + process.env.KEYGATE_OPS_LISTEN.split(':').pop() + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # The same Node flags as bin/keygate.js's shebang (see there).
-ENTRYPOINT ["node", "--max-semi-space-size=16", "bin/keygate.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=16", "--expose-gc", "bin/keygate.js"]
 CMD ["serve"]

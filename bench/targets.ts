@@ -58,15 +58,26 @@ export function startHttpProxy3(upstream: string): Promise<Target> {
  * --workers N every worker prints its own "keygate listening" line; load starts only
  * when all N are accepting, or the first seconds would measure fewer workers.
  */
-export async function startKeygate(opts: { upstream: string; storePath: string; workers: number; profileDir?: string; policies?: string }): Promise<KeygateTarget> {
+export async function startKeygate(opts: {
+  upstream: string;
+  storePath: string;
+  workers: number;
+  profileDir?: string;
+  policies?: string;
+  upstreamQueue?: number;
+  nodeFlags?: readonly string[];
+}): Promise<KeygateTarget> {
   // bin/keygate.js is run as an executable, so its shebang's Node flags apply as they do
   // for `npx keygate serve`; this Node's directory goes first on PATH for `env` to find.
   // V8 writes a profile when the process exits; Keygate exits cleanly on SIGTERM.
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` };
   if (opts.profileDir !== undefined) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${opts.profileDir}`.trim();
+  // With nodeFlags (measuring a V8 flag), Node is started with them instead of the shebang's.
+  const [command, nodeArgs] = opts.nodeFlags === undefined ? [KEYGATE_BIN, []] : [process.execPath, [...opts.nodeFlags, KEYGATE_BIN]];
   const server = await spawnServer(
-    KEYGATE_BIN,
+    command,
     [
+      ...nodeArgs,
       'serve',
       '--upstream',
       opts.upstream,
@@ -86,6 +97,10 @@ export async function startKeygate(opts: { upstream: string; storePath: string; 
       // store queries, not queueing; no other scenario queues (64 connections).
       '--upstream-queue-timeout',
       '30000',
+      // A connection count above the default queue (1,024 a key type) would measure the
+      // queue's refusals (503 at once) instead of forwarding: the connections axis passes
+      // its largest count.
+      ...(opts.upstreamQueue === undefined ? [] : ['--upstream-queue', String(opts.upstreamQueue)]),
     ],
     {
       cwd: ROOT,

@@ -1,11 +1,14 @@
-#!/usr/bin/env -S node --max-semi-space-size=16
+#!/usr/bin/env -S node --max-semi-space-size=16 --expose-gc
 // --max-semi-space-size=16 (MB): on a machine with plenty of RAM V8 lets the young
 // generation grow to 3 × 32 MB under a high allocation rate (a flood of requests). At
 // 4 MB (an earlier setting, for RSS) young-generation collections ran so often that they
 // cost about a sixth of the proxy's CPU per checked request; at 16 MB the bench's checked
 // list (scenario 2) used 71 → 59 µs of CPU per request, RSS under load 144 → 170 MB, and
 // the million-key flood still grew RSS by only 10 MB. The Dockerfile's ENTRYPOINT and the
-// npm scripts pass the same flag (test/unit/entrypoint.test.ts keeps them in step).
+// npm scripts pass the same flags (test/unit/entrypoint.test.ts keeps them in step).
+// --expose-gc: after a burst of connections V8 keeps the heap it grew (its memory reducer
+// never starts on a process that has gone idle); src/server/memory-settle.ts gives it
+// back with one collection once traffic has stopped.
 // Keygate runs its TypeScript sources directly: Node 24 strips types natively (no build
 // step). An older Node would fail on the first `.ts` import with an obscure message, so
 // say what is wrong first; the import is dynamic so that this check runs before it.

@@ -23,7 +23,7 @@ export async function connectionsAxis(ctx: AxisContext): Promise<AxisResult> {
   const undici = await startUndiciForwarder(backend.url);
   const storePath = join(ctx.dir, 'connections-keys.db');
   const keys = await seedBenchKeys(storePath);
-  const keygate = await startKeygate({ upstream: backend.url, storePath, workers: ctx.opts.workers });
+  const keygate = await startKeygate({ upstream: backend.url, storePath, workers: ctx.opts.workers, upstreamQueue: largest });
   try {
     const connections = new Map<string, number>();
     const pairs = counts.map((n) => {

@@ -49,6 +49,8 @@ export class Metrics {
   readonly inflight: Gauge;
   /** Requests being handled; read by the `inflight` gauge at scrape time. */
   inFlight = 0;
+  /** Requests finished so far (the memory settle reads it to see that traffic stopped). */
+  finished = 0;
   readonly logLinesDropped: Counter;
   readonly cacheEntries: Gauge<'cache'>;
   #sources: Required<ScrapeSources> = { droppedLogLines: () => 0, cacheSizes: () => ({}) };
@@ -124,6 +126,7 @@ export class Metrics {
   /** The proxy's one call per finished request: no allocation, no label hashing. */
   requestFinished(decision: DecisionIndex, keyType: string, route: string, status: number, seconds: number): void {
     this.inFlight--;
+    this.finished++;
     this.requests.inc(decision, keyType, route, status);
     this.latency.observe(decision, seconds);
   }

@@ -26,6 +26,7 @@ import { PolicyHolder } from '../policy/policy-holder.ts';
 import { PolicyReloader, watchPolicies } from '../policy/watch.ts';
 import { ListenerConnections, listenerOptions } from './connections.ts';
 import { MIN_PROXY_CONNECTIONS, openFileLimit, proxyConnectionCap } from './fd-limit.ts';
+import { exposedGc, MemorySettle } from './memory-settle.ts';
 import { createOpsRouter, localOps, type OpsSources } from './ops-handler.ts';
 import { createProxyHandler } from './proxy-handler.ts';
 import { servedRoutes } from './served-routes.ts';
@@ -180,6 +181,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   if (config.listen.port === 0) connect.boundAt(proxy.port);
   const ops = options?.opsListener === false ? null : await listen(opsServer, config.opsListen.host, config.opsListen.port);
 
+  const settle = settleMemory(metrics, logger);
   const reloader = new PolicyReloader(config.policies, policy, logger, metrics);
   const reload = (reason: string): void => reloader.request(reason);
   const watcher = config.watchPolicies ? watchPolicies(config.policies, () => reload('file changed')) : null;
@@ -198,6 +200,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
     reload,
     refreshOrigins: () => knownOrigins.refresh(),
     async shutdown() {
+      settle?.stop();
       watcher?.close();
       knownOrigins.close();
       await connect.close().catch(() => undefined);
@@ -225,6 +228,25 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
       await store.close();
     },
   };
+}
+
+const MB = 2 ** 20;
+
+/** Gives a burst's V8 heap back once traffic stops (MemorySettle); off when Node runs without --expose-gc. */
+function settleMemory(metrics: Metrics, logger: Loggers['logger']): MemorySettle | null {
+  const gc = exposedGc();
+  if (gc === undefined) {
+    logger.debug('node runs without --expose-gc: the heap a burst grew is kept until V8 collects it');
+    return null;
+  }
+  const settle = new MemorySettle({
+    finished: () => metrics.finished,
+    inFlight: () => metrics.inFlight,
+    gc,
+    onSettle: (f) => logger.info({ heapBeforeMb: Math.round(f.heapBeforeBytes / MB), heapAfterMb: Math.round(f.heapAfterBytes / MB), ms: Math.round(f.ms) }, 'memory returned after a burst'),
+  });
+  settle.start();
+  return settle;
 }
 
 /** Admission and connection figures, read when /metrics is scraped. */

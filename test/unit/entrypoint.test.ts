@@ -12,7 +12,7 @@ const flags = shebang.replace('#!/usr/bin/env -S node', '').trim();
 describe('entrypoint', () => {
   it('the shebang runs node with explicit flags', () => {
     expect(shebang.startsWith('#!/usr/bin/env -S node ')).toBe(true);
-    expect(flags).toMatch(/^--max-semi-space-size=\d+$/);
+    expect(flags).toMatch(/^--max-semi-space-size=\d+ --expose-gc$/);
   });
 
   it('the Dockerfile ENTRYPOINT passes the same flags to the same file', () => {
