@@ -51,6 +51,8 @@ export class Metrics {
   inFlight = 0;
   readonly logLinesDropped: Counter;
   readonly cacheEntries: Gauge<'cache'>;
+  readonly rateLimited: Counter<'key_type'>;
+  readonly rateLimitFallbacks: Counter;
   #sources: Required<ScrapeSources> = { droppedLogLines: () => 0, cacheSizes: () => ({}) };
 
   constructor() {
@@ -79,6 +81,12 @@ export class Metrics {
       name: 'keygate_response_items_dropped_total',
       help: 'List items removed because the backend returned items the key may not see',
       labelNames: ['route'],
+      registers,
+    });
+    this.rateLimited = new Counter({ name: 'keygate_rate_limited_total', help: "Requests refused with 429 RATE_LIMITED (the policy's rateLimits), by key type", labelNames: ['key_type'], registers });
+    this.rateLimitFallbacks = new Counter({
+      name: 'keygate_rate_limit_store_fallbacks_total',
+      help: 'Rate-limit checks counted in this process because the shared store (--rate-limit-store) could not answer',
       registers,
     });
     this.reloads = new Counter({ name: 'keygate_policy_reloads_total', help: 'Policy reloads by result', labelNames: ['result'], registers });

@@ -8,11 +8,12 @@ import { KeygateError } from '../errors/keygate-error.ts';
 import { renderError } from '../errors/render.ts';
 import type { KeyCache } from '../keys/key-cache.ts';
 import type { Principal } from '../keys/principal.ts';
+import type { RateLimiter } from '../limits/rate-limiter.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import { DECISIONS, decisionOf, type Metrics } from '../observability/metrics.ts';
 import { Admission, type AdmissionWaiter, classOf, isPublicClass, type QueueEntry } from '../pipeline/admission.ts';
 import { authenticate, KEY_HEADER } from '../pipeline/authenticate.ts';
-import { decide, isKnownMethod } from '../pipeline/authorize.ts';
+import { type Decision, decide, isKnownMethod } from '../pipeline/authorize.ts';
 import { canonicalize, type Target } from '../pipeline/canonical-path.ts';
 import { type BufferedResponse, type BufferSink, bufferedDispatch, CLIENT_CLOSED, type StreamSink, streamForward, type UpstreamRequest } from '../pipeline/forward.ts';
 import type { TrustedHops } from '../pipeline/forwarding/trusted-hops.ts';
@@ -47,6 +48,8 @@ export interface ProxyDeps {
   readonly publicRoutes?: PublicRoutes | null;
   /** The handlers of routes Keygate serves itself (`serve:` in the policy); see served-routes.ts. */
   readonly served?: ServedRegistry;
+  /** The policy's `rateLimits:` (src/limits/); null or absent: none are applied. */
+  readonly rateLimiter?: RateLimiter | null;
 }
 
 const NO_SERVED: ServedRegistry = new Map();
@@ -196,6 +199,32 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
         this.#fail(decision);
         return;
       }
+      const limiter = this.#deps.rateLimiter;
+      if (limiter != null && policy.rateLimits.any) {
+        this.#route = decision.route?.template.text ?? 'undeclared';
+        const limited = limiter.check(policy.rateLimits, principal, decision.route?.permission ?? null, req, this.#res);
+        if (limited instanceof Promise) {
+          limited.then(
+            (refused) => (refused === null ? this.#authorized(principal, policy, method, target, decision) : this.#fail(refused)),
+            (err: unknown) => this.#fail(err),
+          );
+          return;
+        }
+        if (limited !== null) {
+          this.#fail(limited);
+          return;
+        }
+      }
+      this.#authorized(principal, policy, method, target, decision);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  /** Past authorization and the rate limits: a served route leaves here, a forwarded one is planned. */
+  #authorized(principal: Principal, policy: CompiledPolicy, method: string, target: Target, decision: Decision): void {
+    try {
+      const req = this.#req;
       const route = decision.route;
       if (route === null) this.#route = 'undeclared';
       else {
