@@ -64,7 +64,11 @@ export const RATE_LIMITS_SHAPE = object(
     keys: map(RULE, { keys: string({ pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a key id like key_0123456789abcdef' }) }),
     actions: map(ACTION_RULE, { keys: string({ pattern: /^[a-z][a-zA-Z0-9_-]*:[a-z][a-zA-Z0-9_-]*$/, patternHint: 'a permission like connections:create' }) }),
   },
-  { minProperties: 1, emptyHint: 'give keyTypes, roles, keys or actions, or leave rateLimits out' },
+  {
+    minProperties: 1,
+    emptyHint: 'give keyTypes, roles, keys or actions, or leave rateLimits out',
+    description: "Rate limits (429 RATE_LIMITED): a key counts against keys.<id>, else its roles' most generous, else its key type's; and, apart, against its action's (actions.<resource:action>)",
+  },
 );
 
 type RuleDoc = Infer<typeof RULE>;
