@@ -4,24 +4,12 @@
  * nothing; under it the answer carries the fields; the most specific limit wins (key over
  * key type); a public key's link creation is counted per client address.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseDocument } from 'yaml';
 import { createKeyWith, createLink } from './connect-client.ts';
-import { type Backend, createKey, errorBody, type KeyInfo, keyHeader, POLICIES, type Sidecar, send, startBackend, startSidecar, tempStore } from './harness.ts';
+import { type Backend, createKey, errorBody, type KeyInfo, keyHeader, type Sidecar, send, startBackend, startSidecar, tempStore } from './harness.ts';
+import { policyWithLimits } from './rate-limit-policy.ts';
 
 const APP = 'https://app.example.com';
-
-/** texture.yaml with its rateLimits replaced by `limits`, in a directory of its own. */
-export function policyWithLimits(limits: unknown): string {
-  const doc = parseDocument(readFileSync(join(POLICIES, 'texture.yaml'), 'utf8'));
-  doc.set('rateLimits', limits);
-  const dir = mkdtempSync(join(tmpdir(), 'keygate-rl-policy-'));
-  writeFileSync(join(dir, 'texture.yaml'), String(doc));
-  return dir;
-}
 
 let backend: Backend;
 let sidecar: Sidecar;
