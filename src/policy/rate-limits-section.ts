@@ -85,8 +85,10 @@ export function rateLimitsDraft(w: YamlWalker, node: YamlNode | null, keyNode: Y
   return doc === undefined ? null : { w, node: keyNode, doc };
 }
 
-function compileRule(name: string, doc: RuleDoc): RateLimitRule {
-  const m = WINDOW.exec(doc.window)!;
+/** undefined when a field was refused (the reader has said why, and the policy will not load). */
+function compileRule(name: string, doc: RuleDoc): RateLimitRule | undefined {
+  const m = doc.window === undefined || doc.limit === undefined ? null : WINDOW.exec(doc.window);
+  if (m === null) return undefined;
   const windowS = Number(doc.window.slice(0, -1)) * UNIT_S[m[1] as keyof typeof UNIT_S];
   const windowMs = windowS * 1000;
   return { name, limit: doc.limit, windowMs, intervalMs: windowMs / doc.limit, per: doc.per ?? 'key', policyItem: `"${name}";q=${doc.limit};w=${windowS}` };
@@ -103,19 +105,24 @@ export function rateLimitSettings(drafts: readonly (RateLimitsDraft | null)[], r
   const roleRules = new Map<string, RateLimitRule>();
   const keys = new Map<string, RateLimitRule>();
   const actions = new Map<string, ActionRateLimit>();
-  for (const [type, rule] of Object.entries(doc.keyTypes ?? {})) keyTypes.set(type as KeyType, compileRule(`keyTypes.${type}`, rule));
+  const add = <K>(to: Map<K, RateLimitRule>, key: K, name: string, rule: RuleDoc): void => {
+    const compiled = compileRule(name, rule);
+    if (compiled !== undefined) to.set(key, compiled);
+  };
+  for (const [type, rule] of Object.entries(doc.keyTypes ?? {})) add(keyTypes, type as KeyType, `keyTypes.${type}`, rule);
   for (const [role, rule] of Object.entries(doc.roles ?? {})) {
     if (!roles.has(role)) w.fail(nodeOf(rule), `rateLimits.roles: unknown role "${role}"`);
-    else roleRules.set(role, compileRule(`roles.${role}`, rule));
+    else add(roleRules, role, `roles.${role}`, rule);
   }
-  for (const [id, rule] of Object.entries(doc.keys ?? {})) keys.set(id, compileRule(`keys.${id}`, rule));
+  for (const [id, rule] of Object.entries(doc.keys ?? {})) add(keys, id, `keys.${id}`, rule);
   for (const [permission, rule] of Object.entries(doc.actions ?? {})) {
     const [resource, action] = permission.split(':') as [string, string];
     if (resources.get(resource)?.actions.has(action) !== true) {
       w.fail(nodeOf(rule), `rateLimits.actions: no action "${permission}" in the policy's resources`);
       continue;
     }
-    actions.set(permission, { ...compileRule(`actions.${permission}`, rule), keyTypes: rule.keyTypes === undefined ? null : new Set(rule.keyTypes) });
+    const compiled = compileRule(`actions.${permission}`, rule);
+    if (compiled !== undefined) actions.set(permission, { ...compiled, keyTypes: rule.keyTypes === undefined ? null : new Set(rule.keyTypes) });
   }
   const any = keyTypes.size + roleRules.size + keys.size + actions.size > 0;
   return { any, keyTypes, roles: roleRules, keys, actions };
