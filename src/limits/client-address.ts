@@ -12,7 +12,7 @@ import type { TrustedHops } from '../pipeline/forwarding/trusted-hops.ts';
 export function clientAddress(req: IncomingMessage, trusted: TrustedHops | null | undefined): string {
   const peer = req.socket.remoteAddress ?? 'unknown';
   let address = peer;
-  if (trusted != null && trusted.has(peer)) {
+  if (trusted?.has(peer) === true) {
     const xff = req.headers['x-forwarded-for'];
     const last = typeof xff === 'string' ? xff.slice(xff.lastIndexOf(',') + 1).trim() : '';
     if (last !== '') address = last;

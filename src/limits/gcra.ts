@@ -31,5 +31,5 @@ export function waitFor(next: number, now: number, rule: RateLimitRule): number 
 /** Requests still allowed at once after the TAT reached `tat`. */
 export function remainingAt(tat: number, now: number, rule: RateLimitRule): number {
   const r = Math.floor((now + rule.windowMs - tat) / rule.intervalMs + EPSILON_MS);
-  return r > 0 ? r : 0;
+  return Math.max(r, 0);
 }

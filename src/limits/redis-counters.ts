@@ -6,7 +6,7 @@ import type { LocalCounters } from './local-counters.ts';
 import { type Counters, emptyVerdict, type Verdict } from './verdict.ts';
 
 /** How long one check may wait for Redis before this request is counted locally instead. */
-export const REDIS_COMMAND_TIMEOUT_MS = 250;
+const REDIS_COMMAND_TIMEOUT_MS = 250;
 const CONNECT_TIMEOUT_MS = 1000;
 const RECONNECT_MAX_MS = 2000;
 

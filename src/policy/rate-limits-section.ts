@@ -41,7 +41,7 @@ export interface RateLimitSettings {
   readonly actions: ReadonlyMap<string, ActionRateLimit>;
 }
 
-export const NO_RATE_LIMITS: RateLimitSettings = Object.freeze({ any: false, keyTypes: new Map(), roles: new Map(), keys: new Map(), actions: new Map() });
+const NO_RATE_LIMITS: RateLimitSettings = Object.freeze({ any: false, keyTypes: new Map(), roles: new Map(), keys: new Map(), actions: new Map() });
 
 const WINDOW = /^[1-9]\d*(s|m|h|d)$/;
 const UNIT_S = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
