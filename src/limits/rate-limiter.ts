@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { KeyType } from '../keys/key-record.ts';
 import type { Principal } from '../keys/principal.ts';
@@ -7,6 +7,14 @@ import type { ActionRateLimit, RateLimitRule, RateLimitSettings } from '../polic
 import { clientAddress } from './client-address.ts';
 import { POLICY_FIELD, policyList, retryAfterSeconds, STATE_FIELD, stateItem } from './rate-limit-headers.ts';
 import type { Counters, Verdict } from './verdict.ts';
+
+/**
+ * What the check answers: the refusal (429), or the header pairs the answer carries
+ * (`[name, value, …]`, lower-case names, for the forwarder to add), empty when no limit applies.
+ */
+export type RateLimitOutcome = KeygateError | readonly string[];
+
+const UNLIMITED: readonly string[] = Object.freeze([]);
 
 /** The key's own limit: `keys.<id>` over its roles' (the most generous) over its key type's. */
 export function keyRule(limits: RateLimitSettings, principal: Principal): RateLimitRule | undefined {
@@ -41,8 +49,9 @@ export interface RateLimiterOptions {
 /**
  * The rate-limit check of a request whose key is authenticated and whose route is known
  * (so an action's limit can apply), before anything is read, served or forwarded. Under
- * its limits the answer gets the RateLimit fields and the request goes on (null); over
- * one it is refused with 429 RATE_LIMITED and the backend receives nothing.
+ * its limits the request goes on with the RateLimit fields for its answer (built here,
+ * written by whoever writes the head: no setHeader on the hot path); over one it is
+ * refused with 429 RATE_LIMITED and the backend receives nothing.
  */
 export class RateLimiter {
   readonly #counters: Counters;
@@ -55,11 +64,11 @@ export class RateLimiter {
     this.#onLimited = options.onLimited;
   }
 
-  check(limits: RateLimitSettings, principal: Principal, permission: string | null, req: IncomingMessage, res: ServerResponse): KeygateError | null | Promise<KeygateError | null> {
+  check(limits: RateLimitSettings, principal: Principal, permission: string | null, req: IncomingMessage): RateLimitOutcome | Promise<RateLimitOutcome> {
     let rule0: RateLimitRule | undefined = keyRule(limits, principal);
     let rule1: RateLimitRule | null = actionRule(limits, permission, principal.type) ?? null;
     if (rule0 === undefined) {
-      if (rule1 === null) return null;
+      if (rule1 === null) return UNLIMITED;
       rule0 = rule1;
       rule1 = null;
     }
@@ -69,10 +78,10 @@ export class RateLimiter {
     const subject1 = rule1 === null || rule1.per === 'key' ? principal.id : `${principal.id} ${client ?? clientAddress(req, this.#trusted)}`;
     const r0 = rule0;
     const verdict = this.#counters.take(r0, subject0, rule1, subject1);
-    return verdict instanceof Promise ? verdict.then((v) => this.#answer(v, r0, rule1, principal, res)) : this.#answer(verdict, r0, rule1, principal, res);
+    return verdict instanceof Promise ? verdict.then((v) => this.#answer(v, r0, rule1, principal)) : this.#answer(verdict, r0, rule1, principal);
   }
 
-  #answer(v: Verdict, rule0: RateLimitRule, rule1: RateLimitRule | null, principal: Principal, res: ServerResponse): KeygateError | null {
+  #answer(v: Verdict, rule0: RateLimitRule, rule1: RateLimitRule | null, principal: Principal): RateLimitOutcome {
     if (!v.allowed) {
       this.#onLimited(principal.type);
       const refusing = v.refusedBy ?? rule0;
@@ -85,8 +94,7 @@ export class RateLimiter {
         },
       });
     }
-    res.setHeader(POLICY_FIELD, policyList(rule0, rule1));
-    res.setHeader(STATE_FIELD, rule1 === null ? stateItem(rule0, v.remaining0, v.resetMs0) : `${stateItem(rule0, v.remaining0, v.resetMs0)}, ${stateItem(rule1, v.remaining1, v.resetMs1)}`);
-    return null;
+    const state = rule1 === null ? stateItem(rule0, v.remaining0, v.resetMs0) : `${stateItem(rule0, v.remaining0, v.resetMs0)}, ${stateItem(rule1, v.remaining1, v.resetMs1)}`;
+    return [POLICY_FIELD, policyList(rule0, rule1), STATE_FIELD, state];
   }
 }

@@ -8,7 +8,7 @@ import { KeygateError } from '../errors/keygate-error.ts';
 import { renderError } from '../errors/render.ts';
 import type { KeyCache } from '../keys/key-cache.ts';
 import type { Principal } from '../keys/principal.ts';
-import type { RateLimiter } from '../limits/rate-limiter.ts';
+import type { RateLimiter, RateLimitOutcome } from '../limits/rate-limiter.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import { DECISIONS, decisionOf, type Metrics } from '../observability/metrics.ts';
 import { Admission, type AdmissionWaiter, classOf, isPublicClass, type QueueEntry } from '../pipeline/admission.ts';
@@ -113,6 +113,8 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   #cut: KeygateError | null = null;
   /** The answer carries CORS headers for the request's Origin. */
   #cors = false;
+  /** Header pairs the answer carries besides the backend's (the RateLimit fields), or null. */
+  #added: readonly string[] | null = null;
   /** What the access line shows as the path when the real one holds a secret (a link token). */
   #loggedPath: string | undefined = undefined;
 
@@ -202,23 +204,30 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       const limiter = this.#deps.rateLimiter;
       if (limiter != null && policy.rateLimits.any) {
         this.#route = decision.route?.template.text ?? 'undeclared';
-        const limited = limiter.check(policy.rateLimits, principal, decision.route?.permission ?? null, req, this.#res);
+        const limited = limiter.check(policy.rateLimits, principal, decision.route?.permission ?? null, req);
         if (limited instanceof Promise) {
           limited.then(
-            (refused) => (refused === null ? this.#authorized(principal, policy, method, target, decision) : this.#fail(refused)),
+            (outcome) => this.#limited(outcome, principal, policy, method, target, decision),
             (err: unknown) => this.#fail(err),
           );
           return;
         }
-        if (limited !== null) {
-          this.#fail(limited);
-          return;
-        }
+        this.#limited(limited, principal, policy, method, target, decision);
+        return;
       }
       this.#authorized(principal, policy, method, target, decision);
     } catch (err) {
       this.#fail(err);
     }
+  }
+
+  #limited(outcome: RateLimitOutcome, principal: Principal, policy: CompiledPolicy, method: string, target: Target, decision: Decision): void {
+    if (outcome instanceof KeygateError) {
+      this.#fail(outcome);
+      return;
+    }
+    if (outcome.length > 0) this.#added = outcome;
+    this.#authorized(principal, policy, method, target, decision);
   }
 
   /** Past authorization and the rate limits: a served route leaves here, a forwarded one is planned. */
@@ -231,6 +240,9 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
         this.#route = route.template.text;
         // A route Keygate answers itself (management API, Connect flow) leaves the forwarding path here.
         if (route.serve !== null) {
+          // A served answer is written with headers of its own handler's: the fields go on the response first.
+          const added = this.#added;
+          if (added !== null) for (let i = 0; i < added.length; i += 2) this.#res.setHeader(added[i]!, added[i + 1]!);
           this.#serve({ req, principal, decision, route, policy, target, requestId: this.#requestId, maxBodyBytes: this.#deps.maxBodyBytes });
           return;
         }
@@ -354,7 +366,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
 
   #dispatch(): void {
     try {
-      if (this.#plan!.check === null) streamForward(this.#deps.upstream, this.#request!, this.#res, this.#requestId, this);
+      if (this.#plan!.check === null) streamForward(this.#deps.upstream, this.#request!, this.#res, this.#requestId, this, this.#added);
       else bufferedDispatch(this.#deps.upstream, this.#request!, this, this.#res);
     } catch (err) {
       this.#fail(err);
@@ -416,7 +428,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       this.#deps.metrics.filteredItems.labels(this.#route).inc(checked.dropped);
     }
     const changed = checked.body !== original;
-    this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, changed ? checked.body.length : undefined));
+    this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, changed ? checked.body.length : undefined, this.#added));
     this.#res.end(checked.body);
     this.#finish(checked.status, undefined);
   }

@@ -14,6 +14,7 @@ const APP = 'https://app.example.com';
 let backend: Backend;
 let sidecar: Sidecar;
 let server: KeyInfo;
+let limitedServer: KeyInfo;
 let alice: KeyInfo;
 let bob: KeyInfo;
 let connectKey: KeyInfo;
@@ -23,12 +24,13 @@ beforeAll(async () => {
   backend = await startBackend();
   const store = tempStore();
   server = await createKey(store, 'server');
+  limitedServer = await createKey(store, 'server');
   alice = await createKey(store, 'scoped', 'alice');
   bob = await createKey(store, 'scoped', 'bob');
   connectKey = await createKeyWith(store, 'connect', ['--allow-origin', APP, '--allow-redirect', `${APP}/connected`]);
   const policies = policyWithLimits({
     keyTypes: { scoped: { limit: 3, window: '1m' }, connect: { limit: 100, window: '1m' } },
-    keys: { [bob.id]: { limit: 5, window: '1m' } },
+    keys: { [bob.id]: { limit: 5, window: '1m' }, [limitedServer.id]: { limit: 100, window: '1m' } },
     actions: { 'connections:create': { limit: 2, window: '1m', per: 'client', keyTypes: ['connect'] } },
   });
   // The test's own address is the trusted hop, so X-Forwarded-For stands for distinct clients.
@@ -98,6 +100,24 @@ describe('the most specific limit wins', () => {
       expect(r.status).toBe(200);
       expect(r.headers['ratelimit-policy']).toBeUndefined();
       expect(r.headers.ratelimit).toBeUndefined();
+    }
+  });
+});
+
+describe('the fields are Keygate’s alone', () => {
+  it('a backend’s own RateLimit fields are replaced by Keygate’s on a forwarded answer', async () => {
+    backend.responder = (rec) =>
+      rec.url === '/v1/sites'
+        ? { status: 200, headers: { 'content-type': 'application/json', ratelimit: '"backend";r=1;t=1', 'ratelimit-policy': '"backend";q=5;w=1' }, body: '{"data":[]}' }
+        : undefined;
+    try {
+      const r = await send(port, { path: '/v1/sites', headers: keyHeader(limitedServer) });
+      expect(r.status).toBe(200);
+      expect(r.headers['ratelimit-policy']).toBe(`"keys.${limitedServer.id}";q=100;w=60`);
+      // Node joins repeated fields with ", ": one value means the backend's is gone.
+      expect(r.headers.ratelimit).toBe(`"keys.${limitedServer.id}";r=99;t=1`);
+    } finally {
+      backend.responder = undefined;
     }
   });
 });
