@@ -8,6 +8,8 @@ import { type Counters, emptyVerdict, type Verdict } from './verdict.ts';
 /** How long one check may wait for Redis before this request is counted locally instead. */
 const REDIS_COMMAND_TIMEOUT_MS = 250;
 const CONNECT_TIMEOUT_MS = 1000;
+/** After a check Redis failed, how long checks stay local before Redis is asked again: a hung Redis costs one timeout a second, not one per request. */
+const RETRY_AFTER_FAILURE_MS = 1000;
 const RECONNECT_MAX_MS = 2000;
 
 export interface RedisCountersEvents {
@@ -25,7 +27,7 @@ const SHA = createHash('sha1').update(GCRA_LUA).digest('hex');
  * Counters shared by every replica through one Redis (`--rate-limit-store redis://…`),
  * with the official client (node-redis' core, `@redis/client`: maintained by Redis, typed,
  * no dependencies of its own). When Redis cannot answer (down, unreachable, slower than
- * REDIS_COMMAND_TIMEOUT_MS) each check is counted by this process's own counters: limits
+ * REDIS_COMMAND_TIMEOUT_MS; then for RETRY_AFTER_FAILURE_MS) each check is counted by this process's own counters: limits
  * then hold per replica rather than across them, which keeps the limits (no fail-open) and
  * keeps traffic flowing (a Redis outage does not become a Keygate outage). The outage is
  * logged once and each fallback is counted; checks return to Redis when it answers again.
@@ -39,6 +41,8 @@ export class RedisCounters implements Counters {
   readonly #events: RedisCountersEvents;
   #down = false;
   #closed = false;
+  /** Until then (ms since the epoch), checks are local: Redis failed one recently. */
+  #localUntil = 0;
 
   constructor(url: string, fallback: LocalCounters, events: RedisCountersEvents) {
     this.#fallback = fallback;
@@ -50,11 +54,7 @@ export class RedisCounters implements Counters {
       socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), RECONNECT_MAX_MS) },
     }) as RedisClientType;
     this.#client.on('error', (err: unknown) => this.#markDown(err instanceof Error ? err.message : String(err)));
-    this.#client.on('ready', () => {
-      if (!this.#down) return;
-      this.#down = false;
-      this.#events.up();
-    });
+    this.#client.on('ready', () => this.#markUp());
   }
 
   /** Connects once; a Redis that is not there at start is an outage like any other, not a reason to refuse to start. */
@@ -63,19 +63,30 @@ export class RedisCounters implements Counters {
   }
 
   #markDown(reason: string): void {
+    this.#localUntil = Date.now() + RETRY_AFTER_FAILURE_MS;
     if (this.#down || this.#closed) return;
     this.#down = true;
     this.#events.down(reason);
   }
 
+  #markUp(): void {
+    this.#localUntil = 0;
+    if (!this.#down) return;
+    this.#down = false;
+    this.#events.up();
+  }
+
   take(rule0: RateLimitRule, subject0: string, rule1: RateLimitRule | null, subject1: string): Verdict | Promise<Verdict> {
-    if (!this.#client.isReady) return this.#local(rule0, subject0, rule1, subject1);
+    if (!this.#client.isReady || (this.#localUntil !== 0 && Date.now() < this.#localUntil)) return this.#local(rule0, subject0, rule1, subject1);
     const args = ['EVALSHA', SHA, rule1 === null ? '1' : '2', redisKey(rule0, subject0)];
     if (rule1 !== null) args.push(redisKey(rule1, subject1));
     args.push(String(rule0.intervalMs), String(rule0.windowMs));
     if (rule1 !== null) args.push(String(rule1.intervalMs), String(rule1.windowMs));
     return this.#send(args).then(
-      (reply) => verdictOf(reply, rule0, rule1),
+      (reply) => {
+        if (this.#down) this.#markUp();
+        return verdictOf(reply, rule0, rule1);
+      },
       (err: unknown) => {
         this.#markDown(err instanceof Error ? err.message : String(err));
         return this.#local(rule0, subject0, rule1, subject1);
@@ -83,14 +94,34 @@ export class RedisCounters implements Counters {
     );
   }
 
-  async #send(args: string[]): Promise<unknown> {
-    const options = { timeout: REDIS_COMMAND_TIMEOUT_MS };
+  /**
+   * One check, answered or failed within REDIS_COMMAND_TIMEOUT_MS. The client's own
+   * `timeout` covers a command only until it is written: a Redis that stops answering on
+   * an open connection would hold every check forever. A late answer is dropped.
+   */
+  #send(args: string[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer within ${REDIS_COMMAND_TIMEOUT_MS} ms`)), REDIS_COMMAND_TIMEOUT_MS);
+      this.#evaluate(args).then(
+        (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  async #evaluate(args: string[]): Promise<unknown> {
     try {
-      return await this.#client.sendCommand(args, options);
+      return await this.#client.sendCommand(args);
     } catch (err) {
       // The script is not cached yet (a new or restarted Redis): send it whole once.
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return await this.#client.sendCommand(['EVAL', GCRA_LUA, ...args.slice(2)], options);
+      return await this.#client.sendCommand(['EVAL', GCRA_LUA, ...args.slice(2)]);
     }
   }
 

@@ -29,6 +29,22 @@ function freePort(): Promise<number> {
   });
 }
 
+/** A redis-server of this test's own on a free port, accepting connections. */
+async function privateRedis(): Promise<{ proc: ChildProcess; url: string }> {
+  const port = await freePort();
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  for (let i = 0; i < 50; i++) {
+    const listening = await new Promise<boolean>((resolve) => {
+      const probe = createServer();
+      probe.once('error', () => resolve(true));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(false)));
+    });
+    if (listening) break;
+    await sleep(100);
+  }
+  return { proc, url: `redis://127.0.0.1:${port}` };
+}
+
 async function sidecarOn(redisUrl: string): Promise<Sidecar> {
   const s = await startSidecar({ upstream: backend.url, store, policies, env: { KEYGATE_RATE_LIMIT_STORE: redisUrl } });
   sidecars.push(s);
@@ -90,19 +106,9 @@ describe('Redis unreachable', () => {
     });
 
     it('counts in Redis while it answers, then locally once it is killed: answered, never a 5xx, still limited', async () => {
-      const port = await freePort();
-      redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-      const url = `redis://127.0.0.1:${port}`;
-      // Wait until it accepts connections.
-      for (let i = 0; i < 50; i++) {
-        const ok = await new Promise<boolean>((resolve) => {
-          const probe = createServer();
-          probe.once('error', () => resolve(true));
-          probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(false)));
-        });
-        if (ok) break;
-        await sleep(100);
-      }
+      const own = await privateRedis();
+      redis = own.proc;
+      const url = own.url;
       const s = await sidecarOn(url);
       const key = await createKey(store, 'scoped', 'carol');
       // The client connects while the sidecar starts; a check before that would be counted locally.
@@ -119,4 +125,40 @@ describe('Redis unreachable', () => {
       expect(s.logs().filter((l) => String(l.msg).startsWith('rate-limit store unreachable'))).toHaveLength(1);
     }, 60_000);
   });
+});
+
+describe('Redis hung (stopped, its connection open)', () => {
+  let redis: ChildProcess | undefined;
+  afterAll(() => {
+    redis?.kill('SIGCONT');
+    redis?.kill('SIGKILL');
+  });
+
+  it('costs one command timeout, not one per request; checks return to Redis once it answers again', async () => {
+    const own = await privateRedis();
+    redis = own.proc;
+    const s = await sidecarOn(own.url);
+    const key = await createKey(store, 'scoped', 'dave');
+    await sleep(300);
+    expect((await list(s, key)).status).toBe(200);
+    expect(await metric(s, 'keygate_rate_limit_store_fallbacks_total')).toBe(0);
+    redis.kill('SIGSTOP');
+    const t0 = performance.now();
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await list(s, key)).status);
+    const ms = performance.now() - t0;
+    // Local counters, from a whole budget; the first check waited for Redis (250 ms), the rest did not.
+    expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
+    expect(ms).toBeLessThan(900);
+    expect(await metric(s, 'keygate_rate_limit_store_fallbacks_total')).toBe(6);
+    redis.kill('SIGCONT');
+    await sleep(1200);
+    // Redis counted 1 for this key before it stopped, and 1 more when it woke: the check
+    // that timed out was in its socket and ran then. 2 more there, then its 429.
+    const back = [];
+    for (let i = 0; i < 4; i++) back.push((await list(s, key)).status);
+    expect(back).toEqual([200, 200, 429, 429]);
+    expect(await metric(s, 'keygate_rate_limit_store_fallbacks_total')).toBe(6);
+    expect(s.logs().filter((l) => l.msg === 'rate-limit store answers again: counting there')).toHaveLength(1);
+  }, 60_000);
 });
