@@ -4,21 +4,22 @@ import { KEY_TYPES } from '../keys/key-record.ts';
 import { FixedCounter, FixedHistogram, RequestCounter } from './scraped-metrics.ts';
 
 /** The `decision` label of a finished request (metrics and the access line). */
-export const DECISIONS = ['allow', 'unauthenticated', 'forbidden', 'invalid', 'error'] as const;
+export const DECISIONS = ['allow', 'unauthenticated', 'forbidden', 'invalid', 'error', 'limited'] as const;
 export type DecisionLabel = (typeof DECISIONS)[number];
 
 /**
  * Each decision's index in DECISIONS, by name: the proxy passes the index (the scraped
  * counters keep one plain number per index, no label lookup per request).
  */
-export const DECISION = Object.freeze({ allow: 0, unauthenticated: 1, forbidden: 2, invalid: 3, error: 4 } as const satisfies Record<DecisionLabel, number>);
+export const DECISION = Object.freeze({ allow: 0, unauthenticated: 1, forbidden: 2, invalid: 3, error: 4, limited: 5 } as const satisfies Record<DecisionLabel, number>);
 export type DecisionIndex = (typeof DECISION)[DecisionLabel];
 
-/** How a finished request is counted: forwarded, or refused by its status (401, 403, another 4xx, 5xx). */
+/** How a finished request is counted: forwarded, or refused by its status (401, 403, 429 over a rate limit, another 4xx, 5xx). */
 export function decisionOf(status: number, refused: boolean): DecisionIndex {
   if (!refused) return DECISION.allow;
   if (status === 401) return DECISION.unauthenticated;
   if (status === 403) return DECISION.forbidden;
+  if (status === 429) return DECISION.limited;
   if (status < 500) return DECISION.invalid;
   return DECISION.error;
 }

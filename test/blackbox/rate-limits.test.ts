@@ -78,7 +78,7 @@ describe('a scoped key over its key type’s limit (3 a minute)', () => {
 
   it('the access line says RATE_LIMITED with the limit that refused', () => {
     const line = sidecar.logs().find((l) => l.msg === 'access' && l.code === 'RATE_LIMITED');
-    expect(line).toMatchObject({ status: 429, keyId: alice.id, keyType: 'scoped', route: 'GET /v1/devices' });
+    expect(line).toMatchObject({ status: 429, decision: 'limited', keyId: alice.id, keyType: 'scoped', route: 'GET /v1/devices' });
     expect(String(line?.detail)).toContain('keyTypes.scoped');
   });
 });

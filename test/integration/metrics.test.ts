@@ -246,6 +246,7 @@ describe('every metric of the README, by value', () => {
     expect(statuses).toEqual([...Array<number>(20).fill(400), 429]);
     const m = await scrape();
     expect(seriesOf(m, 'keygate_rate_limited_total')).toEqual({ [series({ key_type: 'connect' })]: 1 });
+    expect(sampleValue(m, 'keygate_requests_total', { decision: 'limited', key_type: 'connect', route: 'POST /v1/connections', status: '429' })).toBe(1);
     // Without --rate-limit-store nothing falls back (rate-limits-redis.test.ts counts fallbacks by value).
     expect(sampleValue(m, 'keygate_rate_limit_store_fallbacks_total')).toBe(0);
     // One key-wide counter and one per-client counter for the connect key.
