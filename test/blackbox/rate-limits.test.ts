@@ -4,6 +4,7 @@
  * nothing; under it the answer carries the fields; the most specific limit wins (key over
  * key type); a public key's link creation is counted per client address.
  */
+import { DatabaseSync } from 'node:sqlite';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createKeyWith, createLink } from './connect-client.ts';
 import { type Backend, createKey, errorBody, type KeyInfo, keyHeader, type Sidecar, send, startBackend, startSidecar, tempStore } from './harness.ts';
@@ -150,5 +151,35 @@ describe('link creation by the public connect key, per client address', () => {
     expect(r.headers['access-control-allow-origin']).toBe(APP);
     const exposed = String(r.headers['access-control-expose-headers']).split(/\s*,\s*/);
     expect(exposed).toEqual(expect.arrayContaining(['Retry-After', 'RateLimit', 'RateLimit-Policy']));
+  });
+});
+
+describe('regression: a link flood by the public connect key, under the shipped policy', () => {
+  let shipped: Sidecar;
+  let store: string;
+  let floodKey: KeyInfo;
+  beforeAll(async () => {
+    store = tempStore();
+    floodKey = await createKeyWith(store, 'connect', ['--allow-redirect', `${APP}/connected`]);
+    shipped = await startSidecar({ upstream: backend.url, store });
+  }, 60_000);
+  afterAll(async () => {
+    await shipped?.stop();
+  });
+
+  it('one address gets 20 links a minute, then 429 RATE_LIMITED, and the store keeps no row for a refused one', async () => {
+    const linkRows = () => {
+      const db = new DatabaseSync(store.slice('sqlite:'.length), { readOnly: true });
+      try {
+        return Number((db.prepare('SELECT COUNT(*) AS n FROM connect_links').get() as { n: number }).n);
+      } finally {
+        db.close();
+      }
+    };
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) statuses.push((await createLink(shipped.proxyPort, floodKey.key, { redirectUrl: `${APP}/connected` })).status);
+    expect(statuses).toEqual([...Array<number>(20).fill(201), ...Array<number>(10).fill(429)]);
+    expect(linkRows()).toBe(20);
+    expect(backend.received).toEqual([]);
   });
 });
