@@ -9,17 +9,24 @@ export interface BenchKeys {
   readonly server: string;
   /** Scoped to referenceId alice: scenarios 2, 3, 4 and 6. */
   readonly alice: string;
+  /** Alice's too, with a rate limit of its own (keys.<id>) that never triggers: scenario 8. */
+  readonly aliceLimited: { readonly key: string; readonly id: string };
 }
 
 /** Writes keys into the SQLite file Keygate will open; returns their plaintexts. */
 export async function seedKeys(path: string, wanted: ReadonlyArray<{ label: string; type: string; referenceId?: string }>): Promise<Map<string, string>> {
+  return new Map([...(await seedKeyRecords(path, wanted))].map(([label, k]) => [label, k.key]));
+}
+
+/** seedKeys, with each key's id beside its plaintext. */
+async function seedKeyRecords(path: string, wanted: ReadonlyArray<{ label: string; type: string; referenceId?: string }>): Promise<Map<string, { key: string; id: string }>> {
   const store = new SqliteKeyStore(path);
-  const out = new Map<string, string>();
+  const out = new Map<string, { key: string; id: string }>();
   try {
     for (const w of wanted) {
       const { record, key } = mintKey({ type: w.type, referenceId: w.referenceId, name: `bench-${w.label}` });
       await store.insert(record, hashKey(key));
-      out.set(w.label, key);
+      out.set(w.label, { key, id: record.id });
     }
   } finally {
     await store.close();
@@ -28,11 +35,12 @@ export async function seedKeys(path: string, wanted: ReadonlyArray<{ label: stri
 }
 
 export async function seedBenchKeys(path: string): Promise<BenchKeys> {
-  const keys = await seedKeys(path, [
+  const keys = await seedKeyRecords(path, [
     { label: 'server', type: 'server' },
     { label: 'alice', type: 'scoped', referenceId: 'alice' },
+    { label: 'aliceLimited', type: 'scoped', referenceId: 'alice' },
   ]);
-  return { server: keys.get('server')!, alice: keys.get('alice')! };
+  return { server: keys.get('server')!.key, alice: keys.get('alice')!.key, aliceLimited: keys.get('aliceLimited')! };
 }
 
 /**

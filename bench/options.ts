@@ -40,14 +40,14 @@ const GROWTH_AXES = ['answer', 'policy', 'keys', 'connections'] as const;
 export type GrowthAxis = (typeof GROWTH_AXES)[number];
 
 export const BENCH_ROOT = import.meta.dirname;
-export const SCENARIOS = [1, 2, 3, 4, 5, 6, 7] as const;
+export const SCENARIOS = [1, 2, 3, 4, 5, 6, 7, 8] as const;
 
 const USAGE = `usage: npm run bench -- [options]
   --duration S       seconds per measured run (default 10)
   --connections N    concurrent autocannon connections (default 64)
   --rounds N         interleaved rounds; the median is reported (default 3)
   --warmup S         seconds of warm-up per case before round 1 (default 2)
-  --scenario N       only Keygate scenario N (1-7) plus the baselines
+  --scenario N       only Keygate scenario N (1-8) plus the baselines (8 brings 2 along: its target is a ratio to 2)
   --workers N        Keygate --workers (default 1)
   --no-targets       print targets but do not fail on them
   --memory           flood Keygate with distinct unknown keys and report RSS growth

@@ -127,6 +127,7 @@ export function checkTargets(cases: readonly CaseSummary[], cold: ColdStartSumma
     ratio('s2-vs-http-proxy-3', 'scenario 2 req/s ÷ bare http-proxy-3', 's2', 'http-proxy-3', 1.5),
     ratio('s5-vs-s1', 'scenario 5 (401 flood) req/s ÷ scenario 1', 's5', 's1', 2),
     ratio('s6-vs-s1', 'scenario 6 (403 flood) req/s ÷ scenario 1', 's6', 's1', 2),
+    ratio('s8-vs-s2', 'scenario 8 (scenario 2 with rate limiting on) req/s ÷ scenario 2', 's8', 's2', 0.97),
   ].filter((c) => c !== undefined);
   if (scenarios.has(7)) {
     const ok = cold?.rounds.every((r) => r.storeQueries === 1) ?? null;

@@ -8,7 +8,7 @@ export interface LoadCase {
   readonly id: string;
   readonly label: string;
   readonly kind: 'baseline' | 'keygate';
-  /** Keygate scenario number (1–6); the cold start (7) is not a load case. */
+  /** Keygate scenario number (1–6, 8); the cold start (7) is not a load case. */
   readonly scenario?: number;
   readonly target: Target;
   readonly method: 'GET' | 'POST';
@@ -104,5 +104,18 @@ export function keygateCases(t: CaseTargets, keys: BenchKeys): LoadCase[] {
     },
     { ...k, id: 's5', scenario: 5, label: 'kg 5 401 flood (new key)', method: 'GET', path: '/v1/devices', headers: {}, freshKey: true, expectStatus: 401, check: keygateError(401) },
     { ...k, id: 's6', scenario: 6, label: 'kg 6 403 flood', method: 'GET', path: '/v1/sites', headers: alice, expectStatus: 403, check: keygateError(403) },
+    // Scenario 2 with a rate limit on its key (local counters, a limit it never reaches):
+    // what counting, and the RateLimit fields on every answer, cost.
+    {
+      ...k,
+      id: 's8',
+      scenario: 8,
+      label: 'kg 8 = 2 + rate limit',
+      method: 'GET',
+      path: '/v1/devices',
+      headers: { 'texture-api-key': keys.aliceLimited.key },
+      expectStatus: 200,
+      check: onlyOwnItems('alice'),
+    },
   ];
 }

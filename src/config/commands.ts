@@ -14,6 +14,7 @@ import {
   keyType,
   limit,
   oneOf,
+  rateLimitStoreUrl,
   redirectUrl,
   referenceId,
   shareList,
@@ -95,6 +96,15 @@ export const SERVE = command({
       default: '30m',
       parse: duration({ max: { ms: 86_400_000, text: '24h' } }),
       description: 'used by the Connect flow: how long a Connect link lives, at most `24h`',
+    }),
+    rateLimitStore: value({
+      flag: 'rate-limit-store',
+      env: 'KEYGATE_RATE_LIMIT_STORE',
+      placeholder: 'URL',
+      defaultText: "this process's memory",
+      parse: rateLimitStoreUrl,
+      description:
+        "where the policy's `rateLimits` are counted: `redis://HOST:PORT[/DB]` (or `rediss://`) to share one budget across replicas and `--workers`; while Redis cannot answer, each process counts locally (see [Rate limits](#rate-limits))",
     }),
     revokeExposedKeys: value({
       flag: 'revoke-exposed-keys',

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { isValidReferenceId, KEY_TYPES, type KeyType, REFERENCE_ID_RULE } from '../keys/key-record.ts';
 import { OriginRuleError, parseOrigin, parseRedirect } from '../keys/origin-rules.ts';
 import { parseStoreLocation, StoreUrlError } from '../keys/store-url.ts';
+import { parseRateLimitStore } from '../limits/store-url.ts';
 import { parseDuration } from '../policy/drafts.ts';
 import { ValueError } from './config-error.ts';
 
@@ -88,6 +89,15 @@ export function text(raw: string): string {
 }
 
 /** A store URL, checked now (scheme, path, schema name) and kept as written. */
+/** `--rate-limit-store`: checked by the limits layer's own parser. */
+export function rateLimitStoreUrl(raw: string): string {
+  try {
+    return parseRateLimitStore(raw);
+  } catch (err) {
+    throw new ValueError((err as Error).message);
+  }
+}
+
 export function storeUrl(raw: string): string {
   try {
     parseStoreLocation(raw);

@@ -44,6 +44,8 @@ export const ERRORS = {
   KEY_NOT_ACTIVE: { status: 409, message: 'The key is revoked or expired and can no longer be changed' },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be uncompressed application/json' },
+  // The policy's rateLimits: sent with Retry-After and the RateLimit fields
+  RATE_LIMITED: { status: 429, message: 'Too many requests for this key; retry later' },
   // 5xx: something behind Keygate failed; always fail closed
   INTERNAL_ERROR: { status: 500, message: 'Internal error' },
   UPSTREAM_UNREACHABLE: { status: 502, message: 'The backend could not be reached' },

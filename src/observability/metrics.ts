@@ -4,21 +4,22 @@ import { KEY_TYPES } from '../keys/key-record.ts';
 import { FixedCounter, FixedHistogram, RequestCounter } from './scraped-metrics.ts';
 
 /** The `decision` label of a finished request (metrics and the access line). */
-export const DECISIONS = ['allow', 'unauthenticated', 'forbidden', 'invalid', 'error'] as const;
+export const DECISIONS = ['allow', 'unauthenticated', 'forbidden', 'invalid', 'error', 'limited'] as const;
 export type DecisionLabel = (typeof DECISIONS)[number];
 
 /**
  * Each decision's index in DECISIONS, by name: the proxy passes the index (the scraped
  * counters keep one plain number per index, no label lookup per request).
  */
-export const DECISION = Object.freeze({ allow: 0, unauthenticated: 1, forbidden: 2, invalid: 3, error: 4 } as const satisfies Record<DecisionLabel, number>);
+export const DECISION = Object.freeze({ allow: 0, unauthenticated: 1, forbidden: 2, invalid: 3, error: 4, limited: 5 } as const satisfies Record<DecisionLabel, number>);
 export type DecisionIndex = (typeof DECISION)[DecisionLabel];
 
-/** How a finished request is counted: forwarded, or refused by its status (401, 403, another 4xx, 5xx). */
+/** How a finished request is counted: forwarded, or refused by its status (401, 403, 429 over a rate limit, another 4xx, 5xx). */
 export function decisionOf(status: number, refused: boolean): DecisionIndex {
   if (!refused) return DECISION.allow;
   if (status === 401) return DECISION.unauthenticated;
   if (status === 403) return DECISION.forbidden;
+  if (status === 429) return DECISION.limited;
   if (status < 500) return DECISION.invalid;
   return DECISION.error;
 }
@@ -53,6 +54,8 @@ export class Metrics {
   finished = 0;
   readonly logLinesDropped: Counter;
   readonly cacheEntries: Gauge<'cache'>;
+  readonly rateLimited: Counter<'key_type'>;
+  readonly rateLimitFallbacks: Counter;
   #sources: Required<ScrapeSources> = { droppedLogLines: () => 0, cacheSizes: () => ({}) };
 
   constructor() {
@@ -81,6 +84,12 @@ export class Metrics {
       name: 'keygate_response_items_dropped_total',
       help: 'List items removed because the backend returned items the key may not see',
       labelNames: ['route'],
+      registers,
+    });
+    this.rateLimited = new Counter({ name: 'keygate_rate_limited_total', help: "Requests refused with 429 RATE_LIMITED (the policy's rateLimits), by key type", labelNames: ['key_type'], registers });
+    this.rateLimitFallbacks = new Counter({
+      name: 'keygate_rate_limit_store_fallbacks_total',
+      help: 'Rate-limit checks counted in this process because the shared store (--rate-limit-store) could not answer',
       registers,
     });
     this.reloads = new Counter({ name: 'keygate_policy_reloads_total', help: 'Policy reloads by result', labelNames: ['result'], registers });

@@ -40,6 +40,8 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse;
   readonly #requestId: string;
   readonly #sink: StreamSink;
+  /** Header pairs Keygate adds to the answer (the RateLimit fields), or null. */
+  readonly #added: readonly string[] | null;
   #controller: Controller | null = null;
   #status = 0;
   #settled = false;
@@ -50,10 +52,11 @@ class StreamHandler implements Dispatcher.DispatchHandler {
     this.#controller?.abort(CLIENT_CLOSED);
   };
 
-  constructor(res: ServerResponse, requestId: string, sink: StreamSink) {
+  constructor(res: ServerResponse, requestId: string, sink: StreamSink, added: readonly string[] | null) {
     this.#res = res;
     this.#requestId = requestId;
     this.#sink = sink;
+    this.#added = added;
     res.once('close', this.#onClose);
   }
 
@@ -76,7 +79,7 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   onResponseStart(_c: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (statusCode < 200) return;
     this.#status = statusCode;
-    this.#res.writeHead(statusCode, responseHeaders(headers, this.#requestId));
+    this.#res.writeHead(statusCode, responseHeaders(headers, this.#requestId, undefined, this.#added));
   }
 
   onResponseData(c: Controller, chunk: Buffer): void {
@@ -108,8 +111,8 @@ class StreamHandler implements Dispatcher.DispatchHandler {
  * Stage 4 (streaming): pipe the backend's answer to the client as it arrives, with
  * backpressure both ways. Used when nothing in the response needs checking.
  */
-export function streamForward(upstream: Dispatcher, request: UpstreamRequest, res: ServerResponse, requestId: string, sink: StreamSink): void {
-  upstream.dispatch({ method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body }, new StreamHandler(res, requestId, sink));
+export function streamForward(upstream: Dispatcher, request: UpstreamRequest, res: ServerResponse, requestId: string, sink: StreamSink, added: readonly string[] | null = null): void {
+  upstream.dispatch({ method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body }, new StreamHandler(res, requestId, sink, added));
 }
 
 export interface BufferedResponse {

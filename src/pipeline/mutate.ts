@@ -334,9 +334,10 @@ export function responseHopNames(connection: string | string[] | undefined): str
  * The backend's response headers as the client gets them, in the flat `[name, value, …]`
  * form `writeHead` accepts: an array grows by pushes, where an object with names known
  * only at run time costs a new hidden class (or a dictionary) per response. Headers the
- * backend names in its `Connection` are hop-by-hop and stay behind.
+ * backend names in its `Connection` are hop-by-hop and stay behind. `added`: pairs Keygate
+ * adds (the rate limiter's fields), replacing the backend's of the same names.
  */
-export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, replaceLength?: number): string[] {
+export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, replaceLength?: number, added: readonly string[] | null = null): string[] {
   const out: string[] = [];
   const hop = responseHopNames(headers.connection);
   for (const name in headers) {
@@ -344,10 +345,22 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
     if (value === undefined || DROP_RESPONSE.has(name) || name === 'x-request-id') continue;
     if (replaceLength !== undefined && (name === 'content-length' || name === 'content-encoding' || name === 'etag')) continue;
     if (hop?.includes(name) === true) continue;
+    if (added !== null && namedIn(added, name)) continue;
     if (typeof value === 'string') out.push(name, value);
     else for (const v of value) out.push(name, v);
   }
   if (replaceLength !== undefined) out.push('content-length', String(replaceLength));
   out.push('x-request-id', requestId);
+  if (added !== null) for (let i = 0; i < added.length; i++) out.push(added[i]!);
   return out;
+}
+
+/**
+ * Whether `name` is one of the (lower-case) names of the `[name, value, …]` pairs Keygate
+ * adds to an answer (the RateLimit fields): the backend's field of that name stays behind,
+ * so the client reads Keygate's alone.
+ */
+function namedIn(pairs: readonly string[], name: string): boolean {
+  for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === name) return true;
+  return false;
 }

@@ -6,6 +6,7 @@ import { type FileDrafts, type ResourceDraft, type RoleDraft, type RouteDraft, r
 import { RouteMatcher } from './matcher.ts';
 import type { CompiledPolicy, CompiledResource, CompiledRole, CompiledRoute, Enforcement, IdSource, RoleCondition, ValueTemplate } from './model.ts';
 import { type PolicyIssue, PolicyLoadError } from './policy-error.ts';
+import { rateLimitSettings } from './rate-limits-section.ts';
 import { parseRouteTemplate, type RouteTemplate } from './route-template.ts';
 import { isServedHandler, SERVED_HANDLERS, SERVED_PARAMS, SERVED_SHAPES } from './served.ts';
 import { parseSource, type SourceFile } from './source.ts';
@@ -326,6 +327,11 @@ export function compilePolicy(texts: readonly PolicyText[], displayRoot?: string
   compiler.run(drafts);
   issues.push(...compiler.issues);
   const connect = connectSettings(drafts);
+  const rateLimits = rateLimitSettings(
+    drafts.map((d) => d.rateLimits),
+    compiler.roles,
+    compiler.resources,
+  );
   if (texts.length === 0) issues.push({ file: displayRoot ?? '.', line: 1, col: 1, message: 'no policy files (*.yaml) found' });
   if (issues.length > 0) throw new PolicyLoadError(issues.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col));
   return {
@@ -334,6 +340,7 @@ export function compilePolicy(texts: readonly PolicyText[], displayRoot?: string
     roles: compiler.roles,
     keyTypes: compiler.keyTypes,
     connect,
+    rateLimits,
     files: texts.map((t) => t.file),
     version: hash.digest('hex').slice(0, 12),
     loadedAt: new Date().toISOString(),

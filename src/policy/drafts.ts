@@ -1,6 +1,7 @@
 import { isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { isKeyType, type KeyType } from '../keys/key-record.ts';
 import { type ConnectDraft, connectDraft } from './connect-section.ts';
+import { type RateLimitsDraft, rateLimitsDraft } from './rate-limits-section.ts';
 import type { Position } from './source.ts';
 import { scalarValue, type YamlWalker } from './yaml-walker.ts';
 
@@ -52,6 +53,8 @@ export interface FileDrafts {
   keyTypesNode: YamlNode | null;
   /** The file's `connect:` section (see connect-section.ts). */
   connect: ConnectDraft | null;
+  /** The file's `rateLimits:` section (see rate-limits-section.ts). */
+  rateLimits: RateLimitsDraft | null;
 }
 
 const NAME = /^[a-z][a-zA-Z0-9_-]*$/;
@@ -172,7 +175,7 @@ function roleDraft(w: YamlWalker, name: string, keyNode: YamlNode, node: YamlNod
 }
 
 export function readDrafts(w: YamlWalker): FileDrafts {
-  const out: FileDrafts = { resources: [], roles: [], keyTypes: [], w, keyTypesNode: null, connect: null };
+  const out: FileDrafts = { resources: [], roles: [], keyTypes: [], w, keyTypesNode: null, connect: null, rateLimits: null };
   const contents = w.src.doc.contents as YamlNode | null;
   // An empty file is almost always a truncated one (a half-written ConfigMap, an editor
   // crash); loading it as "no rules" would silently drop routes, so refuse it.
@@ -180,9 +183,11 @@ export function readDrafts(w: YamlWalker): FileDrafts {
     w.fail(null, 'policy file is empty (a policy file holds at least `version: 1`)');
     return out;
   }
-  for (const top of w.entries(contents, 'policy file', ['version', 'resources', 'roles', 'keyTypes', 'connect'])) {
+  for (const top of w.entries(contents, 'policy file', ['version', 'resources', 'roles', 'keyTypes', 'connect', 'rateLimits'])) {
     if (top.key === 'connect') {
       out.connect = connectDraft(w, top.value, top.keyNode);
+    } else if (top.key === 'rateLimits') {
+      out.rateLimits = rateLimitsDraft(w, top.value, top.keyNode);
     } else if (top.key === 'version') {
       if (scalarValue(top.value) !== 1) w.fail(top.value ?? top.keyNode, 'version must be 1');
     } else if (top.key === 'resources') {

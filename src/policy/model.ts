@@ -1,6 +1,7 @@
 import type { KeyType } from '../keys/key-record.ts';
 import type { ConnectSettings } from './connect-section.ts';
 import type { RouteMatcher } from './matcher.ts';
+import type { RateLimitSettings } from './rate-limits-section.ts';
 import type { RouteTemplate } from './route-template.ts';
 import type { Position } from './source.ts';
 
@@ -85,6 +86,8 @@ export interface CompiledPolicy {
   readonly keyTypes: ReadonlyMap<KeyType, readonly string[]>;
   /** How the Connect flow's hosted page finds the user's devices (the `connect:` section). */
   readonly connect: ConnectSettings;
+  /** The `rateLimits:` section (src/limits/ applies it). */
+  readonly rateLimits: RateLimitSettings;
   readonly files: readonly string[];
   /** Content hash of the files: shown in /readyz and logged on reload. */
   readonly version: string;

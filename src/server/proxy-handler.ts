@@ -8,11 +8,12 @@ import { KeygateError } from '../errors/keygate-error.ts';
 import { renderError } from '../errors/render.ts';
 import type { KeyCache } from '../keys/key-cache.ts';
 import type { Principal } from '../keys/principal.ts';
+import type { RateLimiter, RateLimitOutcome } from '../limits/rate-limiter.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import { DECISIONS, decisionOf, type Metrics } from '../observability/metrics.ts';
 import { Admission, type AdmissionWaiter, classOf, isPublicClass, type QueueEntry } from '../pipeline/admission.ts';
 import { authenticate, KEY_HEADER } from '../pipeline/authenticate.ts';
-import { decide, isKnownMethod } from '../pipeline/authorize.ts';
+import { type Decision, decide, isKnownMethod } from '../pipeline/authorize.ts';
 import { canonicalize, type Target } from '../pipeline/canonical-path.ts';
 import { type BufferedResponse, type BufferSink, bufferedDispatch, CLIENT_CLOSED, type StreamSink, streamForward, type UpstreamRequest } from '../pipeline/forward.ts';
 import type { TrustedHops } from '../pipeline/forwarding/trusted-hops.ts';
@@ -48,6 +49,8 @@ export interface ProxyDeps {
   readonly publicRoutes?: PublicRoutes | null;
   /** The handlers of routes Keygate serves itself (`serve:` in the policy); see served-routes.ts. */
   readonly served?: ServedRegistry;
+  /** The policy's `rateLimits:` (src/limits/); null or absent: none are applied. */
+  readonly rateLimiter?: RateLimiter | null;
 }
 
 const NO_SERVED: ServedRegistry = new Map();
@@ -111,6 +114,8 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   #cut: KeygateError | null = null;
   /** The answer carries CORS headers for the request's Origin. */
   #cors = false;
+  /** Header pairs the answer carries besides the backend's (the RateLimit fields), or null. */
+  #added: readonly string[] | null = null;
   /** What the access line shows as the path when the real one holds a secret (a link token). */
   #loggedPath: string | undefined = undefined;
 
@@ -197,12 +202,48 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
         this.#fail(decision);
         return;
       }
+      const limiter = this.#deps.rateLimiter;
+      if (limiter != null && policy.rateLimits.any) {
+        this.#route = decision.route?.template.text ?? 'undeclared';
+        const limited = limiter.check(policy.rateLimits, principal, decision.route?.permission ?? null, req);
+        if (limited instanceof Promise) {
+          limited.then(
+            (outcome) => this.#limited(outcome, principal, policy, method, target, decision),
+            (err: unknown) => this.#fail(err),
+          );
+          return;
+        }
+        this.#limited(limited, principal, policy, method, target, decision);
+        return;
+      }
+      this.#authorized(principal, policy, method, target, decision);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  #limited(outcome: RateLimitOutcome, principal: Principal, policy: CompiledPolicy, method: string, target: Target, decision: Decision): void {
+    if (outcome instanceof KeygateError) {
+      this.#fail(outcome);
+      return;
+    }
+    if (outcome.length > 0) this.#added = outcome;
+    this.#authorized(principal, policy, method, target, decision);
+  }
+
+  /** Past authorization and the rate limits: a served route leaves here, a forwarded one is planned. */
+  #authorized(principal: Principal, policy: CompiledPolicy, method: string, target: Target, decision: Decision): void {
+    try {
+      const req = this.#req;
       const route = decision.route;
       if (route === null) this.#route = 'undeclared';
       else {
         this.#route = route.template.text;
         // A route Keygate answers itself (management API, Connect flow) leaves the forwarding path here.
         if (route.serve !== null) {
+          // A served answer is written with headers of its own handler's: the fields go on the response first.
+          const added = this.#added;
+          if (added !== null) for (let i = 0; i < added.length; i += 2) this.#res.setHeader(added[i]!, added[i + 1]!);
           this.#serve({ req, principal, decision, route, policy, target, requestId: this.#requestId, maxBodyBytes: this.#deps.maxBodyBytes });
           return;
         }
@@ -326,7 +367,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
 
   #dispatch(): void {
     try {
-      if (this.#plan!.check === null) streamForward(this.#deps.upstream, this.#request!, this.#res, this.#requestId, this);
+      if (this.#plan!.check === null) streamForward(this.#deps.upstream, this.#request!, this.#res, this.#requestId, this, this.#added);
       else bufferedDispatch(this.#deps.upstream, this.#request!, this, this.#res);
     } catch (err) {
       this.#fail(err);
@@ -392,13 +433,13 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       // Held as pieces (proving/parts.ts): written one after another, never joined.
       let length = 0;
       for (const p of parts) length += p.length;
-      this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, checked === answer ? undefined : length));
+      this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, checked === answer ? undefined : length, this.#added));
       this.#res.cork();
       for (let k = 0; k < parts.length - 1; k++) this.#res.write(parts[k]);
       this.#res.end(parts[parts.length - 1]);
     } else {
       const changed = checked !== answer && checked.body !== answer.body;
-      this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, changed ? checked.body.length : undefined));
+      this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, changed ? checked.body.length : undefined, this.#added));
       this.#res.end(checked.body);
     }
     this.#finish(checked.status, undefined);

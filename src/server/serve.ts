@@ -29,6 +29,7 @@ import { MIN_PROXY_CONNECTIONS, openFileLimit, proxyConnectionCap } from './fd-l
 import { exposedGc, MemorySettle } from './memory-settle.ts';
 import { createOpsRouter, localOps, type OpsSources } from './ops-handler.ts';
 import { createProxyHandler } from './proxy-handler.ts';
+import { startRateLimiting } from './rate-limiting.ts';
 import { servedRoutes } from './served-routes.ts';
 
 /** `Ops` is null in a cluster worker: the primary serves the ops listener for the group. */
@@ -124,9 +125,11 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   const upstream = createUpstream(config.upstream, config.upstreamOptions);
   const admission = new Admission(config.admission);
   const attributes = new BackendAttributes(upstream.compose(admitLookups(admission)), metrics.lookupObserver());
+  const hops = trustedHops(config.trustProxy);
+  const rateLimiting = startRateLimiting(config.rateLimitStore, metrics, logger, hops);
   metrics.watch({
     droppedLogLines: () => loggers.droppedLines(),
-    cacheSizes: () => ({ key_positive: keys.sizes.positive, key_negative: keys.sizes.negative, attributes: attributes.size }),
+    cacheSizes: () => ({ key_positive: keys.sizes.positive, key_negative: keys.sizes.negative, attributes: attributes.size, rate_limit_counters: rateLimiting.localSize() }),
   });
 
   const knownOrigins = new KnownOrigins(
@@ -166,7 +169,8 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
       listener: connections,
       maxBodyBytes: config.maxBodyBytes,
       bodyTimeoutMs: config.bodyTimeoutMs,
-      trustedHops: trustedHops(config.trustProxy),
+      trustedHops: hops,
+      rateLimiter: rateLimiting.limiter,
       browser,
       publicRoutes: connect.pages,
       served: servedRoutes({ keys: keyService, config, logger, connect }),
@@ -225,7 +229,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
       await upstream.close().catch(() => undefined);
       // The uses since the last batch, and expiries in flight, are written before the store closes.
       await Promise.all([usage.stop(), expiries.stop()]);
-      await store.close();
+      await Promise.all([store.close(), rateLimiting.counters.close().catch(() => undefined)]);
     },
   };
 }

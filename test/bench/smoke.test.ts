@@ -34,8 +34,8 @@ describe('npm run bench (smoke)', () => {
 
     const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as BenchReport;
     const ids = report.results.map((r) => r.id);
-    expect(ids).toEqual(expect.arrayContaining(['direct', 'undici', 'http-proxy-3', 's1', 's2', 's3', 's4', 's5', 's6']));
-    for (const n of [1, 2, 3, 4, 5, 6])
+    expect(ids).toEqual(expect.arrayContaining(['direct', 'undici', 'http-proxy-3', 's1', 's2', 's3', 's4', 's5', 's6', 's8']));
+    for (const n of [1, 2, 3, 4, 5, 6, 8])
       expect(
         report.results.some((r) => r.scenario === n),
         `scenario ${n}`,
@@ -48,7 +48,7 @@ describe('npm run bench (smoke)', () => {
     expect(report.coldStart?.rounds[0]?.ok).toBe(1000);
     expect(report.coldStart?.storeQueries).toBeGreaterThanOrEqual(1);
     expect(report.verificationErrors).toBe(0);
-    expect(report.targets.map((t) => t.id)).toEqual(['s2-vs-undici', 's2-vs-http-proxy-3', 's5-vs-s1', 's6-vs-s1', 's7-store-queries']);
+    expect(report.targets.map((t) => t.id)).toEqual(['s2-vs-undici', 's2-vs-http-proxy-3', 's5-vs-s1', 's6-vs-s1', 's8-vs-s2', 's7-store-queries']);
     expect(readFileSync(join(out, 'latest.svg'), 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<\/svg>\n$/);
   }, 60_000);
 });

@@ -176,7 +176,12 @@ describe('every metric of the README, by value', () => {
     expect(seriesOf(m, 'keygate_attribute_lookups_total')).toEqual({ [series({ resource: 'devices' })]: 2 });
     expect(backend.received.filter((r) => r.headers['x-keygate-purpose'] === 'attribute-lookup').map((r) => r.path)).toEqual(['/v1/devices/dev_alice_1', '/v1/devices/dev_bob_1']);
     expect(seriesOf(m, 'keygate_response_items_dropped_total')).toEqual({ [series({ route: 'GET /v1/devices' })]: dropped });
-    expect(seriesOf(m, 'keygate_cache_entries')).toEqual({ [series({ cache: 'key_positive' })]: 4, [series({ cache: 'key_negative' })]: 1, [series({ cache: 'attributes' })]: 2 });
+    expect(seriesOf(m, 'keygate_cache_entries')).toEqual({
+      [series({ cache: 'key_positive' })]: 4,
+      [series({ cache: 'key_negative' })]: 1,
+      [series({ cache: 'attributes' })]: 2,
+      [series({ cache: 'rate_limit_counters' })]: 0,
+    });
     expect(seriesOf(m, 'keygate_upstream_errors_total')).toEqual({});
     expect(seriesOf(m, 'keygate_policy_reloads_total')).toEqual({});
     const version = (await send(sidecar.opsUrl, 'GET', '/readyz')).json.policy.version as string;
@@ -222,6 +227,33 @@ describe('every metric of the README, by value', () => {
     expect(sampleValue(m, 'keygate_client_connections_dropped_total')).toBe(1);
   });
 
+  it("rate limits: the shipped policy's link limit per client refuses the 21st link in a minute, counted by key type", async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    onTestFinished(() => agent.destroy());
+    const link = (): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const { hostname, port } = new URL(sidecar.url);
+        const r = request({ host: hostname, port, method: 'POST', path: '/v1/connections', agent, headers: { 'texture-api-key': keys.connect, 'content-type': 'application/json' } }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        });
+        r.on('error', reject);
+        r.end('{"redirectUrl":"https://app.example/done"}');
+      });
+    // This connect key registered no redirect: each link is refused (400) once it is past the limit check.
+    const statuses: number[] = [];
+    for (let i = 0; i < 21; i++) statuses.push((await link()).status);
+    expect(statuses).toEqual([...Array<number>(20).fill(400), 429]);
+    const m = await scrape();
+    expect(seriesOf(m, 'keygate_rate_limited_total')).toEqual({ [series({ key_type: 'connect' })]: 1 });
+    expect(sampleValue(m, 'keygate_requests_total', { decision: 'limited', key_type: 'connect', route: 'POST /v1/connections', status: '429' })).toBe(1);
+    // Without --rate-limit-store nothing falls back (rate-limits-redis.test.ts counts fallbacks by value).
+    expect(sampleValue(m, 'keygate_rate_limit_store_fallbacks_total')).toBe(0);
+    // One key-wide counter and one per-client counter for the connect key.
+    expect(sampleValue(m, 'keygate_cache_entries', { cache: 'rate_limit_counters' })).toBe(2);
+  });
+
   it('a backend that does not answer in time: upstream errors by code, the error decision', async () => {
     backend.behaviour.delayMs = 2000;
     try {
@@ -253,7 +285,8 @@ describe('every metric of the README, by value', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const table = readme.slice(readme.indexOf('| metric | labels |'));
     const documented = [...table.slice(0, table.indexOf('\n\n')).matchAll(/^\| ([^|]+) \|/gm)].flatMap((r) => [...r[1]!.matchAll(/`(keygate_[a-z_*]+)`/g)].map((x) => x[1]!));
-    // Asserted by value above, or (the worker metrics, only with --workers) in workers.test.ts.
+    // Asserted by value above, or (the worker metrics, only with --workers) in workers.test.ts, or
+    // (fallbacks to local rate-limit counters, only with --rate-limit-store) in rate-limits-redis.test.ts.
     const covered = [
       'keygate_requests_total',
       'keygate_request_duration_seconds',
@@ -262,6 +295,8 @@ describe('every metric of the README, by value', () => {
       'keygate_upstream_errors_total',
       'keygate_attribute_lookups_total',
       'keygate_response_items_dropped_total',
+      'keygate_rate_limited_total',
+      'keygate_rate_limit_store_fallbacks_total',
       'keygate_policy_reloads_total',
       'keygate_policy_info',
       'keygate_requests_in_flight',

@@ -2,7 +2,7 @@
 // import; an import across folders that its row does not name fails, and so does a folder
 // with no row. The order, top to bottom (docs/architecture.md draws it and copies the table):
 //
-//   cli → {demo, server} → {admin, connect, cors} → {verify, config} → pipeline → policy
+//   cli → {demo, server} → {admin, connect, cors} → {verify, config} → limits → pipeline → policy
 //       → observability → keys → errors → util
 //
 // Why each sits where it does:
@@ -19,6 +19,9 @@
 //   a backend that knows nothing of the sidecar in front of it.
 // - policy and config have their own error types (PolicyError, ConfigError), so neither
 //   imports errors/, the catalogue of what clients are answered.
+// - limits (rate limiting) runs between authorize and the rest of the pipeline, reading the
+//   policy's rateLimits and the trusted hops of the pipeline's forwarding; config checks
+//   --rate-limit-store with its parser, and the server builds its counters.
 // - util holds what has no Keygate concept in it (MaybePromise, PairMemo).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
@@ -34,12 +37,13 @@ const SRC = join(ROOT, 'src');
 const ALLOWED: Record<string, readonly string[]> = {
   cli: ['demo', 'server', 'config', 'verify', 'policy', 'observability', 'keys'],
   demo: [],
-  server: ['admin', 'connect', 'cors', 'config', 'pipeline', 'policy', 'observability', 'keys', 'errors'],
+  server: ['admin', 'connect', 'cors', 'config', 'limits', 'pipeline', 'policy', 'observability', 'keys', 'errors'],
   admin: ['pipeline', 'policy', 'keys', 'errors'],
   connect: ['config', 'pipeline', 'policy', 'keys', 'errors'],
   cors: ['keys', 'errors'],
   verify: ['pipeline', 'policy', 'keys', 'errors'],
-  config: ['pipeline', 'policy', 'keys'],
+  config: ['limits', 'pipeline', 'policy', 'keys'],
+  limits: ['pipeline', 'policy', 'keys', 'errors'],
   pipeline: ['policy', 'keys', 'errors', 'util'],
   policy: ['observability', 'keys'],
   observability: ['keys'],

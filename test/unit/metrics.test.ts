@@ -17,6 +17,7 @@ describe('metrics', () => {
     [403, true, 'forbidden'],
     [400, true, 'invalid'],
     [413, true, 'invalid'],
+    [429, true, 'limited'],
     [503, true, 'error'],
     [504, true, 'error'],
   ] as const)('status %i, refused %s: %s', (status, refused, label) => {

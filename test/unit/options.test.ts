@@ -73,6 +73,7 @@ describe('precedence: flag > environment > default', () => {
       KEYGATE_HEADERS_TIMEOUT: '20',
       KEYGATE_MAX_CONNECTIONS: '21',
       KEYGATE_REVOKE_EXPOSED_KEYS: 'true',
+      KEYGATE_RATE_LIMIT_STORE: 'redis://redis.internal:6379/2',
     };
     const config = serveConfig(values(SERVE, [], env));
     expect(config).toMatchObject({
@@ -98,6 +99,7 @@ describe('precedence: flag > environment > default', () => {
       deadlines: { firstByteMs: 19, headersMs: 20 },
       maxConnections: 21,
       revokeExposedKeys: true,
+      rateLimitStore: 'redis://redis.internal:6379/2',
       admission: { connections: 64, shares: { scoped: { reserve: 2, max: 10 } }, queueLength: 16, queueTimeoutMs: 17 },
     });
     const rows = Object.values(SERVE.options).filter((r) => r.env !== undefined);
@@ -144,6 +146,10 @@ const SERVE_REFUSALS: Array<[string[], Record<string, string>, string]> = [
   [[...UP], { KEYGATE_STORE: 'postgres://u:hunter2@h/db?schema=1x' }, 'KEYGATE_STORE: schema "1x" must match'],
   [[...UP], { KEYGATE_STORE: 'postgres://h/db?schema=a&schema=b' }, 'KEYGATE_STORE: give schema= at most once'],
   [[...UP], { KEYGATE_STORE: 'postgres://u:hunter2@[bad/db' }, 'KEYGATE_STORE: "postgres://u:***@[bad/db" is not a valid postgres:// URL'],
+  [[...UP, '--rate-limit-store', 'http://r:6379'], {}, '--rate-limit-store: "http://r:6379" must be a redis:// or rediss:// URL'],
+  [[...UP], { KEYGATE_RATE_LIMIT_STORE: 'redis://u:hunter2@r/x' }, 'KEYGATE_RATE_LIMIT_STORE: "redis://u:***@r/x": the path must be a database number'],
+  [[...UP], { KEYGATE_RATE_LIMIT_STORE: 'redis://:hunter2@[bad' }, 'KEYGATE_RATE_LIMIT_STORE: "redis://:***@[bad" is not a URL'],
+  [[...UP, '--rate-limit-store', 'redis://'], {}, '--rate-limit-store: "redis://" has no host'],
   [[...UP, '--public-url', 'ftp://k'], {}, '--public-url: "ftp://k" must be http:// or https://'],
   [[...UP, '--public-url', 'https://k/?a=1'], {}, '--public-url: "https://k/?a=1" must not have a query or fragment'],
   [[...UP], { KEYGATE_PUBLIC_URL: 'https://u:p@k' }, 'KEYGATE_PUBLIC_URL: "https://u:p@k" must not hold credentials'],
