@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createKeyWith, createLink, csrfOf, FormBrowser, finishLink, type Link, newLink, pagePath, scopedKeyOf } from './connect-client.ts';
 import { type Backend, errorBody, type KeyInfo, keyHeader, type Sidecar, send, startBackend, startSidecar, tempStore } from './harness.ts';
+import { policyWithLimits } from './rate-limit-policy.ts';
 
 const APP = 'https://app.example.com';
 const REDIRECT = `${APP}/connected`;
@@ -27,7 +28,9 @@ beforeAll(async () => {
   connectKey = await createKeyWith(store, 'connect', ['--allow-origin', APP, '--allow-redirect', REDIRECT, '--allow-redirect', 'myapp://connected']);
   trustedConnect = await createKeyWith(store, 'connect', ['--allow-origin', APP, '--allow-redirect', REDIRECT, '--allow-reference-id']);
   alice = await createKeyWith(store, 'scoped', ['--reference-id', 'alice']);
-  sidecar = await startSidecar({ upstream: backend.url, store, env: { KEYGATE_PUBLIC_URL: PUBLIC_URL } });
+  // This suite makes more links from one address than the shipped policy's rate limit lets
+  // through in a minute (that limit is tested in rate-limits.test.ts), so its policy has none.
+  sidecar = await startSidecar({ upstream: backend.url, store, policies: policyWithLimits(null), env: { KEYGATE_PUBLIC_URL: PUBLIC_URL } });
   port = sidecar.proxyPort;
 }, 60_000);
 afterAll(async () => {
