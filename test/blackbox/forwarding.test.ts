@@ -202,7 +202,7 @@ describe('10. proxy-trust headers of other conventions pass only from a trusted 
     'X-Amzn-Oidc-Identity': 'admin',
     'X-Goog-Authenticated-User-Email': 'admin@example.com',
   };
-  const PLAIN: Record<string, string> = { 'User-Agent': 'ua-1', 'Accept-Language': 'de', 'Sec-Fetch-User': '?1', 'X-Api-Version': '2', 'X-Correlation-Token': 'c-1' };
+  const PLAIN: Record<string, string> = { 'User-Agent': 'ua-1', 'Accept-Language': 'de', 'Sec-Fetch-User': '?1', 'X-Api-Version': '2', 'X-Correlation-Token': 'c-1', 'X-Auth-Token': 'app-session-1' };
 
   test('from an untrusted client none of them reaches the backend; plain end-to-end headers do', async () => {
     const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-1/history', headers: { ...keyHeader(keys.alice), ...CLAIMS, ...PLAIN } });

@@ -130,7 +130,6 @@ const TRUST_WORDS = new Set([
   'role',
   'roles',
   'consumer',
-  'auth',
   'authenticated',
   'webauth',
   'oidc',
@@ -138,7 +137,8 @@ const TRUST_WORDS = new Set([
   'userinfo',
   'credential',
 ]);
-const TRUST_PREFIXES = ['x-arr-', 'x-envoy-', 'front-end-', 'x-amzn-', 'cf-access-', 'x-ms-client-', 'x-goog-', 'x-pomerium-', 'x-apigateway-', 'x-endpoint-api-'];
+// Not the bare word `auth`: an application's own `X-Auth-Token` is end to end.
+const TRUST_PREFIXES = ['x-auth-request-', 'x-arr-', 'x-envoy-', 'front-end-', 'x-amzn-', 'cf-access-', 'x-ms-client-', 'x-goog-', 'x-pomerium-', 'x-apigateway-', 'x-endpoint-api-'];
 
 function classify(dashed: string): HeaderKind {
   const exact = EXACT.get(dashed);
