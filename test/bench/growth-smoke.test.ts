@@ -1,25 +1,13 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GrowthReport } from '../../bench/growth/model.ts';
+import { runBench } from './run-bench.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const out = mkdtempSync(join(tmpdir(), 'keygate-bench-growth-smoke-'));
 
 afterAll(() => rmSync(out, { recursive: true, force: true }));
-
-function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [join(ROOT, 'bench/run.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('exit', (code) => done({ code, stdout, stderr }));
-  });
-}
 
 const SIZES = { answer: [1, 100, 1000], policy: [10, 1000, 10_000], keys: [1000, 5000], connections: [10, 100, 500] } as const;
 

@@ -263,42 +263,37 @@ describe('a client that goes away', () => {
     expect((await kg.running.metrics.upstreamErrors.get()).values).toEqual([]);
   });
 
-  it('while a checked answer is awaited: the backend request is aborted too, nothing is held', async () => {
+  /** A client that goes away after Keygate has asked the backend and before it answers: the backend request is aborted. */
+  async function closeBeforeTheAnswer(path: string, key: (keys: { server: string; alice: string }) => string): Promise<InProcessKeygate> {
     let backendClosed = false;
     let asked = false;
     const url = await backend((_req, res) => {
       asked = true;
       res.on('close', () => (backendClosed = true));
     });
-    kg = await startInProcess({ upstream: url });
-    const s = await rawSocket(kg.url);
-    s.write(`GET /v1/devices HTTP/1.1\r\nhost: x\r\ntexture-api-key: ${kg.keys.alice}\r\n\r\n`);
+    const started = await startInProcess({ upstream: url });
+    kg = started;
+    const s = await rawSocket(started.url);
+    s.write(`GET ${path} HTTP/1.1\r\nhost: x\r\ntexture-api-key: ${key(started.keys)}\r\n\r\n`);
     await until('the backend asked', () => asked);
     s.destroy();
     await until('the backend request aborted', () => backendClosed);
-    await kg.settled();
-    expect(kg.access()).toHaveLength(1);
-    expect(kg.access()[0]).toMatchObject({ detail: 'client closed the connection' });
+    await started.settled();
+    return started;
+  }
+
+  it('while a checked answer is awaited: the backend request is aborted too, nothing is held', async () => {
+    const gone = await closeBeforeTheAnswer('/v1/devices', (k) => k.alice);
+    expect(gone.access()).toHaveLength(1);
+    expect(gone.access()[0]).toMatchObject({ detail: 'client closed the connection' });
     // The client's doing, not the backend's.
-    expect((await kg.running.metrics.upstreamErrors.get()).values).toEqual([]);
+    expect((await gone.running.metrics.upstreamErrors.get()).values).toEqual([]);
   });
 
   it('before the backend answers on a streamed route: aborted, and not counted as a backend failure', async () => {
-    let backendClosed = false;
-    let asked = false;
-    const url = await backend((_req, res) => {
-      asked = true;
-      res.on('close', () => (backendClosed = true));
-    });
-    kg = await startInProcess({ upstream: url });
-    const s = await rawSocket(kg.url);
-    s.write(`GET /v1/sites HTTP/1.1\r\nhost: x\r\ntexture-api-key: ${kg.keys.server}\r\n\r\n`);
-    await until('the backend asked', () => asked);
-    s.destroy();
-    await until('the backend request aborted', () => backendClosed);
-    await kg.settled();
-    expect(kg.access()).toHaveLength(1);
-    expect((await kg.running.metrics.upstreamErrors.get()).values).toEqual([]);
+    const gone = await closeBeforeTheAnswer('/v1/sites', (k) => k.server);
+    expect(gone.access()).toHaveLength(1);
+    expect((await gone.running.metrics.upstreamErrors.get()).values).toEqual([]);
   });
 
   it('while queued for a backend connection: its place is given up at once', async () => {
