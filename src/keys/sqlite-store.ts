@@ -9,6 +9,9 @@ import { CHANGE_CHECK_MS, type FeedStatements, feedStatements, SqliteChangeFeed 
 import { COLUMNS, type EventRow, filterSql, type KeyRow, QUALIFIED_COLUMNS, recordValues, rowToEvent, rowToFound, rowToRecord } from './sqlite-rows.ts';
 import { type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, LAST_USED_STEP_MS, type Rotation, type StoreFileChange, UnknownKeyError } from './store.ts';
 
+/** The most of the file mapped into memory for reads (address space, not RSS: pages are the OS page cache's). */
+const MMAP_BYTES = 1024 * 2 ** 20;
+
 export { retryWhileBusy } from './sqlite-busy.ts';
 
 /** How often a watching store checks that its path still names the file it has open. */
@@ -124,6 +127,11 @@ export class SqliteKeyStore implements KeyStore {
       retryWhileBusy(() => db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;'), busyRetryMs);
       migrateSqlite(db, { create, retry: (step) => retryWhileBusy(step, busyRetryMs), label: `sqlite:${path}` });
       db.exec('PRAGMA busy_timeout = 5000');
+      // Reads through a memory map: a lookup that misses SQLite's own page cache (2 MB by
+      // default, a few thousand of a million keys' index pages) reads the OS page cache
+      // directly instead of one pread per page. With 1,000,000 keys the 401 flood (every key
+      // new, every lookup a miss) ran at 0.76x its speed over 1,000 keys without it.
+      db.exec(`PRAGMA mmap_size = ${MMAP_BYTES}`);
       db.prepare('SELECT count(*) FROM sqlite_schema').get();
     } catch (err) {
       db.close();

@@ -31,16 +31,22 @@ export interface MemorySettleOptions {
    * process leaves 20-40 MB, so a pause after it may settle too: once per `minIntervalMs`.
    */
   readonly excessBytes: number;
-  /** At most one settle per this long: the collection stops the event loop. */
+  /**
+   * At most one settle per this long: the collection stops the event loop (100-260 ms, on
+   * an idle process). At 30 s (and still at 5 s) a burst that came soon after the last
+   * settle (bursts with pauses between them, as in the bench's interleaved rounds) kept its
+   * memory for that long again. Each settle needs `excessBytes` of new growth and two quiet
+   * checks, so this is only a ceiling: one pause per 3 s, on an idle process.
+   */
   readonly minIntervalMs: number;
 }
 
-const DEFAULT_SETTLE: Readonly<MemorySettleOptions> = Object.freeze({
+export const DEFAULT_SETTLE: Readonly<MemorySettleOptions> = Object.freeze({
   checkMs: 1_000,
   quietChecks: 2,
   quietRequests: 10,
   excessBytes: 32 * 2 ** 20,
-  minIntervalMs: 30_000,
+  minIntervalMs: 3_000,
 });
 
 export interface SettleSources {

@@ -4,7 +4,7 @@
 // V8's (test/blackbox/memory-settle.test.ts runs it in the real binary); here it is
 // counted. Each check reads the finished count once, so the tests count checks by it.
 import { afterEach, expect, it } from 'vitest';
-import { MemorySettle, type MemorySettleOptions } from '../../src/server/memory-settle.ts';
+import { DEFAULT_SETTLE, MemorySettle, type MemorySettleOptions } from '../../src/server/memory-settle.ts';
 
 const FAST: MemorySettleOptions = { checkMs: 10, quietChecks: 2, quietRequests: 0, excessBytes: -1, minIntervalMs: 60_000 };
 
@@ -71,4 +71,21 @@ it('does not collect when the heap has not grown by the excess', async () => {
   const c = counted({ ...FAST, excessBytes: 2 ** 40 }, { busy: false, inFlight: 0 });
   await until(() => c.checks() >= 10);
   expect(c.collections()).toBe(0);
+});
+
+it('settles a second burst that comes soon after a settle, once it too has gone quiet', async () => {
+  // The bench's interleaved rounds: a settle while another target runs, then a burst a few
+  // checks later. With an interval of 30 s that burst kept its memory past the bench's 5 s.
+  const traffic = { busy: false, inFlight: 0 };
+  const c = counted({ ...FAST, minIntervalMs: 30 }, traffic);
+  await until(() => c.collections() === 1);
+  traffic.busy = true;
+  const at = c.checks();
+  await until(() => c.checks() >= at + 2);
+  traffic.busy = false;
+  await until(() => c.collections() === 2);
+});
+
+it('by default never holds back a settle after a burst that lasted a check: the interval is within the quiet checks it needs', () => {
+  expect(DEFAULT_SETTLE.minIntervalMs).toBeLessThanOrEqual(DEFAULT_SETTLE.checkMs * (DEFAULT_SETTLE.quietChecks + 1));
 });
