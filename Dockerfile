@@ -41,7 +41,9 @@ COPY --from=check /app/package.json ./package.json
 COPY bin ./bin
 COPY src ./src
 COPY policies /etc/keygate/policies
-RUN mkdir -p /var/lib/keygate && chown -R node:node /var/lib/keygate /etc/keygate
+# node_modules/.cache/keygate: Node's compile cache (bin/keygate.js), written by the first
+# start of a container and read by its restarts.
+RUN mkdir -p /var/lib/keygate /app/node_modules/.cache/keygate && chown -R node:node /var/lib/keygate /etc/keygate /app/node_modules/.cache/keygate
 USER node
 # Policies (hot-reloaded on change) and the SQLite key store live outside the image.
 VOLUME ["/etc/keygate/policies", "/var/lib/keygate"]
