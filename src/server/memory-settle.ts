@@ -36,17 +36,20 @@ export interface MemorySettleOptions {
    * an idle process). At 30 s (and still at 5 s) a burst that came soon after the last
    * settle (bursts with pauses between them, as in the bench's interleaved rounds) kept its
    * memory for that long again. Each settle needs `excessBytes` of new growth and two quiet
-   * checks, so this is only a ceiling: one pause per 3 s, on an idle process.
+   * checks, so this is only a ceiling: one pause per 2 s, on an idle process.
    */
   readonly minIntervalMs: number;
 }
 
 export const DEFAULT_SETTLE: Readonly<MemorySettleOptions> = Object.freeze({
-  checkMs: 1_000,
-  quietChecks: 2,
-  quietRequests: 10,
+  // Quiet for 1.5 s (three checks with at most 5 requests finished in each, none in
+  // flight). With 1 s checks the settle came 3-4 s after a burst's last request, by the
+  // phase of the timer sometimes after the bench's 5 s window.
+  checkMs: 500,
+  quietChecks: 3,
+  quietRequests: 5,
   excessBytes: 32 * 2 ** 20,
-  minIntervalMs: 3_000,
+  minIntervalMs: 2_000,
 });
 
 export interface SettleSources {
