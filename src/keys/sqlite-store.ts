@@ -9,7 +9,7 @@ import { CHANGE_CHECK_MS, type FeedStatements, feedStatements, SqliteChangeFeed 
 import { COLUMNS, type EventRow, filterSql, type KeyRow, QUALIFIED_COLUMNS, recordValues, rowToEvent, rowToFound, rowToRecord } from './sqlite-rows.ts';
 import { type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, LAST_USED_STEP_MS, type Rotation, type StoreFileChange, UnknownKeyError } from './store.ts';
 
-/** The most of the file mapped into memory for reads (address space, not RSS: pages are the OS page cache's). */
+/** The most of the file mapped into memory for reads: address space; the pages a lookup touches are the OS page cache's (file-backed, shared, counted in RSS as such). */
 const MMAP_BYTES = 1024 * 2 ** 20;
 
 export { retryWhileBusy } from './sqlite-busy.ts';

@@ -35,8 +35,8 @@ export interface MemorySettleOptions {
    * At most one settle per this long: the collection stops the event loop (100-260 ms, on
    * an idle process). At 30 s (and still at 5 s) a burst that came soon after the last
    * settle (bursts with pauses between them, as in the bench's interleaved rounds) kept its
-   * memory for that long again. Each settle needs `excessBytes` of new growth and two quiet
-   * checks, so this is only a ceiling: one pause per 2 s, on an idle process.
+   * memory for that long again. Each settle needs `excessBytes` of new growth and
+   * `quietChecks` quiet checks, so this is only a ceiling: one pause per 2 s, on an idle process.
    */
   readonly minIntervalMs: number;
 }

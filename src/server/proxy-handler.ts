@@ -467,8 +467,8 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
 
   #refuse(failure: KeygateError): void {
     // A client that has gone (it closed while queued, or before its answer) is sent nothing:
-    // writing to its closed response only builds an error with a stack trace, 1.4 µs a
-    // request when thousands of clients leave a queue at once.
+    // writing to its closed response only builds an error with a stack trace (1.4 µs per
+    // request over a 5,000-connection run, where thousands leave the queue at once).
     if (!this.#res.destroyed) {
       try {
         if (!this.#cors) this.#corsOnRefusal();
