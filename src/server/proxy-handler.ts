@@ -242,8 +242,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
         // A route Keygate answers itself (management API, Connect flow) leaves the forwarding path here.
         if (route.serve !== null) {
           // A served answer is written with headers of its own handler's: the fields go on the response first.
-          const added = this.#added;
-          if (added !== null) for (let i = 0; i < added.length; i += 2) this.#res.setHeader(added[i]!, added[i + 1]!);
+          this.#setAddedHeaders();
           this.#serve({ req, principal, decision, route, policy, target, requestId: this.#requestId, maxBodyBytes: this.#deps.maxBodyBytes });
           return;
         }
@@ -465,6 +464,12 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     this.#refuse(failure);
   }
 
+  /** The header pairs Keygate adds (the RateLimit fields), set on the response before its own headers are written. */
+  #setAddedHeaders(): void {
+    const added = this.#added;
+    if (added !== null) for (let i = 0; i < added.length; i += 2) this.#res.setHeader(added[i]!, added[i + 1]!);
+  }
+
   #refuse(failure: KeygateError): void {
     // A client that has gone (it closed while queued, or before its answer) is sent nothing:
     // writing to its closed response only builds an error with a stack trace (1.4 µs per
@@ -472,6 +477,9 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     if (!this.#res.destroyed) {
       try {
         if (!this.#cors) this.#corsOnRefusal();
+        // A refusal after the rate limit counted the request (a foreign id, a backend
+        // failure) carries the fields, as every answer of a limited key does.
+        if (!this.#res.headersSent) this.#setAddedHeaders();
         renderError(this.#res, failure, this.#requestId);
       } catch (renderFailure) {
         // A response that cannot even carry an error (socket gone, headers half-written): cut it.

@@ -18,6 +18,7 @@ let server: KeyInfo;
 let limitedServer: KeyInfo;
 let alice: KeyInfo;
 let bob: KeyInfo;
+let carol: KeyInfo;
 let connectKey: KeyInfo;
 let port: number;
 
@@ -28,6 +29,7 @@ beforeAll(async () => {
   limitedServer = await createKey(store, 'server');
   alice = await createKey(store, 'scoped', 'alice');
   bob = await createKey(store, 'scoped', 'bob');
+  carol = await createKey(store, 'scoped', 'carol');
   connectKey = await createKeyWith(store, 'connect', ['--allow-origin', APP, '--allow-redirect', `${APP}/connected`]);
   const policies = policyWithLimits({
     keyTypes: { scoped: { limit: 3, window: '1m' }, connect: { limit: 100, window: '1m' } },
@@ -120,6 +122,31 @@ describe('the fields are Keygate’s alone', () => {
     } finally {
       backend.responder = undefined;
     }
+  });
+});
+
+describe('a refusal after the request was counted carries the fields too', () => {
+  it('a scoped key asking for another user’s device: 403 with RateLimit-Policy and RateLimit, one request of its budget used', async () => {
+    const r = await send(port, { path: '/v1/devices/dev-alice-1', headers: keyHeader(carol) });
+    expect(r.status, r.text).toBe(403);
+    expect(errorBody(r).error.code).toBe('RESOURCE_NOT_ALLOWED');
+    expect(r.headers['ratelimit-policy']).toBe('"keyTypes.scoped";q=3;w=60');
+    expect(r.headers.ratelimit).toMatch(/^"keyTypes\.scoped";r=2;t=\d+$/);
+  });
+
+  it('a backend answer Keygate cannot check: 502 with the fields, the next request counted after it', async () => {
+    backend.responder = (rec) => (rec.url.startsWith('/v1/devices?') ? { status: 200, headers: { 'content-type': 'application/json' }, body: '{"data":[' } : undefined);
+    try {
+      const r = await list(carol);
+      expect(r.status, r.text).toBe(502);
+      expect(r.headers['ratelimit-policy']).toBe('"keyTypes.scoped";q=3;w=60');
+      expect(r.headers.ratelimit).toMatch(/^"keyTypes\.scoped";r=1;t=\d+$/);
+    } finally {
+      backend.responder = undefined;
+    }
+    const next = await list(carol);
+    expect(next.status).toBe(200);
+    expect(next.headers.ratelimit).toMatch(/^"keyTypes\.scoped";r=0;t=\d+$/);
   });
 });
 
