@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-
-const ROOT = resolve(import.meta.dirname, '../..');
+import { ROOT } from '../helpers/sidecar.ts';
 
 /** Runs `node bench/run.ts ARGS` from the repository root and collects what it printed. */
 export function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
