@@ -20,6 +20,13 @@ describe('entrypoint', () => {
     expect(JSON.parse(entry!)).toEqual(['node', ...flags.split(' '), 'bin/keygate.js']);
   });
 
+  it('the binary sets Keygate’s runtime V8 flags (src/server/v8-flags.ts) before it loads the CLI', () => {
+    const source = read('bin/keygate.js');
+    const applied = source.indexOf('applyRuntimeV8Flags();');
+    expect(applied).toBeGreaterThan(source.indexOf("await import('../src/server/v8-flags.ts')"));
+    expect(applied).toBeLessThan(source.indexOf("await import('../src/cli/main.ts')"));
+  });
+
   it('npm start and npm run demo pass the same flags', () => {
     const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
     expect(scripts.start).toBe(`node ${flags} bin/keygate.js`);
