@@ -22,12 +22,12 @@ if (major < 24) {
 // is Keygate's own, not the shared temporary directory another local user could write to;
 // one that cannot be written (a read-only image) leaves the cache off, as does
 // NODE_DISABLE_COMPILE_CACHE=1. NODE_COMPILE_CACHE, when set, has enabled it already.
-// Keygate's V8 settings that cannot go on the command line (src/server/v8-flags.ts says which and why).
-const { applyRuntimeV8Flags } = await import('../src/server/v8-flags.ts');
-applyRuntimeV8Flags();
 const { enableCompileCache } = await import('node:module');
 const { fileURLToPath } = await import('node:url');
 enableCompileCache(fileURLToPath(new URL('../node_modules/.cache/keygate/', import.meta.url)));
+// Keygate's V8 settings that cannot go on the command line (src/server/v8-flags.ts says which and why).
+const { applyRuntimeV8Flags } = await import('../src/server/v8-flags.ts');
+applyRuntimeV8Flags();
 const { main } = await import('../src/cli/main.ts');
 
 await main(process.argv.slice(2));

@@ -1,5 +1,4 @@
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +12,7 @@ import { hashKey } from '../keys/key-format.ts';
 import { mintKey } from '../keys/mint-key.ts';
 import { createLoggers } from '../observability/logger.ts';
 import { type RunningKeygate, startKeygate } from '../server/serve.ts';
+import { request } from '../util/node-http.ts';
 import { parseOrHelp } from './parse-command.ts';
 
 const DEMO_KEYS = [

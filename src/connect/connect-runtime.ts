@@ -10,10 +10,12 @@ import { type CreatedLink, createLink } from './create-link.ts';
 import { LinkFlow } from './link-flow.ts';
 import { parseLinkRequest } from './link-request.ts';
 import type { LinkRecord } from './link-store.ts';
-import { type ClosableLinkStore, openLinkStore } from './open-link-store.ts';
+import type { ClosableLinkStore } from './open-link-store.ts';
 
 export interface ConnectDeps {
-  readonly config: Pick<ServeConfig, 'store' | 'publicUrl' | 'connectLinkTtlMs'>;
+  readonly config: Pick<ServeConfig, 'publicUrl' | 'connectLinkTtlMs'>;
+  /** The links table of the key store (open-link-store.ts); closed with the runtime. */
+  readonly links: ClosableLinkStore;
   readonly keys: KeyService;
   readonly policy: PolicyHolder;
   /** The backend (with the lookup admission share), for a referenceId's devices. */
@@ -35,7 +37,7 @@ export class ConnectRuntime {
   constructor(deps: ConnectDeps) {
     this.#deps = deps;
     this.#publicUrl = deps.config.publicUrl.replace(/\/+$/, '');
-    this.links = openLinkStore(deps.config.store);
+    this.links = deps.links;
     this.pages = new ConnectPages(
       new LinkFlow({
         links: this.links,

@@ -1,8 +1,9 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge } from 'prom-client';
 import type { ServeConfig } from '../config/serve-config.ts';
 import { ConnectRuntime } from '../connect/connect-runtime.ts';
+import { openLinkStore } from '../connect/open-link-store.ts';
 import { BrowserGuard } from '../cors/browser-guard.ts';
 import { exposureReport } from '../cors/exposure.ts';
 import { KnownOrigins } from '../cors/known-origins.ts';
@@ -24,6 +25,7 @@ import { BackendAttributes } from '../pipeline/proving/attributes.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { PolicyHolder } from '../policy/policy-holder.ts';
 import { PolicyReloader, watchPolicies } from '../policy/watch.ts';
+import { createServer } from '../util/node-http.ts';
 import { ListenerConnections, listenerOptions } from './connections.ts';
 import { MIN_PROXY_CONNECTIONS, openFileLimit, proxyConnectionCap } from './fd-limit.ts';
 import { exposedGc, MemorySettle } from './memory-settle.ts';
@@ -126,7 +128,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   const admission = new Admission(config.admission);
   const attributes = new BackendAttributes(upstream.compose(admitLookups(admission)), metrics.lookupObserver());
   const hops = trustedHops(config.trustProxy);
-  const rateLimiting = startRateLimiting(config.rateLimitStore, metrics, logger, hops);
+  const rateLimiting = await startRateLimiting(config.rateLimitStore, metrics, logger, hops);
   metrics.watch({
     droppedLogLines: () => loggers.droppedLines(),
     cacheSizes: () => ({ key_positive: keys.sizes.positive, key_negative: keys.sizes.negative, attributes: attributes.size, rate_limit_counters: rateLimiting.localSize() }),
@@ -151,7 +153,8 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
           },
     }),
   );
-  const connect = new ConnectRuntime({ config, keys: keyService, policy, upstream: upstream.compose(admitLookups(admission)), logger });
+  const links = await openLinkStore(config.store);
+  const connect = new ConnectRuntime({ config, links, keys: keyService, policy, upstream: upstream.compose(admitLookups(admission)), logger });
 
   const proxyServer = createServer(listenerOptions(config.deadlines));
   const connections = new ListenerConnections(proxyServer, config.deadlines.firstByteMs);

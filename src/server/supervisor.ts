@@ -1,10 +1,11 @@
 import cluster, { type Worker } from 'node:cluster';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { ServeConfig } from '../config/serve-config.ts';
 import type { Loggers } from '../observability/logger.ts';
 import { loadPolicy } from '../policy/load.ts';
+import { createServer } from '../util/node-http.ts';
 import { ask, isWorkerMessage } from './cluster-messages.ts';
 import { createOpsRouter } from './ops-handler.ts';
 import { exitAfterFlush, LAST_FLUSH_MS } from './process.ts';

@@ -18,7 +18,7 @@ import { setFlagsFromString } from 'node:v8';
  * little longer; MemorySettle still returns it once traffic stops). docs/performance.md
  * has the runs.
  */
-export const RUNTIME_V8_FLAGS: readonly string[] = ['--external-memory-accounted-in-global-limit'];
+const RUNTIME_V8_FLAGS: readonly string[] = ['--external-memory-accounted-in-global-limit'];
 
 export function applyRuntimeV8Flags(): void {
   for (const flag of RUNTIME_V8_FLAGS) setFlagsFromString(flag);

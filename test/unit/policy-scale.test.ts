@@ -53,19 +53,26 @@ describe('a policy of 10,000 routes', () => {
     expect(errors).toContain(`p.yaml:${at + 1}:3 YAML: Map keys must be unique`);
   });
 
-  // The issue's bound: start-up with 10,000 routes under a second, of which this is the
-  // policy's part. Measured as this process's CPU time (the median of three after a
-  // warm-up), which does not grow while other test files hold the cores; the quadratic
-  // duplicate-key check this replaced took 1.7 s here on a quiet machine.
-  it('loads and compiles in under a second', () => {
-    compilePolicy([{ file: 'gen.yaml', text }]);
-    const times: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const c0 = process.cpuUsage();
-      compilePolicy([{ file: 'gen.yaml', text }]);
-      const c = process.cpuUsage(c0);
-      times.push((c.user + c.system) / 1000);
-    }
-    expect(median(times)).toBeLessThan(1000);
+  // The issue's bound is linear compilation (start-up with 10,000 routes under a second,
+  // which `npm run bench -- --growth=policy` measures beside the forwarder). Here it is
+  // held as a ratio within this process, which neither a slower machine nor other test
+  // files on the cores move: ten times the routes must cost well under twenty times the
+  // CPU (the quadratic duplicate-key check this replaced cost about a hundred times).
+  it('compiles ten times the routes in well under twenty times the CPU', () => {
+    const small = generatePolicy(1_000);
+    const cpuOf = (source: string): number => {
+      compilePolicy([{ file: 'gen.yaml', text: source }]);
+      const times: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const c0 = process.cpuUsage();
+        compilePolicy([{ file: 'gen.yaml', text: source }]);
+        const c = process.cpuUsage(c0);
+        times.push(c.user + c.system);
+      }
+      return median(times);
+    };
+    const ratio = cpuOf(text) / cpuOf(small);
+    expect(ratio).toBeGreaterThan(2);
+    expect(ratio).toBeLessThan(20);
   }, 60_000);
 });

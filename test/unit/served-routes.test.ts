@@ -3,6 +3,7 @@ import { Agent } from 'undici';
 import { describe, expect, it } from 'vitest';
 import type { ServeConfig } from '../../src/config/serve-config.ts';
 import { ConnectRuntime } from '../../src/connect/connect-runtime.ts';
+import { openLinkStore } from '../../src/connect/open-link-store.ts';
 import { KeyService } from '../../src/keys/key-service.ts';
 import { SqliteKeyStore } from '../../src/keys/sqlite-store.ts';
 import { loadPolicy } from '../../src/policy/load.ts';
@@ -17,7 +18,8 @@ describe('served routes', () => {
     const keys = new KeyService(store);
     const logger = pino({ level: 'silent' });
     const connect = new ConnectRuntime({
-      config: { store: 'sqlite::memory:', publicUrl: 'http://127.0.0.1:8080', connectLinkTtlMs: 60_000 },
+      config: { publicUrl: 'http://127.0.0.1:8080', connectLinkTtlMs: 60_000 },
+      links: await openLinkStore('sqlite::memory:'),
       keys,
       policy: new PolicyHolder(loadPolicy(POLICIES)),
       upstream: new Agent(),

@@ -1,5 +1,17 @@
-import { Pool } from 'undici';
+import { createRequire } from 'node:module';
+import type { Pool as UndiciPool } from 'undici';
 import { KeygateError } from '../../errors/keygate-error.ts';
+
+/**
+ * undici's Pool alone. The package's entry point also loads its fetch, WebSocket, cache
+ * and cookie code, and the cookies module, by touching `globalThis.Headers`, loads Node's
+ * own bundled copy of undici besides: 6.0 MB of heap where the Pool takes 2.4. Every
+ * full collection marks that heap again, and under a load of large answers Keygate runs
+ * several a second (src/server/v8-flags.ts). The path is undici's own module (the package
+ * has no `exports` map); the lockfile pins the version, and every forwarding test runs it.
+ */
+const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+type Pool = UndiciPool;
 
 export interface UpstreamOptions {
   /** Time to the response headers; past it the client gets 504. */
