@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { Node as YamlNode } from 'yaml';
 import { KEY_TYPES, type KeyType } from '../keys/key-record.ts';
 import { type ConnectSettings, DEFAULT_CONNECT } from './connect-section.ts';
 import { type FileDrafts, type ResourceDraft, type RoleDraft, type RouteDraft, readDrafts } from './drafts.ts';
@@ -10,6 +9,7 @@ import { rateLimitSettings } from './rate-limits-section.ts';
 import { parseRouteTemplate, type RouteTemplate } from './route-template.ts';
 import { isServedHandler, SERVED_HANDLERS, SERVED_PARAMS, SERVED_SHAPES } from './served.ts';
 import { parseSource, type SourceFile } from './source.ts';
+import type { YamlNode } from './yaml-tree.ts';
 import { YamlWalker } from './yaml-walker.ts';
 
 const KEY_FIELDS = new Set(['id', 'referenceId', 'type', 'name']);

@@ -1,4 +1,4 @@
-import type { Node as YamlNode } from 'yaml';
+import type { YamlNode } from './yaml-tree.ts';
 import type { YamlWalker } from './yaml-walker.ts';
 
 /**

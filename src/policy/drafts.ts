@@ -1,8 +1,8 @@
-import { isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { isKeyType, type KeyType } from '../keys/key-record.ts';
 import { type ConnectDraft, connectDraft } from './connect-section.ts';
 import { type RateLimitsDraft, rateLimitsDraft } from './rate-limits-section.ts';
 import type { Position } from './source.ts';
+import { isMap, isScalar, isSeq, type YamlNode } from './yaml-tree.ts';
 import { scalarValue, type YamlWalker } from './yaml-walker.ts';
 
 /**
@@ -176,7 +176,7 @@ function roleDraft(w: YamlWalker, name: string, keyNode: YamlNode, node: YamlNod
 
 export function readDrafts(w: YamlWalker): FileDrafts {
   const out: FileDrafts = { resources: [], roles: [], keyTypes: [], w, keyTypesNode: null, connect: null, rateLimits: null };
-  const contents = w.src.doc.contents as YamlNode | null;
+  const contents = w.src.contents;
   // An empty file is almost always a truncated one (a half-written ConfigMap, an editor
   // crash); loading it as "no rules" would silently drop routes, so refuse it.
   if (contents === null) {

@@ -1,7 +1,7 @@
-import type { Node as YamlNode } from 'yaml';
 import { KEY_TYPES, type KeyType } from '../keys/key-record.ts';
 import type { CompiledResource, CompiledRole } from './model.ts';
 import { type Infer, integer, list, map, nodeOf, object, ShapeReader, string } from './yaml-shape.ts';
+import type { YamlNode } from './yaml-tree.ts';
 import type { YamlWalker } from './yaml-walker.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { isAlias, isMap, isScalar, isSeq, type Pair, type Node as YamlNode } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, toJS, type YamlMap, type YamlNode } from './yaml-tree.ts';
 import type { YamlWalker } from './yaml-walker.ts';
 
 /**
@@ -231,7 +231,7 @@ export class ShapeReader {
   }
 
   #resolve(node: YamlNode | null): YamlNode | null {
-    if (node !== null && isAlias(node)) return (node.resolve(this.#w.src.doc) as YamlNode | undefined) ?? null;
+    if (isAlias(node)) return node.target;
     return node;
   }
 
@@ -259,7 +259,7 @@ export class ShapeReader {
       case 'null':
         return (node as { value: unknown } | null)?.value ?? null;
       case 'json':
-        return node === null ? null : node.toJS(this.#w.src.doc);
+        return this.#json(node, where);
       case 'list':
         return this.#list(node as YamlNode, shape, what, where);
       case 'map':
@@ -268,6 +268,17 @@ export class ShapeReader {
         return this.#object(node as YamlNode, shape, what);
       case 'anyOf':
         return this.#read(node, shape.options.find((o) => accepts(o, kind))!, what, where);
+    }
+  }
+
+  #json(node: YamlNode | null, at: YamlNode | null): unknown {
+    if (node === null) return null;
+    try {
+      return toJS(node);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      this.#w.fail(at, err.message);
+      return DROP;
     }
   }
 
@@ -314,12 +325,12 @@ export class ShapeReader {
 
   #pairs(node: YamlNode, what: string): Array<{ key: string; keyNode: YamlNode; value: YamlNode | null }> {
     const out: Array<{ key: string; keyNode: YamlNode; value: YamlNode | null }> = [];
-    for (const pair of (node as { items: Pair<YamlNode, YamlNode | null>[] }).items) {
+    for (const pair of (node as YamlMap).items) {
       if (!isScalar(pair.key) || typeof pair.key.value !== 'string') {
         this.#w.fail(pair.key, `${label(what)}: keys must be strings`);
         continue;
       }
-      out.push({ key: pair.key.value, keyNode: pair.key, value: pair.value ?? null });
+      out.push({ key: pair.key.value, keyNode: pair.key, value: pair.value });
     }
     return out;
   }

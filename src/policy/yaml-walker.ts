@@ -1,6 +1,6 @@
-import { isMap, isScalar, isSeq, type Pair, type Node as YamlNode } from 'yaml';
 import type { PolicyIssue } from './policy-error.ts';
 import { issueAt, type Position, positionOf, type SourceFile } from './source.ts';
+import { isMap, isScalar, isSeq, type YamlNode } from './yaml-tree.ts';
 
 export interface Entry {
   readonly key: string;
@@ -34,7 +34,7 @@ export class YamlWalker {
       return [];
     }
     const out: Entry[] = [];
-    for (const pair of node.items as Pair<YamlNode, YamlNode | null>[]) {
+    for (const pair of node.items) {
       const keyNode = pair.key;
       if (!isScalar(keyNode) || typeof keyNode.value !== 'string') {
         this.fail(keyNode, `${what}: keys must be strings`);
@@ -44,7 +44,7 @@ export class YamlWalker {
         this.fail(keyNode, `${what}: unknown field "${keyNode.value}" (allowed: ${allowed.join(', ')})`);
         continue;
       }
-      out.push({ key: keyNode.value, keyNode, value: pair.value ?? null });
+      out.push({ key: keyNode.value, keyNode, value: pair.value });
     }
     return out;
   }

@@ -166,7 +166,7 @@ export function readTestFile(path: string, text: string, policy: CompiledPolicy,
   const parsed = parseSource(path, text);
   issues.push(...parsed.issues);
   const w = new YamlWalker(parsed.src, issues);
-  const contents = parsed.src.doc.contents;
+  const contents = parsed.src.contents;
   if (contents === null) {
     w.fail(null, 'test file is empty (it needs a "tests" list)');
     return undefined;

@@ -138,7 +138,7 @@ describe('keygate policy test refuses a test file it cannot trust (exit 3, file:
       "f-unread-response.test.yaml:5:15 tests[0].response: the backend's answer is given, but expect has no response to check against it",
       'g-same-name.test.yaml:6:5 tests[1]: the name "n" is already used by tests[0]',
       'h-yaml.test.yaml:3:5 YAML: Map keys must be unique',
-      'h-yaml.test.yaml:6:28 YAML: Flow sequence in block collection must be sufficiently indented and end with a ]',
+      'h-yaml.test.yaml:6:28 YAML: missed comma between flow collection entries',
       'i-empty.test.yaml:1:1 test file is empty',
       'j-no-tests.test.yaml:2:8 tests must have at least 1 entry, not 0',
       'k-types.test.yaml:4:60 tests[0].request.trustedHop must be true or false',

@@ -13,8 +13,6 @@ function errorsOf(text: string): string[] {
   return [];
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-
 describe('duplicate YAML keys are refused with their position', () => {
   it('in a flow mapping', () => {
     const text = "resources:\n  d:\n    actions: { list: ['GET /a'], list: ['GET /b'] }\n";
@@ -55,24 +53,30 @@ describe('a policy of 10,000 routes', () => {
 
   // The issue's bound is linear compilation (start-up with 10,000 routes under a second,
   // which `npm run bench -- --growth=policy` measures beside the forwarder). Here it is
-  // held as a ratio within this process, which neither a slower machine nor other test
-  // files on the cores move: ten times the routes must cost well under twenty times the
-  // CPU (the quadratic duplicate-key check this replaced cost about a hundred times).
-  it('compiles ten times the routes in well under twenty times the CPU', () => {
+  // held as a ratio within this process, which a slower machine does not move: ten times
+  // the routes must cost under forty times the CPU of this thread (measured 6–7× alone;
+  // a quadratic step, like the duplicate-key check this replaced, costs about a hundred
+  // times). Other test files on the two cores do move a run's CPU time (a sibling
+  // hyperthread's work slows this one's), by up to 3× here, so the sizes are interleaved
+  // and each is the least of five runs: such work only ever adds to a run.
+  it('compiles ten times the routes in well under forty times the CPU', () => {
     const small = generatePolicy(1_000);
     const cpuOf = (source: string): number => {
+      const c0 = process.threadCpuUsage();
       compilePolicy([{ file: 'gen.yaml', text: source }]);
-      const times: number[] = [];
-      for (let i = 0; i < 3; i++) {
-        const c0 = process.cpuUsage();
-        compilePolicy([{ file: 'gen.yaml', text: source }]);
-        const c = process.cpuUsage(c0);
-        times.push(c.user + c.system);
-      }
-      return median(times);
+      const c = process.threadCpuUsage(c0);
+      return c.user + c.system;
     };
-    const ratio = cpuOf(text) / cpuOf(small);
+    cpuOf(text);
+    cpuOf(small);
+    let big = Number.POSITIVE_INFINITY;
+    let little = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 5; i++) {
+      big = Math.min(big, cpuOf(text));
+      little = Math.min(little, cpuOf(small));
+    }
+    const ratio = big / little;
     expect(ratio).toBeGreaterThan(2);
-    expect(ratio).toBeLessThan(20);
+    expect(ratio).toBeLessThan(40);
   }, 60_000);
 });
