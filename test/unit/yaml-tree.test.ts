@@ -8,7 +8,7 @@ const at = (text: string, offset: number): string => {
   return `${line}:${col}`;
 };
 const errorsOf = (text: string): string[] => parseYaml(text).errors.map((e) => `${at(text, e.offset)} ${e.message}`);
-const valueOf = (text: string): unknown => {
+const readValue = (text: string): unknown => {
   const parsed = parseYaml(text);
   expect(parsed.errors).toEqual([]);
   return parsed.contents === null ? null : toJS(parsed.contents);
@@ -18,12 +18,12 @@ describe('the policy YAML tree', () => {
   it('reads what the yaml library reads: the shipped policies and a generated one', async () => {
     const { readFileSync } = await import('node:fs');
     for (const text of [readFileSync('policies/texture.yaml', 'utf8'), readFileSync('policies/texture.test.yaml', 'utf8'), generatePolicy(50)]) {
-      expect(valueOf(text)).toEqual(parse(text));
+      expect(readValue(text)).toEqual(parse(text));
     }
   });
 
   it('types plain scalars by the core schema, and leaves quoted ones strings', () => {
-    expect(valueOf("a: 1\nb: '1'\nc: 0x1f\nd: 1.5e3\ne: true\nf: 'true'\ng: ~\nh:\ni: yes\nj: .inf\n")).toEqual({
+    expect(readValue("a: 1\nb: '1'\nc: 0x1f\nd: 1.5e3\ne: true\nf: 'true'\ng: ~\nh:\ni: yes\nj: .inf\n")).toEqual({
       a: 1,
       b: '1',
       c: 31,
@@ -38,7 +38,7 @@ describe('the policy YAML tree', () => {
   });
 
   it('reads the core tags, and names an unknown or unresolvable one at its position', () => {
-    expect(valueOf('a: !!str 1\nb: !!int "3"\nc: ! 4\n')).toEqual({ a: '1', b: 3, c: '4' });
+    expect(readValue('a: !!str 1\nb: !!int "3"\nc: ! 4\n')).toEqual({ a: '1', b: 3, c: '4' });
     expect(errorsOf('a: !!int abc\n')).toEqual(['1:4 !!int "abc" is not a valid int']);
     expect(errorsOf('a: !thing 1\n')[0]).toMatch(/^1:4 unknown tag !thing/);
     expect(errorsOf('a: !!set [1]\n')).toEqual(['1:4 unknown tag !!set on a sequence']);
@@ -55,18 +55,23 @@ describe('the policy YAML tree', () => {
   });
 
   it('follows an alias to its anchor, refuses one that names none (or the node it is in), and bounds what aliases expand to', () => {
-    expect(valueOf('a: &k { t: 1 }\nb: *k\n')).toEqual({ a: { t: 1 }, b: { t: 1 } });
+    expect(readValue('a: &k { t: 1 }\nb: *k\n')).toEqual({ a: { t: 1 }, b: { t: 1 } });
     expect(errorsOf('a: *nope\n')).toEqual(['1:4 unknown anchor: *nope names no &nope before it']);
     expect(errorsOf('a: &s [1, *s]\n')).toEqual(['1:11 unknown anchor: *s names no &s before it']);
     const levels = ['l0: &l0 [x, x, x, x, x, x, x, x, x, x]'];
-    for (let i = 1; i < 8; i++) levels.push(`l${i}: &l${i} [${Array(10).fill(`*l${i - 1}`).join(', ')}]`);
+    for (let i = 1; i < 8; i++) {
+      const aliases = Array(10)
+        .fill(`*l${i - 1}`)
+        .join(', ');
+      levels.push(`l${i}: &l${i} [${aliases}]`);
+    }
     const bomb = parseYaml(`${levels.join('\n')}\n`);
     expect(bomb.errors).toEqual([]);
     expect(() => toJS(bomb.contents!)).toThrow(/more than 1,000,000 nodes/);
   });
 
   it('reads "__proto__" as a key, not as the prototype', () => {
-    const v = valueOf('__proto__: { polluted: 1 }\n') as Record<string, unknown>;
+    const v = readValue('__proto__: { polluted: 1 }\n') as Record<string, unknown>;
     expect(Object.getPrototypeOf(v)).toBe(Object.prototype);
     expect(Object.keys(v)).toEqual(['__proto__']);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
