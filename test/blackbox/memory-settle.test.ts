@@ -97,7 +97,9 @@ test.runIf(process.platform === 'linux')(
       }
       const settled = lines().find((l) => l.msg === 'memory returned after a burst')!;
       expect(settled.heapAfterMb as number).toBeLessThan(settled.heapBeforeMb as number);
-      expect(await heapTotalMb(opsUrl)).toBeLessThan(grown);
+      // The settle may come before the scrape after the burst (5,000 sockets take a while
+      // to close): then `grown` is already the settled heap, and the settle's own figure is the peak.
+      expect(await heapTotalMb(opsUrl)).toBeLessThan(Math.max(grown, settled.heapBeforeMb as number));
       expect(rssMb(proc.pid!) - idle, `RSS idle ${idle.toFixed(0)} MB before the burst, ${rssMb(proc.pid!).toFixed(0)} MB after it settled`).toBeLessThan(MAX_KEPT_MB);
       // And it still answers.
       expect((await run(1, 1)).statusCodeStats['200']?.count ?? 0).toBeGreaterThan(0);
