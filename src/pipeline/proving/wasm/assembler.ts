@@ -71,12 +71,15 @@ const PLAIN: Record<string, readonly number[]> = {
   'i32.shr_u': [0x76],
   'i8x16.splat': [0xfd, 0x0f],
   'i8x16.eq': [0xfd, 0x23],
+  'i8x16.lt_s': [0xfd, 0x25],
   'i8x16.lt_u': [0xfd, 0x26],
   'i8x16.gt_u': [0xfd, 0x28],
   'v128.or': [0xfd, 0x50],
   'v128.and': [0xfd, 0x4e],
   'i8x16.bitmask': [0xfd, 0x64],
+  'i8x16.add': [0xfd, 0x6e],
   'i8x16.sub': [0xfd, 0x71],
+  'i8x16.min_u': [0xfd, 0x77],
 };
 
 /** Loads and stores: opcode and natural alignment (log2 of the access size). */

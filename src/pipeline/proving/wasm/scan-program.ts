@@ -50,6 +50,37 @@ const classOf = (p: string, bit: number): string => `local.get ${p} i32.load8_u 
 const i32 = (...names: string[]): [string, 'i32'][] => names.map((n) => [n, 'i32']);
 const v128 = (...names: string[]): [string, 'v128'][] => names.map((n) => [n, 'v128']);
 
+/**
+ * The 16 bytes at $p as a bitmask in $m (left on the stack too) of a string's stops: a
+ * quote, a backslash, a control character (unsigned ≤ 0x1f: min(v, 0x1f) = v).
+ */
+const strStops = `
+  local.get $p v128.load local.tee $v
+  local.get $vq i8x16.eq
+  local.get $v local.get $vb i8x16.eq v128.or
+  local.get $v local.get $vc i8x16.min_u local.get $v i8x16.eq v128.or
+  i8x16.bitmask local.tee $m`;
+/**
+ * As strStops for a plain string: any byte but printable ASCII stops it too. v + 1 as a
+ * signed byte is below 0x21 exactly for v < 0x20, v = 0x7f and v ≥ 0x80 (one add, one compare).
+ */
+const plainStops = `
+  local.get $p v128.load local.tee $v
+  local.get $vq i8x16.eq
+  local.get $v local.get $vb i8x16.eq v128.or
+  local.get $v local.get $v1 i8x16.add local.get $vs i8x16.lt_s v128.or
+  i8x16.bitmask local.tee $m`;
+
+/** The value at $p (depth $depth + 1), `$p` set after it: a string directly, anything else through $value. */
+const memberValue = `
+  local.get $p i32.load8_u i32.const 0x22 i32.eq
+  if
+    local.get $p call $str ${setOrFail('$p')}
+    local.get $p i32.const 1 i32.add local.set $p
+  else
+    local.get $p local.get $depth i32.const 1 i32.add call $value ${setOrFail('$p')}
+  end`;
+
 const funcs: FuncDef[] = [
   {
     name: '$ws',
@@ -64,23 +95,46 @@ const funcs: FuncDef[] = [
       local.get $p`,
   },
   {
-    // The closing quote of the string opening at p, its escapes checked; FAIL at a control
-    // character or an escape RFC 8259 does not allow.
+    // The closing quote of the string opening at p when no escape or control character
+    // comes before it (the usual string); else what $escaped finds from the first one.
+    // The first sixteen bytes are tested outside the loop: most strings end there, and a
+    // loop costs a stack check each time it is entered.
     name: '$str',
     params: i32('$p'),
     result: 'i32',
-    locals: [...i32('$m', '$c'), ...v128('$v', '$vq', '$vb', '$vc')],
+    locals: [...i32('$m'), ...v128('$v', '$vq', '$vb', '$vc')],
     body: `
       local.get $p i32.const 1 i32.add local.set $p
       v128.const i8x16.all 0x22 local.set $vq
       v128.const i8x16.all 0x5c local.set $vb
-      v128.const i8x16.all 0x20 local.set $vc
+      v128.const i8x16.all 0x1f local.set $vc
+      ${strStops}
+      i32.eqz
+      if
+        loop $scan
+          local.get $p i32.const 16 i32.add local.set $p
+          ${strStops}
+          i32.eqz br_if $scan
+        end
+      end
+      local.get $p local.get $m i32.ctz i32.add local.tee $p
+      i32.load8_u i32.const 0x22 i32.eq
+      if local.get $p return end
+      local.get $p call $escaped`,
+  },
+  {
+    // From p (a backslash or a control character inside a string): the string's closing
+    // quote, its escapes checked; FAIL at a control character or an escape RFC 8259 does not allow.
+    name: '$escaped',
+    params: i32('$p'),
+    result: 'i32',
+    locals: [...i32('$m', '$c'), ...v128('$v', '$vq', '$vb', '$vc')],
+    body: `
+      v128.const i8x16.all 0x22 local.set $vq
+      v128.const i8x16.all 0x5c local.set $vb
+      v128.const i8x16.all 0x1f local.set $vc
       loop $scan
-        local.get $p v128.load local.tee $v
-        local.get $vq i8x16.eq
-        local.get $v local.get $vb i8x16.eq v128.or
-        local.get $v local.get $vc i8x16.lt_u v128.or
-        i8x16.bitmask local.tee $m
+        ${strStops}
         i32.eqz
         if local.get $p i32.const 16 i32.add local.set $p br $scan end
         local.get $p local.get $m i32.ctz i32.add local.tee $p
@@ -107,26 +161,25 @@ const funcs: FuncDef[] = [
   },
   {
     // The closing quote of a string opening at p that holds printable ASCII only, without
-    // a backslash (a key, an owner's value); else FAIL.
+    // a backslash (a key, an owner's value); else FAIL. First sixteen bytes outside the loop, as in $str.
     name: '$plain',
     params: i32('$p'),
     result: 'i32',
-    locals: [...i32('$m'), ...v128('$v', '$vq', '$vb', '$vs', '$vr')],
+    locals: [...i32('$m'), ...v128('$v', '$vq', '$vb', '$v1', '$vs')],
     body: `
       local.get $p i32.const 1 i32.add local.set $p
       v128.const i8x16.all 0x22 local.set $vq
       v128.const i8x16.all 0x5c local.set $vb
-      v128.const i8x16.all 0x20 local.set $vs
-      v128.const i8x16.all 0x5e local.set $vr
-      loop $scan
-        local.get $p v128.load local.tee $v
-        local.get $vq i8x16.eq
-        local.get $v local.get $vb i8x16.eq v128.or
-        ;; (v - 0x20) mod 256 > 0x5e: below 0x20 or above 0x7e
-        local.get $v local.get $vs i8x16.sub local.get $vr i8x16.gt_u v128.or
-        i8x16.bitmask local.tee $m
-        i32.eqz
-        if local.get $p i32.const 16 i32.add local.set $p br $scan end
+      v128.const i8x16.all 0x01 local.set $v1
+      v128.const i8x16.all 0x21 local.set $vs
+      ${plainStops}
+      i32.eqz
+      if
+        loop $scan
+          local.get $p i32.const 16 i32.add local.set $p
+          ${plainStops}
+          i32.eqz br_if $scan
+        end
       end
       local.get $p local.get $m i32.ctz i32.add local.tee $p
       i32.load8_u i32.const 0x22 i32.eq
@@ -139,6 +192,15 @@ const funcs: FuncDef[] = [
     result: 'i32',
     locals: [],
     body: `
+      ;; Up to sixteen bytes in one compare: both sides may be read sixteen bytes on (a
+      ;; key in the answer, before its padding; a name or value in the tables, below BODY).
+      local.get $n i32.const 16 i32.le_u
+      if
+        local.get $a v128.load local.get $b v128.load i8x16.eq i8x16.bitmask
+        i32.const -1 i32.xor
+        i32.const 1 local.get $n i32.shl i32.const 1 i32.sub
+        i32.and i32.eqz return
+      end
       block $no
         loop $more
           local.get $n i32.eqz if i32.const 1 return end
@@ -312,7 +374,7 @@ const funcs: FuncDef[] = [
           local.get $p i32.load8_u i32.const 0x22 i32.ne ${failIf}
           local.get $p call $key ${setOrFail('$p')}
           global.get $field i32.const -1 i32.ne ${failIf}
-          local.get $p local.get $depth i32.const 1 i32.add call $value ${setOrFail('$p')}
+          ${memberValue}
           ${ws('$p')}
           local.get $p i32.load8_u local.set $c
           local.get $p i32.const 1 i32.add local.set $p
@@ -328,7 +390,7 @@ const funcs: FuncDef[] = [
         ${ws('$p')}
         local.get $p i32.load8_u i32.const 0x5d i32.eq if local.get $p i32.const 1 i32.add return end
         loop $element
-          local.get $p local.get $depth i32.const 1 i32.add call $value ${setOrFail('$p')}
+          ${memberValue}
           ${ws('$p')}
           local.get $p i32.load8_u local.set $c
           local.get $p i32.const 1 i32.add local.set $p
@@ -379,7 +441,7 @@ const funcs: FuncDef[] = [
         global.get $field local.tee $k
         i32.const -1 i32.eq
         if
-          local.get $p local.get $depth i32.const 1 i32.add call $value ${setOrFail('$p')}
+          ${memberValue}
         else
           i32.const 1 local.get $k i32.shl local.set $bit
           local.get $seen local.get $bit i32.and ${failIf}
