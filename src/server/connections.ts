@@ -52,6 +52,8 @@ export class ListenerConnections {
   readonly #sockets = new Set<Socket>();
   readonly #firstByteMs: number;
   readonly #forget: (this: Socket) => void;
+  /** The most connections open at once since takePeak last ran. */
+  #peak = 0;
   /** Read by the proxy handler on every request. */
   draining = false;
 
@@ -69,8 +71,16 @@ export class ListenerConnections {
     return this.#sockets.size;
   }
 
+  /** The most connections open at once since the last call; from now on counted from those open now. */
+  takePeak(): number {
+    const peak = Math.max(this.#peak, this.#sockets.size);
+    this.#peak = this.#sockets.size;
+    return peak;
+  }
+
   #accept(socket: Socket): void {
     this.#sockets.add(socket);
+    if (this.#sockets.size > this.#peak) this.#peak = this.#sockets.size;
     socket.once('close', this.#forget);
     socket.setTimeout(this.#firstByteMs);
   }

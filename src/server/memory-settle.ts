@@ -39,6 +39,17 @@ export interface MemorySettleOptions {
    * `quietChecks` quiet checks, so this is only a ceiling: one pause per 2 s, on an idle process.
    */
   readonly minIntervalMs: number;
+  /**
+   * A settle follows a burst: at least this many client connections open at once since
+   * the last settle. Ordinary load grows the heap by 20-40 MB too (its young generation
+   * and working set), and a settle after each pause in it threw that back: every full
+   * collection on an idle process discards the optimised code that embedded the objects
+   * of connections now closed (V8: "embedded weak objects cleared", 140-280 functions a
+   * time), and the next seconds of traffic compile them again (docs/performance.md).
+   */
+  readonly burstConnections: number;
+  /** Growth that is settled even without a burst of connections (large answers, say). */
+  readonly largeExcessBytes: number;
 }
 
 export const DEFAULT_SETTLE: Readonly<MemorySettleOptions> = Object.freeze({
@@ -50,12 +61,16 @@ export const DEFAULT_SETTLE: Readonly<MemorySettleOptions> = Object.freeze({
   quietRequests: 5,
   excessBytes: 32 * 2 ** 20,
   minIntervalMs: 2_000,
+  burstConnections: 256,
+  largeExcessBytes: 256 * 2 ** 20,
 });
 
 export interface SettleSources {
   /** Requests finished so far (a counter). */
   readonly finished: () => number;
   readonly inFlight: () => number;
+  /** The most client connections open at once since the last call (ListenerConnections.takePeak). */
+  readonly peakConnections: () => number;
   readonly gc: ExposedGc;
   readonly onSettle: (figures: SettleFigures) => void;
 }
@@ -69,8 +84,10 @@ const committed = (): number => getHeapStatistics().total_heap_size;
  * idle heap, judges the allocation rate by what was allocated between collections, and an
  * idle process allocates too little to cause one, so the reducer goes on seeing the
  * burst's rate and never starts. Here, once the proxy has been quiet for `quietChecks`
- * checks and the heap holds more than `excessBytes` beyond its smallest since the last settle,
- * one last-resort collection runs (a few hundred ms at most, on an idle process).
+ * checks after a burst (`burstConnections` open at once) and the heap holds more than
+ * `excessBytes` beyond its smallest since the last settle (or, burst or not, more than
+ * `largeExcessBytes`), one last-resort collection runs (a few hundred ms at most, on an
+ * idle process).
  */
 export class MemorySettle {
   readonly #sources: SettleSources;
@@ -80,6 +97,8 @@ export class MemorySettle {
   #lastFinished = 0;
   #quiet = 0;
   #lastSettleAt = -Infinity;
+  /** The most connections open at once since the last settle. */
+  #burst = 0;
 
   constructor(sources: SettleSources, options: MemorySettleOptions = DEFAULT_SETTLE) {
     this.#sources = sources;
@@ -102,16 +121,21 @@ export class MemorySettle {
     const quiet = finished - this.#lastFinished <= this.#options.quietRequests && this.#sources.inFlight() === 0;
     this.#lastFinished = finished;
     this.#quiet = quiet ? this.#quiet + 1 : 0;
+    const peak = this.#sources.peakConnections();
+    if (peak > this.#burst) this.#burst = peak;
     const heap = committed();
     // V8 shrinking by itself lowers the mark too.
     if (heap < this.#baseline) this.#baseline = heap;
     const now = performance.now();
     if (this.#quiet < this.#options.quietChecks || now - this.#lastSettleAt < this.#options.minIntervalMs) return;
-    if (heap - this.#baseline <= this.#options.excessBytes) return;
+    const excess = heap - this.#baseline;
+    if (excess <= this.#options.excessBytes) return;
+    if (this.#burst < this.#options.burstConnections && excess <= this.#options.largeExcessBytes) return;
     this.#sources.gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     const after = committed();
     this.#lastSettleAt = performance.now();
     this.#baseline = after;
+    this.#burst = 0;
     this.#sources.onSettle({ heapBeforeBytes: heap, heapAfterBytes: after, ms: this.#lastSettleAt - now });
   }
 }

@@ -188,7 +188,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   if (config.listen.port === 0) connect.boundAt(proxy.port);
   const ops = options?.opsListener === false ? null : await listen(opsServer, config.opsListen.host, config.opsListen.port);
 
-  const settle = settleMemory(metrics, logger);
+  const settle = settleMemory(metrics, connections, logger);
   const reloader = new PolicyReloader(config.policies, policy, logger, metrics);
   const reload = (reason: string): void => reloader.request(reason);
   const watcher = config.watchPolicies ? watchPolicies(config.policies, () => reload('file changed')) : null;
@@ -240,7 +240,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
 const MB = 2 ** 20;
 
 /** Gives a burst's V8 heap back once traffic stops (MemorySettle); off when Node runs without --expose-gc. */
-function settleMemory(metrics: Metrics, logger: Loggers['logger']): MemorySettle | null {
+function settleMemory(metrics: Metrics, connections: ListenerConnections, logger: Loggers['logger']): MemorySettle | null {
   const gc = exposedGc();
   if (gc === undefined) {
     logger.debug('node runs without --expose-gc: the heap a burst grew is kept until V8 collects it');
@@ -249,6 +249,7 @@ function settleMemory(metrics: Metrics, logger: Loggers['logger']): MemorySettle
   const settle = new MemorySettle({
     finished: () => metrics.finished,
     inFlight: () => metrics.inFlight,
+    peakConnections: () => connections.takePeak(),
     gc,
     onSettle: (f) => logger.info({ heapBeforeMb: Math.round(f.heapBeforeBytes / MB), heapAfterMb: Math.round(f.heapAfterBytes / MB), ms: Math.round(f.ms) }, 'memory returned after a burst'),
   });

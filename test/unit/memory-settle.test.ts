@@ -6,7 +6,7 @@
 import { afterEach, expect, it } from 'vitest';
 import { DEFAULT_SETTLE, MemorySettle, type MemorySettleOptions } from '../../src/server/memory-settle.ts';
 
-const FAST: MemorySettleOptions = { checkMs: 10, quietChecks: 2, quietRequests: 0, excessBytes: -1, minIntervalMs: 60_000 };
+const FAST: MemorySettleOptions = { checkMs: 10, quietChecks: 2, quietRequests: 0, excessBytes: -1, minIntervalMs: 60_000, burstConnections: 0, largeExcessBytes: 2 ** 40 };
 
 let settle: MemorySettle | undefined;
 afterEach(() => settle?.stop());
@@ -15,6 +15,8 @@ interface Traffic {
   /** Requests finish between every two checks. */
   busy: boolean;
   inFlight: number;
+  /** The most connections open at once that the next check reads (then back to 0). */
+  peak?: number;
 }
 
 function counted(options: MemorySettleOptions, traffic: Traffic): { collections: () => number; checks: () => number } {
@@ -29,6 +31,11 @@ function counted(options: MemorySettleOptions, traffic: Traffic): { collections:
         return finished;
       },
       inFlight: () => traffic.inFlight,
+      peakConnections: () => {
+        const peak = traffic.peak ?? 0;
+        traffic.peak = 0;
+        return peak;
+      },
       gc: () => void collections++,
       onSettle: () => {},
     },
@@ -88,4 +95,36 @@ it('settles a second burst that comes soon after a settle, once it too has gone 
 
 it('by default never holds back a settle after a burst that lasted a check: the interval is within the quiet checks it needs', () => {
   expect(DEFAULT_SETTLE.minIntervalMs).toBeLessThanOrEqual(DEFAULT_SETTLE.checkMs * (DEFAULT_SETTLE.quietChecks + 1));
+});
+
+it('settles only after a burst of connections: ordinary load that grew the heap is left warm', async () => {
+  const traffic: Traffic = { busy: true, inFlight: 0, peak: 10 };
+  const c = counted({ ...FAST, burstConnections: 256, minIntervalMs: 0 }, traffic);
+  await until(() => c.checks() >= 3);
+  traffic.busy = false;
+  const at = c.checks();
+  await until(() => c.checks() >= at + 10);
+  expect(c.collections(), 'a pause after 10 connections').toBe(0);
+  traffic.busy = true;
+  traffic.peak = 5_000;
+  await until(() => c.checks() >= at + 12);
+  traffic.busy = false;
+  await until(() => c.collections() === 1);
+  const after = c.checks();
+  await until(() => c.checks() >= after + 10);
+  expect(c.collections(), 'the burst was counted once: the next pause needs a burst of its own').toBe(1);
+});
+
+it('remembers a burst seen at any check since the last settle, not only at the last one', async () => {
+  const traffic: Traffic = { busy: true, inFlight: 0, peak: 1_000 };
+  const c = counted({ ...FAST, burstConnections: 256, minIntervalMs: 0 }, traffic);
+  await until(() => c.checks() >= 6);
+  expect(c.collections()).toBe(0);
+  traffic.busy = false;
+  await until(() => c.collections() === 1);
+});
+
+it('settles a large growth without a burst of connections', async () => {
+  const c = counted({ ...FAST, burstConnections: 256, largeExcessBytes: -1 }, { busy: false, inFlight: 0, peak: 4 });
+  await until(() => c.collections() === 1);
 });
