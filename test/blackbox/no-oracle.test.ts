@@ -136,6 +136,43 @@ describe('9. owner keys are compared unescaped', () => {
     expect(r.text).not.toContain('BOB_SECRET');
   });
 
+  test.each([
+    [404, '{"error":"not found"}'],
+    [410, '{"error":"gone"}'],
+    [500, '{"error":"boom"}'],
+    [204, ''],
+  ])("a command read the backend answers %i (no command to prove) looks like one of bob's: the same 403, no lookup", async (status, body) => {
+    const bobs = await get('/v1/commands/cmd-bob-1');
+    expect(bobs.status, bobs.text).toBe(403);
+    fw.reset();
+    fw.respond = (rec) => (rec.url === '/v1/commands/cmd-nobody' ? { status, body, headers: { 'content-type': 'application/json' } } : undefined);
+    const unknown = await get('/v1/commands/cmd-nobody');
+    // The request id in a refusal's body differs per request anyway.
+    const refusal = (r: Res): string => seen(r).replace(/\\"requestId\\":\\"[^\\]*\\"/, '');
+    expect(refusal(unknown)).toBe(refusal(bobs));
+    expect(fw.requests().map((r) => r.url)).toEqual(['/v1/commands/cmd-nobody']);
+  });
+
+  test.each([
+    ['a nested device of bob', '{"id":"cmd-z","deviceId":"dev-alice-1","device":{"id":"dev-bob-1","referenceId":"bob","secret":"BOB_SECRET_1"}}'],
+    ['bob as its own owner', '{"id":"cmd-z","deviceId":"dev-alice-1","referenceId":"bob","secret":"BOB_SECRET_1"}'],
+    ['a nested owner behind an escaped key', '{"id":"cmd-z","deviceId":"dev-alice-1","history":[{"referenc\\u0065Id":"bob","secret":"BOB_SECRET_1"}]}'],
+    ['a nested owner in a look-alike spelling', '{"id":"cmd-z","deviceId":"dev-alice-1","peer":{"reference_id":"bob","secret":"BOB_SECRET_1"}}'],
+  ])('a command of alice’s device that holds %s → 403', async (_n, body) => {
+    fw.respond = (rec) => (rec.url === '/v1/commands/cmd-z' ? { body } : undefined);
+    const r = await get('/v1/commands/cmd-z');
+    expect(r.status, r.text).toBe(403);
+    expect(r.text).not.toContain('BOB_SECRET');
+  });
+
+  test('a command of alice’s device naming alice as its owner, at the top or nested, is released as the backend wrote it', async () => {
+    const body = '{"id":"cmd-a","deviceId":"dev-alice-1","referenceId":"alice","device":{"id":"dev-alice-1","referenceId":"alice"}}';
+    fw.respond = (rec) => (rec.url === '/v1/commands/cmd-a' ? { body } : undefined);
+    const r = await get('/v1/commands/cmd-a');
+    expect(r.status, r.text).toBe(200);
+    expect(r.text).toBe(body);
+  });
+
   test("a command whose deviceId is also spelt escaped (bob's first) → 403", async () => {
     fw.respond = (rec) => (rec.url === '/v1/commands/cmd-x' ? { body: '{"id":"cmd-x","devic\\u0065Id":"dev-bob-1","deviceId":"dev-alice-1","note":"BOB_CMD"}' } : undefined);
     const r = await get('/v1/commands/cmd-x');

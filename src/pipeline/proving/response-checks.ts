@@ -220,16 +220,40 @@ export function checkSingleFully(res: BufferedResponse, resource: CompiledResour
   return res;
 }
 
-/** An answer naming another resource (a command's `deviceId`) that must be proven before it is released. */
+/** The id key and the looked-up resource's owner keys, folded → exact spelling (see watchedNames). */
+function idAndOwnerNames(source: IdSource, resource: CompiledResource, conditions: readonly Condition[]): ReadonlyMap<string, string> {
+  const out = new Map(watchedNames(resource, conditions));
+  for (const [folded, name] of idWatched(source.name)) out.set(folded, name);
+  return out;
+}
+
+const ID_AND_OWNER = new PairMemo<CompiledResource, readonly Condition[], Map<string, ReadonlyMap<string, string>>>(() => new WeakMap());
+
+/**
+ * An answer naming another resource (a command's `deviceId`) that must be proven before it
+ * is released. Only a 2xx answer carries that id: any other (a 404 for an unknown command,
+ * an error) is refused as a foreign one is, with the same 403, because the backend's own
+ * status would tell an id of another user's (403 after the lookup) from one that does not
+ * exist (invariant 10). And the answer must hold no object of another owner at any depth
+ * (`"device": {"referenceId": "bob"}` beside a proven `deviceId`), as a single resource's
+ * answer must not (invariant 5).
+ */
 export function responseIdCheck(attributes: AttributeSource, resource: CompiledResource, source: IdSource, conditions: readonly Condition[], principal: Principal, requestId: string): ResponseCheck {
   return async (res) => {
-    if (!needsCheck(res)) return res;
-    // Keys compared unescaped, and the id named once in one spelling: a client must not
-    // be able to read another `deviceId` than the one proven.
-    const { value } = parseAnswer(responseText(res), idWatched(source.name), false);
+    if (!carriesResource(res.status)) throw forbidden(`backend answered ${res.status}: no ${source.name} to prove`);
+    // Keys compared unescaped, and the id and the owner keys named once in one spelling: a
+    // client must not be able to read another `deviceId` than the one proven, nor an owner
+    // other than the one checked.
+    const byName = ID_AND_OWNER.get(resource, conditions, () => new Map());
+    let watched = byName.get(source.name);
+    if (watched === undefined) byName.set(source.name, (watched = idAndOwnerNames(source, resource, conditions)));
+    const { value } = parseAnswer(responseText(res), watched, false);
     const v = fieldOf(value, [source.name]);
     const id = typeof v === 'string' && v !== '' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : undefined;
     if (id === undefined) throw forbidden(`response has no ${source.name} that is a string or a safe integer, named once`);
+    if (contradicts(value as object, resource, conditions) || foreignInside(value, resource, conditions)) {
+      throw forbidden(`response naming ${resource.name} ${id} holds another owner's object`);
+    }
     await proveByLookup(attributes, resource, id, conditions, principal, requestId);
     return res;
   };
