@@ -48,8 +48,14 @@ export class BrowserGuard {
     return null;
   }
 
-  /** Whether a refusal to a request from `origin` may be read by the page (so it can say why). */
+  /**
+   * Whether a refusal to a request from `origin` may be read by the page (so it can say
+   * why): for a usable key, when the key allows the origin; without one (missing, unknown,
+   * revoked), when some connect key does. A key's refusal is never readable by an origin
+   * only another app's connect key allows: which browser may read an answer to a key is
+   * that key's decision (docs/connect.md).
+   */
   refusalReadable(origin: string, principal: Principal | undefined): boolean {
-    return this.known.has(origin) || principal?.allowedOrigins.includes(origin) === true;
+    return principal === undefined ? this.known.has(origin) : principal.allowedOrigins.includes(origin);
   }
 }

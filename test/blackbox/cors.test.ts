@@ -109,6 +109,24 @@ describe('keyed requests with an Origin', () => {
     expect(stranger.headers['access-control-allow-origin']).toBeUndefined();
   });
 
+  it("a key's refusal is not readable by an origin only another app's connect key allows", async () => {
+    // OTHER is allowed by the second connect key, not by the scoped key's.
+    const scopedRefused = await send(port, { path: '/v1/devices', headers: { ...keyHeader(scoped), origin: OTHER } });
+    expect(scopedRefused.status).toBe(403);
+    expect(errorBody(scopedRefused).error.code).toBe('ORIGIN_NOT_ALLOWED');
+    expect(corsHeaders(scopedRefused.headers)).toEqual([]);
+    expect(scopedRefused.headers['access-control-expose-headers']).toBeUndefined();
+    const secret = await send(port, { path: '/v1/devices', headers: { ...keyHeader(server), origin: APP } });
+    expect(secret.status).toBe(403);
+    expect(errorBody(secret).error.code).toBe('KEY_EXPOSED');
+    expect(corsHeaders(secret.headers)).toEqual([]);
+    // Without a usable key the origin of any connect key may read why.
+    const unknownKey = await send(port, { path: '/v1/devices', headers: { 'texture-api-key': 'scoped_unknown0000000000000000000000', origin: OTHER } });
+    expect(unknownKey.status).toBe(401);
+    expect(unknownKey.headers['access-control-allow-origin']).toBe(OTHER);
+    expect(backend.received).toEqual([]);
+  });
+
   it("a connect key creates links from its origin (the SDK's call), with CORS headers", async () => {
     const r = await send(port, {
       method: 'POST',
