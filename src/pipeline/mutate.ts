@@ -22,6 +22,16 @@ const SEPARATORS = /[-_]/g;
 
 /** `%72eferenceId`, `ReferenceID`, `referenceId[]`, `referenceId[0]`, `referenceid.x` all normalise to `referenceid`. */
 export function normaliseParamName(raw: string): string {
+  return cutSuffix(decodeParamName(raw));
+}
+
+function cutSuffix(name: string): string {
+  const bracket = name.search(NAME_SUFFIX);
+  return bracket === -1 ? name : name.slice(0, bracket);
+}
+
+/** The name as a backend decodes it, in lower case, whole (`filter[referenceid]`, `device.id`). */
+function decodeParamName(raw: string): string {
   let name = raw;
   if (name.includes('+')) name = name.replaceAll('+', ' ');
   if (name.includes('%')) {
@@ -34,9 +44,38 @@ export function normaliseParamName(raw: string): string {
   // A backend may stop a name at NUL or drop control characters: `referenceId%00` could
   // reach it as a second filter. Such names are refused rather than guessed at.
   if (CONTROL.test(name)) throw new KeygateError('INVALID_QUERY', { detail: `control character in parameter name ${JSON.stringify(raw)}` });
-  name = name.trim().toLowerCase();
-  const bracket = name.search(NAME_SUFFIX);
-  return bracket === -1 ? name : name.slice(0, bracket);
+  return name.trim().toLowerCase();
+}
+
+/** The parts of a nested name (`device[id]`, `device.id`, `filters[referenceId][$eq]`), each in paramKey form. */
+const NAME_PARTS = /[[\].]+/;
+
+function namesAny(full: string, keys: ReadonlySet<string>): boolean {
+  for (const part of full.split(NAME_PARTS)) if (part !== '' && keys.has(paramKey(part))) return true;
+  return false;
+}
+
+/**
+ * Whether a filtered attribute appears anywhere in the text (a name or a value, folded as
+ * paramKey folds): `filter[referenceId]=` and `filters[referenceId][$eq]=` (Strapi,
+ * JSON:API), `referenceId_in=` and `referenceId__eq=` (Django filters), `referenceId!=`,
+ * `$filter=referenceId eq 'x'` (OData), `filter={"where":{"referenceId":…}}` (LoopBack):
+ * each a filter some framework applies beside, or instead of, the injected one.
+ */
+function mentionsAny(text: string, keys: ReadonlySet<string>): boolean {
+  const folded = paramKey(text.toLowerCase());
+  for (const k of keys) if (folded.includes(k)) return true;
+  return false;
+}
+
+function decodedValue(raw: string): string {
+  const value = raw.includes('+') ? raw.replaceAll('+', ' ') : raw;
+  if (!value.includes('%')) return value;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }
 
 /**
@@ -90,11 +129,19 @@ export function mutateQuery(query: string, filter: readonly Condition[] | null, 
         continue;
       }
       const eq = piece.indexOf('=');
-      const name = normaliseParamName(eq === -1 ? piece : piece.slice(0, eq));
-      if (rules.asciiOnly === true && !isAscii(name)) throw new KeygateError('INVALID_QUERY', { detail: `parameter name outside ASCII ${JSON.stringify(name)}` });
+      const full = decodeParamName(eq === -1 ? piece : piece.slice(0, eq));
+      const name = cutSuffix(full);
+      if (rules.asciiOnly === true && !isAscii(full)) throw new KeygateError('INVALID_QUERY', { detail: `parameter name outside ASCII ${JSON.stringify(full)}` });
       const key = paramKey(name);
-      if (refuseKeys?.has(key) === true) throw new KeygateError('RESOURCE_ID_OVERRIDE', { detail: `query parameter ${JSON.stringify(name)} names the id proven from the path` });
-      if (name === METHOD_OVERRIDE_PARAM || dropKeys?.has(key) === true || drop?.has(key) === true) {
+      // Nested names too: Rails and Laravel read `device[id]` and `device.id` as input.
+      if (refuseKeys !== undefined && (refuseKeys.has(key) || namesAny(full, refuseKeys))) {
+        throw new KeygateError('RESOURCE_ID_OVERRIDE', { detail: `query parameter ${JSON.stringify(full)} names the id proven from the path` });
+      }
+      if (
+        name === METHOD_OVERRIDE_PARAM ||
+        (dropKeys !== undefined && (dropKeys.has(key) || namesAny(full, dropKeys))) ||
+        (drop !== null && (drop.has(key) || mentionsAny(full, drop) || (eq !== -1 && mentionsAny(decodedValue(piece.slice(eq + 1)), drop))))
+      ) {
         changed = true;
         continue;
       }

@@ -200,7 +200,7 @@ describe('4. numbers JavaScript rounds', () => {
 });
 
 describe('6. ids that override the proven id', () => {
-  test.each(['id=dev-bob-1', 'ID=dev-bob-1', '%69d=dev-bob-1', 'id[]=dev-bob-1', '_id=dev-bob-1', 'page=1;id=dev-bob-1'])(
+  test.each(['id=dev-bob-1', 'ID=dev-bob-1', '%69d=dev-bob-1', 'id[]=dev-bob-1', '_id=dev-bob-1', 'page=1;id=dev-bob-1', 'device[id]=dev-bob-1', 'device.id=dev-bob-1', 'filter[id]=dev-bob-1'])(
     "Laravel ($request->id prefers input): GET /v1/devices/{own}/history?%s → 400, bob's history never read",
     async (query) => {
       fw.quirks = { laravel: true };

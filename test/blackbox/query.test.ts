@@ -49,6 +49,18 @@ const VARIANTS: string[] = [
   'referenceId=alice%00bob',
   'referenceId=*',
   'referenceId=%2A',
+  // Filters frameworks read under other names, or in a value: Strapi and JSON:API
+  // (`filter[…]`), Django filters (`…__in`, `…_in`), OData (`$filter`), LoopBack (`filter={"where":…}`).
+  'filter[referenceId]=bob',
+  'filter%5BreferenceId%5D=bob',
+  'filters[referenceId][$eq]=bob',
+  'referenceId_in=bob',
+  'referenceId__in=bob',
+  'reference_id__eq=bob',
+  'referenceId!=alice',
+  '%24filter=referenceId%20eq%20%27bob%27',
+  'filter=%7B%22where%22%3A%7B%22referenceId%22%3A%22bob%22%7D%7D',
+  'where=%7B%22ReferenceId%22%3A%22bob%22%7D',
 ];
 
 describe('referenceId variants (scoped alice) → backend gets exactly one referenceId=alice, no bob', () => {

@@ -28,6 +28,22 @@ describe('query mutation', () => {
     expect(mutateQuery('x=%41&y=b+c', null)).toBe('x=%41&y=b+c');
   });
 
+  it.each([
+    'filter[referenceId]=bob',
+    'filters[referenceId][$eq]=bob',
+    'filter%5BreferenceId%5D=bob',
+    'referenceId_in=bob',
+    'referenceId__eq=bob',
+    'reference_id__in=bob',
+    'referenceId!=alice',
+    'where=%7B%22referenceId%22%3A%22bob%22%7D',
+    'filter={"where":{"referenceId":"bob"}}',
+    "$filter=referenceId+eq+'bob'",
+    'q=ReferenceId:bob',
+  ])('drops %s: a filter some framework applies beside the injected one', (q) => {
+    expect(mutateQuery(`page=2&${q}`, filter)).toBe('page=2&referenceId=alice');
+  });
+
   it('refuses an undecodable parameter name', () => {
     expect(() => mutateQuery('%zz=1', filter)).toThrow(/decode/);
   });
@@ -209,6 +225,13 @@ describe('one meaning: response headers and query', () => {
     expect(mutateQuery('referenc%C4%B1d=x', null)).toBe('referenc%C4%B1d=x');
     expect(mutateQuery('reference_id=bob&Reference-Id=bob&a=1', filter, { asciiOnly: true })).toBe('a=1&referenceId=alice');
     expect(paramKey('device_id')).toBe('deviceid');
+  });
+
+  it.each(['device[id]=x', 'device.id=x', 'filter[id]=x', 'device%5Bid%5D=x', 'data[device_id]=x'])('refuses %s: a nested name naming the proven id (Rails, Laravel)', (q) => {
+    const names = new Set(['id', 'deviceid']);
+    expect(() => mutateQuery(`limit=5&${q}`, null, { refuse: names }), q).toThrow(expect.objectContaining({ code: 'RESOURCE_ID_OVERRIDE' }));
+    expect(mutateQuery(`limit=5&${q}`, null, { drop: names }), q).toBe('limit=5');
+    expect(mutateQuery('limit=5&deviceIds=x&identity=y', null, { refuse: names })).toBe('limit=5&deviceIds=x&identity=y');
   });
 
   it('refuses a parameter naming the proven id, drops one naming the body id', () => {
