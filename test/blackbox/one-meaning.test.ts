@@ -173,6 +173,13 @@ describe('3. JSON keys other parsers merge', () => {
     expect(commandsOn('dev-bob-1')).toBe(0);
   });
 
+  test('a body after a UTF-8 byte order mark (JSON.parse refuses it, a lenient parser skips it) → 400, nothing forwarded', async () => {
+    const r = await post(COMMAND, '\ufeff{"deviceId":"dev-alice-1"}', { 'content-type': 'application/json' });
+    expect(r.status, r.text).toBe(400);
+    expect(errorBody(r).error.code).toBe('INVALID_JSON');
+    expect(fw.requests()).toHaveLength(0);
+  });
+
   test.each(['_method', '_METHOD', 'X-HTTP-Method-Override', 'x_method_override'])('Laravel (_method in the JSON input overrides POST): a body field %s → 400, nothing cancelled', async (field) => {
     fw.quirks = { laravel: true };
     const r = await post(COMMAND, `{"deviceId":"dev-alice-1","${field}":"DELETE"}`, { 'content-type': 'application/json' });

@@ -154,10 +154,18 @@ export function discardBody(req: IncomingMessage, then: () => void): void {
   req.resume();
 }
 
+/**
+ * Fatal on bad UTF-8; a byte order mark is kept as a character (TextDecoder strips it by
+ * default), so the parser refuses it as it refuses any other byte before the value: RFC
+ * 8259 lets a parser ignore one or not, and a backend that does not (JSON.parse) would
+ * fail on the body Keygate judged, or read it another way.
+ */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 export function parseJsonBody(body: Buffer): unknown {
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+    text = UTF8.decode(body);
   } catch {
     throw new KeygateError('INVALID_JSON', { detail: 'body is not UTF-8' });
   }
