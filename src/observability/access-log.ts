@@ -47,6 +47,19 @@ export function msText(ms: number): string {
   return whole + (frac < 10 ? '.0' : '.') + frac;
 }
 
+/** A key's shape (key-format.ts: a prefix, then 38 base62 characters), checksum or not. */
+const KEY_SHAPED = /(?:api|scoped)_[0-9A-Za-z]{38}/g;
+
+/**
+ * `text` with anything shaped like a key replaced by `{key}`: a client that puts its key in
+ * the path (by mistake, or `GET /v1/devices/scoped_…`) must not get it into the log
+ * (invariant 6). Two substring searches on the usual path, which holds neither prefix.
+ */
+export function redactKeys(text: string): string {
+  if (!text.includes('api_') && !text.includes('scoped_')) return text;
+  return text.replace(KEY_SHAPED, '{key}');
+}
+
 let lastTime = 0;
 let lastTimeText = '0';
 
@@ -80,13 +93,13 @@ export class AccessLog {
     if (!this.enabled) return;
     let line = `{"level":30,"time":${timeText()},"service":"keygate","requestId":${str(r.requestId)}`;
     if (r.method !== undefined) line += `,"method":${str(r.method)}`;
-    if (r.path !== undefined) line += `,"path":${str(r.path)}`;
+    if (r.path !== undefined) line += `,"path":${str(redactKeys(r.path))}`;
     line += `,"route":${str(r.route)}`;
     if (r.keyId !== undefined) line += `,"keyId":${str(r.keyId)}`;
     if (r.keyType !== undefined) line += `,"keyType":${str(r.keyType)}`;
     line += `,"decision":${str(r.decision)},"status":${r.status}`;
     if (r.code !== undefined) line += `,"code":${str(r.code)}`;
-    if (r.detail !== undefined) line += `,"detail":${json(r.detail)}`;
+    if (r.detail !== undefined) line += `,"detail":${json(redactKeys(r.detail))}`;
     if (r.dropped !== undefined) line += `,"dropped":${r.dropped}`;
     this.#destination.write(`${line},"latencyMs":${msText(r.latencyMs)},"msg":"access"}\n`);
   }

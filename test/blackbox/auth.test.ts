@@ -144,6 +144,25 @@ describe('401', () => {
   });
 });
 
+describe('keys in paths are not logged (invariant 6)', () => {
+  test('a key put in the path as well (a device id, an unknown route), valid or with a broken checksum: the access line says {key}', async () => {
+    const broken = flip(keys.server.key, 10);
+    const paths = [`/v1/devices/${keys.alice.key}`, `/v1/${keys.server.key}/devices`, `/v1/devices/${broken}/history`, `/v1/devices/x${keys.connect.key}y`];
+    for (const path of paths) {
+      const r = await send(sidecar.proxyPort, { path, headers: keyHeader(keys.alice) });
+      expect(r.status, `${path} ${r.text}`).toBe(403);
+    }
+    await sleep(400); // the access log is buffered (flushed at least every 250 ms)
+    const out = sidecar.stdout();
+    for (const secret of [keys.alice.key, keys.server.key, broken, keys.connect.key]) expect(out).not.toContain(secret);
+    const logged = sidecar
+      .logs()
+      .filter((l) => l.msg === 'access' && typeof l.path === 'string' && (l.path as string).includes('{key}'))
+      .map((l) => l.path);
+    expect(logged).toEqual(expect.arrayContaining(['/v1/devices/{key}', '/v1/{key}/devices', '/v1/devices/{key}/history', '/v1/devices/x{key}y']));
+  });
+});
+
 describe('revocation', () => {
   test('a key revoked via the CLI while the sidecar runs is refused within 5 s', async () => {
     const k = await createKey(keys.store, 'scoped', 'alice');

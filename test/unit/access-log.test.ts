@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AccessLog, msText } from '../../src/observability/access-log.ts';
+import { AccessLog, msText, redactKeys } from '../../src/observability/access-log.ts';
 
 function capture(): { log: AccessLog; lines: string[] } {
   const lines: string[] = [];
@@ -74,5 +74,18 @@ describe('access log line', () => {
     const o = JSON.parse(lines[0]!);
     expect(Object.keys(o)).toEqual(['level', 'time', 'service', 'requestId', 'route', 'decision', 'status', 'code', 'latencyMs', 'msg']);
     expect(o.latencyMs).toBe(0.07);
+  });
+});
+
+describe('keys in logged text', () => {
+  const body = 'A'.repeat(32) + 'abc123';
+  it.each([
+    [`/v1/devices/api_${body}`, '/v1/devices/{key}'],
+    [`/v1/scoped_${body}/x/scoped_${body}`, '/v1/{key}/x/{key}'],
+    [`/v1/devices/api_${body.slice(1)}`, `/v1/devices/api_${body.slice(1)}`],
+    ['/v1/devices/dev_api_1', '/v1/devices/dev_api_1'],
+    ['/v1/devices', '/v1/devices'],
+  ])('%s is logged as %s', (text, logged) => {
+    expect(redactKeys(text)).toBe(logged);
   });
 });
