@@ -95,3 +95,26 @@ export function hashKey(key: string): string {
 export function newKeyId(): string {
   return 'key_' + randomBase62(16);
 }
+
+/** A key's shape: a prefix, then BODY + CHECK in base62 (38 characters), checksum or not. */
+const KEY_SHAPED = /(?:api|scoped)_[0-9A-Za-z]{38}/;
+const KEY_SHAPED_ALL = new RegExp(KEY_SHAPED.source, 'g');
+
+/** Two substring searches on the usual text, which holds neither prefix. */
+function mayHoldKey(text: string): boolean {
+  return text.includes('api_') || text.includes('scoped_');
+}
+
+/** Whether `text` holds something shaped like a key (a typo'd one too: it is nearly the secret). */
+export function holdsKey(text: string): boolean {
+  return mayHoldKey(text) && KEY_SHAPED.test(text);
+}
+
+/**
+ * `text` with anything shaped like a key replaced by `{key}`: a client that puts its key in
+ * the path (by mistake, or `GET /v1/devices/scoped_…`) must not get it into the log
+ * (invariant 6).
+ */
+export function redactKeys(text: string): string {
+  return mayHoldKey(text) ? text.replace(KEY_SHAPED_ALL, '{key}') : text;
+}

@@ -1,4 +1,5 @@
 import type { DestinationStream } from 'pino';
+import { redactKeys } from '../keys/key-format.ts';
 
 /** The fields of one access line; see the README's "Logs and metrics". */
 export interface AccessRecord {
@@ -45,19 +46,6 @@ export function msText(ms: number): string {
   if (frac === 0) return String(whole);
   if (frac % 10 === 0) return whole + '.' + frac / 10;
   return whole + (frac < 10 ? '.0' : '.') + frac;
-}
-
-/** A key's shape (key-format.ts: a prefix, then 38 base62 characters), checksum or not. */
-const KEY_SHAPED = /(?:api|scoped)_[0-9A-Za-z]{38}/g;
-
-/**
- * `text` with anything shaped like a key replaced by `{key}`: a client that puts its key in
- * the path (by mistake, or `GET /v1/devices/scoped_…`) must not get it into the log
- * (invariant 6). Two substring searches on the usual path, which holds neither prefix.
- */
-export function redactKeys(text: string): string {
-  if (!text.includes('api_') && !text.includes('scoped_')) return text;
-  return text.replace(KEY_SHAPED, '{key}');
 }
 
 let lastTime = 0;

@@ -1,4 +1,5 @@
 import { KeygateError } from '../errors/keygate-error.ts';
+import { holdsKey } from '../keys/key-format.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { Condition } from './authorize.ts';
 import { HeaderKind, headerClass, isProtected, tokenKind } from './forwarding/header-classes.ts';
@@ -117,7 +118,7 @@ const NO_RULES: QueryRules = Object.freeze({});
  */
 export function mutateQuery(query: string, filter: readonly Condition[] | null, rules: QueryRules = NO_RULES): string {
   let out = query;
-  if (query !== '' && (filter !== null || rules !== NO_RULES || mayHoldOverride(query))) {
+  if (query !== '' && (filter !== null || rules !== NO_RULES || mayHoldOverride(query) || holdsKey(query))) {
     const drop = filter === null ? null : filterKeys(filter);
     const dropKeys = rules.drop;
     const refuseKeys = rules.refuse;
@@ -139,6 +140,8 @@ export function mutateQuery(query: string, filter: readonly Condition[] | null, 
       }
       if (
         name === METHOD_OVERRIDE_PARAM ||
+        // A key in the query (`?api_key=…`, a copy of the header's) never reaches the backend (invariant 6).
+        holdsKey(decodedValue(piece)) ||
         (dropKeys !== undefined && (dropKeys.has(key) || namesAny(full, dropKeys))) ||
         (drop !== null && (drop.has(key) || mentionsAny(full, drop) || (eq !== -1 && mentionsAny(decodedValue(piece.slice(eq + 1)), drop))))
       ) {
@@ -267,7 +270,8 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
     const own = !hc.underscored;
     switch (hc.kind) {
       case HeaderKind.pass:
-        out.push(hc.name, value);
+        // A key in another header (`Authorization: Bearer api_…`) never reaches the backend (invariant 6).
+        if (!holdsKey(value)) out.push(hc.name, value);
         break;
       case HeaderKind.connection:
         if (own && value !== 'keep-alive' && value !== 'close') hopNames = connectionTokens(value, hopNames);

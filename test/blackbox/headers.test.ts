@@ -136,6 +136,34 @@ describe('identity headers and key stripping', () => {
     }
   });
 
+  test.each(cases)('%s: a copy of the key in another header or the query never reaches the backend either', async (_n, who, method, path, body) => {
+    const k = stack.keys[who];
+    const sep = path.includes('?') ? '&' : '?';
+    const encoded = encodeURIComponent(k.key).replace('_', '%5F');
+    const r = await send(stack.sidecar.proxyPort, {
+      method,
+      path: `${path}${sep}api_key=${k.key}&Texture-Api-Key=${encoded}&keep=1`,
+      body,
+      headers: {
+        ...keyHeader(k),
+        ...(body ? { 'content-type': 'application/json' } : {}),
+        authorization: `Bearer ${k.key}`,
+        'x-api-key': k.key,
+        cookie: `session=s1; texture_key=${k.key}`,
+        'x-kept': 'yes',
+      },
+    });
+    expect(r.status, r.text).toBeLessThan(300);
+    expect(stack.backend.received.length).toBeGreaterThan(0);
+    for (const x of stack.backend.received) {
+      expect(allBytes(x)).not.toContain(secretPart(k));
+      if (x.headers['x-keygate-purpose'] !== 'attribute-lookup') {
+        expect(x.headers['x-kept']).toBe('yes');
+        expect(x.url).toContain('keep=1');
+      }
+    }
+  });
+
   test('Connection: x-keygate-* (hop-by-hop trick) is refused, nothing forwarded', async () => {
     const r = await send(stack.sidecar.proxyPort, {
       path: '/v1/devices',

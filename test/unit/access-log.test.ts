@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AccessLog, msText, redactKeys } from '../../src/observability/access-log.ts';
+import { redactKeys } from '../../src/keys/key-format.ts';
+import { AccessLog, msText } from '../../src/observability/access-log.ts';
 
 function capture(): { log: AccessLog; lines: string[] } {
   const lines: string[] = [];
