@@ -134,8 +134,11 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     if (this.#deps.listener.draining) this.#res.shouldKeepAlive = false;
     try {
       const header = this.#req.headers[KEY_HEADER];
-      // Keygate's own unauthenticated answers (preflights, /connect/ pages): only requests without a key pay for the check.
-      if (header === undefined && this.#answeredWithoutKey()) return;
+      // Keygate's own unauthenticated answers (preflights, /connect/ pages): only requests
+      // without a key, or for a /connect/ page, pay for the check. A page is public with a
+      // key too (an app's fetch wrapper that adds its key to every call, the SDK's script):
+      // the key is not looked at there.
+      if ((header === undefined || this.#deps.publicRoutes?.owns(this.#req.url ?? '') === true) && this.#answeredWithoutKey()) return;
       const auth = authenticate(header, this.#deps.keys, this.#req.socket);
       if (auth instanceof Promise)
         auth.then(

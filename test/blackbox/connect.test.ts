@@ -127,6 +127,20 @@ describe('POST /v1/connections', () => {
   });
 });
 
+describe('the SDK script', () => {
+  it('is served with or without a key header (an app that adds its key to every call): the key is not looked at, nothing forwarded', async () => {
+    const plain = await send(port, { path: '/connect/sdk.js' });
+    expect(plain.status, plain.text).toBe(200);
+    expect(String(plain.headers['content-type'])).toMatch(/javascript/);
+    for (const key of [connectKey.key, alice.key, 'scoped_not_a_key']) {
+      const r = await send(port, { path: '/connect/sdk.js', headers: { 'texture-api-key': key } });
+      expect(r.status, r.text).toBe(200);
+      expect(r.text).toBe(plain.text);
+    }
+    expect(backend.received).toEqual([]);
+  });
+});
+
 describe('the hosted page', () => {
   it('shows who asks, what the key may do and which devices, with no-store, no-referrer, no framing and a strict CSP', async () => {
     const link = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice', clientName: 'Acme <b>Energy</b>' });
