@@ -33,6 +33,11 @@ export class PolicyHolder {
     this.#lastReload = { ok: true, at: new Date().toISOString(), errors: [] };
   }
 
+  /** A reload found the files back at the policy in force (a broken edit rolled back): the failure is over. */
+  unchanged(): void {
+    this.#lastReload = { ok: true, at: new Date().toISOString(), errors: [] };
+  }
+
   rejected(issues: readonly PolicyIssue[]): void {
     this.#lastReload = { ok: false, at: new Date().toISOString(), errors: issues.map(formatIssue) };
   }

@@ -118,7 +118,16 @@ export class PolicyReloader {
       const next = await compile.result.finally(() => {
         this.#cancelCompile = null;
       });
-      if (this.#closed || next.version === this.#holder.current.version) return;
+      if (this.#closed) return;
+      if (next.version === this.#holder.current.version) {
+        // Nothing to swap, but a failed reload before this one (a broken edit, now rolled
+        // back) must not stay on /readyz as the last word.
+        if (this.#holder.lastReload?.ok === false) {
+          this.#holder.unchanged();
+          this.#logger.info({ reason, version: next.version }, 'policy files are back to the policy in force');
+        }
+        return;
+      }
       this.#holder.swap(next);
       this.#metrics.reloads.labels('success').inc();
       this.#metrics.policyInfo.reset();

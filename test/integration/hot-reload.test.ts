@@ -87,6 +87,10 @@ describe('hot reload', () => {
     expect((await send(sidecar!.url, 'GET', '/v1/devices/dev_alice_1', { headers: key(keys.alice) })).status).toBe(200);
     expect((await send(sidecar!.url, 'GET', '/v1/devices/dev_bob_1', { headers: key(keys.alice) })).status).toBe(403);
     expect(sidecar!.logs.some((l) => l.msg === 'policy reload failed; keeping the last good policy')).toBe(true);
+    // Rolled back to the very file in force: nothing to swap, and /readyz no longer reports the failure.
+    writeFileSync(join(dir, 'texture.yaml'), ORIGINAL);
+    await until(async () => (await send(sidecar!.opsUrl, 'GET', '/readyz')).json.policy.lastReload.ok === true);
+    expect(sidecar!.logs.some((l) => l.msg === 'policy files are back to the policy in force')).toBe(true);
   });
 
   it('SIGHUP reloads when watching is off', async () => {
