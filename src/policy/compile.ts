@@ -312,17 +312,28 @@ export interface PolicyText {
   readonly text: string;
 }
 
+function sortIssues(issues: PolicyIssue[]): PolicyIssue[] {
+  return issues.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col);
+}
+
 /** Validates and compiles policy sources; throws PolicyLoadError with every issue found. */
 export function compilePolicy(texts: readonly PolicyText[], displayRoot?: string): CompiledPolicy {
   const issues: PolicyIssue[] = [];
   const drafts: FileDrafts[] = [];
   const hash = createHash('sha256');
+  let unreadable = false;
   for (const { file, text } of texts) {
     hash.update(file).update('\0').update(text).update('\0');
     const parsed = parseSource(file, text, displayRoot);
     issues.push(...parsed.issues);
-    drafts.push(readDrafts(new YamlWalker(parsed.src as SourceFile, issues)));
+    // A file with a YAML error is not read for rules: what the parser kept of it is a
+    // fragment, and checking the fragment (an "empty" file, key types "missing" below the
+    // error) would report errors the file does not have.
+    if (parsed.issues.length > 0) unreadable = true;
+    else drafts.push(readDrafts(new YamlWalker(parsed.src as SourceFile, issues)));
   }
+  // Nor is the policy checked as a whole (roles, key types, routes across files) without it.
+  if (unreadable) throw new PolicyLoadError(sortIssues(issues));
   const compiler = new Compiler();
   compiler.run(drafts);
   issues.push(...compiler.issues);
@@ -333,7 +344,7 @@ export function compilePolicy(texts: readonly PolicyText[], displayRoot?: string
     compiler.resources,
   );
   if (texts.length === 0) issues.push({ file: displayRoot ?? '.', line: 1, col: 1, message: 'no policy files (*.yaml) found' });
-  if (issues.length > 0) throw new PolicyLoadError(issues.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col));
+  if (issues.length > 0) throw new PolicyLoadError(sortIssues(issues));
   return {
     matcher: compiler.matcher,
     resources: compiler.resources,

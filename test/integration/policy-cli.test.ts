@@ -39,6 +39,24 @@ describe('keygate policy check', () => {
   });
 });
 
+describe('keygate policy check on a YAML syntax error', () => {
+  it.each([
+    ['version: [1', '1:12'],
+    ['roles:\n  r:\n    permissions: [devices:list', '3:31'],
+    ["version: 1\nresources: 'unclosed", '2:21'],
+    ['version: 1\nroles:\n\tr: {}', '3:1'],
+  ])('%j: only the syntax error, at its position, not the rules the fragment lacks', (text, at) => {
+    const dir = policyCopy();
+    writeFileSync(join(dir, 'broken.yaml'), text);
+    const r = cli('policy', 'check', dir);
+    expect(r.status).toBe(1);
+    const errors = r.stdout.trim().split('\n').slice(0, -1);
+    expect(errors, r.stdout).toHaveLength(1);
+    expect(errors[0]).toMatch(new RegExp(`broken\\.yaml:${at} YAML: `));
+    expect(r.stdout).not.toMatch(/policy file is empty|keyTypes: no entry/);
+  });
+});
+
 describe('keygate policy test', () => {
   it('passes the shipped test files (every row of the key table)', () => {
     const r = cli('policy', 'test', 'policies');
