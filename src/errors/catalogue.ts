@@ -16,6 +16,10 @@ export const ERRORS = {
   INVALID_JSON_KEY: { status: 400, message: 'The request body has a key that is not allowed' },
   RESOURCE_ID_OVERRIDE: { status: 400, message: 'The request names the resource id a second time' },
   BODY_NOT_ALLOWED: { status: 400, message: 'This request may not carry a body' },
+  // Answered on the socket when Node's HTTP parser refuses a request (server/client-error.ts)
+  MALFORMED_REQUEST: { status: 400, message: 'The request is not valid HTTP/1.1' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request did not arrive in time' },
   // 400s of Keygate's own endpoints: the message (and `field`) names what is wrong
   INVALID_FIELD: { status: 400, message: 'A field of the request body is missing, of the wrong type or not allowed' },
   INVALID_PARAMETER: { status: 400, message: 'A query parameter is not valid here' },

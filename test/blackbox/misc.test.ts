@@ -92,6 +92,26 @@ describe('huge inputs', () => {
     expect((await send(stack.sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(stack.keys.alice) })).status).toBe(200);
   });
 
+  test.each([
+    ['headers over 16 KiB', (key: string) => `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${key}\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
+    [
+      'Content-Length with Transfer-Encoding',
+      (key: string) => `POST /v1/commands/thermostat/set HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${key}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+      400,
+      'MALFORMED_REQUEST',
+    ],
+    ['a request line that is not HTTP', () => 'HELLO\r\n\r\n', 400, 'MALFORMED_REQUEST'],
+  ])("%s: Node's parser refuses it, the answer is Keygate's JSON refusal with its code and a request id, the connection closes", async (_n, payload, status, code) => {
+    const r = await rawSend(stack.sidecar.proxyPort, payload(stack.keys.alice.key));
+    expect(r.status, r.raw.slice(0, 300)).toBe(status);
+    expect(r.headers['content-type']).toMatch(/^application\/json/);
+    expect(r.headers.connection).toBe('close');
+    const body = JSON.parse(r.body) as { error: { status: number; code: string }; requestId: string };
+    expect(body.error).toMatchObject({ status, code });
+    expect(body.requestId).toBe(r.headers['x-request-id']);
+    expect(stack.backend.received).toHaveLength(0);
+  });
+
   test('huge key header (64 KiB key) → 401/431/400', async () => {
     const r = await rawSend(stack.sidecar.proxyPort, `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: api_${'a'.repeat(64 * 1024)}\r\nConnection: close\r\n\r\n`);
     expect([400, 401, 431, 0]).toContain(r.status);
