@@ -160,6 +160,7 @@ describe('3. JSON keys other parsers merge', () => {
       const r = await post(COMMAND, `{"deviceId":"dev-alice-1","${other}":"dev-bob-1"}`, { 'content-type': 'application/json' });
       expect(r.status, r.text).toBe(400);
       expect(errorBody(r).error.code).toBe('DUPLICATE_JSON_KEY');
+      expect((errorBody(r).error as { field?: string }).field).toBe(JSON.parse(`"${other}"`));
       expect(commandsOn('dev-bob-1')).toBe(0);
       expect(fw.requests()).toHaveLength(0);
     },

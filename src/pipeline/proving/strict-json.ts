@@ -52,8 +52,9 @@ class Parser {
     this.watched = watched;
   }
 
-  fail(why: string, code: 'INVALID_JSON' | 'DUPLICATE_JSON_KEY' | 'INVALID_JSON_KEY' = 'INVALID_JSON'): never {
-    throw new KeygateError(code, { detail: `${why} at offset ${this.i}` });
+  /** `field`: the key a request body repeats, named to the client (its own body; never a backend answer's). */
+  fail(why: string, code: 'INVALID_JSON' | 'DUPLICATE_JSON_KEY' | 'INVALID_JSON_KEY' = 'INVALID_JSON', field?: string): never {
+    throw new KeygateError(code, field === undefined ? { detail: `${why} at offset ${this.i}` } : { detail: `${why} at offset ${this.i}`, field });
   }
 
   ws(): void {
@@ -144,7 +145,11 @@ class Parser {
         const f = foldName(key);
         const first = (folded ??= new Map()).get(f);
         if (first !== undefined) {
-          this.fail(first === key ? `duplicate key ${JSON.stringify(key)}` : `keys ${JSON.stringify(first)} and ${JSON.stringify(key)} are one key to case-insensitive parsers`, 'DUPLICATE_JSON_KEY');
+          this.fail(
+            first === key ? `duplicate key ${JSON.stringify(key)}` : `keys ${JSON.stringify(first)} and ${JSON.stringify(key)} are one key to case-insensitive parsers`,
+            'DUPLICATE_JSON_KEY',
+            key,
+          );
         }
         folded.set(f, key);
       } else if (this.mode === MODE.lookup) {
