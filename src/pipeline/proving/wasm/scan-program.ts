@@ -71,6 +71,25 @@ const plainStops = `
   local.get $v local.get $v1 i8x16.add local.get $vs i8x16.lt_s v128.or
   i8x16.bitmask local.tee $m`;
 
+/**
+ * From $p (a string's first byte) to its first stop: returns at a quote; else leaves $p at
+ * the stop. The first sixteen bytes are tested outside the loop: most strings end there,
+ * and a loop costs a stack check each time it is entered.
+ */
+const untilQuote = (stops: string): string => `
+  ${stops}
+  i32.eqz
+  if
+    loop $scan
+      local.get $p i32.const 16 i32.add local.set $p
+      ${stops}
+      i32.eqz br_if $scan
+    end
+  end
+  local.get $p local.get $m i32.ctz i32.add local.tee $p
+  i32.load8_u i32.const 0x22 i32.eq
+  if local.get $p return end`;
+
 /** The value at $p (depth $depth + 1), `$p` set after it: a string directly, anything else through $value. */
 const memberValue = `
   local.get $p i32.load8_u i32.const 0x22 i32.eq
@@ -97,8 +116,6 @@ const funcs: FuncDef[] = [
   {
     // The closing quote of the string opening at p when no escape or control character
     // comes before it (the usual string); else what $escaped finds from the first one.
-    // The first sixteen bytes are tested outside the loop: most strings end there, and a
-    // loop costs a stack check each time it is entered.
     name: '$str',
     params: i32('$p'),
     result: 'i32',
@@ -108,18 +125,7 @@ const funcs: FuncDef[] = [
       v128.const i8x16.all 0x22 local.set $vq
       v128.const i8x16.all 0x5c local.set $vb
       v128.const i8x16.all 0x1f local.set $vc
-      ${strStops}
-      i32.eqz
-      if
-        loop $scan
-          local.get $p i32.const 16 i32.add local.set $p
-          ${strStops}
-          i32.eqz br_if $scan
-        end
-      end
-      local.get $p local.get $m i32.ctz i32.add local.tee $p
-      i32.load8_u i32.const 0x22 i32.eq
-      if local.get $p return end
+      ${untilQuote(strStops)}
       local.get $p call $escaped`,
   },
   {
@@ -161,7 +167,7 @@ const funcs: FuncDef[] = [
   },
   {
     // The closing quote of a string opening at p that holds printable ASCII only, without
-    // a backslash (a key, an owner's value); else FAIL. First sixteen bytes outside the loop, as in $str.
+    // a backslash (a key, an owner's value); else FAIL.
     name: '$plain',
     params: i32('$p'),
     result: 'i32',
@@ -172,18 +178,7 @@ const funcs: FuncDef[] = [
       v128.const i8x16.all 0x5c local.set $vb
       v128.const i8x16.all 0x01 local.set $v1
       v128.const i8x16.all 0x21 local.set $vs
-      ${plainStops}
-      i32.eqz
-      if
-        loop $scan
-          local.get $p i32.const 16 i32.add local.set $p
-          ${plainStops}
-          i32.eqz br_if $scan
-        end
-      end
-      local.get $p local.get $m i32.ctz i32.add local.tee $p
-      i32.load8_u i32.const 0x22 i32.eq
-      if local.get $p return end
+      ${untilQuote(plainStops)}
       i32.const -1`,
   },
   {
