@@ -4,6 +4,7 @@ import { type CompiledPolicy, type CompiledRole, type CompiledRoute, type RoleCo
 import { METHODS, type Method } from '../policy/route-template.ts';
 import { PairMemo } from '../util/pair-memo.ts';
 import type { Target } from './canonical-path.ts';
+import { servedSpaceRefusal } from './served-space.ts';
 
 /** A condition with the key's values filled in: `attribute` must be one of `values`. */
 export interface Condition {
@@ -104,7 +105,8 @@ export function authorize(policy: CompiledPolicy, principal: Principal, method: 
 
 /**
  * Stage 2: may this key do this? Default deny (invariant 1): no matching route and no
- * unconditioned `*` grant means 403 for every method. Roles are tried in order; the first
+ * unconditioned `*` grant means 403 for every method; the grant's pass-through stops at
+ * Keygate's own API (servedSpaceRefusal). Roles are tried in order; the first
  * that grants the route's permission and whose conditions the route can prove decides.
  * A refusal is returned, not thrown: in a 403 flood, throwing and catching it cost more
  * than deciding.
@@ -120,7 +122,7 @@ export function decide(policy: CompiledPolicy, principal: Principal, method: str
     if (role === undefined) continue; // a key may name a role a newer policy dropped: it grants nothing
     if (route === null) {
       if (role.all && role.conditions.length === 0 && isEmpty(principal.conditions)) {
-        return { route: null, params: NO_PARAMS, conditions: null, role: name };
+        return servedSpaceRefusal(policy, method, target.segments) ?? { route: null, params: NO_PARAMS, conditions: null, role: name };
       }
       continue;
     }

@@ -68,6 +68,30 @@ export class RouteMatcher<T> {
     return { value: leaf.value, params };
   }
 
+  /**
+   * The routes, of every method, at the deepest template that matches the whole path or a
+   * prefix of it (literals tried first), and whether it matched the whole path; undefined
+   * when no template matches any prefix. Off the hot path: only undeclared requests ask.
+   */
+  deepest(segments: readonly string[]): { readonly values: readonly T[]; readonly methods: readonly Method[]; readonly whole: boolean } | undefined {
+    let best: TrieNode<T> | null = null;
+    let bestDepth = -1;
+    const visit = (n: TrieNode<T>, i: number): void => {
+      if (n.leaves !== null && i > bestDepth) {
+        best = n;
+        bestDepth = i;
+      }
+      if (i === segments.length) return;
+      const lit = n.literals?.get(segments[i]!);
+      if (lit !== undefined) visit(lit, i + 1);
+      if (n.param !== null) visit(n.param, i + 1);
+    };
+    visit(this.#root, 0);
+    const found = best as TrieNode<T> | null;
+    if (found === null || found.leaves === null) return undefined;
+    return { values: [...found.leaves.values()].map((l) => l.value), methods: [...found.leaves.keys()], whole: bestDepth === segments.length };
+  }
+
   #walk(n: TrieNode<T>, method: Method, segments: readonly string[], i: number, values: string[]): Leaf<T> | undefined {
     if (i === segments.length) {
       return n.leaves?.get(method) ?? (method === 'HEAD' ? n.leaves?.get('GET') : undefined);

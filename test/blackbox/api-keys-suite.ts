@@ -400,5 +400,42 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       const m = await metrics(sidecar);
       expect(m).toMatch(/route="POST \/v1\/api-keys"/);
     });
+    test('the API is Keygate\'s whole path space: a full-access key\'s undeclared method is 405 with Allow, a deeper path 404, and the backend receives neither', async () => {
+      const operator = await cliKey(store, ['--type', 'operator', '--name', 'ops']);
+      backend.reset();
+      for (const key of [admin.key, operator.key]) {
+        for (const [method, path, allow] of [
+          ['PUT', `/v1/api-keys/${admin.id}`, 'GET, PATCH, DELETE, HEAD'],
+          ['POST', `/v1/api-keys/${admin.id}`, 'GET, PATCH, DELETE, HEAD'],
+          ['PATCH', '/v1/api-keys', 'GET, POST, HEAD'],
+          ['DELETE', '/v1/api-keys', 'GET, POST, HEAD'],
+          ['OPTIONS', '/v1/api-keys', 'GET, POST, HEAD'],
+          ['GET', `/v1/api-keys/${admin.id}/rotate`, 'POST'],
+          ['HEAD', `/v1/api-keys/${admin.id}/rotate`, 'POST'],
+          ['PUT', `/v1/api-keys/${admin.id}/events`, 'GET, HEAD'],
+          ['GET', '/v1/connections', 'POST'],
+        ] as Array<[string, string, string]>) {
+          const r = await api(method, path, key, method === 'PUT' || method === 'POST' ? { name: 'x' } : undefined);
+          expect(r.status, `${method} ${path}`).toBe(405);
+          expect(r.headers.allow?.split(', ').sort(), `${method} ${path}`).toEqual(allow.split(', ').sort());
+          if (method !== 'HEAD') expect(errorBody(r).error.code).toBe('METHOD_NOT_ALLOWED');
+        }
+        for (const [method, path] of [
+          ['GET', `/v1/api-keys/${admin.id}/foo`],
+          ['DELETE', `/v1/api-keys/${admin.id}/events/1`],
+          ['POST', `/v1/api-keys/${admin.id}/rotate/now`],
+          ['GET', '/v1/connections/lnk_1'],
+        ] as Array<[string, string]>) {
+          const r = await api(method, path, key);
+          expect(r.status, `${method} ${path}`).toBe(404);
+          expect(errorBody(r).error.code).toBe('NOT_FOUND');
+        }
+      }
+      // Paths beside the API stay the backend's: a sibling of a forwarded route, an unknown collection.
+      for (const path of [`/v1/devices/dev_1/unknown`, '/v1/api-keysx', '/v1/things']) {
+        await api('GET', path, admin.key);
+      }
+      expect(backend.received.map((x) => x.url)).toEqual(['/v1/devices/dev_1/unknown', '/v1/api-keysx', '/v1/things']);
+    });
   });
 }
