@@ -400,7 +400,8 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       const m = await metrics(sidecar);
       expect(m).toMatch(/route="POST \/v1\/api-keys"/);
     });
-    test('the API is Keygate\'s whole path space: a full-access key\'s undeclared method is 405 with Allow, a deeper path 404, and the backend receives neither', async () => {
+
+    test("the API is Keygate's whole path space: a full-access key's undeclared method is 405 with Allow, a deeper path 404, and the backend receives neither", async () => {
       const operator = await cliKey(store, ['--type', 'operator', '--name', 'ops']);
       backend.reset();
       for (const key of [admin.key, operator.key]) {
