@@ -72,22 +72,46 @@ export async function visiblePage(deps: AdminDeps, request: ServedRequest, filte
   if (seesEverything(request)) return deps.keys.list({ ...filter, offset, limit });
   const actor = actorOf(request);
   const fields = referencedFields(actor.policy);
+  // The acting key sees itself (isVisible): it joins its creations in listing order.
+  let self = await deps.keys.get(actor.principal.id);
+  if (self !== undefined && (!matchesFilter(self, filter) || (evrythng(request) && self.type !== 'access-token'))) self = undefined;
   // Keys of one power (tokens minted alike) are judged once.
   const judged = new Map<string, boolean>();
   const items: KeyRecord[] = [];
   let total = 0;
+  const take = (record: KeyRecord): void => {
+    if (total >= offset && items.length < limit) items.push(record);
+    total++;
+  };
   let afterId: string | undefined;
   for (;;) {
     const batch = await deps.keys.store.list({ ...filter, createdBy: actor.principal.id, afterId, limit: SCAN_BATCH });
     for (const record of batch) {
+      if (self !== undefined && listsBefore(self, record)) {
+        take(self);
+        self = undefined;
+      }
       const power = powerOf(record, fields);
       let may = judged.get(power);
       if (may === undefined) judged.set(power, (may = mayActOn(actor, record)));
-      if (!may) continue;
-      if (total >= offset && items.length < limit) items.push(record);
-      total++;
+      if (may) take(record);
     }
-    if (batch.length < SCAN_BATCH) return { items, total };
+    if (batch.length < SCAN_BATCH) {
+      if (self !== undefined) take(self);
+      return { items, total };
+    }
     afterId = batch[batch.length - 1]!.id;
   }
+}
+
+/** The store's filter, on one record. */
+function matchesFilter(record: KeyRecord, filter: KeyFilter): boolean {
+  if (filter.type !== undefined && record.type !== filter.type) return false;
+  if (filter.referenceId !== undefined && record.referenceId !== filter.referenceId) return false;
+  return filter.revoked === undefined || filter.revoked === (record.revokedAt !== null);
+}
+
+/** The store's listing order: creation time, then id. */
+function listsBefore(a: KeyRecord, b: KeyRecord): boolean {
+  return a.createdAt < b.createdAt || (a.createdAt === b.createdAt && a.id < b.id);
 }

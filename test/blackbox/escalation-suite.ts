@@ -134,7 +134,8 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
       const seen = ((await api('GET', '/accessTokens?perPage=100', minter.apiKey!)).json as Array<{ id: string }>).map((t) => t.id);
       expect(seen).toContain(mine);
       expect(seen).not.toContain(theirs);
-      expect(seen).not.toContain(minter.id);
+      // Itself, too: what it may read by id, it finds in the list.
+      expect(seen).toContain(minter.id);
       expect((await api('GET', `/accessTokens/${mine}`, minter.apiKey!)).status).toBe(200);
       expect((await api('GET', `/accessTokens/${minter.id}`, minter.apiKey!)).status).toBe(200);
       expectRefused(await api('GET', `/accessTokens/${theirs}`, minter.apiKey!), 'KEY_NOT_FOUND');
@@ -192,7 +193,7 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
     test('a token whose grant has no conditions but that does not reach everything sees, and acts on, only the keys it made within its power', async () => {
       const admin = await made(operator.key, { type: 'access-token', roles: ['token-admin', 'factory-reader'] });
       const seen = ((await api('GET', '/v1/api-keys?perPage=100', admin.key)).json as { data: Array<{ id: string }> }).data.map((k) => k.id);
-      expect(seen).toEqual([]);
+      expect(seen).toEqual([admin.id]);
       expectRefused(await make(admin.key, { type: 'operator' }));
       expectRefused(await make(admin.key, { type: 'server' }));
       expectRefused(await make(admin.key, { type: 'access-token', roles: ['factory-operator'] }));
@@ -209,8 +210,8 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
       expect((await api('PATCH', `/v1/api-keys/${reader.id}`, admin.key, { conditions: { factoryId: ['f1'] } })).status).toBe(200);
       expect((await api('POST', `/v1/api-keys/${reader.id}/rotate`, admin.key, {})).status).toBe(200);
       const listed = (await api('GET', '/v1/api-keys?perPage=100', admin.key)).json as { data: Array<{ id: string }>; totalItems: number };
-      expect(listed.data.map((k) => k.id)).toEqual([reader.id]);
-      expect(listed.totalItems).toBe(1);
+      expect(listed.data.map((k) => k.id)).toEqual([admin.id, reader.id]);
+      expect(listed.totalItems).toBe(2);
       // A token made by the operator, wider than this one or not: not its to see, nor to rotate.
       const wider = await made(operator.key, { type: 'access-token', roles: ['factory-operator'] });
       const narrower = await made(operator.key, { type: 'access-token', roles: ['factory-reader'] });
@@ -257,9 +258,9 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
       expectRefused(await make(scopedMinter.key, { type: 'access-token', roles: ['factory-reader'], conditions: { factoryId: ['f2'] } }));
       const ok = await make(scopedMinter.key, { type: 'access-token', roles: ['factory-reader'], conditions: { factoryId: ['f1'] } });
       expect(ok.status, ok.text).toBe(201);
-      // Its grant has conditions, so it sees only what it made.
+      // Its grant has conditions, so it sees only what it made, and itself.
       const seen = ((await api('GET', '/v1/api-keys', scopedMinter.key)).json as { data: Array<{ id: string }> }).data.map((k) => k.id);
-      expect(seen).toEqual([(ok.json as Made).id]);
+      expect(seen).toEqual([scopedMinter.id, (ok.json as Made).id]);
     });
 
     test("scoped keys are made only by keys allowed to mint them, with the Connect flow's referenceId rules", async () => {

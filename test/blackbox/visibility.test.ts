@@ -48,27 +48,32 @@ afterAll(async () => {
 });
 
 describe('a user-bound key granted api-keys:list,read without conditions', () => {
-  it('lists only the keys it made within its power; its totals count nothing else, however many keys others make', async () => {
+  it('lists itself and the keys it made within its power, in creation order; its totals count nothing else, however many keys others make', async () => {
     const child = await api('POST', '/v1/api-keys', alice.key, { type: 'access-token', roles: ['device-owner'], referenceId: 'alice', name: 'alice child' });
     expect(child.status, child.text).toBe(201);
     const childId = (child.json as { id: string }).id;
     const listed = (await api('GET', '/v1/api-keys?perPage=100', alice.key)).json as Listed;
-    expect(listed.data.map((k) => k.id)).toEqual([childId]);
-    expect(listed.totalItems).toBe(1);
+    expect(listed.data.map((k) => k.id)).toEqual([alice.id, childId]);
+    expect(listed.totalItems).toBe(2);
     // Filters and pages over what it sees only: no count oracle on other users' keys.
-    for (const q of ['type=scoped', 'referenceId=bob', 'referenceId=alice&type=scoped', 'type=server']) {
+    for (const q of ['type=scoped', 'referenceId=bob', 'referenceId=alice&type=scoped', 'type=server', 'revoked=true']) {
       expect(((await api('GET', `/v1/api-keys?${q}`, alice.key)).json as Listed).totalItems, q).toBe(0);
     }
-    expect((await api('GET', '/v1/api-keys?page=2&perPage=1', alice.key)).json).toMatchObject({ data: [], totalItems: 1, totalPages: 1 });
+    for (const q of ['type=access-token', 'referenceId=alice', 'revoked=false']) {
+      expect(((await api('GET', `/v1/api-keys?${q}`, alice.key)).json as Listed).data.map((k) => k.id), q).toEqual([alice.id, childId]);
+    }
+    expect((await api('GET', '/v1/api-keys?page=1&perPage=1', alice.key)).json).toMatchObject({ data: [{ id: alice.id }], totalItems: 2, totalPages: 2 });
+    expect((await api('GET', '/v1/api-keys?page=2&perPage=1', alice.key)).json).toMatchObject({ data: [{ id: childId }], totalItems: 2, totalPages: 2 });
+    expect((await api('GET', '/v1/api-keys?page=3&perPage=1', alice.key)).json).toMatchObject({ data: [], totalItems: 2, totalPages: 2 });
     await cliKey(store, ['--type', 'scoped', '--reference-id', 'carol']);
     await api('POST', '/v1/api-keys', server.key, { type: 'access-token', roles: ['device-owner'], referenceId: 'bob' });
-    expect(((await api('GET', '/v1/api-keys', alice.key)).json as Listed).totalItems).toBe(1);
+    expect(((await api('GET', '/v1/api-keys', alice.key)).json as Listed).totalItems).toBe(2);
     // The server key reaches everything, so it still sees every key.
     const all = ((await api('GET', '/v1/api-keys?perPage=100', server.key)).json as Listed).data.map((k) => k.id);
     for (const id of [server.id, connect.id, bob.id, aliceScoped.id, alice.id, childId]) expect(all).toContain(id);
     // Made by it, but widened since by the server key beyond its power: no longer its to see.
     expect((await api('PATCH', `/v1/api-keys/${childId}`, server.key, { roles: ['device-owner', 'connect-link'] })).status).toBe(200);
-    expect((await api('GET', '/v1/api-keys', alice.key)).json).toMatchObject({ data: [], totalItems: 0 });
+    expect((await api('GET', '/v1/api-keys', alice.key)).json).toMatchObject({ data: [{ id: alice.id }], totalItems: 1 });
     expect((await api('GET', `/v1/api-keys/${childId}`, alice.key)).status).toBe(404);
   });
 
