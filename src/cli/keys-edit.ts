@@ -3,6 +3,7 @@ import { KeyNotFoundError, type KeyPatch } from '../keys/key-service.ts';
 import { CLI_ACTOR, withKeyService } from './key-session.ts';
 import { eventLine, keyText } from './key-text.ts';
 import { parseOrHelp } from './parse-command.ts';
+import { checkRoles } from './role-check.ts';
 import { UsageError } from './usage-error.ts';
 
 /** A key id the store does not have: said on stderr, exit 1 (as `keys revoke`); any other failure is rethrown. */
@@ -51,6 +52,7 @@ export async function update(argv: readonly string[]): Promise<void> {
   };
   for (const k of Object.keys(patch)) if (patch[k] === undefined) delete patch[k];
   if (Object.keys(patch).length === 0) throw new UsageError('nothing to change: give at least one of the options (keygate keys update --help)', 'keys update');
+  checkRoles(patch.roles as string[] | undefined, v.policies, (line) => process.stderr.write(line));
   const result = await withKeyService(
     v.store,
     false,

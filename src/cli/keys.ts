@@ -9,6 +9,7 @@ import { events, rotate, show, update } from './keys-edit.ts';
 import { listKeys } from './keys-list.ts';
 import { parseOrHelp } from './parse-command.ts';
 import { revocationNotice } from './revocation-notice.ts';
+import { checkRoles } from './role-check.ts';
 import { UsageError } from './usage-error.ts';
 
 async function withStore<T>(url: string, create: boolean, use: (store: KeyStore) => Promise<T>): Promise<T> {
@@ -43,6 +44,7 @@ async function create(argv: readonly string[]): Promise<void> {
     if (err instanceof KeyInputError) throw new ConfigError(FLAG_OF_FIELD[err.field], `${FLAG_OF_FIELD[err.field]}: ${err.message}`);
     throw err;
   }
+  checkRoles(v.roles, v.policies, (line) => process.stderr.write(line));
   const minted = await withKeyService(v.store, true, (service) => service.create(input, CLI_ACTOR));
   const r = minted.record;
   if (v.json) {
