@@ -7,6 +7,8 @@ export interface BenchOptions {
   readonly rounds: number;
   /** Seconds of unmeasured load per case before round 1 (JIT, pools and caches warm). */
   readonly warmup: number;
+  /** Seconds of unmeasured load just before every measured run (see RoundsPlan.leadIn). */
+  readonly leadIn: number;
   /** Only this Keygate scenario (1–7) plus the baselines; undefined: all of them. */
   readonly scenario: number | undefined;
   /** Keygate's `--workers`. */
@@ -47,6 +49,7 @@ const USAGE = `usage: npm run bench -- [options]
   --connections N    concurrent autocannon connections (default 64)
   --rounds N         interleaved rounds; the median is reported (default 3)
   --warmup S         seconds of warm-up per case before round 1 (default 2)
+  --lead-in S        seconds of unmeasured load just before every measured run, so no run measures a target waking from idle (default 1; 0: none)
   --scenario N       only Keygate scenario N (1-8) plus the baselines (8 brings 2 along: its target is a ratio to 2)
   --workers N        Keygate --workers (default 1)
   --no-targets       print targets but do not fail on them
@@ -82,6 +85,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     'connections',
     'rounds',
     'warmup',
+    'lead-in',
     'scenario',
     'workers',
     'memory-keys',
@@ -137,6 +141,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     connections: values.has('connections') ? number('connections', get('connections'), { min: 1, integer: true }) : 64,
     rounds: values.has('rounds') ? number('rounds', get('rounds'), { min: 1, integer: true }) : 3,
     warmup: values.has('warmup') ? number('warmup', get('warmup'), { min: 0, integer: true }) : Math.min(2, duration),
+    leadIn: values.has('lead-in') ? number('lead-in', get('lead-in'), { min: 0, integer: true }) : 1,
     scenario,
     workers: values.has('workers') ? number('workers', get('workers'), { min: 1, integer: true }) : 1,
     targets: !values.has('no-targets'),

@@ -21,7 +21,7 @@ export function resultsMarkdown(report: BenchReport, command: string): string {
   const other = report.results.flatMap((c) => c.rounds.map((r) => r.otherCpuPercent));
   const out = [
     `One run of \`${command}\` on ${report.finishedAt.slice(0, 10)}: ${m.cpus} vCPUs (${m.model}) shared by the load generator, ` +
-      `the backend and the proxy, ${m.platform}, Node ${m.node}; medians of ${o.rounds} interleaved round(s) of ${o.duration} s, ` +
+      `the backend and the proxy, ${m.platform}, Node ${m.node}; medians of ${o.rounds} interleaved round(s) of ${o.duration} s (each after a ${o.leadIn} s lead-in), ` +
       `${o.connections} connections, Keygate workers ${o.workers}; other processes used a median ${median(other).toFixed(0)} % of a core. ` +
       `Verification errors: ${report.verificationErrors}.`,
     '',

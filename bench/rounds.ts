@@ -17,6 +17,15 @@ export interface RoundsPlan {
   readonly rounds: number;
   /** Seconds of unmeasured load per case before round 1; 0 for none. */
   readonly warmup: number;
+  /**
+   * Seconds of unmeasured load, at the run's own settings, just before every measured run
+   * (0: none). In interleaved rounds each target idles while the others run (4 s to a
+   * minute), and Keygate settles its memory in the pause after a burst; measured from
+   * cold, the first seconds after such a pause cost Keygate 54-58 µs of CPU per request
+   * against 40-45 µs warm (docs/performance.md), so a run measured the wake-up, not the
+   * load it names. Every target gets the same lead-in.
+   */
+  readonly leadIn: number;
   readonly duration: number;
   /** How often a disturbed run is repeated. */
   readonly retries: number;
@@ -41,7 +50,8 @@ export interface RoundsResult {
 
 /**
  * Warm-up, then interleaved rounds (A B C … A B C …) so drift over the run (thermal, other
- * load, GC state) touches every target alike instead of landing on whichever ran last.
+ * load, GC state) touches every target alike instead of landing on whichever ran last;
+ * each measured run follows a short lead-in of the same load.
  * Every target is probed after the warm-up and after every round (see assertAlive).
  */
 export async function measureRounds(plan: RoundsPlan): Promise<RoundsResult> {
@@ -63,6 +73,8 @@ export async function measureRounds(plan: RoundsPlan): Promise<RoundsResult> {
     const tag = `${prefix}[round ${round}/${plan.rounds}]`;
     for (const c of cases) {
       const load = { ...plan.loadFor(c), duration: plan.duration };
+      // Not in the medians, but its verification errors count.
+      if (plan.leadIn > 0) unkept.get(c.id)!.push(await runLoad(c, { ...load, duration: plan.leadIn }));
       let m = await runLoad(c, load);
       // On a shared machine another process can take a core for seconds; such a run
       // measures the neighbour, so it is repeated (a bounded number of times, keeping

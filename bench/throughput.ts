@@ -24,7 +24,7 @@ export async function runThroughput(opts: BenchOptions, log: (line: string) => v
   const dir = mkdtempSync(join(tmpdir(), 'keygate-bench-'));
   try {
     log(
-      `keygate bench: ${opts.rounds} round(s) × ${opts.duration} s, warm-up ${opts.warmup} s, ${opts.connections} connections, Keygate workers ${opts.workers}, scenarios ${[...scenarios].join(',')}`,
+      `keygate bench: ${opts.rounds} round(s) × ${opts.duration} s, warm-up ${opts.warmup} s, lead-in ${opts.leadIn} s, ${opts.connections} connections, Keygate workers ${opts.workers}, scenarios ${[...scenarios].join(',')}`,
     );
     const backend = await startBackend();
     log(`started backend ${backend.url} (pid ${backend.pids.join(',')})`);
@@ -59,6 +59,7 @@ export async function runThroughput(opts: BenchOptions, log: (line: string) => v
       cases,
       rounds: opts.rounds,
       warmup: opts.warmup,
+      leadIn: opts.leadIn,
       duration: opts.duration,
       retries: opts.retries,
       loadFor: () => load,

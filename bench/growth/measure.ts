@@ -21,6 +21,7 @@ export async function measureAxis(ctx: AxisContext, plan: AxisPlan): Promise<Map
     cases: plan.cases,
     rounds: opts.rounds,
     warmup: opts.warmup,
+    leadIn: opts.leadIn,
     duration: opts.duration,
     retries: opts.retries,
     loadFor: plan.loadFor,

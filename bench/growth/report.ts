@@ -83,7 +83,7 @@ export function formatGrowth(report: GrowthReport): string {
   const other = report.axes.flatMap((a) => a.rows.flatMap((r) => [...r.keygate.rounds, ...r.forwarder.rounds].map((m) => m.otherCpuPercent)));
   out.push(
     '',
-    `Medians of ${report.options.rounds} interleaved round(s) of ${report.options.duration} s; × = Keygate req/s ÷ the forwarder's in the same rounds. ` +
+    `Medians of ${report.options.rounds} interleaved round(s) of ${report.options.duration} s (each after a ${report.options.leadIn} s lead-in); × = Keygate req/s ÷ the forwarder's in the same rounds. ` +
       `Other load on the machine during measured runs: median ${median(other).toFixed(0)}%, worst ${Math.max(0, ...other).toFixed(0)}% of one core.`,
   );
   if (report.verificationErrors > 0) {
@@ -102,7 +102,7 @@ export function growthMarkdown(report: GrowthReport, command: string): string {
   const other = report.axes.flatMap((a) => a.rows.flatMap((r) => [...r.keygate.rounds, ...r.forwarder.rounds].map((x) => x.otherCpuPercent)));
   const out = [
     `One run of \`${command}\` on ${report.finishedAt.slice(0, 10)}: ${m.cpus} vCPUs (${m.model}), ${m.platform}, Node ${m.node}; ` +
-      `medians of ${report.options.rounds} interleaved round(s) of ${report.options.duration} s, Keygate workers ${report.options.workers}; ` +
+      `medians of ${report.options.rounds} interleaved round(s) of ${report.options.duration} s (each after a ${report.options.leadIn} s lead-in), Keygate workers ${report.options.workers}; ` +
       `other processes used a median ${median(other).toFixed(0)} % of a core during the measured runs. Verification errors: ${report.verificationErrors}.`,
     '',
     '| axis | measured | target | |',
