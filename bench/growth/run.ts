@@ -28,7 +28,9 @@ export async function runGrowth(opts: BenchOptions, log: (line: string) => void)
   const dir = mkdtempSync(join(tmpdir(), 'keygate-bench-growth-'));
   const axes: AxisResult[] = [];
   try {
-    log(`keygate bench --growth: ${opts.growth!.join(', ')}; ${opts.rounds} round(s) × ${opts.duration} s, warm-up ${opts.warmup} s, lead-in ${opts.leadIn} s, ${opts.connections} connections, Keygate workers ${opts.workers}`);
+    log(
+      `keygate bench --growth: ${opts.growth!.join(', ')}; ${opts.rounds} round(s) × ${opts.duration} s, warm-up ${opts.warmup} s, lead-in ${opts.leadIn} s, ${opts.connections} connections, Keygate workers ${opts.workers}`,
+    );
     for (const axis of opts.growth!) {
       const t0 = performance.now();
       axes.push(await AXIS[axis]({ opts, log, dir }));

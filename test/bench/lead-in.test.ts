@@ -31,7 +31,17 @@ describe('bench --lead-in', () => {
 
   it('runs unmeasured load just before each measured run: kept apart from the medians, its errors still counted', async () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const c: LoadCase = { id: 'x', label: 'x', kind: 'baseline', target: { url, pids: [process.pid], stop: async () => {} }, method: 'GET', path: '/', headers: {}, expectStatus: 200, check: () => undefined };
+    const c: LoadCase = {
+      id: 'x',
+      label: 'x',
+      kind: 'baseline',
+      target: { url, pids: [process.pid], stop: async () => {} },
+      method: 'GET',
+      path: '/',
+      headers: {},
+      expectStatus: 200,
+      check: () => undefined,
+    };
     const runs: Array<[start: number, seen: number]> = [];
     const { rounds, unkept } = await measureRounds({
       cases: [c],

@@ -60,7 +60,10 @@ describe('a user-bound key granted api-keys:list,read without conditions', () =>
       expect(((await api('GET', `/v1/api-keys?${q}`, alice.key)).json as Listed).totalItems, q).toBe(0);
     }
     for (const q of ['type=access-token', 'referenceId=alice', 'revoked=false']) {
-      expect(((await api('GET', `/v1/api-keys?${q}`, alice.key)).json as Listed).data.map((k) => k.id), q).toEqual([alice.id, childId]);
+      expect(
+        ((await api('GET', `/v1/api-keys?${q}`, alice.key)).json as Listed).data.map((k) => k.id),
+        q,
+      ).toEqual([alice.id, childId]);
     }
     expect((await api('GET', '/v1/api-keys?page=1&perPage=1', alice.key)).json).toMatchObject({ data: [{ id: alice.id }], totalItems: 2, totalPages: 2 });
     expect((await api('GET', '/v1/api-keys?page=2&perPage=1', alice.key)).json).toMatchObject({ data: [{ id: childId }], totalItems: 2, totalPages: 2 });
