@@ -4,10 +4,12 @@ import type { ServeConfig } from '../config/serve-config.ts';
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { KeyService } from '../keys/key-service.ts';
 import type { Principal } from '../keys/principal.ts';
+import type { CompiledPolicy } from '../policy/model.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
+import { checkChosenUser, type MakerJudge } from './chosen-user.ts';
 import { ConnectPages } from './connect-pages.ts';
 import { type CreatedLink, createLink } from './create-link.ts';
-import { LinkFlow } from './link-flow.ts';
+import { LinkFlow, type LinkMaker } from './link-flow.ts';
 import { parseLinkRequest } from './link-request.ts';
 import type { LinkRecord } from './link-store.ts';
 import type { ClosableLinkStore } from './open-link-store.ts';
@@ -21,6 +23,8 @@ export interface ConnectDeps {
   /** The backend (with the lookup admission share), for a referenceId's devices. */
   readonly upstream: Dispatcher;
   readonly logger: Logger;
+  /** Judges the scoped key a link that names its user would mint, as the management API would (checkChosenUser). */
+  readonly judge: MakerJudge;
 }
 
 /**
@@ -44,7 +48,8 @@ export class ConnectRuntime {
         policy: deps.policy,
         upstream: deps.upstream,
         publicUrl: () => this.#publicUrl,
-        mint: (link) => this.#mint(link),
+        maker: (link) => this.#maker(link),
+        mint: (link, maker) => this.#mint(link, maker),
         logger: deps.logger,
       }),
     );
@@ -59,16 +64,34 @@ export class ConnectRuntime {
   }
 
   /** `POST /v1/connections`: the caller is authorized for `connections:create` by the policy already. */
-  async createLink(principal: Principal, body: unknown, conditions: unknown): Promise<CreatedLink> {
+  async createLink(principal: Principal, body: unknown, conditions: unknown, policy: CompiledPolicy): Promise<CreatedLink> {
     // Conditions on a served route are the handler's to prove; a link has no attribute to prove them on.
     if (conditions !== null) throw new KeygateError('RESOURCE_NOT_ALLOWED', { detail: 'a key with conditions may not create Connect links' });
     const request = parseLinkRequest(body);
+    if (request.referenceId !== null) checkChosenUser(this.#deps.judge, principal, policy, request.referenceId);
     return createLink(this.links, this.#publicUrl, this.#deps.config.connectLinkTtlMs, principal, request);
   }
 
-  /** The link's one scoped key, through the key service (audit event by `link:<id>`), with the origins of the key that made the link. */
-  async #mint(link: LinkRecord): Promise<{ id: string; key: string }> {
-    const { record, key } = await this.#deps.keys.create({ type: 'scoped', referenceId: link.referenceId, allowedOrigins: link.allowedOrigins, linkId: link.id }, `link:${link.id}`);
+  /**
+   * The key that made the link, while it is still active: a revoked or expired maker's
+   * links mint nothing (invariant 12: no key keeps alive a key of its own making).
+   */
+  async #maker(link: LinkRecord): Promise<LinkMaker | null> {
+    const maker = await this.#deps.keys.get(link.createdBy);
+    if (maker === undefined || maker.revokedAt !== null) return null;
+    if (maker.expiresAt !== null && Date.parse(maker.expiresAt) <= Date.now()) return null;
+    return { expiresAt: maker.expiresAt };
+  }
+
+  /**
+   * The link's one scoped key, through the key service (audit event by `link:<id>`), with
+   * the origins of the key that made the link, expiring no later than that key.
+   */
+  async #mint(link: LinkRecord, maker: LinkMaker): Promise<{ id: string; key: string }> {
+    const { record, key } = await this.#deps.keys.create(
+      { type: 'scoped', referenceId: link.referenceId, allowedOrigins: link.allowedOrigins, linkId: link.id, expiresAt: maker.expiresAt },
+      `link:${link.id}`,
+    );
     return { id: record.id, key };
   }
 

@@ -8,7 +8,7 @@ export function connectHandlers(deps: { readonly connect: ConnectRuntime }): Arr
       'connect.create-link',
       {
         body: 'json',
-        handle: async (r) => ({ status: 201, body: await deps.connect.createLink(r.principal, r.body, r.decision.conditions) }),
+        handle: async (r) => ({ status: 201, body: await deps.connect.createLink(r.principal, r.body, r.decision.conditions, r.policy) }),
       },
     ],
   ];

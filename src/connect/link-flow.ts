@@ -23,9 +23,16 @@ export interface LinkFlowDeps {
   readonly upstream: Dispatcher;
   /** `--public-url`, without a trailing slash (read per request: a listener on port 0 knows its port only once bound). */
   readonly publicUrl: () => string;
-  /** Mints the link's one scoped key (through the key service); the plaintext goes to the browser only. */
-  readonly mint: (link: LinkRecord) => Promise<{ id: string; key: string }>;
+  /** The key that made the link while it is active (null: revoked, expired or gone, so the link mints nothing). */
+  readonly maker: (link: LinkRecord) => Promise<LinkMaker | null>;
+  /** Mints the link's one scoped key (through the key service), within its maker's life; the plaintext goes to the browser only. */
+  readonly mint: (link: LinkRecord, maker: LinkMaker) => Promise<{ id: string; key: string }>;
   readonly logger: Logger;
+}
+
+/** What a link's key inherits from the key that made the link. */
+export interface LinkMaker {
+  readonly expiresAt: string | null;
 }
 
 const FORM_MAX_BYTES = 4096;
@@ -36,6 +43,7 @@ const GONE_CODES: Record<GoneReason, KeygateError> = {
   expired: sharedRefusal('LINK_GONE', 'link expired'),
   unknown: sharedRefusal('LINK_GONE', 'no link with this token'),
 };
+const MAKER_GONE = sharedRefusal('LINK_GONE', 'the key that made the link is revoked, expired or gone');
 const MISMATCH = sharedRefusal('LINK_SESSION_MISMATCH', 'no or another browser session for this link');
 const BAD_CSRF = sharedRefusal('LINK_SESSION_MISMATCH', 'the form carries no valid CSRF token');
 const BAD_STEP = sharedRefusal('LINK_SESSION_MISMATCH', 'the device step came back with a state that is not the current one');
@@ -237,8 +245,10 @@ export class LinkFlow implements LinkPages {
       if (policy.connect.deviceStep === null) return this.#notAForm(res, requestId);
       return send(res, noDevicesPage({ action: this.#action(token), csrf: csrfToken(link.sessionKey, secret), popup, formTargets: this.#formTargets(link) }), requestId);
     }
+    const maker = await this.#d.maker(link);
+    if (maker === null) return send(res, gonePage('unknown'), requestId, MAKER_GONE);
     if (!(await this.#d.links.claim(link.id, new Date().toISOString(), 'key', sha256(secret)))) return send(res, gonePage('used'), requestId, GONE_CODES.used);
-    const minted = await this.#d.mint(link);
+    const minted = await this.#d.mint(link, maker);
     await this.#d.links.recordKey(link.id, minted.id);
     this.#d.logger.info({ linkId: link.id, keyId: minted.id, referenceId: link.referenceId, createdBy: link.createdBy }, 'Connect link finished: scoped key minted');
     return this.#deliver(res, link, { texture_scoped_key: minted.key }, popup, requestId);

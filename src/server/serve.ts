@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge } from 'prom-client';
+import { checkNoEscalation } from '../admin/escalation.ts';
 import type { ServeConfig } from '../config/serve-config.ts';
 import { ConnectRuntime } from '../connect/connect-runtime.ts';
 import { openLinkStore } from '../connect/open-link-store.ts';
@@ -155,7 +156,15 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
     }),
   );
   const links = await openLinkStore(config.store);
-  const connect = new ConnectRuntime({ config, links, keys: keyService, policy, upstream: upstream.compose(admitLookups(admission)), logger });
+  const connect = new ConnectRuntime({
+    config,
+    links,
+    keys: keyService,
+    policy,
+    upstream: upstream.compose(admitLookups(admission)),
+    logger,
+    judge: (maker, judged, target) => checkNoEscalation({ policy: judged, principal: maker, cap: 'all' }, target),
+  });
 
   const proxyServer = createServer(listenerOptions(config.deadlines));
   proxyServer.on('clientError', answerClientError);

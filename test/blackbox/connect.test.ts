@@ -261,6 +261,64 @@ describe('the hosted page', () => {
   });
 });
 
+describe('who a link mints a key for (invariant 12)', () => {
+  const json = { 'content-type': 'application/json' };
+  const apiKeys = async (key: string, query: string): Promise<Array<{ id: string; referenceId: string; expiresAt: string | null; createdBy: string }>> =>
+    ((await send(port, { path: `/v1/api-keys?${query}`, headers: keyHeader(key) })).json as { data: Array<{ id: string; referenceId: string; expiresAt: string | null; createdBy: string }> }).data;
+
+  it('a token that may only create links may not name the user: the key would be more than its own (403 ESCALATION_REFUSED); a fresh user it may', async () => {
+    const minter = await createKeyWith(store, 'access-token', ['--role', 'connect-link', '--allow-redirect', REDIRECT]);
+    for (const referenceId of ['bob', 'alice']) {
+      const r = await createLink(port, minter.key, { redirectUrl: REDIRECT, referenceId });
+      expect(r.status, `${referenceId}: ${r.text}`).toBe(403);
+      expect(errorBody(r).error.code).toBe('ESCALATION_REFUSED');
+    }
+    const fresh = await newLink(port, minter.key, { redirectUrl: REDIRECT });
+    expect(fresh.referenceId).toMatch(/^texture-generated:/);
+    expect(backend.received.filter((x) => x.url.startsWith('/v1/connections'))).toEqual([]);
+  });
+
+  it('a token bound to a user may name that user and no other', async () => {
+    const own = await createKeyWith(store, 'access-token', ['--role', 'device-owner', '--role', 'connect-link', '--reference-id', 'alice', '--allow-redirect', REDIRECT]);
+    expect((await createLink(port, own.key, { redirectUrl: REDIRECT, referenceId: 'alice' })).status).toBe(201);
+    const other = await createLink(port, own.key, { redirectUrl: REDIRECT, referenceId: 'bob' });
+    expect(other.status).toBe(403);
+    expect(errorBody(other).error.code).toBe('ESCALATION_REFUSED');
+  });
+
+  it('the key a link mints expires no later than the key that made the link', async () => {
+    const brief = await createKeyWith(store, 'server', ['--expires-in', '1h']);
+    const link = await newLink(port, brief.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    const minted = scopedKeyOf(await finishLink(port, link));
+    expect((await send(port, { path: '/v1/devices', headers: keyHeader(minted) })).status).toBe(200);
+    const made = (await apiKeys(server.key, 'type=scoped&referenceId=alice&perPage=100')).find((k) => k.createdBy === `link:${link.id}`);
+    expect(made?.expiresAt).toBe(brief.expiresAt);
+    // A maker without an expiry: the key does not expire either.
+    const forever = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    await finishLink(port, forever);
+    expect((await apiKeys(server.key, 'type=scoped&referenceId=alice&perPage=100')).find((k) => k.createdBy === `link:${forever.id}`)?.expiresAt).toBeNull();
+  });
+
+  it('a link whose maker was revoked before it was finished mints nothing (410 LINK_GONE), for a connect key too', async () => {
+    for (const type of ['server', 'connect']) {
+      const maker = await createKeyWith(store, type, type === 'connect' ? ['--allow-origin', APP, '--allow-redirect', REDIRECT, '--allow-reference-id'] : []);
+      const link = await newLink(port, maker.key, { redirectUrl: REDIRECT, referenceId: 'bob' });
+      const browser = new FormBrowser();
+      const page = await browser.get(port, pagePath(link));
+      expect(page.status).toBe(200);
+      expect((await send(port, { method: 'DELETE', path: `/v1/api-keys/${maker.id}`, headers: { ...keyHeader(server.key), ...json } })).status).toBe(200);
+      const r = await browser.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' });
+      expect(r.status, type).toBe(410);
+      expect(r.headers.location).toBeUndefined();
+      expect(r.text).toContain('not valid');
+      expect(
+        (await apiKeys(server.key, 'type=scoped&referenceId=bob&perPage=100')).filter((k) => k.createdBy === `link:${link.id}`),
+        type,
+      ).toEqual([]);
+    }
+  });
+});
+
 describe('expiry', () => {
   it('a link past --connect-link-ttl gets 410 and mints nothing', async () => {
     const short = await startSidecar({ upstream: backend.url, store, env: { KEYGATE_PUBLIC_URL: PUBLIC_URL, KEYGATE_CONNECT_LINK_TTL: '1s' } });

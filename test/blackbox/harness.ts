@@ -25,6 +25,7 @@ export interface KeyInfo {
   key: string;
   type: string;
   referenceId: string | null;
+  expiresAt?: string | null;
 }
 
 export function tempStore(): string {

@@ -24,6 +24,7 @@ describe('served routes', () => {
       policy: new PolicyHolder(loadPolicy(POLICIES)),
       upstream: new Agent(),
       logger,
+      judge: () => {},
     });
     const registry = servedRoutes({ keys, config: {} as ServeConfig, logger, connect });
     expect([...registry.keys()].sort()).toEqual([...SERVED_HANDLERS].sort());
