@@ -113,8 +113,27 @@ export function holdsKey(text: string): boolean {
 /**
  * `text` with anything shaped like a key replaced by `{key}`: a client that puts its key in
  * the path (by mistake, or `GET /v1/devices/scoped_…`) must not get it into the log
- * (invariant 6).
+ * (invariant 6). A percent-encoded key (`%61pi_…`) is found in the decoded text, which is
+ * then what is returned (redacted).
  */
 export function redactKeys(text: string): string {
-  return mayHoldKey(text) ? text.replace(KEY_SHAPED_ALL, '{key}') : text;
+  const out = mayHoldKey(text) ? text.replace(KEY_SHAPED_ALL, '{key}') : text;
+  if (!out.includes('%')) return out;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(out);
+  } catch {
+    return out;
+  }
+  return holdsKey(decoded) ? decoded.replace(KEY_SHAPED_ALL, '{key}') : out;
+}
+
+/**
+ * Whether `text` holds a well-formed key (prefix, body and a checksum that matches): the
+ * checksum tells a key from an id that merely looks like one (`openapi_<40 hex>`).
+ */
+export function holdsWellFormedKey(text: string): boolean {
+  if (!mayHoldKey(text)) return false;
+  for (const m of text.matchAll(KEY_SHAPED_ALL)) if (parseKey(m[0]) !== undefined) return true;
+  return false;
 }

@@ -1,4 +1,5 @@
 import { KeygateError } from '../errors/keygate-error.ts';
+import { holdsWellFormedKey } from '../keys/key-format.ts';
 
 export interface Target {
   /** Decoded path segments, exactly what the policy matches against. */
@@ -86,5 +87,9 @@ export function canonicalize(url: string): Target {
     path ??= i === 0 ? '' : '/' + segments.slice(0, i).join('/');
     path += '/' + encodeSegment(decoded);
   }
-  return { segments, path: path ?? rawPath, query };
+  const canonical = path ?? rawPath;
+  // Invariant 6: a key is never forwarded, not even one a client put in the path (the
+  // checksum tells it from an id that only looks like one).
+  if (holdsWellFormedKey(canonical)) bad('a key in the path (never forwarded)');
+  return { segments, path: canonical, query };
 }

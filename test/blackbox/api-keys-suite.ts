@@ -426,6 +426,9 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
           ['DELETE', `/v1/api-keys/${admin.id}/events/1`],
           ['POST', `/v1/api-keys/${admin.id}/rotate/now`],
           ['GET', '/v1/connections/lnk_1'],
+          ['GET', '/v1/API-KEYS'],
+          ['PUT', `/v1/Api-Keys/${admin.id}`],
+          ['POST', '/v1/CONNECTIONS'],
         ] as Array<[string, string]>) {
           const r = await api(method, path, key);
           expect(r.status, `${method} ${path}`).toBe(404);

@@ -144,22 +144,39 @@ describe('401', () => {
   });
 });
 
-describe('keys in paths are not logged (invariant 6)', () => {
-  test('a key put in the path as well (a device id, an unknown route), valid or with a broken checksum: the access line says {key}', async () => {
-    const broken = flip(keys.server.key, 10);
-    const paths = [`/v1/devices/${keys.alice.key}`, `/v1/${keys.server.key}/devices`, `/v1/devices/${broken}/history`, `/v1/devices/x${keys.connect.key}y`];
+describe('keys in paths are neither forwarded nor logged (invariant 6)', () => {
+  test('a key put in the path (a device id, an unknown route, inside a segment, percent-encoded): 400 INVALID_PATH, nothing forwarded, the access line says {key}', async () => {
+    const encoded = '%61' + keys.server.key.slice(1);
+    const paths = [`/v1/devices/${keys.alice.key}`, `/v1/${keys.server.key}/devices`, `/v1/devices/x${keys.connect.key}y`, `/v1/devices/${encoded}`, `/v1/sites/${keys.server.key}`];
+    backend.reset();
     for (const path of paths) {
-      const r = await send(sidecar.proxyPort, { path, headers: keyHeader(keys.alice) });
-      expect(r.status, `${path} ${r.text}`).toBe(403);
+      for (const key of [keys.alice, keys.server]) {
+        const r = await send(sidecar.proxyPort, { path, headers: keyHeader(key) });
+        expect(r.status, `${path} ${r.text}`).toBe(400);
+        expect(errorBody(r).error.code).toBe('INVALID_PATH');
+      }
     }
+    expect(backend.received).toEqual([]);
     await sleep(400); // the access log is buffered (flushed at least every 250 ms)
     const out = sidecar.stdout();
-    for (const secret of [keys.alice.key, keys.server.key, broken, keys.connect.key]) expect(out).not.toContain(secret);
+    for (const secret of [keys.alice.key, keys.server.key, keys.connect.key, keys.server.key.slice(1)]) expect(out).not.toContain(secret);
     const logged = sidecar
       .logs()
       .filter((l) => l.msg === 'access' && typeof l.path === 'string' && (l.path as string).includes('{key}'))
       .map((l) => l.path);
-    expect(logged).toEqual(expect.arrayContaining(['/v1/devices/{key}', '/v1/{key}/devices', '/v1/devices/{key}/history', '/v1/devices/x{key}y']));
+    expect(logged).toEqual(expect.arrayContaining(['/v1/devices/{key}', '/v1/{key}/devices', '/v1/devices/x{key}y', '/v1/sites/{key}']));
+  });
+
+  test('a key with a broken checksum (a typo) is judged as any id, but still written {key}; an id that only looks like a key is forwarded as it is', async () => {
+    const broken = flip(keys.server.key, 10);
+    const r = await send(sidecar.proxyPort, { path: `/v1/devices/${broken}/history`, headers: keyHeader(keys.alice) });
+    expect(r.status, r.text).toBe(403);
+    backend.reset();
+    const lookalike = `/v1/sites/openapi_${'0123456789abcdef'.repeat(3).slice(0, 40)}`;
+    await send(sidecar.proxyPort, { path: lookalike, headers: keyHeader(keys.server) });
+    expect(backend.received.map((x) => x.url)).toEqual([lookalike]);
+    await sleep(400);
+    expect(sidecar.stdout()).not.toContain(broken);
   });
 });
 
