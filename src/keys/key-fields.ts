@@ -98,6 +98,8 @@ export function checkConditions(type: KeyType, value: unknown): Record<string, s
   if (attributes.length > MAX_CONDITION_ATTRIBUTES) throw new KeyInputError('conditions', `at most ${MAX_CONDITION_ATTRIBUTES} attributes`);
   for (const attribute of attributes) {
     if (!ATTRIBUTE.test(attribute)) throw new KeyInputError('conditions', `condition attribute "${attribute}" must match ${ATTRIBUTE.source}`);
+    // JSON.parse makes "__proto__" an own key; assigned below it would set the prototype, and the condition would vanish.
+    if (attribute === '__proto__') throw new KeyInputError('conditions', 'condition attribute "__proto__" is not allowed');
     const raw = grouped[attribute];
     const values = typeof raw === 'string' ? [raw] : raw;
     if (!Array.isArray(values) || values.length === 0 || values.some((v) => typeof v !== 'string')) {
@@ -152,11 +154,20 @@ export function checkAllowReferenceId(type: KeyType, value: unknown): boolean {
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
 
 /** An expiry, in the future, as ISO 8601 UTC; null for never. */
+/** `YYYY-MM-DD` at the start names a real day: Date.parse rolls 2030-02-30 over to March 2 instead of refusing it. */
+function isCalendarDate(value: string): boolean {
+  const year = Number(value.slice(0, 4));
+  const month = Number(value.slice(5, 7));
+  const day = Number(value.slice(8, 10));
+  return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+
 export function checkExpiresAt(value: unknown, nowMs: number): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value !== 'string' || !TIMESTAMP.test(value) || Number.isNaN(Date.parse(value))) {
     throw new KeyInputError('expiresAt', 'expiresAt must be an RFC 3339 time with a time zone, e.g. 2030-01-31T12:00:00Z, or null');
   }
+  if (!isCalendarDate(value)) throw new KeyInputError('expiresAt', `expiresAt: ${value.slice(0, 10)} is not a day of the calendar`);
   const ms = Date.parse(value);
   if (ms <= nowMs) throw new KeyInputError('expiresAt', 'expiresAt must be in the future');
   return new Date(ms).toISOString();

@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net';
 import { ERRORS, type ErrorCode } from '../errors/catalogue.ts';
+import { METHODS } from '../policy/route-template.ts';
 import { nextRequestId } from './request-id.ts';
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+const REASONS: Record<number, string> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 function codeOf(err: NodeJS.ErrnoException): ErrorCode {
   if (err.code === 'HPE_HEADER_OVERFLOW') return 'HEADERS_TOO_LARGE';
@@ -20,15 +21,26 @@ function codeOf(err: NodeJS.ErrnoException): ErrorCode {
  */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-  if (err.code !== 'ECONNRESET' && socket.writable && started?.headersSent !== true) {
-    const code = codeOf(err);
-    const { status, message } = ERRORS[code];
-    const requestId = nextRequestId();
-    const body = JSON.stringify({ error: { status, code, message }, requestId });
-    socket.write(
-      `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-        `cache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
-    );
-  }
+  if (err.code !== 'ECONNRESET' && socket.writable && started?.headersSent !== true) refuseOnSocket(socket, codeOf(err));
   socket.destroy();
+}
+
+/**
+ * The server's `connect`: Node hands a `CONNECT` request (a tunnel) to this event instead
+ * of the request handler, and with no listener closes the connection without a word.
+ * Keygate proxies no tunnels: 405 with the methods it does take, then the connection closes.
+ */
+export function answerConnect(_req: unknown, socket: Socket): void {
+  if (socket.writable) refuseOnSocket(socket, 'METHOD_NOT_ALLOWED', `allow: ${METHODS.join(', ')}\r\n`);
+  socket.destroy();
+}
+
+function refuseOnSocket(socket: Socket, code: ErrorCode, extraHeaders = ''): void {
+  const { status, message } = ERRORS[code];
+  const requestId = nextRequestId();
+  const body = JSON.stringify({ error: { status, code, message }, requestId });
+  socket.write(
+    `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `cache-control: no-store\r\nx-request-id: ${requestId}\r\n${extraHeaders}connection: close\r\n\r\n${body}`,
+  );
 }

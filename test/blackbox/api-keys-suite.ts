@@ -160,6 +160,8 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       ['allowReferenceId as a string', 'allowReferenceId', { type: 'connect', allowReferenceId: 'yes' }, /true or false/],
       ['an expiry in the past', 'expiresAt', { type: 'server', expiresAt: '2020-01-01T00:00:00Z' }, /future/],
       ['an expiry without a zone', 'expiresAt', { type: 'server', expiresAt: '2030-01-01T00:00:00' }, /time zone/],
+      ['an expiry on a day the calendar lacks', 'expiresAt', { type: 'server', expiresAt: '2030-02-30T00:00:00Z' }, /not a day of the calendar/],
+      ['a condition named __proto__', 'conditions', { type: 'access-token', conditions: JSON.parse('{"__proto__":["x"]}') as unknown }, /__proto__/],
     ])('POST with %s → 400 INVALID_FIELD naming %s', async (_what, field, body, why) => {
       const before = (await api('GET', '/v1/api-keys?perPage=1', admin.key)).json as { totalItems: number };
       const r = await api('POST', '/v1/api-keys', admin.key, body);

@@ -112,6 +112,22 @@ describe('huge inputs', () => {
     expect(stack.backend.received).toHaveLength(0);
   });
 
+  test('CONNECT (a tunnel), with a key or without: 405 JSON with Allow, the connection closes, nothing forwarded; the ops listener too', async () => {
+    for (const [port, head] of [
+      [stack.sidecar.proxyPort, `Texture-Api-Key: ${stack.keys.server.key}\r\n`],
+      [stack.sidecar.proxyPort, ''],
+      [stack.sidecar.opsPort, ''],
+    ] as Array<[number, string]>) {
+      const r = await rawSend(port, `CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n${head}\r\n`);
+      expect(r.status, r.raw.slice(0, 300)).toBe(405);
+      expect(r.headers['content-type']).toMatch(/^application\/json/);
+      expect(r.headers.allow).toContain('GET');
+      expect(r.headers.allow).not.toContain('CONNECT');
+      expect((JSON.parse(r.body) as { error: { code: string } }).error.code).toBe('METHOD_NOT_ALLOWED');
+    }
+    expect(stack.backend.received).toHaveLength(0);
+  });
+
   test('huge key header (64 KiB key) → 401/431/400', async () => {
     const r = await rawSend(stack.sidecar.proxyPort, `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: api_${'a'.repeat(64 * 1024)}\r\nConnection: close\r\n\r\n`);
     expect([400, 401, 431, 0]).toContain(r.status);
