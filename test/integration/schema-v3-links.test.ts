@@ -3,6 +3,7 @@
 // page, and a browser bound by a cookie of the old kind (a value Keygate cannot tell it
 // issued) is no longer that link's browser. Built with the released steps 1-3 (a step is
 // never edited once released), on SQLite and PostgreSQL, then opened by today's sidecar.
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -13,7 +14,7 @@ import { POSTGRES_STEPS } from '../../src/keys/migrations/postgres-steps.ts';
 import { SQLITE_STEPS } from '../../src/keys/migrations/sqlite-steps.ts';
 import { csrfOf, FormBrowser } from '../blackbox/connect-client.ts';
 import { PG_BASE, pgSchemas } from '../helpers/pg-schemas.ts';
-import { type Sidecar, startSidecar, tempDir } from '../helpers/sidecar.ts';
+import { BIN, ROOT, type Sidecar, startSidecar, tempDir } from '../helpers/sidecar.ts';
 
 const pgs = pgSchemas('links4');
 let backend: DemoBackend | undefined;
@@ -55,10 +56,17 @@ const row = (l: OldLink): string[] => [
   ...(l.cookie === null ? [] : [sha256(l.cookie)]),
 ];
 
-async function checkLinks(store: string, [fresh, bound]: [OldLink, OldLink]): Promise<void> {
+/**
+ * The links' maker, `key_old`, is no key of the store, and a link mints only while the key
+ * that made it is active: once the store is upgraded, a real key made with the CLI takes
+ * its place (setMaker writes its id into the links).
+ */
+async function checkLinks(store: string, [fresh, bound]: [OldLink, OldLink], setMaker: (id: string) => Promise<void>): Promise<void> {
   backend = await startDemoBackend();
   sidecar = await startSidecar({ upstream: backend.url, store });
   const port = Number(new URL(sidecar.url).port);
+  const maker = JSON.parse(execFileSync(process.execPath, [BIN, 'keys', 'create', '--type', 'server', '--json', '--store', store], { cwd: ROOT, encoding: 'utf8' })) as { id: string };
+  await setMaker(maker.id);
   const browser = new FormBrowser();
   const page = await browser.get(port, `/connect/links/${fresh.token}`);
   expect(page.status).toBe(200);
@@ -82,7 +90,11 @@ describe('a SQLite file of schema version 3 with open links', () => {
     db.prepare(`INSERT INTO connect_links (${COLUMNS.replace(', session_hash', '')}) VALUES (?, ?, ?, ?, ?, ?, ?)`).run(...row(links[0]));
     db.prepare(`INSERT INTO connect_links (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(...row(links[1]));
     db.close();
-    await checkLinks(`sqlite:${path}`, links);
+    await checkLinks(`sqlite:${path}`, links, async (id) => {
+      const open = new DatabaseSync(path);
+      open.prepare('UPDATE connect_links SET created_by = ?').run(id);
+      open.close();
+    });
     const after = new DatabaseSync(path);
     const keys = after
       .prepare('SELECT session_key FROM connect_links ORDER BY id')
@@ -113,7 +125,12 @@ describe('a PostgreSQL schema of version 3 with open links', () => {
     } finally {
       await client.end();
     }
-    await checkLinks(`${PG_BASE}?schema=${schema}`, links);
+    await checkLinks(`${PG_BASE}?schema=${schema}`, links, async (id) => {
+      const open = new pg.Client({ connectionString: PG_BASE });
+      await open.connect();
+      await open.query(`UPDATE ${q('keygate_connect_links')} SET created_by = $1`, [id]);
+      await open.end();
+    });
     const after = new pg.Client({ connectionString: PG_BASE });
     await after.connect();
     try {
