@@ -14,21 +14,26 @@ import type { Method } from '../policy/route-template.ts';
  * is 404 too (see below).
  */
 export function servedSpaceRefusal(policy: CompiledPolicy, method: Method, segments: readonly string[]): KeygateError | null {
-  const path = segments.length === 0 ? '/' : '/' + segments.join('/');
   const exact = policy.matcher.deepest(segments);
   if (exact !== undefined) {
     if (!servedOnly(exact.values)) return null;
-    if (!exact.whole) return new KeygateError('NOT_FOUND', { detail: `${path}: no route of Keygate's own API here (undeclared, never forwarded)` });
+    if (!exact.whole) return new KeygateError('NOT_FOUND', { detail: `${pathOf(segments)}: no route of Keygate's own API here (undeclared, never forwarded)` });
     const allow = allowed(exact.methods);
-    return new KeygateError('METHOD_NOT_ALLOWED', { detail: `${method} ${path}: Keygate serves only ${allow} here (never forwarded)`, headers: { allow } });
+    return new KeygateError('METHOD_NOT_ALLOWED', { detail: `${method} ${pathOf(segments)}: Keygate serves only ${allow} here (never forwarded)`, headers: { allow } });
   }
   // Another case of a served path: paths are case-sensitive, so it is no route of Keygate's,
   // but a backend whose router ignores case (Express's default, ASP.NET) would take it for one.
-  const folded = policy.matcher.deepest(segments.map((s) => s.toLowerCase()));
+  const lower = segments.map((s) => s.toLowerCase());
+  if (lower.every((s, i) => s === segments[i])) return null;
+  const folded = policy.matcher.deepest(lower);
   if (folded !== undefined && servedOnly(folded.values)) {
-    return new KeygateError('NOT_FOUND', { detail: `${path}: another case of a path of Keygate's own API (paths are case-sensitive; never forwarded)` });
+    return new KeygateError('NOT_FOUND', { detail: `${pathOf(segments)}: another case of a path of Keygate's own API (paths are case-sensitive; never forwarded)` });
   }
   return null;
+}
+
+function pathOf(segments: readonly string[]): string {
+  return segments.length === 0 ? '/' : '/' + segments.join('/');
 }
 
 function servedOnly(routes: readonly CompiledRoute[]): boolean {
