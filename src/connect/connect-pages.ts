@@ -1,9 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { KeygateError, sharedRefusal } from '../errors/keygate-error.ts';
+import { renderError } from '../errors/render.ts';
 import type { LinkPages } from './link-pages.ts';
 import type { RenderedPage } from './pages/layout.ts';
-import { notFoundPage } from './pages/views.ts';
 import { CONNECT_PREFIX, type PublicAnswer, type PublicRoutes } from './public-routes.ts';
 import { HANDBACK, SDK, sendScript } from './static-assets.ts';
+
+const NO_PAGE = sharedRefusal('NOT_FOUND', "no page of Keygate's under /connect/ here (never forwarded)");
+const SCRIPT_METHOD = Object.freeze(new KeygateError('METHOD_NOT_ALLOWED', { detail: 'the Connect scripts take GET and HEAD', headers: { allow: 'GET, HEAD' } }));
 
 const LINK = /^\/connect\/links\/([A-Za-z0-9_-]{1,128})(\/return)?$/;
 
@@ -25,8 +29,17 @@ export class ConnectPages implements PublicRoutes {
     this.#links = links;
   }
 
+  /**
+   * `/connect/…` and `/connect`, in any case: a path of another case is no page of
+   * Keygate's (404), but a backend whose router ignores case would take it for its own,
+   * so it is not forwarded either. Read for every request with a key: the first
+   * character decides for nearly all of them, without a copy of the URL.
+   */
   owns(url: string): boolean {
-    return url.startsWith(CONNECT_PREFIX);
+    if ((url.charCodeAt(1) | 0x20) !== 0x63) return false;
+    if (url.startsWith(CONNECT_PREFIX)) return true;
+    const path = pathOf(url).toLowerCase();
+    return path === '/connect' || path.startsWith(CONNECT_PREFIX);
   }
 
   route(method: string, url: string): string {
@@ -45,9 +58,10 @@ export class ConnectPages implements PublicRoutes {
     if (get && path === '/connect/handback.js') return { status: sendScript(res, HANDBACK, req.headers['if-none-match'], requestId) };
     const m = LINK.exec(path);
     if (m !== null && this.#links !== null) return this.#links.answer(req, res, m[1]!, m[2] !== undefined, requestId);
-    const page = notFoundPage();
-    sendPage(res, page, requestId);
     void route;
-    return { status: page.status };
+    // The scripts take GET and HEAD only; anything else here is no page of Keygate's.
+    const refusal = path === '/connect/sdk.js' || path === '/connect/handback.js' ? SCRIPT_METHOD : NO_PAGE;
+    renderError(res, refusal, requestId);
+    return { status: refusal.status, failure: refusal };
   }
 }

@@ -12,7 +12,7 @@ import type { LinkPages } from './link-pages.ts';
 import { csrfToken, issuedSessions, issueSession, newSecret, sameSecret, sessionCookie, sha256 } from './link-session.ts';
 import type { LinkRecord, LinkStore } from './link-store.ts';
 import type { RenderedPage } from './pages/layout.ts';
-import { consentPage, type GoneReason, gonePage, handBackPage, noDevicesPage, otherBrowserPage } from './pages/views.ts';
+import { consentPage, type GoneReason, gonePage, handBackPage, noDevicesPage, notAFormPage, otherBrowserPage } from './pages/views.ts';
 import type { PublicAnswer } from './public-routes.ts';
 import { parseRedirect, type RedirectTarget, redirectWith } from './redirect-url.ts';
 
@@ -93,7 +93,7 @@ export class LinkFlow implements LinkPages {
   }
 
   #notAForm(res: ServerResponse, requestId: string): PublicAnswer {
-    return send(res, otherBrowserPage(), requestId, BAD_FORM);
+    return send(res, notAFormPage(), requestId, BAD_FORM);
   }
 
   #secure(): boolean {

@@ -139,6 +139,29 @@ describe('the SDK script', () => {
     }
     expect(backend.received).toEqual([]);
   });
+
+  it('nothing under /connect, in any case, is forwarded, even for a full-access key: unknown paths are 404 NOT_FOUND, another method on a script 405', async () => {
+    for (const [method, path, status, code] of [
+      ['GET', '/connect/nope', 404, 'NOT_FOUND'],
+      ['GET', '/connect', 404, 'NOT_FOUND'],
+      ['GET', '/connect?x=1', 404, 'NOT_FOUND'],
+      ['GET', '/Connect/sdk.js', 404, 'NOT_FOUND'],
+      ['GET', '/CONNECT/links/abc', 404, 'NOT_FOUND'],
+      ['POST', '/connect/sdk.js', 405, 'METHOD_NOT_ALLOWED'],
+      ['DELETE', '/connect/handback.js', 405, 'METHOD_NOT_ALLOWED'],
+    ] as Array<[string, string, number, string]>) {
+      for (const headers of [{}, { 'texture-api-key': server.key }] as Array<Record<string, string>>) {
+        const r = await send(port, { method, path, headers });
+        expect(r.status, `${method} ${path}`).toBe(status);
+        expect(errorBody(r).error.code, `${method} ${path}`).toBe(code);
+        if (status === 405) expect(r.headers.allow).toBe('GET, HEAD');
+      }
+    }
+    expect(backend.received).toEqual([]);
+    // Paths that only begin alike stay the backend's.
+    await send(port, { path: '/connections', headers: { 'texture-api-key': server.key } });
+    expect(backend.received.map((x) => x.url)).toEqual(['/connections']);
+  });
 });
 
 describe('the hosted page', () => {
@@ -227,6 +250,20 @@ describe('the hosted page', () => {
     expect((await new FormBrowser().post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(403);
     expect((await user.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(303);
     expect((await scanner.get(port, pagePath(link))).status).toBe(410);
+  });
+
+  it("a form post that is none of the page's forms (another action, another case of one) says so, mints nothing and leaves the link usable", async () => {
+    const link = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    const browser = new FormBrowser();
+    const page = await browser.get(port, pagePath(link));
+    const csrf = csrfOf(page.text);
+    for (const action of ['ALLOW', 'grant', '']) {
+      const r = await browser.post(port, pagePath(link), { csrf, action });
+      expect(r.status, action).toBe(403);
+      expect(r.text).toContain("not one of this page's forms");
+      expect(r.text).not.toContain('another browser');
+    }
+    expect((await browser.post(port, pagePath(link), { csrf, action: 'allow' })).status).toBe(303);
   });
 
   it('cancel sends the user back with error=access_denied and uses the link up', async () => {

@@ -84,6 +84,13 @@ export function gonePage(reason: GoneReason): RenderedPage {
   return renderPage({ title: 'This link cannot be used', status: 410, content });
 }
 
+/** A request to the link's page that is none of its forms (another action, another method, a step the link has no use for). */
+export function notAFormPage(): RenderedPage {
+  const content = html`<h1>This is not one of this page's forms</h1>
+<p>Open the link again from the app and use the buttons on its page.</p>`;
+  return renderPage({ title: "This is not one of this page's forms", status: 403, content });
+}
+
 /** The link was opened first in another browser (its session is bound to that one). */
 export function otherBrowserPage(): RenderedPage {
   const content = html`<h1>This link is open in another browser</h1>
@@ -120,9 +127,4 @@ export function handBackPage(h: HandBack): RenderedPage {
 <p id="keygate-handback" data-target-origin="${h.targetOrigin}"${h.scopedKey === undefined ? null : html` data-scoped-key="${h.scopedKey}"`}${h.error === undefined ? null : html` data-error="${h.error}"`}${h.state === null ? null : html` data-state="${h.state}"`}>You can close this window.</p>
 <p class="muted"><a href="${h.fallbackUrl}">Return to the app</a> if it did not continue on its own.</p>`;
   return renderPage({ title: h.error === undefined ? 'All set' : 'Cancelled', content, script: '/connect/handback.js', formTargets: [] });
-}
-
-/** 404 for a path under /connect/ that is not one of Keygate's pages. */
-export function notFoundPage(): RenderedPage {
-  return renderPage({ title: 'Not found', status: 404, content: html`<h1>Not found</h1><p>There is no page here.</p>` });
 }
