@@ -3,7 +3,7 @@ import { mayChooseReferenceId } from '../keys/generated-reference.ts';
 import { isPublicType, type KeyRecord } from '../keys/key-record.ts';
 import { type Principal, toPrincipal } from '../keys/principal.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
-import { firstWider, type Reach } from './reach.ts';
+import { firstWider, type Reach, reachesEverything } from './reach.ts';
 
 /** Who acts, under which policy, and the conditions of the grant that let it (null: none). */
 export interface Actor {
@@ -38,7 +38,7 @@ function keyConditionsWithin(target: KeyRecord, actor: Principal): boolean {
  * - roles the policy does not know (a later policy could give them anything);
  * - lifetime: a key that expires cannot make one that outlives it;
  * - the browser settings: a public key's origins and redirects are within its own, and
- *   only a key that may choose referenceIds may make a key that may.
+ *   only a key that reaches everything may make a key that may choose referenceIds.
  */
 export function checkNoEscalation(actor: Actor, target: KeyRecord): void {
   const { policy, principal: a } = actor;
@@ -61,6 +61,13 @@ export function checkNoEscalation(actor: Actor, target: KeyRecord): void {
 
 /** Why the target's power is not within the actor's (its key conditions, what it reaches on every route), or undefined when it is. */
 function widerThan(actor: Actor, target: KeyRecord): { why: string; field?: string } | undefined {
+  // A connect key that may choose referenceIds can, through a link it finishes itself, mint
+  // a key to any user's devices: the power of a key that reaches everything, whatever its
+  // own routes reach (a token granted api-keys:create and connect-link must not make one,
+  // nor see, rotate or keep one alive).
+  if (target.allowReferenceId && !reachesEverything(actor.policy, actor.principal, actor.cap)) {
+    return { why: "a key that may choose referenceIds can get a key to any user's devices: only a key that reaches everything is above it", field: 'allowReferenceId' };
+  }
   if (!keyConditionsWithin(target, actor.principal)) return { why: `its conditions would be wider than the acting key's own (${JSON.stringify(actor.principal.conditions)})`, field: 'conditions' };
   const wider = firstWider(actor.policy, toPrincipal(target), actor.principal, actor.cap);
   return wider === undefined ? undefined : { why: wider };

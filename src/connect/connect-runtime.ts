@@ -2,8 +2,9 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { ServeConfig } from '../config/serve-config.ts';
 import { KeygateError } from '../errors/keygate-error.ts';
+import { isGeneratedReferenceId, mayChooseReferenceId } from '../keys/generated-reference.ts';
 import type { KeyService } from '../keys/key-service.ts';
-import type { Principal } from '../keys/principal.ts';
+import { type Principal, toPrincipal } from '../keys/principal.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
 import { checkChosenUser, type MakerJudge } from './chosen-user.ts';
@@ -73,14 +74,27 @@ export class ConnectRuntime {
   }
 
   /**
-   * The key that made the link, while it is still active: a revoked or expired maker's
-   * links mint nothing (invariant 12: no key keeps alive a key of its own making).
+   * The key that made the link, judged again now, as it is and under the policy in force:
+   * null (the link mints nothing) when it is revoked, expired or gone, or when it may no
+   * longer make this key: the judgement at the link's creation does not outlast a change
+   * to the maker (invariant 12: no key keeps alive a power it lost). The minted key takes
+   * its maker's current origins and expires no later than its maker.
    */
   async #maker(link: LinkRecord): Promise<LinkMaker | null> {
     const maker = await this.#deps.keys.get(link.createdBy);
     if (maker === undefined || maker.revokedAt !== null) return null;
     if (maker.expiresAt !== null && Date.parse(maker.expiresAt) <= Date.now()) return null;
-    return { expiresAt: maker.expiresAt };
+    if (!isGeneratedReferenceId(link.referenceId)) {
+      const principal = toPrincipal(maker);
+      if (!mayChooseReferenceId(principal)) return null;
+      try {
+        checkChosenUser(this.#deps.judge, principal, this.#deps.policy.current, link.referenceId);
+      } catch (err) {
+        if (err instanceof KeygateError) return null;
+        throw err;
+      }
+    }
+    return { expiresAt: maker.expiresAt, allowedOrigins: maker.allowedOrigins };
   }
 
   /**
@@ -89,7 +103,7 @@ export class ConnectRuntime {
    */
   async #mint(link: LinkRecord, maker: LinkMaker): Promise<{ id: string; key: string }> {
     const { record, key } = await this.#deps.keys.create(
-      { type: 'scoped', referenceId: link.referenceId, allowedOrigins: link.allowedOrigins, linkId: link.id, expiresAt: maker.expiresAt },
+      { type: 'scoped', referenceId: link.referenceId, allowedOrigins: maker.allowedOrigins, linkId: link.id, expiresAt: maker.expiresAt },
       `link:${link.id}`,
     );
     return { id: record.id, key };

@@ -33,6 +33,8 @@ export interface LinkFlowDeps {
 /** What a link's key inherits from the key that made the link. */
 export interface LinkMaker {
   readonly expiresAt: string | null;
+  /** The maker's origins as they are now (not as they were when the link was made). */
+  readonly allowedOrigins: readonly string[];
 }
 
 const FORM_MAX_BYTES = 4096;

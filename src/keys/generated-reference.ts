@@ -14,12 +14,19 @@ export function uuidv7(nowMs = Date.now()): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+const GENERATED_PREFIX = 'texture-generated:';
+
+/** Whether a link's referenceId was drawn by Keygate rather than chosen by the key that made it. */
+export function isGeneratedReferenceId(referenceId: string): boolean {
+  return referenceId.startsWith(GENERATED_PREFIX);
+}
+
 /**
  * The referenceId Keygate gives a scoped key when its maker may not choose one (a connect
  * key without allowReferenceId), as Texture does: `texture-generated:<uuidv7>`.
  */
 export function generatedReferenceId(): string {
-  return `texture-generated:${uuidv7()}`;
+  return `${GENERATED_PREFIX}${uuidv7()}`;
 }
 
 /**

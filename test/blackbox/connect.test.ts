@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createKeyWith, createLink, csrfOf, FormBrowser, finishLink, type Link, newLink, pagePath, scopedKeyOf } from './connect-client.ts';
-import { type Backend, errorBody, type KeyInfo, keyHeader, type Sidecar, send, startBackend, startSidecar, tempStore } from './harness.ts';
+import { type Backend, errorBody, type KeyInfo, keyHeader, type Res, type Sidecar, send, startBackend, startSidecar, tempStore } from './harness.ts';
 import { policyWithLimits } from './rate-limit-policy.ts';
 
 const APP = 'https://app.example.com';
@@ -334,6 +334,40 @@ describe('who a link mints a key for (invariant 12)', () => {
     const forever = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
     await finishLink(port, forever);
     expect((await apiKeys(server.key, 'type=scoped&referenceId=alice&perPage=100')).find((k) => k.createdBy === `link:${forever.id}`)?.expiresAt).toBeNull();
+  });
+
+  it('the maker is judged again when the link is finished: one that lost the power since mints nothing, and the key takes its current origins', async () => {
+    const patch = (id: string, body: unknown) => send(port, { method: 'PATCH', path: `/v1/api-keys/${id}`, headers: { ...keyHeader(server.key), ...json }, body: JSON.stringify(body) });
+    const finishes = async (link: Link): Promise<Res> => {
+      const browser = new FormBrowser();
+      const page = await browser.get(port, pagePath(link));
+      return browser.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' });
+    };
+    // A token that could make the key when it made the link, narrowed before the link is finished.
+    const wide = await createKeyWith(store, 'access-token', ['--role', 'full-access']);
+    const byToken = await newLink(port, wide.key, { redirectUrl: REDIRECT, referenceId: 'bob' });
+    expect((await patch(wide.id, { roles: ['connect-link'] })).status).toBe(200);
+    const narrowed = await finishes(byToken);
+    expect(narrowed.status).toBe(410);
+    expect(narrowed.headers.location).toBeUndefined();
+    // A connect key whose --allow-reference-id was taken away.
+    const trusted = await createKeyWith(store, 'connect', ['--allow-origin', APP, '--allow-redirect', REDIRECT, '--allow-reference-id']);
+    const byConnect = await newLink(port, trusted.key, { redirectUrl: REDIRECT, referenceId: 'bob' });
+    expect((await patch(trusted.id, { allowReferenceId: false })).status).toBe(200);
+    expect((await finishes(byConnect)).status).toBe(410);
+    const minted = (await apiKeys(server.key, 'type=scoped&referenceId=bob&perPage=100')).filter((k) => k.createdBy === `link:${byToken.id}` || k.createdBy === `link:${byConnect.id}`);
+    expect(minted).toEqual([]);
+    // Origins changed meanwhile: the key gets the maker's origins as they are now.
+    const other = 'https://other.example.com';
+    const again = await createKeyWith(store, 'connect', ['--allow-origin', APP, '--allow-redirect', REDIRECT, '--allow-reference-id']);
+    const link = await newLink(port, again.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    expect((await patch(again.id, { allowedOrigins: [other] })).status).toBe(200);
+    const key = scopedKeyOf(await finishes(link));
+    const made = (await send(port, { path: `/v1/api-keys?type=scoped&referenceId=alice&perPage=100`, headers: keyHeader(server.key) })).json as {
+      data: Array<{ createdBy: string; allowedOrigins: string[] }>;
+    };
+    expect(made.data.find((k) => k.createdBy === `link:${link.id}`)?.allowedOrigins).toEqual([other]);
+    expect((await send(port, { path: '/v1/devices', headers: { ...keyHeader(key), origin: APP } })).status).toBe(403);
   });
 
   it('a link whose maker was revoked before it was finished mints nothing (410 LINK_GONE), for a connect key too', async () => {

@@ -222,6 +222,24 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
       for (const id of [operator.id, admin.id, reader.id, wider.id, narrower.id]) expect(all).toContain(id);
     });
 
+    test('only a key that reaches everything may make, or see, a connect key that may choose referenceIds (through a link it could mint a key to any user)', async () => {
+      const admin = await made(operator.key, { type: 'access-token', roles: ['token-admin', 'link-maker'] });
+      // The same connect key without the switch is within its power.
+      expect((await make(admin.key, { type: 'connect', allowedRedirects: ['https://app.example.com/cb'] })).status).toBe(201);
+      const r = await make(admin.key, { type: 'connect', allowReferenceId: true, allowedRedirects: ['https://app.example.com/cb'] });
+      expectRefused(r);
+      expect((errorBody(r).error as { field?: string }).field).toBe('allowReferenceId');
+      const plain = await made(admin.key, { type: 'connect' });
+      expectRefused(await api('PATCH', `/v1/api-keys/${plain.id}`, admin.key, { allowReferenceId: true }));
+      // One made by the operator is not within its power: not there at all to it.
+      const trusted = await made(operator.key, { type: 'connect', allowReferenceId: true });
+      expectRefused(await api('GET', `/v1/api-keys/${trusted.id}`, admin.key), 'KEY_NOT_FOUND');
+      expectRefused(await api('POST', `/v1/api-keys/${trusted.id}/rotate`, admin.key, {}), 'KEY_NOT_FOUND');
+      const seen = ((await api('GET', '/v1/api-keys?perPage=100', admin.key)).json as { data: Array<{ id: string }> }).data.map((k) => k.id);
+      expect(seen).not.toContain(trusted.id);
+      expect(seen).toContain(plain.id);
+    });
+
     test('no key can change itself into more', async () => {
       const self = await made(operator.key, { type: 'access-token', roles: ['token-admin', 'factory-reader'], conditions: { factoryId: ['f1'] } });
       for (const body of [
