@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { KeygateError, sharedRefusal } from '../errors/keygate-error.ts';
 import { renderError } from '../errors/render.ts';
+import { foldCase } from '../util/fold-case.ts';
 import type { LinkPages } from './link-pages.ts';
 import type { RenderedPage } from './pages/layout.ts';
 import { CONNECT_PREFIX, type PublicAnswer, type PublicRoutes } from './public-routes.ts';
@@ -30,15 +31,24 @@ export class ConnectPages implements PublicRoutes {
   }
 
   /**
-   * `/connect/…` and `/connect`, in any case: a path of another case is no page of
-   * Keygate's (404), but a backend whose router ignores case would take it for its own,
-   * so it is not forwarded either. Read for every request with a key: the first
-   * character decides for nearly all of them, without a copy of the URL.
+   * `/connect/…` and `/connect`, in any case and any encoding (`/%63onnect/x`): a path that
+   * is not literally one of Keygate's pages is 404, but a backend would decode it, or ignore
+   * its case, and take it for its own, so it is not forwarded either. Read for every request
+   * with a key: the first character decides for nearly all of them, without a copy.
    */
   owns(url: string): boolean {
-    if ((url.charCodeAt(1) | 0x20) !== 0x63) return false;
+    const first = url.charCodeAt(1);
+    if ((first | 0x20) !== 0x63 && first !== 0x25) return false;
     if (url.startsWith(CONNECT_PREFIX)) return true;
-    const path = pathOf(url).toLowerCase();
+    let path = pathOf(url);
+    if (path.includes('%')) {
+      try {
+        path = decodeURIComponent(path);
+      } catch {
+        return false;
+      }
+    }
+    path = foldCase(path);
     return path === '/connect' || path.startsWith(CONNECT_PREFIX);
   }
 

@@ -1,6 +1,7 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { CompiledPolicy, CompiledRoute } from '../policy/model.ts';
 import type { Method } from '../policy/route-template.ts';
+import { foldCase } from '../util/fold-case.ts';
 
 /**
  * The refusal of an undeclared request inside the path space of Keygate's own API, or null.
@@ -10,8 +11,8 @@ import type { Method } from '../policy/route-template.ts';
  * knows nothing of keys. The space is Keygate's where the deepest template matching the
  * path (or a prefix of it) has only served routes: the whole path is then 405 with the
  * methods Keygate serves there in `Allow`, a longer one 404. A path whose deepest template
- * also has a forwarded route stays the backend's, as before. Another case of a served path
- * is 404 too (see below).
+ * also has a forwarded route stays the backend's, as before. Another spelling of a served
+ * path is 404 too (see below).
  */
 export function servedSpaceRefusal(policy: CompiledPolicy, method: Method, segments: readonly string[]): KeygateError | null {
   const exact = policy.matcher.deepest(segments);
@@ -21,19 +22,26 @@ export function servedSpaceRefusal(policy: CompiledPolicy, method: Method, segme
     const allow = allowed(exact.methods);
     return new KeygateError('METHOD_NOT_ALLOWED', { detail: `${method} ${pathOf(segments)}: Keygate serves only ${allow} here (never forwarded)`, headers: { allow } });
   }
-  // Another case of a served path: paths are case-sensitive, so it is no route of Keygate's,
-  // but a backend whose router ignores case (Express's default, ASP.NET) would take it for one.
-  const lower = segments.map((s) => s.toLowerCase());
-  if (lower.every((s, i) => s === segments[i])) return null;
-  const folded = policy.matcher.deepest(lower);
-  if (folded !== undefined && servedOnly(folded.values)) {
-    return new KeygateError('NOT_FOUND', { detail: `${pathOf(segments)}: another case of a path of Keygate's own API (paths are case-sensitive; never forwarded)` });
+  // Another spelling of a served path (another case, a fullwidth letter, a trailing dot, a
+  // format suffix): no route of Keygate's, as paths are case-sensitive, but a backend whose
+  // router folds case (Express's default, ASP.NET), trims dots (IIS) or reads a suffix as a
+  // format (Rails) would take it for one.
+  for (const variant of spellings(segments)) {
+    const folded = policy.matcher.deepest(variant, foldCase);
+    if (folded !== undefined && servedOnly(folded.values)) {
+      return new KeygateError('NOT_FOUND', { detail: `${pathOf(segments)}: another spelling of a path of Keygate's own API (paths are exact; never forwarded)` });
+    }
   }
   return null;
 }
 
-function pathOf(segments: readonly string[]): string {
-  return segments.length === 0 ? '/' : '/' + segments.join('/');
+/** The path folded, and (when it differs) folded with its last segment's trailing dots, spaces and format suffix cut. */
+function spellings(segments: readonly string[]): string[][] {
+  const folded = segments.map(foldCase);
+  const last = folded.at(-1);
+  if (last === undefined) return [folded];
+  const cut = last.replace(/[.\s]+$/, '').replace(/\.[a-z0-9]{1,10}$/, '');
+  return cut === last || cut === '' ? [folded] : [folded, [...folded.slice(0, -1), cut]];
 }
 
 function servedOnly(routes: readonly CompiledRoute[]): boolean {
@@ -45,4 +53,8 @@ function allowed(methods: readonly Method[]): string {
   const list = [...methods];
   if (list.includes('GET') && !list.includes('HEAD')) list.push('HEAD');
   return list.join(', ');
+}
+
+function pathOf(segments: readonly string[]): string {
+  return segments.length === 0 ? '/' : '/' + segments.join('/');
 }

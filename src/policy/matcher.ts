@@ -71,9 +71,10 @@ export class RouteMatcher<T> {
   /**
    * The routes, of every method, at the deepest template that matches the whole path or a
    * prefix of it (literals tried first), and whether it matched the whole path; undefined
-   * when no template matches any prefix. Off the hot path: only undeclared requests ask.
+   * when no template matches any prefix. With `fold`, literals are compared folded (the
+   * segments come folded already). Off the hot path: only undeclared requests ask.
    */
-  deepest(segments: readonly string[]): { readonly values: readonly T[]; readonly methods: readonly Method[]; readonly whole: boolean } | undefined {
+  deepest(segments: readonly string[], fold?: (text: string) => string): { readonly values: readonly T[]; readonly methods: readonly Method[]; readonly whole: boolean } | undefined {
     let best: TrieNode<T> | null = null;
     let bestDepth = -1;
     const visit = (n: TrieNode<T>, i: number): void => {
@@ -82,8 +83,13 @@ export class RouteMatcher<T> {
         bestDepth = i;
       }
       if (i === segments.length) return;
-      const lit = n.literals?.get(segments[i]!);
-      if (lit !== undefined) visit(lit, i + 1);
+      if (fold === undefined) {
+        const lit = n.literals?.get(segments[i]!);
+        if (lit !== undefined) visit(lit, i + 1);
+      } else if (n.literals !== null) {
+        // Folded: the segment (folded by the caller) against every literal, folded alike.
+        for (const [literal, child] of n.literals) if (fold(literal) === segments[i]) visit(child, i + 1);
+      }
       if (n.param !== null) visit(n.param, i + 1);
     };
     visit(this.#root, 0);

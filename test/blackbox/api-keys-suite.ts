@@ -431,6 +431,12 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
           ['GET', '/v1/API-KEYS'],
           ['PUT', `/v1/Api-Keys/${admin.id}`],
           ['POST', '/v1/CONNECTIONS'],
+          ['GET', '/v1/connection%C5%BF'],
+          ['GET', '/v1/%EF%BD%81pi-keys'],
+          ['GET', '/v1/api-%E2%84%AAeys'],
+          ['GET', '/v1/api-keys.'],
+          ['GET', '/v1/api-keys%20'],
+          ['GET', '/v1/api-keys.json'],
         ] as Array<[string, string]>) {
           const r = await api(method, path, key);
           expect(r.status, `${method} ${path}`).toBe(404);

@@ -149,6 +149,12 @@ describe('the SDK script', () => {
       ['GET', '/CONNECT/links/abc', 404, 'NOT_FOUND'],
       ['POST', '/connect/sdk.js', 405, 'METHOD_NOT_ALLOWED'],
       ['DELETE', '/connect/handback.js', 405, 'METHOD_NOT_ALLOWED'],
+      ['GET', '/%63onnect/x', 404, 'NOT_FOUND'],
+      ['GET', '/conn%65ct/sdk.js', 404, 'NOT_FOUND'],
+      ['GET', '/connec%74', 404, 'NOT_FOUND'],
+      ['POST', '/conn%65ct/links/abc', 404, 'NOT_FOUND'],
+      ['GET', '/%43onnect/sdk.js', 404, 'NOT_FOUND'],
+      ['GET', '/%EF%BD%83onnect/sdk.js', 404, 'NOT_FOUND'],
     ] as Array<[string, string, number, string]>) {
       for (const headers of [{}, { 'texture-api-key': server.key }] as Array<Record<string, string>>) {
         const r = await send(port, { method, path, headers });

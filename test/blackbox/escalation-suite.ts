@@ -86,6 +86,21 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
       await backend?.close();
     });
 
+    test('a template with capitals (/accessTokens) is folded too: its other spellings are 404 for the operator, never forwarded', async () => {
+      backend.reset();
+      for (const [method, path] of [
+        ['GET', '/accesstokens'],
+        ['POST', '/ACCESSTOKENS'],
+        ['GET', '/accessTokens.'],
+        ['DELETE', `/AccessTokens/${minter.id}`],
+      ]) {
+        const r = await api(method!, path!, operator.key, method === 'POST' ? { name: 'x' } : undefined);
+        expect(r.status, `${method} ${path}`).toBe(404);
+        expect(errorBody(r).error.code).toBe('NOT_FOUND');
+      }
+      expect(backend.received).toEqual([]);
+    });
+
     test("the operator manages access tokens in EVRYTHNG's shape: the secret once as apiKey", async () => {
       const made = minter as unknown as Record<string, unknown>;
       expect(made).toMatchObject({ name: 'f1 minter', policies: ['factory-operator', 'token-minter'], conditions: ['factoryId:f1'], revoked: false });
