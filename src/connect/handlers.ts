@@ -1,5 +1,16 @@
+import { KeygateError } from '../errors/keygate-error.ts';
 import type { ServedHandler } from '../pipeline/served-handler.ts';
 import type { ConnectRuntime } from './connect-runtime.ts';
+
+/**
+ * `POST /v1/connections` takes its fields in the body only; a query parameter is refused,
+ * not ignored, as on the key API (`?referenceId=bob` would otherwise look as if it counted).
+ */
+function refuseQuery(query: string): void {
+  if (query === '') return;
+  const name = new URLSearchParams(query).keys().next().value ?? query;
+  throw new KeygateError('INVALID_PARAMETER', { message: `${name}: unknown parameter (POST /v1/connections takes its fields in the JSON body)`, field: name });
+}
 
 /** The Connect flow's served routes: `connect.create-link` answers `POST /v1/connections` (201, Texture's shape). */
 export function connectHandlers(deps: { readonly connect: ConnectRuntime }): Array<[string, ServedHandler]> {
@@ -8,7 +19,10 @@ export function connectHandlers(deps: { readonly connect: ConnectRuntime }): Arr
       'connect.create-link',
       {
         body: 'json',
-        handle: async (r) => ({ status: 201, body: await deps.connect.createLink(r.principal, r.body, r.decision.conditions, r.policy) }),
+        handle: async (r) => {
+          refuseQuery(r.target.query);
+          return { status: 201, body: await deps.connect.createLink(r.principal, r.body, r.decision.conditions, r.policy) };
+        },
       },
     ],
   ];

@@ -98,42 +98,80 @@ export function newKeyId(): string {
 
 /** A key's shape: a prefix, then BODY + CHECK in base62 (38 characters), checksum or not. */
 const KEY_SHAPED = /(?:api|scoped)_[0-9A-Za-z]{38}/;
-const KEY_SHAPED_ALL = new RegExp(KEY_SHAPED.source, 'g');
+/** The same in any case of its prefix (`Scoped_…` carries the same secret). */
+const KEY_SHAPED_ANY_CASE = new RegExp(KEY_SHAPED.source, 'gi');
+const KEY_SHAPED_ONE_ANY_CASE = new RegExp(KEY_SHAPED.source, 'i');
 
-/** Two substring searches on the usual text, which holds neither prefix. */
-function mayHoldKey(text: string): boolean {
-  return text.includes('api_') || text.includes('scoped_');
+/** Whether `text` holds something shaped like a key, in any case of its prefix (a typo'd one too: it is nearly the secret). */
+export function holdsKey(text: string): boolean {
+  return text.includes('_') && KEY_SHAPED_ONE_ANY_CASE.test(text);
 }
 
-/** Whether `text` holds something shaped like a key (a typo'd one too: it is nearly the secret). */
-export function holdsKey(text: string): boolean {
-  return mayHoldKey(text) && KEY_SHAPED.test(text);
+/** Decodings tried on a path: a key encoded twice (`%2573coped_…`) is still the key to a backend that decodes twice. */
+const MAX_DECODINGS = 3;
+
+/**
+ * `text` percent-decoded until nothing changes (at most MAX_DECODINGS times) and in NFKC
+ * form (a fullwidth `ａ` is `a`): the spellings a client could give a key in a path.
+ */
+function unwrapped(text: string): string {
+  let out = text;
+  for (let i = 0; i < MAX_DECODINGS && out.includes('%'); i++) {
+    try {
+      out = decodeURIComponent(out);
+    } catch {
+      break;
+    }
+  }
+  return out.normalize('NFKC');
 }
 
 /**
  * `text` with anything shaped like a key replaced by `{key}`: a client that puts its key in
  * the path (by mistake, or `GET /v1/devices/scoped_…`) must not get it into the log
- * (invariant 6). A percent-encoded key (`%61pi_…`) is found in the decoded text, which is
- * then what is returned (redacted).
+ * (invariant 6). A key in another spelling (percent-encoded, twice, fullwidth, another case
+ * of its prefix) is found in the unwrapped text, which is then what is returned (redacted);
+ * one split across segments makes the whole text `{key}`. On every access line: text
+ * without `_`, `%` or anything beyond ASCII (most paths) is returned after one pass.
  */
 export function redactKeys(text: string): string {
-  const out = mayHoldKey(text) ? text.replace(KEY_SHAPED_ALL, '{key}') : text;
-  if (!out.includes('%')) return out;
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(out);
-  } catch {
-    return out;
-  }
-  return holdsKey(decoded) ? decoded.replace(KEY_SHAPED_ALL, '{key}') : out;
+  if (!text.includes('_') && !text.includes('%') && isAscii(text)) return text;
+  const direct = text.replace(KEY_SHAPED_ANY_CASE, '{key}');
+  const plain = unwrapped(direct);
+  const redacted = plain.replace(KEY_SHAPED_ANY_CASE, '{key}');
+  if (hiddenAcross(redacted)) return '{key}';
+  // Unwrapping found no key: the text stays as it was sent.
+  return redacted === plain ? direct : redacted;
+}
+
+/** A key-shaped run once the segment separators are taken out (a key split across segments). */
+function hiddenAcross(text: string): boolean {
+  return text.includes('/') && KEY_SHAPED_ONE_ANY_CASE.test(text.replaceAll('/', ''));
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7e) return false;
+  return true;
 }
 
 /**
- * Whether `text` holds a well-formed key (prefix, body and a checksum that matches): the
- * checksum tells a key from an id that merely looks like one (`openapi_<40 hex>`).
+ * Whether a path holds a well-formed key (prefix, body and a checksum that matches) in any
+ * spelling a backend could read it back from: percent-encoded (once or more), fullwidth,
+ * another case of its prefix, split across segments. The checksum tells a key from an id
+ * that merely looks like one (`openapi_<40 hex>`). On every request: a path without `_` or
+ * `%` (most of them) is done after two searches.
  */
-export function holdsWellFormedKey(text: string): boolean {
-  if (!mayHoldKey(text)) return false;
-  for (const m of text.matchAll(KEY_SHAPED_ALL)) if (parseKey(m[0]) !== undefined) return true;
+export function pathHoldsKey(path: string): boolean {
+  if (!path.includes('_') && !path.includes('%')) return false;
+  const plain = unwrapped(path);
+  return wellFormedIn(plain) || (plain.includes('/') && wellFormedIn(plain.replaceAll('/', '')));
+}
+
+function wellFormedIn(text: string): boolean {
+  for (const m of text.matchAll(KEY_SHAPED_ANY_CASE)) {
+    const found = m[0];
+    const cut = found.indexOf('_');
+    if (parseKey(found.slice(0, cut).toLowerCase() + found.slice(cut)) !== undefined) return true;
+  }
   return false;
 }

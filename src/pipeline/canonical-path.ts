@@ -1,5 +1,5 @@
 import { KeygateError } from '../errors/keygate-error.ts';
-import { holdsWellFormedKey } from '../keys/key-format.ts';
+import { pathHoldsKey } from '../keys/key-format.ts';
 
 export interface Target {
   /** Decoded path segments, exactly what the policy matches against. */
@@ -90,6 +90,6 @@ export function canonicalize(url: string): Target {
   const canonical = path ?? rawPath;
   // Invariant 6: a key is never forwarded, not even one a client put in the path (the
   // checksum tells it from an id that only looks like one).
-  if (holdsWellFormedKey(canonical)) bad('a key in the path (never forwarded)');
+  if (pathHoldsKey(canonical)) bad('a key in the path (never forwarded)');
   return { segments, path: canonical, query };
 }

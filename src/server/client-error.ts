@@ -26,14 +26,19 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): v
 }
 
 /**
- * The server's `connect`: Node hands a `CONNECT` request (a tunnel) to this event instead
- * of the request handler, and with no listener closes the connection without a word.
- * Keygate proxies no tunnels: 405 with the methods it does take, then the connection closes.
+ * A server's `connect`: Node hands a `CONNECT` request (a tunnel) to this event instead of
+ * the request handler, and with no listener closes the connection without a word. Keygate
+ * opens no tunnels: 405 with the methods the listener takes (`allow`), then the connection closes.
  */
-export function answerConnect(_req: unknown, socket: Socket): void {
-  if (socket.writable) refuseOnSocket(socket, 'METHOD_NOT_ALLOWED', `allow: ${METHODS.join(', ')}\r\n`);
-  socket.destroy();
+export function connectRefusal(allow: string): (req: unknown, socket: Socket) => void {
+  return (_req, socket) => {
+    if (socket.writable) refuseOnSocket(socket, 'METHOD_NOT_ALLOWED', `allow: ${allow}\r\n`);
+    socket.destroy();
+  };
 }
+
+/** The proxy listener's methods. */
+export const PROXY_METHODS = METHODS.join(', ');
 
 function refuseOnSocket(socket: Socket, code: ErrorCode, extraHeaders = ''): void {
   const { status, message } = ERRORS[code];

@@ -27,7 +27,7 @@ import { loadPolicy } from '../policy/load.ts';
 import { PolicyHolder } from '../policy/policy-holder.ts';
 import { PolicyReloader, watchPolicies } from '../policy/watch.ts';
 import { createServer } from '../util/node-http.ts';
-import { answerClientError, answerConnect } from './client-error.ts';
+import { answerClientError, connectRefusal, PROXY_METHODS } from './client-error.ts';
 import { ListenerConnections, listenerOptions } from './connections.ts';
 import { MIN_PROXY_CONNECTIONS, openFileLimit, proxyConnectionCap } from './fd-limit.ts';
 import { exposedGc, MemorySettle } from './memory-settle.ts';
@@ -168,7 +168,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
 
   const proxyServer = createServer(listenerOptions(config.deadlines));
   proxyServer.on('clientError', answerClientError);
-  proxyServer.on('connect', answerConnect);
+  proxyServer.on('connect', connectRefusal(PROXY_METHODS));
   const connections = new ListenerConnections(proxyServer, config.deadlines.firstByteMs);
   if (maxConnections !== null) proxyServer.maxConnections = maxConnections;
   proxyServer.on(
@@ -194,7 +194,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   const local = localOps({ policy, store, metrics, isDraining: () => connections.draining });
   const opsServer = createServer(listenerOptions(config.deadlines), createOpsRouter(local));
   opsServer.on('clientError', answerClientError);
-  opsServer.on('connect', answerConnect);
+  opsServer.on('connect', connectRefusal('GET, HEAD'));
   // The first-byte deadline for the ops listener too (it has no cap: the proxy's leaves it descriptors).
   new ListenerConnections(opsServer, config.deadlines.firstByteMs);
   watchFlow(metrics, admission, proxyServer, connections);

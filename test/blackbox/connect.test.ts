@@ -66,6 +66,17 @@ describe('POST /v1/connections', () => {
     expect(backend.received).toEqual([]);
   });
 
+  it('refuses a query parameter (400 INVALID_PARAMETER naming it) rather than ignoring it', async () => {
+    const r = await send(port, {
+      method: 'POST',
+      path: '/v1/connections?referenceId=bob&x=1',
+      headers: { 'texture-api-key': server.key, 'content-type': 'application/json' },
+      body: JSON.stringify({ redirectUrl: REDIRECT }),
+    });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json).toMatchObject({ error: { code: 'INVALID_PARAMETER', field: 'referenceId' } });
+  });
+
   it('refuses a body that is not JSON or repeats a key', async () => {
     const dup = await send(port, {
       method: 'POST',

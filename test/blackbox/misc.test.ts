@@ -123,6 +123,8 @@ describe('huge inputs', () => {
       expect(r.headers['content-type']).toMatch(/^application\/json/);
       expect(r.headers.allow).toContain('GET');
       expect(r.headers.allow).not.toContain('CONNECT');
+      // The ops listener takes GET and HEAD only, and says so.
+      if (port === stack.sidecar.opsPort) expect(r.headers.allow).toBe('GET, HEAD');
       expect((JSON.parse(r.body) as { error: { code: string } }).error.code).toBe('METHOD_NOT_ALLOWED');
     }
     expect(stack.backend.received).toHaveLength(0);

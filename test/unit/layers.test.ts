@@ -40,7 +40,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   demo: [],
   server: ['admin', 'connect', 'cors', 'config', 'limits', 'pipeline', 'policy', 'observability', 'keys', 'errors', 'util'],
   admin: ['pipeline', 'policy', 'keys', 'errors'],
-  connect: ['config', 'pipeline', 'policy', 'keys', 'errors'],
+  connect: ['config', 'pipeline', 'policy', 'keys', 'errors', 'util'],
   cors: ['keys', 'errors'],
   verify: ['pipeline', 'policy', 'keys', 'errors'],
   config: ['limits', 'pipeline', 'policy', 'keys'],
