@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { ServeConfig } from '../config/serve-config.ts';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { isGeneratedReferenceId, mayChooseReferenceId } from '../keys/generated-reference.ts';
+import { KeyInputError } from '../keys/mint-key.ts';
 import type { KeyService } from '../keys/key-service.ts';
 import { type Principal, toPrincipal } from '../keys/principal.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
@@ -90,7 +91,8 @@ export class ConnectRuntime {
       try {
         checkChosenUser(this.#deps.judge, principal, this.#deps.policy.current, link.referenceId);
       } catch (err) {
-        if (err instanceof KeygateError) return null;
+        // Refused, or the key it would make cannot be made now (its maker's expiry just passed): fail closed.
+        if (err instanceof KeygateError || err instanceof KeyInputError) return null;
         throw err;
       }
     }
