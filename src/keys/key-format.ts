@@ -104,7 +104,20 @@ const KEY_SHAPED_ONE_ANY_CASE = new RegExp(KEY_SHAPED.source, 'i');
 
 /** Whether `text` holds something shaped like a key, in any case of its prefix (a typo'd one too: it is nearly the secret). */
 export function holdsKey(text: string): boolean {
-  return text.includes('_') && KEY_SHAPED_ONE_ANY_CASE.test(text);
+  return mayHoldKey(text) && KEY_SHAPED_ONE_ANY_CASE.test(text);
+}
+
+/**
+ * An `_` after an `i` or a `d` in either case (`api_`, `scoped_`): run on every forwarded
+ * header value, where `_` alone is common (cookies), so the regex runs only when a prefix
+ * could end there. No allocation.
+ */
+function mayHoldKey(text: string): boolean {
+  for (let i = text.indexOf('_', 1); i !== -1; i = text.indexOf('_', i + 1)) {
+    const c = text.charCodeAt(i - 1) | 0x20;
+    if (c === 0x69 || c === 0x64) return true;
+  }
+  return false;
 }
 
 /** Decodings tried on a path: a key encoded twice (`%2573coped_…`) is still the key to a backend that decodes twice. */
