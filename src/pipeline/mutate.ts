@@ -19,7 +19,9 @@ export const QUERY_SEPARATORS = /[&;]/;
 const NAME_SUFFIX = /[[.]/;
 const OVERRIDE_HINT = /_method/i;
 const CONTROL = /[\u0000-\u001f\u007f]/;
-const SEPARATORS = /[-_]/g;
+/** Dropped from names before they are compared: `-` and `_` (Rails' snake_case), and what PHP turns into `_` in a parameter name (space, `.`, a `[`) with `]`. */
+const SEPARATORS = /[-_ .[\]]/g;
+const HAS_SEPARATOR = /[-_ .[\]]/;
 
 /** `%72eferenceId`, `ReferenceID`, `referenceId[]`, `referenceId[0]`, `referenceid.x` all normalise to `referenceid`. */
 export function normaliseParamName(raw: string): string {
@@ -82,10 +84,13 @@ function decodedValue(raw: string): string {
 /**
  * The form in which two parameter names are the same parameter: normalised, then without
  * `-` and `_` (a Rails app that turns camelCase into snake_case reads `reference_id` as
- * `referenceId`). Names outside ASCII never get here from a key that is not full access.
+ * `referenceId`), and without space, `.`, `[` and `]`: PHP registers `device id`,
+ * `device+id`, `device.id` and `device[id` as `device_id`, which Laravel's
+ * `$request->device_id` reads before the route parameter. Names outside ASCII never get
+ * here from a key that is not full access.
  */
 export function paramKey(normalised: string): string {
-  return normalised.includes('_') || normalised.includes('-') ? normalised.replace(SEPARATORS, '') : normalised;
+  return HAS_SEPARATOR.test(normalised) ? normalised.replace(SEPARATORS, '') : normalised;
 }
 
 function isAscii(s: string): boolean {

@@ -158,13 +158,15 @@ export function plan(ctx: PlanContext, principal: Principal, req: IncomingReques
   // A GET body can carry its own `referenceId` or `id`, read by backends that merge body and query.
   if (up.hasBody && BODILESS.has(req.method)) throw new KeygateError('BODY_NOT_ALLOWED', { detail: `${req.method} with a body` });
   checkJsonBodyHeaders(up.contentType, up.contentEncoding, up.contentLength, req.maxBodyBytes);
-  const idKeys = lookup !== null && (lookup.id.from === 'path' || lookup.id.from === 'query') ? idNames(ctx.policy, lookup.resource) : undefined;
+  // The id's other names may not appear beside the one it is proven from (path, query or a body field).
+  const idKeys = lookup !== null && lookup.id.from !== 'response' ? idNames(ctx.policy, lookup.resource) : undefined;
+  const provenField = lookup?.id.from === 'body' ? lookup.id.name : undefined;
   const filterKeys = e?.kind === 'filter' ? new Set(conditions!.map((c) => foldName(c.attribute))) : undefined;
   return req.readBody(req.maxBodyBytes).then((body) => {
     draft.body = body;
     draft.headers.push('content-length', String(body.length));
     const json = parseJsonBody(body);
-    judgeBody(json, idKeys, filterKeys);
+    judgeBody(json, { idKeys, provenField, filterKeys });
     return proveThenComplete(ctx, draft, lookup, principal, req, json);
   });
 }

@@ -31,6 +31,8 @@ export interface Quirks {
   laravel?: boolean;
   /** Express compression(), Rack::Deflater, Django GZipMiddleware: JSON answers gzipped when the request accepts gzip. */
   compress?: boolean;
+  /** Rails' wrap_parameters: the controller reads `params[:command][:deviceId]`, where `params[:command]` is the body's own `command` object when it has one, else the whole body. */
+  railsWrap?: boolean;
   /** The name of the Laravel route parameter (`{deviceId}`) the controller reads through `$request->…`; `id` when unset. */
   laravelRouteParam?: string;
   /** IIS URL Rewrite / older Symfony and Zend: X-Original-URL or X-Rewrite-URL (CGI spellings too) replace the path. */
@@ -145,6 +147,32 @@ function bodyParams(rec: Received, q: Quirks): Params {
   return out;
 }
 
+/**
+ * PHP's query registration (php_register_variable_ex): leading spaces are dropped, then a
+ * space, a `.` and an unmatched `[` in a name become `_`; a later pair of one name wins.
+ */
+function phpQuery(u: URL): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of u.searchParams) {
+    let name = k.replace(/^ +/, '');
+    const open = name.indexOf('[');
+    if (open !== -1 && name.indexOf(']', open) !== -1) name = name.slice(0, open);
+    out.set(name.replace(/[ .[]/g, '_'), v);
+  }
+  return out;
+}
+
+/** `params[:command]` under Rails' wrap_parameters for a JSON body. */
+function railsWrapped(rec: Received): Record<string, unknown> | undefined {
+  try {
+    const obj = JSON.parse(rec.body.toString('utf8')) as Record<string, unknown>;
+    const own = obj.command;
+    return own !== null && typeof own === 'object' ? (own as Record<string, unknown>) : obj;
+  } catch {
+    return undefined;
+  }
+}
+
 function queryParam(u: URL, name: string, q: Quirks): string[] {
   const mode = q.queryNames ?? 'exact';
   if (mode === 'exact') return u.searchParams.getAll(name);
@@ -207,7 +235,7 @@ export async function startFramework(quirks: Quirks = {}): Promise<FrameworkBack
     const seg = u.pathname.split('/').filter(Boolean);
     const body = bodyParams(rec, q);
     let method = rec.method;
-    const input = (name: string): string | undefined => (q.laravel ? (body.get(name) ?? u.searchParams.get(name) ?? undefined) : undefined);
+    const input = (name: string): string | undefined => (q.laravel ? (body.get(name) ?? phpQuery(u).get(name) ?? undefined) : undefined);
     if (q.laravel && method === 'POST' && input('_method') !== undefined) method = input('_method')!.toUpperCase();
     // Laravel's $request->id (or ->deviceId, as the route names it): the input wins over the route parameter.
     const idOf = (routeId: string): string => input(q.laravelRouteParam ?? 'id') ?? routeId;
@@ -258,7 +286,8 @@ export async function startFramework(quirks: Quirks = {}): Promise<FrameworkBack
     }
     if (seg[0] === 'v1' && seg[1] === 'commands') {
       if (seg.length === 4 && method === 'POST') {
-        const deviceId = body.get('deviceId') ?? '(none)';
+        const wrapped = q.railsWrap === true ? railsWrapped(rec)?.deviceId : undefined;
+        const deviceId = (typeof wrapped === 'string' ? wrapped : undefined) ?? body.get('deviceId') ?? '(none)';
         did('command', deviceId);
         return send(res, 201, { id: 'cmd-new', deviceId, status: 'pending' });
       }

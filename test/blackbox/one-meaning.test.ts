@@ -238,6 +238,52 @@ describe('6. ids that override the proven id', () => {
     expect(fw.requests()).toHaveLength(0);
   });
 
+  test.each(['device+id=dev-bob-1', 'device%20id=dev-bob-1', 'device.id=dev-bob-1', 'device[id=dev-bob-1', '+device_id=dev-bob-1'])(
+    "PHP registers a space, a dot and an unmatched [ as _: GET /v1/devices/{own}/history?%s reaches Laravel as device_id → 400, bob's history never read",
+    async (query) => {
+      fw.quirks = { laravel: true, laravelRouteParam: 'device_id' };
+      const r = await send(sidecar.proxyPort, { path: `/v1/devices/dev-alice-1/history?${query}`, headers: keyHeader(keys.alice) });
+      expect(r.status, r.text).toBe(400);
+      expect(errorBody(r).error.code).toBe('RESOURCE_ID_OVERRIDE');
+      expect(r.text).not.toContain('BOB_SECRET');
+      expect(fw.effects.filter((e) => e.target === 'dev-bob-1')).toEqual([]);
+      expect(fw.requests()).toHaveLength(0);
+    },
+  );
+
+  test.each(['reference+id=bob', 'reference.id=bob', 'reference%5Bid=bob', 'reference%20id=bob'])(
+    'PHP reads ?%s as reference_id: it never reaches the backend beside the injected filter',
+    async (query) => {
+      fw.quirks = { laravel: true };
+      const r = await send(sidecar.proxyPort, { path: `/v1/devices?${query}`, headers: keyHeader(keys.alice) });
+      expect(r.status, r.text).toBe(200);
+      const got = fw.requests().at(-1)!;
+      expect(got.url).toBe('/v1/devices?referenceId=alice');
+    },
+  );
+
+  test.each([
+    ['Rails wrap_parameters', '{"deviceId":"dev-alice-1","command":{"deviceId":"dev-bob-1"}}'],
+    ['JSON:API attributes', '{"deviceId":"dev-alice-1","data":{"attributes":{"device_id":"dev-bob-1"}}}'],
+    ['a top-level id beside it', '{"deviceId":"dev-alice-1","id":"dev-bob-1"}'],
+  ])("a command body naming the device again (%s) → 400, no command on bob's device", async (_name, body) => {
+    fw.quirks = { railsWrap: true, laravel: true };
+    const r = await post(COMMAND, body, { 'content-type': 'application/json' });
+    expect(r.status, r.text).toBe(400);
+    expect(errorBody(r).error.code).toBe('RESOURCE_ID_OVERRIDE');
+    expect(commandsOn('dev-bob-1')).toBe(0);
+    expect(fw.requests()).toHaveLength(0);
+  });
+
+  test("a command's input may hold ids of its own: forwarded as sent", async () => {
+    fw.quirks = { railsWrap: true };
+    const body = '{"deviceId":"dev-alice-1","input":{"scheduleId":"s1","steps":[{"id":"st1"}]}}';
+    const r = await post(COMMAND, body, { 'content-type': 'application/json' });
+    expect(r.status, r.text).toBe(201);
+    expect(commandsOn('dev-alice-1')).toBe(1);
+    expect(fw.requests().at(-1)!.body.toString()).toBe(body);
+  });
+
   test('the same refusal whether or not the named device exists (no existence oracle)', async () => {
     fw.quirks = { laravel: true, laravelRouteParam: 'deviceId' };
     const bob = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-1?deviceId=dev-bob-1', headers: keyHeader(keys.alice) });

@@ -41,9 +41,9 @@ describe('the JSON media types a judged body may have', () => {
 });
 
 describe('judgeBody', () => {
-  const code = (text: string, idKey?: string): string | undefined => {
+  const code = (text: string, idKey?: string, provenField?: string): string | undefined => {
     try {
-      judgeBody(parseStrictJson(text), idKey === undefined ? undefined : new Set([idKey, 'deviceid']));
+      judgeBody(parseStrictJson(text), idKey === undefined ? {} : { idKeys: new Set([idKey, 'deviceid']), provenField });
       return undefined;
     } catch (err) {
       return (err as { code?: string }).code;
@@ -65,7 +65,7 @@ describe('judgeBody', () => {
     for (const text of ['{"referenceId":"bob"}', '{"Reference_Id":"bob"}']) {
       let code: string | undefined;
       try {
-        judgeBody(parseStrictJson(text), undefined, new Set(['referenceid']));
+        judgeBody(parseStrictJson(text), { filterKeys: new Set(['referenceid']) });
       } catch (err) {
         code = (err as { code?: string }).code;
       }
@@ -73,8 +73,30 @@ describe('judgeBody', () => {
     }
   });
 
-  it('allows the same names nested, and other fields', () => {
+  it('allows a nested plain id, a nested _method, and other fields', () => {
     expect(code('{"name":"x","input":{"id":"y","_method":"z"},"method":"heat"}', 'id')).toBeUndefined();
     expect(code('[{"id":"x"}]', 'id')).toBeUndefined();
+  });
+
+  it.each(['{"deviceId":"a","command":{"deviceId":"b"}}', '{"deviceId":"a","data":{"attributes":{"device_id":"b"}}}', '{"deviceId":"a","input":[{"x":1},{"DeviceID":"b"}]}', '[{"deviceId":"b"}]'])(
+    'refuses the id named again at any depth (Rails wrap_parameters, JSON:API): %s',
+    (text) => {
+      expect(code(text, 'id', 'deviceId')).toBe('RESOURCE_ID_OVERRIDE');
+    },
+  );
+
+  it("lets the proven field itself through, and refuses another of the id's names beside it", () => {
+    expect(code('{"deviceId":"a","input":{"id":"i"}}', 'id', 'deviceId')).toBeUndefined();
+    expect(code('{"deviceId":"a","id":"b"}', 'id', 'deviceId')).toBe('RESOURCE_ID_OVERRIDE');
+  });
+
+  it('refuses a filtered attribute nested too', () => {
+    let caught: string | undefined;
+    try {
+      judgeBody(parseStrictJson('{"q":{"filter":{"referenceId":"bob"}}}'), { filterKeys: new Set(['referenceid']) });
+    } catch (err) {
+      caught = (err as { code?: string }).code;
+    }
+    expect(caught).toBe('INVALID_JSON_KEY');
   });
 });

@@ -41,23 +41,64 @@ export function checkJsonBodyHeaders(contentType: string | undefined, contentEnc
  */
 const OVERRIDE_FIELDS = new Set(['_method', 'x_http_method_override', 'x_http_method', 'x_method_override']);
 
+/** What judgeBody holds a body to, beyond the method override fields every judged body is checked for. */
+export interface BodyRules {
+  /** Every name of the resource id the route proves (idNames, foldName form): no field may name it again. */
+  readonly idKeys?: ReadonlySet<string> | undefined;
+  /** The top-level field the id is proven from (`deviceId` of `body.deviceId`), the one field allowed to name it. */
+  readonly provenField?: string | undefined;
+  /** Filtered attributes (foldName form): a backend merging body and query would read one as a second filter. */
+  readonly filterKeys?: ReadonlySet<string> | undefined;
+}
+
 /**
  * What a body the policy reads may not say besides what was judged (the parser has
- * already refused duplicate, look-alike and control-character keys): no top-level field
- * that overrides the method; none that names the id proven from the path or the query
- * again under any of its names (Laravel's `$request->id` prefers input to the route parameter), `idKeys` in
- * foldName form; and none that names a filtered attribute (`filterKeys`, folded), which a
- * backend merging body and query would read as a second filter.
+ * already refused duplicate, look-alike and control-character keys at one level):
+ * - no top-level field that overrides the method;
+ * - no field but the proven one that names the proven id under any of its names, at the
+ *   top (Laravel's `$request->id` prefers input to the route parameter) or nested at any
+ *   depth (Rails' `wrap_parameters` leaves a client's own `{"command": {"deviceId": …}}`
+ *   as `params[:command]`, JSON:API backends read `data.attributes.deviceId`); nested, a
+ *   plain `id` is left alone, as most nested objects have ids of their own;
+ * - no field, at any depth, that names a filtered attribute.
  */
-export function judgeBody(json: unknown, idKeys: ReadonlySet<string> | undefined, filterKeys?: ReadonlySet<string>): void {
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) return;
+export function judgeBody(json: unknown, rules: BodyRules = {}): void {
+  if (json === null || typeof json !== 'object') return;
+  const { idKeys, provenField, filterKeys } = rules;
+  if (Array.isArray(json)) {
+    if (idKeys !== undefined || filterKeys !== undefined) judgeNested(json, idKeys, filterKeys, '');
+    return;
+  }
   for (const key in json) {
     const folded = caseFold(key);
     if (OVERRIDE_FIELDS.has(folded.replaceAll('-', '_'))) throw new KeygateError('INVALID_JSON_KEY', { detail: `body field ${JSON.stringify(key)} overrides the method` });
     if (idKeys === undefined && filterKeys === undefined) continue;
-    const name = foldName(key);
-    if (idKeys?.has(name) === true) throw new KeygateError('RESOURCE_ID_OVERRIDE', { detail: `body field ${JSON.stringify(key)} names the proven id` });
-    if (filterKeys?.has(name) === true) throw new KeygateError('INVALID_JSON_KEY', { detail: `body field ${JSON.stringify(key)} names the filtered attribute` });
+    if (key !== provenField) judgeField(key, idKeys, filterKeys, '');
+    const value = (json as Record<string, unknown>)[key];
+    if (value !== null && typeof value === 'object') judgeNested(value, idKeys, filterKeys, key);
+  }
+}
+
+function judgeField(key: string, idKeys: ReadonlySet<string> | undefined, filterKeys: ReadonlySet<string> | undefined, at: string): void {
+  const name = foldName(key);
+  const where = at === '' ? key : `${at}.${key}`;
+  if (idKeys?.has(name) === true && (at === '' || name !== 'id')) throw new KeygateError('RESOURCE_ID_OVERRIDE', { detail: `body field ${JSON.stringify(where)} names the proven id` });
+  if (filterKeys?.has(name) === true) throw new KeygateError('INVALID_JSON_KEY', { detail: `body field ${JSON.stringify(where)} names the filtered attribute` });
+}
+
+/** Nested objects and arrays, as deep as the parser allows (64). */
+function judgeNested(value: object, idKeys: ReadonlySet<string> | undefined, filterKeys: ReadonlySet<string> | undefined, at: string): void {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (item !== null && typeof item === 'object') judgeNested(item, idKeys, filterKeys, `${at}[${i}]`);
+    }
+    return;
+  }
+  for (const key in value) {
+    judgeField(key, idKeys, filterKeys, at);
+    const inner = (value as Record<string, unknown>)[key];
+    if (inner !== null && typeof inner === 'object') judgeNested(inner, idKeys, filterKeys, `${at}.${key}`);
   }
 }
 
