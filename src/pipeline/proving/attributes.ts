@@ -78,9 +78,26 @@ export function contradicts(obj: object, resource: CompiledResource, conditions:
 }
 
 /**
- * Attribute lookups against the backend, cached per resource id for the resource's `ttl`
- * (shared by every key: attributes belong to the resource, not the caller). Concurrent
- * misses share one request. Not-found answers are cached too, so probing ids is cheap.
+ * The part of a cache key that names who asked (invariant 10, no oracle): a scoped key's
+ * end user (its referenceId: one user's keys share what that user's requests looked up),
+ * any other key by its id. A shared cache would answer alice's first request for
+ * bob's device from bob's lookup, in a fraction of the time, and so tell her the device
+ * exists and was used in the last `ttl`; joining bob's lookup in flight would tell the
+ * same. The separator (NUL or SOH) tells the two kinds apart, and cannot occur inside
+ * either: a referenceId is visible ASCII (key-record.ts), a key id is generated.
+ */
+function askerOf(principal: Principal): string {
+  const ref = principal.referenceId;
+  return principal.type === 'scoped' && ref !== null ? ref + '\u0000' : principal.id + '\u0001';
+}
+
+/**
+ * Attribute lookups against the backend, cached per asker (askerOf) and resource id for
+ * the resource's `ttl`, in one LRU bounded by entries. Concurrent misses of one asker
+ * share one request; another user's never join it. Not-found answers are cached too, so
+ * probing ids is cheap. A revoked key's entries are not dropped: every request is
+ * authenticated before it reaches a lookup, so they serve only the same user's other
+ * keys (or nobody), and age out by `ttl` and the LRU.
  */
 export class BackendAttributes implements AttributeSource {
   readonly #upstream: Dispatcher;
@@ -101,12 +118,12 @@ export class BackendAttributes implements AttributeSource {
   get(resource: CompiledResource, id: string, principal: Principal, requestId: string): MaybePromise<Attributes> {
     const lookup = resource.lookup;
     if (lookup === null) throw new KeygateError('RESOURCE_NOT_ALLOWED', { detail: `resource ${resource.name} has no lookup` });
-    const key = resource.name + '\u0000' + id;
+    const key = askerOf(principal) + resource.name + '\u0000' + id;
     const hit = this.#cache.get(key);
     if (hit !== undefined) return hit.value;
     const pending = this.#inflight.get(key);
     if (pending !== undefined) return pending;
-    // Past the cache and the shared in-flight lookup: only a lookup that is sent is counted.
+    // Past the cache and this asker's in-flight lookup: only a lookup that is sent is counted.
     this.#observe(resource.name);
     const headers = ['accept', 'application/json', 'x-request-id', requestId, 'x-keygate-purpose', 'attribute-lookup', 'x-keygate-key-id', principal.id, 'x-keygate-key-type', principal.type];
     if (principal.referenceId !== null) headers.push('x-keygate-reference-id', principal.referenceId);
