@@ -8,9 +8,9 @@ import { buildUpstreamHeaders, mutateQuery, normaliseParamName, paramKey, QUERY_
 import { idFromValue, proveByLookup } from './prove.ts';
 import type { AttributeSource } from './proving/attributes.ts';
 import { foldName } from './proving/fold.ts';
-import { idNames } from './proving/id-names.ts';
+import { idFieldOf, idNames } from './proving/id-names.ts';
 import { checkJsonBodyHeaders, judgeBody, parseJsonBody } from './proving/request-body.ts';
-import { listCheck, type ResponseCheck, responseCheck, responseIdCheck } from './proving/response-checks.ts';
+import { listCheck, provenAnswerCheck, type ResponseCheck, responseCheck, responseIdCheck } from './proving/response-checks.ts';
 
 export interface IncomingRequest {
   readonly method: string;
@@ -66,7 +66,7 @@ interface Draft {
   readonly path: string;
   readonly headers: string[];
   body: Plan['body'];
-  readonly check: ResponseCheck | null;
+  check: ResponseCheck | null;
 }
 
 /** Methods whose requests carry no body a backend should read; for a judged key, one is refused. */
@@ -107,8 +107,19 @@ function checkOf(ctx: PlanContext, route: CompiledRoute, conditions: readonly Co
   // The read of the looked-up resource itself is checked again on the answer, so a
   // backend that answers differently (or a resource that moved within the lookup TTL)
   // still cannot show another user's object.
-  if (e.resource === route.resource && e.resource.lookup?.template.text === route.template.text) return responseCheck(route.resource, conditions);
+  if (ownRead(route, e)) return responseCheck(route.resource, conditions);
+  // Any other route proven by a lookup has its answer checked once the id is known (proveThenComplete).
   return null;
+}
+
+/** The route is the looked-up resource's own read (`GET /v1/devices/{id}` of `lookup: GET /v1/devices/{id}`). */
+function ownRead(route: CompiledRoute, e: LookupEnforcement): boolean {
+  return e.resource === route.resource && e.resource.lookup?.template.text === route.template.text;
+}
+
+/** A lookup route whose answer is checked against the id the request proved (provenAnswerCheck). */
+function provesAnswer(route: CompiledRoute | null, e: Enforcement | null): e is LookupEnforcement {
+  return route !== null && e !== null && e.kind === 'lookup' && e.id.from !== 'response' && !ownRead(route, e);
 }
 
 /**
@@ -145,7 +156,7 @@ export function plan(ctx: PlanContext, principal: Principal, req: IncomingReques
     remoteAddress: req.remoteAddress,
     trustedHop: req.trustedHop,
     readsBody: judged,
-    checked: check !== null,
+    checked: check !== null || provesAnswer(route, e),
   });
   const draft: Draft = { decision, path: query === '' ? req.target.path : req.target.path + '?' + query, headers: up.headers, body: null, check };
   const lookup = e?.kind === 'lookup' ? e : null;
@@ -180,7 +191,9 @@ function proveThenComplete(ctx: PlanContext, draft: Draft, e: LookupEnforcement 
     id = idFromValue((json as Record<string, unknown>)[e.id.name], e.id);
   } else if (e.id.from === 'path') id = idFromValue(draft.decision.params[e.id.name], e.id);
   else id = idFromQuery(req.target.query, e.id.name);
-  const proven = proveByLookup(ctx.attributes, e.resource, id, draft.decision.conditions!, principal, req.requestId);
+  const conditions = draft.decision.conditions!;
+  if (draft.decision.route !== null && provesAnswer(draft.decision.route, e)) draft.check = provenAnswerCheck(e.resource, conditions, idFieldOf(e.resource, e.id.name), id);
+  const proven = proveByLookup(ctx.attributes, e.resource, id, conditions, principal, req.requestId);
   return proven instanceof Promise ? proven.then(() => complete(draft, req)) : complete(draft, req);
 }
 

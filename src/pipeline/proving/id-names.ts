@@ -28,6 +28,15 @@ function singular(plural: string): string {
   return plural;
 }
 
+/**
+ * The field an answer names one of the resource by: the id's own name when the policy
+ * gives it one (`body.deviceId`, `{deviceId}`), else the singular name followed by `Id`
+ * (`deviceId` for `devices` with a path `{id}`, where a bare `id` is the answer's own).
+ */
+export function idFieldOf(resource: CompiledResource, idName: string): string {
+  return idName === 'id' ? singular(resource.name) + 'Id' : idName;
+}
+
 function baseNames(resource: CompiledResource): Set<string> {
   const names = new Set(['id', foldName(singular(resource.name) + 'id')]);
   if (resource.lookup !== null) for (const p of resource.lookup.template.params) names.add(foldName(p));

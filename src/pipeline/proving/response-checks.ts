@@ -5,14 +5,15 @@ import type { CompiledResource, IdSource } from '../../policy/model.ts';
 import { PairMemo } from '../../util/pair-memo.ts';
 import type { Condition } from '../authorize.ts';
 import type { BufferedResponse } from '../forward.ts';
-import { responseHopNames } from '../mutate.ts';
+import { ABOUT_RESPONSE } from '../forwarding/header-classes.ts';
+import { fieldParts, responseHopNames } from '../mutate.ts';
 import { forbidden, proveByLookup } from '../prove.ts';
 import { type AttributeSource, contradicts, fieldOf, satisfies } from './attributes.ts';
 import { listScan, provenClean, type ScanFields, scanFields } from './clean-scan.ts';
 import { foldName } from './fold.ts';
 import { renderScannedList, renderTextList } from './list-render.ts';
 import { MAX_PARTS, PartsResponse, renderScannedParts } from './parts.ts';
-import { parseAnswer } from './strict-json.ts';
+import { AMBIGUOUS, parseAnswer } from './strict-json.ts';
 
 /** A checked answer as the client gets it. */
 export interface CheckedResponse extends BufferedResponse {
@@ -26,9 +27,44 @@ export type ResponseCheck = (res: BufferedResponse) => Promise<CheckedResponse> 
 /** `application/json` or `application/…+json`, whatever the parameters. */
 const JSON_CONTENT = /^[ \t]*application\/(?:[\w.+-]*\+)?json[ \t]*(?:;|$)/i;
 
+/** Content-Type values judged, by value: a backend sends a few, each judged once. */
+const JSON_TYPES = new Map<string, boolean>();
+
+/**
+ * A JSON media type whose charset, if it names one, is UTF-8 (case-insensitive, quoted or
+ * not, named once): Keygate proves the bytes as UTF-8, and a client told `utf-16` or
+ * `iso-8859-1` would decode the same bytes into another text than the one proven.
+ */
+function isJsonType(type: string): boolean {
+  let ok = JSON_TYPES.get(type);
+  if (ok === undefined) {
+    ok = JSON_CONTENT.test(type) && utf8Charset(type);
+    if (JSON_TYPES.size >= 256) JSON_TYPES.clear();
+    JSON_TYPES.set(type, ok);
+  }
+  return ok;
+}
+
+function utf8Charset(type: string): boolean {
+  if (!type.includes(';')) return true;
+  const params = fieldParts(type, 0x3b);
+  let charset: string | undefined;
+  for (let i = 1; i < params.length; i++) {
+    const param = params[i]!;
+    const eq = param.indexOf('=');
+    if ((eq === -1 ? param : param.slice(0, eq)).trim().toLowerCase() !== 'charset') continue;
+    // Two charsets: which one a client reads is its own choice.
+    if (charset !== undefined) return false;
+    let value = eq === -1 ? '' : param.slice(eq + 1).trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1).replace(/\\(.)/g, '$1');
+    charset = value.toLowerCase();
+  }
+  return charset === undefined || charset === 'utf-8';
+}
+
 function isJson(res: BufferedResponse): boolean {
   const type = res.headers['content-type'];
-  if (typeof type !== 'string' || !JSON_CONTENT.test(type)) return false;
+  if (typeof type !== 'string' || !isJsonType(type)) return false;
   // A type the backend lists in its Connection header would not reach the client, which
   // might then sniff the body as something else.
   const hop = responseHopNames(res.headers.connection);
@@ -61,6 +97,26 @@ function scannable(res: BufferedResponse, fields: ScanFields | null): fields is 
  */
 function carriesResource(status: number): boolean {
   return status >= 200 && status < 300 && status !== 204;
+}
+
+/**
+ * A checked answer released with the backend's own body (a single resource, a command, a
+ * 204 or 304 of any checked route): of its headers only those about the response, as on
+ * a list Keygate writes, on every status (invariant 10): `ETag`, `Last-Modified`, `Link`,
+ * `Location`, `Content-Location` or `X-Total-Count` can name another user's object or
+ * count items the key may not see (an `ETag` of the backend's unfiltered list changes when
+ * another user's device does). A 204 or 304 goes out without a `Content-Length` (on a 304
+ * it would be the length of the backend's list).
+ */
+function released(res: BufferedResponse): CheckedResponse {
+  const parts = res.parts;
+  if (parts !== undefined && parts.length <= MAX_PARTS) {
+    let length = 0;
+    for (const p of parts) length += p.length;
+    return new PartsResponse(res.status, listHeaders(res.headers, length), parts, length);
+  }
+  const body = res.body;
+  return { status: res.status, headers: listHeaders(res.headers, res.status === 204 || res.status === 304 ? undefined : body.length), body };
 }
 
 function needsCheck(res: BufferedResponse): boolean {
@@ -102,31 +158,18 @@ function foreignInside(value: unknown, resource: CompiledResource, conditions: r
 }
 
 /**
- * Response headers a checked list keeps. Keygate writes a list answer itself (see
- * checkListFully), so nothing the backend says about its own body (ETag, Last-Modified,
- * Content-Range, a total in X-Total-Count or Link) may go out: it could count items the
- * key may not see. What is kept describes the response, not the data.
+ * The headers of a checked answer (every answer of a checked route, whatever its status):
+ * those about the response (ABOUT_RESPONSE, `Access-Control-*`), and the body's exact
+ * length when it has one (never chunked for one answer, a length for another). Keygate
+ * writes a list answer itself (see checkListFully), so nothing the backend says about
+ * its own body (ETag, Last-Modified, Content-Range, a total in X-Total-Count or Link)
+ * may go out: it could count items the key may not see; and none may name an object
+ * (`Location`, `Content-Location`, `Link`) the check did not see.
  */
-const LIST_HEADERS = new Set([
-  'content-type',
-  'cache-control',
-  'expires',
-  'pragma',
-  'vary',
-  'set-cookie',
-  'content-language',
-  'strict-transport-security',
-  'x-content-type-options',
-  'x-frame-options',
-  'content-security-policy',
-  'referrer-policy',
-]);
-
-/** The headers of a list answer Keygate wrote: the allowed ones, and always the body's exact length (never chunked for one answer, a length for another). */
-function listHeaders(headers: BufferedResponse['headers'], length: number): BufferedResponse['headers'] {
+function listHeaders(headers: BufferedResponse['headers'], length: number | undefined): BufferedResponse['headers'] {
   const out: Record<string, string | string[] | undefined> = {};
-  for (const name in headers) if (LIST_HEADERS.has(name) || name.startsWith('access-control-')) out[name] = headers[name];
-  out['content-length'] = String(length);
+  for (const name in headers) if (ABOUT_RESPONSE.has(name) || name.startsWith('access-control-')) out[name] = headers[name];
+  if (length !== undefined) out['content-length'] = String(length);
   return out;
 }
 
@@ -185,7 +228,7 @@ const SINGLE_CHECKS = new PairMemo<CompiledResource, readonly Condition[], Respo
 
 /** listCheck without the byte scanner: parse (keys unescaped, owner keys watched), drop what the key may not see, write the answer. */
 export function checkListFully(res: BufferedResponse, resource: CompiledResource, conditions: readonly Condition[]): CheckedResponse {
-  if (!needsCheck(res)) return res;
+  if (!needsCheck(res)) return released(res);
   const text = responseText(res);
   const { value, ranges } = parseAnswer(text, WATCHED.get(resource, conditions, watchedNames), true);
   const bare = Array.isArray(value);
@@ -208,16 +251,18 @@ export function responseCheck(resource: CompiledResource, conditions: readonly C
 function makeSingleCheck(resource: CompiledResource, conditions: readonly Condition[]): ResponseCheck {
   const fields = scanFields(resource, conditions);
   return (res) =>
-    scannable(res, fields) && provenClean(res.parts !== undefined && res.parts.length <= MAX_PARTS ? res.parts : res.body, fields, 'single') ? res : checkSingleFully(res, resource, conditions);
+    scannable(res, fields) && provenClean(res.parts !== undefined && res.parts.length <= MAX_PARTS ? res.parts : res.body, fields, 'single')
+      ? released(res)
+      : checkSingleFully(res, resource, conditions);
 }
 
 /** responseCheck without the byte scanner: parse (owner keys watched), and refuse an answer the key may not see. */
 export function checkSingleFully(res: BufferedResponse, resource: CompiledResource, conditions: readonly Condition[]): BufferedResponse {
-  if (!needsCheck(res)) return res;
+  if (!needsCheck(res)) return released(res);
   const { value } = parseAnswer(responseText(res), WATCHED.get(resource, conditions, watchedNames), false);
   if (!satisfies(value, resource, conditions)) throw forbidden(`${resource.name} in response does not satisfy the key's conditions`);
   if (foreignInside(value, resource, conditions)) throw forbidden(`${resource.name} in response holds another owner's object`);
-  return res;
+  return released(res);
 }
 
 /** The id key and the looked-up resource's owner keys, folded → exact spelling (see watchedNames). */
@@ -255,6 +300,56 @@ export function responseIdCheck(attributes: AttributeSource, resource: CompiledR
       throw forbidden(`response naming ${resource.name} ${id} holds another owner's object`);
     }
     await proveByLookup(attributes, resource, id, conditions, principal, requestId);
+    return released(res);
+  };
+}
+
+/** The owner keys and one id field, folded → exact spelling, per resource, conditions and field name. */
+const OWNER_AND_FIELD = new PairMemo<CompiledResource, readonly Condition[], Map<string, ReadonlyMap<string, string>>>(() => new WeakMap());
+
+function ownerAndFieldNames(resource: CompiledResource, conditions: readonly Condition[], idField: string): ReadonlyMap<string, string> {
+  const byName = OWNER_AND_FIELD.get(resource, conditions, () => new Map());
+  let watched = byName.get(idField);
+  if (watched === undefined) {
+    const out = new Map(watchedNames(resource, conditions));
+    for (const [folded, name] of idWatched(idField)) out.set(folded, name);
+    byName.set(idField, (watched = out));
+  }
+  return watched;
+}
+
+/** Every object in `value`, at any depth, is of the key's own and names no other `idField` than `id`, each named once in one spelling. */
+function aboutOnly(value: unknown, resource: CompiledResource, conditions: readonly Condition[], idField: string, id: string): boolean {
+  if (value === null || typeof value !== 'object') return true;
+  if (Array.isArray(value)) {
+    for (const item of value) if (!aboutOnly(item, resource, conditions, idField, id)) return false;
+    return true;
+  }
+  if ((value as { [AMBIGUOUS]?: true })[AMBIGUOUS] === true || contradicts(value, resource, conditions)) return false;
+  if (Object.hasOwn(value, idField)) {
+    const v = (value as Record<string, unknown>)[idField];
+    if (!(typeof v === 'string' ? v === id : typeof v === 'number' && Number.isSafeInteger(v) && String(v) === id)) return false;
+  }
+  for (const key in value) if (!aboutOnly((value as Record<string, unknown>)[key], resource, conditions, idField, id)) return false;
+  return true;
+}
+
+/**
+ * The answer of a route whose request was proven by a lookup (a device's `history`, a
+ * command sent to a device, a device's tags): the proof is that the request's device is
+ * the key's, so a 2xx answer with a body must be about that device alone (invariant 5:
+ * a backend that ignores the path's id, or mixes in other users' objects, is caught). No
+ * object at any depth may carry an owner the key may not see, or name another of the
+ * resource by its id field (`deviceId` of a history entry), or name either twice or in a
+ * look-alike spelling; such an answer is the 403 a foreign device gets. An answer that is
+ * not JSON cannot be proven and is refused. Other answers (an error about the request,
+ * 204, 304) carry no resource and are released as they come.
+ */
+export function provenAnswerCheck(resource: CompiledResource, conditions: readonly Condition[], idField: string, id: string): ResponseCheck {
+  return (res) => {
+    if (!carriesResource(res.status) || res.body.length === 0) return res;
+    const { value } = parseAnswer(responseText(res), ownerAndFieldNames(resource, conditions, idField), false);
+    if (!aboutOnly(value, resource, conditions, idField, id)) throw forbidden(`answer about ${resource.name} ${id} holds another owner's object or another ${idField}`);
     return res;
   };
 }

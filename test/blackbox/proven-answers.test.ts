@@ -1,0 +1,106 @@
+// Invariant 5 on routes proven by a lookup of the request (a device's sub-resources, a
+// command sent to a device): the lookup proves the request's device is alice's, and the
+// answer must then be about that device alone. The backend here answers like one that
+// ignores the path's id or mixes other users' objects into an answer; the test asserts
+// what alice received, through real HTTP, against a real backend process.
+
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { type FrameworkBackend, startFramework } from './frameworks.ts';
+import { createKeySet, errorBody, type KeySet, keyHeader, type Sidecar, send, startSidecar } from './harness.ts';
+
+let fw: FrameworkBackend;
+let keys: KeySet;
+let sidecar: Sidecar;
+
+beforeAll(async () => {
+  fw = await startFramework();
+  keys = await createKeySet();
+  sidecar = await startSidecar({ upstream: fw.url, store: keys.store });
+});
+afterAll(async () => {
+  await sidecar?.stop();
+  await fw?.close();
+});
+beforeEach(() => {
+  fw.reset();
+  fw.quirks = {};
+});
+
+/** Answers every request but the attribute lookups with `body` (status 200 unless given). */
+function answerWith(body: string, status = 200, headers: Record<string, string> = {}): void {
+  fw.respond = (rec) => (rec.headers['x-keygate-purpose'] === 'attribute-lookup' ? undefined : { status, headers, body });
+}
+
+const HISTORY = '/v1/devices/dev-alice-1/history';
+const COMMAND = '/v1/commands/thermostat/set-temperature';
+
+describe("a device's sub-resources: the answer is about the proven device alone", () => {
+  test.each([
+    ['an entry of another device', '{"data":[{"id":"h1","deviceId":"dev-alice-1"},{"id":"h2","deviceId":"dev-bob-1","secret":"BOB_SECRET"}]}'],
+    ["another user's object nested in an entry", '{"data":[{"id":"h1","deviceId":"dev-alice-1","device":{"referenceId":"bob","note":"BOB_SECRET"}}]}'],
+    ['the device id named twice', '{"data":[{"id":"h1","deviceId":"dev-alice-1","deviceId":"dev-bob-1","note":"BOB_SECRET"}]}'],
+    ['the device id in a look-alike spelling', '{"data":[{"id":"h1","deviceId":"dev-alice-1","DeviceId":"dev-bob-1","note":"BOB_SECRET"}]}'],
+    ['an owner escaped in its key', '{"data":[{"id":"h1","refer\\u0065nceId":"bob","note":"BOB_SECRET"}]}'],
+  ])('%s → 403, nothing of it sent', async (_name, body) => {
+    answerWith(body);
+    const r = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.alice) });
+    expect(r.status, r.text).toBe(403);
+    expect(errorBody(r).error.code).toBe('RESOURCE_NOT_ALLOWED');
+    expect(r.text).not.toContain('BOB_SECRET');
+  });
+
+  test('an answer about the proven device is released as the backend wrote it', async () => {
+    const body = '{"data":[{"id":"h1","deviceId":"dev-alice-1","value":21.5,"device":{"referenceId":"alice"}}],"page":1}';
+    answerWith(body);
+    const r = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.alice) });
+    expect(r.status, r.text).toBe(200);
+    expect(r.text).toBe(body);
+  });
+
+  test('the same foreign answer to a server key is released (it reaches everything)', async () => {
+    const body = '{"data":[{"id":"h2","deviceId":"dev-bob-1"}]}';
+    answerWith(body);
+    const r = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.server) });
+    expect(r.status, r.text).toBe(200);
+    expect(r.text).toBe(body);
+  });
+
+  test('an answer that is not JSON cannot be proven → 502, its body withheld', async () => {
+    answerWith('deviceId,value\ndev-bob-1,BOB_SECRET\n', 200, { 'content-type': 'text/csv' });
+    const r = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.alice) });
+    expect(r.status, r.text).toBe(502);
+    expect(r.text).not.toContain('BOB_SECRET');
+  });
+
+  test('an error about the request is released as it comes', async () => {
+    answerWith('{"error":"no history yet"}', 404);
+    const r = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.alice) });
+    expect(r.status, r.text).toBe(404);
+    expect(r.text).toBe('{"error":"no history yet"}');
+  });
+});
+
+describe("a command's answer names the device the command was proven for", () => {
+  test("an answer naming another device (the backend acted on another) → 403, the other device's answer withheld", async () => {
+    answerWith('{"id":"cmd-9","deviceId":"dev-bob-1","status":"BOB_PENDING"}', 201);
+    const r = await send(sidecar.proxyPort, {
+      method: 'POST',
+      path: COMMAND,
+      body: '{"deviceId":"dev-alice-1","input":{}}',
+      headers: { ...keyHeader(keys.alice), 'content-type': 'application/json' },
+    });
+    expect(r.status, r.text).toBe(403);
+    expect(r.text).not.toContain('BOB_PENDING');
+  });
+
+  test('the ordinary answer passes', async () => {
+    const r = await send(sidecar.proxyPort, {
+      method: 'POST',
+      path: COMMAND,
+      body: '{"deviceId":"dev-alice-1","input":{}}',
+      headers: { ...keyHeader(keys.alice), 'content-type': 'application/json' },
+    });
+    expect(r.status, r.text).toBe(201);
+    expect(JSON.parse(r.text)).toMatchObject({ deviceId: 'dev-alice-1' });
+  });
+});
