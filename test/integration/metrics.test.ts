@@ -174,7 +174,11 @@ describe('every metric of the README, by value', () => {
     expect(sampleValue(m, 'keygate_store_query_duration_seconds_count', { result: 'error' })).toBeUndefined(); // no failed query, no series
     // Two device ids were looked up for alice and one for bob (lookups are cached per user); alice's second read was a cache hit.
     expect(seriesOf(m, 'keygate_attribute_lookups_total')).toEqual({ [series({ resource: 'devices' })]: 3 });
-    expect(backend.received.filter((r) => r.headers['x-keygate-purpose'] === 'attribute-lookup').map((r) => r.path)).toEqual(['/v1/devices/dev_alice_1', '/v1/devices/dev_bob_1', '/v1/devices/dev_bob_1']);
+    expect(backend.received.filter((r) => r.headers['x-keygate-purpose'] === 'attribute-lookup').map((r) => r.path)).toEqual([
+      '/v1/devices/dev_alice_1',
+      '/v1/devices/dev_bob_1',
+      '/v1/devices/dev_bob_1',
+    ]);
     expect(seriesOf(m, 'keygate_response_items_dropped_total')).toEqual({ [series({ route: 'GET /v1/devices' })]: dropped });
     expect(seriesOf(m, 'keygate_cache_entries')).toEqual({
       [series({ cache: 'key_positive' })]: 4,
