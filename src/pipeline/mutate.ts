@@ -2,7 +2,7 @@ import { KeygateError } from '../errors/keygate-error.ts';
 import { holdsKey } from '../keys/key-format.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { Condition } from './authorize.ts';
-import { HeaderKind, headerClass, isProtected, tokenKind } from './forwarding/header-classes.ts';
+import { AnswerKind, answerClass, HeaderKind, headerClass, isProtected, tokenKind } from './forwarding/header-classes.ts';
 
 /**
  * Stage 3: rewrite what the backend will see.
@@ -370,9 +370,6 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
   return { headers: out, hasBody, contentType, contentEncoding, contentLength };
 }
 
-// Response headers that describe the upstream connection, not the resource.
-const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'trailer', 'te']);
-
 /** The names a backend's `Connection` header lists (lower-cased), or null when it lists none. */
 export function responseHopNames(connection: string | string[] | undefined): string[] | null {
   if (connection === undefined || connection === 'keep-alive' || connection === 'close') return null;
@@ -392,19 +389,41 @@ export function responseHopNames(connection: string | string[] | undefined): str
  * only at run time costs a new hidden class (or a dictionary) per response. Headers the
  * backend names in its `Connection` are hop-by-hop and stay behind. `added`: pairs Keygate
  * adds (the rate limiter's fields), replacing the backend's of the same names.
+ *
+ * Every forwarded answer answers a request made with a key, and no shared cache in front
+ * of Keygate (a CDN, the ingress) may store it: clients of different scoped keys ask the
+ * same URL and get different answers, and a cached one would reach a client that never
+ * passed Keygate. So `Cache-Control` always says `private` (see privateCacheControl),
+ * `Vary` names `Texture-Api-Key`, and fields only a shared cache reads
+ * (`CDN-Cache-Control`, `Surrogate-Control`, …: forwarding/header-classes.ts) are dropped.
+ * `conditioned`: the answer of a route with conditions, which keeps only the headers about
+ * the response (see AnswerClass.kept).
  */
-export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, replaceLength?: number, added: readonly string[] | null = null): string[] {
+export function responseHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  requestId: string,
+  replaceLength?: number,
+  added: readonly string[] | null = null,
+  conditioned = false,
+): string[] {
   const out: string[] = [];
   const hop = responseHopNames(headers.connection);
+  let cacheControl: string | string[] | undefined;
+  let vary: string | string[] | undefined;
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || DROP_RESPONSE.has(name) || name === 'x-request-id') continue;
-    if (replaceLength !== undefined && (name === 'content-length' || name === 'content-encoding' || name === 'etag')) continue;
+    if (value === undefined) continue;
+    const c = answerClass(name);
+    if (c.kind === AnswerKind.drop || (conditioned && !c.kept)) continue;
+    if (replaceLength !== undefined && c.kind === AnswerKind.body) continue;
     if (hop?.includes(name) === true) continue;
     if (added !== null && namedIn(added, name)) continue;
-    if (typeof value === 'string') out.push(name, value);
+    if (c.kind === AnswerKind.cacheControl) cacheControl = value;
+    else if (c.kind === AnswerKind.vary) vary = value;
+    else if (typeof value === 'string') out.push(name, value);
     else for (const v of value) out.push(name, v);
   }
+  out.push('cache-control', privateCacheControl(cacheControl), 'vary', varyOnKey(vary));
   if (replaceLength !== undefined) out.push('content-length', String(replaceLength));
   out.push('x-request-id', requestId);
   if (added !== null) for (let i = 0; i < added.length; i++) out.push(added[i]!);
@@ -419,4 +438,107 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
 function namedIn(pairs: readonly string[], name: string): boolean {
   for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === name) return true;
   return false;
+}
+
+/** Rewritten `Cache-Control` and `Vary` values, by the backend's: a backend sends a few values, each rewritten once. */
+const PRIVATE_CACHE = new Map<string, string>();
+const KEY_VARY = new Map<string, string>();
+const MAX_REWRITTEN = 256;
+
+function remembered(memo: Map<string, string>, value: string, rewrite: (v: string) => string): string {
+  let out = memo.get(value);
+  if (out === undefined) {
+    out = rewrite(value);
+    if (memo.size >= MAX_REWRITTEN) memo.clear();
+    memo.set(value, out);
+  }
+  return out;
+}
+
+/**
+ * The `Cache-Control` an answer to a key goes out with: storable by the client's own cache
+ * as the backend said (`max-age`, `no-cache`, `no-store`, `must-revalidate`, … are kept),
+ * never by a shared one. `public`, `s-maxage` and `proxy-revalidate` (a shared cache's
+ * directives) are removed, a qualified `private="…"` (which leaves the rest of the answer
+ * storable) becomes plain `private`, and `private` is added unless the answer says
+ * `no-store` (no cache stores it; with `must-understand` a cache may ignore `no-store`,
+ * so `private` is added there too). No `Cache-Control` at all becomes `private`: a
+ * shared cache may otherwise store a 200 heuristically, and it cannot tell that
+ * `Texture-Api-Key` authenticates the request as it can for `Authorization`.
+ */
+function privateCacheControl(value: string | string[] | undefined): string {
+  if (value === undefined) return 'private';
+  if (typeof value === 'string') return remembered(PRIVATE_CACHE, value, rewriteCacheControl);
+  return rewriteCacheControl(value.join(', '));
+}
+
+function rewriteCacheControl(value: string): string {
+  const kept: string[] = [];
+  let changed = false;
+  let isPrivate = false;
+  let noStore = false;
+  let mustUnderstand = false;
+  for (const directive of fieldParts(value, 0x2c)) {
+    const eq = directive.indexOf('=');
+    const name = (eq === -1 ? directive : directive.slice(0, eq)).trim().toLowerCase();
+    if (name === '' || name === 'public' || name === 's-maxage' || name === 'proxy-revalidate') {
+      changed = true;
+      continue;
+    }
+    if (name === 'private') {
+      if (eq !== -1 || isPrivate) changed = true;
+      if (!isPrivate) kept.push('private');
+      isPrivate = true;
+      continue;
+    }
+    if (name === 'no-store') noStore = true;
+    else if (name === 'must-understand') mustUnderstand = true;
+    kept.push(directive.trim());
+  }
+  if (!isPrivate && (!noStore || mustUnderstand)) {
+    kept.unshift('private');
+    changed = true;
+  }
+  return changed ? kept.join(', ') : value;
+}
+
+/**
+ * A header value split at `separator` (a char code: `,` between `Cache-Control`
+ * directives, `;` between media-type parameters) outside quoted strings
+ * (`no-cache="Set-Cookie, Link"`).
+ */
+export function fieldParts(value: string, separator: number): string[] {
+  const out: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (quoted) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) quoted = false;
+    } else if (c === 0x22) quoted = true;
+    else if (c === separator) {
+      out.push(value.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(value.slice(start));
+  return out;
+}
+
+/** `Vary` with `Texture-Api-Key` among its fields, once; `Vary: *` (never reused by a cache) stays as it is. */
+function varyOnKey(value: string | string[] | undefined): string {
+  if (value === undefined) return 'Texture-Api-Key';
+  if (typeof value === 'string') return remembered(KEY_VARY, value, withKeyField);
+  return withKeyField(value.join(', '));
+}
+
+function withKeyField(value: string): string {
+  let empty = true;
+  for (const part of value.split(',')) {
+    const field = part.trim().toLowerCase();
+    if (field === '*' || field === 'texture-api-key') return value;
+    if (field !== '') empty = false;
+  }
+  return empty ? 'Texture-Api-Key' : `${value}, Texture-Api-Key`;
 }

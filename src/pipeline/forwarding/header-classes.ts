@@ -184,3 +184,83 @@ export function headerClass(raw: string): HeaderClass {
 export function tokenKind(token: string): HeaderKind {
   return classify(token.replaceAll('_', '-'));
 }
+
+/**
+ * What a backend's answer header means to Keygate (names as undici gives them: lower
+ * case). Decided once per name and remembered, as for request headers: the answer loop
+ * (../mutate.ts responseHeaders) runs on every forwarded answer.
+ */
+export const AnswerKind = {
+  /** Relayed as sent. */
+  pass: 0,
+  /** Never relayed: about the backend connection (hop-by-hop), the backend's own request id, or an instruction to a shared cache Keygate does not let through. */
+  drop: 1,
+  /** Rewritten so that no shared cache stores the answer. */
+  cacheControl: 2,
+  /** `Texture-Api-Key` added. */
+  vary: 3,
+  /** About the backend's body bytes (`Content-Length`, `Content-Encoding`, `ETag`): dropped when Keygate sends other bytes. */
+  body: 4,
+} as const;
+export type AnswerKind = (typeof AnswerKind)[keyof typeof AnswerKind];
+
+export interface AnswerClass {
+  readonly kind: AnswerKind;
+  /**
+   * Kept on an answer to a route with conditions (a scoped key's checked or proven
+   * routes): the header describes the response, not the data, so it cannot carry another
+   * user's id or a count of anyone's items. Everything else there (`ETag`, `Last-Modified`,
+   * `Link`, `Location`, `Content-Location`, `X-Total-Count`, `Content-Range`, …) is not sent.
+   */
+  readonly kept: boolean;
+}
+
+/** About the backend connection or its request id; Keygate adds its own `X-Request-Id`. */
+const ANSWER_DROP = ['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'trailer', 'te', 'x-request-id'];
+/**
+ * Fields a shared cache (CDN, ingress, Varnish, nginx) obeys over or besides
+ * `Cache-Control`: the targeted fields of RFC 9213 (`CDN-Cache-Control` and every
+ * `<vendor>-CDN-Cache-Control`, matched by suffix), Fastly's and Varnish's surrogate
+ * fields and keys, Akamai's and Cloudflare's edge instructions and tags, nginx's
+ * `X-Accel-Expires` (which proxy_cache prefers to `Cache-Control`). An answer to a key
+ * must not be stored by any of them, so none of these is relayed.
+ */
+const SHARED_CACHE = ['surrogate-control', 'surrogate-key', 'cdn-cache-control', 'edge-control', 'edge-cache-tag', 'cache-tag', 'x-accel-expires', 'xkey'];
+/** The headers about the response itself, kept on every answer of a route with conditions (with `Access-Control-*`). */
+export const ABOUT_RESPONSE: ReadonlySet<string> = new Set([
+  'content-type',
+  'cache-control',
+  'expires',
+  'pragma',
+  'vary',
+  'set-cookie',
+  'content-language',
+  'strict-transport-security',
+  'x-content-type-options',
+  'x-frame-options',
+  'content-security-policy',
+  'referrer-policy',
+]);
+
+function classifyAnswer(name: string): AnswerClass {
+  let kind: AnswerKind = AnswerKind.pass;
+  if (ANSWER_DROP.includes(name) || SHARED_CACHE.includes(name) || name.endsWith('-cdn-cache-control')) kind = AnswerKind.drop;
+  else if (name === 'cache-control') kind = AnswerKind.cacheControl;
+  else if (name === 'vary') kind = AnswerKind.vary;
+  else if (name === 'content-length' || name === 'content-encoding' || name === 'etag') kind = AnswerKind.body;
+  // A streamed answer's own framing stays with its bytes; Keygate sets the length of one it checked.
+  const kept = ABOUT_RESPONSE.has(name) || name.startsWith('access-control-') || name === 'content-length' || name === 'content-encoding';
+  return Object.freeze({ kind, kept });
+}
+
+const REMEMBERED_ANSWER = new Map<string, AnswerClass>();
+
+/** The class of a backend's (lower-case) answer header name. Remembered; a flood of invented names only clears the table. */
+export function answerClass(name: string): AnswerClass {
+  const known = REMEMBERED_ANSWER.get(name);
+  if (known !== undefined) return known;
+  const c = classifyAnswer(name);
+  if (REMEMBERED_ANSWER.size >= MAX_REMEMBERED) REMEMBERED_ANSWER.clear();
+  REMEMBERED_ANSWER.set(name, c);
+  return c;
+}
