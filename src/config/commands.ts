@@ -128,7 +128,8 @@ export const SERVE = command({
       placeholder: MS,
       default: '30000',
       parse: milliseconds,
-      description: 'longest silence inside a response body; past it a checked answer → 504, a streamed one is cut off (the client sees the connection end)',
+      description:
+        'longest silence inside a response body, and longest a client may take none of a streamed answer; past it a checked answer → 504, a streamed one is cut off (the client sees the connection end)',
     }),
     maxBodyBytes: value({
       flag: 'max-body',

@@ -70,6 +70,14 @@ function seeOther(res: ServerResponse, location: string, requestId: string, head
  */
 export class LinkFlow implements LinkPages {
   readonly #d: LinkFlowDeps;
+  /**
+   * The finish of a link in progress in this process, by link id. A second finish of the
+   * same link waits for it, then finds the link used (410) without asking the backend for
+   * devices: a burst of posts of one link costs one device query, not one each, and is
+   * not refused by the backend share a link's maker may hold (invariant 11). Across
+   * replicas, the store's claim still lets exactly one finish mint.
+   */
+  readonly #finishing = new Map<string, Promise<unknown>>();
 
   constructor(deps: LinkFlowDeps) {
     this.#d = deps;
@@ -207,7 +215,7 @@ export class LinkFlow implements LinkPages {
     const popup = form.get('display') === 'popup';
     const action = form.get('action');
     if (action === 'link') return this.#startStep(res, link, token, popup, requestId);
-    if (action === 'allow') return this.#allow(res, link, token, secret, popup, requestId);
+    if (action === 'allow') return this.#oneAtATime(link, token, res, requestId, () => this.#allow(res, link, token, secret, popup, requestId));
     if (action === 'deny') return this.#deny(res, link, secret, popup, requestId);
     return this.#notAForm(res, requestId);
   }
@@ -236,6 +244,22 @@ export class LinkFlow implements LinkPages {
     }
     // Post/redirect/get: the page with the devices now linked, at the link's own address.
     return seeOther(res, this.#action(token) + (query.get('display') === 'popup' ? '?display=popup' : ''), requestId, { 'set-cookie': this.#cookie(link, fresh) });
+  }
+
+  /** Runs `finish` once no other finish of the link is in progress here; one that used the link leaves the next a 410. */
+  async #oneAtATime(link: LinkRecord, token: string, res: ServerResponse, requestId: string, finish: () => Promise<PublicAnswer>): Promise<PublicAnswer> {
+    for (let before = this.#finishing.get(link.id); before !== undefined; before = this.#finishing.get(link.id)) {
+      await before.catch(() => undefined);
+      const gone = this.#goneReason(await this.#d.links.findByTokenHash(sha256(token)));
+      if (gone !== null) return send(res, gonePage(gone), requestId, GONE_CODES[gone]);
+    }
+    const done = finish();
+    this.#finishing.set(link.id, done);
+    try {
+      return await done;
+    } finally {
+      if (this.#finishing.get(link.id) === done) this.#finishing.delete(link.id);
+    }
   }
 
   async #allow(res: ServerResponse, link: LinkRecord, token: string, secret: string, popup: boolean, requestId: string): Promise<PublicAnswer> {

@@ -24,6 +24,29 @@ export function isPublicClass(c: number): boolean {
   return PUBLIC[c] === 1;
 }
 
+/**
+ * Classes whose keys are each held to part of the class's share (invariant 11: no key
+ * takes what the other keys of its type need). Server and operator keys are the account's
+ * own systems, usually one key doing all the work: they are bounded by their share alone.
+ */
+const PER_KEY = new Uint8Array(ADMISSION_CLASSES.length);
+PER_KEY[CLASS_INDEX.connect] = 1;
+PER_KEY[CLASS_INDEX.scoped] = 1;
+PER_KEY[CLASS_INDEX['access-token']] = 1;
+PER_KEY[CLASS_INDEX.lookup] = 1;
+
+/**
+ * The most connections one key may hold in a class that bounds its keys: three quarters
+ * of the class's max (at least one), so a quarter always stays for the type's other keys,
+ * however long one key's requests hold their connections. Its further requests wait in
+ * the class's queue (its length and timeout bound them), passed by other keys' requests.
+ * Three quarters, not a half: one key of an app doing all the work (the bench's 64
+ * connections against the scoped 96) is not slowed while nobody else needs the rest.
+ */
+function perKeyBound(share: Share): number {
+  return Math.max(1, share.max - Math.ceil(share.max / 4));
+}
+
 /** A class's part of the pool: `reserve` connections no other class may take, at most `max` in all. */
 export interface Share {
   readonly reserve: number;
@@ -98,13 +121,28 @@ export class QueueEntry {
   readonly c: number;
   readonly deadline: number;
   readonly waiter: AdmissionWaiter;
+  /** The key the request is made for (counted against its per-key bound), or undefined. */
+  readonly key: string | undefined;
   queued = true;
 
-  constructor(c: number, deadline: number, waiter: AdmissionWaiter) {
+  constructor(c: number, deadline: number, waiter: AdmissionWaiter, key: string | undefined) {
     this.c = c;
     this.deadline = deadline;
     this.waiter = waiter;
+    this.key = key;
   }
+}
+
+function increment(counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+}
+
+/** One less for `key`; its entry goes when it reaches zero. */
+function decrement(counts: Map<string, number>, key: string): void {
+  const n = counts.get(key);
+  if (n === undefined) return;
+  if (n <= 1) counts.delete(key);
+  else counts.set(key, n - 1);
 }
 
 function saturated(detail: string): KeygateError {
@@ -123,8 +161,17 @@ const BODIES_FULL = Object.freeze(new KeygateError('UPLOADS_SATURATED', { detail
  * always get its reserve however many requests the others have in flight, and the work
  * is conserving: an idle class's shared part is used by the busy ones.
  *
+ * Within a class that bounds its keys (PER_KEY), one key holds at most perKeyBound(share)
+ * connections: its next requests wait in the class's queue
+ * and are skipped by wake-ups until one of its own comes back, so the other keys' requests
+ * go past them. The queue so holds no waiter that could take a free connection: a request
+ * whose key is below its bound takes one whenever its class may. A key's counts live in
+ * map entries only while above zero: the maps never hold more entries than requests in
+ * flight or queued.
+ *
  * On the warm path (a connection free) acquire and release are a few integer operations
- * on typed arrays; queues, timers and allocations exist only while a class waits.
+ * on typed arrays, and one map lookup for a bounded key; queues, timers and allocations
+ * exist only while a class waits.
  */
 export class Admission {
   readonly #capacity: number;
@@ -139,6 +186,10 @@ export class Admission {
   readonly #timers: (NodeJS.Timeout | undefined)[];
   readonly #queueLength: number;
   readonly #queueTimeoutMs: number;
+  /** Per class: the most one key may hold or wait for (0: no per-key bound). */
+  readonly #keyBound: Int32Array;
+  /** Per class: key → connections it holds (entries above zero only). */
+  readonly #held: Map<string, number>[];
   #total = 0;
   /** Σ over classes of max(0, reserve − active): connections held back for classes below their reserve. */
   #unusedReserve = 0;
@@ -160,7 +211,10 @@ export class Admission {
     this.#timers = new Array<NodeJS.Timeout | undefined>(n).fill(undefined);
     this.#queueLength = options.queueLength;
     this.#queueTimeoutMs = options.queueTimeoutMs;
+    this.#keyBound = new Int32Array(n);
+    this.#held = Array.from({ length: n }, () => new Map<string, number>());
     ADMISSION_CLASSES.forEach((c, i) => {
+      if (PER_KEY[i] === 1) this.#keyBound[i] = perKeyBound(options.shares[c]);
       this.#reserve[i] = options.shares[c].reserve;
       this.#max[i] = options.shares[c].max;
       this.#unusedReserve += options.shares[c].reserve;
@@ -181,15 +235,32 @@ export class Admission {
     this.#total++;
   }
 
-  /** Takes a connection for class `c` if one is free to it and nobody of its class waits. */
-  tryAcquire(c: number): boolean {
-    if (this.#queued[c] !== 0 || !this.#canTake(c)) return false;
+  /** Whether class `c` counts `key` (it bounds its keys and one is named). */
+  #counts(c: number, key: string | undefined): key is string {
+    return key !== undefined && this.#keyBound[c] !== 0;
+  }
+
+  /** `key` holds as many connections of class `c` as it may (never for a key the class does not count). */
+  #atBound(c: number, key: string | undefined): boolean {
+    return this.#counts(c, key) && (this.#held[c]!.get(key) ?? 0) >= this.#keyBound[c]!;
+  }
+
+  /**
+   * Takes a connection for class `c` if one is free to it and `key` (the key the request
+   * is made for, if any) holds less than its bound. Whoever waits in the class's queue then
+   * is a request of a key at its bound (see the class comment), so nobody is overtaken.
+   * False: the caller enqueues.
+   */
+  tryAcquire(c: number, key?: string): boolean {
+    if (!this.#canTake(c) || this.#atBound(c, key)) return false;
+    if (this.#counts(c, key)) increment(this.#held[c]!, key);
     this.#take(c);
     return true;
   }
 
-  /** Gives back a connection taken by tryAcquire or handed over by `admitted()`. */
-  release(c: number): void {
+  /** Gives back a connection taken by tryAcquire or handed over by `admitted()`, with the same `key`. */
+  release(c: number, key?: string): void {
+    if (this.#counts(c, key)) decrement(this.#held[c]!, key);
     const active = this.#active[c]! - 1;
     this.#active[c] = active;
     this.#total--;
@@ -199,11 +270,12 @@ export class Admission {
 
   /**
    * Waits for a connection of class `c`: the waiter is told `admitted()` (holding it) or
-   * `refused()` once the queue timeout passes. A full queue refuses at once (returned).
+   * `refused()` once the queue timeout passes. A full queue refuses at once (returned); an
+   * admitted waiter releases with the same `key`.
    */
-  enqueue(c: number, waiter: AdmissionWaiter): QueueEntry | KeygateError {
+  enqueue(c: number, waiter: AdmissionWaiter, key?: string): QueueEntry | KeygateError {
     if (this.#queued[c]! >= this.#queueLength) return QUEUE_FULL;
-    const entry = new QueueEntry(c, performance.now() + this.#queueTimeoutMs, waiter);
+    const entry = new QueueEntry(c, performance.now() + this.#queueTimeoutMs, waiter, key);
     const tail = this.#tails[c]!;
     if (tail === null) {
       this.#heads[c] = entry;
@@ -220,7 +292,8 @@ export class Admission {
 
   /** Leaves the queue (the client went away); nothing is called on the waiter. */
   cancel(entry: QueueEntry): void {
-    if (entry.queued) this.#unlink(entry);
+    if (!entry.queued) return;
+    this.#unlink(entry);
   }
 
   #unlink(entry: QueueEntry): void {
@@ -280,12 +353,20 @@ export class Admission {
         const n = ADMISSION_CLASSES.length;
         for (let i = 0; i < n && this.#waiting !== 0; i++) {
           const c = (first + i) % n;
-          let head = this.#heads[c] ?? null;
-          while (head !== null && this.#canTake(c)) {
-            this.#unlink(head);
+          // Oldest first, past the waiters whose key holds its bound (they wait for their own key's release).
+          let entry = this.#heads[c] ?? null;
+          while (entry !== null && this.#canTake(c)) {
+            const next = entry.next;
+            if (this.#atBound(c, entry.key)) {
+              entry = next;
+              continue;
+            }
+            this.#unlink(entry);
+            if (this.#counts(c, entry.key)) increment(this.#held[c]!, entry.key);
             this.#take(c);
-            head.waiter.admitted();
-            head = this.#heads[c] ?? null;
+            entry.waiter.admitted();
+            // admitted() may have ended other waiters: go on from the head when the next one left.
+            entry = next?.queued ? next : (this.#heads[c] ?? null);
           }
         }
       } while (this.#wakeAgain && this.#waiting !== 0);
@@ -310,6 +391,13 @@ export class Admission {
   }
 
   static readonly BODIES_FULL = BODIES_FULL;
+
+  /** Keys counted against their per-key bound, over all classes (tests: the maps are freed). */
+  get countedKeys(): number {
+    let n = 0;
+    for (let c = 0; c < ADMISSION_CLASSES.length; c++) n += this.#held[c]!.size;
+    return n;
+  }
 
   /** In use and waiting, per class (read when /metrics is scraped). */
   snapshot(): Record<AdmissionClass, { active: number; queued: number; bodyBytes: number }> {

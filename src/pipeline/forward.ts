@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { KeygateError } from '../errors/keygate-error.ts';
-import { upstreamError } from './forwarding/upstream.ts';
+import { bodyTimeoutOf, upstreamError } from './forwarding/upstream.ts';
 import { responseHeaders } from './mutate.ts';
 import { PartsResponse } from './proving/parts.ts';
 
@@ -42,21 +42,45 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   readonly #sink: StreamSink;
   /** Header pairs Keygate adds to the answer (the RateLimit fields), or null. */
   readonly #added: readonly string[] | null;
+  /** The route has conditions: only the headers about the response go out (mutate.ts responseHeaders). */
+  readonly #conditioned: boolean;
   #controller: Controller | null = null;
   #status = 0;
   #settled = false;
   #clientGone = false;
+  /** The longest the client may leave the answer paused (take none of it) before the exchange is cut. */
+  readonly #stallMs: number;
+  /** The backend is paused because the client's buffer is full, until its 'drain'. */
+  #paused = false;
+  /** Armed at the first pause and refreshed at each later one: one timer per answer, not one per pause. */
+  #stallTimer: NodeJS.Timeout | undefined = undefined;
   readonly #onClose = (): void => {
     if (this.#res.writableFinished) return;
     this.#clientGone = true;
     this.#controller?.abort(CLIENT_CLOSED);
   };
+  readonly #onDrain = (): void => {
+    this.#paused = false;
+    this.#controller?.resume();
+  };
+  /**
+   * Still paused a whole bound after the last pause: a client that stopped reading would
+   * otherwise hold its backend connection for as long as its socket stays open (undici's
+   * body timeout does not run while a handler holds the answer paused). The backend
+   * exchange is aborted and the client's connection cut (onResponseError → streamCut).
+   */
+  readonly #onStall = (): void => {
+    if (!this.#paused || this.#settled) return;
+    this.#controller?.abort(new KeygateError('UPSTREAM_TIMEOUT', { detail: `the client took none of the answer for ${this.#stallMs} ms (--upstream-body-timeout)` }));
+  };
 
-  constructor(res: ServerResponse, requestId: string, sink: StreamSink, added: readonly string[] | null) {
+  constructor(res: ServerResponse, requestId: string, sink: StreamSink, added: readonly string[] | null, conditioned: boolean, stallMs: number) {
+    this.#stallMs = stallMs;
     this.#res = res;
     this.#requestId = requestId;
     this.#sink = sink;
     this.#added = added;
+    this.#conditioned = conditioned;
     res.once('close', this.#onClose);
   }
 
@@ -65,6 +89,10 @@ class StreamHandler implements Dispatcher.DispatchHandler {
     if (this.#settled) return false;
     this.#settled = true;
     this.#res.off('close', this.#onClose);
+    if (this.#stallTimer !== undefined) {
+      clearTimeout(this.#stallTimer);
+      this.#res.off('drain', this.#onDrain);
+    }
     return true;
   }
 
@@ -79,13 +107,18 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   onResponseStart(_c: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (statusCode < 200) return;
     this.#status = statusCode;
-    this.#res.writeHead(statusCode, responseHeaders(headers, this.#requestId, undefined, this.#added));
+    this.#res.writeHead(statusCode, responseHeaders(headers, this.#requestId, undefined, this.#added, this.#conditioned));
   }
 
   onResponseData(c: Controller, chunk: Buffer): void {
     if (!this.#res.write(chunk)) {
       c.pause();
-      this.#res.once('drain', () => c.resume());
+      this.#paused = true;
+      this.#res.once('drain', this.#onDrain);
+      if (this.#stallTimer === undefined) {
+        this.#stallTimer = setTimeout(this.#onStall, this.#stallMs);
+        this.#stallTimer.unref();
+      } else this.#stallTimer.refresh();
     }
   }
 
@@ -109,10 +142,27 @@ class StreamHandler implements Dispatcher.DispatchHandler {
 
 /**
  * Stage 4 (streaming): pipe the backend's answer to the client as it arrives, with
- * backpressure both ways. Used when nothing in the response needs checking.
+ * backpressure both ways. Used when nothing in the response needs checking. A client that
+ * leaves the answer paused (takes none of it) for the pool's `--upstream-body-timeout`, the
+ * bound a silent backend gets, has the exchange cut: no stopped reader holds a backend
+ * connection without bound.
+ * `conditioned`: the route has conditions (a scoped key's proven routes, such as a
+ * command): of the backend's headers only those about the response go out, on every
+ * status, as on the routes whose answers are checked.
  */
-export function streamForward(upstream: Dispatcher, request: UpstreamRequest, res: ServerResponse, requestId: string, sink: StreamSink, added: readonly string[] | null = null): void {
-  upstream.dispatch({ method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body }, new StreamHandler(res, requestId, sink, added));
+export function streamForward(
+  upstream: Dispatcher,
+  request: UpstreamRequest,
+  res: ServerResponse,
+  requestId: string,
+  sink: StreamSink,
+  added: readonly string[] | null = null,
+  conditioned = false,
+): void {
+  upstream.dispatch(
+    { method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body },
+    new StreamHandler(res, requestId, sink, added, conditioned, bodyTimeoutOf(upstream)),
+  );
 }
 
 export interface BufferedResponse {

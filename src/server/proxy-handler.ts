@@ -327,12 +327,13 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     this.#request = { method: p.method, path: p.path, headers: p.headers, body };
     const c = classOf(this.#principal!.type);
     const admission = this.#deps.admission;
-    if (admission.tryAcquire(c)) {
+    // Counted against the key's own bound within its type's share (admission.ts perKeyBound).
+    if (admission.tryAcquire(c, this.#principal!.id)) {
       this.#slot = c;
       this.#dispatch();
       return;
     }
-    const queued = admission.enqueue(c, this);
+    const queued = admission.enqueue(c, this, this.#principal!.id);
     if (queued instanceof KeygateError) {
       this.#fail(queued);
       return;
@@ -369,7 +370,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
 
   #dispatch(): void {
     try {
-      if (this.#plan!.check === null) streamForward(this.#deps.upstream, this.#request!, this.#res, this.#requestId, this, this.#added);
+      if (this.#plan!.check === null) streamForward(this.#deps.upstream, this.#request!, this.#res, this.#requestId, this, this.#added, this.#plan!.decision.conditions !== null);
       else bufferedDispatch(this.#deps.upstream, this.#request!, this, this.#res);
     } catch (err) {
       this.#fail(err);
@@ -381,7 +382,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     const c = this.#slot;
     if (c === -1) return;
     this.#slot = -1;
-    this.#deps.admission.release(c);
+    this.#deps.admission.release(c, this.#principal!.id);
   }
 
   // StreamSink

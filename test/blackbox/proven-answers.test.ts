@@ -65,6 +65,21 @@ describe("a device's sub-resources: the answer is about the proven device alone"
     expect(r.text).toBe(body);
   });
 
+  test('a long history (checked off the event loop): released whole when it is about the device alone, 403 with one foreign entry at its end', async () => {
+    const entries = Array.from({ length: 40_000 }, (_, i) => ({ id: `h${i}`, deviceId: 'dev-alice-1', value: i, note: 'temperature reading' }));
+    const clean = JSON.stringify({ data: entries });
+    expect(clean.length).toBeGreaterThan(1_000_000);
+    answerWith(clean);
+    const ok = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.alice) });
+    expect(ok.status).toBe(200);
+    expect(ok.text).toBe(clean);
+    answerWith(JSON.stringify({ data: [...entries, { id: 'hx', deviceId: 'dev-bob-1', note: 'BOB_SECRET' }] }));
+    const bad = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.alice) });
+    expect(bad.status, bad.text.slice(0, 200)).toBe(403);
+    expect(errorBody(bad).error.code).toBe('RESOURCE_NOT_ALLOWED');
+    expect(bad.text).not.toContain('BOB_SECRET');
+  });
+
   test('an answer that is not JSON cannot be proven → 502, its body withheld', async () => {
     answerWith('deviceId,value\ndev-bob-1,BOB_SECRET\n', 200, { 'content-type': 'text/csv' });
     const r = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.alice) });

@@ -158,3 +158,90 @@ describe('admission', () => {
     expect(sharesProblem(16, { ...defaultShares(16), server: { reserve: 12, max: 16 } })).toMatch(/reserves add up/);
   });
 });
+
+describe('per-key bound (invariant 11 between keys of one type)', () => {
+  it('one scoped key holds at most three quarters of the scoped max; another key still gets connections', () => {
+    const a = admission({ queueLength: 1000 });
+    let alice = 0;
+    while (a.tryAcquire(SCOPED, 'alice')) alice++;
+    expect(alice).toBe(72); // 96 − ⌈96 / 4⌉
+    expect(a.tryAcquire(SCOPED, 'bob')).toBe(true);
+    // requests that name no key (unit callers, Keygate's own) are bounded by the share alone
+    expect(a.tryAcquire(SCOPED)).toBe(true);
+  });
+
+  it("past its bound a key waits in the type's queue (its length the only bound), holding nobody else back", () => {
+    const a = admission({ queueLength: 100 });
+    while (a.tryAcquire(SCOPED, 'alice'));
+    for (let i = 0; i < 100; i++) expect('waiter' in a.enqueue(SCOPED, new Recorder(), 'alice')).toBe(true);
+    const refused = a.enqueue(SCOPED, new Recorder(), 'alice');
+    expect('code' in refused && refused.code).toBe('UPSTREAM_SATURATED');
+    expect('headers' in refused && refused.headers).toEqual({ 'retry-after': '1' });
+    // the waiting requests of a key at its bound hold nobody else back
+    expect(a.tryAcquire(SCOPED, 'bob')).toBe(true);
+  });
+
+  it('a release of another key passes over the waiters of a key at its bound; its own release admits them', () => {
+    const a = admission({ connections: 16, shares: { ...defaultShares(16), scoped: { reserve: 1, max: 4 } }, queueLength: 100 });
+    expect(a.tryAcquire(SCOPED, 'alice')).toBe(true);
+    expect(a.tryAcquire(SCOPED, 'alice')).toBe(true);
+    expect(a.tryAcquire(SCOPED, 'alice')).toBe(true); // alice: her bound of 3 (4 − ⌈4 / 4⌉)
+    const aliceWaits = new Recorder();
+    expect('waiter' in a.enqueue(SCOPED, aliceWaits, 'alice')).toBe(true); // a connection is free, not to her
+    expect(a.tryAcquire(SCOPED, 'bob')).toBe(true);
+    // the scoped max (4) is reached
+    const bobWaits = new Recorder();
+    expect('waiter' in a.enqueue(SCOPED, bobWaits, 'bob')).toBe(true);
+    a.release(SCOPED, 'bob');
+    expect(aliceWaits.events).toEqual([]); // passed over: alice still holds 3
+    expect(bobWaits.events).toEqual(['admitted']);
+    a.release(SCOPED, 'alice');
+    expect(aliceWaits.events).toEqual(['admitted']);
+    // admitted waiters are counted as held until they release
+    expect(a.tryAcquire(SCOPED, 'alice')).toBe(false);
+  });
+
+  it('frees a key when it drops to zero, also when it leaves the queue by timeout or cancel', async () => {
+    const a = admission({ connections: 16, shares: { ...defaultShares(16), scoped: { reserve: 1, max: 2 } }, queueTimeoutMs: 30 });
+    expect(a.tryAcquire(SCOPED, 'k1')).toBe(true);
+    expect(a.tryAcquire(SCOPED, 'k2')).toBe(true);
+    const timedOut = new Recorder();
+    a.enqueue(SCOPED, timedOut, 'k3');
+    const cancelled = a.enqueue(SCOPED, new Recorder(), 'k4');
+    // waiters hold no count: only the keys holding connections are counted
+    expect(a.countedKeys).toBe(2);
+    if (!('waiter' in cancelled)) throw new Error('not queued');
+    a.cancel(cancelled);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(timedOut.events).toEqual(['refused UPSTREAM_SATURATED']);
+    expect(a.countedKeys).toBe(2);
+    a.release(SCOPED, 'k1');
+    a.release(SCOPED, 'k2');
+    expect(a.countedKeys).toBe(0);
+  });
+
+  it('a flood of distinct keys holds no more entries than requests in flight or queued', () => {
+    const a = admission({ queueLength: 8 });
+    let taken = 0;
+    let refused = 0;
+    for (let i = 0; i < 10_000; i++) {
+      if (a.tryAcquire(SCOPED, `key-${i}`)) taken++;
+      else if ('code' in a.enqueue(SCOPED, new Recorder(), `key-${i}`)) refused++;
+    }
+    expect(a.countedKeys).toBe(taken);
+    expect(refused).toBe(10_000 - taken - 8);
+  });
+
+  it('lookups are bounded per key too; server and operator keys only by their share', () => {
+    const a = admission();
+    let n = 0;
+    while (a.tryAcquire(LOOKUP_CLASS, 'alice')) n++;
+    expect(n).toBe(24); // 32 − ⌈32 / 4⌉
+    expect(a.tryAcquire(LOOKUP_CLASS, 'bob')).toBe(true);
+    const b = admission();
+    let s = 0;
+    while (b.tryAcquire(SERVER, 'the-server-key')) s++;
+    expect(s).toBe(128 - 4 - 4 - 4 - 8 - 8);
+    expect(b.countedKeys).toBe(0);
+  });
+});

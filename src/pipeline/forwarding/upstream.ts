@@ -29,9 +29,22 @@ export const DEFAULT_UPSTREAM: Readonly<UpstreamOptions> = Object.freeze({
   connections: 128,
 });
 
+/** The body timeout each pool was made with, for the bound on a client that takes none of an answer (forward.ts). */
+const BODY_TIMEOUTS = new WeakMap<object, number>();
+
+/**
+ * How long a streamed answer may make no progress: `--upstream-body-timeout` of the pool
+ * (the default for a dispatcher createUpstream did not make). undici runs its body timeout
+ * only while it reads, never while the handler holds the answer paused for a client that
+ * does not read: forward.ts holds that wait to the same bound.
+ */
+export function bodyTimeoutOf(upstream: object): number {
+  return BODY_TIMEOUTS.get(upstream) ?? DEFAULT_UPSTREAM.bodyTimeoutMs;
+}
+
 /** One keep-alive pool per backend origin. */
 export function createUpstream(origin: string, options: UpstreamOptions = DEFAULT_UPSTREAM): Pool {
-  return new Pool(origin, {
+  const pool = new Pool(origin, {
     connections: options.connections,
     headersTimeout: options.headersTimeoutMs,
     bodyTimeout: options.bodyTimeoutMs,
@@ -39,6 +52,8 @@ export function createUpstream(origin: string, options: UpstreamOptions = DEFAUL
     keepAliveTimeout: 4_000,
     pipelining: 1,
   });
+  BODY_TIMEOUTS.set(pool, options.bodyTimeoutMs);
+  return pool;
 }
 
 /** Maps an undici failure to 502 (could not reach or talk to the backend) or 504 (too slow). */

@@ -9,17 +9,19 @@ type Handler = Dispatcher.DispatchHandler;
 class ReleasingHandler implements Handler {
   readonly #inner: Handler;
   readonly #admission: Admission;
+  readonly #key: string | undefined;
   #held = true;
 
-  constructor(inner: Handler, admission: Admission) {
+  constructor(inner: Handler, admission: Admission, key: string | undefined) {
     this.#inner = inner;
     this.#admission = admission;
+    this.#key = key;
   }
 
   #release(): void {
     if (!this.#held) return;
     this.#held = false;
-    this.#admission.release(LOOKUP_CLASS);
+    this.#admission.release(LOOKUP_CLASS, this.#key);
   }
 
   onRequestStart(c: Controller, context: unknown): void {
@@ -68,21 +70,34 @@ class QueuedLookup implements AdmissionWaiter {
   }
 }
 
+const KEY_ID = 'x-keygate-key-id';
+
+/** The key a lookup is made for: the `X-Keygate-Key-Id` Keygate itself sets on it (attributes.ts), or undefined. */
+function keyOf(headers: Dispatcher.DispatchOptions['headers']): string | undefined {
+  if (!Array.isArray(headers)) return undefined;
+  for (let i = 0; i < headers.length - 1; i += 2) if (headers[i] === KEY_ID) return headers[i + 1] as string;
+  return undefined;
+}
+
 /**
  * An undici interceptor that puts Keygate's attribute lookups through the same admission
  * as forwarded requests, in their own class: a flood of lookups (distinct ids of a key
- * with conditions) waits for or is refused its share instead of taking the pool.
+ * with conditions) waits for or is refused its share instead of taking the pool, and one
+ * key's lookups in flight never exceed three quarters of that share (perKeyBound): past it
+ * that key's lookups wait in the queue (503 `UPSTREAM_SATURATED` after its timeout) while
+ * other keys' ownership proofs go past them.
  */
 export function admitLookups(admission: Admission): Dispatcher.DispatcherComposeInterceptor {
   return (dispatch) => (opts, handler) => {
+    const key = keyOf(opts.headers);
     const go = (): void => {
-      dispatch(opts, new ReleasingHandler(handler, admission));
+      dispatch(opts, new ReleasingHandler(handler, admission, key));
     };
-    if (admission.tryAcquire(LOOKUP_CLASS)) {
+    if (admission.tryAcquire(LOOKUP_CLASS, key)) {
       go();
       return true;
     }
-    const queued = admission.enqueue(LOOKUP_CLASS, new QueuedLookup(go, handler));
+    const queued = admission.enqueue(LOOKUP_CLASS, new QueuedLookup(go, handler), key);
     if (queued instanceof KeygateError) handler.onResponseError?.(refusedController(queued), queued);
     return true;
   };

@@ -9,6 +9,9 @@ import type { Condition } from '../authorize.ts';
 import { bufferedRequest } from '../forward.ts';
 import { AMBIGUOUS, parseUpstreamStrict } from './strict-json.ts';
 
+/** What the answer checks read of a resource: its name and where its attributes are (a list check on a worker thread gets only these). */
+export type ResourceFields = Pick<CompiledResource, 'name' | 'fields'>;
+
 /** A resource object as the backend describes it (a device: `{id, referenceId, …}`), or null: no such resource. */
 export type Attributes = Readonly<Record<string, unknown>> | null;
 
@@ -56,7 +59,7 @@ function valueMatches(v: unknown, allowed: readonly string[]): boolean {
 }
 
 /** All conditions hold (values of one attribute any-of, attributes all-of); a missing attribute fails. */
-export function satisfies(obj: unknown, resource: CompiledResource, conditions: readonly Condition[]): boolean {
+export function satisfies(obj: unknown, resource: ResourceFields, conditions: readonly Condition[]): boolean {
   if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return false;
   for (const c of conditions) {
     if (!valueMatches(fieldOf(obj, resource.fields.get(c.attribute) ?? [c.attribute]), c.values)) return false;
@@ -69,7 +72,7 @@ export function satisfies(obj: unknown, resource: CompiledResource, conditions: 
  * (an object of another user nested inside one of the caller's). Absent attributes are
  * not a contradiction: most nested objects are not resources at all.
  */
-export function contradicts(obj: object, resource: CompiledResource, conditions: readonly Condition[]): boolean {
+export function contradicts(obj: object, resource: ResourceFields, conditions: readonly Condition[]): boolean {
   for (const c of conditions) {
     const v = fieldOf(obj, resource.fields.get(c.attribute) ?? [c.attribute]);
     if (v !== undefined && !valueMatches(v, c.values)) return true;

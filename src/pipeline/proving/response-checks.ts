@@ -8,10 +8,11 @@ import type { BufferedResponse } from '../forward.ts';
 import { ABOUT_RESPONSE } from '../forwarding/header-classes.ts';
 import { fieldParts, responseHopNames } from '../mutate.ts';
 import { forbidden, proveByLookup } from '../prove.ts';
-import { type AttributeSource, contradicts, fieldOf, satisfies } from './attributes.ts';
+import { type AttributeSource, contradicts, fieldOf, type ResourceFields, satisfies } from './attributes.ts';
 import { listScan, provenClean, type ScanFields, scanFields } from './clean-scan.ts';
 import { foldName } from './fold.ts';
 import { renderScannedList, renderTextList } from './list-render.ts';
+import { checkOffThread, OFF_THREAD_BYTES } from './off-thread-check.ts';
 import { MAX_PARTS, PartsResponse, renderScannedParts } from './parts.ts';
 import { AMBIGUOUS, parseAnswer } from './strict-json.ts';
 
@@ -131,13 +132,13 @@ function needsCheck(res: BufferedResponse): boolean {
  * or in a look-alike spelling (strict-json.ts), and fieldOf reads such an object as
  * nobody's.
  */
-function watchedNames(resource: CompiledResource, conditions: readonly Condition[]): ReadonlyMap<string, string> {
+function watchedNames(resource: ResourceFields, conditions: readonly Condition[]): ReadonlyMap<string, string> {
   const out = new Map<string, string>();
   for (const c of conditions) for (const part of resource.fields.get(c.attribute) ?? [c.attribute]) out.set(foldName(part), part);
   return out;
 }
 
-const WATCHED = new PairMemo<CompiledResource, readonly Condition[], ReadonlyMap<string, string>>(() => new WeakMap());
+const WATCHED = new PairMemo<ResourceFields, readonly Condition[], ReadonlyMap<string, string>>(() => new WeakMap());
 const ID_WATCHED = new Map<string, ReadonlyMap<string, string>>();
 
 function idWatched(name: string): ReadonlyMap<string, string> {
@@ -147,7 +148,7 @@ function idWatched(name: string): ReadonlyMap<string, string> {
 }
 
 /** Some object nested in `value` (not `value` itself) belongs to someone the key may not see, or to nobody readable. */
-function foreignInside(value: unknown, resource: CompiledResource, conditions: readonly Condition[]): boolean {
+function foreignInside(value: unknown, resource: ResourceFields, conditions: readonly Condition[]): boolean {
   if (value === null || typeof value !== 'object') return false;
   for (const child of Array.isArray(value) ? value : Object.values(value)) {
     if (child === null || typeof child !== 'object') continue;
@@ -213,7 +214,8 @@ function makeListCheck(resource: CompiledResource, conditions: readonly Conditio
         return { status: res.status, headers: listHeaders(res.headers, body.length), body, dropped: 0 };
       }
     }
-    return checkListFully(res, resource, conditions);
+    // A large answer the scan could not prove (foreign items to drop, say) is checked off the event loop.
+    return res.body.length >= OFF_THREAD_BYTES && needsCheck(res) ? checkOffThread(res, resource, conditions, null) : checkListFully(res, resource, conditions);
   };
 }
 
@@ -227,7 +229,7 @@ const LIST_CHECKS = new PairMemo<CompiledResource, readonly Condition[], Respons
 const SINGLE_CHECKS = new PairMemo<CompiledResource, readonly Condition[], ResponseCheck>(() => new WeakMap());
 
 /** listCheck without the byte scanner: parse (keys unescaped, owner keys watched), drop what the key may not see, write the answer. */
-export function checkListFully(res: BufferedResponse, resource: CompiledResource, conditions: readonly Condition[]): CheckedResponse {
+export function checkListFully(res: BufferedResponse, resource: ResourceFields, conditions: readonly Condition[]): CheckedResponse {
   if (!needsCheck(res)) return released(res);
   const text = responseText(res);
   const { value, ranges } = parseAnswer(text, WATCHED.get(resource, conditions, watchedNames), true);
@@ -305,9 +307,9 @@ export function responseIdCheck(attributes: AttributeSource, resource: CompiledR
 }
 
 /** The owner keys and one id field, folded → exact spelling, per resource, conditions and field name. */
-const OWNER_AND_FIELD = new PairMemo<CompiledResource, readonly Condition[], Map<string, ReadonlyMap<string, string>>>(() => new WeakMap());
+const OWNER_AND_FIELD = new PairMemo<ResourceFields, readonly Condition[], Map<string, ReadonlyMap<string, string>>>(() => new WeakMap());
 
-function ownerAndFieldNames(resource: CompiledResource, conditions: readonly Condition[], idField: string): ReadonlyMap<string, string> {
+function ownerAndFieldNames(resource: ResourceFields, conditions: readonly Condition[], idField: string): ReadonlyMap<string, string> {
   const byName = OWNER_AND_FIELD.get(resource, conditions, () => new Map());
   let watched = byName.get(idField);
   if (watched === undefined) {
@@ -319,7 +321,7 @@ function ownerAndFieldNames(resource: CompiledResource, conditions: readonly Con
 }
 
 /** Every object in `value`, at any depth, is of the key's own and names no other `idField` than `id`, each named once in one spelling. */
-function aboutOnly(value: unknown, resource: CompiledResource, conditions: readonly Condition[], idField: string, id: string): boolean {
+function aboutOnly(value: unknown, resource: ResourceFields, conditions: readonly Condition[], idField: string, id: string): boolean {
   if (value === null || typeof value !== 'object') return true;
   if (Array.isArray(value)) {
     for (const item of value) if (!aboutOnly(item, resource, conditions, idField, id)) return false;
@@ -347,9 +349,17 @@ function aboutOnly(value: unknown, resource: CompiledResource, conditions: reado
  */
 export function provenAnswerCheck(resource: CompiledResource, conditions: readonly Condition[], idField: string, id: string): ResponseCheck {
   return (res) => {
-    if (!carriesResource(res.status) || res.body.length === 0) return res;
-    const { value } = parseAnswer(responseText(res), ownerAndFieldNames(resource, conditions, idField), false);
-    if (!aboutOnly(value, resource, conditions, idField, id)) throw forbidden(`answer about ${resource.name} ${id} holds another owner's object or another ${idField}`);
-    return res;
+    // Released with only the headers about the response, on every status (see released).
+    if (!carriesResource(res.status) || res.body.length === 0) return released(res);
+    // A large answer (a long history) is parsed off the event loop, as a large list is.
+    if (res.body.length >= OFF_THREAD_BYTES) return checkOffThread(res, resource, conditions, { idField, id }).then(() => released(res));
+    checkProvenFully(res, resource, conditions, idField, id);
+    return released(res);
   };
+}
+
+/** provenAnswerCheck's parse and walk: throws the 403 when the answer is not about `id` alone. */
+export function checkProvenFully(res: BufferedResponse, resource: ResourceFields, conditions: readonly Condition[], idField: string, id: string): void {
+  const { value } = parseAnswer(responseText(res), ownerAndFieldNames(resource, conditions, idField), false);
+  if (!aboutOnly(value, resource, conditions, idField, id)) throw forbidden(`answer about ${resource.name} ${id} holds another owner's object or another ${idField}`);
 }
