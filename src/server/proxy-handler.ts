@@ -17,6 +17,7 @@ import { type Decision, decide, isKnownMethod } from '../pipeline/authorize.ts';
 import { canonicalize, type Target } from '../pipeline/canonical-path.ts';
 import { type BufferedResponse, type BufferSink, bufferedDispatch, CLIENT_CLOSED, type StreamSink, streamForward, type UpstreamRequest } from '../pipeline/forward.ts';
 import type { TrustedHops } from '../pipeline/forwarding/trusted-hops.ts';
+import { bodyTimeoutOf } from '../pipeline/forwarding/upstream.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
 import { type Plan, plan } from '../pipeline/plan.ts';
 import type { AttributeSource } from '../pipeline/proving/attributes.ts';
@@ -27,6 +28,7 @@ import type { CompiledPolicy } from '../policy/model.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
 import { nextRequestId } from './request-id.ts';
 import { dispatchServed, type ServedCall, type ServedRegistry, writeServedAnswer } from './served-dispatch.ts';
+import { cutWhenStalled } from './stalled-reader.ts';
 
 export interface ProxyDeps {
   readonly policy: PolicyHolder;
@@ -445,6 +447,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, changed ? checked.body.length : undefined, this.#added));
       this.#res.end(checked.body);
     }
+    cutWhenStalled(this.#res, bodyTimeoutOf(this.#deps.upstream));
     this.#finish(checked.status, undefined);
   }
 

@@ -63,6 +63,11 @@ async function fairBackend(): Promise<FairBackend> {
       setTimeout(() => json(res, 200, list), SLOW_MS);
       return;
     }
+    if (id.endsWith('-bigjson')) {
+      // A long history about the device alone (about 7 MB): a scoped key's answer is checked and written whole.
+      const data = Array.from({ length: 100_000 }, (_, i) => ({ id: `h${i}`, deviceId: id, kind: 'history' }));
+      return json(res, 200, { data, page: 1, perPage: 100_000, totalItems: data.length, totalPages: 1 });
+    }
     if (!id.endsWith('-big') && !id.endsWith('-small')) return json(res, 200, list);
     // Written as fast as the reader takes it.
     let left = id.endsWith('-small') ? 16 : 512; // chunks of 64 KiB: 1 MiB or 32 MiB
@@ -214,6 +219,21 @@ describe('a reader that takes none of its streamed answer is cut at --upstream-b
     const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-bob-1/history', headers: keyHeader(keys.server) });
     expect(r.status, r.text).toBe(200);
   }, 15_000);
+
+  test('a checked answer written whole is not held for a client that takes none of it: its connection is closed', async () => {
+    const clients = async (): Promise<number> => Number(/^keygate_client_connections (\d+)/m.exec((await send(sidecar.opsPort, { path: '/metrics' })).text)?.[1] ?? NaN);
+    const before = await clients();
+    const stalled: Socket[] = [];
+    for (let i = 0; i < 4; i++) stalled.push(await stalledReader(sidecar.proxyPort, '/v1/devices/dev-alice-bigjson/history', keys.alice.key));
+    sockets.push(...stalled);
+    await until('4 more client connections', async () => (await clients()) >= before + 4, 5000);
+    const t0 = Date.now();
+    await until('the stalled clients to be cut', async () => (await clients()) <= before, 2 * BODY_TIMEOUT + 5000);
+    console.log(`[observation] 4 stalled readers of a 7 MB checked answer: cut ${Date.now() - t0} ms after they connected (--upstream-body-timeout ${BODY_TIMEOUT})`);
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-bigjson/history', headers: keyHeader(keys.alice) });
+    expect(r.status).toBe(200);
+    expect((JSON.parse(r.text) as { data: unknown[] }).data).toHaveLength(100_000);
+  }, 20_000);
 
   test('a slow reader that keeps taking its answer gets all of it', async () => {
     // Reads a piece, then nothing for 300 ms, again and again: paused more often than not, never for the bound.
