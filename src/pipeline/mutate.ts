@@ -207,6 +207,12 @@ export interface UpstreamHeaderInput {
   readonly readsBody?: boolean | undefined;
   /** Keygate checks the answer: conditional and range headers are not forwarded, so the backend sends all of it. */
   readonly checked?: boolean | undefined;
+  /**
+   * On a route with conditions, the names (paramKey form) of the filtered attributes and of
+   * the proven id: a header named like one (`ReferenceId: bob`, `X-Device-Id`) is not
+   * forwarded, for a backend that reads a filter or an id from a header too (invariant 9).
+   */
+  readonly judgedNames?: ReadonlySet<string> | undefined;
 }
 
 export interface UpstreamHeaders {
@@ -276,7 +282,7 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
     switch (hc.kind) {
       case HeaderKind.pass:
         // A key in another header (`Authorization: Bearer api_…`) never reaches the backend (invariant 6).
-        if (!holdsKey(value)) out.push(hc.name, value);
+        if (!holdsKey(value) && input.judgedNames?.has(hc.field) !== true) out.push(hc.name, value);
         break;
       case HeaderKind.connection:
         if (own && value !== 'keep-alive' && value !== 'close') hopNames = connectionTokens(value, hopNames);

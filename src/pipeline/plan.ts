@@ -1,6 +1,6 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
-import type { CompiledPolicy, CompiledRoute, Enforcement } from '../policy/model.ts';
+import type { CompiledPolicy, CompiledResource, CompiledRoute, Enforcement } from '../policy/model.ts';
 import type { MaybePromise } from '../util/maybe-promise.ts';
 import { authorize, type Condition, type Decision } from './authorize.ts';
 import type { Target } from './canonical-path.ts';
@@ -74,6 +74,28 @@ const BODILESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
 /** For a key that is not full access on a route without conditions: only ASCII names (`_ｍｅｔｈｏｄ` is `_method` to an NFKC backend). */
 const ASCII_NAMES: QueryRules = Object.freeze({ asciiOnly: true });
+
+/** judgedNames per frozen condition list (authorize.ts shares them per key and role) and resource. */
+const JUDGED_NAMES = new WeakMap<readonly Condition[], Map<CompiledResource, ReadonlySet<string>>>();
+
+/**
+ * The names a header may not have on a route with conditions (UpstreamHeaderInput
+ * .judgedNames): every attribute the key's conditions name (`referenceId`), and every name
+ * of the id of the resource the route proves or lists (`id`, `deviceId`, the policy's own).
+ */
+function judgedNames(policy: CompiledPolicy, route: CompiledRoute, conditions: readonly Condition[]): ReadonlySet<string> {
+  const e = route.enforcement;
+  const resource = e.kind === 'lookup' ? e.resource : route.resource;
+  let byResource = JUDGED_NAMES.get(conditions);
+  if (byResource === undefined) JUDGED_NAMES.set(conditions, (byResource = new Map()));
+  let names = byResource.get(resource);
+  if (names === undefined) {
+    const all = new Set(idNames(policy, resource));
+    for (const c of conditions) all.add(paramKey(c.attribute.toLowerCase()));
+    byResource.set(resource, (names = all));
+  }
+  return names;
+}
 
 /** The query rules of a route with conditions, built once per compiled route. */
 const QUERY_RULES = new WeakMap<CompiledRoute, QueryRules>();
@@ -157,6 +179,7 @@ export function plan(ctx: PlanContext, principal: Principal, req: IncomingReques
     trustedHop: req.trustedHop,
     readsBody: judged,
     checked: check !== null || provesAnswer(route, e),
+    judgedNames: conditioned ? judgedNames(ctx.policy, route, conditions) : undefined,
   });
   const draft: Draft = { decision, path: query === '' ? req.target.path : req.target.path + '?' + query, headers: up.headers, body: null, check };
   const lookup = e?.kind === 'lookup' ? e : null;

@@ -371,6 +371,34 @@ describe('7. filter names other frameworks fold', () => {
   });
 });
 
+describe('7b. headers named like the filter or the proven id', () => {
+  const NAMES = ['ReferenceId', 'X-Reference-Id', 'reference-id', 'X-Device-Id', 'DeviceId', 'X_Device_Id'];
+  const sent = (rec: { rawHeaders: string[] }): string[] => rec.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+
+  test.each([
+    ['a filtered list', 'GET', '/v1/devices', undefined],
+    ["a device's history", 'GET', '/v1/devices/dev-alice-1/history', undefined],
+    ['a command', 'POST', COMMAND, '{"deviceId":"dev-alice-1","input":{}}'],
+  ])("%s: a scoped key's headers named like referenceId or deviceId never reach the backend", async (_name, method, path, body) => {
+    const headers: Record<string, string> = { ...keyHeader(keys.alice), 'x-other': 'kept' };
+    for (const n of NAMES) headers[n] = n.toLowerCase().includes('device') ? 'dev-bob-1' : 'bob';
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const r = await send(sidecar.proxyPort, { method, path, headers, ...(body === undefined ? {} : { body }) });
+    expect(r.status, r.text).toBeLessThan(300);
+    const got = fw.requests().at(-1)!;
+    const names = sent(got);
+    expect(names).toContain('x-other');
+    for (const n of NAMES) expect(names, n).not.toContain(n.toLowerCase());
+    expect(JSON.stringify(got.rawHeaders)).not.toContain('bob');
+  });
+
+  test('a server key (no conditions) keeps them', async () => {
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: { ...keyHeader(keys.server), 'X-Reference-Id': 'bob' } });
+    expect(r.status, r.text).toBe(200);
+    expect(sent(fw.requests().at(-1)!)).toContain('x-reference-id');
+  });
+});
+
 describe('6. the EVRYTHNG example is closed the same way', () => {
   let evrythng: Sidecar;
   let operator: KeyInfo;

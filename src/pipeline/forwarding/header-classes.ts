@@ -163,6 +163,11 @@ export interface HeaderClass {
   readonly name: string;
   /** Spelt with `_`: a backend may read it as its dashed twin, so it is never forwarded unless plain `pass`. */
   readonly underscored: boolean;
+  /**
+   * The name as a parameter a backend might read it as: without an `x-` prefix, `-` and
+   * `_` (`X-Reference-Id`, `Reference_Id` → `referenceid`), in mutate.ts's paramKey form.
+   */
+  readonly field: string;
 }
 
 const MAX_REMEMBERED = 4096;
@@ -174,7 +179,8 @@ export function headerClass(raw: string): HeaderClass {
   if (known !== undefined) return known;
   const name = raw.toLowerCase();
   const underscored = name.includes('_');
-  const hc: HeaderClass = Object.freeze({ kind: classify(underscored ? name.replaceAll('_', '-') : name), name, underscored });
+  const field = (name.startsWith('x-') || name.startsWith('x_') ? name.slice(2) : name).replace(/[-_]/g, '');
+  const hc: HeaderClass = Object.freeze({ kind: classify(underscored ? name.replaceAll('_', '-') : name), name, underscored, field });
   if (REMEMBERED.size >= MAX_REMEMBERED) REMEMBERED.clear();
   REMEMBERED.set(raw, hc);
   return hc;
