@@ -68,3 +68,16 @@ export function testPrincipal(fields: Pick<Principal, 'type'> & Partial<Omit<Pri
     ...fields,
   };
 }
+
+/**
+ * Who a request is made for, as the caches and bounds that must not let one party affect
+ * another count it: a scoped key's end user (its referenceId: one user's keys, one per
+ * finished Connect link, are one party), any other key by its id. The owner-lookup cache
+ * (invariant 10) and the per-key share of the backend pool (invariant 11) use it. The
+ * separator (NUL or SOH) tells the two kinds apart, and cannot occur inside either: a
+ * referenceId is visible ASCII (key-record.ts), a key id is generated.
+ */
+export function askerOf(principal: Pick<Principal, 'type' | 'id' | 'referenceId'>): string {
+  const ref = principal.referenceId;
+  return principal.type === 'scoped' && ref !== null ? ref + '\u0000' : principal.id + '\u0001';
+}

@@ -7,7 +7,7 @@ import { answerPreflight, isPreflight } from '../cors/preflight.ts';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { renderError } from '../errors/render.ts';
 import type { KeyCache } from '../keys/key-cache.ts';
-import type { Principal } from '../keys/principal.ts';
+import { askerOf, type Principal } from '../keys/principal.ts';
 import type { RateLimiter, RateLimitOutcome } from '../limits/rate-limiter.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import { DECISIONS, decisionOf, type Metrics } from '../observability/metrics.ts';
@@ -98,6 +98,8 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   readonly #started = performance.now();
   readonly #requestId = nextRequestId();
   #principal: Principal | undefined = undefined;
+  /** Who the request is made for (askerOf): what a key type's share bounds per party. */
+  #asker: string | undefined = undefined;
   #route = '-';
   #plan: Plan | null = null;
   #finished = false;
@@ -183,6 +185,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       return;
     }
     this.#principal = principal;
+    this.#asker = askerOf(principal);
     const browser = this.#deps.browser;
     if (browser != null) {
       const origin = this.#req.headers.origin;
@@ -330,12 +333,12 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     const c = classOf(this.#principal!.type);
     const admission = this.#deps.admission;
     // Counted against the key's own bound within its type's share (admission.ts perKeyBound).
-    if (admission.tryAcquire(c, this.#principal!.id)) {
+    if (admission.tryAcquire(c, this.#asker!)) {
       this.#slot = c;
       this.#dispatch();
       return;
     }
-    const queued = admission.enqueue(c, this, this.#principal!.id);
+    const queued = admission.enqueue(c, this, this.#asker!);
     if (queued instanceof KeygateError) {
       this.#fail(queued);
       return;
@@ -384,7 +387,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     const c = this.#slot;
     if (c === -1) return;
     this.#slot = -1;
-    this.#deps.admission.release(c, this.#principal!.id);
+    this.#deps.admission.release(c, this.#asker!);
   }
 
   // StreamSink

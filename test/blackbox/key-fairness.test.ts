@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createKeySet, errorBody, type KeySet, keyHeader, type Res, type Sidecar, send, sleep, startSidecar } from './harness.ts';
+import { createKey, createKeySet, errorBody, type KeySet, keyHeader, type Res, type Sidecar, send, sleep, startSidecar } from './harness.ts';
 import { policyWithLimits } from './rate-limit-policy.ts';
 
 const CHUNK = Buffer.alloc(64 * 1024, 'x');
@@ -155,16 +155,18 @@ describe('one scoped key holds many slow requests', () => {
     await sidecar?.stop();
   });
 
-  test('another scoped key is still served: alice holds at most three quarters of the scoped max, the rest of hers waits and is 503', async () => {
+  test('another user is still served: alice, with two keys, holds at most three quarters of the scoped max, the rest of hers waits and is 503', async () => {
     const started = backend.historyStarted;
     // One lookup proves dev-alice-slow (cached after); each history then holds its connection SLOW_MS.
     expect((await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-slow', headers: keyHeader(keys.alice) })).status).toBe(200);
-    for (let i = 0; i < HELD; i++) sockets.push(await stalledReader(sidecar.proxyPort, '/v1/devices/dev-alice-slow/history', keys.alice.key));
+    // Half from a second key of alice's (one per Connect link she finished): one user is one party.
+    const alice2 = await createKey(keys.store, 'scoped', 'alice');
+    for (let i = 0; i < HELD; i++) sockets.push(await stalledReader(sidecar.proxyPort, '/v1/devices/dev-alice-slow/history', (i % 2 === 0 ? keys.alice : alice2).key));
     await until('alice to hold her connections', async () => (await scopedInUse(sidecar.opsPort)) >= 18 && backend.historyStarted - started >= 18, 5000);
     await sleep(1200); // past the 1 s queue timeout: whatever of alice's waited has been answered
     const held = await scopedInUse(sidecar.opsPort);
     const began = backend.historyStarted - started;
-    console.log(`[observation] ${HELD} slow requests of one scoped key: ${held} scoped backend connections held, ${began} dispatched`);
+    console.log(`[observation] ${HELD} slow requests of one user (two scoped keys): ${held} scoped backend connections held, ${began} dispatched`);
     expect(held).toBeLessThanOrEqual(18);
     expect(began).toBeLessThanOrEqual(18);
 

@@ -253,6 +253,17 @@ describe('6. ids that override the proven id', () => {
     },
   );
 
+  test.each(['device=dev-bob-1', 'Device=dev-bob-1', 'device[]=dev-bob-1', 'devices_id=dev-bob-1', 'device_uuid=dev-bob-1', 'deviceIds=dev-bob-1'])(
+    "Laravel's resource route names the parameter {device}: GET /v1/devices/{own}/history?%s → 400, bob's history never read",
+    async (query) => {
+      fw.quirks = { laravel: true, laravelRouteParam: 'device' };
+      const r = await send(sidecar.proxyPort, { path: `/v1/devices/dev-alice-1/history?${query}`, headers: keyHeader(keys.alice) });
+      expect(r.status, r.text).toBe(400);
+      expect(errorBody(r).error.code).toBe('RESOURCE_ID_OVERRIDE');
+      expect(fw.requests()).toHaveLength(0);
+    },
+  );
+
   test.each(['reference+id=bob', 'reference.id=bob', 'reference%5Bid=bob', 'reference%20id=bob'])(
     'PHP reads ?%s as reference_id: it never reaches the backend beside the injected filter',
     async (query) => {
@@ -268,6 +279,11 @@ describe('6. ids that override the proven id', () => {
     ['Rails wrap_parameters', '{"deviceId":"dev-alice-1","command":{"deviceId":"dev-bob-1"}}'],
     ['JSON:API attributes', '{"deviceId":"dev-alice-1","data":{"attributes":{"device_id":"dev-bob-1"}}}'],
     ['a top-level id beside it', '{"deviceId":"dev-alice-1","id":"dev-bob-1"}'],
+    ['a JSON:API relationship', '{"deviceId":"dev-alice-1","data":{"type":"commands","relationships":{"device":{"data":{"type":"devices","id":"dev-bob-1"}}}}}'],
+    ["Django REST Framework's foreign key", '{"deviceId":"dev-alice-1","device":"dev-bob-1"}'],
+    ['the key with a trailing space', '{"deviceId":"dev-alice-1","deviceId ":"dev-bob-1"}'],
+    ['a dotted key', '{"deviceId":"dev-alice-1","device.id":"dev-bob-1"}'],
+    ['a list of device ids', '{"deviceId":"dev-alice-1","deviceIds":["dev-bob-1"]}'],
   ])("a command body naming the device again (%s) → 400, no command on bob's device", async (_name, body) => {
     fw.quirks = { railsWrap: true, laravel: true };
     const r = await post(COMMAND, body, { 'content-type': 'application/json' });

@@ -87,6 +87,25 @@ describe("a device's sub-resources: the answer is about the proven device alone"
     expect(r.text).not.toContain('BOB_SECRET');
   });
 
+  test.each([
+    ['a device by its singular name (Django REST Framework)', '{"data":[{"id":"h1","device":"dev-bob-1","note":"BOB_SECRET"}]}'],
+    ['a device object (JSON:API, nested serialisers)', '{"data":[{"id":"h1","device":{"id":"dev-bob-1","note":"BOB_SECRET"}}]}'],
+    ['a list of device ids', '{"data":[{"id":"h1","deviceIds":["dev-alice-1","dev-bob-1"],"note":"BOB_SECRET"}]}'],
+  ])('another device named as %s → 403', async (_name, body) => {
+    answerWith(body);
+    const r = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.alice) });
+    expect(r.status, r.text).toBe(403);
+    expect(r.text).not.toContain('BOB_SECRET');
+  });
+
+  test.each([409, 422, 302, 500])("an answer with status %i holding another user's object keeps its status, not its body", async (status) => {
+    answerWith('{"error":"conflict","data":[{"deviceId":"dev-bob-1","referenceId":"bob","secret":"BOB_SECRET"}]}', status);
+    const r = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.alice) });
+    expect(r.status, r.text).toBe(status);
+    expect(errorBody(r).error.code).toBe('UPSTREAM_ERROR');
+    expect(r.text).not.toContain('BOB_SECRET');
+  });
+
   test('an error about the request is released as it comes', async () => {
     answerWith('{"error":"no history yet"}', 404);
     const r = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.alice) });

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { KeygateError } from '../../errors/keygate-error.ts';
+import { askerOf, type Principal } from '../../keys/principal.ts';
 import { type Admission, type AdmissionWaiter, LOOKUP_CLASS } from '../admission.ts';
 
 type Controller = Dispatcher.DispatchController;
@@ -70,13 +71,23 @@ class QueuedLookup implements AdmissionWaiter {
   }
 }
 
-const KEY_ID = 'x-keygate-key-id';
-
-/** The key a lookup is made for: the `X-Keygate-Key-Id` Keygate itself sets on it (attributes.ts), or undefined. */
+/**
+ * Who a lookup is made for (askerOf), from the identity headers Keygate itself sets on it
+ * (attributes.ts, Connect's device list): a scoped key's end user, else the key; undefined
+ * when they are absent.
+ */
 function keyOf(headers: Dispatcher.DispatchOptions['headers']): string | undefined {
   if (!Array.isArray(headers)) return undefined;
-  for (let i = 0; i < headers.length - 1; i += 2) if (headers[i] === KEY_ID) return headers[i + 1] as string;
-  return undefined;
+  let id: string | undefined;
+  let type: string | undefined;
+  let referenceId: string | null = null;
+  for (let i = 0; i < headers.length - 1; i += 2) {
+    const name = headers[i];
+    if (name === 'x-keygate-key-id') id = headers[i + 1] as string;
+    else if (name === 'x-keygate-key-type') type = headers[i + 1] as string;
+    else if (name === 'x-keygate-reference-id') referenceId = headers[i + 1] as string;
+  }
+  return id === undefined ? undefined : askerOf({ id, type: (type ?? '') as Principal['type'], referenceId });
 }
 
 /**

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Dispatcher } from 'undici';
 import { KeygateError } from '../../errors/keygate-error.ts';
-import type { Principal } from '../../keys/principal.ts';
+import { askerOf, type Principal } from '../../keys/principal.ts';
 import type { CompiledResource } from '../../policy/model.ts';
 import { fillTemplate } from '../../policy/route-template.ts';
 import type { MaybePromise } from '../../util/maybe-promise.ts';
@@ -81,21 +81,8 @@ export function contradicts(obj: object, resource: ResourceFields, conditions: r
 }
 
 /**
- * The part of a cache key that names who asked (invariant 10, no oracle): a scoped key's
- * end user (its referenceId: one user's keys share what that user's requests looked up),
- * any other key by its id. A shared cache would answer alice's first request for
- * bob's device from bob's lookup, in a fraction of the time, and so tell her the device
- * exists and was used in the last `ttl`; joining bob's lookup in flight would tell the
- * same. The separator (NUL or SOH) tells the two kinds apart, and cannot occur inside
- * either: a referenceId is visible ASCII (key-record.ts), a key id is generated.
- */
-function askerOf(principal: Principal): string {
-  const ref = principal.referenceId;
-  return principal.type === 'scoped' && ref !== null ? ref + '\u0000' : principal.id + '\u0001';
-}
-
-/**
- * Attribute lookups against the backend, cached per asker (askerOf) and resource id for
+ * Attribute lookups against the backend, cached per asker (askerOf, keys/principal.ts: no
+ * user's request is answered from another's lookup, invariant 10) and resource id for
  * the resource's `ttl`, in one LRU bounded by entries. Concurrent misses of one asker
  * share one request; another user's never join it. Not-found answers are cached too, so
  * probing ids is cheap. A revoked key's entries are not dropped: every request is

@@ -8,8 +8,9 @@ import { foldName } from './fold.ts';
  * parameter, so `/v1/devices/{own}/history?deviceId={foreign}` would act on the foreign
  * device. The names are the ones the policy itself uses for the resource's id (path
  * placeholders, `body.deviceId`, `query.…`, `response.…` of every route proven against it),
- * plain `id`, and the resource's singular name followed by `id` (`devices` → `deviceid`,
- * which also covers `device_id`, `DeviceID` and `device-id` once folded).
+ * plain `id` and `uuid`, the resource's name, singular and plural, and the singular name
+ * followed by `id`, `ids` or `uuid` (`devices` → `device`, `devices`, `deviceid`, …, which
+ * also covers `device_id`, `DeviceID` and `device-id` once folded).
  */
 const BY_POLICY = new WeakMap<CompiledPolicy, Map<CompiledResource, ReadonlySet<string>>>();
 
@@ -38,7 +39,11 @@ export function idFieldOf(resource: CompiledResource, idName: string): string {
 }
 
 function baseNames(resource: CompiledResource): Set<string> {
-  const names = new Set(['id', foldName(singular(resource.name) + 'id')]);
+  const one = singular(resource.name);
+  // `device`: Laravel's resource routes name the parameter `{device}` (`$request->device`),
+  // Django REST Framework a foreign key `"device": "<id>"`, JSON:API a relationship
+  // `"device": {"data": {"id": …}}`; `deviceIds`, `devicesId`, `deviceUuid`, `uuid` too.
+  const names = new Set(['id', 'uuid', ...[one, resource.name, one + 'id', one + 'ids', resource.name + 'id', one + 'uuid'].map(foldName)]);
   if (resource.lookup !== null) for (const p of resource.lookup.template.params) names.add(foldName(p));
   return names;
 }

@@ -79,8 +79,12 @@ export function judgeBody(json: unknown, rules: BodyRules = {}): void {
   }
 }
 
+/** Dropped from body keys before they are compared with the id's names, as PHP and qs-style parsers drop them from parameter names: `"deviceId "`, `"device.id"`, `"device[id]"`. */
+const KEY_PUNCTUATION = /[ .[\]]/g;
+
 function judgeField(key: string, idKeys: ReadonlySet<string> | undefined, filterKeys: ReadonlySet<string> | undefined, at: string): void {
-  const name = foldName(key);
+  const folded = foldName(key);
+  const name = folded.replace(KEY_PUNCTUATION, '');
   const where = at === '' ? key : `${at}.${key}`;
   if (idKeys?.has(name) === true && (at === '' || name !== 'id')) throw new KeygateError('RESOURCE_ID_OVERRIDE', { detail: `body field ${JSON.stringify(where)} names the proven id` });
   if (filterKeys?.has(name) === true) throw new KeygateError('INVALID_JSON_KEY', { detail: `body field ${JSON.stringify(where)} names the filtered attribute` });

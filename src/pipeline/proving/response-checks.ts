@@ -320,19 +320,41 @@ function ownerAndFieldNames(resource: ResourceFields, conditions: readonly Condi
   return watched;
 }
 
-/** Every object in `value`, at any depth, is of the key's own and names no other `idField` than `id`, each named once in one spelling. */
-function aboutOnly(value: unknown, resource: ResourceFields, conditions: readonly Condition[], idField: string, id: string): boolean {
+function isId(v: unknown, id: string): boolean {
+  return typeof v === 'string' ? v === id : typeof v === 'number' && Number.isSafeInteger(v) && String(v) === id;
+}
+
+/** `devices` → `device` (id-names.ts names the resource's id the same way). */
+function singularOf(name: string): string {
+  return name.endsWith('ies') ? name.slice(0, -3) + 'y' : name.endsWith('s') ? name.slice(0, -1) : name;
+}
+
+/**
+ * A field naming one of the resource by another spelling than `idField` names only `id`:
+ * the resource's singular name holding an id or an object whose `id` is one (`"device":
+ * "d1"`, `"device": {"id": "d1"}`, Django REST Framework's and JSON:API's forms), and the
+ * singular name with `ids` holding a list of them (`"deviceIds": ["d1"]`).
+ */
+function namesOnly(key: string, v: unknown, one: string, id: string): boolean {
+  const name = foldName(key);
+  if (name === one) return v === null || (typeof v === 'object' ? Array.isArray(v) || !Object.hasOwn(v, 'id') || isId((v as Record<string, unknown>).id, id) : isId(v, id));
+  if (name === one + 'ids') return !Array.isArray(v) || v.every((x) => isId(x, id));
+  return true;
+}
+
+/** Every object in `value`, at any depth, is of the key's own and names no other of the resource than `id` (by `idField` or namesOnly's spellings), each named once in one spelling. */
+function aboutOnly(value: unknown, resource: ResourceFields, conditions: readonly Condition[], idField: string, id: string, one = foldName(singularOf(resource.name))): boolean {
   if (value === null || typeof value !== 'object') return true;
   if (Array.isArray(value)) {
-    for (const item of value) if (!aboutOnly(item, resource, conditions, idField, id)) return false;
+    for (const item of value) if (!aboutOnly(item, resource, conditions, idField, id, one)) return false;
     return true;
   }
   if ((value as { [AMBIGUOUS]?: true })[AMBIGUOUS] === true || contradicts(value, resource, conditions)) return false;
-  if (Object.hasOwn(value, idField)) {
-    const v = (value as Record<string, unknown>)[idField];
-    if (!(typeof v === 'string' ? v === id : typeof v === 'number' && Number.isSafeInteger(v) && String(v) === id)) return false;
+  if (Object.hasOwn(value, idField) && !isId((value as Record<string, unknown>)[idField], id)) return false;
+  for (const key in value) {
+    const v = (value as Record<string, unknown>)[key];
+    if (!namesOnly(key, v, one, id) || !aboutOnly(v, resource, conditions, idField, id, one)) return false;
   }
-  for (const key in value) if (!aboutOnly((value as Record<string, unknown>)[key], resource, conditions, idField, id)) return false;
   return true;
 }
 
@@ -344,16 +366,28 @@ function aboutOnly(value: unknown, resource: ResourceFields, conditions: readonl
  * object at any depth may carry an owner the key may not see, or name another of the
  * resource by its id field (`deviceId` of a history entry), or name either twice or in a
  * look-alike spelling; such an answer is the 403 a foreign device gets. An answer that is
- * not JSON cannot be proven and is refused. Other answers (an error about the request,
- * 204, 304) carry no resource and are released as they come.
+ * not JSON cannot be proven and is refused. Any other status with a body is held to the
+ * same (else `UPSTREAM_ERROR`, its status kept, its body withheld); 204, 304 and empty
+ * bodies carry nothing and are released.
  */
 export function provenAnswerCheck(resource: CompiledResource, conditions: readonly Condition[], idField: string, id: string): ResponseCheck {
   return (res) => {
     // Released with only the headers about the response, on every status (see released).
-    if (!carriesResource(res.status) || res.body.length === 0) return released(res);
+    if (res.body.length === 0 || res.status === 204 || res.status === 304) return released(res);
+    // Any other status with a body is judged the same way: an error or a redirect may hold
+    // another user's objects too. There, what fails the check keeps its status but not its
+    // body (UPSTREAM_ERROR), as on the other checked routes.
+    const ok = carriesResource(res.status);
+    const withheld = (err: unknown): never => {
+      throw ok ? err : new KeygateError('UPSTREAM_ERROR', { status: res.status, detail: `backend answered ${res.status} with a body not about ${resource.name} ${id} alone` });
+    };
     // A large answer (a long history) is parsed off the event loop, as a large list is.
-    if (res.body.length >= OFF_THREAD_BYTES) return checkOffThread(res, resource, conditions, { idField, id }).then(() => released(res));
-    checkProvenFully(res, resource, conditions, idField, id);
+    if (res.body.length >= OFF_THREAD_BYTES) return checkOffThread(res, resource, conditions, { idField, id }).then(() => released(res), withheld);
+    try {
+      checkProvenFully(res, resource, conditions, idField, id);
+    } catch (err) {
+      withheld(err);
+    }
     return released(res);
   };
 }
