@@ -188,8 +188,9 @@ export class Admission {
   readonly #queueTimeoutMs: number;
   /** Per class: the most one key may hold or wait for (0: no per-key bound). */
   readonly #keyBound: Int32Array;
-  /** Per class: key → connections it holds (entries above zero only). */
+  /** Per class: key → connections it holds, and key → its requests waiting (entries above zero only). */
   readonly #held: Map<string, number>[];
+  readonly #queuedOf: Map<string, number>[];
   #total = 0;
   /** Σ over classes of max(0, reserve − active): connections held back for classes below their reserve. */
   #unusedReserve = 0;
@@ -213,6 +214,7 @@ export class Admission {
     this.#queueTimeoutMs = options.queueTimeoutMs;
     this.#keyBound = new Int32Array(n);
     this.#held = Array.from({ length: n }, () => new Map<string, number>());
+    this.#queuedOf = Array.from({ length: n }, () => new Map<string, number>());
     ADMISSION_CLASSES.forEach((c, i) => {
       if (PER_KEY[i] === 1) this.#keyBound[i] = perKeyBound(options.shares[c]);
       this.#reserve[i] = options.shares[c].reserve;
@@ -275,6 +277,7 @@ export class Admission {
    */
   enqueue(c: number, waiter: AdmissionWaiter, key?: string): QueueEntry | KeygateError {
     if (this.#queued[c]! >= this.#queueLength) return QUEUE_FULL;
+    if (this.#counts(c, key)) increment(this.#queuedOf[c]!, key);
     const entry = new QueueEntry(c, performance.now() + this.#queueTimeoutMs, waiter, key);
     const tail = this.#tails[c]!;
     if (tail === null) {
@@ -304,6 +307,7 @@ export class Admission {
     if (entry.next === null) this.#tails[c] = entry.prev;
     else entry.next.prev = entry.prev;
     entry.prev = entry.next = null;
+    if (this.#counts(c, entry.key)) decrement(this.#queuedOf[c]!, entry.key);
     this.#queued[c]!--;
     this.#waiting--;
     if (this.#heads[c] === null) {
@@ -338,6 +342,19 @@ export class Admission {
     this.#arm(c);
   }
 
+  /**
+   * Whether some waiter of class `c` is of a key below its bound. Counted over the keys
+   * that wait (few: one key's flood is one entry here), so a queue of one key at its bound
+   * is not walked on every release only to find nobody to admit.
+   */
+  #anyAdmissible(c: number): boolean {
+    const queued = this.#queued[c]!;
+    if (queued === 0) return false;
+    let blocked = 0;
+    for (const [key, n] of this.#queuedOf[c]!) if (this.#atBound(c, key)) blocked += n;
+    return blocked < queued;
+  }
+
   /** Hands free connections to waiters, the releasing class first, then the others in turn. */
   #wake(first: number): void {
     // admitted() dispatches at once, and a dispatch that fails at once releases again:
@@ -355,7 +372,7 @@ export class Admission {
           const c = (first + i) % n;
           // Oldest first, past the waiters whose key holds its bound (they wait for their own key's release).
           let entry = this.#heads[c] ?? null;
-          while (entry !== null && this.#canTake(c)) {
+          while (entry !== null && this.#canTake(c) && this.#anyAdmissible(c)) {
             const next = entry.next;
             if (this.#atBound(c, entry.key)) {
               entry = next;
@@ -395,7 +412,7 @@ export class Admission {
   /** Keys counted against their per-key bound, over all classes (tests: the maps are freed). */
   get countedKeys(): number {
     let n = 0;
-    for (let c = 0; c < ADMISSION_CLASSES.length; c++) n += this.#held[c]!.size;
+    for (let c = 0; c < ADMISSION_CLASSES.length; c++) n += this.#held[c]!.size + this.#queuedOf[c]!.size;
     return n;
   }
 

@@ -170,6 +170,25 @@ describe('per-key bound (invariant 11 between keys of one type)', () => {
     expect(a.tryAcquire(SCOPED)).toBe(true);
   });
 
+  it('a queue of one key at its bound is not walked on every release: a wake-up finds nobody to admit at once', () => {
+    const a = admission({ queueLength: 5000 });
+    while (a.tryAcquire(SCOPED, 'alice'));
+    const waiters = Array.from({ length: 4000 }, () => new Recorder());
+    for (const w of waiters) a.enqueue(SCOPED, w, 'alice');
+    // Another key's connections come and go while alice's 4,000 wait: none of hers is admitted.
+    let bob = 0;
+    for (let i = 0; i < 2000; i++) {
+      if (a.tryAcquire(SCOPED, 'bob')) bob++;
+      a.release(SCOPED, 'bob');
+    }
+    expect(bob).toBe(2000);
+    expect(waiters.every((w) => w.events.length === 0)).toBe(true);
+    // her own release admits her oldest waiter
+    a.release(SCOPED, 'alice');
+    expect(waiters[0]!.events).toEqual(['admitted']);
+    expect(waiters[1]!.events).toEqual([]);
+  });
+
   it("past its bound a key waits in the type's queue (its length the only bound), holding nobody else back", () => {
     const a = admission({ queueLength: 100 });
     while (a.tryAcquire(SCOPED, 'alice'));
@@ -208,10 +227,10 @@ describe('per-key bound (invariant 11 between keys of one type)', () => {
     const timedOut = new Recorder();
     a.enqueue(SCOPED, timedOut, 'k3');
     const cancelled = a.enqueue(SCOPED, new Recorder(), 'k4');
-    // waiters hold no count: only the keys holding connections are counted
-    expect(a.countedKeys).toBe(2);
+    expect(a.countedKeys).toBe(4);
     if (!('waiter' in cancelled)) throw new Error('not queued');
     a.cancel(cancelled);
+    expect(a.countedKeys).toBe(3);
     await new Promise((r) => setTimeout(r, 80));
     expect(timedOut.events).toEqual(['refused UPSTREAM_SATURATED']);
     expect(a.countedKeys).toBe(2);
@@ -228,7 +247,7 @@ describe('per-key bound (invariant 11 between keys of one type)', () => {
       if (a.tryAcquire(SCOPED, `key-${i}`)) taken++;
       else if ('code' in a.enqueue(SCOPED, new Recorder(), `key-${i}`)) refused++;
     }
-    expect(a.countedKeys).toBe(taken);
+    expect(a.countedKeys).toBe(taken + 8);
     expect(refused).toBe(10_000 - taken - 8);
   });
 
