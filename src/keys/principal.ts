@@ -78,6 +78,14 @@ export function testPrincipal(fields: Pick<Principal, 'type'> & Partial<Omit<Pri
  * referenceId is visible ASCII (key-record.ts), a key id is generated.
  */
 export function askerOf(principal: Pick<Principal, 'type' | 'id' | 'referenceId'>): string {
-  const ref = principal.referenceId;
-  return principal.type === 'scoped' && ref !== null ? ref + '\u0000' : principal.id + '\u0001';
+  let asker = ASKERS.get(principal);
+  if (asker === undefined) {
+    const ref = principal.referenceId;
+    asker = principal.type === 'scoped' && ref !== null ? ref + '\u0000' : principal.id + '\u0001';
+    ASKERS.set(principal, asker);
+  }
+  return asker;
 }
+
+/** A principal is cached with its key (key-cache.ts) and read on every request: its asker is built once, flat, not a new string per request. */
+const ASKERS = new WeakMap<object, string>();
