@@ -182,6 +182,8 @@ describe('3. a checked answer is read in one charset: UTF-8', () => {
     'application/json;Charset=ISO-8859-1',
     'application/json; charset=utf-8; charset=utf-16',
     'application/vnd.texture+json; charset=windows-1252',
+    "application/json; charset*=UTF-16''x",
+    "application/json; charset=utf-8; charset*=utf-16''",
   ])('a single device under %j is 502, not released under that label', async (type) => {
     answer(stack.backend, isAlice1, { status: 200, headers: { 'content-type': type }, body: single });
     const r = await get('/v1/devices/dev-alice-1', stack.keys.alice);

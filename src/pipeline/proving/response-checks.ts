@@ -53,7 +53,10 @@ function utf8Charset(type: string): boolean {
   for (let i = 1; i < params.length; i++) {
     const param = params[i]!;
     const eq = param.indexOf('=');
-    if ((eq === -1 ? param : param.slice(0, eq)).trim().toLowerCase() !== 'charset') continue;
+    const name = (eq === -1 ? param : param.slice(0, eq)).trim().toLowerCase();
+    // RFC 2231's extended form (`charset*=UTF-16''`) names a charset too: a client may read it.
+    if (name.startsWith('charset*')) return false;
+    if (name !== 'charset') continue;
     // Two charsets: which one a client reads is its own choice.
     if (charset !== undefined) return false;
     let value = eq === -1 ? '' : param.slice(eq + 1).trim();
