@@ -23,7 +23,8 @@ export function idNames(policy: CompiledPolicy, resource: CompiledResource): Rea
   return byResource.get(resource) ?? baseNames(resource);
 }
 
-function singular(plural: string): string {
+/** `devices` → `device`, `entries` → `entry`: how the id's names and the answer checks name one of a resource. */
+export function singular(plural: string): string {
   if (plural.endsWith('ies')) return plural.slice(0, -3) + 'y';
   if (plural.endsWith('s')) return plural.slice(0, -1);
   return plural;

@@ -11,6 +11,7 @@ import { forbidden, proveByLookup } from '../prove.ts';
 import { type AttributeSource, contradicts, fieldOf, type ResourceFields, satisfies } from './attributes.ts';
 import { listScan, provenClean, type ScanFields, scanFields } from './clean-scan.ts';
 import { foldName } from './fold.ts';
+import { singular } from './id-names.ts';
 import { renderScannedList, renderTextList } from './list-render.ts';
 import { checkOffThread, OFF_THREAD_BYTES } from './off-thread-check.ts';
 import { MAX_PARTS, PartsResponse, renderScannedParts } from './parts.ts';
@@ -327,11 +328,6 @@ function isId(v: unknown, id: string): boolean {
   return typeof v === 'string' ? v === id : typeof v === 'number' && Number.isSafeInteger(v) && String(v) === id;
 }
 
-/** `devices` → `device` (id-names.ts names the resource's id the same way). */
-function singularOf(name: string): string {
-  return name.endsWith('ies') ? name.slice(0, -3) + 'y' : name.endsWith('s') ? name.slice(0, -1) : name;
-}
-
 /**
  * A field naming one of the resource by another spelling than `idField` names only `id`:
  * the resource's singular name holding an id or an object whose `id` is one (`"device":
@@ -346,7 +342,7 @@ function namesOnly(key: string, v: unknown, one: string, id: string): boolean {
 }
 
 /** Every object in `value`, at any depth, is of the key's own and names no other of the resource than `id` (by `idField` or namesOnly's spellings), each named once in one spelling. */
-function aboutOnly(value: unknown, resource: ResourceFields, conditions: readonly Condition[], idField: string, id: string, one = foldName(singularOf(resource.name))): boolean {
+function aboutOnly(value: unknown, resource: ResourceFields, conditions: readonly Condition[], idField: string, id: string, one = foldName(singular(resource.name))): boolean {
   if (value === null || typeof value !== 'object') return true;
   if (Array.isArray(value)) {
     for (const item of value) if (!aboutOnly(item, resource, conditions, idField, id, one)) return false;
