@@ -139,6 +139,22 @@ export const SERVE = command({
       parse: wholeNumber('bytes'),
       description: 'the largest body Keygate reads (bodies of every key that is not full access); more → 413',
     }),
+    maxUpstreamBodyBytes: value({
+      flag: 'max-upstream-body',
+      env: 'KEYGATE_MAX_UPSTREAM_BODY',
+      placeholder: 'BYTES',
+      default: '16777216',
+      parse: wholeNumber('bytes', { min: 1024 }),
+      description: 'the largest backend answer Keygate holds to check it (the answers it must check before the client sees a byte); more → 502',
+    }),
+    heldAnswerBudgetBytes: value({
+      flag: 'held-answer-budget',
+      env: 'KEYGATE_HELD_ANSWER_BUDGET',
+      placeholder: 'BYTES',
+      default: '268435456',
+      parse: wholeNumber('bytes', { min: 1024 }),
+      description: 'the bytes of checked answers, written whole, that clients may leave untaken at once; past it the connections holding the most are closed (see [Flow control](#flow-control))',
+    }),
     keyCacheTtlMs: value({
       flag: 'key-cache-ttl',
       env: 'KEYGATE_KEY_CACHE_TTL',

@@ -17,7 +17,6 @@ import { type Decision, decide, isKnownMethod } from '../pipeline/authorize.ts';
 import { canonicalize, type Target } from '../pipeline/canonical-path.ts';
 import { type BufferedResponse, type BufferSink, bufferedDispatch, CLIENT_CLOSED, type StreamSink, streamForward, type UpstreamRequest } from '../pipeline/forward.ts';
 import type { TrustedHops } from '../pipeline/forwarding/trusted-hops.ts';
-import { bodyTimeoutOf } from '../pipeline/forwarding/upstream.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
 import { type Plan, plan } from '../pipeline/plan.ts';
 import type { AttributeSource } from '../pipeline/proving/attributes.ts';
@@ -26,9 +25,9 @@ import { discardBody, mustDiscardBefore, readBody } from '../pipeline/proving/re
 import type { CheckedResponse } from '../pipeline/proving/response-checks.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
+import type { HeldAnswers } from './held-answers.ts';
 import { nextRequestId } from './request-id.ts';
 import { dispatchServed, type ServedCall, type ServedRegistry, writeServedAnswer } from './served-dispatch.ts';
-import { cutWhenStalled } from './stalled-reader.ts';
 
 export interface ProxyDeps {
   readonly policy: PolicyHolder;
@@ -38,6 +37,10 @@ export interface ProxyDeps {
   readonly access: AccessLog;
   readonly metrics: Metrics;
   readonly maxBodyBytes: number;
+  /** `--max-upstream-body`: the largest backend answer held to be checked. */
+  readonly maxUpstreamBodyBytes: number;
+  /** Checked answers written whole that their clients have not taken (the stall and byte bounds). */
+  readonly held: HeldAnswers;
   /** Total time, from the request's headers, that a body Keygate reads before dispatch may take. */
   readonly bodyTimeoutMs: number;
   readonly admission: Admission;
@@ -376,7 +379,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   #dispatch(): void {
     try {
       if (this.#plan!.check === null) streamForward(this.#deps.upstream, this.#request!, this.#res, this.#requestId, this, this.#added, this.#plan!.decision.conditions !== null);
-      else bufferedDispatch(this.#deps.upstream, this.#request!, this, this.#res);
+      else bufferedDispatch(this.#deps.upstream, this.#request!, this, this.#res, this.#deps.maxUpstreamBodyBytes);
     } catch (err) {
       this.#fail(err);
     }
@@ -450,7 +453,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, changed ? checked.body.length : undefined, this.#added));
       this.#res.end(checked.body);
     }
-    cutWhenStalled(this.#res, bodyTimeoutOf(this.#deps.upstream));
+    this.#deps.held.hold(this.#res);
     this.#finish(checked.status, undefined);
   }
 

@@ -30,6 +30,7 @@ import { createServer } from '../util/node-http.ts';
 import { answerClientError, connectRefusal, PROXY_METHODS } from './client-error.ts';
 import { ListenerConnections, listenerOptions } from './connections.ts';
 import { MIN_PROXY_CONNECTIONS, openFileLimit, proxyConnectionCap } from './fd-limit.ts';
+import { type CutReason, HeldAnswers } from './held-answers.ts';
 import { exposedGc, MemorySettle } from './memory-settle.ts';
 import { createOpsRouter, localOps, type OpsSources } from './ops-handler.ts';
 import { createProxyHandler } from './proxy-handler.ts';
@@ -166,6 +167,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
     judge: (maker, judged, target) => checkNoEscalation({ policy: judged, principal: maker, cap: 'all' }, target),
   });
 
+  const held = new HeldAnswers({ stallMs: config.upstreamBodyTimeoutMs, budgetBytes: config.heldAnswerBudgetBytes });
   const proxyServer = createServer(listenerOptions(config.deadlines));
   proxyServer.on('clientError', answerClientError);
   proxyServer.on('connect', connectRefusal(PROXY_METHODS));
@@ -183,6 +185,8 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
       admission,
       listener: connections,
       maxBodyBytes: config.maxBodyBytes,
+      maxUpstreamBodyBytes: config.maxUpstreamBodyBytes,
+      held,
       bodyTimeoutMs: config.bodyTimeoutMs,
       trustedHops: hops,
       rateLimiter: rateLimiting.limiter,
@@ -197,7 +201,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   opsServer.on('connect', connectRefusal('GET, HEAD'));
   // The first-byte deadline for the ops listener too (it has no cap: the proxy's leaves it descriptors).
   new ListenerConnections(opsServer, config.deadlines.firstByteMs);
-  watchFlow(metrics, admission, proxyServer, connections);
+  watchFlow(metrics, admission, proxyServer, connections, held);
   const proxy = await listen(proxyServer, config.listen.host, config.listen.port);
   if (config.listen.port === 0) connect.boundAt(proxy.port);
   const ops = options?.opsListener === false ? null : await listen(opsServer, config.opsListen.host, config.opsListen.port);
@@ -272,8 +276,30 @@ function settleMemory(metrics: Metrics, connections: ListenerConnections, logger
 }
 
 /** Admission and connection figures, read when /metrics is scraped. */
-function watchFlow(metrics: Metrics, admission: Admission, server: Server, connections: ListenerConnections): void {
+function watchFlow(metrics: Metrics, admission: Admission, server: Server, connections: ListenerConnections, held: HeldAnswers): void {
   const registers = [metrics.registry];
+  new Gauge({
+    name: 'keygate_held_answer_bytes',
+    help: 'Bytes of checked answers written whole that clients have not taken yet (bounded by --held-answer-budget)',
+    registers,
+    collect() {
+      this.set(held.bytes);
+    },
+  });
+  const reported: Record<CutReason, number> = { stalled: 0, budget: 0 };
+  new Counter({
+    name: 'keygate_client_connections_cut_total',
+    help: 'Client connections closed under a checked answer they did not take: stalled (took nothing for --upstream-body-timeout) or budget (past --held-answer-budget)',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      for (const reason of ['stalled', 'budget'] as const) {
+        const now = held.cuts[reason];
+        this.labels(reason).inc(now - reported[reason]);
+        reported[reason] = now;
+      }
+    },
+  });
   new Gauge({
     name: 'keygate_upstream_connections_in_use',
     help: 'Backend connections held, by admission class (key type, or lookup)',

@@ -256,6 +256,56 @@ describe('a reader that takes none of its streamed answer is cut at --upstream-b
   }, 15_000);
 });
 
+describe('stalled readers of checked answers hold at most --held-answer-budget together', () => {
+  const BUDGET = 4 * 1024 * 1024;
+  let sidecar: Sidecar;
+  const sockets: Socket[] = [];
+  const metric = async (name: string): Promise<number> => {
+    const text = (await send(sidecar.opsPort, { path: '/metrics' })).text;
+    return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+  };
+
+  beforeAll(async () => {
+    // The stall bound far beyond the test: only the byte budget can free these readers in time.
+    sidecar = await startSidecar({ upstream: backend.url, store: keys.store, policies, env: { KEYGATE_UPSTREAM_BODY_TIMEOUT: '60000', KEYGATE_HELD_ANSWER_BUDGET: String(BUDGET) } });
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await sidecar?.stop();
+  });
+
+  test('ten readers that take none of a 7 MB answer: the ones holding most are cut at once, a reader that takes its answer gets all of it', async () => {
+    const before = await metric('keygate_client_connections');
+    for (let i = 0; i < 10; i++) sockets.push(await stalledReader(sidecar.proxyPort, '/v1/devices/dev-alice-bigjson/history', keys.alice.key));
+    // Each answer is written once its check is done; wait until all ten were written.
+    await until('ten answers written', async () => (await metric('keygate_held_answer_bytes')) > 0 && (await metric('keygate_requests_in_flight')) === 0, 20_000);
+    const held = await metric('keygate_held_answer_bytes');
+    const cut = Number(/^keygate_client_connections_cut_total\{reason="budget"\} (\d+)/m.exec((await send(sidecar.opsPort, { path: '/metrics' })).text)?.[1] ?? 0);
+    const open = (await metric('keygate_client_connections')) - before;
+    console.log(`[observation] 10 stalled readers of a 7 MB checked answer at --held-answer-budget ${BUDGET}: ${held} bytes held, ${cut} cut for the budget, ${open} still open`);
+    // What Keygate holds after the newest answer: the budget, or the newest answer alone.
+    expect(held).toBeLessThanOrEqual(BUDGET + 7.5 * 1024 * 1024);
+    expect(cut).toBeGreaterThan(0);
+    expect(open).toBeLessThan(10);
+    const r = await send(sidecar.proxyPort, { path: '/v1/devices/dev-alice-bigjson/history', headers: keyHeader(keys.alice), timeoutMs: 20_000 });
+    expect(r.status).toBe(200);
+    expect((JSON.parse(r.text) as { data: unknown[] }).data).toHaveLength(100_000);
+  }, 40_000);
+});
+
+test('--max-upstream-body: a checked answer larger than it is 502 UPSTREAM_BAD_RESPONSE, a smaller one passes', async () => {
+  const small = await startSidecar({ upstream: backend.url, store: keys.store, policies, env: { KEYGATE_MAX_UPSTREAM_BODY: String(1024 * 1024) } });
+  try {
+    const big = await send(small.proxyPort, { path: '/v1/devices/dev-alice-bigjson/history', headers: keyHeader(keys.alice), timeoutMs: 20_000 });
+    expect(big.status, big.text.slice(0, 200)).toBe(502);
+    expect(errorBody(big).error.code).toBe('UPSTREAM_BAD_RESPONSE');
+    const ok = await send(small.proxyPort, { path: '/v1/devices/dev-alice-1/history', headers: keyHeader(keys.alice) });
+    expect(ok.status, ok.text).toBe(200);
+  } finally {
+    await small.stop();
+  }
+}, 30_000);
+
 describe("one scoped key floods random ids: other keys' ownership proofs still get lookups", () => {
   let sidecar: Sidecar;
 

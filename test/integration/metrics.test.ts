@@ -290,7 +290,8 @@ describe('every metric of the README, by value', () => {
     const table = readme.slice(readme.indexOf('| metric | labels |'));
     const documented = [...table.slice(0, table.indexOf('\n\n')).matchAll(/^\| ([^|]+) \|/gm)].flatMap((r) => [...r[1]!.matchAll(/`(keygate_[a-z_*]+)`/g)].map((x) => x[1]!));
     // Asserted by value above, or (the worker metrics, only with --workers) in workers.test.ts, or
-    // (fallbacks to local rate-limit counters, only with --rate-limit-store) in rate-limits-redis.test.ts.
+    // (fallbacks to local rate-limit counters, only with --rate-limit-store) in rate-limits-redis.test.ts, or
+    // (held answers, connections cut) in test/blackbox/key-fairness.test.ts.
     const covered = [
       'keygate_requests_total',
       'keygate_request_duration_seconds',
@@ -312,6 +313,8 @@ describe('every metric of the README, by value', () => {
       'keygate_upstream_queued',
       'keygate_client_connections',
       'keygate_client_connections_dropped_total',
+      'keygate_held_answer_bytes',
+      'keygate_client_connections_cut_total',
       'keygate_process_*',
       'keygate_nodejs_*',
     ];
