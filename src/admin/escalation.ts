@@ -45,10 +45,7 @@ export function checkNoEscalation(actor: Actor, target: KeyRecord): void {
   for (const role of target.roles) {
     if (!policy.roles.has(role)) throw new KeygateError('INVALID_FIELD', { message: `roles: the policy has no role "${role}"`, field: 'roles' });
   }
-  if (a.expiresAtMs !== Infinity) {
-    const ends = target.expiresAt === null ? Infinity : Date.parse(target.expiresAt);
-    if (ends > a.expiresAtMs) refuse(`it would outlive the acting key, which expires at ${new Date(a.expiresAtMs).toISOString()}`, 'expiresAt');
-  }
+  checkLivesWithin(a, target, 'it would outlive the acting key');
   if (isPublicType(a.type)) {
     const origin = target.allowedOrigins.find((o) => !a.allowedOrigins.includes(o));
     if (origin !== undefined) refuse(`origin ${origin} is not one of the acting key's`, 'allowedOrigins');
@@ -57,6 +54,17 @@ export function checkNoEscalation(actor: Actor, target: KeyRecord): void {
   }
   if (target.allowReferenceId && !mayChooseReferenceId(a)) refuse('the acting key may not choose referenceIds, so it cannot make a key that may', 'allowReferenceId');
   checkPowerWithin(actor, target);
+}
+
+/**
+ * The target, or the secret it is given, ends no later than the acting secret: an expiring
+ * token, or a secret in the grace period of a rotation (its end is the grace's end), cannot
+ * hand itself or anyone a secret that lives on after it.
+ */
+function checkLivesWithin(a: Actor['principal'], target: KeyRecord, what: string): void {
+  if (a.expiresAtMs === Infinity) return;
+  const ends = target.expiresAt === null ? Infinity : Date.parse(target.expiresAt);
+  if (ends > a.expiresAtMs) refuse(`${what}, which expires at ${new Date(a.expiresAtMs).toISOString()}`, 'expiresAt');
 }
 
 /** Why the target's power is not within the actor's (its key conditions, what it reaches on every route), or undefined when it is. */
@@ -91,4 +99,16 @@ export function mayActOn(actor: Actor, target: KeyRecord): boolean {
 export function checkActsOn(actor: Actor, target: KeyRecord): void {
   if (target.id === actor.principal.id) return;
   checkPowerWithin(actor, target);
+}
+
+/**
+ * Rotating: as checkActsOn, and the new secret (which lives as long as its key) may not
+ * outlive the acting secret. Without it an access token that expires in a minute could
+ * rotate a key that never does and keep the new secret, and the old secret of a key
+ * rotated with a grace period (a leaked one, say) could rotate its own key again and end up
+ * with the only secret that works, for good.
+ */
+export function checkRotates(actor: Actor, target: KeyRecord): void {
+  checkActsOn(actor, target);
+  checkLivesWithin(actor.principal, target, 'its new secret would outlive the acting key');
 }

@@ -2,7 +2,7 @@ import { MAX_GRACE_MS } from '../keys/key-service.ts';
 import type { ServedHandler } from '../pipeline/served-handler.ts';
 import { type AdminDeps, actorId, actorOf } from './acting.ts';
 import { bodyFields, integerField } from './body.ts';
-import { checkActsOn } from './escalation.ts';
+import { checkRotates } from './escalation.ts';
 import { asApi } from './key-errors.ts';
 import { shownWithSecret } from './shapes.ts';
 import { visibleKey } from './visibility.ts';
@@ -19,7 +19,7 @@ export function rotateHandler(deps: AdminDeps): ServedHandler {
       const f = bodyFields(request.body, ['gracePeriodSeconds']);
       const grace = integerField(f, 'gracePeriodSeconds', 0, MAX_GRACE_MS / 1000) ?? 0;
       const target = await visibleKey(deps, request);
-      checkActsOn(actorOf(request), target);
+      checkRotates(actorOf(request), target);
       const rotated = await asApi(() => deps.keys.rotate(target.id, grace * 1000, actorId(request)));
       return { status: 200, body: { ...shownWithSecret(request, rotated.record, rotated.key), previousKeyExpiresAt: rotated.previousExpiresAt } };
     },

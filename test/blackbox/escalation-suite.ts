@@ -285,6 +285,31 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
       expectRefused(await api('PATCH', `/v1/api-keys/${child.id}`, brief.key, { expiresAt: null }));
     });
 
+    test('an expiring key, or the old secret in a grace period, cannot rotate its way to a secret that outlives it', async () => {
+      const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
+      // A token as wide as the operator, for an hour: it may act on the operator's key, but not take a lasting secret of it.
+      const brief = await made(operator.key, { type: 'access-token', roles: ['admin'], expiresAt });
+      const refused = await api('POST', `/v1/api-keys/${operator.id}/rotate`, brief.key, { gracePeriodSeconds: 604800 });
+      expectRefused(refused);
+      expect(errorBody(refused).error.message).toMatch(/outlive/);
+      expect((await api('GET', '/v1/api-keys?perPage=1', operator.key)).status).toBe(200);
+      // It may still rotate itself (the new secret ends when it does), and keys that end no later.
+      const self = (await api('POST', `/v1/api-keys/${brief.id}/rotate`, brief.key, {})).json as Made & { expiresAt: string };
+      expect(self.expiresAt).toBe(expiresAt);
+      const child = await made(self.key, { type: 'access-token', roles: ['factory-reader'] });
+      expect((await api('POST', `/v1/api-keys/${child.id}/rotate`, self.key, {})).status).toBe(200);
+
+      // The owner rotates a key with a grace period; the old secret works through it, but cannot rotate or widen the key.
+      const leaked = await made(operator.key, { type: 'access-token', roles: ['token-admin', 'factory-reader'] });
+      const fresh = (await api('POST', `/v1/api-keys/${leaked.id}/rotate`, operator.key, { gracePeriodSeconds: 60 })).json as Made;
+      expect((await api('GET', `/v1/api-keys/${leaked.id}`, leaked.key)).status).toBe(200);
+      for (const grace of [0, 604800]) expectRefused(await api('POST', `/v1/api-keys/${leaked.id}/rotate`, leaked.key, { gracePeriodSeconds: grace }));
+      expectRefused(await api('PATCH', `/v1/api-keys/${leaked.id}`, leaked.key, { name: 'mine now' }));
+      // The owner's new secret is untouched and may rotate.
+      expect((await api('GET', `/v1/api-keys/${leaked.id}`, fresh.key)).status).toBe(200);
+      expect((await api('POST', `/v1/api-keys/${leaked.id}/rotate`, fresh.key, {})).status).toBe(200);
+    });
+
     test("the conditions of the grant bound what may be made, even when the maker's own reach is wider", async () => {
       const scopedMinter = await made(operator.key, { type: 'access-token', roles: ['f1-minter', 'factory-operator'] });
       expectRefused(await make(scopedMinter.key, { type: 'access-token', roles: ['factory-reader'] }));
