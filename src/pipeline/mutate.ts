@@ -17,7 +17,9 @@ const METHOD_OVERRIDE_PARAM = '_method';
 /** Pair separators: `&`, and `;` because some backends split on it too. */
 export const QUERY_SEPARATORS = /[&;]/;
 const NAME_SUFFIX = /[[.]/;
-const OVERRIDE_HINT = /_method/i;
+/** `_method`, and what PHP registers as `_method` (`.method`: a `.` or space before the first `[` becomes `_`). */
+const OVERRIDE_HINT = /[_.]method/i;
+const PHP_UNDERSCORED = /[. ]/g;
 const CONTROL = /[\u0000-\u001f\u007f]/;
 /** Dropped from names before they are compared: `-` and `_` (Rails' snake_case), and what PHP turns into `_` in a parameter name (space, `.`, a `[`) with `]`. */
 const SEPARATORS = /[-_ .[\]]/g;
@@ -144,7 +146,7 @@ export function mutateQuery(query: string, filter: readonly Condition[] | null, 
         throw new KeygateError('RESOURCE_ID_OVERRIDE', { detail: `query parameter ${JSON.stringify(full)} names the id proven from the path` });
       }
       if (
-        name === METHOD_OVERRIDE_PARAM ||
+        isMethodOverride(full) ||
         // A key in the query (`?api_key=…`, a copy of the header's) never reaches the backend (invariant 6).
         holdsKey(decodedValue(piece)) ||
         (dropKeys !== undefined && (dropKeys.has(key) || namesAny(full, dropKeys))) ||
@@ -189,6 +191,17 @@ function filterText(filter: readonly Condition[]): string {
     FILTER_TEXT.set(filter, text);
   }
   return text;
+}
+
+/**
+ * `_method` as Symfony and Laravel read it from a POST's query: PHP skips leading spaces in
+ * a parameter name and registers a `.` or a space before the first `[` as `_`, so
+ * `?.method=DELETE` reaches them as `_method` (`full` is decoded, trimmed, in lower case).
+ */
+function isMethodOverride(full: string): boolean {
+  const bracket = full.indexOf('[');
+  const base = bracket === -1 ? full : full.slice(0, bracket);
+  return base === METHOD_OVERRIDE_PARAM || (base.length === METHOD_OVERRIDE_PARAM.length && base.replace(PHP_UNDERSCORED, '_') === METHOD_OVERRIDE_PARAM);
 }
 
 function mayHoldOverride(query: string): boolean {

@@ -155,6 +155,8 @@ function phpQuery(u: URL): Map<string, string> {
   const out = new Map<string, string>();
   for (const [k, v] of u.searchParams) {
     let name = k.replace(/^ +/, '');
+    // An empty name (`[x]`, `.` is not empty) is dropped.
+    if (name === '' || name.startsWith('[')) continue;
     const open = name.indexOf('[');
     if (open !== -1 && name.indexOf(']', open) !== -1) name = name.slice(0, open);
     out.set(name.replace(/[ .[]/g, '_'), v);

@@ -192,6 +192,24 @@ describe('3. JSON keys other parsers merge', () => {
   });
 });
 
+describe('Laravel and Symfony read _method from the query of a POST, as PHP registers it', () => {
+  // PHP turns a `.` or a space before the first `[` into `_` and skips leading spaces: `.method` is `_method` there.
+  test.each(['_method=DELETE', '.method=DELETE', '%2Emethod=DELETE', '+.method=PUT', '%20.method=PATCH', 'x=1&.method=DELETE', '.METHOD=DELETE', '%20%2Emethod=DELETE'])(
+    'POST a command ?%s: the backend gets a POST whose query names no override',
+    async (query) => {
+      fw.quirks = { laravel: true };
+      const r = await post(`${COMMAND}?${query}`, '{"deviceId":"dev-alice-1"}', { 'content-type': 'application/json' });
+      expect([201, 202], r.text).toContain(r.status);
+      const got = fw.requests();
+      expect(got).toHaveLength(1);
+      expect(got[0]!.method).toBe('POST');
+      const names = [...new URL(got[0]!.url, 'http://x').searchParams.keys()].map((k) => k.replace(/^ +/, '').replace(/[ .]/g, '_').toLowerCase());
+      expect(names).not.toContain('_method');
+      expect(fw.effects.every((e) => !/delete|cancel|update/i.test(JSON.stringify(e))), JSON.stringify(fw.effects)).toBe(true);
+    },
+  );
+});
+
 describe('4. numbers JavaScript rounds', () => {
   test("Go int64: deviceId 9007199254740993 (bob's) is not proven as 9007199254740992 (alice's) → 400, no command", async () => {
     fw.quirks = { exactNumbers: true };
