@@ -205,7 +205,10 @@ describe('Laravel and Symfony read _method from the query of a POST, as PHP regi
       expect(got[0]!.method).toBe('POST');
       const names = [...new URL(got[0]!.url, 'http://x').searchParams.keys()].map((k) => k.replace(/^ +/, '').replace(/[ .]/g, '_').toLowerCase());
       expect(names).not.toContain('_method');
-      expect(fw.effects.every((e) => !/delete|cancel|update/i.test(JSON.stringify(e))), JSON.stringify(fw.effects)).toBe(true);
+      expect(
+        fw.effects.every((e) => !/delete|cancel|update/i.test(JSON.stringify(e))),
+        JSON.stringify(fw.effects),
+      ).toBe(true);
     },
   );
 });
