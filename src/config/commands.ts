@@ -87,7 +87,8 @@ export const SERVE = command({
       placeholder: 'URL',
       defaultText: 'http:// + the listen address',
       parse: baseUrl,
-      description: 'used by the Connect flow: the origin browsers reach Keygate at, under which link URLs are built',
+      description:
+        'used by the Connect flow: where browsers reach Keygate, under which link URLs are built; a path in it (`https://api.example.com/keygate`) is a prefix the ingress strips: the hosted pages link under it too',
     }),
     connectLinkTtlMs: value({
       flag: 'connect-link-ttl',

@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { generatedReferenceId, mayChooseReferenceId, uuidv7 } from '../keys/generated-reference.ts';
 import type { KeyType } from '../keys/key-record.ts';
 import type { LinkRequest } from './link-request.ts';
 import { newSecret, sha256 } from './link-session.ts';
 import type { LinkRecord, LinkStore } from './link-store.ts';
+import { newLinkToken } from './link-token.ts';
 import { isRegistered } from './redirect-url.ts';
 
 /** The key asking for a link, as far as the rules below need it. */
@@ -54,7 +54,7 @@ export async function createLink(links: LinkStore, publicUrl: string, ttlMs: num
     throw new KeygateError('REFERENCE_ID_NOT_ALLOWED', { detail: 'the key was not created with --allow-reference-id' });
   }
   const now = Date.now();
-  const linkToken = randomBytes(32).toString('base64url');
+  const linkToken = newLinkToken();
   const link: LinkRecord = {
     id: `link_${uuidv7(now).replaceAll('-', '')}`,
     createdBy: creator.id,

@@ -110,6 +110,15 @@ export class LinkFlow implements LinkPages {
     return this.#d.publicUrl().startsWith('https:');
   }
 
+  /**
+   * The path of `--public-url` (`/keygate` of `https://api.example.com/keygate`): the prefix
+   * under which browsers see Keygate when an ingress strips it before Keygate. The pages'
+   * own URLs (the form, the hand-back script, the cookie's path) carry it, as the link URL does.
+   */
+  #prefix(): string {
+    return new URL(this.#d.publicUrl()).pathname.replace(/\/+$/, '');
+  }
+
   /** The session values Keygate issued for this link that the request's cookies hold (any other value is ignored). */
   #presented(req: IncomingMessage, link: LinkRecord): string[] {
     return issuedSessions(req.headers.cookie, link.id, link.sessionKey, this.#secure());
@@ -121,7 +130,7 @@ export class LinkFlow implements LinkPages {
   }
 
   #cookie(link: LinkRecord, value: string): string {
-    return sessionCookie(link.id, value, this.#secure(), (Date.parse(link.expiresAt) - Date.now()) / 1000);
+    return sessionCookie(link.id, value, this.#secure(), (Date.parse(link.expiresAt) - Date.now()) / 1000, this.#prefix());
   }
 
   /**
@@ -160,7 +169,7 @@ export class LinkFlow implements LinkPages {
   }
 
   #action(token: string): string {
-    return `/connect/links/${token}`;
+    return `${this.#prefix()}/connect/links/${token}`;
   }
 
   #formTargets(link: LinkRecord): string[] {
@@ -298,6 +307,7 @@ export class LinkFlow implements LinkPages {
           ...(outcome.error === undefined ? {} : { error: outcome.error }),
           state: link.state,
           fallbackUrl: location,
+          script: `${this.#prefix()}/connect/handback.js`,
         }),
         requestId,
       );

@@ -50,8 +50,9 @@ function isIssued(value: string, sessionKey: string, linkId: string): boolean {
   return m !== null && sameSecret(m[2]!, tag(sessionKey, linkId, m[1]!));
 }
 
-export function sessionCookie(linkId: string, value: string, secure: boolean, maxAgeSeconds: number): string {
-  const path = secure ? '/' : '/connect/';
+/** `prefix`: the path of `--public-url`, under which the browser sees the pages (a `__Host-` cookie is always `Path=/`). */
+export function sessionCookie(linkId: string, value: string, secure: boolean, maxAgeSeconds: number, prefix = ''): string {
+  const path = secure ? '/' : `${prefix}/connect/`;
   return `${cookieName(linkId, secure)}=${value}; Path=${path}; Max-Age=${Math.max(1, Math.ceil(maxAgeSeconds))}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;
 }
 

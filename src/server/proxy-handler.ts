@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { maskLinkTokens } from '../connect/link-token.ts';
 import type { PublicRoutes } from '../connect/public-routes.ts';
 import type { BrowserGuard } from '../cors/browser-guard.ts';
 import { answerWithCors } from '../cors/cors-headers.ts';
@@ -69,7 +70,7 @@ function routeLabel(policy: CompiledPolicy, method: string, target: Target): str
 function pathOf(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
   const q = url.indexOf('?');
-  return q === -1 ? url : url.slice(0, q);
+  return maskLinkTokens(q === -1 ? url : url.slice(0, q));
 }
 
 const CLIENT_GONE_WHILE_QUEUED = Object.freeze(new KeygateError('UPSTREAM_SATURATED', { detail: 'client closed the connection while waiting for a backend connection' }));

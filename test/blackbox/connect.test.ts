@@ -424,6 +424,31 @@ describe('expiry', () => {
   });
 });
 
+describe('--public-url with a path (an ingress that serves Keygate under it and strips it)', () => {
+  it('the link URL, the form, and the cookie are under the path, and the link finishes through the ingress', async () => {
+    const gated = await startSidecar({ upstream: backend.url, store, policies: policyWithLimits(null), env: { KEYGATE_PUBLIC_URL: 'http://keygate.example.test/gate/' } });
+    try {
+      // The ingress: what the browser sends to /gate/… reaches Keygate without /gate.
+      const strip = (path: string): string => {
+        expect(path.startsWith('/gate/'), path).toBe(true);
+        return path.slice('/gate'.length);
+      };
+      const link = await newLink(gated.proxyPort, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+      expect(link.linkUrl).toMatch(/^http:\/\/keygate\.example\.test\/gate\/connect\/links\/[A-Za-z0-9_-]{43}$/);
+      const browser = new FormBrowser();
+      const page = await browser.get(gated.proxyPort, strip(pagePath(link)));
+      expect(page.status, page.text).toBe(200);
+      const action = /<form method="post" action="([^"]+)"/.exec(page.text)?.[1];
+      expect(action).toBe(pagePath(link));
+      expect(String(page.headers['set-cookie'])).toContain('Path=/gate/connect/');
+      const done = await browser.post(gated.proxyPort, strip(action!), { csrf: csrfOf(page.text), action: 'allow' });
+      expect(scopedKeyOf(done)).toMatch(/^scoped_/);
+    } finally {
+      await gated.stop();
+    }
+  });
+});
+
 describe('secrets in logs', () => {
   it('no link token, minted key or key secret appears in any log line', async () => {
     const link = await newLink(port, connectKey.key, { redirectUrl: REDIRECT });
@@ -437,5 +462,19 @@ describe('secrets in logs', () => {
     const access = sidecar.logs().filter((l) => l.msg === 'access' && String(l.route).includes('/connect/links/'));
     expect(access.length).toBeGreaterThan(0);
     for (const line of access) expect(line.path).toBe('/connect/links/{token}');
+  });
+
+  it('a link URL under a spelling no route matches (an unstripped ingress prefix, //, %2F, ..) is refused and its token is not logged', async () => {
+    const link = await newLink(port, connectKey.key, { redirectUrl: REDIRECT });
+    const t = link.linkToken;
+    const spellings = [`/keygate/connect/links/${t}`, `//connect/links/${t}`, `/%2Fconnect/links/${t}`, `/x/../connect/links/${t}`, `/v1/connect/LINKS/${t}/return`, `/keygate/connect/%6Cinks/${t}`];
+    for (const path of spellings) {
+      const r = await send(port, { path });
+      expect(r.status, path).toBeGreaterThanOrEqual(400);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(sidecar.stdout() + sidecar.stderr()).not.toContain(t);
+    const lines = sidecar.logs().filter((l) => l.msg === 'access' && String(l.path).includes('{token}'));
+    expect(lines.length).toBeGreaterThanOrEqual(spellings.length);
   });
 });

@@ -115,6 +115,8 @@ export interface HandBack {
   readonly state: string | null;
   /** Where a browser without the opener goes instead (the redirect, key in its query). */
   readonly fallbackUrl: string;
+  /** The hand-back script's path as the browser sees it (under `--public-url`'s path). */
+  readonly script: string;
 }
 
 /**
@@ -126,5 +128,5 @@ export function handBackPage(h: HandBack): RenderedPage {
   const content = html`<h1>${h.error === undefined ? 'All set' : 'Cancelled'}</h1>
 <p id="keygate-handback" data-target-origin="${h.targetOrigin}"${h.scopedKey === undefined ? null : html` data-scoped-key="${h.scopedKey}"`}${h.error === undefined ? null : html` data-error="${h.error}"`}${h.state === null ? null : html` data-state="${h.state}"`}>You can close this window.</p>
 <p class="muted"><a href="${h.fallbackUrl}">Return to the app</a> if it did not continue on its own.</p>`;
-  return renderPage({ title: h.error === undefined ? 'All set' : 'Cancelled', content, script: '/connect/handback.js', formTargets: [] });
+  return renderPage({ title: h.error === undefined ? 'All set' : 'Cancelled', content, script: h.script, formTargets: [] });
 }
