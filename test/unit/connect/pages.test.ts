@@ -53,7 +53,13 @@ describe('hosted Connect pages', () => {
   });
 
   it('run the popup hand-back only as a same-origin script with a fresh nonce', () => {
-    const a = handBackPage({ targetOrigin: 'https://app.example.com', scopedKey: 'scoped_x', state: 's', fallbackUrl: 'https://app.example.com/?texture_scoped_key=scoped_x', script: '/connect/handback.js' });
+    const a = handBackPage({
+      targetOrigin: 'https://app.example.com',
+      scopedKey: 'scoped_x',
+      state: 's',
+      fallbackUrl: 'https://app.example.com/?texture_scoped_key=scoped_x',
+      script: '/connect/handback.js',
+    });
     const b = handBackPage({ targetOrigin: 'https://app.example.com', scopedKey: 'scoped_x', state: 's', fallbackUrl: 'https://app.example.com/', script: '/connect/handback.js' });
     const nonce = /script-src 'nonce-([^']+)'/.exec(a.headers['content-security-policy']!)![1]!;
     expect(a.body).toContain(`<script nonce="${nonce}" src="/connect/handback.js"></script>`);
