@@ -10,11 +10,12 @@ import type { CompiledPolicy } from '../policy/model.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
 import { checkChosenUser, type MakerJudge } from './chosen-user.ts';
 import { ConnectPages } from './connect-pages.ts';
-import { type CreatedLink, createLink } from './create-link.ts';
+import { type CreatedLink, createLink, mayRedirectTo } from './create-link.ts';
 import { LinkFlow, type LinkMaker } from './link-flow.ts';
 import { parseLinkRequest } from './link-request.ts';
 import type { LinkRecord } from './link-store.ts';
 import type { ClosableLinkStore } from './open-link-store.ts';
+import { parseRedirect } from './redirect-url.ts';
 
 export interface ConnectDeps {
   readonly config: Pick<ServeConfig, 'publicUrl' | 'connectLinkTtlMs'>;
@@ -85,6 +86,8 @@ export class ConnectRuntime {
     const maker = await this.#deps.keys.get(link.createdBy);
     if (maker === undefined || maker.revokedAt !== null) return null;
     if (maker.expiresAt !== null && Date.parse(maker.expiresAt) <= Date.now()) return null;
+    const redirect = parseRedirect(link.redirectUrl);
+    if (typeof redirect === 'string' || !mayRedirectTo(maker, redirect)) return null;
     if (!isGeneratedReferenceId(link.referenceId)) {
       const principal = toPrincipal(maker);
       if (!mayChooseReferenceId(principal)) return null;

@@ -5,7 +5,7 @@ import type { LinkRequest } from './link-request.ts';
 import { newSecret, sha256 } from './link-session.ts';
 import type { LinkRecord, LinkStore } from './link-store.ts';
 import { newLinkToken } from './link-token.ts';
-import { isRegistered } from './redirect-url.ts';
+import { isRegistered, type RedirectTarget } from './redirect-url.ts';
 
 /** The key asking for a link, as far as the rules below need it. */
 export interface LinkCreator {
@@ -29,6 +29,16 @@ function isPublic(type: KeyType): boolean {
   return type === 'connect' || type === 'scoped';
 }
 
+/**
+ * Whether the key may have a link deliver to `target`: one registered on it, or, for a
+ * secret key, any `https` URL. Judged when the link is made and again when it is
+ * finished, so a redirect taken off the key (its domain lost, say) gets no key from a
+ * link made before.
+ */
+export function mayRedirectTo(creator: Pick<LinkCreator, 'type' | 'allowedRedirects'>, target: RedirectTarget): boolean {
+  return isRegistered(target, creator.allowedRedirects) || (!isPublic(creator.type) && target.url.protocol === 'https:');
+}
+
 /** Links expired this long ago are removed (a late visit meanwhile still hears "expired"). */
 const KEEP_EXPIRED_MS = 86_400_000;
 const PURGE_EVERY = 100;
@@ -44,8 +54,7 @@ let created = 0;
  *   the link gets a fresh `texture-generated:<uuidv7>`. A secret key may set any.
  */
 export async function createLink(links: LinkStore, publicUrl: string, ttlMs: number, creator: LinkCreator, request: LinkRequest): Promise<CreatedLink> {
-  const registered = isRegistered(request.redirect, creator.allowedRedirects);
-  if (!registered && (isPublic(creator.type) || request.redirect.url.protocol !== 'https:')) {
+  if (!mayRedirectTo(creator, request.redirect)) {
     throw new KeygateError('REDIRECT_NOT_ALLOWED', {
       detail: isPublic(creator.type) ? "redirectUrl is not on the key's --allow-redirect list" : "redirectUrl is neither on the key's list nor https",
     });

@@ -55,20 +55,37 @@ export function isRegistered(target: RedirectTarget, registered: readonly string
   return false;
 }
 
-function decodedName(pair: string): string {
+/**
+ * A parameter's name as the app's framework may read it: decoded, in lower case, without a
+ * `[…]` suffix, with PHP's `.` and space as `_` (`Texture.Scoped_Key[]` is
+ * `texture_scoped_key`).
+ */
+function appName(pair: string): string {
   const eq = pair.indexOf('=');
-  const name = (eq === -1 ? pair : pair.slice(0, eq)).replaceAll('+', ' ');
+  let name = (eq === -1 ? pair : pair.slice(0, eq)).replaceAll('+', ' ');
   try {
-    return decodeURIComponent(name);
+    name = decodeURIComponent(name);
   } catch {
-    return name;
+    // Undecodable: compared as sent.
   }
+  const bracket = name.indexOf('[');
+  return (bracket === -1 ? name : name.slice(0, bracket)).trim().toLowerCase().replace(/[. ]/g, '_');
+}
+
+/** The pair without any `;`-separated part named like an added name (Python before 3.9.2, old Django and others split on `;` too). */
+function withoutAdded(pair: string, names: ReadonlySet<string>): string {
+  if (!pair.includes(';')) return names.has(appName(pair)) ? '' : pair;
+  return pair
+    .split(';')
+    .filter((part) => part !== '' && !names.has(appName(part)))
+    .join(';');
 }
 
 /**
  * `redirectUrl` with the outcome added to its query. The URL's own query is kept byte for
- * byte, less any parameter of the names Keygate adds: a link's creator chooses the query,
- * and `?texture_scoped_key=<theirs>` must not reach the app before the real one.
+ * byte, less any parameter an app could read as one of the names Keygate adds (in any
+ * case, encoding or `;`-separated part): a link's creator chooses the query, and
+ * `?texture_scoped_key=<theirs>` must not reach the app before the real one.
  */
 export function redirectWith(target: RedirectTarget, params: Readonly<Record<string, string | null>>): string {
   const url = target.url;
@@ -79,7 +96,8 @@ export function redirectWith(target: RedirectTarget, params: Readonly<Record<str
       : url.search
           .slice(1)
           .split('&')
-          .filter((pair) => pair !== '' && !names.has(decodedName(pair)));
+          .map((pair) => withoutAdded(pair, names))
+          .filter((pair) => pair !== '');
   for (const [name, value] of Object.entries(params)) if (value !== null) kept.push(`${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
   const base = url.href.slice(0, url.href.length - url.search.length);
   return kept.length === 0 ? base : `${base}?${kept.join('&')}`;

@@ -221,6 +221,15 @@ describe('the hosted page', () => {
     expect((await send(port, { path: '/v1/sites', headers: keyHeader(key) })).status).toBe(403);
   });
 
+  it("a creator's query cannot put a key of its own before the real one, under any spelling a framework reads as its name", async () => {
+    const forged = 'a=1;texture_scoped_key=scoped_FORGED;b=2&Texture_Scoped_Key=scoped_FORGED2&texture.scoped.key=scoped_FORGED3&%74exture_scoped_key[]=scoped_FORGED4';
+    const link = await newLink(port, server.key, { redirectUrl: `${REDIRECT}?${forged}`, referenceId: 'alice' });
+    const r = await finishLink(port, link);
+    const location = r.headers.location!;
+    expect(location).not.toContain('FORGED');
+    expect(location.startsWith(`${REDIRECT}?a=1;b=2&texture_scoped_key=scoped_`), location).toBe(true);
+  });
+
   it('works once: a reused link gets 410 and mints nothing; a tampered or unknown token gets 410', async () => {
     const link = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
     const browser = new FormBrowser();
@@ -385,6 +394,27 @@ describe('who a link mints a key for (invariant 12)', () => {
     };
     expect(made.data.find((k) => k.createdBy === `link:${link.id}`)?.allowedOrigins).toEqual([other]);
     expect((await send(port, { path: '/v1/devices', headers: { ...keyHeader(key), origin: APP } })).status).toBe(403);
+  });
+
+  it("a link to a redirect taken off its maker's list since mints nothing (410), and the key stays undelivered", async () => {
+    const old = 'https://old-app.example.net/cb';
+    const maker = await createKeyWith(store, 'connect', ['--allow-origin', APP, '--allow-redirect', REDIRECT, '--allow-redirect', old, '--allow-reference-id']);
+    const stale = await newLink(port, maker.key, { redirectUrl: old, referenceId: 'bob' });
+    const kept = await newLink(port, maker.key, { redirectUrl: REDIRECT, referenceId: 'bob' });
+    const patched = await send(port, {
+      method: 'PATCH',
+      path: `/v1/api-keys/${maker.id}`,
+      headers: { ...keyHeader(server.key), 'content-type': 'application/json' },
+      body: JSON.stringify({ allowedRedirects: [REDIRECT] }),
+    });
+    expect(patched.status, patched.text).toBe(200);
+    const browser = new FormBrowser();
+    const page = await browser.get(port, pagePath(stale));
+    const r = page.status === 200 ? await browser.post(port, pagePath(stale), { csrf: csrfOf(page.text), action: 'allow' }) : page;
+    expect(r.status, r.text.slice(0, 200)).toBe(410);
+    expect(r.headers.location).toBeUndefined();
+    expect((await apiKeys(server.key, 'type=scoped&perPage=100')).filter((k) => k.createdBy === `link:${stale.id}`)).toEqual([]);
+    expect(scopedKeyOf(await finishLink(port, kept))).toMatch(/^scoped_/);
   });
 
   it('a link whose maker was revoked before it was finished mints nothing (410 LINK_GONE), for a connect key too', async () => {

@@ -76,9 +76,12 @@ describe('redirect URLs', () => {
     }
   });
 
-  it("keep the URL's own query and replace any parameter of the names Keygate adds", () => {
-    const t = target('https://app.example.com/cb?a=1%202&texture_scoped_key=forged&State=keep&state=forged');
-    expect(redirectWith(t, { texture_scoped_key: 'scoped_K', state: 's&1', error: null })).toBe('https://app.example.com/cb?a=1%202&State=keep&texture_scoped_key=scoped_K&state=s%261');
+  it("keep the URL's own query and replace any parameter an app could read as one of the names Keygate adds", () => {
+    const t = target('https://app.example.com/cb?a=1%202&texture_scoped_key=forged&State=forged&state=forged&keep=1');
+    expect(redirectWith(t, { texture_scoped_key: 'scoped_K', state: 's&1', error: null })).toBe('https://app.example.com/cb?a=1%202&keep=1&texture_scoped_key=scoped_K&state=s%261');
+    // `;` splits pairs for some (Python before 3.9.2), PHP reads `.` as `_`, ASP.NET ignores case, `[]` makes a list.
+    const smuggled = target('https://app.example.com/cb?a=1;texture_scoped_key=scoped_ATTACKER;b=2&texture.scoped.key=x&TEXTURE_SCOPED_KEY[]=y&%74exture_scoped_key=z&error=e');
+    expect(redirectWith(smuggled, { texture_scoped_key: 'scoped_K', state: null, error: null })).toBe('https://app.example.com/cb?a=1;b=2&texture_scoped_key=scoped_K');
     expect(redirectWith(target('myapp://connected'), { texture_scoped_key: 'k', state: null })).toBe('myapp://connected?texture_scoped_key=k');
   });
 
