@@ -44,7 +44,7 @@ export async function visibleKey(deps: AdminDeps, request: ServedRequest): Promi
 
 type KeyField = Extract<ValueTemplate, { keyField: unknown }>['keyField'];
 
-const SCAN_BATCH = 500;
+const SCAN_BATCH = 100;
 const REFERENCED = new WeakMap<CompiledPolicy, readonly KeyField[]>();
 
 /** The key fields the policy's role conditions name (`{key.referenceId}`, …): with type, roles and conditions, all a decision reads of a key. */
@@ -60,7 +60,29 @@ function referencedFields(policy: CompiledPolicy): readonly KeyField[] {
 
 /** What decides a key's power under the policy: two keys with the same are judged alike. */
 function powerOf(record: KeyRecord, fields: readonly KeyField[]): string {
-  return JSON.stringify([record.type, record.roles, record.conditions, fields.map((f) => record[f])]);
+  return JSON.stringify([record.type, record.roles, record.conditions, record.allowReferenceId, fields.map((f) => record[f])]);
+}
+
+/**
+ * Judgements of the keys an actor made, by their power, kept while the actor's principal
+ * and the policy are the ones in force (a changed key or policy is a new object, so a new
+ * map): concurrent and repeated lists of a key that made many keys judge each power once.
+ */
+const JUDGED = new WeakMap<CompiledPolicy, WeakMap<object, Map<string, boolean>>>();
+
+function judgementsOf(actor: ReturnType<typeof actorOf>): Map<string, boolean> {
+  let byPrincipal = JUDGED.get(actor.policy);
+  if (byPrincipal === undefined) JUDGED.set(actor.policy, (byPrincipal = new WeakMap()));
+  let judged = byPrincipal.get(actor.principal);
+  if (judged === undefined) byPrincipal.set(actor.principal, (judged = new Map()));
+  return judged;
+}
+
+/** A scan yields to other requests after this much time on the event loop. */
+const SLICE_MS = 2;
+
+function yieldToOthers(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /**
@@ -75,8 +97,10 @@ export async function visiblePage(deps: AdminDeps, request: ServedRequest, filte
   // The acting key sees itself (isVisible): it joins its creations in listing order.
   let self = await deps.keys.get(actor.principal.id);
   if (self !== undefined && (!matchesFilter(self, filter) || (evrythng(request) && self.type !== 'access-token'))) self = undefined;
-  // Keys of one power (tokens minted alike) are judged once.
-  const judged = new Map<string, boolean>();
+  // Keys of one power (tokens minted alike) are judged once, under this grant's cap.
+  const judged = judgementsOf(actor);
+  const capKey = actor.cap === 'all' ? '' : JSON.stringify(actor.cap);
+  let sliceStart = performance.now();
   const items: KeyRecord[] = [];
   let total = 0;
   const take = (record: KeyRecord): void => {
@@ -91,16 +115,24 @@ export async function visiblePage(deps: AdminDeps, request: ServedRequest, filte
         take(self);
         self = undefined;
       }
-      const power = powerOf(record, fields);
+      const power = capKey + powerOf(record, fields);
       let may = judged.get(power);
       if (may === undefined) judged.set(power, (may = mayActOn(actor, record)));
       if (may) take(record);
+      // Judging is CPU and the store's reads may be synchronous (node:sqlite): a key that
+      // made many keys slows its own lists, not the other requests.
+      if (performance.now() - sliceStart > SLICE_MS) {
+        await yieldToOthers();
+        sliceStart = performance.now();
+      }
     }
     if (batch.length < SCAN_BATCH) {
       if (self !== undefined) take(self);
       return { items, total };
     }
     afterId = batch[batch.length - 1]!.id;
+    await yieldToOthers();
+    sliceStart = performance.now();
   }
 }
 
