@@ -1,4 +1,5 @@
 import { carriesRoles, isPublicType, isValidReferenceId, type KeyType, parseConditionArgs, REFERENCE_ID_RULE } from './key-record.ts';
+import { holdsKey } from './key-format.ts';
 import { OriginRuleError, parseList, parseOrigin, parseRedirect } from './origin-rules.ts';
 
 /**
@@ -38,6 +39,7 @@ function text(field: 'name' | 'description', value: unknown, max: number): strin
   if (typeof value !== 'string') throw new KeyInputError(field, `${field} must be a string`);
   if (value.length > max) throw new KeyInputError(field, `${field} is longer than ${max} characters`);
   if (field === 'name' && CONTROL.test(value)) throw new KeyInputError(field, 'name may not hold control characters');
+  if (holdsKey(value)) throw new KeyInputError(field, `${field} may not hold an API key (it is shown in lists and logged)`);
   return value === '' ? null : value;
 }
 
@@ -57,6 +59,8 @@ export function checkReferenceId(type: KeyType, value: unknown): string | null {
   if (typeof value !== 'string' || !isValidReferenceId(value)) {
     throw new KeyInputError('referenceId', `a referenceId is ${REFERENCE_ID_RULE} (no spaces or control characters)`);
   }
+  // It is sent to the backend as the filter and written to the key's log lines and events.
+  if (holdsKey(value)) throw new KeyInputError('referenceId', 'a referenceId may not hold an API key (it is sent to the backend and logged)');
   return value;
 }
 
