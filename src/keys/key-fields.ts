@@ -1,5 +1,5 @@
-import { carriesRoles, isPublicType, isValidReferenceId, type KeyType, parseConditionArgs, REFERENCE_ID_RULE } from './key-record.ts';
 import { holdsKey } from './key-format.ts';
+import { carriesRoles, isPublicType, isValidReferenceId, type KeyType, parseConditionArgs, REFERENCE_ID_RULE } from './key-record.ts';
 import { OriginRuleError, parseList, parseOrigin, parseRedirect } from './origin-rules.ts';
 
 /**
