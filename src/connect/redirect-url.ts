@@ -19,8 +19,9 @@ export interface RedirectTarget {
 
 const MAX_LENGTH = 2048;
 
+/** The URL without its query, as the URL parser writes it: `myapp:connected` (no authority) is not `myapp://connected`. */
 function matchForm(url: URL): string {
-  return url.protocol + '//' + url.host + url.pathname;
+  return url.href.slice(0, url.href.length - url.search.length - url.hash.length);
 }
 
 /** The target, or the reason (one sentence) the text is not a usable redirect URL. */

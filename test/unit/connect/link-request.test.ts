@@ -71,6 +71,8 @@ describe('redirect URLs', () => {
       'https://app.example.com:8443/connected',
       'https://APP.example.com/connected/../x',
       'myapp://connected/x',
+      'myapp:connected',
+      'myapp:///connected',
     ]) {
       expect(isRegistered(target(u), registered), u).toBe(false);
     }
