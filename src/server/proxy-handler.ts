@@ -450,7 +450,8 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
       for (let k = 0; k < parts.length - 1; k++) this.#res.write(parts[k]);
       this.#res.end(parts[parts.length - 1]);
     } else {
-      const changed = checked !== answer && checked.body !== answer.body;
+      // An answer in pieces is not joined to compare: its checked body's length is set anyway.
+      const changed = checked !== answer && (answer.parts !== undefined || checked.body !== answer.body);
       this.#res.writeHead(checked.status, responseHeaders(checked.headers, this.#requestId, changed ? checked.body.length : undefined, this.#added));
       this.#res.end(checked.body);
     }

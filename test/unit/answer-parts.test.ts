@@ -107,6 +107,26 @@ describe('answers held as pieces', () => {
     expect(asParts).toBeGreaterThan(300);
   });
 
+  it('a large list in many pieces that must be filtered goes to the worker unjoined (one copy), and comes back filtered', async () => {
+    const mixed = page([...demoDevices(['alice', 'bob'], 3000)], 1, 6000);
+    const body = Buffer.from(JSON.stringify(mixed));
+    expect(body.length).toBeGreaterThan(256 * 1024);
+    let joins = 0;
+    class Counted extends PartsResponse {
+      override get body(): Buffer {
+        joins++;
+        return super.body;
+      }
+    }
+    const parts = cut(body, MAX_PARTS * 3, rng(9));
+    const checked = await listCheck(devices, alice)(new Counted(200, JSON_TYPE, parts, body.length));
+    expect(joins).toBe(0);
+    const want = checkListFully({ status: 200, headers: JSON_TYPE, body }, devices, alice);
+    expect(checked.body.equals(want.body)).toBe(true);
+    expect(checked.dropped).toBe(want.dropped);
+    expect(checked.dropped).toBeGreaterThan(0);
+  });
+
   it('more pieces than MAX_PARTS are joined; a single answer in pieces is proven without joining', () => {
     const body = Buffer.from(JSON.stringify(page(demoDevices(['alice'], 20), 1, 20)));
     const many = cut(body, MAX_PARTS + 1, rng(5));

@@ -32,6 +32,16 @@ export class PartsResponse implements CheckedResponse {
   }
 }
 
+/** The answer's length, without joining its pieces. */
+export function bodySize(res: BufferedResponse): number {
+  if (res instanceof PartsResponse) return res.length;
+  const parts = res.parts;
+  if (parts === undefined) return res.body.length;
+  let length = 0;
+  for (const p of parts) length += p.length;
+  return length;
+}
+
 /** A proven list answer in more pieces than this is joined (many small writes cost more than one copy). */
 export const MAX_PARTS = 64;
 

@@ -14,7 +14,7 @@ import { foldName } from './fold.ts';
 import { singular } from './id-names.ts';
 import { renderScannedList, renderTextList } from './list-render.ts';
 import { checkOffThread, OFF_THREAD_BYTES } from './off-thread-check.ts';
-import { MAX_PARTS, PartsResponse, renderScannedParts } from './parts.ts';
+import { bodySize, MAX_PARTS, PartsResponse, renderScannedParts } from './parts.ts';
 import { AMBIGUOUS, parseAnswer } from './strict-json.ts';
 
 /** A checked answer as the client gets it. */
@@ -199,12 +199,11 @@ function makeListCheck(resource: CompiledResource, conditions: readonly Conditio
   return (res) => {
     if (scannable(res, fields)) {
       // An answer in a few pieces is proven and written as those pieces, never joined (proving/parts.ts).
+      // Many pieces are proven as pieces too: one that is not clean goes on unjoined.
       const parts = res.parts;
-      if (parts !== undefined && parts.length <= MAX_PARTS) {
+      if (parts !== undefined) {
         if (provenClean(parts, fields, 'list', listScan)) {
-          let length = 0;
-          for (const p of parts) length += p.length;
-          const out = renderScannedParts(parts, length, listScan);
+          const out = parts.length <= MAX_PARTS ? renderScannedParts(parts, bodySize(res), listScan) : null;
           if (out !== null) {
             let size = 0;
             for (const p of out) size += p.length;
@@ -219,7 +218,7 @@ function makeListCheck(resource: CompiledResource, conditions: readonly Conditio
       }
     }
     // A large answer the scan could not prove (foreign items to drop, say) is checked off the event loop.
-    return res.body.length >= OFF_THREAD_BYTES && needsCheck(res) ? checkOffThread(res, resource, conditions, null) : checkListFully(res, resource, conditions);
+    return bodySize(res) >= OFF_THREAD_BYTES && needsCheck(res) ? checkOffThread(res, resource, conditions, null) : checkListFully(res, resource, conditions);
   };
 }
 
@@ -372,7 +371,7 @@ function aboutOnly(value: unknown, resource: ResourceFields, conditions: readonl
 export function provenAnswerCheck(resource: CompiledResource, conditions: readonly Condition[], idField: string, id: string): ResponseCheck {
   return (res) => {
     // Released with only the headers about the response, on every status (see released).
-    if (res.body.length === 0 || res.status === 204 || res.status === 304) return released(res);
+    if (bodySize(res) === 0 || res.status === 204 || res.status === 304) return released(res);
     // Any other status with a body is judged the same way: an error or a redirect may hold
     // another user's objects too. There, what fails the check keeps its status but not its
     // body (UPSTREAM_ERROR), as on the other checked routes.
@@ -381,7 +380,7 @@ export function provenAnswerCheck(resource: CompiledResource, conditions: readon
       throw ok ? err : new KeygateError('UPSTREAM_ERROR', { status: res.status, detail: `backend answered ${res.status} with a body not about ${resource.name} ${id} alone` });
     };
     // A large answer (a long history) is parsed off the event loop, as a large list is.
-    if (res.body.length >= OFF_THREAD_BYTES) return checkOffThread(res, resource, conditions, { idField, id }).then(() => released(res), withheld);
+    if (bodySize(res) >= OFF_THREAD_BYTES) return checkOffThread(res, resource, conditions, { idField, id }).then(() => released(res), withheld);
     try {
       checkProvenFully(res, resource, conditions, idField, id);
     } catch (err) {
