@@ -67,12 +67,13 @@ export class ConnectRuntime {
   }
 
   /** `POST /v1/connections`: the caller is authorized for `connections:create` by the policy already. */
-  async createLink(principal: Principal, body: unknown, conditions: unknown, policy: CompiledPolicy): Promise<CreatedLink> {
+  /** `secretHash`: the hash of the secret the request presented (the link is bound to it, see LinkRecord). */
+  async createLink(principal: Principal, body: unknown, conditions: unknown, policy: CompiledPolicy, secretHash: string | null): Promise<CreatedLink> {
     // Conditions on a served route are the handler's to prove; a link has no attribute to prove them on.
     if (conditions !== null) throw new KeygateError('RESOURCE_NOT_ALLOWED', { detail: 'a key with conditions may not create Connect links' });
     const request = parseLinkRequest(body);
     if (request.referenceId !== null) checkChosenUser(this.#deps.judge, principal, policy, request.referenceId);
-    return createLink(this.links, this.#publicUrl, this.#deps.config.connectLinkTtlMs, principal, request);
+    return createLink(this.links, this.#publicUrl, this.#deps.config.connectLinkTtlMs, principal, request, secretHash);
   }
 
   /**
@@ -86,6 +87,16 @@ export class ConnectRuntime {
     const maker = await this.#deps.keys.get(link.createdBy);
     if (maker === undefined || maker.revokedAt !== null) return null;
     if (maker.expiresAt !== null && Date.parse(maker.expiresAt) <= Date.now()) return null;
+    // The secret that made the link must still work; the key ends no later than it.
+    let expiresAt = maker.expiresAt;
+    if (link.makerSecretHash !== null) {
+      const secret = await this.#deps.keys.store.findByHash(link.makerSecretHash);
+      if (secret === undefined || secret.id !== maker.id) return null;
+      if (secret.secretExpiresAt !== null) {
+        if (Date.parse(secret.secretExpiresAt) <= Date.now()) return null;
+        if (expiresAt === null || secret.secretExpiresAt < expiresAt) expiresAt = secret.secretExpiresAt;
+      }
+    }
     const redirect = parseRedirect(link.redirectUrl);
     if (typeof redirect === 'string' || !mayRedirectTo(maker, redirect)) return null;
     if (!isGeneratedReferenceId(link.referenceId)) {
@@ -99,7 +110,7 @@ export class ConnectRuntime {
         throw err;
       }
     }
-    return { expiresAt: maker.expiresAt, allowedOrigins: maker.allowedOrigins };
+    return { expiresAt, allowedOrigins: maker.allowedOrigins };
   }
 
   /**

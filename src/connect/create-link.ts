@@ -14,6 +14,8 @@ export interface LinkCreator {
   readonly allowedOrigins: readonly string[];
   readonly allowedRedirects: readonly string[];
   readonly allowReferenceId: boolean;
+  /** When the presenting secret stops working (epoch ms, or Infinity): a link lives no longer. */
+  readonly expiresAtMs: number;
 }
 
 export interface CreatedLink {
@@ -53,7 +55,7 @@ let created = 0;
  *   devices. It may choose one only when created with `--allow-reference-id`; otherwise
  *   the link gets a fresh `texture-generated:<uuidv7>`. A secret key may set any.
  */
-export async function createLink(links: LinkStore, publicUrl: string, ttlMs: number, creator: LinkCreator, request: LinkRequest): Promise<CreatedLink> {
+export async function createLink(links: LinkStore, publicUrl: string, ttlMs: number, creator: LinkCreator, request: LinkRequest, secretHash: string | null): Promise<CreatedLink> {
   if (!mayRedirectTo(creator, request.redirect)) {
     throw new KeygateError('REDIRECT_NOT_ALLOWED', {
       detail: isPublic(creator.type) ? "redirectUrl is not on the key's --allow-redirect list" : "redirectUrl is neither on the key's list nor https",
@@ -67,6 +69,7 @@ export async function createLink(links: LinkStore, publicUrl: string, ttlMs: num
   const link: LinkRecord = {
     id: `link_${uuidv7(now).replaceAll('-', '')}`,
     createdBy: creator.id,
+    makerSecretHash: secretHash,
     referenceId: request.referenceId ?? generatedReferenceId(),
     clientName: request.clientName,
     redirectUrl: request.redirect.url.href,
@@ -76,7 +79,7 @@ export async function createLink(links: LinkStore, publicUrl: string, ttlMs: num
     manufacturerFilters: request.manufacturerFilters,
     allowedOrigins: creator.allowedOrigins,
     createdAt: new Date(now).toISOString(),
-    expiresAt: new Date(now + ttlMs).toISOString(),
+    expiresAt: new Date(Math.min(now + ttlMs, creator.expiresAtMs)).toISOString(),
     sessionKey: newSecret(),
     sessionHash: null,
     stepHash: null,

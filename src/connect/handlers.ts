@@ -1,4 +1,5 @@
 import { KeygateError } from '../errors/keygate-error.ts';
+import { hashKey } from '../keys/key-format.ts';
 import type { ServedHandler } from '../pipeline/served-handler.ts';
 import type { ConnectRuntime } from './connect-runtime.ts';
 
@@ -21,7 +22,9 @@ export function connectHandlers(deps: { readonly connect: ConnectRuntime }): Arr
         body: 'json',
         handle: async (r) => {
           refuseQuery(r.target.query);
-          return { status: 201, body: await deps.connect.createLink(r.principal, r.body, r.decision.conditions, r.policy) };
+          const secret = r.req.headers['texture-api-key'];
+          const secretHash = typeof secret === 'string' ? hashKey(secret) : null;
+          return { status: 201, body: await deps.connect.createLink(r.principal, r.body, r.decision.conditions, r.policy, secretHash) };
         },
       },
     ],

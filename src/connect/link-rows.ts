@@ -2,7 +2,7 @@ import type { LinkRecord } from './link-store.ts';
 
 /** The connect_links columns, in the order both stores select them. */
 export const LINK_COLUMNS =
-  'id, created_by, reference_id, client_name, redirect_url, state, tags, customer_info, manufacturer_filters, allowed_origins, created_at, expires_at, session_key, session_hash, step_hash, linked_at, used_at, outcome, key_id';
+  'id, created_by, reference_id, client_name, redirect_url, state, tags, customer_info, manufacturer_filters, allowed_origins, created_at, expires_at, session_key, session_hash, step_hash, linked_at, used_at, outcome, key_id, maker_secret_hash';
 
 export interface LinkRow {
   id: string;
@@ -24,6 +24,7 @@ export interface LinkRow {
   used_at: string | null;
   outcome: string | null;
   key_id: string | null;
+  maker_secret_hash: string | null;
 }
 
 export function rowToLink(row: LinkRow): LinkRecord {
@@ -47,6 +48,7 @@ export function rowToLink(row: LinkRow): LinkRecord {
     usedAt: row.used_at,
     outcome: row.outcome === 'key' || row.outcome === 'denied' ? row.outcome : null,
     keyId: row.key_id,
+    makerSecretHash: row.maker_secret_hash,
   };
 }
 
@@ -72,6 +74,7 @@ export function linkValues(link: LinkRecord, tokenHash: string): Array<string | 
     link.usedAt,
     link.outcome,
     link.keyId,
+    link.makerSecretHash,
     tokenHash,
   ];
 }

@@ -3,6 +3,13 @@ export interface LinkRecord {
   readonly id: string;
   /** The key that created the link (a connect or server key). */
   readonly createdBy: string;
+  /**
+   * The hash of the secret that created it (null: a link made before Keygate kept it).
+   * When the link is finished that secret must still work, and the key minted ends no later
+   * than it: the old secret of a rotation, in its grace period or rotated away since, does
+   * not get a key that outlives it.
+   */
+  readonly makerSecretHash: string | null;
   readonly referenceId: string;
   readonly clientName: string | null;
   readonly redirectUrl: string;

@@ -328,6 +328,11 @@ describe('who a link mints a key for (invariant 12)', () => {
   const json = { 'content-type': 'application/json' };
   const apiKeys = async (key: string, query: string): Promise<Array<{ id: string; referenceId: string; expiresAt: string | null; createdBy: string }>> =>
     ((await send(port, { path: `/v1/api-keys?${query}`, headers: keyHeader(key) })).json as { data: Array<{ id: string; referenceId: string; expiresAt: string | null; createdBy: string }> }).data;
+  const finishes = async (link: Link): Promise<Res> => {
+    const browser = new FormBrowser();
+    const page = await browser.get(port, pagePath(link));
+    return page.status === 200 ? browser.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' }) : page;
+  };
 
   it('a token that may only create links may not name the user: the key would be more than its own (403 ESCALATION_REFUSED); a fresh user it may', async () => {
     const minter = await createKeyWith(store, 'access-token', ['--role', 'connect-link', '--allow-redirect', REDIRECT]);
@@ -364,11 +369,6 @@ describe('who a link mints a key for (invariant 12)', () => {
 
   it('the maker is judged again when the link is finished: one that lost the power since mints nothing, and the key takes its current origins', async () => {
     const patch = (id: string, body: unknown) => send(port, { method: 'PATCH', path: `/v1/api-keys/${id}`, headers: { ...keyHeader(server.key), ...json }, body: JSON.stringify(body) });
-    const finishes = async (link: Link): Promise<Res> => {
-      const browser = new FormBrowser();
-      const page = await browser.get(port, pagePath(link));
-      return browser.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' });
-    };
     // A token that could make the key when it made the link, narrowed before the link is finished.
     const wide = await createKeyWith(store, 'access-token', ['--role', 'full-access']);
     const byToken = await newLink(port, wide.key, { redirectUrl: REDIRECT, referenceId: 'bob' });
@@ -415,6 +415,34 @@ describe('who a link mints a key for (invariant 12)', () => {
     expect(r.headers.location).toBeUndefined();
     expect((await apiKeys(server.key, 'type=scoped&perPage=100')).filter((k) => k.createdBy === `link:${stale.id}`)).toEqual([]);
     expect(scopedKeyOf(await finishLink(port, kept))).toMatch(/^scoped_/);
+  });
+
+  it("a link is bound to the secret that made it: after a rotation, the old secret's links mint keys that end with its grace, or nothing once it is gone", async () => {
+    const owner = await createKeyWith(store, 'server');
+    const rotate = async (grace: number): Promise<{ key: string; previousKeyExpiresAt: string | null }> => {
+      const r = await send(port, { method: 'POST', path: `/v1/api-keys/${owner.id}/rotate`, headers: { ...keyHeader(server.key), ...json }, body: JSON.stringify({ gracePeriodSeconds: grace }) });
+      expect(r.status, r.text).toBe(200);
+      return r.json as { key: string; previousKeyExpiresAt: string | null };
+    };
+    // Made by a secret that is then rotated away at once: nothing.
+    const before = await newLink(port, owner.key, { redirectUrl: REDIRECT, referenceId: 'bob' });
+    const first = await rotate(0);
+    const gone = await finishes(before);
+    expect(gone.status, gone.text.slice(0, 200)).toBe(410);
+    expect((await apiKeys(server.key, 'type=scoped&referenceId=bob&perPage=100')).filter((k) => k.createdBy === `link:${before.id}`)).toEqual([]);
+    // Rotated with a grace: the old secret still makes links, which end with it, as do their keys.
+    const second = await rotate(120);
+    const graceEnd = Date.parse(second.previousKeyExpiresAt!);
+    const inGrace = await newLink(port, first.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    expect(Date.parse(inGrace.expiresAt)).toBeLessThanOrEqual(graceEnd);
+    scopedKeyOf(await finishes(inGrace));
+    const minted = (await apiKeys(server.key, 'type=scoped&referenceId=alice&perPage=100')).find((k) => k.createdBy === `link:${inGrace.id}`);
+    expect(minted?.expiresAt).not.toBeNull();
+    expect(Date.parse(minted!.expiresAt!)).toBeLessThanOrEqual(graceEnd);
+    // The current secret's links mint keys that do not expire.
+    const current = await newLink(port, second.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    scopedKeyOf(await finishes(current));
+    expect((await apiKeys(server.key, 'type=scoped&referenceId=alice&perPage=100')).find((k) => k.createdBy === `link:${current.id}`)?.expiresAt).toBeNull();
   });
 
   it('a link whose maker was revoked before it was finished mints nothing (410 LINK_GONE), for a connect key too', async () => {

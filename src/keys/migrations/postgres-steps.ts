@@ -124,4 +124,11 @@ export const POSTGRES_STEPS: readonly PostgresStep[] = [
       await client.query(`ALTER TABLE ${links} ALTER COLUMN session_key DROP DEFAULT`);
     },
   },
+  {
+    version: 5,
+    name: "Connect links remember the secret that made them (its hash): finishing needs it to still work, and the key minted ends no later than it; links open at the upgrade have none and are judged by their maker's key alone",
+    async up(client, q) {
+      await client.query(`ALTER TABLE ${q('keygate_connect_links')} ADD COLUMN maker_secret_hash TEXT`);
+    },
+  },
 ];

@@ -117,4 +117,11 @@ export const SQLITE_STEPS: readonly SqliteStep[] = [
       for (const row of db.prepare('SELECT id FROM connect_links').all() as Array<{ id: string }>) set.run(randomBytes(32).toString('base64url'), row.id);
     },
   },
+  {
+    version: 5,
+    name: "Connect links remember the secret that made them (its hash): finishing needs it to still work, and the key minted ends no later than it; links open at the upgrade have none and are judged by their maker's key alone",
+    up(db) {
+      db.exec('ALTER TABLE connect_links ADD COLUMN maker_secret_hash TEXT');
+    },
+  },
 ];
