@@ -539,6 +539,18 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
 }
 
 /** The proxy listener's request handler. */
+/**
+ * One exchange at a time per connection. Node parses pipelined requests (HTTP/1.1: several
+ * sent before the first answer) at once and queues their answers, in memory, behind the
+ * one on the socket; a client that sends forty and reads none would have Keygate fetch
+ * and hold forty answers, where only the one on the socket is bounded (the stall timer,
+ * `--held-answer-budget`). So a request whose answer would be queued starts only when the
+ * socket is handed to it (the answer before it is written out): a client that stops
+ * reading holds one answer, and its other requests wait unread, as nginx handles them.
+ */
 export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => new Exchange(deps, req, res).start();
+  return (req, res) => {
+    if (res.socket !== null) new Exchange(deps, req, res).start();
+    else res.once('socket', () => new Exchange(deps, req, res).start());
+  };
 }

@@ -291,6 +291,28 @@ describe('stalled readers of checked answers hold at most --held-answer-budget t
     expect(r.status).toBe(200);
     expect((JSON.parse(r.text) as { data: unknown[] }).data).toHaveLength(100_000);
   }, 40_000);
+
+  test('a client that pipelines twenty requests and reads none gets one answer fetched, not twenty held', async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    const started = backend.historyStarted;
+    const one = `GET /v1/devices/dev-alice-bigjson/history HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${keys.alice.key}\r\n\r\n`;
+    const sock = await new Promise<Socket>((resolve, reject) => {
+      const c = connect(sidecar.proxyPort, '127.0.0.1', () => {
+        c.pause();
+        c.write(one.repeat(20));
+        resolve(c);
+      });
+      c.on('error', reject);
+    });
+    sockets.push(sock);
+    await sleep(3000);
+    const fetched = backend.historyStarted - started;
+    console.log(`[observation] 20 pipelined requests for a 7 MB answer, none read: the backend was asked ${fetched} times in 3 s`);
+    // The one on the socket (and, at most, the next once the kernel took the first).
+    expect(fetched).toBeGreaterThanOrEqual(1);
+    expect(fetched).toBeLessThanOrEqual(2);
+    expect(await metric('keygate_held_answer_bytes')).toBeLessThanOrEqual(BUDGET + 7.5 * 1024 * 1024);
+  }, 20_000);
 });
 
 test('--max-upstream-body: a checked answer larger than it is 502 UPSTREAM_BAD_RESPONSE, a smaller one passes', async () => {
