@@ -1,4 +1,5 @@
-import { type FSWatcher, statSync, watch } from 'node:fs';
+import { type FSWatcher, realpathSync, statSync, watch } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.ts';
 import type { PolicyText } from './compile.ts';
@@ -6,6 +7,7 @@ import { readPolicyTexts } from './load.ts';
 import { compileOffThread } from './off-thread.ts';
 import { type PolicyIssue, PolicyLoadError } from './policy-error.ts';
 import type { PolicyHolder } from './policy-holder.ts';
+import { listPolicyFiles } from './source.ts';
 
 const DEBOUNCE_MS = 150;
 /**
@@ -143,19 +145,97 @@ export class PolicyReloader {
   }
 }
 
-export function watchPolicies(path: string, onChange: () => void): FSWatcher | null {
-  let timer: NodeJS.Timeout | null = null;
-  const dir = statSync(path).isDirectory() ? path : null;
+/** How often the policy files' identities are compared, whatever the file events said. */
+export const POLL_MS = 2_000;
+
+/**
+ * What the files under `path` are, without reading them: each one's real path, inode, size
+ * and modification time (a rename over a file, a symlink swapped to another release, an
+ * edit in place each change it).
+ */
+function signature(path: string): string {
   try {
-    const watcher = watch(dir ?? path, { persistent: false }, () => {
-      if (timer !== null) clearTimeout(timer);
-      timer = setTimeout(() => {
-        timer = null;
-        onChange();
-      }, DEBOUNCE_MS);
-    });
-    return watcher;
-  } catch {
-    return null;
+    const parts: string[] = [realpathSync(path)];
+    for (const file of listPolicyFiles(path)) {
+      const st = statSync(file);
+      parts.push(`${realpathSync(file)}:${st.ino}:${st.size}:${st.mtimeMs}`);
+    }
+    return parts.join('\n');
+  } catch (err) {
+    return `unreadable: ${(err as Error).message}`;
   }
+}
+
+/** The watcher of one policy path; close() stops it. */
+export interface PolicyWatch {
+  close(): void;
+}
+
+/**
+ * Calls `onChange` (debounced) when the policy files may have changed. File events are only
+ * the fast path: `fs.watch` follows the inode it started on, so a file replaced by a rename
+ * (how editors and `mv` save), or a directory symlink swapped to another release, goes
+ * silent after its first event. So the parent directory is watched too (for the path's own
+ * name), the directory watch follows the path's real target, and every POLL_MS the files'
+ * identities are compared — a change no event reported is reloaded within that time.
+ */
+export function watchPolicies(path: string, onChange: () => void): PolicyWatch {
+  let timer: NodeJS.Timeout | null = null;
+  const changed = (): void => {
+    if (timer !== null) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      onChange();
+    }, DEBOUNCE_MS);
+    timer.unref();
+  };
+  const name = basename(path);
+  const tryWatch = (target: string, onEvent: (file: string | null) => void): FSWatcher | null => {
+    try {
+      const w = watch(target, { persistent: false }, (_event, file) => onEvent(file === null ? null : String(file)));
+      w.on('error', () => w.close());
+      return w;
+    } catch {
+      return null;
+    }
+  };
+  const parent = tryWatch(dirname(resolve(path)), (file) => {
+    if (file === null || file === name) {
+      rearm();
+      changed();
+    }
+  });
+  let target = '';
+  let inside: FSWatcher | null = null;
+  const rearm = (): void => {
+    let real: string;
+    try {
+      real = realpathSync(path);
+      if (!statSync(real).isDirectory()) return;
+    } catch {
+      return;
+    }
+    if (real === target && inside !== null) return;
+    inside?.close();
+    target = real;
+    inside = tryWatch(real, changed);
+  };
+  rearm();
+  let last = signature(path);
+  const poll = setInterval(() => {
+    const now = signature(path);
+    if (now === last) return;
+    last = now;
+    rearm();
+    changed();
+  }, POLL_MS);
+  poll.unref();
+  return {
+    close(): void {
+      clearInterval(poll);
+      if (timer !== null) clearTimeout(timer);
+      parent?.close();
+      inside?.close();
+    },
+  };
 }

@@ -125,6 +125,45 @@ describe('hot reload', () => {
     expect(files[0]).toMatch(/texture\.yaml$/);
   });
 
+  it('one policy file saved by rename (as editors and mv do), again and again: every version is applied', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'texture.yaml');
+    writeFileSync(file, ORIGINAL);
+    const keys = await boot(file);
+    const sites = async (): Promise<number> => (await send(sidecar!.url, 'GET', '/v1/sites', { headers: key(keys.alice) })).status;
+    const device = async (): Promise<number> => (await send(sidecar!.url, 'GET', '/v1/devices/dev_alice_1', { headers: key(keys.alice) })).status;
+    const save = (text: string): void => {
+      writeFileSync(`${file}.tmp`, text);
+      renameSync(`${file}.tmp`, file);
+    };
+    save(WITH_SITES);
+    await until(async () => (await sites()) === 200);
+    // The second rename replaces the file the first one put there: fs.watch on it would be silent now.
+    save(WITHOUT_READ);
+    await until(async () => (await sites()) === 403 && (await device()) === 403, 8000);
+    save(ORIGINAL);
+    await until(async () => (await device()) === 200, 8000);
+  });
+
+  it('a --policies directory symlink swapped to another release is picked up', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'v1'));
+    mkdirSync(join(dir, 'v2'));
+    writeFileSync(join(dir, 'v1', 'texture.yaml'), ORIGINAL);
+    writeFileSync(join(dir, 'v2', 'texture.yaml'), WITHOUT_READ);
+    symlinkSync('v1', join(dir, 'current'));
+    const keys = await boot(join(dir, 'current'));
+    const device = async (): Promise<number> => (await send(sidecar!.url, 'GET', '/v1/devices/dev_alice_1', { headers: key(keys.alice) })).status;
+    expect(await device()).toBe(200);
+    // ln -sfn v2 current, done atomically: a new link renamed over the old one.
+    symlinkSync('v2', join(dir, 'current.new'));
+    renameSync(join(dir, 'current.new'), join(dir, 'current'));
+    await until(async () => (await device()) === 403, 8000);
+    // A later edit in the new release is seen too.
+    writeFileSync(join(dir, 'v2', 'texture.yaml'), ORIGINAL);
+    await until(async () => (await device()) === 200, 8000);
+  });
+
   it('requests in flight finish under the old policy; new ones get the new one', async () => {
     const dir = tempDir();
     copyFileSync(join(POLICIES, 'texture.yaml'), join(dir, 'texture.yaml'));
