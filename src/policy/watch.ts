@@ -146,7 +146,7 @@ export class PolicyReloader {
 }
 
 /** How often the policy files' identities are compared, whatever the file events said. */
-export const POLL_MS = 2_000;
+const POLL_MS = 2_000;
 
 /**
  * What the files under `path` are, without reading them: each one's real path, inode, size
