@@ -57,9 +57,11 @@ export function isRegistered(target: RedirectTarget, registered: readonly string
 }
 
 /**
- * A parameter's name as the app's framework may read it: decoded, in lower case, without a
- * `[…]` suffix, with PHP's `.` and space as `_` (`Texture.Scoped_Key[]` is
- * `texture_scoped_key`).
+ * A parameter's name folded the ways an app's framework may read it: decoded, cut at NUL (C
+ * parsers), NFKC (fullwidth letters), in lower case, without a `[…]` suffix (a list), and
+ * with nothing but letters and digits — PHP reads `.`, a space and an unmatched `[` as `_`,
+ * others ignore `-` and `_` (`Texture.Scoped-Key[]` and `texture[scoped_key` are
+ * `texturescopedkey`).
  */
 function appName(pair: string): string {
   const eq = pair.indexOf('=');
@@ -69,8 +71,12 @@ function appName(pair: string): string {
   } catch {
     // Undecodable: compared as sent.
   }
-  const bracket = name.indexOf('[');
-  return (bracket === -1 ? name : name.slice(0, bracket)).trim().toLowerCase().replace(/[. ]/g, '_');
+  const nul = name.indexOf('\u0000');
+  if (nul !== -1) name = name.slice(0, nul);
+  name = name.normalize('NFKC').toLowerCase();
+  const open = name.indexOf('[');
+  if (open !== -1 && name.indexOf(']', open) !== -1) name = name.slice(0, open);
+  return name.replace(/[^a-z0-9]/g, '');
 }
 
 /** The pair without any `;`-separated part named like an added name (Python before 3.9.2, old Django and others split on `;` too). */
@@ -90,7 +96,7 @@ function withoutAdded(pair: string, names: ReadonlySet<string>): string {
  */
 export function redirectWith(target: RedirectTarget, params: Readonly<Record<string, string | null>>): string {
   const url = target.url;
-  const names = new Set(Object.keys(params));
+  const names = new Set(Object.keys(params).map(appName));
   const kept =
     url.search === ''
       ? []

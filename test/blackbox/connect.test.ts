@@ -228,6 +228,13 @@ describe('the hosted page', () => {
     const location = r.headers.location!;
     expect(location).not.toContain('FORGED');
     expect(location.startsWith(`${REDIRECT}?a=1;b=2&texture_scoped_key=scoped_`), location).toBe(true);
+    // Cancelled, no key of Keygate's follows: none of the creator's may stand in for it (PHP reads texture[scoped_key as texture_scoped_key).
+    const cancelled = await newLink(port, server.key, { redirectUrl: `${REDIRECT}?texture[scoped_key=scoped_FORGED5&texture-scoped-key=scoped_FORGED6&keep=1`, referenceId: 'alice' });
+    const browser = new FormBrowser();
+    const page = await browser.get(port, pagePath(cancelled));
+    const denied = await browser.post(port, pagePath(cancelled), { csrf: csrfOf(page.text), action: 'deny' });
+    expect(denied.status).toBe(303);
+    expect(denied.headers.location).toBe(`${REDIRECT}?keep=1&error=access_denied`);
   });
 
   it('works once: a reused link gets 410 and mints nothing; a tampered or unknown token gets 410', async () => {

@@ -84,6 +84,9 @@ describe('redirect URLs', () => {
     // `;` splits pairs for some (Python before 3.9.2), PHP reads `.` as `_`, ASP.NET ignores case, `[]` makes a list.
     const smuggled = target('https://app.example.com/cb?a=1;texture_scoped_key=scoped_ATTACKER;b=2&texture.scoped.key=x&TEXTURE_SCOPED_KEY[]=y&%74exture_scoped_key=z&error=e');
     expect(redirectWith(smuggled, { texture_scoped_key: 'scoped_K', state: null, error: null })).toBe('https://app.example.com/cb?a=1;b=2&texture_scoped_key=scoped_K');
+    // PHP's unmatched [, a NUL, - for _, camelCase, fullwidth letters, a trailing dot.
+    const folded = target('https://app.example.com/cb?texture[scoped_key=A&texture_scoped_key%00=B&texture-scoped-key=C&textureScopedKey=D&%EF%BD%93tate=E&error.=F&statement=keep&x_state=keep');
+    expect(redirectWith(folded, { texture_scoped_key: 'scoped_K', state: 's', error: null })).toBe('https://app.example.com/cb?statement=keep&x_state=keep&texture_scoped_key=scoped_K&state=s');
     expect(redirectWith(target('myapp://connected'), { texture_scoped_key: 'k', state: null })).toBe('myapp://connected?texture_scoped_key=k');
   });
 
