@@ -202,7 +202,7 @@ export const SERVE = command({
       placeholder: 'N',
       default: '128',
       parse: wholeNumber('connections', { min: MIN_CONNECTIONS }),
-      description: `the backend pool; requests in flight to the backend never exceed it (at least ${MIN_CONNECTIONS})`,
+      description: `the backend pool of each process; requests in flight from one process never exceed it (at least ${MIN_CONNECTIONS}). With \`--workers W\` each worker has its own pool, shares and queues: the backend may see W × N`,
     }),
     upstreamShares: value({
       flag: 'upstream-share',
