@@ -1,4 +1,5 @@
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementResultingChanges } from 'node:sqlite';
+import { writeWhenFree } from '../keys/sqlite-busy.ts';
 import { LINK_COLUMNS, type LinkRow, linkValues, rowToLink } from './link-rows.ts';
 import type { LinkRecord, LinkStore } from './link-store.ts';
 
@@ -17,13 +18,17 @@ export class SqliteLinkStore implements LinkStore {
   }
 
   async insert(link: LinkRecord, tokenHash: string): Promise<void> {
-    this.#db
-      .prepare(
-        `INSERT INTO connect_links (${LINK_COLUMNS}, token_hash) VALUES (${LINK_COLUMNS.split(',')
-          .map(() => '?')
-          .join(', ')}, ?)`,
-      )
-      .run(...linkValues(link, tokenHash));
+    const insert = this.#db.prepare(
+      `INSERT INTO connect_links (${LINK_COLUMNS}, token_hash) VALUES (${LINK_COLUMNS.split(',')
+        .map(() => '?')
+        .join(', ')}, ?)`,
+    );
+    await this.#run(() => insert.run(...linkValues(link, tokenHash)));
+  }
+
+  /** One autocommit write, waiting for a lock another process holds off the event loop (writeWhenFree). */
+  #run(write: () => StatementResultingChanges): Promise<StatementResultingChanges> {
+    return writeWhenFree(this.#db, write);
   }
 
   async findByTokenHash(tokenHash: string): Promise<LinkRecord | undefined> {
@@ -32,34 +37,34 @@ export class SqliteLinkStore implements LinkStore {
   }
 
   async bindSession(id: string, sessionHash: string): Promise<boolean> {
-    return this.#db.prepare('UPDATE connect_links SET session_hash = ? WHERE id = ? AND session_hash IS NULL').run(sessionHash, id).changes === 1;
+    const bind = this.#db.prepare('UPDATE connect_links SET session_hash = ? WHERE id = ? AND session_hash IS NULL');
+    return (await this.#run(() => bind.run(sessionHash, id))).changes === 1;
   }
 
   async startStep(id: string, stepHash: string): Promise<void> {
-    this.#db.prepare('UPDATE connect_links SET step_hash = ? WHERE id = ? AND used_at IS NULL').run(stepHash, id);
+    const start = this.#db.prepare('UPDATE connect_links SET step_hash = ? WHERE id = ? AND used_at IS NULL');
+    await this.#run(() => start.run(stepHash, id));
   }
 
   async finishStep(id: string, stepHash: string, at: string, sessionHash: string, newSessionHash: string): Promise<boolean> {
-    return (
-      this.#db
-        .prepare('UPDATE connect_links SET linked_at = ?, step_hash = NULL, session_hash = ? WHERE id = ? AND step_hash = ? AND session_hash = ? AND used_at IS NULL')
-        .run(at, newSessionHash, id, stepHash, sessionHash).changes === 1
-    );
+    const finish = this.#db.prepare('UPDATE connect_links SET linked_at = ?, step_hash = NULL, session_hash = ? WHERE id = ? AND step_hash = ? AND session_hash = ? AND used_at IS NULL');
+    return (await this.#run(() => finish.run(at, newSessionHash, id, stepHash, sessionHash))).changes === 1;
   }
 
   async claim(id: string, at: string, outcome: 'key' | 'denied', sessionHash: string): Promise<boolean> {
     // ISO-8601 UTC times of one format compare as text in time order.
-    return (
-      this.#db.prepare('UPDATE connect_links SET used_at = ?, outcome = ? WHERE id = ? AND used_at IS NULL AND expires_at > ? AND session_hash = ?').run(at, outcome, id, at, sessionHash).changes === 1
-    );
+    const claim = this.#db.prepare('UPDATE connect_links SET used_at = ?, outcome = ? WHERE id = ? AND used_at IS NULL AND expires_at > ? AND session_hash = ?');
+    return (await this.#run(() => claim.run(at, outcome, id, at, sessionHash))).changes === 1;
   }
 
   async recordKey(id: string, keyId: string): Promise<void> {
-    this.#db.prepare('UPDATE connect_links SET key_id = ? WHERE id = ?').run(keyId, id);
+    const record = this.#db.prepare('UPDATE connect_links SET key_id = ? WHERE id = ?');
+    await this.#run(() => record.run(keyId, id));
   }
 
   async purge(before: string): Promise<number> {
-    return Number(this.#db.prepare('DELETE FROM connect_links WHERE expires_at < ?').run(before).changes);
+    const purge = this.#db.prepare('DELETE FROM connect_links WHERE expires_at < ?');
+    return Number((await this.#run(() => purge.run(before))).changes);
   }
 
   async close(): Promise<void> {

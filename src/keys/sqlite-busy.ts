@@ -1,3 +1,6 @@
+import type { DatabaseSync } from 'node:sqlite';
+import { KeygateError } from '../errors/keygate-error.ts';
+
 /** SQLite's SQLITE_BUSY, in the low byte of every extended busy code (BUSY_SNAPSHOT, BUSY_RECOVERY, …). */
 const SQLITE_BUSY = 5;
 export const BUSY_RETRY_MS = 5000;
@@ -28,5 +31,33 @@ export function retryWhileBusy(step: () => void, retryMs = BUSY_RETRY_MS): void 
       if (!isBusy(err) || Date.now() >= deadline) throw err;
       Atomics.wait(pause, 0, 0, Math.min(5 * attempt, 50)); // a synchronous sleep: the constructor is synchronous
     }
+  }
+}
+
+/** The connections' busy timeout outside writeWhenFree (opening, reads). */
+export const BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * Runs a write on a connection whose lock another process may hold (a CLI, another
+ * sidecar, a backup): without waiting for the lock inside SQLite — node:sqlite is
+ * synchronous, so a 5 s busy timeout would stop the event loop, every request and the
+ * health check with it, for 5 s — but trying with no busy timeout and, while "database is
+ * locked", again after a pause, off the event loop, for up to `retryMs`. Then the write
+ * fails with 503 STORE_UNAVAILABLE. `step` must leave nothing behind when it throws (a
+ * rolled-back transaction, one autocommit statement), so running it again is safe.
+ */
+export async function writeWhenFree<T>(db: DatabaseSync, step: () => T, retryMs = BUSY_RETRY_MS): Promise<T> {
+  const deadline = Date.now() + retryMs;
+  for (let attempt = 1; ; attempt++) {
+    db.exec('PRAGMA busy_timeout = 0');
+    try {
+      return step();
+    } catch (err) {
+      if (!isBusy(err)) throw err;
+      if (Date.now() >= deadline) throw new KeygateError('STORE_UNAVAILABLE', { detail: `the SQLite store was locked by another writer for ${retryMs} ms`, cause: err });
+    } finally {
+      db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(5 * attempt, 50)));
   }
 }

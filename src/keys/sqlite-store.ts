@@ -4,7 +4,7 @@ import { applyChanges, createdChanges } from './key-diff.ts';
 import { EXPIRY_ACTOR, type FieldChange, type KeyEvent } from './key-event.ts';
 import type { FoundKey, KeyRecord } from './key-record.ts';
 import { migrateSqlite } from './migrations/sqlite.ts';
-import { BUSY_RETRY_MS, isBusy, retryWhileBusy } from './sqlite-busy.ts';
+import { BUSY_RETRY_MS, BUSY_TIMEOUT_MS, isBusy, retryWhileBusy, writeWhenFree } from './sqlite-busy.ts';
 import { CHANGE_CHECK_MS, type FeedStatements, feedStatements, SqliteChangeFeed } from './sqlite-feed.ts';
 import { COLUMNS, type EventRow, filterSql, type KeyRow, QUALIFIED_COLUMNS, recordValues, rowToEvent, rowToFound, rowToRecord } from './sqlite-rows.ts';
 import { type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, LAST_USED_STEP_MS, type Rotation, type StoreFileChange, UnknownKeyError } from './store.ts';
@@ -126,7 +126,7 @@ export class SqliteKeyStore implements KeyStore {
     try {
       retryWhileBusy(() => db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;'), busyRetryMs);
       migrateSqlite(db, { create, retry: (step) => retryWhileBusy(step, busyRetryMs), label: `sqlite:${path}` });
-      db.exec('PRAGMA busy_timeout = 5000');
+      db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
       // Reads through a memory map: a lookup that misses SQLite's own page cache (2 MB by
       // default, a few thousand of a million keys' index pages) reads the OS page cache
       // directly instead of one pread per page. With 1,000,000 keys the 401 flood (every key
@@ -158,17 +158,20 @@ export class SqliteKeyStore implements KeyStore {
    * committed only when the turn ends (and could fail on a stale snapshot): the snapshot
    * ends first.
    */
-  #write<T>(write: () => T): T {
-    this.#endSnapshot();
-    this.#db.exec('BEGIN IMMEDIATE');
-    try {
-      const result = write();
-      this.#db.exec('COMMIT');
-      return result;
-    } catch (err) {
-      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
-      throw err;
-    }
+  #write<T>(write: () => T): Promise<T> {
+    return writeWhenFree(this.#db, () => {
+      // Again on every attempt: a lookup between two attempts opens a snapshot.
+      this.#endSnapshot();
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = write();
+        this.#db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+        throw err;
+      }
+    });
   }
 
   #event(id: string, event: KeyEvent['event'], actor: string, at: string, changes: Record<string, unknown>): void {
@@ -176,7 +179,7 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async insert(record: KeyRecord, keyHash: string): Promise<void> {
-    this.#write(() => {
+    await this.#write(() => {
       this.#db.prepare(`INSERT INTO keys (${COLUMNS}, key_hash) VALUES (${'?, '.repeat(18)}?)`).run(...recordValues(record), keyHash);
       this.#event(record.id, 'created', record.createdBy, record.createdAt, createdChanges(record));
     });
@@ -212,7 +215,7 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async update(id: string, changes: KeyChanges, actor: string): Promise<{ record: KeyRecord; changed: Record<string, FieldChange> } | undefined> {
-    const updated = this.#write(() => {
+    const updated = await this.#write(() => {
       const row = this.#s.byId.get(id) as KeyRow | undefined;
       if (row === undefined) return undefined;
       const at = new Date().toISOString();
@@ -242,7 +245,7 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async rotate(id: string, rotation: Rotation, actor: string): Promise<KeyRecord | undefined> {
-    const rotated = this.#write(() => {
+    const rotated = await this.#write(() => {
       const row = this.#s.byId.get(id) as (KeyRow & { key_hash: string }) | undefined;
       if (row === undefined) return undefined;
       const at = new Date().toISOString();
@@ -263,7 +266,7 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async revoke(id: string, actor = 'cli'): Promise<boolean> {
-    const found = this.#write(() => {
+    const found = await this.#write(() => {
       const row = this.#db.prepare('SELECT revoked_at FROM keys WHERE id = ?').get(id) as { revoked_at: string | null } | undefined;
       if (row === undefined) return false;
       if (row.revoked_at !== null) return true; // the first revocation's time and event stand
@@ -309,7 +312,7 @@ export class SqliteKeyStore implements KeyStore {
 
   async touch(uses: readonly KeyUse[]): Promise<void> {
     if (uses.length === 0) return;
-    this.#write(() => {
+    await this.#write(() => {
       const update = this.#db.prepare('UPDATE keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)');
       for (const use of uses) update.run(use.at, use.id, new Date(Date.parse(use.at) - LAST_USED_STEP_MS).toISOString());
     });
