@@ -1,4 +1,5 @@
 import { KeygateError } from '../errors/keygate-error.ts';
+import { holdsKey } from '../keys/key-format.ts';
 import { isValidReferenceId, REFERENCE_ID_RULE } from '../keys/key-record.ts';
 import { parseRedirect, type RedirectTarget } from './redirect-url.ts';
 
@@ -23,6 +24,14 @@ const LIMITS = { clientName: 100, state: 512, tags: 50, tag: 64, customerFields:
 const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 
+function decodeURIComponentSafe(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 /** `field` is the top-level field at fault (`tags`, `customerInfo`), sent as `error.field`. */
 function invalid(message: string, field?: string): KeygateError {
   const name = field ?? /^[A-Za-z]+/.exec(message)?.[0];
@@ -33,6 +42,7 @@ function text(field: string, value: unknown, max: number): string {
   if (typeof value !== 'string') throw invalid(`${field} must be a string`);
   if (value.length === 0 || value.length > max) throw invalid(`${field} must be 1 to ${max} characters`);
   if (INVISIBLE.test(value)) throw invalid(`${field} may not contain control or invisible characters`);
+  if (holdsKey(value)) throw invalid(`${field} may not hold an API key (it is kept with the link and shown on its page)`);
   return value;
 }
 
@@ -62,11 +72,13 @@ export function parseLinkRequest(body: unknown): LinkRequest {
   if (typeof redirectUrl !== 'string') throw invalid('redirectUrl must be a string');
   const redirect = parseRedirect(redirectUrl);
   if (typeof redirect === 'string') throw invalid(`redirectUrl ${redirect}`);
+  if (holdsKey(decodeURIComponentSafe(redirectUrl))) throw invalid('redirectUrl may not hold an API key');
 
   let referenceId: string | null = null;
   const ref = get('referenceId');
   if (ref !== undefined) {
     if (typeof ref !== 'string' || !isValidReferenceId(ref)) throw invalid(`referenceId must be ${REFERENCE_ID_RULE}`);
+    if (holdsKey(ref)) throw invalid('referenceId may not hold an API key (it is sent to the backend as the filter)');
     referenceId = ref;
   }
   const clientName = get('clientName') === undefined ? null : text('clientName', get('clientName'), LIMITS.clientName);

@@ -112,6 +112,8 @@ export function checkConditions(type: KeyType, value: unknown): Record<string, s
     if (values.length > MAX_CONDITION_VALUES) throw new KeyInputError('conditions', `conditions.${attribute}: at most ${MAX_CONDITION_VALUES} values`);
     for (const v of values as string[]) {
       if (!VALUE.test(v)) throw new KeyInputError('conditions', `conditions.${attribute}: "${v}" must be 1 to 256 characters without commas or control characters`);
+      // A condition value is sent to the backend as the filter, and shown with the key.
+      if (holdsKey(v)) throw new KeyInputError('conditions', `conditions.${attribute}: a value may not hold an API key`);
     }
     out[attribute] = [...new Set(values as string[])];
   }
@@ -121,10 +123,20 @@ export function checkConditions(type: KeyType, value: unknown): Record<string, s
   return out;
 }
 
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 function originList(field: 'allowedOrigins' | 'allowedRedirects', value: unknown, one: (raw: string) => string, what: string): string[] {
   if (value === undefined || value === null) return [];
+  const raw = stringArray(field, value, Infinity);
+  for (const r of raw) if (holdsKey(safeDecode(r))) throw new KeyInputError(field, `${field}: an entry may not hold an API key`);
   try {
-    return parseList(stringArray(field, value, Infinity), one, what);
+    return parseList(raw, one, what);
   } catch (err) {
     if (err instanceof OriginRuleError) throw new KeyInputError(field, err.message);
     throw err;

@@ -117,6 +117,13 @@ export interface QueryRules {
   readonly asciiOnly?: boolean;
 }
 
+/**
+ * Query names some backend reads as the method, in paramKey form, dropped for every key
+ * that is not full access (set with asciiOnly): Restlet's tunnel `?method=`, Salesforce's
+ * `_HttpMethod`, and the override headers' names as parameters. `_method` goes for every key.
+ */
+const JUDGED_OVERRIDES: ReadonlySet<string> = new Set(['method', 'httpmethod', 'xhttpmethodoverride', 'xhttpmethod', 'xmethodoverride']);
+
 const NO_RULES: QueryRules = Object.freeze({});
 
 /**
@@ -147,6 +154,7 @@ export function mutateQuery(query: string, filter: readonly Condition[] | null, 
       }
       if (
         isMethodOverride(full) ||
+        (rules.asciiOnly === true && (JUDGED_OVERRIDES.has(key) || JUDGED_OVERRIDES.has(paramKey(full)))) ||
         // A key in the query (`?api_key=…`, a copy of the header's) never reaches the backend (invariant 6).
         holdsKey(decodedValue(piece)) ||
         (dropKeys !== undefined && (dropKeys.has(key) || namesAny(full, dropKeys))) ||

@@ -155,6 +155,8 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       ['a referenceId with a space', 'referenceId', { type: 'scoped', referenceId: 'a b' }, /visible ASCII/],
       ['a referenceId that is a key', 'referenceId', { type: 'scoped', referenceId: 'api_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw' }, /may not hold an API key/],
       ['a name that holds a key', 'name', { type: 'server', name: 'copy of scoped_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw' }, /may not hold an API key/],
+      ['a condition value that is a key', 'conditions', { type: 'access-token', conditions: { factoryId: ['api_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw'] } }, /may not hold an API key/],
+      ['a redirect that holds a key', 'allowedRedirects', { type: 'connect', allowedRedirects: ['https://app.example.com/api%5FkrwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw'] }, /may not hold an API key/],
       ['an http origin', 'allowedOrigins', { type: 'connect', allowedOrigins: ['http://app.example.com'] }, /loopback/],
       ['origins on a server key', 'allowedOrigins', { type: 'server', allowedOrigins: ['https://app.example.com'] }, /secret/],
       ['a redirect with a fragment', 'allowedRedirects', { type: 'connect', allowedRedirects: ['https://app.example.com/cb#x'] }, /fragment/],

@@ -57,6 +57,9 @@ describe('POST /v1/connections', () => {
     [{ redirectUrl: REDIRECT, tags: 'x' }, 'tags must be an array of strings'],
     [{ redirectUrl: REDIRECT, clientName: 7 }, 'clientName must be a string'],
     [{ redirectUrl: `${REDIRECT}#frag` }, 'redirectUrl may not have a fragment'],
+    [{ redirectUrl: REDIRECT, clientName: 'api_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw' }, 'clientName may not hold an API key'],
+    [{ redirectUrl: REDIRECT, tags: ['ok', 'scoped_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw'] }, 'tags[1] may not hold an API key'],
+    [{ redirectUrl: `${REDIRECT}?k=api_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw` }, 'redirectUrl may not hold an API key'],
   ])('refuses a bad body %j with 400 naming the field', async (body, message) => {
     const r = await createLink(port, connectKey.key, body);
     expect(r.status).toBe(400);

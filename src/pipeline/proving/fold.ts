@@ -14,7 +14,8 @@
  */
 
 const SEPARATORS = /[-_]/g;
-const MARKS_AND_CONTROLS = /[\p{M}\p{Cc}\p{Cf}]/gu;
+/** Marks, controls, format characters, lone surrogates (a UTF-8 encoder writes U+FFFD, or drops them) and U+FFFD itself. */
+const MARKS_AND_CONTROLS = /[\p{M}\p{Cc}\p{Cf}\p{Cs}\uFFFD]/gu;
 
 /** Visible ASCII and space: folded by lower-casing alone (the usual case; no regex, no normalisation). */
 function isPlainAscii(s: string): boolean {
@@ -39,7 +40,7 @@ export function foldName(name: string): string {
   return folded.includes('_') || folded.includes('-') ? folded.replace(SEPARATORS, '') : folded;
 }
 
-/** True when the name holds a character some backend would drop or stop at (C0/C1 controls, DEL, format characters). */
+/** True when the name holds a character some backend would drop or stop at (C0/C1 controls, DEL, format characters, a lone surrogate or U+FFFD). */
 export function hasControl(name: string): boolean {
   if (isPlainAscii(name)) return false;
   for (let i = 0; i < name.length; i++) {
@@ -49,4 +50,4 @@ export function hasControl(name: string): boolean {
   return FORMAT.test(name);
 }
 
-const FORMAT = /\p{Cf}/u;
+const FORMAT = /[\p{Cf}\p{Cs}\uFFFD]/u;
