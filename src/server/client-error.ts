@@ -21,6 +21,10 @@ function codeOf(err: NodeJS.ErrnoException): ErrorCode {
  */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  // Bytes after a request that said `Connection: close`: they are not read, and the answer
+  // under way still goes out (the connection closes after it, as that request asked); a
+  // 400 in its place would lose an answer whose request the backend already acted on.
+  if (err.code === 'HPE_CLOSED_CONNECTION' && started !== null && started !== undefined) return;
   if (err.code !== 'ECONNRESET' && socket.writable && started?.headersSent !== true) refuseOnSocket(socket, codeOf(err));
   socket.destroy();
 }

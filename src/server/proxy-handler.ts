@@ -550,7 +550,25 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
  */
 export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    if (res.socket !== null) new Exchange(deps, req, res).start();
-    else res.once('socket', () => new Exchange(deps, req, res).start());
+    if (res.socket !== null) {
+      new Exchange(deps, req, res).start();
+      return;
+    }
+    // Node keeps parsing what the client sent: the waiting requests are bounded here.
+    const socket = req.socket;
+    const waiting = (WAITING.get(socket) ?? 0) + 1;
+    if (waiting > MAX_PIPELINED) {
+      socket.destroy();
+      return;
+    }
+    WAITING.set(socket, waiting);
+    res.once('socket', () => {
+      WAITING.set(socket, (WAITING.get(socket) ?? 1) - 1);
+      new Exchange(deps, req, res).start();
+    });
   };
 }
+
+/** Requests one connection may have waiting behind its answer in progress; one more closes it (no browser or HTTP library pipelines this deep). */
+const MAX_PIPELINED = 32;
+const WAITING = new WeakMap<object, number>();

@@ -55,6 +55,34 @@ describe('request smuggling / framing', () => {
     expect(stack.backend.received.map((x) => x.url)).toEqual(['/v1/devices?referenceId=alice']);
   });
 
+  test('pipelined requests are answered in order up to 32 waiting; one more closes the connection, nothing past it reaches the backend', async () => {
+    const one = (i: number) => `GET /v1/devices?n=${i} HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\n\r\n`;
+    const ok = await rawSend(
+      stack.sidecar.proxyPort,
+      Array.from({ length: 20 }, (_, i) => one(i)).join('') + `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\nConnection: close\r\n\r\n`,
+    );
+    expect(statuses(ok.raw)).toEqual(Array.from({ length: 21 }, () => 200));
+    stack.backend.reset();
+    // 400 at once: Node parses them all; Keygate keeps at most 32 waiting behind the one in progress.
+    const flood = await rawSend(stack.sidecar.proxyPort, Array.from({ length: 400 }, (_, i) => one(i)).join(''));
+    const answered = statuses(flood.raw).length;
+    console.log(`[observation] 400 pipelined requests at once: ${answered} answered, the backend asked ${stack.backend.received.length} times, then the connection closed`);
+    expect(answered).toBeLessThanOrEqual(34);
+    expect(stack.backend.received.length).toBeLessThanOrEqual(34);
+  });
+
+  test('bytes after a request that says Connection: close are not read, and its answer still goes out', async () => {
+    const r = await rawSend(
+      stack.sidecar.proxyPort,
+      `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\nConnection: close\r\n\r\n` +
+        `POST /v1/commands/t/a HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\nContent-Type: application/json\r\nContent-Length: 24\r\n\r\n{"deviceId":"dev-alice-1"}`,
+    );
+    expect(statuses(r.raw), r.raw).toEqual([200]);
+    expect(writes(stack.backend)).toHaveLength(0);
+    // (A request of the flood above may still arrive: it carries n=.)
+    expect(stack.backend.received.map((x) => x.url).filter((u) => !u.includes('n='))).toEqual(['/v1/devices?referenceId=alice']);
+  });
+
   test('keep-alive connection: alice then bob keys → each gets own identity (no per-connection auth cache)', async () => {
     const payload =
       `GET /v1/devices HTTP/1.1\r\nHost: x\r\nTexture-Api-Key: ${stack.keys.alice.key}\r\n\r\n` +
