@@ -88,6 +88,10 @@ export class LinkFlow implements LinkPages {
     const link = await this.#d.links.findByTokenHash(sha256(token));
     const gone = this.#goneReason(link);
     if (gone !== null) return send(res, gonePage(gone), requestId, GONE_CODES[gone]);
+    // Every page and step, not only the finish: a link whose maker (or the secret that made
+    // it) is revoked, rotated away or no longer allowed neither shows the user's devices nor
+    // starts the device step.
+    if ((await this.#d.maker(link!)) === null) return send(res, gonePage('unknown'), requestId, MAKER_GONE);
     const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
     if (isReturn) return method === 'GET' ? this.#returned(req, res, link!, token, query, requestId) : this.#notAForm(res, requestId);
     if (method === 'GET' || method === 'HEAD') return this.#show(req, res, link!, token, query.get('display') === 'popup', requestId);

@@ -66,7 +66,7 @@ function sessionOf(params: URLSearchParams): Session | string {
   } catch {
     return 'returnTo is not a URL';
   }
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !/^\/connect\/links\/[^/]+\/return$/.test(url.pathname)) return 'returnTo is not a Keygate return address';
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !/^(\/[^/]+)*\/connect\/links\/[^/]+\/return$/.test(url.pathname)) return 'returnTo is not a Keygate return address';
   return { referenceId, returnTo, state };
 }
 

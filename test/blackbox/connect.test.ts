@@ -437,6 +437,11 @@ describe('who a link mints a key for (invariant 12)', () => {
     // Made by a secret that is then rotated away at once: nothing.
     const before = await newLink(port, owner.key, { redirectUrl: REDIRECT, referenceId: 'bob' });
     const first = await rotate(0);
+    backend.reset();
+    // Not even its page: the user's devices are not read for it.
+    const page = await new FormBrowser().get(port, pagePath(before));
+    expect(page.status, page.text.slice(0, 200)).toBe(410);
+    expect(backend.received.filter((x) => x.url.includes('referenceId=bob'))).toEqual([]);
     const gone = await finishes(before);
     expect(gone.status, gone.text.slice(0, 200)).toBe(410);
     expect((await apiKeys(server.key, 'type=scoped&referenceId=bob&perPage=100')).filter((k) => k.createdBy === `link:${before.id}`)).toEqual([]);

@@ -6,6 +6,8 @@
  * the redirect; and a page on an origin no key allows is blocked.
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -166,6 +168,53 @@ describe('Connect in Chromium', () => {
     await expect.poll(() => page.evaluate('document.body.dataset.error')).toBe('popup_closed');
     await page.close();
   });
+});
+
+describe('Connect in Chromium behind an ingress that serves Keygate under /gate and strips it', () => {
+  it('the SDK, the hosted pages, the device step and the hand-back all stay under the prefix', async () => {
+    let target = 0;
+    // The ingress: /gate/… → Keygate's /…, everything else 404.
+    const ingress = createServer((req, res) => {
+      if (!(req.url ?? '').startsWith('/gate/')) {
+        res.writeHead(404).end();
+        return;
+      }
+      const up = request({ host: '127.0.0.1', port: target, method: req.method, path: req.url!.slice('/gate'.length), headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => ingress.listen(0, '127.0.0.1', () => r()));
+    const gate = `http://127.0.0.1:${(ingress.address() as AddressInfo).port}/gate`;
+    const gatedConfig: DemoAppConfig = { keygate: gate, connectKey: '' };
+    const gatedApp = await startDemoApp(gatedConfig);
+    const store = tempStore();
+    gatedConfig.connectKey = (await createKeyWith(store, 'connect', ['--allow-origin', gatedApp.origin, '--allow-redirect', gatedApp.url])).key;
+    const policies = tempDir('keygate-browser-gate-');
+    copyFileSync(join(ROOT, 'policies/texture.yaml'), join(policies, 'texture.yaml'));
+    writeFileSync(join(policies, 'connect.yaml'), `version: 1\nconnect:\n  deviceStep: '${backend.url}/connect/manufacturer?referenceId={referenceId}&returnTo={returnUrl}&state={state}'\n`);
+    const gated = await startSidecar({ upstream: backend.url, store, policies, env: { KEYGATE_PUBLIC_URL: gate } });
+    target = Number(new URL(gated.url).port);
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(gatedApp.url);
+      const [popup] = await Promise.all([page.waitForEvent('popup'), page.click('#connect')]);
+      await popup.waitForURL(/\/gate\/connect\/links\//);
+      await manufacturerStep(popup, 'ecobee');
+      await popup.waitForURL(/\/gate\/connect\/links\/[^/]+\?display=popup$/);
+      await Promise.all([popup.waitForEvent('close'), popup.getByRole('button', { name: 'Allow' }).click()]);
+      const devices = await deviceList(page);
+      expect(devices.map((d) => d.text)).toEqual([expect.stringContaining('Living room thermostat'), expect.stringContaining('Upstairs thermostat')]);
+      await page.close();
+    } finally {
+      await gated.stop();
+      await gatedApp.close();
+      ingress.closeAllConnections();
+      await new Promise<void>((r) => ingress.close(() => r()));
+    }
+  }, 60_000);
 });
 
 describe('Connect in Chromium with the popup blocker on', () => {

@@ -9,7 +9,12 @@
 (function () {
   'use strict';
   var script = document.currentScript;
-  var KEYGATE = script && script.src ? new URL(script.src).origin : window.location.origin;
+  var SRC = script && script.src ? new URL(script.src) : null;
+  // Where Keygate is, as the page loaded this script: its origin (the popup's messages come
+  // from it) and its base, the script's path without /connect/sdk.js (under an ingress
+  // prefix, --public-url https://api.example.com/keygate, the API is below it too).
+  var KEYGATE = SRC ? SRC.origin : window.location.origin;
+  var BASE = SRC ? SRC.origin + SRC.pathname.replace(/\/connect\/sdk\.js$/, '') : window.location.origin;
   var CUSTOMER_FIELDS = ['email', 'phone', 'firstName', 'lastName'];
   var POLL_MS = 250;
 
@@ -77,7 +82,7 @@
       poll = setInterval(function () {
         if (popup.closed) fail('popup_closed', 'the Connect window was closed before it finished');
       }, POLL_MS);
-      fetch(KEYGATE + '/v1/connections', {
+      fetch(BASE + '/v1/connections', {
         method: 'POST',
         mode: 'cors',
         credentials: 'omit',
