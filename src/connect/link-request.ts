@@ -1,6 +1,7 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import { holdsKey } from '../keys/key-format.ts';
 import { isValidReferenceId, REFERENCE_ID_RULE } from '../keys/key-record.ts';
+import { decodeLeniently } from '../util/lenient-decode.ts';
 import { parseRedirect, type RedirectTarget } from './redirect-url.ts';
 
 /** The body of `POST /v1/connections` (Texture's fields, plus `state`), checked. */
@@ -24,12 +25,8 @@ const LIMITS = { clientName: 100, state: 512, tags: 50, tag: 64, customerFields:
 const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 
-function decodeURIComponentSafe(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
+function firstFieldHoldingKey(body: Record<string, unknown>): string | undefined {
+  return Object.keys(body).find((k) => holdsKey(k) || holdsKey(JSON.stringify(body[k]) ?? ''));
 }
 
 /** `field` is the top-level field at fault (`tags`, `customerInfo`), sent as `error.field`. */
@@ -72,7 +69,7 @@ export function parseLinkRequest(body: unknown): LinkRequest {
   if (typeof redirectUrl !== 'string') throw invalid('redirectUrl must be a string');
   const redirect = parseRedirect(redirectUrl);
   if (typeof redirect === 'string') throw invalid(`redirectUrl ${redirect}`);
-  if (holdsKey(decodeURIComponentSafe(redirectUrl))) throw invalid('redirectUrl may not hold an API key');
+  if (holdsKey(decodeLeniently(redirectUrl))) throw invalid('redirectUrl may not hold an API key');
 
   let referenceId: string | null = null;
   const ref = get('referenceId');
@@ -110,5 +107,7 @@ export function parseLinkRequest(body: unknown): LinkRequest {
       manufacturerFilters[type] = stringList(`manufacturerFilters.${type}`, makers, LIMITS.filterMakers, LIMITS.filterName, NAME);
     }
   }
+  // Names too (`customerInfo: {"api_…": …}`): what a link keeps is stored and shown.
+  if (holdsKey(JSON.stringify(body))) throw invalid('a link may not hold an API key (api_…, scoped_…) in any field or name', firstFieldHoldingKey(body));
   return { redirect, referenceId, clientName, tags, customerInfo, manufacturerFilters, state };
 }

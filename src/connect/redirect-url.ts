@@ -1,3 +1,5 @@
+import { decodeLeniently } from '../util/lenient-decode.ts';
+
 /**
  * Redirect URLs of Connect links. A link token or a minted key goes only to a URL
  * registered on the key (invariant 12): scheme, host, port and path compared exactly,
@@ -69,8 +71,9 @@ function appName(pair: string): string {
   try {
     name = decodeURIComponent(name);
   } catch {
-    // Undecodable: compared as sent.
+    // A bad escape in it: its other escapes (`%00` before a `%FF`) still count.
   }
+  name = decodeLeniently(name);
   const nul = name.indexOf('\u0000');
   if (nul !== -1) name = name.slice(0, nul);
   name = name.normalize('NFKC').toLowerCase();

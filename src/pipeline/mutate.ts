@@ -118,11 +118,16 @@ export interface QueryRules {
 }
 
 /**
- * Query names some backend reads as the method, in paramKey form, dropped for every key
- * that is not full access (set with asciiOnly): Restlet's tunnel `?method=`, Salesforce's
- * `_HttpMethod`, and the override headers' names as parameters. `_method` goes for every key.
+ * Query names some backend may read as the method, dropped for every key that is not full
+ * access (set with asciiOnly), as override headers are dropped by pattern: any name whose
+ * paramKey form holds `method` or `override`, or is `verb`/`xverb` — Restlet's tunnel
+ * `?method=`, Salesforce's `_HttpMethod`, method-override middleware configured with
+ * `methodOverride`, `_verb` or `x-original-method`, and the override headers' names as
+ * parameters. `_method` goes for every key.
  */
-const JUDGED_OVERRIDES: ReadonlySet<string> = new Set(['method', 'httpmethod', 'xhttpmethodoverride', 'xhttpmethod', 'xmethodoverride']);
+function namesMethod(folded: string): boolean {
+  return folded.includes('method') || folded.includes('override') || folded === 'verb' || folded === 'xverb';
+}
 
 const NO_RULES: QueryRules = Object.freeze({});
 
@@ -154,7 +159,7 @@ export function mutateQuery(query: string, filter: readonly Condition[] | null, 
       }
       if (
         isMethodOverride(full) ||
-        (rules.asciiOnly === true && (JUDGED_OVERRIDES.has(key) || JUDGED_OVERRIDES.has(paramKey(full)))) ||
+        (rules.asciiOnly === true && (namesMethod(key) || namesMethod(paramKey(full)))) ||
         // A key in the query (`?api_key=…`, a copy of the header's) never reaches the backend (invariant 6).
         holdsKey(decodedValue(piece)) ||
         (dropKeys !== undefined && (dropKeys.has(key) || namesAny(full, dropKeys))) ||

@@ -60,6 +60,8 @@ describe('POST /v1/connections', () => {
     [{ redirectUrl: REDIRECT, clientName: 'api_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw' }, 'clientName may not hold an API key'],
     [{ redirectUrl: REDIRECT, tags: ['ok', 'scoped_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw'] }, 'tags[1] may not hold an API key'],
     [{ redirectUrl: `${REDIRECT}?k=api_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw` }, 'redirectUrl may not hold an API key'],
+    [{ redirectUrl: `${REDIRECT}?k=api%255FkrwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw` }, 'redirectUrl may not hold an API key'],
+    [{ redirectUrl: REDIRECT, customerInfo: { api_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw: 'x' } }, 'may not hold an API key'],
   ])('refuses a bad body %j with 400 naming the field', async (body, message) => {
     const r = await createLink(port, connectKey.key, body);
     expect(r.status).toBe(400);

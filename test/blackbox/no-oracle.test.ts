@@ -120,6 +120,8 @@ describe('9. owner keys are compared unescaped', () => {
     ['a look-alike key a case-insensitive client reads', '{"id":"dev-bob-1","referenceId":"alice","ReferenceId":"bob","secret":"BOB_SECRET_1"}'],
     ['a key with a lone surrogate (a UTF-8 encoder drops or replaces it)', '{"id":"dev-bob-1","referenceId":"alice","referenceId\\ud800":"bob","secret":"BOB_SECRET_1"}'],
     ['a key with U+FFFD', '{"id":"dev-bob-1","referenceId":"alice","referenceId\\ufffd":"bob","secret":"BOB_SECRET_1"}'],
+    ['a key with a noncharacter (a sanitiser strips it)', '{"id":"dev-bob-1","referenceId":"alice","referenceId\\uffff":"bob","secret":"BOB_SECRET_1"}'],
+    ['a key with a blank filler that renders as nothing', '{"id":"dev-bob-1","referenceId":"alice","referenceId\\u3164":"bob","secret":"BOB_SECRET_1"}'],
   ])('list item: %s → dropped', async (_n, item) => {
     fw.respond = (rec) => (rec.url.startsWith('/v1/devices?') ? { body: LIST(item) } : undefined);
     const r = await get('/v1/devices');

@@ -14,8 +14,12 @@
  */
 
 const SEPARATORS = /[-_]/g;
-/** Marks, controls, format characters, lone surrogates (a UTF-8 encoder writes U+FFFD, or drops them) and U+FFFD itself. */
-const MARKS_AND_CONTROLS = /[\p{M}\p{Cc}\p{Cf}\p{Cs}\uFFFD]/gu;
+/**
+ * Marks, controls, format characters, lone surrogates (a UTF-8 encoder writes U+FFFD, or
+ * drops them), U+FFFD itself, noncharacters (U+FFFE, U+FFFF, …: sanitisers strip them) and
+ * the blank fillers that render as nothing (Hangul fillers, the braille blank).
+ */
+const MARKS_AND_CONTROLS = /[\p{M}\p{Cc}\p{Cf}\p{Cs}\p{Noncharacter_Code_Point}\uFFFD\u115F\u1160\u3164\uFFA0\u2800]/gu;
 
 /** Visible ASCII and space: folded by lower-casing alone (the usual case; no regex, no normalisation). */
 function isPlainAscii(s: string): boolean {
@@ -50,4 +54,4 @@ export function hasControl(name: string): boolean {
   return FORMAT.test(name);
 }
 
-const FORMAT = /[\p{Cf}\p{Cs}\uFFFD]/u;
+const FORMAT = /[\p{Cf}\p{Cs}\p{Noncharacter_Code_Point}\uFFFD\u115F\u1160\u3164\uFFA0\u2800]/u;

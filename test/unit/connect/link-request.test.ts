@@ -87,6 +87,9 @@ describe('redirect URLs', () => {
     // PHP's unmatched [, a NUL, - for _, camelCase, fullwidth letters, a trailing dot.
     const folded = target('https://app.example.com/cb?texture[scoped_key=A&texture_scoped_key%00=B&texture-scoped-key=C&textureScopedKey=D&%EF%BD%93tate=E&error.=F&statement=keep&x_state=keep');
     expect(redirectWith(folded, { texture_scoped_key: 'scoped_K', state: 's', error: null })).toBe('https://app.example.com/cb?statement=keep&x_state=keep&texture_scoped_key=scoped_K&state=s');
+    // A bad escape does not hide a NUL before it, nor does double encoding.
+    const undecodable = target('https://app.example.com/cb?error%00%FF=x&state%00%E0=y&texture_scoped_key%2500=z&keep=1');
+    expect(redirectWith(undecodable, { texture_scoped_key: 'scoped_K', state: null, error: null })).toBe('https://app.example.com/cb?keep=1&texture_scoped_key=scoped_K');
     expect(redirectWith(target('myapp://connected'), { texture_scoped_key: 'k', state: null })).toBe('myapp://connected?texture_scoped_key=k');
   });
 
