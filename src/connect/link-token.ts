@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { holdsKey } from '../keys/key-format.ts';
 import { decodeLeniently } from '../util/lenient-decode.ts';
 
 /** A link token: 32 random bytes, base64url (43 characters). It is shown once, in the link URL; the store keeps its hash. */
@@ -22,5 +23,8 @@ const TOKEN_RUN_ONE = /[A-Za-z0-9_-]{43}/;
 export function maskLinkTokens(path: string): string {
   if (path.length < 43) return path;
   const text = decodeLeniently(path);
-  return TOKEN_RUN_ONE.test(text) ? text.replace(TOKEN_RUN, '{token}') : path;
+  if (!TOKEN_RUN_ONE.test(text)) return path;
+  // A key is the access log's to write as {key} (redactKeys), whatever spelling it came in.
+  const masked = text.replace(TOKEN_RUN, (run) => (holdsKey(run) ? run : '{token}'));
+  return masked === text ? path : masked;
 }
