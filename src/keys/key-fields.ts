@@ -1,3 +1,4 @@
+import { decodeLeniently } from '../util/lenient-decode.ts';
 import { holdsKey } from './key-format.ts';
 import { carriesRoles, isPublicType, isValidReferenceId, type KeyType, parseConditionArgs, REFERENCE_ID_RULE } from './key-record.ts';
 import { OriginRuleError, parseList, parseOrigin, parseRedirect } from './origin-rules.ts';
@@ -123,18 +124,10 @@ export function checkConditions(type: KeyType, value: unknown): Record<string, s
   return out;
 }
 
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
-}
-
 function originList(field: 'allowedOrigins' | 'allowedRedirects', value: unknown, one: (raw: string) => string, what: string): string[] {
   if (value === undefined || value === null) return [];
   const raw = stringArray(field, value, Infinity);
-  for (const r of raw) if (holdsKey(safeDecode(r))) throw new KeyInputError(field, `${field}: an entry may not hold an API key`);
+  for (const r of raw) if (holdsKey(decodeLeniently(r))) throw new KeyInputError(field, `${field}: an entry may not hold an API key`);
   try {
     return parseList(raw, one, what);
   } catch (err) {

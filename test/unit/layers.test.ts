@@ -48,7 +48,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   pipeline: ['policy', 'keys', 'errors', 'util'],
   policy: ['observability', 'keys'],
   observability: ['keys'],
-  keys: ['errors'],
+  keys: ['errors', 'util'],
   errors: [],
   util: [],
 };
