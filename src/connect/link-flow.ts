@@ -12,7 +12,7 @@ import type { LinkPages } from './link-pages.ts';
 import { csrfToken, issuedSessions, issueSession, newSecret, sameSecret, sessionCookie, sha256 } from './link-session.ts';
 import type { LinkRecord, LinkStore } from './link-store.ts';
 import type { RenderedPage } from './pages/layout.ts';
-import { consentPage, type GoneReason, gonePage, handBackPage, noDevicesPage, notAFormPage, otherBrowserPage } from './pages/views.ts';
+import { consentPage, type GoneReason, gonePage, handBackPage, noDevicesPage, notAFormPage, notNowPage, otherBrowserPage } from './pages/views.ts';
 import type { PublicAnswer } from './public-routes.ts';
 import { parseRedirect, type RedirectTarget, redirectWith } from './redirect-url.ts';
 
@@ -46,6 +46,7 @@ const GONE_CODES: Record<GoneReason, KeygateError> = {
   unknown: sharedRefusal('LINK_GONE', 'no link with this token'),
 };
 const MAKER_GONE = sharedRefusal('LINK_GONE', 'the key that made the link is revoked, expired or gone');
+const NOT_NOW = sharedRefusal('STORE_UNAVAILABLE', 'the key could not be written; the link is unused and may be finished again');
 const MISMATCH = sharedRefusal('LINK_SESSION_MISMATCH', 'no or another browser session for this link');
 const BAD_CSRF = sharedRefusal('LINK_SESSION_MISMATCH', 'the form carries no valid CSRF token');
 const BAD_STEP = sharedRefusal('LINK_SESSION_MISMATCH', 'the device step came back with a state that is not the current one');
@@ -287,8 +288,22 @@ export class LinkFlow implements LinkPages {
     const maker = await this.#d.maker(link);
     if (maker === null) return send(res, gonePage('unknown'), requestId, MAKER_GONE);
     if (!(await this.#d.links.claim(link.id, new Date().toISOString(), 'key', sha256(secret)))) return send(res, gonePage('used'), requestId, GONE_CODES.used);
-    const minted = await this.#d.mint(link, maker);
-    await this.#d.links.recordKey(link.id, minted.id);
+    let minted: { id: string; key: string };
+    try {
+      minted = await this.#d.mint(link, maker);
+    } catch (err) {
+      // The store refused the key (busy past its wait, a failed write): the link is given
+      // back rather than left used with no key, and the user may press Allow again.
+      const released = await this.#d.links.release(link.id, sha256(secret)).catch(() => false);
+      this.#d.logger.warn({ linkId: link.id, released, err: (err as Error).message }, 'Connect link finish: the scoped key could not be minted');
+      if (!released) throw err;
+      return send(res, notNowPage({ action: this.#action(token), csrf: csrfToken(link.sessionKey, secret), popup, formTargets: this.#formTargets(link) }), requestId, NOT_NOW);
+    }
+    // The key is made and carries the link's id; the link's own note of it is bookkeeping,
+    // and its failure does not keep from the user a key that now exists.
+    await this.#d.links
+      .recordKey(link.id, minted.id)
+      .catch((err: Error) => this.#d.logger.warn({ linkId: link.id, keyId: minted.id, err: err.message }, 'Connect link finish: the key minted was not noted on the link'));
     this.#d.logger.info({ linkId: link.id, keyId: minted.id, referenceId: link.referenceId, createdBy: link.createdBy }, 'Connect link finished: scoped key minted');
     return this.#deliver(res, link, { texture_scoped_key: minted.key }, popup, requestId);
   }

@@ -60,6 +60,12 @@ export interface LinkStore {
   finishStep(id: string, stepHash: string, at: string, sessionHash: string, newSessionHash: string): Promise<boolean>;
   /** Takes the link for one finish: true for exactly one caller, while the link is unused, unexpired at `at`, and still bound to `sessionHash`. */
   claim(id: string, at: string, outcome: 'key' | 'denied', sessionHash: string): Promise<boolean>;
+  /**
+   * Gives back a link claimed for a key that could not be minted (the store refused the
+   * key's write): unused again, so the same browser may press Allow once more. Only a claim
+   * with no key recorded is given back; true when it was.
+   */
+  release(id: string, sessionHash: string): Promise<boolean>;
   /** Records the key a claimed link minted. */
   recordKey(id: string, keyId: string): Promise<void>;
   /** Removes links that expired before `before` (kept a while so a late visit still says "expired"). */

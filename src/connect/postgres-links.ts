@@ -86,6 +86,11 @@ export class PostgresLinkStore implements LinkStore {
     return (await this.#changes(sql, [at, outcome, id, sessionHash])) === 1;
   }
 
+  async release(id: string, sessionHash: string): Promise<boolean> {
+    const sql = `UPDATE ${this.#table} SET used_at = NULL, outcome = NULL WHERE id = $1 AND outcome = 'key' AND key_id IS NULL AND session_hash = $2`;
+    return (await this.#changes(sql, [id, sessionHash])) === 1;
+  }
+
   async recordKey(id: string, keyId: string): Promise<void> {
     await this.#pool.query(`UPDATE ${this.#table} SET key_id = $1 WHERE id = $2`, [keyId, id]);
   }

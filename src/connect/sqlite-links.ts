@@ -57,6 +57,11 @@ export class SqliteLinkStore implements LinkStore {
     return (await this.#run(() => claim.run(at, outcome, id, at, sessionHash))).changes === 1;
   }
 
+  async release(id: string, sessionHash: string): Promise<boolean> {
+    const release = this.#db.prepare("UPDATE connect_links SET used_at = NULL, outcome = NULL WHERE id = ? AND outcome = 'key' AND key_id IS NULL AND session_hash = ?");
+    return (await this.#run(() => release.run(id, sessionHash))).changes === 1;
+  }
+
   async recordKey(id: string, keyId: string): Promise<void> {
     const record = this.#db.prepare('UPDATE connect_links SET key_id = ? WHERE id = ?');
     await this.#run(() => record.run(keyId, id));

@@ -107,6 +107,14 @@ export function noDevicesPage(view: Pick<ConsentView, 'action' | 'csrf' | 'popup
   return renderPage({ title: 'No device was connected', content, formTargets: view.formTargets, ...(view.headers === undefined ? {} : { headers: view.headers }) });
 }
 
+/** The store could not make the key just now; the link is still the user's, and Allow may be pressed again. */
+export function notNowPage(view: Pick<ConsentView, 'action' | 'csrf' | 'popup' | 'formTargets'>): RenderedPage {
+  const content = html`<h1>The connection could not be finished just now</h1>
+<p>Nothing was given to the app. The link still works: try again in a moment.</p>
+<form method="post" action="${view.action}">${hidden(view as ConsentView)}<div class="actions"><button class="primary" type="submit" name="action" value="allow">Try again</button><button type="submit" name="action" value="deny">Cancel</button></div></form>`;
+  return renderPage({ title: 'The connection could not be finished just now', status: 503, content, formTargets: view.formTargets, headers: { 'retry-after': '5' } });
+}
+
 export interface HandBack {
   /** The exact origin the key may be posted to (the registered redirect's). */
   readonly targetOrigin: string;
