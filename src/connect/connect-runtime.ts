@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { ServeConfig } from '../config/serve-config.ts';
 import { KeygateError } from '../errors/keygate-error.ts';
-import { isGeneratedReferenceId, mayChooseReferenceId } from '../keys/generated-reference.ts';
+import { mayChooseReferenceId } from '../keys/generated-reference.ts';
 import type { KeyService } from '../keys/key-service.ts';
 import { KeyInputError } from '../keys/mint-key.ts';
 import { type Principal, toPrincipal } from '../keys/principal.ts';
@@ -99,7 +99,7 @@ export class ConnectRuntime {
     }
     const redirect = parseRedirect(link.redirectUrl);
     if (typeof redirect === 'string' || !mayRedirectTo(maker, redirect)) return null;
-    if (!isGeneratedReferenceId(link.referenceId)) {
+    if (link.referenceChosen) {
       const principal = toPrincipal(maker);
       if (!mayChooseReferenceId(principal)) return null;
       try {

@@ -71,6 +71,7 @@ export async function createLink(links: LinkStore, publicUrl: string, ttlMs: num
     createdBy: creator.id,
     makerSecretHash: secretHash,
     referenceId: request.referenceId ?? generatedReferenceId(),
+    referenceChosen: request.referenceId !== null,
     clientName: request.clientName,
     redirectUrl: request.redirect.url.href,
     state: request.state,

@@ -2,7 +2,7 @@ import type { LinkRecord } from './link-store.ts';
 
 /** The connect_links columns, in the order both stores select them. */
 export const LINK_COLUMNS =
-  'id, created_by, reference_id, client_name, redirect_url, state, tags, customer_info, manufacturer_filters, allowed_origins, created_at, expires_at, session_key, session_hash, step_hash, linked_at, used_at, outcome, key_id, maker_secret_hash';
+  'id, created_by, reference_id, client_name, redirect_url, state, tags, customer_info, manufacturer_filters, allowed_origins, created_at, expires_at, session_key, session_hash, step_hash, linked_at, used_at, outcome, key_id, maker_secret_hash, reference_chosen';
 
 export interface LinkRow {
   id: string;
@@ -25,6 +25,8 @@ export interface LinkRow {
   outcome: string | null;
   key_id: string | null;
   maker_secret_hash: string | null;
+  /** INTEGER 0/1 in SQLite, BOOLEAN in PostgreSQL. */
+  reference_chosen: number | boolean;
 }
 
 export function rowToLink(row: LinkRow): LinkRecord {
@@ -49,6 +51,7 @@ export function rowToLink(row: LinkRow): LinkRecord {
     outcome: row.outcome === 'key' || row.outcome === 'denied' ? row.outcome : null,
     keyId: row.key_id,
     makerSecretHash: row.maker_secret_hash,
+    referenceChosen: row.reference_chosen === 1 || row.reference_chosen === true,
   };
 }
 
@@ -75,6 +78,8 @@ export function linkValues(link: LinkRecord, tokenHash: string): Array<string | 
     link.outcome,
     link.keyId,
     link.makerSecretHash,
+    // '1'/'0': SQLite's INTEGER column stores it as the number, PostgreSQL reads it as a boolean.
+    link.referenceChosen ? '1' : '0',
     tokenHash,
   ];
 }

@@ -11,6 +11,12 @@ export interface LinkRecord {
    */
   readonly makerSecretHash: string | null;
   readonly referenceId: string;
+  /**
+   * Whether the key that made the link named its user (false: Keygate drew a fresh
+   * `texture-generated:` one). A chosen user is judged again at every page and at the
+   * finish, whatever the id looks like: an id of the generated form can be chosen too.
+   */
+  readonly referenceChosen: boolean;
   readonly clientName: string | null;
   readonly redirectUrl: string;
   readonly state: string | null;

@@ -16,11 +16,6 @@ export function uuidv7(nowMs = Date.now()): string {
 
 const GENERATED_PREFIX = 'texture-generated:';
 
-/** Whether a link's referenceId was drawn by Keygate rather than chosen by the key that made it. */
-export function isGeneratedReferenceId(referenceId: string): boolean {
-  return referenceId.startsWith(GENERATED_PREFIX);
-}
-
 /**
  * The referenceId Keygate gives a scoped key when its maker may not choose one (a connect
  * key without allowReferenceId), as Texture does: `texture-generated:<uuidv7>`.

@@ -388,6 +388,14 @@ describe('who a link mints a key for (invariant 12)', () => {
     const narrowed = await finishes(byToken);
     expect(narrowed.status).toBe(410);
     expect(narrowed.headers.location).toBeUndefined();
+    // A user it chose whose id has the generated form (one an earlier link drew, say) is a
+    // chosen user all the same, and judged again too.
+    const drawn = `texture-generated:${crypto.randomUUID()}`;
+    const wideAgain = await createKeyWith(store, 'access-token', ['--role', 'full-access']);
+    const byDrawn = await newLink(port, wideAgain.key, { redirectUrl: REDIRECT, referenceId: drawn });
+    expect(byDrawn.referenceId).toBe(drawn);
+    expect((await patch(wideAgain.id, { roles: ['connect-link'] })).status).toBe(200);
+    expect((await finishes(byDrawn)).status).toBe(410);
     // A connect key whose --allow-reference-id was taken away.
     const trusted = await createKeyWith(store, 'connect', ['--allow-origin', APP, '--allow-redirect', REDIRECT, '--allow-reference-id']);
     const byConnect = await newLink(port, trusted.key, { redirectUrl: REDIRECT, referenceId: 'bob' });

@@ -80,7 +80,7 @@ async function checkLinks(store: string, [fresh, bound]: [OldLink, OldLink], set
 }
 
 describe('a SQLite file of schema version 3 with open links', () => {
-  it('is upgraded to 5: each link gets a secret of its own (4) and no maker secret (5); an unopened link finishes, an old-style cookie no longer counts', async () => {
+  it('is upgraded to 6: each link gets a secret of its own (4), no maker secret (5), its user counted as chosen (6); an unopened link finishes, an old-style cookie no longer counts', async () => {
     const path = join(tempDir('kg-v3-'), 'keygate.db');
     const db = new DatabaseSync(path);
     db.exec('PRAGMA journal_mode = WAL');
@@ -100,9 +100,12 @@ describe('a SQLite file of schema version 3 with open links', () => {
       .prepare('SELECT session_key FROM connect_links ORDER BY id')
       .all()
       .map((r) => r.session_key as string);
+    // Their user, alice, is not of the generated form: chosen, so judged again at the finish.
+    const chosen = after.prepare('SELECT DISTINCT reference_chosen FROM connect_links').all();
     const version = (after.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
     after.close();
-    expect(version).toBe(5);
+    expect(version).toBe(6);
+    expect(chosen).toEqual([{ reference_chosen: 1 }]);
     expect(keys).toHaveLength(2);
     for (const k of keys) expect(k).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(keys[0]).not.toBe(keys[1]);
@@ -110,7 +113,7 @@ describe('a SQLite file of schema version 3 with open links', () => {
 });
 
 describe('a PostgreSQL schema of version 3 with open links', () => {
-  it('is upgraded to 5 the same way', async () => {
+  it('is upgraded to 6 the same way', async () => {
     const schema = pgs.schema('v3');
     const q = (name: string): string => `"${schema}".${name}`;
     const client = new pg.Client({ connectionString: PG_BASE });
@@ -134,7 +137,7 @@ describe('a PostgreSQL schema of version 3 with open links', () => {
     const after = new pg.Client({ connectionString: PG_BASE });
     await after.connect();
     try {
-      expect((await after.query(`SELECT version FROM ${q('keygate_schema_version')}`)).rows).toEqual([{ version: 5 }]);
+      expect((await after.query(`SELECT version FROM ${q('keygate_schema_version')}`)).rows).toEqual([{ version: 6 }]);
       const keys = (await after.query(`SELECT session_key FROM ${q('keygate_connect_links')} ORDER BY id`)).rows.map((r) => r.session_key as string);
       expect(keys).toHaveLength(2);
       for (const k of keys) expect(k).toMatch(/^[A-Za-z0-9_-]{43}$/);

@@ -131,4 +131,14 @@ export const POSTGRES_STEPS: readonly PostgresStep[] = [
       await client.query(`ALTER TABLE ${q('keygate_connect_links')} ADD COLUMN maker_secret_hash TEXT`);
     },
   },
+  {
+    version: 6,
+    name: 'Connect links remember whether their maker named the user: a chosen user is judged again at the finish whatever the id looks like; links open at the upgrade count as chosen unless their id has the generated form (as before)',
+    async up(client, q) {
+      const links = q('keygate_connect_links');
+      await client.query(`ALTER TABLE ${links} ADD COLUMN reference_chosen BOOLEAN NOT NULL DEFAULT TRUE`);
+      await client.query(`UPDATE ${links} SET reference_chosen = FALSE WHERE reference_id LIKE 'texture-generated:%'`);
+      await client.query(`ALTER TABLE ${links} ALTER COLUMN reference_chosen DROP DEFAULT`);
+    },
+  },
 ];

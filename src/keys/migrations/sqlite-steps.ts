@@ -124,4 +124,12 @@ export const SQLITE_STEPS: readonly SqliteStep[] = [
       db.exec('ALTER TABLE connect_links ADD COLUMN maker_secret_hash TEXT');
     },
   },
+  {
+    version: 6,
+    name: 'Connect links remember whether their maker named the user: a chosen user is judged again at the finish whatever the id looks like; links open at the upgrade count as chosen unless their id has the generated form (as before)',
+    up(db) {
+      db.exec('ALTER TABLE connect_links ADD COLUMN reference_chosen INTEGER NOT NULL DEFAULT 1');
+      db.exec("UPDATE connect_links SET reference_chosen = 0 WHERE reference_id LIKE 'texture-generated:%'");
+    },
+  },
 ];
