@@ -148,6 +148,15 @@ export const SERVE = command({
       parse: wholeNumber('bytes', { min: 1024 }),
       description: 'the largest backend answer Keygate holds to check it (the answers it must check before the client sees a byte); more → 502',
     }),
+    checkedAnswerBudgetBytes: value({
+      flag: 'checked-answer-budget',
+      env: 'KEYGATE_CHECKED_ANSWER_BUDGET',
+      placeholder: 'BYTES',
+      default: '268435456',
+      parse: wholeNumber('bytes', { min: 1024 }),
+      description:
+        'the bytes of checked answers Keygate holds at once, from their first byte from the backend until their client has them; past it the largest still arriving are aborted (503 `ANSWERS_SATURATED`; see [Flow control](#flow-control))',
+    }),
     heldAnswerBudgetBytes: value({
       flag: 'held-answer-budget',
       env: 'KEYGATE_HELD_ANSWER_BUDGET',

@@ -59,6 +59,7 @@ export const ERRORS = {
   STORE_UNAVAILABLE: { status: 503, message: 'The key store is unavailable' },
   // Keygate's own bounds on what one key type may hold; sent with Retry-After
   UPSTREAM_SATURATED: { status: 503, message: 'No backend connection is free for this key type; retry later' },
+  ANSWERS_SATURATED: { status: 503, message: 'Too many large answers are being checked at once; retry later' },
   UPLOADS_SATURATED: { status: 503, message: 'Too many request bodies of this key type are being received; retry later' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'The backend did not answer in time' },
 } as const satisfies Record<string, { status: number; message: string }>;

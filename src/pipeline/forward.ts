@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { KeygateError } from '../errors/keygate-error.ts';
+import type { AnswerBudget, BudgetedAnswer } from './forwarding/answer-budget.ts';
 import { bodyTimeoutOf, upstreamError } from './forwarding/upstream.ts';
 import { responseHeaders } from './mutate.ts';
 import { PartsResponse } from './proving/parts.ts';
@@ -182,28 +183,47 @@ export interface BufferSink {
 /** The largest backend answer Keygate will hold in memory to check it. */
 const MAX_CHECKED_RESPONSE_BYTES = 16 * 1024 * 1024;
 
-class BufferHandler implements Dispatcher.DispatchHandler {
+/** Sent for an answer cut to keep the checked answers within `--checked-answer-budget`. */
+const OVER_BUDGET: KeygateError = Object.freeze(
+  new KeygateError('ANSWERS_SATURATED', { detail: 'the answers being checked hold --checked-answer-budget; this one was among the largest', headers: { 'retry-after': '1' } }),
+);
+
+class BufferHandler implements Dispatcher.DispatchHandler, BudgetedAnswer {
   readonly #sink: BufferSink;
   readonly #maxBytes: number;
   /** The client waiting for the checked answer: when it goes away, the backend exchange is aborted (null: a lookup). */
   readonly #client: ServerResponse | null;
+  /** Counts the answer from its first byte until its client's answer is over (null: not counted, a lookup). */
+  readonly #budget: AnswerBudget | null;
   #controller: Controller | null = null;
   #clientGone = false;
+  #reading = true;
   #status = 0;
   #headers: BufferedResponse['headers'] = {};
   #first: Buffer | null = null;
   #more: Buffer[] | null = null;
   #size = 0;
   readonly #onClose = (): void => {
+    this.#budget?.release(this);
+    if (!this.#reading) return;
     this.#clientGone = true;
     this.#controller?.abort(CLIENT_CLOSED);
   };
 
-  constructor(sink: BufferSink, maxBytes: number, client: ServerResponse | null) {
+  constructor(sink: BufferSink, maxBytes: number, client: ServerResponse | null, budget: AnswerBudget | null) {
     this.#sink = sink;
     this.#maxBytes = maxBytes;
     this.#client = client;
+    this.#budget = client === null ? null : budget;
     client?.once('close', this.#onClose);
+  }
+
+  get reading(): boolean {
+    return this.#reading;
+  }
+
+  cut(): void {
+    this.#controller?.abort(OVER_BUDGET);
   }
 
   // undici picks the handler API by this method's presence.
@@ -226,15 +246,20 @@ class BufferHandler implements Dispatcher.DispatchHandler {
     }
     if (this.#first === null) this.#first = chunk;
     else (this.#more ??= [this.#first]).push(chunk);
+    this.#budget?.grow(this, chunk.length);
   }
 
   onResponseEnd(): void {
-    this.#client?.off('close', this.#onClose);
+    this.#reading = false;
+    // Counted until the client's answer is over: the listener then releases it.
+    if (this.#budget === null) this.#client?.off('close', this.#onClose);
     if (this.#more !== null) this.#sink.answered(new PartsResponse(this.#status, this.#headers, this.#more, this.#size));
     else this.#sink.answered({ status: this.#status, headers: this.#headers, body: this.#first ?? Buffer.alloc(0) });
   }
 
   onResponseError(_c: Controller, err: Error): void {
+    this.#reading = false;
+    this.#budget?.release(this);
     this.#client?.off('close', this.#onClose);
     this.#sink.bufferFailed(this.#clientGone ? CLIENT_CLOSED : upstreamError(err));
   }
@@ -244,8 +269,15 @@ class BufferHandler implements Dispatcher.DispatchHandler {
  * Stage 4 (buffered): fetch the whole answer so it can be checked before the client sees a
  * byte. `client` is the response waiting for it (null for Keygate's own lookups).
  */
-export function bufferedDispatch(upstream: Dispatcher, request: UpstreamRequest, sink: BufferSink, client: ServerResponse | null, maxBytes = MAX_CHECKED_RESPONSE_BYTES): void {
-  upstream.dispatch({ method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body }, new BufferHandler(sink, maxBytes, client));
+export function bufferedDispatch(
+  upstream: Dispatcher,
+  request: UpstreamRequest,
+  sink: BufferSink,
+  client: ServerResponse | null,
+  maxBytes = MAX_CHECKED_RESPONSE_BYTES,
+  budget: AnswerBudget | null = null,
+): void {
+  upstream.dispatch({ method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body }, new BufferHandler(sink, maxBytes, client, budget));
 }
 
 /** bufferedDispatch as a promise, for callers off the hot path (attribute lookups). */

@@ -17,6 +17,7 @@ import { authenticate, KEY_HEADER } from '../pipeline/authenticate.ts';
 import { type Decision, decide, isKnownMethod } from '../pipeline/authorize.ts';
 import { canonicalize, type Target } from '../pipeline/canonical-path.ts';
 import { type BufferedResponse, type BufferSink, bufferedDispatch, CLIENT_CLOSED, type StreamSink, streamForward, type UpstreamRequest } from '../pipeline/forward.ts';
+import type { AnswerBudget } from '../pipeline/forwarding/answer-budget.ts';
 import type { TrustedHops } from '../pipeline/forwarding/trusted-hops.ts';
 import { responseHeaders } from '../pipeline/mutate.ts';
 import { type Plan, plan } from '../pipeline/plan.ts';
@@ -42,6 +43,8 @@ export interface ProxyDeps {
   readonly maxUpstreamBodyBytes: number;
   /** Checked answers written whole that their clients have not taken (the stall and byte bounds). */
   readonly held: HeldAnswers;
+  /** `--checked-answer-budget`: the checked answers held at once, from their first byte until their client has them. */
+  readonly checked: AnswerBudget;
   /** Total time, from the request's headers, that a body Keygate reads before dispatch may take. */
   readonly bodyTimeoutMs: number;
   readonly admission: Admission;
@@ -380,7 +383,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   #dispatch(): void {
     try {
       if (this.#plan!.check === null) streamForward(this.#deps.upstream, this.#request!, this.#res, this.#requestId, this, this.#added, this.#plan!.decision.conditions !== null);
-      else bufferedDispatch(this.#deps.upstream, this.#request!, this, this.#res, this.#deps.maxUpstreamBodyBytes);
+      else bufferedDispatch(this.#deps.upstream, this.#request!, this, this.#res, this.#deps.maxUpstreamBodyBytes, this.#deps.checked);
     } catch (err) {
       this.#fail(err);
     }

@@ -19,6 +19,7 @@ import type { KeyStore } from '../keys/store.ts';
 import type { Loggers } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { ADMISSION_CLASSES, Admission } from '../pipeline/admission.ts';
+import { AnswerBudget } from '../pipeline/forwarding/answer-budget.ts';
 import { trustedHops } from '../pipeline/forwarding/trusted-hops.ts';
 import { createUpstream } from '../pipeline/forwarding/upstream.ts';
 import { admitLookups } from '../pipeline/proving/admitted-lookups.ts';
@@ -168,6 +169,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   });
 
   const held = new HeldAnswers({ stallMs: config.upstreamBodyTimeoutMs, budgetBytes: config.heldAnswerBudgetBytes });
+  const checked = new AnswerBudget(config.checkedAnswerBudgetBytes);
   const proxyServer = createServer(listenerOptions(config.deadlines));
   proxyServer.on('clientError', answerClientError);
   proxyServer.on('connect', connectRefusal(PROXY_METHODS));
@@ -187,6 +189,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
       maxBodyBytes: config.maxBodyBytes,
       maxUpstreamBodyBytes: config.maxUpstreamBodyBytes,
       held,
+      checked,
       bodyTimeoutMs: config.bodyTimeoutMs,
       trustedHops: hops,
       rateLimiter: rateLimiting.limiter,
@@ -201,7 +204,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   opsServer.on('connect', connectRefusal('GET, HEAD'));
   // The first-byte deadline for the ops listener too (it has no cap: the proxy's leaves it descriptors).
   new ListenerConnections(opsServer, config.deadlines.firstByteMs);
-  watchFlow(metrics, admission, proxyServer, connections, held);
+  watchFlow(metrics, admission, proxyServer, connections, held, checked);
   const proxy = await listen(proxyServer, config.listen.host, config.listen.port);
   if (config.listen.port === 0) connect.boundAt(proxy.port);
   const ops = options?.opsListener === false ? null : await listen(opsServer, config.opsListen.host, config.opsListen.port);
@@ -276,8 +279,26 @@ function settleMemory(metrics: Metrics, connections: ListenerConnections, logger
 }
 
 /** Admission and connection figures, read when /metrics is scraped. */
-function watchFlow(metrics: Metrics, admission: Admission, server: Server, connections: ListenerConnections, held: HeldAnswers): void {
+function watchFlow(metrics: Metrics, admission: Admission, server: Server, connections: ListenerConnections, held: HeldAnswers, checked: AnswerBudget): void {
   const registers = [metrics.registry];
+  new Gauge({
+    name: 'keygate_checked_answer_bytes',
+    help: 'Bytes of checked answers held from their first byte from the backend until their client has them (bounded by --checked-answer-budget)',
+    registers,
+    collect() {
+      this.set(checked.bytes);
+    },
+  });
+  let checkedCuts = 0;
+  new Counter({
+    name: 'keygate_checked_answers_cut_total',
+    help: 'Checked answers aborted while arriving from the backend to keep them within --checked-answer-budget (the client got 503 ANSWERS_SATURATED)',
+    registers,
+    collect() {
+      this.inc(checked.cuts - checkedCuts);
+      checkedCuts = checked.cuts;
+    },
+  });
   new Gauge({
     name: 'keygate_held_answer_bytes',
     help: 'Bytes of checked answers written whole that clients have not taken yet (bounded by --held-answer-budget)',

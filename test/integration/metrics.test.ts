@@ -291,7 +291,8 @@ describe('every metric of the README, by value', () => {
     const documented = [...table.slice(0, table.indexOf('\n\n')).matchAll(/^\| ([^|]+) \|/gm)].flatMap((r) => [...r[1]!.matchAll(/`(keygate_[a-z_*]+)`/g)].map((x) => x[1]!));
     // Asserted by value above, or (the worker metrics, only with --workers) in workers.test.ts, or
     // (fallbacks to local rate-limit counters, only with --rate-limit-store) in rate-limits-redis.test.ts, or
-    // (held answers, connections cut) in test/blackbox/key-fairness.test.ts.
+    // (held answers, connections cut) in test/blackbox/key-fairness.test.ts, or
+    // (checked answers held and cut) in test/blackbox/answer-budget.test.ts.
     const covered = [
       'keygate_requests_total',
       'keygate_request_duration_seconds',
@@ -314,6 +315,8 @@ describe('every metric of the README, by value', () => {
       'keygate_client_connections',
       'keygate_client_connections_dropped_total',
       'keygate_held_answer_bytes',
+      'keygate_checked_answer_bytes',
+      'keygate_checked_answers_cut_total',
       'keygate_client_connections_cut_total',
       'keygate_process_*',
       'keygate_nodejs_*',
