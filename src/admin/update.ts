@@ -48,9 +48,12 @@ export function updateHandler(deps: AdminDeps): ServedHandler {
       const target = await visibleKey(deps, request);
       const { record } = await asApi(async () => {
         const patch = patchOf(request);
+        const actor = actorOf(request);
         const { after } = await deps.keys.preview(target.id, patch);
-        checkNoEscalation(actorOf(request), after);
-        return deps.keys.update(target.id, patch, actorId(request));
+        checkNoEscalation(actor, after);
+        // Judged again inside the write, on the row as it is then: another update that landed
+        // since the preview (another request, another replica) is part of what is judged.
+        return deps.keys.update(target.id, patch, actorId(request), (written) => checkNoEscalation(actor, written));
       }, names);
       return { status: 200, body: shown(request, record) };
     },

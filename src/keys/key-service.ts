@@ -155,10 +155,13 @@ export class KeyService {
     return out as KeyChanges;
   }
 
-  /** Changes a key's settings (not its type, referenceId or secret); records what changed. */
-  async update(id: string, patch: KeyPatch, actor: string): Promise<{ record: KeyRecord; changed: Readonly<Record<string, FieldChange>> }> {
+  /**
+   * Changes a key's settings (not its type, referenceId or secret); records what changed.
+   * `judge` sees the key as it will be written, inside the write (KeyStore.update).
+   */
+  async update(id: string, patch: KeyPatch, actor: string, judge?: (after: KeyRecord) => void): Promise<{ record: KeyRecord; changed: Readonly<Record<string, FieldChange>> }> {
     const { changes } = await this.preview(id, patch);
-    const result = await this.store.update(id, changes, actor);
+    const result = await this.store.update(id, changes, actor, judge);
     if (result === undefined) throw new KeyNotFoundError(id);
     if (Object.keys(result.changed).length > 0) this.#log('updated', id, actor, result.record.updatedAt, result.changed);
     return result;

@@ -272,12 +272,13 @@ export class PostgresKeyStore implements KeyStore {
     return (await this.#query<{ n: number }>(sql, params)).rows[0]!.n;
   }
 
-  async update(id: string, changes: KeyChanges, actor: string): Promise<{ record: KeyRecord; changed: Record<string, FieldChange> } | undefined> {
+  async update(id: string, changes: KeyChanges, actor: string, judge?: (after: KeyRecord) => void): Promise<{ record: KeyRecord; changed: Record<string, FieldChange> } | undefined> {
     const updated = await this.#transaction(async (client) => {
       const row = await this.#lock(client, id);
       if (row === undefined) return undefined;
       const at = new Date().toISOString();
       const { next, changed } = applyChanges(pgRowToRecord(row), changes, at);
+      judge?.(next);
       if (Object.keys(changed).length === 0) return { record: next, changed };
       await client.query(
         `UPDATE ${this.#keys} SET name = $2, description = $3, roles = $4::jsonb, conditions = $5::jsonb, allowed_origins = $6::jsonb,

@@ -214,12 +214,13 @@ export class SqliteKeyStore implements KeyStore {
     return Number(row.n);
   }
 
-  async update(id: string, changes: KeyChanges, actor: string): Promise<{ record: KeyRecord; changed: Record<string, FieldChange> } | undefined> {
+  async update(id: string, changes: KeyChanges, actor: string, judge?: (after: KeyRecord) => void): Promise<{ record: KeyRecord; changed: Record<string, FieldChange> } | undefined> {
     const updated = await this.#write(() => {
       const row = this.#s.byId.get(id) as KeyRow | undefined;
       if (row === undefined) return undefined;
       const at = new Date().toISOString();
       const { next, changed } = applyChanges(rowToRecord(row), changes, at);
+      judge?.(next);
       if (Object.keys(changed).length === 0) return { record: next, changed };
       this.#db
         .prepare(`UPDATE keys SET name = ?, description = ?, roles = ?, conditions = ?, allowed_origins = ?, allowed_redirects = ?, allow_reference_id = ?,

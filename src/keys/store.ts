@@ -78,8 +78,19 @@ export interface KeyStore {
   /** At most `query.limit` keys; callers page with `afterId` or `offset` (see KeyListQuery). */
   list(query: KeyListQuery): Promise<KeyRecord[]>;
   count(filter: KeyFilter): Promise<number>;
-  /** Applies the changes that differ and records an `updated` event with them (none when nothing differs); undefined when no key has that id. */
-  update(id: string, changes: KeyChanges, actor: string): Promise<{ readonly record: KeyRecord; readonly changed: Readonly<Record<string, FieldChange>> } | undefined>;
+  /**
+   * Applies the changes that differ and records an `updated` event with them (none when
+   * nothing differs); undefined when no key has that id. `judge`, when given, sees the key
+   * as it will be written — the changes applied to the row as it is inside the write, not
+   * as it was read before — and its throw writes nothing: two updates at once, each
+   * allowed alone, cannot together write a key neither would have been allowed to make.
+   */
+  update(
+    id: string,
+    changes: KeyChanges,
+    actor: string,
+    judge?: (after: KeyRecord) => void,
+  ): Promise<{ readonly record: KeyRecord; readonly changed: Readonly<Record<string, FieldChange>> } | undefined>;
   /** Replaces the current secret, keeping the previous one until `previousExpiresAt`; records `rotated`. */
   rotate(id: string, rotation: Rotation, actor: string): Promise<KeyRecord | undefined>;
   /** Sets revokedAt once (records `revoked` the first time). Returns false when no key has that id. */
