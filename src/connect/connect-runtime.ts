@@ -12,6 +12,7 @@ import { checkChosenUser, type MakerJudge } from './chosen-user.ts';
 import { ConnectPages } from './connect-pages.ts';
 import { type CreatedLink, createLink, mayRedirectTo } from './create-link.ts';
 import { LinkFlow, type LinkMaker } from './link-flow.ts';
+import { mayMakeLinks } from './link-permission.ts';
 import { parseLinkRequest } from './link-request.ts';
 import type { LinkRecord } from './link-store.ts';
 import type { ClosableLinkStore } from './open-link-store.ts';
@@ -99,8 +100,9 @@ export class ConnectRuntime {
     }
     const redirect = parseRedirect(link.redirectUrl);
     if (typeof redirect === 'string' || !mayRedirectTo(maker, redirect)) return null;
+    const principal = toPrincipal(maker);
+    if (!mayMakeLinks(this.#deps.policy.current, principal)) return null;
     if (link.referenceChosen) {
-      const principal = toPrincipal(maker);
       if (!mayChooseReferenceId(principal)) return null;
       try {
         checkChosenUser(this.#deps.judge, principal, this.#deps.policy.current, link.referenceId);

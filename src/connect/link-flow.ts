@@ -285,9 +285,15 @@ export class LinkFlow implements LinkPages {
       if (policy.connect.deviceStep === null) return this.#notAForm(res, requestId);
       return send(res, noDevicesPage({ action: this.#action(token), csrf: csrfToken(link.sessionKey, secret), popup, formTargets: this.#formTargets(link) }), requestId);
     }
-    const maker = await this.#d.maker(link);
-    if (maker === null) return send(res, gonePage('unknown'), requestId, MAKER_GONE);
+    if ((await this.#d.maker(link)) === null) return send(res, gonePage('unknown'), requestId, MAKER_GONE);
     if (!(await this.#d.links.claim(link.id, new Date().toISOString(), 'key', sha256(secret)))) return send(res, gonePage('used'), requestId, GONE_CODES.used);
+    // Judged again once the link is taken: the claim may have waited for the store (a lock
+    // held up to 5 s), and a revocation of the maker that committed meanwhile must count.
+    const maker = await this.#d.maker(link);
+    if (maker === null) {
+      await this.#d.links.release(link.id, sha256(secret)).catch(() => false);
+      return send(res, gonePage('unknown'), requestId, MAKER_GONE);
+    }
     let minted: { id: string; key: string };
     try {
       minted = await this.#d.mint(link, maker);

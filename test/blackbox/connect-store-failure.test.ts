@@ -117,3 +117,44 @@ describe.each(stores)('a finish whose key the %s store refuses', (_name, open) =
     expect(sidecar.logs().some((l) => l.msg === 'Connect link finish: the scoped key could not be minted' && l.released === true)).toBe(true);
   }, 60_000);
 });
+
+// A finish that waits for the store's write lock is judged again once it has the link: a
+// revocation of the link's maker committed while it waited (here by the process holding
+// the lock) mints nothing. Before, the maker was judged only before the wait, and the key
+// was minted after the revocation had committed (seen at 1-50 ms after it).
+describe('a finish that waited for the SQLite lock while its maker was revoked', () => {
+  let backend: Backend | undefined;
+  let sidecar: Sidecar | undefined;
+  afterAll(async () => {
+    await sidecar?.stop();
+    await backend?.close();
+  });
+
+  test('mints nothing (410), and no key for the user is made', async () => {
+    backend = await startBackend();
+    const store = tempStore();
+    const server = await createKeyWith(store, 'server');
+    const maker = await createKeyWith(store, 'server');
+    sidecar = await startSidecar({ upstream: backend.url, store, policies: policyWithLimits(null) });
+    const port = sidecar.proxyPort;
+    const link = await newLink(port, maker.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    const browser = new FormBrowser();
+    const page = await browser.get(port, pagePath(link));
+    expect(page.status, page.text).toBe(200);
+    // A first post binds the link to this browser (a write): the Allow below waits only at its claim.
+    expect((await browser.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'none' })).status).toBe(403);
+    const db = new DatabaseSync(store.slice('sqlite:'.length), { timeout: 5000 });
+    db.exec('BEGIN IMMEDIATE');
+    const allow = browser.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const at = new Date().toISOString();
+    db.prepare('UPDATE keys SET revoked_at = ?, updated_at = ? WHERE id = ?').run(at, at, maker.id);
+    db.exec('COMMIT');
+    db.close();
+    const finished = await allow;
+    expect(finished.status, finished.text.slice(0, 200)).toBe(410);
+    expect(finished.headers.location).toBeUndefined();
+    const listed = await send(port, { path: '/v1/api-keys?type=scoped&referenceId=alice', headers: keyHeader(server.key) });
+    expect((listed.json as { totalItems: number }).totalItems).toBe(0);
+  }, 60_000);
+});

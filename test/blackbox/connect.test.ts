@@ -396,6 +396,13 @@ describe('who a link mints a key for (invariant 12)', () => {
     expect(byDrawn.referenceId).toBe(drawn);
     expect((await patch(wideAgain.id, { roles: ['connect-link'] })).status).toBe(200);
     expect((await finishes(byDrawn)).status).toBe(410);
+    // A token that may no longer create links at all (its roles cleared) finishes none it made before.
+    const lapsed = await createKeyWith(store, 'access-token', ['--role', 'connect-link', '--allow-redirect', REDIRECT]);
+    const byLapsed = await newLink(port, lapsed.key, { redirectUrl: REDIRECT });
+    expect((await patch(lapsed.id, { roles: [] })).status).toBe(200);
+    expect((await createLink(port, lapsed.key, { redirectUrl: REDIRECT })).status).toBe(403);
+    const lapsedPage = await new FormBrowser().get(port, pagePath(byLapsed));
+    expect(lapsedPage.status).toBe(410);
     // A connect key whose --allow-reference-id was taken away.
     const trusted = await createKeyWith(store, 'connect', ['--allow-origin', APP, '--allow-redirect', REDIRECT, '--allow-reference-id']);
     const byConnect = await newLink(port, trusted.key, { redirectUrl: REDIRECT, referenceId: 'bob' });
