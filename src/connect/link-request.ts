@@ -1,7 +1,6 @@
 import { KeygateError } from '../errors/keygate-error.ts';
-import { holdsKey } from '../keys/key-format.ts';
+import { holdsKeyLoosely } from '../keys/key-format.ts';
 import { isValidReferenceId, REFERENCE_ID_RULE } from '../keys/key-record.ts';
-import { decodeLeniently } from '../util/lenient-decode.ts';
 import { parseRedirect, type RedirectTarget } from './redirect-url.ts';
 
 /** The body of `POST /v1/connections` (Texture's fields, plus `state`), checked. */
@@ -26,7 +25,7 @@ const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 
 function firstFieldHoldingKey(body: Record<string, unknown>): string | undefined {
-  return Object.keys(body).find((k) => holdsKey(k) || holdsKey(JSON.stringify(body[k]) ?? ''));
+  return Object.keys(body).find((k) => holdsKeyLoosely(k) || holdsKeyLoosely(JSON.stringify(body[k]) ?? ''));
 }
 
 /** `field` is the top-level field at fault (`tags`, `customerInfo`), sent as `error.field`. */
@@ -39,7 +38,7 @@ function text(field: string, value: unknown, max: number): string {
   if (typeof value !== 'string') throw invalid(`${field} must be a string`);
   if (value.length === 0 || value.length > max) throw invalid(`${field} must be 1 to ${max} characters`);
   if (INVISIBLE.test(value)) throw invalid(`${field} may not contain control or invisible characters`);
-  if (holdsKey(value)) throw invalid(`${field} may not hold an API key (it is kept with the link and shown on its page)`);
+  if (holdsKeyLoosely(value)) throw invalid(`${field} may not hold an API key (it is kept with the link and shown on its page)`);
   return value;
 }
 
@@ -69,13 +68,13 @@ export function parseLinkRequest(body: unknown): LinkRequest {
   if (typeof redirectUrl !== 'string') throw invalid('redirectUrl must be a string');
   const redirect = parseRedirect(redirectUrl);
   if (typeof redirect === 'string') throw invalid(`redirectUrl ${redirect}`);
-  if (holdsKey(decodeLeniently(redirectUrl))) throw invalid('redirectUrl may not hold an API key');
+  if (holdsKeyLoosely(redirectUrl)) throw invalid('redirectUrl may not hold an API key');
 
   let referenceId: string | null = null;
   const ref = get('referenceId');
   if (ref !== undefined) {
     if (typeof ref !== 'string' || !isValidReferenceId(ref)) throw invalid(`referenceId must be ${REFERENCE_ID_RULE}`);
-    if (holdsKey(ref)) throw invalid('referenceId may not hold an API key (it is sent to the backend as the filter)');
+    if (holdsKeyLoosely(ref)) throw invalid('referenceId may not hold an API key (it is sent to the backend as the filter)');
     referenceId = ref;
   }
   const clientName = get('clientName') === undefined ? null : text('clientName', get('clientName'), LIMITS.clientName);
@@ -108,6 +107,6 @@ export function parseLinkRequest(body: unknown): LinkRequest {
     }
   }
   // Names too (`customerInfo: {"api_…": …}`): what a link keeps is stored and shown.
-  if (holdsKey(JSON.stringify(body))) throw invalid('a link may not hold an API key (api_…, scoped_…) in any field or name', firstFieldHoldingKey(body));
+  if (holdsKeyLoosely(JSON.stringify(body))) throw invalid('a link may not hold an API key (api_…, scoped_…) in any field or name', firstFieldHoldingKey(body));
   return { redirect, referenceId, clientName, tags, customerInfo, manufacturerFilters, state };
 }

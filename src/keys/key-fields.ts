@@ -1,5 +1,4 @@
-import { decodeLeniently } from '../util/lenient-decode.ts';
-import { holdsKey } from './key-format.ts';
+import { holdsKeyLoosely } from './key-format.ts';
 import { carriesRoles, isPublicType, isValidReferenceId, type KeyType, parseConditionArgs, REFERENCE_ID_RULE } from './key-record.ts';
 import { OriginRuleError, parseList, parseOrigin, parseRedirect } from './origin-rules.ts';
 
@@ -40,7 +39,7 @@ function text(field: 'name' | 'description', value: unknown, max: number): strin
   if (typeof value !== 'string') throw new KeyInputError(field, `${field} must be a string`);
   if (value.length > max) throw new KeyInputError(field, `${field} is longer than ${max} characters`);
   if (field === 'name' && CONTROL.test(value)) throw new KeyInputError(field, 'name may not hold control characters');
-  if (holdsKey(value)) throw new KeyInputError(field, `${field} may not hold an API key (it is shown in lists and logged)`);
+  if (holdsKeyLoosely(value)) throw new KeyInputError(field, `${field} may not hold an API key (it is shown in lists and logged)`);
   return value === '' ? null : value;
 }
 
@@ -61,7 +60,7 @@ export function checkReferenceId(type: KeyType, value: unknown): string | null {
     throw new KeyInputError('referenceId', `a referenceId is ${REFERENCE_ID_RULE} (no spaces or control characters)`);
   }
   // It is sent to the backend as the filter and written to the key's log lines and events.
-  if (holdsKey(value)) throw new KeyInputError('referenceId', 'a referenceId may not hold an API key (it is sent to the backend and logged)');
+  if (holdsKeyLoosely(value)) throw new KeyInputError('referenceId', 'a referenceId may not hold an API key (it is sent to the backend and logged)');
   return value;
 }
 
@@ -114,7 +113,7 @@ export function checkConditions(type: KeyType, value: unknown): Record<string, s
     for (const v of values as string[]) {
       if (!VALUE.test(v)) throw new KeyInputError('conditions', `conditions.${attribute}: "${v}" must be 1 to 256 characters without commas or control characters`);
       // A condition value is sent to the backend as the filter, and shown with the key.
-      if (holdsKey(v)) throw new KeyInputError('conditions', `conditions.${attribute}: a value may not hold an API key`);
+      if (holdsKeyLoosely(v)) throw new KeyInputError('conditions', `conditions.${attribute}: a value may not hold an API key`);
     }
     out[attribute] = [...new Set(values as string[])];
   }
@@ -127,7 +126,7 @@ export function checkConditions(type: KeyType, value: unknown): Record<string, s
 function originList(field: 'allowedOrigins' | 'allowedRedirects', value: unknown, one: (raw: string) => string, what: string): string[] {
   if (value === undefined || value === null) return [];
   const raw = stringArray(field, value, Infinity);
-  for (const r of raw) if (holdsKey(decodeLeniently(r))) throw new KeyInputError(field, `${field}: an entry may not hold an API key`);
+  for (const r of raw) if (holdsKeyLoosely(r)) throw new KeyInputError(field, `${field}: an entry may not hold an API key`);
   try {
     return parseList(raw, one, what);
   } catch (err) {

@@ -1,4 +1,5 @@
 import { hash, randomBytes } from 'node:crypto';
+import { decodeLeniently } from '../util/lenient-decode.ts';
 
 /**
  * Key layout: PREFIX + BODY + CHECK.
@@ -105,6 +106,22 @@ const KEY_SHAPED_ONE_ANY_CASE = new RegExp(KEY_SHAPED.source, 'i');
 /** Whether `text` holds something shaped like a key, in any case of its prefix (a typo'd one too: it is nearly the secret). */
 export function holdsKey(text: string): boolean {
   return mayHoldKey(text) && KEY_SHAPED_ONE_ANY_CASE.test(text);
+}
+
+/** A key prefix followed by another separator than `_` (up to three characters), then a key's worth of base62. */
+const LOOSE_PREFIX = /(api|scoped)[^0-9A-Za-z]{1,3}(?=[0-9A-Za-z]{38})/gi;
+
+/**
+ * holdsKey for text stored and shown with a key or a link (names, descriptions,
+ * referenceIds, condition values, origins, link fields): the secret is there too when the
+ * text spells it percent-encoded (`scoped%5F…`, also twice), in compatibility forms
+ * (fullwidth `ｓｃｏｐｅｄ_…`) or with another separator (`scoped.…`, `scoped+…`). Off the
+ * request path: the management API and the Connect flow only.
+ */
+export function holdsKeyLoosely(text: string): boolean {
+  if (holdsKey(text)) return true;
+  const loose = decodeLeniently(text).normalize('NFKC').replace(LOOSE_PREFIX, '$1_');
+  return loose !== text && holdsKey(loose);
 }
 
 /**

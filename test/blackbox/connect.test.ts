@@ -62,6 +62,12 @@ describe('POST /v1/connections', () => {
     [{ redirectUrl: `${REDIRECT}?k=api_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw` }, 'redirectUrl may not hold an API key'],
     [{ redirectUrl: `${REDIRECT}?k=api%255FkrwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw` }, 'redirectUrl may not hold an API key'],
     [{ redirectUrl: REDIRECT, customerInfo: { api_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw: 'x' } }, 'may not hold an API key'],
+    // Other spellings that still carry the secret: percent-encoded (also twice), another separator, fullwidth.
+    [{ redirectUrl: REDIRECT, clientName: 'scoped%5FkrwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw' }, 'clientName may not hold an API key'],
+    [{ redirectUrl: REDIRECT, state: 'scoped%255FkrwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw' }, 'may not hold an API key'],
+    [{ redirectUrl: REDIRECT, tags: ['scoped.krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw'] }, 'may not hold an API key'],
+    [{ redirectUrl: REDIRECT, clientName: 'scoped+krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw' }, 'may not hold an API key'],
+    [{ redirectUrl: REDIRECT, customerInfo: { note: '\uff53\uff43\uff4f\uff50\uff45\uff44_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw' } }, 'may not hold an API key'],
   ])('refuses a bad body %j with 400 naming the field', async (body, message) => {
     const r = await createLink(port, connectKey.key, body);
     expect(r.status).toBe(400);
