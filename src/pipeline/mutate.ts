@@ -3,6 +3,7 @@ import { holdsKey } from '../keys/key-format.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { Condition } from './authorize.ts';
 import { AnswerKind, answerClass, HeaderKind, headerClass, isProtected, tokenKind } from './forwarding/header-classes.ts';
+import { caseFold } from './proving/fold.ts';
 
 /**
  * Stage 3: rewrite what the backend will see.
@@ -132,21 +133,34 @@ function namesMethod(folded: string): boolean {
 const NO_RULES: QueryRules = Object.freeze({});
 
 /**
+ * The most query pairs (split at `&` and `;`, empty ones not counted) a key that is not
+ * full access may send (set with asciiOnly); more is 400 `INVALID_QUERY`. Well below the
+ * 1000 at which common parsers stop reading pairs (qs, Node's querystring, PHP's
+ * max_input_vars, Tomcat, Jetty), so every backend reads the whole forwarded query, the
+ * injected filter (which comes first anyway) and every pair the policy judged.
+ */
+const MAX_JUDGED_PAIRS = 256;
+
+/**
  * Returns the query string to forward (without `?`). Both `&` and `;` separate pairs here
  * because some backends split on either; a query that needs no change is forwarded as sent.
  */
 export function mutateQuery(query: string, filter: readonly Condition[] | null, rules: QueryRules = NO_RULES): string {
   let out = query;
   if (query !== '' && (filter !== null || rules !== NO_RULES || mayHoldOverride(query) || holdsKey(query))) {
-    const drop = filter === null ? null : filterKeys(filter);
+    const drop = filter === null ? null : attributeKeys(filter);
     const dropKeys = rules.drop;
     const refuseKeys = rules.refuse;
     const kept: string[] = [];
     let changed = false;
+    let count = 0;
     for (const piece of query.split(QUERY_SEPARATORS)) {
       if (piece === '') {
         changed = true;
         continue;
+      }
+      if (rules.asciiOnly === true && ++count > MAX_JUDGED_PAIRS) {
+        throw new KeygateError('INVALID_QUERY', { detail: `more than ${MAX_JUDGED_PAIRS} query parameters` });
       }
       const eq = piece.indexOf('=');
       const full = decodeParamName(eq === -1 ? piece : piece.slice(0, eq));
@@ -173,15 +187,19 @@ export function mutateQuery(query: string, filter: readonly Condition[] | null, 
     if (changed || query.includes(';')) out = kept.join('&');
   }
   if (filter === null) return out;
+  // The filter goes first: parsers that keep only the first N pairs (Express's qs and
+  // Node's querystring 1000, PHP's max_input_vars 1000, Tomcat's maxParameterCount) would
+  // drop a filter appended after N client pairs and run the list unfiltered (invariant 9).
   const pairs = filterText(filter);
-  return pairs === '' ? out : out === '' ? pairs : out + '&' + pairs;
+  return pairs === '' ? out : out === '' ? pairs : pairs + '&' + out;
 }
 
 /** Condition lists are frozen and shared per key and role (authorize.ts): derive from each once. */
 const FILTER_TEXT = new WeakMap<readonly Condition[], string>();
 const FILTER_KEYS = new WeakMap<readonly Condition[], ReadonlySet<string>>();
 
-function filterKeys(filter: readonly Condition[]): ReadonlySet<string> {
+/** The attributes the conditions name, in paramKey form (`referenceId` → `referenceid`), once per condition list. */
+export function attributeKeys(filter: readonly Condition[]): ReadonlySet<string> {
   let keys = FILTER_KEYS.get(filter);
   if (keys === undefined) {
     keys = new Set(filter.map((c) => paramKey(c.attribute.toLowerCase())));
@@ -204,6 +222,60 @@ function filterText(filter: readonly Condition[]): string {
     FILTER_TEXT.set(filter, text);
   }
   return text;
+}
+
+/** What splits one cookie pair from the next: `;` (RFC 6265), and `,` and blanks for the older parsers (RFC 2109 ones such as Tomcat's legacy one, Python's SimpleCookie). */
+const COOKIE_WORDS = /[\s,]+/;
+
+/** Whether a name in a Cookie header (raw, as sent) folds into a judged name, as a query parameter's is folded. */
+function cookieNameJudged(raw: string, judged: ReadonlySet<string>, attributes: ReadonlySet<string> | undefined): boolean {
+  let full: string;
+  try {
+    full = decodeParamName(raw);
+  } catch {
+    // Undecodable or holding a control character: it cannot be read one way, so it does not pass.
+    return true;
+  }
+  // Java's equalsIgnoreCase reads `referenceıd` (dotless ı) as `referenceId`, an NFKC backend fullwidth letters as ASCII.
+  if (!isAscii(full)) full = caseFold(full);
+  const key = paramKey(cutSuffix(full));
+  return judged.has(key) || namesAny(full, judged) || (attributes !== undefined && mentionsAny(full, attributes));
+}
+
+/**
+ * A `Cookie` header's value on a route with conditions, without every cookie whose name,
+ * folded as a query parameter's name is for the filter (case, percent-encoding, `[]` and
+ * `.` suffixes, `-` `_` and PHP's space and `.`), is a filtered attribute or a name of the
+ * judged id (`referenceId=bob`, `reference_id`, `referenceId%5B%5D`, `deviceId`, `id`), or
+ * mentions a filtered attribute (`filter[referenceId]`): PHP's `$_REQUEST` (GPC order when
+ * `request_order` is unset) lets a cookie override the injected filter or the proven id.
+ * A word after a `,` or a blank inside one pair is judged as a name too, for parsers that
+ * split there. The other cookies are kept byte for byte, joined by `; `; '' when none is left.
+ */
+function judgedCookies(value: string, judged: ReadonlySet<string>, attributes: ReadonlySet<string> | undefined): string {
+  const pieces = value.split(';');
+  let kept: string[] | null = null;
+  for (let i = 0; i < pieces.length; i++) {
+    const piece = pieces[i]!;
+    let drop = false;
+    for (const word of piece.split(COOKIE_WORDS)) {
+      if (word === '') continue;
+      const eq = word.indexOf('=');
+      if (cookieNameJudged(eq === -1 ? word : word.slice(0, eq), judged, attributes)) {
+        drop = true;
+        break;
+      }
+    }
+    if (drop) kept ??= pieces.slice(0, i);
+    else if (kept !== null) kept.push(piece);
+  }
+  if (kept === null) return value;
+  let out = '';
+  for (const piece of kept) {
+    const trimmed = piece.trim();
+    if (trimmed !== '') out = out === '' ? trimmed : out + '; ' + trimmed;
+  }
+  return out;
 }
 
 /**
@@ -239,6 +311,8 @@ export interface UpstreamHeaderInput {
    * forwarded, for a backend that reads a filter or an id from a header too (invariant 9).
    */
   readonly judgedNames?: ReadonlySet<string> | undefined;
+  /** With judgedNames: the filtered attributes alone (paramKey form, attributeKeys), which a cookie name may not mention anywhere (`filter[referenceId]`). */
+  readonly judgedAttributes?: ReadonlySet<string> | undefined;
 }
 
 export interface UpstreamHeaders {
@@ -369,6 +443,14 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
         break;
       case HeaderKind.conditional:
         if (own && input.checked !== true) out.push(hc.name, value);
+        break;
+      case HeaderKind.cookie:
+        if (holdsKey(value)) break;
+        if (input.judgedNames === undefined) out.push(hc.name, value);
+        else {
+          const kept = judgedCookies(value, input.judgedNames, input.judgedAttributes);
+          if (kept !== '') out.push(hc.name, kept);
+        }
         break;
       case HeaderKind.acceptEncoding:
         // Every browser sends gzip, and a compressing backend would answer what the check

@@ -4,7 +4,7 @@ import type { CompiledPolicy, CompiledResource, CompiledRoute, Enforcement } fro
 import type { MaybePromise } from '../util/maybe-promise.ts';
 import { authorize, type Condition, type Decision } from './authorize.ts';
 import type { Target } from './canonical-path.ts';
-import { buildUpstreamHeaders, mutateQuery, normaliseParamName, paramKey, QUERY_SEPARATORS, type QueryRules } from './mutate.ts';
+import { attributeKeys, buildUpstreamHeaders, mutateQuery, normaliseParamName, paramKey, QUERY_SEPARATORS, type QueryRules } from './mutate.ts';
 import { idFromValue, proveByLookup } from './prove.ts';
 import type { AttributeSource } from './proving/attributes.ts';
 import { foldName } from './proving/fold.ts';
@@ -79,7 +79,7 @@ const ASCII_NAMES: QueryRules = Object.freeze({ asciiOnly: true });
 const JUDGED_NAMES = new WeakMap<readonly Condition[], Map<CompiledResource, ReadonlySet<string>>>();
 
 /**
- * The names a header may not have on a route with conditions (UpstreamHeaderInput
+ * The names a header or a cookie may not have on a route with conditions (UpstreamHeaderInput
  * .judgedNames): every attribute the key's conditions name (`referenceId`), and every name
  * of the id of the resource the route proves or lists (`id`, `deviceId`, the policy's own).
  */
@@ -180,6 +180,7 @@ export function plan(ctx: PlanContext, principal: Principal, req: IncomingReques
     readsBody: judged,
     checked: check !== null || provesAnswer(route, e),
     judgedNames: conditioned ? judgedNames(ctx.policy, route, conditions) : undefined,
+    judgedAttributes: conditioned ? attributeKeys(conditions) : undefined,
   });
   const draft: Draft = { decision, path: query === '' ? req.target.path : req.target.path + '?' + query, headers: up.headers, body: null, check };
   const lookup = e?.kind === 'lookup' ? e : null;

@@ -91,6 +91,9 @@ describe("a device's sub-resources: the answer is about the proven device alone"
     ['a device by its singular name (Django REST Framework)', '{"data":[{"id":"h1","device":"dev-bob-1","note":"BOB_SECRET"}]}'],
     ['a device object (JSON:API, nested serialisers)', '{"data":[{"id":"h1","device":{"id":"dev-bob-1","note":"BOB_SECRET"}}]}'],
     ['a list of device ids', '{"data":[{"id":"h1","deviceIds":["dev-alice-1","dev-bob-1"],"note":"BOB_SECRET"}]}'],
+    ['a device uuid', '{"data":[{"id":"h1","deviceUuid":"dev-bob-1","note":"BOB_SECRET"}]}'],
+    ['a plural of device objects', '{"data":[{"id":"h1","devices":[{"id":"dev-bob-1","note":"BOB_SECRET"}]}]}'],
+    ['a plural of device ids', '{"data":[{"id":"h1","devices":["dev-alice-1","dev-bob-1"],"note":"BOB_SECRET"}]}'],
   ])('another device named as %s → 403', async (_name, body) => {
     answerWith(body);
     const r = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.alice) });
@@ -136,5 +139,33 @@ describe("a command's answer names the device the command was proven for", () =>
     });
     expect(r.status, r.text).toBe(201);
     expect(JSON.parse(r.text)).toMatchObject({ deviceId: 'dev-alice-1' });
+  });
+});
+
+// GET /v1/commands/{id} is proven by the answer's own deviceId (a lookup of it): the rest
+// of the answer may name no other device either, at any depth. Before, only owner fields
+// were looked for there, and a `related` entry's deviceId or a nested device object of
+// bob's went to alice.
+describe('a command read: the answer names the proven device alone', () => {
+  const READ = '/v1/commands/cmd-1';
+  test.each([
+    ['a related entry of another device', '{"id":"cmd-1","deviceId":"dev-alice-1","related":[{"deviceId":"dev-bob-1","v":"BOB_SECRET"}]}'],
+    ['a nested device object of another', '{"id":"cmd-1","deviceId":"dev-alice-1","device":{"id":"dev-bob-1","note":"BOB_SECRET"}}'],
+    ['a plural of device objects', '{"id":"cmd-1","deviceId":"dev-alice-1","devices":[{"id":"dev-bob-1","note":"BOB_SECRET"}]}'],
+    ['a device uuid of another', '{"id":"cmd-1","deviceId":"dev-alice-1","deviceUuid":"dev-bob-1","note":"BOB_SECRET"}'],
+  ])('%s → 403, nothing of it sent', async (_name, body) => {
+    answerWith(body);
+    const r = await send(sidecar.proxyPort, { path: READ, headers: keyHeader(keys.alice) });
+    expect(r.status, r.text).toBe(403);
+    expect(errorBody(r).error.code).toBe('RESOURCE_NOT_ALLOWED');
+    expect(r.text).not.toContain('BOB_SECRET');
+  });
+
+  test('an answer about the proven device alone is released as written', async () => {
+    const body = '{"id":"cmd-1","deviceId":"dev-alice-1","device":{"id":"dev-alice-1"},"related":[{"deviceId":"dev-alice-1"}],"status":"done"}';
+    answerWith(body);
+    const r = await send(sidecar.proxyPort, { path: READ, headers: keyHeader(keys.alice) });
+    expect(r.status, r.text).toBe(200);
+    expect(r.text).toBe(body);
   });
 });

@@ -58,8 +58,8 @@ describe("what is derived from a condition list's identity: the filter text (mut
     const bob = conditionsOf(texture, scoped('bob'));
     const devices = texture.resources.get('devices')!;
     for (let round = 0; round < 2; round++) {
-      expect(mutateQuery('page=2&referenceId=x', alice)).toBe('page=2&referenceId=alice');
-      expect(mutateQuery('page=2&referenceId=x', bob)).toBe('page=2&referenceId=bob');
+      expect(mutateQuery('page=2&referenceId=x', alice)).toBe('referenceId=alice&page=2');
+      expect(mutateQuery('page=2&referenceId=x', bob)).toBe('referenceId=bob&page=2');
     }
     expect(listCheck(devices, alice)).toBe(listCheck(devices, alice));
     expect(listCheck(devices, bob)).not.toBe(listCheck(devices, alice));

@@ -38,6 +38,8 @@ export const HeaderKind = {
   conditional: 18,
   /** `Accept-Encoding`: replaced by `identity` when Keygate must read the answer (it cannot prove a compressed one). */
   acceptEncoding: 19,
+  /** `Cookie`: on a route with conditions, cookies named like a judged filter or id are removed from it (PHP's `$_REQUEST` lets a cookie override the query). */
+  cookie: 20,
 } as const;
 export type HeaderKind = (typeof HeaderKind)[keyof typeof HeaderKind];
 
@@ -77,6 +79,7 @@ const EXACT = new Map<string, HeaderKind>([
   ['if-range', HeaderKind.conditional],
   ['range', HeaderKind.conditional],
   ['accept-encoding', HeaderKind.acceptEncoding],
+  ['cookie', HeaderKind.cookie],
   // Browser-set and plain end-to-end headers whose names hold a word below.
   ['user-agent', HeaderKind.pass],
 ]);

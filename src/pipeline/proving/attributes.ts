@@ -85,7 +85,7 @@ export function contradicts(obj: object, resource: ResourceFields, conditions: r
  * user's request is answered from another's lookup, invariant 10) and resource id for
  * the resource's `ttl`, in one LRU bounded by entries. Concurrent misses of one asker
  * share one request; another user's never join it. Not-found answers are cached too, so
- * probing ids is cheap. A revoked key's entries are not dropped: every request is
+ * probing ids is cheap; every 3xx and 4xx lookup answer is a not-found one (a 5xx is 502). A revoked key's entries are not dropped: every request is
  * authenticated before it reaches a lookup, so they serve only the same user's other
  * keys (or nobody), and age out by `ttl` and the LRU.
  */
@@ -119,9 +119,10 @@ export class BackendAttributes implements AttributeSource {
     if (principal.referenceId !== null) headers.push('x-keygate-reference-id', principal.referenceId);
     const promise = bufferedRequest(this.#upstream, { method: 'GET', path: fillTemplate(lookup.template, { id }), headers, body: null })
       .then((res) => {
-        let value: Attributes;
-        if (res.status === 404 || res.status === 410) value = null;
-        else if (res.status >= 200 && res.status < 300) {
+        // A 5xx proves nothing either way and is the backend's failure: 502, not cached.
+        if (res.status >= 500) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `lookup of ${resource.name} ${id}: status ${res.status}` });
+        let value: Attributes = null;
+        if (res.status >= 200 && res.status < 300) {
           // Strict: with two `referenceId` keys, JSON.parse would keep the last and a
           // client's parser might show the first; such an answer proves nothing.
           const parsed = parseUpstreamStrict(res.body.toString('utf8'), `lookup of ${resource.name} ${id}`);
@@ -129,10 +130,14 @@ export class BackendAttributes implements AttributeSource {
             throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `lookup of ${resource.name} ${id}: not an object` });
           }
           value = parsed as Record<string, unknown>;
-        } else {
-          throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `lookup of ${resource.name} ${id}: status ${res.status}` });
         }
-        if (lookup.ttlMs > 0) this.#cache.set(key, { value }, { ttl: lookup.ttlMs });
+        // Any other answer (a 404 or 410, and a 403, 401, 400 or 422 of a backend that
+        // honours X-Keygate-Reference-Id and refuses another user's device, a redirect)
+        // proves no ownership: it is "nobody's", the same 403 as an unknown id, and cached
+        // the same way, so neither the status nor the next request's time tells a foreign
+        // device from a missing one (invariant 10). 408 and 429 are about the backend's
+        // load, not the resource: 403 as well, but not kept for the ttl.
+        if (lookup.ttlMs > 0 && res.status !== 408 && res.status !== 429) this.#cache.set(key, { value }, { ttl: lookup.ttlMs });
         return value;
       })
       .finally(() => this.#inflight.delete(key));

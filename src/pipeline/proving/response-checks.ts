@@ -304,6 +304,9 @@ export function responseIdCheck(attributes: AttributeSource, resource: CompiledR
     if (contradicts(value as object, resource, conditions) || foreignInside(value, resource, conditions)) {
       throw forbidden(`response naming ${resource.name} ${id} holds another owner's object`);
     }
+    // Nor may it name another of the resource at any depth (a `related` entry's `deviceId`, a
+    // nested `device` object), as the answer of a route proven by its request must not.
+    if (!aboutOnly(value, resource, conditions, source.name, id)) throw forbidden(`response naming ${resource.name} ${id} names another ${source.name}`);
     await proveByLookup(attributes, resource, id, conditions, principal, requestId);
     return released(res);
   };
@@ -336,8 +339,18 @@ function isId(v: unknown, id: string): boolean {
 function namesOnly(key: string, v: unknown, one: string, id: string): boolean {
   const name = foldName(key);
   if (name === one) return v === null || (typeof v === 'object' ? Array.isArray(v) || !Object.hasOwn(v, 'id') || isId((v as Record<string, unknown>).id, id) : isId(v, id));
-  if (name === one + 'ids') return !Array.isArray(v) || v.every((x) => isId(x, id));
+  if (name === one + 'ids' || name === one + 'uuids') return !Array.isArray(v) || v.every((x) => isId(x, id));
+  if (name === one + 'uuid') return v === null || typeof v === 'object' || isId(v, id);
+  // The plural (`"devices": ["d1"]`, `"devices": [{"id": "d1"}]`): each entry names `id` only.
+  if (name === one + 's' || name === one.slice(0, -1) + 'ies') return !Array.isArray(v) || v.every((x) => namedOnly(x, id));
   return true;
+}
+
+/** An entry of a plural field: the id itself, or an object whose `id`, if any, is it. */
+function namedOnly(x: unknown, id: string): boolean {
+  if (x === null) return true;
+  if (typeof x === 'object') return Array.isArray(x) || !Object.hasOwn(x, 'id') || isId((x as Record<string, unknown>).id, id);
+  return isId(x, id);
 }
 
 /** Every object in `value`, at any depth, is of the key's own and names no other of the resource than `id` (by `idField` or namesOnly's spellings), each named once in one spelling. */
