@@ -8,6 +8,7 @@ export const ERRORS = {
   // 400: the request itself is unusable
   INVALID_PATH: { status: 400, message: 'The request path is not in canonical form' },
   INVALID_QUERY: { status: 400, message: 'The query string cannot be decoded' },
+  TOO_MANY_PARAMETERS: { status: 400, message: 'The query has more parameters than this key may send' },
   INVALID_JSON: { status: 400, message: 'The request body is not valid JSON' },
   DUPLICATE_JSON_KEY: { status: 400, message: 'The request body repeats a JSON key' },
   MISSING_RESOURCE_ID: { status: 400, message: 'The request does not name the resource it acts on' },

@@ -134,7 +134,7 @@ const NO_RULES: QueryRules = Object.freeze({});
 
 /**
  * The most query pairs (split at `&` and `;`, empty ones not counted) a key that is not
- * full access may send (set with asciiOnly); more is 400 `INVALID_QUERY`. Well below the
+ * full access may send (set with asciiOnly); more is 400 `TOO_MANY_PARAMETERS`. Well below the
  * 1000 at which common parsers stop reading pairs (qs, Node's querystring, PHP's
  * max_input_vars, Tomcat, Jetty), so every backend reads the whole forwarded query, the
  * injected filter (which comes first anyway) and every pair the policy judged.
@@ -160,7 +160,7 @@ export function mutateQuery(query: string, filter: readonly Condition[] | null, 
         continue;
       }
       if (rules.asciiOnly === true && ++count > MAX_JUDGED_PAIRS) {
-        throw new KeygateError('INVALID_QUERY', { detail: `more than ${MAX_JUDGED_PAIRS} query parameters` });
+        throw new KeygateError('TOO_MANY_PARAMETERS', { detail: `more than ${MAX_JUDGED_PAIRS} query parameters` });
       }
       const eq = piece.indexOf('=');
       const full = decodeParamName(eq === -1 ? piece : piece.slice(0, eq));
