@@ -1,5 +1,6 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import { KEY_TYPES, type KeyType } from '../keys/key-record.ts';
+import { type Upload, UploadBudget } from './upload-budget.ts';
 
 /**
  * Who competes for the backend: one class per key type, plus Keygate's own attribute
@@ -152,6 +153,10 @@ function saturated(detail: string): KeygateError {
 const QUEUE_FULL = saturated('queue full');
 const QUEUE_TIMEOUT = saturated('no backend connection within the queue timeout');
 const BODIES_FULL = Object.freeze(new KeygateError('UPLOADS_SATURATED', { detail: 'body memory of this key type in use', headers: { 'retry-after': '1' } }));
+const UPLOAD_CUT = Object.freeze(
+  new KeygateError('UPLOADS_SATURATED', { detail: "cut to make room for the upload of a party holding less of this key type's body memory", headers: { 'retry-after': '1' } }),
+);
+const QUEUE_YIELDED = saturated("queue full: this request's party had the most of it waiting, and made room for a party with fewer");
 
 /**
  * Per-class admission in front of the backend pool. A request takes a connection from its
@@ -161,13 +166,20 @@ const BODIES_FULL = Object.freeze(new KeygateError('UPLOADS_SATURATED', { detail
  * always get its reserve however many requests the others have in flight, and the work
  * is conserving: an idle class's shared part is used by the busy ones.
  *
- * Within a class that bounds its keys (PER_KEY), one key holds at most perKeyBound(share)
- * connections: its next requests wait in the class's queue
+ * Within a class that bounds its keys (PER_KEY), one key (a party: askerOf) holds at most
+ * perKeyBound(share) connections: its next requests wait in the class's queue
  * and are skipped by wake-ups until one of its own comes back, so the other keys' requests
  * go past them. The queue so holds no waiter that could take a free connection: a request
  * whose key is below its bound takes one whenever its class may. A key's counts live in
  * map entries only while above zero: the maps never hold more entries than requests in
  * flight or queued.
+ *
+ * Between the parties of such a class the queue is max-min fair, so that no number of
+ * parties, each within its bound, starves another: a free connection goes to the oldest
+ * waiter of the party holding the fewest (#nextWaiter), and a full queue takes a party's
+ * request by refusing the newest of the party with the most waiting when that is more
+ * than the newcomer's party would (#yieldPlace). Body memory is shared the same way
+ * (upload-budget.ts).
  *
  * On the warm path (a connection free) acquire and release are a few integer operations
  * on typed arrays, and one map lookup for a bounded key; queues, timers and allocations
@@ -179,8 +191,8 @@ export class Admission {
   readonly #max: Int32Array;
   readonly #active: Int32Array;
   readonly #queued: Int32Array;
-  readonly #bodyBytes: Float64Array;
-  readonly #bodyLimit: number;
+  /** Per class: the memory of the bodies Keygate reads before dispatch, shared fairly between parties. */
+  readonly #uploads: UploadBudget[];
   readonly #heads: (QueueEntry | null)[];
   readonly #tails: (QueueEntry | null)[];
   readonly #timers: (NodeJS.Timeout | undefined)[];
@@ -205,8 +217,7 @@ export class Admission {
     this.#max = new Int32Array(n);
     this.#active = new Int32Array(n);
     this.#queued = new Int32Array(n);
-    this.#bodyBytes = new Float64Array(n);
-    this.#bodyLimit = options.bodyBytes;
+    this.#uploads = Array.from({ length: n }, () => new UploadBudget(options.bodyBytes));
     this.#heads = new Array<QueueEntry | null>(n).fill(null);
     this.#tails = new Array<QueueEntry | null>(n).fill(null);
     this.#timers = new Array<NodeJS.Timeout | undefined>(n).fill(undefined);
@@ -272,11 +283,12 @@ export class Admission {
 
   /**
    * Waits for a connection of class `c`: the waiter is told `admitted()` (holding it) or
-   * `refused()` once the queue timeout passes. A full queue refuses at once (returned); an
-   * admitted waiter releases with the same `key`.
+   * `refused()` once the queue timeout passes. A full queue refuses at once (returned),
+   * unless `key`'s party has fewer waiting than another party (#yieldPlace); an admitted
+   * waiter releases with the same `key`.
    */
   enqueue(c: number, waiter: AdmissionWaiter, key?: string): QueueEntry | KeygateError {
-    if (this.#queued[c]! >= this.#queueLength) return QUEUE_FULL;
+    if (this.#queued[c]! >= this.#queueLength && !this.#yieldPlace(c, key)) return QUEUE_FULL;
     if (this.#counts(c, key)) increment(this.#queuedOf[c]!, key);
     const entry = new QueueEntry(c, performance.now() + this.#queueTimeoutMs, waiter, key);
     const tail = this.#tails[c]!;
@@ -291,6 +303,34 @@ export class Admission {
     this.#queued[c]!++;
     this.#waiting++;
     return entry;
+  }
+
+  /**
+   * Max-min fairness of a full queue: when `key`'s party, with the newcomer, would still
+   * have fewer requests waiting than the party with the most, that party's newest waiter is
+   * refused (503, as a full queue answers) and its place is the newcomer's. Otherwise
+   * false: the newcomer is refused (so parties with as many waiting do not take each
+   * other's places for nothing).
+   * Only when the queue is full: a walk over the parties waiting (at most the queue's
+   * length), and back from the tail to the heaviest party's newest entry.
+   */
+  #yieldPlace(c: number, key: string | undefined): boolean {
+    if (!this.#counts(c, key)) return false;
+    const counts = this.#queuedOf[c]!;
+    let most = (counts.get(key) ?? 0) + 1;
+    let heaviest: string | undefined;
+    for (const [k, n] of counts)
+      if (n > most) {
+        most = n;
+        heaviest = k;
+      }
+    if (heaviest === undefined) return false;
+    let entry = this.#tails[c] ?? null;
+    while (entry !== null && entry.key !== heaviest) entry = entry.prev;
+    if (entry === null) return false;
+    this.#unlink(entry);
+    entry.waiter.refused(QUEUE_YIELDED);
+    return true;
   }
 
   /** Leaves the queue (the client went away); nothing is called on the waiter. */
@@ -343,16 +383,37 @@ export class Admission {
   }
 
   /**
-   * Whether some waiter of class `c` is of a key below its bound. Counted over the keys
-   * that wait (few: one key's flood is one entry here), so a queue of one key at its bound
-   * is not walked on every release only to find nobody to admit.
+   * The waiter of class `c` to admit next, or null when none may take a connection (every
+   * waiter's key holds its bound). In a class that bounds its keys it is the oldest waiter
+   * of the party holding the fewest of the class's connections (max-min fairness: a party
+   * that holds little is served before the queue ahead of it); requests without a key
+   * count as a party holding none. Otherwise the oldest. Walks the parties waiting (few:
+   * one party's flood is one map entry) and, from the head, to that party's oldest entry.
    */
-  #anyAdmissible(c: number): boolean {
-    const queued = this.#queued[c]!;
-    if (queued === 0) return false;
-    let blocked = 0;
-    for (const [key, n] of this.#queuedOf[c]!) if (this.#atBound(c, key)) blocked += n;
-    return blocked < queued;
+  #nextWaiter(c: number): QueueEntry | null {
+    const head = this.#heads[c] ?? null;
+    const bound = this.#keyBound[c]!;
+    if (head === null || bound === 0) return head;
+    const counts = this.#queuedOf[c]!;
+    const held = this.#held[c]!;
+    let keyed = 0;
+    let party: string | undefined;
+    let fewest = bound;
+    for (const [key, n] of counts) {
+      keyed += n;
+      const h = held.get(key) ?? 0;
+      if (h < fewest) {
+        fewest = h;
+        party = key;
+      }
+    }
+    // Waiters without a key hold nothing: the oldest of them goes first.
+    const unkeyed = keyed < this.#queued[c]!;
+    if (party === undefined && !unkeyed) return null;
+    let entry: QueueEntry | null = head;
+    if (unkeyed) while (entry !== null && entry.key !== undefined && (entry.key !== party || fewest !== 0)) entry = entry.next;
+    else while (entry !== null && entry.key !== party) entry = entry.next;
+    return entry;
   }
 
   /** Hands free connections to waiters, the releasing class first, then the others in turn. */
@@ -370,20 +431,13 @@ export class Admission {
         const n = ADMISSION_CLASSES.length;
         for (let i = 0; i < n && this.#waiting !== 0; i++) {
           const c = (first + i) % n;
-          // Oldest first, past the waiters whose key holds its bound (they wait for their own key's release).
-          let entry = this.#heads[c] ?? null;
-          while (entry !== null && this.#canTake(c) && this.#anyAdmissible(c)) {
-            const next = entry.next;
-            if (this.#atBound(c, entry.key)) {
-              entry = next;
-              continue;
-            }
+          while (this.#canTake(c)) {
+            const entry = this.#nextWaiter(c);
+            if (entry === null) break;
             this.#unlink(entry);
             if (this.#counts(c, entry.key)) increment(this.#held[c]!, entry.key);
             this.#take(c);
             entry.waiter.admitted();
-            // admitted() may have ended other waiters: go on from the head when the next one left.
-            entry = next?.queued ? next : (this.#heads[c] ?? null);
           }
         }
       } while (this.#wakeAgain && this.#waiting !== 0);
@@ -394,20 +448,30 @@ export class Admission {
 
   /**
    * Reserves room for a body Keygate reads before dispatch: `bytes` is its declared
-   * length (or the most it may be). False when the class's bodies already hold too much.
+   * length (or the most it may be). With an `upload` and its `party`, a full class makes
+   * room by cutting the newest upload of a party holding more (upload-budget.ts). False
+   * when the class's bodies already hold too much and none may give way.
    */
-  reserveBody(c: number, bytes: number): boolean {
-    const held = this.#bodyBytes[c]!;
-    if (held + bytes > this.#bodyLimit) return false;
-    this.#bodyBytes[c] = held + bytes;
-    return true;
+  reserveBody(c: number, bytes: number, upload?: Upload, party?: string): boolean {
+    return this.#uploads[c]!.reserve(bytes, upload, party);
   }
 
-  releaseBody(c: number, bytes: number): void {
-    this.#bodyBytes[c]! -= bytes;
+  /** Gives back what reserveBody took: the `upload`'s room (nothing if it was cut), or `bytes` reserved without one. */
+  releaseBody(c: number, bytes: number, upload?: Upload): void {
+    if (upload === undefined) this.#uploads[c]!.releaseBytes(bytes);
+    else this.#uploads[c]!.release(upload);
+  }
+
+  /** Uploads cut to make room for a lighter party's, over all classes (read when /metrics is scraped). */
+  get uploadsCut(): number {
+    let n = 0;
+    for (const u of this.#uploads) n += u.cuts;
+    return n;
   }
 
   static readonly BODIES_FULL = BODIES_FULL;
+  /** The refusal of an upload cut for a lighter party's (its connection closes at once). */
+  static readonly UPLOAD_CUT = UPLOAD_CUT;
 
   /** Keys counted against their per-key bound, over all classes (tests: the maps are freed). */
   get countedKeys(): number {
@@ -420,7 +484,7 @@ export class Admission {
   snapshot(): Record<AdmissionClass, { active: number; queued: number; bodyBytes: number }> {
     const out = {} as Record<AdmissionClass, { active: number; queued: number; bodyBytes: number }>;
     ADMISSION_CLASSES.forEach((c, i) => {
-      out[c] = { active: this.#active[i]!, queued: this.#queued[i]!, bodyBytes: this.#bodyBytes[i]! };
+      out[c] = { active: this.#active[i]!, queued: this.#queued[i]!, bodyBytes: this.#uploads[i]!.bytes };
     });
     return out;
   }

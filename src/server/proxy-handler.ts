@@ -25,6 +25,7 @@ import type { AttributeSource } from '../pipeline/proving/attributes.ts';
 import { MAX_PARTS } from '../pipeline/proving/parts.ts';
 import { discardBody, mustDiscardBefore, readBody } from '../pipeline/proving/request-body.ts';
 import type { CheckedResponse } from '../pipeline/proving/response-checks.ts';
+import type { Upload } from '../pipeline/upload-budget.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
 import type { HeldAnswers } from './held-answers.ts';
@@ -98,7 +99,7 @@ function toKeygateError(err: unknown): KeygateError {
  * to go: for public keys and keys with conditions that is after their whole body has been
  * read, so a client that declares a body and stalls holds nothing but its own socket.
  */
-class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
+class Exchange implements StreamSink, BufferSink, AdmissionWaiter, Upload {
   readonly #deps: ProxyDeps;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -117,6 +118,12 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   /** Bytes of body memory reserved for this request (released when it ends). */
   #bodyBytes = 0;
   #queued: QueueEntry | null = null;
+  // Upload: kept by the key type's upload budget while the body memory is reserved (upload-budget.ts).
+  uploadParty: string | undefined = undefined;
+  uploadBytes = 0;
+  uploadOlder: Upload | null = null;
+  uploadNewer: Upload | null = null;
+  uploadPartyBytes = 0;
   #onQueuedClose: (() => void) | null = null;
   #request: UpstreamRequest | null = null;
   /** List items dropped from the answer (access line). */
@@ -327,7 +334,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     if (length > max) return Promise.reject(new KeygateError('BODY_TOO_LARGE', { detail: `content-length ${declared} > ${max}` }));
     const bytes = length >= 0 ? length : max;
     if (this.#bodyBytes === 0) {
-      if (!this.#deps.admission.reserveBody(classOf(this.#principal!.type), bytes)) return Promise.reject(Admission.BODIES_FULL);
+      if (!this.#deps.admission.reserveBody(classOf(this.#principal!.type), bytes, this, this.#asker!)) return Promise.reject(Admission.BODIES_FULL);
       this.#bodyBytes = bytes;
     }
     return readBody(this.#req, max, this.#started + this.#deps.bodyTimeoutMs - performance.now());
@@ -378,6 +385,20 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
   refused(err: KeygateError): void {
     this.#unqueue();
     this.#fail(err);
+  }
+
+  // Upload: its body still arriving, or waiting for a connection, or refused already (not sent on to the backend).
+  get uploadCuttable(): boolean {
+    return !this.#finished && (this.#failing || this.#queued !== null || !this.#req.complete);
+  }
+
+  /** The upload budget released this body's room for a lighter party's: 503, and the connection closes. */
+  cutUpload(): void {
+    if (this.#queued !== null) {
+      this.#deps.admission.cancel(this.#queued);
+      this.#unqueue();
+    }
+    this.#fail(Admission.UPLOAD_CUT);
   }
 
   #dispatch(): void {
@@ -467,8 +488,8 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     this.#failing = true;
     const failure = toKeygateError(err);
     if (failure.status >= 502 && failure !== CLIENT_CLOSED) this.#deps.metrics.upstreamErrors.labels(failure.code).inc();
-    if (failure.code === 'BODY_TIMEOUT') {
-      // The rest of the body is not coming: answer now and close, rather than wait to discard it.
+    if (failure.code === 'BODY_TIMEOUT' || failure === Admission.UPLOAD_CUT) {
+      // The rest of the body is not coming (or not wanted): answer now and close, rather than wait to discard it.
       this.#res.shouldKeepAlive = false;
       this.#refuse(failure);
       return;
@@ -519,7 +540,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter {
     if (this.#finished) return;
     this.#finished = true;
     this.#releaseSlot();
-    if (this.#bodyBytes !== 0) this.#deps.admission.releaseBody(classOf(this.#principal!.type), this.#bodyBytes);
+    if (this.#bodyBytes !== 0) this.#deps.admission.releaseBody(classOf(this.#principal!.type), this.#bodyBytes, this);
     const seconds = (performance.now() - this.#started) / 1000;
     const decision = decisionOf(status, failure !== undefined);
     const deps = this.#deps;

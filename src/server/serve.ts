@@ -289,6 +289,16 @@ function watchFlow(metrics: Metrics, admission: Admission, server: Server, conne
       this.set(checked.bytes);
     },
   });
+  let uploadsCut = 0;
+  new Counter({
+    name: 'keygate_uploads_cut_total',
+    help: "Request bodies cut while arriving to make room for a party holding less of its key type's body memory (the client got 503 UPLOADS_SATURATED)",
+    registers,
+    collect() {
+      this.inc(admission.uploadsCut - uploadsCut);
+      uploadsCut = admission.uploadsCut;
+    },
+  });
   let checkedCuts = 0;
   new Counter({
     name: 'keygate_checked_answers_cut_total',

@@ -292,7 +292,8 @@ describe('every metric of the README, by value', () => {
     // Asserted by value above, or (the worker metrics, only with --workers) in workers.test.ts, or
     // (fallbacks to local rate-limit counters, only with --rate-limit-store) in rate-limits-redis.test.ts, or
     // (held answers, connections cut) in test/blackbox/key-fairness.test.ts, or
-    // (checked answers held and cut) in test/blackbox/answer-budget.test.ts.
+    // (checked answers held and cut) in test/blackbox/answer-budget.test.ts, or
+    // (uploads cut for fairness) in test/blackbox/party-fairness.test.ts.
     const covered = [
       'keygate_requests_total',
       'keygate_request_duration_seconds',
@@ -317,6 +318,7 @@ describe('every metric of the README, by value', () => {
       'keygate_held_answer_bytes',
       'keygate_checked_answer_bytes',
       'keygate_checked_answers_cut_total',
+      'keygate_uploads_cut_total',
       'keygate_client_connections_cut_total',
       'keygate_process_*',
       'keygate_nodejs_*',
