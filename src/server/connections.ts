@@ -32,6 +32,13 @@ export function listenerOptions(d: ConnectionDeadlines): ServerOptions {
   };
 }
 
+/**
+ * Connections past `--max-connections` Node still accepts, so that each can make room by
+ * closing a connection that holds a place without a request (see ListenerConnections).
+ * Past these, Node refuses at once ('drop').
+ */
+const ADMIT_HEADROOM = 16;
+
 /** The response Node is writing on a socket (what its own closeIdleConnections reads). */
 function currentResponse(socket: Socket): ServerResponse | null | undefined {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
@@ -46,20 +53,33 @@ function currentResponse(socket: Socket): ServerResponse | null | undefined {
  * headers are in (`socket.timeout` is then non-zero only on a connection's first request);
  * between requests Node's keep-alive timer takes its place. When it fires, the socket has
  * neither a request nor a response, so Node destroys it.
+ *
+ * At `max` connections a newcomer is not simply refused: the oldest connection that holds
+ * a place without a request under way (before its first request's headers, or idle
+ * between requests: its socket timer armed) is closed to let it in, and only when there is
+ * none is the newcomer closed. Otherwise a few hundred slowloris connections, each
+ * reconnecting the moment its header deadline closes it, keep every client out (0 of 40
+ * answered at 780 of them against 768 places); a client that sends its request at once is
+ * never the oldest waiting one.
  */
 export class ListenerConnections {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   readonly #firstByteMs: number;
+  readonly #max: number | null;
   readonly #forget: (this: Socket) => void;
+  /** Connections closed at `max`: a waiting one to let a newcomer in, or the newcomer (read at scrape time). */
+  evicted = 0;
   /** The most connections open at once since takePeak last ran. */
   #peak = 0;
   /** Read by the proxy handler on every request. */
   draining = false;
 
-  constructor(server: Server, firstByteMs: number) {
+  constructor(server: Server, firstByteMs: number, max: number | null = null) {
     this.#server = server;
     this.#firstByteMs = firstByteMs;
+    this.#max = max;
+    if (max !== null) server.maxConnections = max + ADMIT_HEADROOM;
     const sockets = this.#sockets;
     this.#forget = function (this: Socket) {
       sockets.delete(this);
@@ -83,6 +103,19 @@ export class ListenerConnections {
     if (this.#sockets.size > this.#peak) this.#peak = this.#sockets.size;
     socket.once('close', this.#forget);
     socket.setTimeout(this.#firstByteMs);
+    if (this.#max !== null && this.#sockets.size > this.#max) this.#makeRoom(socket);
+  }
+
+  /** Closes the oldest connection with no request under way, else the newcomer. */
+  #makeRoom(newcomer: Socket): void {
+    this.evicted++;
+    for (const s of this.#sockets) {
+      if (s !== newcomer && s.timeout && !s.destroyed && currentResponse(s) == null) {
+        s.destroy();
+        return;
+      }
+    }
+    newcomer.destroy();
   }
 
   /**

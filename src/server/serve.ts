@@ -173,8 +173,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   const proxyServer = createServer(listenerOptions(config.deadlines));
   proxyServer.on('clientError', answerClientError);
   proxyServer.on('connect', connectRefusal(PROXY_METHODS));
-  const connections = new ListenerConnections(proxyServer, config.deadlines.firstByteMs);
-  if (maxConnections !== null) proxyServer.maxConnections = maxConnections;
+  const connections = new ListenerConnections(proxyServer, config.deadlines.firstByteMs, maxConnections);
   proxyServer.on(
     'request',
     createProxyHandler({
@@ -359,6 +358,15 @@ function watchFlow(metrics: Metrics, admission: Admission, server: Server, conne
       this.set(connections.size);
     },
   });
-  const dropped = new Counter({ name: 'keygate_client_connections_dropped_total', help: 'Client connections refused because the proxy listener was at --max-connections', registers });
+  let evicted = 0;
+  const dropped = new Counter({
+    name: 'keygate_client_connections_dropped_total',
+    help: 'Client connections closed because the proxy listener was at --max-connections: the oldest one without a request under way (to let a newcomer in), or the newcomer',
+    registers,
+    collect() {
+      this.inc(connections.evicted - evicted);
+      evicted = connections.evicted;
+    },
+  });
   server.on('drop', () => dropped.inc());
 }

@@ -145,3 +145,60 @@ describe('a full proxy listener under a low open-file limit', () => {
     expect(r.status, r.text).toBe(200);
   }, 30_000);
 });
+
+// Invariant 11 without a key: slowloris connections that reconnect the moment their header
+// deadline closes them kept every place of the listener, so a client with a key got no
+// answer at all (0 of 40 at 780 such connections against 768 places). At --max-connections
+// a newcomer now closes the oldest connection that holds a place with no request under way.
+describe('a listener full of slowloris connections that reconnect at once', () => {
+  const MAX = 40;
+  let sidecar: Sidecar;
+  let stopped = false;
+  const open = new Set<Socket>();
+
+  beforeAll(async () => {
+    sidecar = await startSidecar({ upstream: backend.url, store: keys.store, env: { KEYGATE_MAX_CONNECTIONS: String(MAX) } });
+  });
+  afterAll(async () => {
+    stopped = true;
+    for (const s of open) s.destroy();
+    await sidecar?.stop();
+  });
+
+  /** A connection that sends its request line a byte at a time, and comes back when closed. */
+  function slowloris(): void {
+    if (stopped) return;
+    const sock = connect(sidecar.proxyPort, '127.0.0.1');
+    open.add(sock);
+    const line = 'GET /v1/devices HTTP/1.1\r\nHost: x\r\nX-Slow: ';
+    let at = 0;
+    const timer = setInterval(() => {
+      if (!sock.destroyed) sock.write(line[at++ % line.length]!);
+    }, 300);
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      clearInterval(timer);
+      open.delete(sock);
+      setTimeout(slowloris, 5);
+    });
+  }
+
+  test(`${MAX + 20} of them against ${MAX} places: a client that sends its request at once is answered every time`, async () => {
+    for (let i = 0; i < MAX + 20; i++) slowloris();
+    await sleep(1000);
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.alice), timeoutMs: 3000 }).catch(() => ({ status: 0 }));
+      statuses.push(r.status);
+    }
+    const m = await send(sidecar.opsPort, { path: '/metrics' });
+    const held = Number(/^keygate_client_connections (\d+)/m.exec(m.text)?.[1]);
+    const dropped = Number(/^keygate_client_connections_dropped_total (\d+)/m.exec(m.text)?.[1]);
+    console.log(
+      `[observation] ${MAX + 20} reconnecting slowloris connections, --max-connections ${MAX}: ${statuses.filter((s) => s === 200).length} of 20 answered; ${held} held, ${dropped} closed to make room`,
+    );
+    expect(statuses).toEqual(Array(20).fill(200));
+    expect(held).toBeLessThanOrEqual(MAX);
+    expect(dropped).toBeGreaterThan(0);
+  }, 30_000);
+});
