@@ -38,6 +38,8 @@ export interface LinkMaker {
 }
 
 const FORM_MAX_BYTES = 4096;
+/** How often a link whose give-back the store refused is given back again. */
+const RELEASE_RETRY_MS = 1_000;
 const FORM_TIMEOUT_MS = 5_000;
 
 const GONE_CODES: Record<GoneReason, KeygateError> = {
@@ -300,9 +302,14 @@ export class LinkFlow implements LinkPages {
     } catch (err) {
       // The store refused the key (busy past its wait, a failed write): the link is given
       // back rather than left used with no key, and the user may press Allow again.
-      const released = await this.#d.links.release(link.id, sha256(secret)).catch(() => false);
+      const released = await this.#d.links.release(link.id, sha256(secret)).then(
+        () => true,
+        () => false,
+      );
       this.#d.logger.warn({ linkId: link.id, released, err: (err as Error).message }, 'Connect link finish: the scoped key could not be minted');
-      if (!released) throw err;
+      // The store refused the give-back too (still locked, still failing): it is tried again
+      // until it lands or the link expires, so the page's Try again works once the store does.
+      if (!released) this.#releaseLater(link, sha256(secret));
       return send(res, notNowPage({ action: this.#action(token), csrf: csrfToken(link.sessionKey, secret), popup, formTargets: this.#formTargets(link) }), requestId, NOT_NOW);
     }
     // The key is made and carries the link's id; the link's own note of it is bookkeeping,
@@ -312,6 +319,18 @@ export class LinkFlow implements LinkPages {
       .catch((err: Error) => this.#d.logger.warn({ linkId: link.id, keyId: minted.id, err: err.message }, 'Connect link finish: the key minted was not noted on the link'));
     this.#d.logger.info({ linkId: link.id, keyId: minted.id, referenceId: link.referenceId, createdBy: link.createdBy }, 'Connect link finished: scoped key minted');
     return this.#deliver(res, link, { texture_scoped_key: minted.key }, popup, requestId);
+  }
+
+  /** Gives a claimed link with no key back once the store takes the write, every second until the link expires. */
+  #releaseLater(link: LinkRecord, sessionHash: string): void {
+    const attempt = (): void => {
+      if (Date.parse(link.expiresAt) <= Date.now()) return;
+      this.#d.links.release(link.id, sessionHash).then(
+        (released) => this.#d.logger.info({ linkId: link.id, released }, 'Connect link given back after a failed finish'),
+        () => setTimeout(attempt, RELEASE_RETRY_MS).unref(),
+      );
+    };
+    setTimeout(attempt, RELEASE_RETRY_MS).unref();
   }
 
   async #deny(res: ServerResponse, link: LinkRecord, secret: string, popup: boolean, requestId: string): Promise<PublicAnswer> {

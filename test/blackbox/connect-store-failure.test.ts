@@ -158,3 +158,50 @@ describe('a finish that waited for the SQLite lock while its maker was revoked',
     expect((listed.json as { totalItems: number }).totalItems).toBe(0);
   }, 60_000);
 });
+
+// The store refuses the give-back too (a full disk, a lock held past the writes' 5 s wait):
+// the browser still gets the page with Try again, and the link is given back once the
+// store takes the write. Before, the answer was a JSON 503 and the link stayed used with no
+// key, every later Allow 410.
+describe('a finish whose key and give-back the SQLite store both refuse', () => {
+  let backend: Backend | undefined;
+  let sidecar: Sidecar | undefined;
+  afterAll(async () => {
+    await sidecar?.stop();
+    await backend?.close();
+  });
+
+  test('answers the Try again page, gives the link back once the store works, and the next Allow mints', async () => {
+    backend = await startBackend();
+    const store = tempStore();
+    const server = await createKeyWith(store, 'server');
+    sidecar = await startSidecar({ upstream: backend.url, store, policies: policyWithLimits(null) });
+    const port = sidecar.proxyPort;
+    const link = await newLink(port, server.key, { redirectUrl: REDIRECT, referenceId: 'alice' });
+    const browser = new FormBrowser();
+    const page = await browser.get(port, pagePath(link));
+    expect(page.status, page.text).toBe(200);
+    const db = new DatabaseSync(store.slice('sqlite:'.length), { timeout: 5000 });
+    db.exec("CREATE TRIGGER kg_test_full BEFORE INSERT ON keys BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+    db.exec("CREATE TRIGGER kg_test_stuck BEFORE UPDATE OF used_at ON connect_links WHEN NEW.used_at IS NULL BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+    const failed = await browser.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' });
+    expect(failed.status, failed.text.slice(0, 200)).toBe(503);
+    expect(failed.headers['content-type']).toMatch(/^text\/html/);
+    expect(failed.text).toContain('value="allow"');
+    // Still stuck: the link is taken, with no key.
+    expect((await browser.get(port, pagePath(link))).status).toBe(410);
+    db.exec('DROP TRIGGER kg_test_full');
+    db.exec('DROP TRIGGER kg_test_stuck');
+    db.close();
+    let again = await browser.get(port, pagePath(link));
+    for (let i = 0; i < 40 && again.status !== 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      again = await browser.get(port, pagePath(link));
+    }
+    expect(again.status, again.text.slice(0, 200)).toBe(200);
+    const key = scopedKeyOf(await browser.post(port, pagePath(link), { csrf: csrfOf(again.text), action: 'allow' }));
+    expect((await send(port, { path: '/v1/devices', headers: keyHeader(key) })).status).toBe(200);
+    const listed = await send(port, { path: '/v1/api-keys?type=scoped&referenceId=alice', headers: keyHeader(server.key) });
+    expect((listed.json as { totalItems: number }).totalItems).toBe(1);
+  }, 60_000);
+});
