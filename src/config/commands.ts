@@ -269,7 +269,7 @@ export const SERVE = command({
       default: 'auto',
       parse: connectionCap,
       description:
-        "client connections the proxy listener holds at once; `auto`: the open-file limit less `--upstream-connections` less 128 (for the ops listener, the store and Keygate's own files); past it a newcomer closes the oldest connection with no request under way (else it is closed)",
+        "client connections the proxy listener holds at once; `auto`: the open-file limit less `--upstream-connections` less 128 (for the ops listener, the store and Keygate's own files); past it a newcomer closes the oldest connection that has not sent its first request's headers (else it is closed)",
     }),
     logLevel: value({
       flag: 'log-level',

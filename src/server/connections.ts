@@ -1,4 +1,4 @@
-import type { Server, ServerOptions, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
 import { type ConnectionDeadlines, REQUEST_TIMEOUT_MS } from '../config/deadlines.ts';
 
@@ -54,10 +54,12 @@ function currentResponse(socket: Socket): ServerResponse | null | undefined {
  * between requests Node's keep-alive timer takes its place. When it fires, the socket has
  * neither a request nor a response, so Node destroys it.
  *
- * At `max` connections a newcomer is not simply refused: the oldest connection that holds
- * a place without a request under way (before its first request's headers, or idle
- * between requests: its socket timer armed) is closed to let it in, and only when there is
- * none is the newcomer closed. Otherwise a few hundred slowloris connections, each
+ * At `max` connections a newcomer is not simply refused: the oldest connection that has
+ * not yet sent a first request's headers is closed to let it in, and only when there is
+ * none is the newcomer closed. Kept-alive connections between requests are never closed
+ * for a newcomer (a client may be writing its next request on one: it would see
+ * ECONNRESET). An age threshold would not spare a slow client either: under a flood of
+ * reconnecting connections every waiting one is young. Otherwise a few hundred slowloris connections, each
  * reconnecting the moment its header deadline closes it, keep every client out (0 of 40
  * answered at 780 of them against 768 places); a client that sends its request at once is
  * never the oldest waiting one.
@@ -68,6 +70,8 @@ export class ListenerConnections {
   readonly #firstByteMs: number;
   readonly #max: number | null;
   readonly #forget: (this: Socket) => void;
+  /** Connections (with a `max`) that have not yet sent a first request's headers, oldest first. */
+  readonly #waiting = new Set<Socket>();
   /** Connections closed at `max`: a waiting one to let a newcomer in, or the newcomer (read at scrape time). */
   evicted = 0;
   /** The most connections open at once since takePeak last ran. */
@@ -81,10 +85,14 @@ export class ListenerConnections {
     this.#max = max;
     if (max !== null) server.maxConnections = max + ADMIT_HEADROOM;
     const sockets = this.#sockets;
+    const waiting = this.#waiting;
     this.#forget = function (this: Socket) {
       sockets.delete(this);
+      waiting.delete(this);
     };
     server.on('connection', (socket: Socket) => this.#accept(socket));
+    // A connection's first request is under way: it no longer waits (a delete of nothing after that).
+    if (max !== null) server.prependListener('request', (req: IncomingMessage) => waiting.delete(req.socket));
   }
 
   get size(): number {
@@ -100,6 +108,7 @@ export class ListenerConnections {
 
   #accept(socket: Socket): void {
     this.#sockets.add(socket);
+    if (this.#max !== null) this.#waiting.add(socket);
     if (this.#sockets.size > this.#peak) this.#peak = this.#sockets.size;
     socket.once('close', this.#forget);
     socket.setTimeout(this.#firstByteMs);
@@ -109,11 +118,11 @@ export class ListenerConnections {
   /** Closes the oldest connection with no request under way, else the newcomer. */
   #makeRoom(newcomer: Socket): void {
     this.evicted++;
-    for (const s of this.#sockets) {
-      if (s !== newcomer && s.timeout && !s.destroyed && currentResponse(s) == null) {
-        s.destroy();
-        return;
-      }
+    // Oldest first: a Set iterates in insertion order.
+    for (const s of this.#waiting) {
+      if (s === newcomer || s.destroyed) continue;
+      s.destroy();
+      return;
     }
     newcomer.destroy();
   }
