@@ -25,7 +25,8 @@ export function mayMakeLinks(policy: CompiledPolicy, principal: Principal): bool
         }
         if (segments.length !== route.template.segments.length) continue;
         const decision = decide(policy, principal, route.template.method, { segments, path: `/${segments.join('/')}`, query: '' });
-        if (!(decision instanceof KeygateError)) return true;
+        // As createLink judges it: granted, and with no conditions (a link cannot be proven against any).
+        if (!(decision instanceof KeygateError) && decision.conditions === null) return true;
       }
     }
   }

@@ -104,6 +104,8 @@ export function checkConditions(type: KeyType, value: unknown): Record<string, s
     if (!ATTRIBUTE.test(attribute)) throw new KeyInputError('conditions', `condition attribute "${attribute}" must match ${ATTRIBUTE.source}`);
     // JSON.parse makes "__proto__" an own key; assigned below it would set the prototype, and the condition would vanish.
     if (attribute === '__proto__') throw new KeyInputError('conditions', 'condition attribute "__proto__" is not allowed');
+    // An attribute is shown with the key, logged, and sent to the backend as a parameter name.
+    if (holdsKeyLoosely(attribute)) throw new KeyInputError('conditions', 'a condition attribute may not hold an API key');
     const raw = grouped[attribute];
     const values = typeof raw === 'string' ? [raw] : raw;
     if (!Array.isArray(values) || values.length === 0 || values.some((v) => typeof v !== 'string')) {

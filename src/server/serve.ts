@@ -361,7 +361,7 @@ function watchFlow(metrics: Metrics, admission: Admission, server: Server, conne
   let evicted = 0;
   const dropped = new Counter({
     name: 'keygate_client_connections_dropped_total',
-    help: 'Client connections closed because the proxy listener was at --max-connections: the oldest one that had not sent its first request\'s headers (to let a newcomer in), or the newcomer',
+    help: "Client connections closed because the proxy listener was at --max-connections: the oldest one that had not sent its first request's headers (to let a newcomer in), or the newcomer",
     registers,
     collect() {
       this.inc(connections.evicted - evicted);

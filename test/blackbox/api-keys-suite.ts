@@ -166,6 +166,12 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
         /may not hold an API key/,
       ],
       ['a condition value that is a key with +', 'conditions', { type: 'access-token', conditions: { factoryId: ['api+krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw'] } }, /may not hold an API key/],
+      [
+        'a condition attribute that is a key',
+        'conditions',
+        { type: 'access-token', conditions: { scoped_krwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw: ['x'] } },
+        /condition attribute may not hold an API key/,
+      ],
       ['a redirect that holds a key', 'allowedRedirects', { type: 'connect', allowedRedirects: ['https://app.example.com/api%5FkrwNv9daBkrjAsqvUsioINzXPTNmmal61XcGdw'] }, /may not hold an API key/],
       ['an http origin', 'allowedOrigins', { type: 'connect', allowedOrigins: ['http://app.example.com'] }, /loopback/],
       ['origins on a server key', 'allowedOrigins', { type: 'server', allowedOrigins: ['https://app.example.com'] }, /secret/],

@@ -409,6 +409,12 @@ describe('who a link mints a key for (invariant 12)', () => {
     expect((await createLink(port, lapsed.key, { redirectUrl: REDIRECT })).status).toBe(403);
     const lapsedPage = await new FormBrowser().get(port, pagePath(byLapsed));
     expect(lapsedPage.status).toBe(410);
+    // Nor one given conditions since (a key with conditions may not create links).
+    const bound = await createKeyWith(store, 'access-token', ['--role', 'connect-link', '--allow-redirect', REDIRECT]);
+    const byBound = await newLink(port, bound.key, { redirectUrl: REDIRECT });
+    expect((await patch(bound.id, { conditions: { referenceId: ['alice'] } })).status).toBe(200);
+    expect((await createLink(port, bound.key, { redirectUrl: REDIRECT })).status).toBe(403);
+    expect((await new FormBrowser().get(port, pagePath(byBound))).status).toBe(410);
     // A connect key whose --allow-reference-id was taken away.
     const trusted = await createKeyWith(store, 'connect', ['--allow-origin', APP, '--allow-redirect', REDIRECT, '--allow-reference-id']);
     const byConnect = await newLink(port, trusted.key, { redirectUrl: REDIRECT, referenceId: 'bob' });
