@@ -1,4 +1,7 @@
-import type { KeyService } from '../keys/key-service.ts';
+import { KeygateError } from '../errors/keygate-error.ts';
+import type { KeyRecord } from '../keys/key-record.ts';
+import { type KeyService, KeyStateError } from '../keys/key-service.ts';
+import type { WriteGuard } from '../keys/store.ts';
 import type { ServedRequest } from '../pipeline/served-handler.ts';
 import type { Actor } from './escalation.ts';
 
@@ -22,4 +25,56 @@ export function actorOf(request: ServedRequest): Actor {
 /** The actor as the audit trail names it. */
 export function actorId(request: ServedRequest): string {
   return request.principal.id;
+}
+
+function changed(detail: string): KeygateError {
+  return new KeygateError('ACTING_KEY_CHANGED', { detail });
+}
+
+function active(record: KeyRecord, principalEndsMs: number): boolean {
+  const now = Date.now();
+  return record.revokedAt === null && (record.expiresAt === null || Date.parse(record.expiresAt) > now) && principalEndsMs > now;
+}
+
+/**
+ * The acting key's row as the request begins, which must be the key it was authenticated
+ * as (the key cache may hold it for up to its TTL after a change elsewhere): active, with
+ * the power the principal has. What the write then checks it against (actingGuard).
+ */
+export async function actingKey(deps: AdminDeps, request: ServedRequest): Promise<KeyRecord> {
+  const p = request.principal;
+  const record = await deps.keys.get(p.id);
+  if (record === undefined || !active(record, p.expiresAtMs)) throw changed('the acting key is revoked, expired or gone');
+  const same =
+    record.type === p.type &&
+    record.allowReferenceId === p.allowReferenceId &&
+    JSON.stringify(record.roles) === JSON.stringify(p.roles) &&
+    JSON.stringify(record.conditions) === JSON.stringify(p.conditions);
+  if (!same) throw changed('the acting key was changed since it was authenticated');
+  return record;
+}
+
+/**
+ * Judged again inside the write (KeyStore's WriteGuard), where nothing can change any more:
+ * the acting key must be the row `then` still — not revoked or expired, not updated,
+ * rotated or revoked since (each moves its updatedAt) — and `onTarget` judges the key as it
+ * will be written (or, for a rotation, as it is). A key revoked or narrowed while its
+ * write waited for the store's lock (up to 5 s) so makes, widens or rotates nothing.
+ */
+export function actingGuard(request: ServedRequest, then: KeyRecord, onTarget: (target: KeyRecord) => void): WriteGuard {
+  const endsMs = request.principal.expiresAtMs;
+  return {
+    actorId: then.id,
+    check(now, target) {
+      if (now === undefined || !active(now, endsMs)) throw changed('the acting key was revoked or expired while the request waited');
+      if (now.updatedAt !== then.updatedAt) throw changed('the acting key was changed or rotated while the request waited');
+      onTarget(target);
+    },
+  };
+}
+
+/** The key acted on, as it is inside the write: revoked or expired meanwhile, it is no longer changed (409 KEY_NOT_ACTIVE). */
+export function stillActive(target: KeyRecord): void {
+  if (target.revokedAt !== null) throw new KeyStateError(target.id, 'revoked');
+  if (target.expiresAt !== null && Date.parse(target.expiresAt) <= Date.now()) throw new KeyStateError(target.id, 'expired');
 }

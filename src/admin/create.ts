@@ -1,9 +1,9 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import { generatedReferenceId, mayChooseReferenceId } from '../keys/generated-reference.ts';
-import { isKeyType, KEY_TYPES } from '../keys/key-record.ts';
+import { isKeyType, KEY_TYPES, type KeyRecord } from '../keys/key-record.ts';
 import type { CreateInput } from '../keys/key-service.ts';
 import type { ServedHandler, ServedRequest } from '../pipeline/served-handler.ts';
-import { type AdminDeps, actorId, actorOf, evrythng } from './acting.ts';
+import { type AdminDeps, actingGuard, actingKey, actorId, actorOf, evrythng } from './acting.ts';
 import { bodyFields, booleanField, stringField, stringListField } from './body.ts';
 import { checkNoEscalation } from './escalation.ts';
 import { asApi } from './key-errors.ts';
@@ -52,7 +52,11 @@ export function createHandler(deps: AdminDeps): ServedHandler {
     async handle(request) {
       const names = evrythng(request) ? EVRYTHNG_NAMES : undefined;
       const actor = actorOf(request);
-      const { record, key } = await asApi(async () => deps.keys.create(input(request), actorId(request), (candidate) => checkNoEscalation(actor, candidate)), names);
+      const { record, key } = await asApi(async () => {
+        const then = await actingKey(deps, request);
+        const judge = (candidate: KeyRecord): void => checkNoEscalation(actor, candidate);
+        return deps.keys.create(input(request), actorId(request), judge, actingGuard(request, then, judge));
+      }, names);
       return { status: 201, body: shownWithSecret(request, record, key), headers: { location: `${request.target.path}/${record.id}` } };
     },
   };

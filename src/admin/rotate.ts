@@ -1,6 +1,6 @@
 import { MAX_GRACE_MS } from '../keys/key-service.ts';
 import type { ServedHandler } from '../pipeline/served-handler.ts';
-import { type AdminDeps, actorId, actorOf } from './acting.ts';
+import { type AdminDeps, actingGuard, actingKey, actorId, actorOf, stillActive } from './acting.ts';
 import { bodyFields, integerField } from './body.ts';
 import { checkRotates } from './escalation.ts';
 import { asApi } from './key-errors.ts';
@@ -19,8 +19,16 @@ export function rotateHandler(deps: AdminDeps): ServedHandler {
       const f = bodyFields(request.body, ['gracePeriodSeconds']);
       const grace = integerField(f, 'gracePeriodSeconds', 0, MAX_GRACE_MS / 1000) ?? 0;
       const target = await visibleKey(deps, request);
-      checkRotates(actorOf(request), target);
-      const rotated = await asApi(() => deps.keys.rotate(target.id, grace * 1000, actorId(request)));
+      const actor = actorOf(request);
+      checkRotates(actor, target);
+      const then = await asApi(() => actingKey(deps, request));
+      // The key as it is when the new secret is written, not as it was read: widened meanwhile
+      // (by another key), its new secret would be more than the acting key's power.
+      const guard = actingGuard(request, then, (now) => {
+        stillActive(now);
+        checkRotates(actor, now);
+      });
+      const rotated = await asApi(() => deps.keys.rotate(target.id, grace * 1000, actorId(request), guard));
       return { status: 200, body: { ...shownWithSecret(request, rotated.record, rotated.key), previousKeyExpiresAt: rotated.previousExpiresAt } };
     },
   };

@@ -1,6 +1,6 @@
 import type { KeyPatch } from '../keys/key-service.ts';
 import type { ServedHandler, ServedRequest } from '../pipeline/served-handler.ts';
-import { type AdminDeps, actorId, actorOf, evrythng } from './acting.ts';
+import { type AdminDeps, actingGuard, actingKey, actorId, actorOf, evrythng, stillActive } from './acting.ts';
 import { bodyFields, booleanField, has, stringField, stringListField } from './body.ts';
 import { checkNoEscalation } from './escalation.ts';
 import { asApi } from './key-errors.ts';
@@ -49,11 +49,17 @@ export function updateHandler(deps: AdminDeps): ServedHandler {
       const { record } = await asApi(async () => {
         const patch = patchOf(request);
         const actor = actorOf(request);
+        const then = await actingKey(deps, request);
         const { after } = await deps.keys.preview(target.id, patch);
         checkNoEscalation(actor, after);
-        // Judged again inside the write, on the row as it is then: another update that landed
-        // since the preview (another request, another replica) is part of what is judged.
-        return deps.keys.update(target.id, patch, actorId(request), (written) => checkNoEscalation(actor, written));
+        // Judged again inside the write, on the rows as they are then: another update that
+        // landed since the preview (another request, another replica) is part of what is
+        // judged, and so is a change to the acting key, or the target's revocation.
+        const guard = actingGuard(request, then, (written) => {
+          stillActive(written);
+          checkNoEscalation(actor, written);
+        });
+        return deps.keys.update(target.id, patch, actorId(request), guard);
       }, names);
       return { status: 200, body: shown(request, record) };
     },

@@ -6,12 +6,13 @@ import { mayChooseReferenceId } from '../keys/generated-reference.ts';
 import type { KeyService } from '../keys/key-service.ts';
 import { KeyInputError } from '../keys/mint-key.ts';
 import { type Principal, toPrincipal } from '../keys/principal.ts';
+import type { WriteGuard } from '../keys/store.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
 import type { PolicyHolder } from '../policy/policy-holder.ts';
 import { checkChosenUser, type MakerJudge } from './chosen-user.ts';
 import { ConnectPages } from './connect-pages.ts';
 import { type CreatedLink, createLink, mayRedirectTo } from './create-link.ts';
-import { LinkFlow, type LinkMaker } from './link-flow.ts';
+import { LinkFlow, type LinkMaker, MakerChangedError } from './link-flow.ts';
 import { mayMakeLinks } from './link-permission.ts';
 import { parseLinkRequest } from './link-request.ts';
 import type { LinkRecord } from './link-store.ts';
@@ -112,7 +113,7 @@ export class ConnectRuntime {
         throw err;
       }
     }
-    return { expiresAt, allowedOrigins: maker.allowedOrigins };
+    return { expiresAt, allowedOrigins: maker.allowedOrigins, updatedAt: maker.updatedAt };
   }
 
   /**
@@ -120,9 +121,20 @@ export class ConnectRuntime {
    * the origins of the key that made the link, expiring no later than that key.
    */
   async #mint(link: LinkRecord, maker: LinkMaker): Promise<{ id: string; key: string }> {
+    // Judged inside the write too: the maker revoked, rotated or changed while the mint waited
+    // for the store's lock (up to 5 s) mints nothing.
+    const guard: WriteGuard = {
+      actorId: link.createdBy,
+      check(now) {
+        const expired = now?.expiresAt != null && Date.parse(now.expiresAt) <= Date.now();
+        if (now === undefined || now.revokedAt !== null || expired || now.updatedAt !== maker.updatedAt) throw new MakerChangedError(link.id);
+      },
+    };
     const { record, key } = await this.#deps.keys.create(
       { type: 'scoped', referenceId: link.referenceId, allowedOrigins: maker.allowedOrigins, linkId: link.id, expiresAt: maker.expiresAt },
       `link:${link.id}`,
+      undefined,
+      guard,
     );
     return { id: record.id, key };
   }

@@ -30,11 +30,21 @@ export interface LinkFlowDeps {
   readonly logger: Logger;
 }
 
+/** The key that made a link was revoked, rotated or changed while the link's key was being minted. */
+export class MakerChangedError extends Error {
+  override readonly name = 'MakerChangedError';
+  constructor(linkId: string) {
+    super(`the maker of ${linkId} changed while its key was minted`);
+  }
+}
+
 /** What a link's key inherits from the key that made the link. */
 export interface LinkMaker {
   readonly expiresAt: string | null;
   /** The maker's origins as they are now (not as they were when the link was made). */
   readonly allowedOrigins: readonly string[];
+  /** The maker's row as judged (its updatedAt): the mint writes only while it is still that row. */
+  readonly updatedAt: string;
 }
 
 const FORM_MAX_BYTES = 4096;
@@ -307,6 +317,7 @@ export class LinkFlow implements LinkPages {
         () => false,
       );
       this.#d.logger.warn({ linkId: link.id, released, err: (err as Error).message }, 'Connect link finish: the scoped key could not be minted');
+      if (err instanceof MakerChangedError) return send(res, gonePage('unknown'), requestId, MAKER_GONE);
       // The store refused the give-back too (still locked, still failing): it is tried again
       // until it lands or the link expires, so the page's Try again works once the store does.
       if (!released) this.#releaseLater(link, sha256(secret));

@@ -47,6 +47,7 @@ export const ERRORS = {
   // 408: the client stalled; its connection closes after this answer
   BODY_TIMEOUT: { status: 408, message: 'The request body did not arrive in time' },
   KEY_NOT_ACTIVE: { status: 409, message: 'The key is revoked or expired and can no longer be changed' },
+  ACTING_KEY_CHANGED: { status: 409, message: 'The acting key was revoked or changed while the request was handled; nothing was written' },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be uncompressed application/json' },
   // The policy's rateLimits: sent with Retry-After and the RateLimit fields

@@ -3,7 +3,7 @@ import { checkAllowReferenceId, checkConditions, checkDescription, checkExpiresA
 import { generateKey, hashKey } from './key-format.ts';
 import { type KeyRecord, keyPrefixOf, prefixFor } from './key-record.ts';
 import { type MintInput, mintKey } from './mint-key.ts';
-import type { KeyChanges, KeyFilter, KeyListQuery, KeyStore } from './store.ts';
+import type { KeyChanges, KeyFilter, KeyListQuery, KeyStore, WriteGuard } from './store.ts';
 
 /** No key has this id (or, to the management API, none the caller may see). */
 export class KeyNotFoundError extends Error {
@@ -94,10 +94,10 @@ export class KeyService {
    * Makes a key; the plaintext is returned here once and never stored. `vet` sees the
    * record before it is written and may refuse it (the API's no-escalation check).
    */
-  async create(input: CreateInput, actor: string, vet?: (record: KeyRecord) => void): Promise<{ record: KeyRecord; key: string }> {
+  async create(input: CreateInput, actor: string, vet?: (record: KeyRecord) => void, guard?: WriteGuard): Promise<{ record: KeyRecord; key: string }> {
     const minted = mintKey({ ...input, createdBy: actor, now: this.#now() });
     vet?.(minted.record);
-    await this.store.insert(minted.record, hashKey(minted.key));
+    await this.store.insert(minted.record, hashKey(minted.key), guard);
     const r = minted.record;
     this.#log('created', r.id, actor, r.createdAt, { type: r.type, referenceId: r.referenceId, keyPrefix: r.keyPrefix, linkId: r.linkId });
     return minted;
@@ -157,11 +157,11 @@ export class KeyService {
 
   /**
    * Changes a key's settings (not its type, referenceId or secret); records what changed.
-   * `judge` sees the key as it will be written, inside the write (KeyStore.update).
+   * `guard` sees the key as it will be written, inside the write (KeyStore.update).
    */
-  async update(id: string, patch: KeyPatch, actor: string, judge?: (after: KeyRecord) => void): Promise<{ record: KeyRecord; changed: Readonly<Record<string, FieldChange>> }> {
+  async update(id: string, patch: KeyPatch, actor: string, guard?: WriteGuard): Promise<{ record: KeyRecord; changed: Readonly<Record<string, FieldChange>> }> {
     const { changes } = await this.preview(id, patch);
-    const result = await this.store.update(id, changes, actor, judge);
+    const result = await this.store.update(id, changes, actor, guard);
     if (result === undefined) throw new KeyNotFoundError(id);
     if (Object.keys(result.changed).length > 0) this.#log('updated', id, actor, result.record.updatedAt, result.changed);
     return result;
@@ -171,7 +171,7 @@ export class KeyService {
    * A new secret for the same key (id and settings kept); the current secret keeps working
    * for `graceMs` (at most a week, and never past the key's own expiry), then is refused.
    */
-  async rotate(id: string, graceMs: number, actor: string): Promise<{ record: KeyRecord; key: string; previousExpiresAt: string | null }> {
+  async rotate(id: string, graceMs: number, actor: string, guard?: WriteGuard): Promise<{ record: KeyRecord; key: string; previousExpiresAt: string | null }> {
     if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > MAX_GRACE_MS) throw new RangeError(`the grace period must be 0 to ${MAX_GRACE_MS / 1000} seconds`);
     const before = await this.#existing(id);
     this.#checkActive(before);
@@ -179,7 +179,7 @@ export class KeyService {
     const keyEnds = before.expiresAt === null ? Infinity : Date.parse(before.expiresAt);
     const previousExpiresAt = graceMs === 0 ? null : new Date(Math.min(now + graceMs, keyEnds)).toISOString();
     const key = generateKey(prefixFor(before.type));
-    const record = await this.store.rotate(id, { keyHash: hashKey(key), keyPrefix: keyPrefixOf(key), previousExpiresAt }, actor);
+    const record = await this.store.rotate(id, { keyHash: hashKey(key), keyPrefix: keyPrefixOf(key), previousExpiresAt }, actor, guard);
     if (record === undefined) throw new KeyNotFoundError(id);
     this.#log('rotated', id, actor, record.updatedAt, { keyPrefix: { from: before.keyPrefix, to: record.keyPrefix }, previousSecretExpiresAt: previousExpiresAt });
     return { record, key, previousExpiresAt };

@@ -40,7 +40,7 @@ import { EXPIRY_ACTOR, type FieldChange, type KeyEvent } from './key-event.ts';
 import type { FoundKey, KeyRecord } from './key-record.ts';
 import { migratePostgres } from './migrations/postgres.ts';
 import { PG_COLUMNS, PG_INSERT_PLACEHOLDERS, PG_QUALIFIED_COLUMNS, type PgEventRow, type PgKeyRow, pgFilterSql, pgRecordValues, pgRowToEvent, pgRowToFound, pgRowToRecord } from './postgres-rows.ts';
-import { type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, LAST_USED_STEP_MS, type Rotation, UnknownKeyError } from './store.ts';
+import { type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, LAST_USED_STEP_MS, type Rotation, UnknownKeyError, type WriteGuard } from './store.ts';
 import { type PostgresStoreOptions, parsePostgresUrl } from './store-url.ts';
 
 const CHANGED_CHANNEL = 'keygate_key_changed';
@@ -226,6 +226,15 @@ export class PostgresKeyStore implements KeyStore {
     return (await client.query<PgKeyRow & { key_hash: string }>(`SELECT ${PG_COLUMNS}, key_hash FROM ${this.#keys} WHERE id = $1 FOR UPDATE`, [id])).rows[0];
   }
 
+  /**
+   * The acting key's row inside the transaction, share-locked: a revocation or change of it
+   * committing meanwhile is either seen here or waits for this write to end.
+   */
+  async #actor(client: pg.ClientBase, guard: WriteGuard): Promise<KeyRecord | undefined> {
+    const row = (await client.query<PgKeyRow>(`SELECT ${PG_COLUMNS} FROM ${this.#keys} WHERE id = $1 FOR SHARE`, [guard.actorId])).rows[0];
+    return row === undefined ? undefined : pgRowToRecord(row);
+  }
+
   async #notify(client: pg.ClientBase, id: string): Promise<void> {
     await client.query(`SELECT pg_notify('${CHANGED_CHANNEL}', $1)`, [id]);
   }
@@ -237,8 +246,9 @@ export class PostgresKeyStore implements KeyStore {
     });
   }
 
-  async insert(record: KeyRecord, keyHash: string): Promise<void> {
+  async insert(record: KeyRecord, keyHash: string, guard?: WriteGuard): Promise<void> {
     await this.#transaction(async (client) => {
+      guard?.check(await this.#actor(client, guard), record);
       await client.query(`INSERT INTO ${this.#keys} (${PG_COLUMNS}, key_hash) VALUES (${PG_INSERT_PLACEHOLDERS})`, [...pgRecordValues(record), keyHash]);
       await this.#event(client, record.id, 'created', record.createdBy, record.createdAt, createdChanges(record));
     });
@@ -272,13 +282,14 @@ export class PostgresKeyStore implements KeyStore {
     return (await this.#query<{ n: number }>(sql, params)).rows[0]!.n;
   }
 
-  async update(id: string, changes: KeyChanges, actor: string, judge?: (after: KeyRecord) => void): Promise<{ record: KeyRecord; changed: Record<string, FieldChange> } | undefined> {
+  async update(id: string, changes: KeyChanges, actor: string, guard?: WriteGuard): Promise<{ record: KeyRecord; changed: Record<string, FieldChange> } | undefined> {
     const updated = await this.#transaction(async (client) => {
+      const acting = guard === undefined ? undefined : await this.#actor(client, guard);
       const row = await this.#lock(client, id);
       if (row === undefined) return undefined;
       const at = new Date().toISOString();
       const { next, changed } = applyChanges(pgRowToRecord(row), changes, at);
-      judge?.(next);
+      guard?.check(acting, next);
       if (Object.keys(changed).length === 0) return { record: next, changed };
       await client.query(
         `UPDATE ${this.#keys} SET name = $2, description = $3, roles = $4::jsonb, conditions = $5::jsonb, allowed_origins = $6::jsonb,
@@ -306,12 +317,14 @@ export class PostgresKeyStore implements KeyStore {
     return updated;
   }
 
-  async rotate(id: string, rotation: Rotation, actor: string): Promise<KeyRecord | undefined> {
+  async rotate(id: string, rotation: Rotation, actor: string, guard?: WriteGuard): Promise<KeyRecord | undefined> {
     const rotated = await this.#transaction(async (client) => {
+      const acting = guard === undefined ? undefined : await this.#actor(client, guard);
       const row = await this.#lock(client, id);
       if (row === undefined) return undefined;
       const at = new Date().toISOString();
       const before = pgRowToRecord(row);
+      guard?.check(acting, before);
       if (rotation.previousExpiresAt === null) {
         await client.query(`DELETE FROM ${this.#secrets} WHERE key_id = $1`, [id]);
       } else {

@@ -7,7 +7,19 @@ import { migrateSqlite } from './migrations/sqlite.ts';
 import { BUSY_RETRY_MS, BUSY_TIMEOUT_MS, isBusy, retryWhileBusy, writeWhenFree } from './sqlite-busy.ts';
 import { CHANGE_CHECK_MS, type FeedStatements, feedStatements, SqliteChangeFeed } from './sqlite-feed.ts';
 import { COLUMNS, type EventRow, filterSql, type KeyRow, QUALIFIED_COLUMNS, recordValues, rowToEvent, rowToFound, rowToRecord } from './sqlite-rows.ts';
-import { type KeyChange, type KeyChanges, type KeyFilter, type KeyListQuery, type KeyStore, type KeyUse, LAST_USED_STEP_MS, type Rotation, type StoreFileChange, UnknownKeyError } from './store.ts';
+import {
+  type KeyChange,
+  type KeyChanges,
+  type KeyFilter,
+  type KeyListQuery,
+  type KeyStore,
+  type KeyUse,
+  LAST_USED_STEP_MS,
+  type Rotation,
+  type StoreFileChange,
+  UnknownKeyError,
+  type WriteGuard,
+} from './store.ts';
 
 /** The most of the file mapped into memory for reads: address space; the pages a lookup touches are the OS page cache's (file-backed, shared, counted in RSS as such). */
 const MMAP_BYTES = 1024 * 2 ** 20;
@@ -174,12 +186,20 @@ export class SqliteKeyStore implements KeyStore {
     });
   }
 
+  /** Runs `guard` inside the write, with the acting key's row as it is now. */
+  #guard(guard: WriteGuard | undefined, target: KeyRecord): void {
+    if (guard === undefined) return;
+    const row = this.#s.byId.get(guard.actorId) as KeyRow | undefined;
+    guard.check(row === undefined ? undefined : rowToRecord(row), target);
+  }
+
   #event(id: string, event: KeyEvent['event'], actor: string, at: string, changes: Record<string, unknown>): void {
     this.#s.insertEvent.run(id, event, actor, at, JSON.stringify(changes));
   }
 
-  async insert(record: KeyRecord, keyHash: string): Promise<void> {
+  async insert(record: KeyRecord, keyHash: string, guard?: WriteGuard): Promise<void> {
     await this.#write(() => {
+      this.#guard(guard, record);
       this.#db.prepare(`INSERT INTO keys (${COLUMNS}, key_hash) VALUES (${'?, '.repeat(18)}?)`).run(...recordValues(record), keyHash);
       this.#event(record.id, 'created', record.createdBy, record.createdAt, createdChanges(record));
     });
@@ -214,13 +234,13 @@ export class SqliteKeyStore implements KeyStore {
     return Number(row.n);
   }
 
-  async update(id: string, changes: KeyChanges, actor: string, judge?: (after: KeyRecord) => void): Promise<{ record: KeyRecord; changed: Record<string, FieldChange> } | undefined> {
+  async update(id: string, changes: KeyChanges, actor: string, guard?: WriteGuard): Promise<{ record: KeyRecord; changed: Record<string, FieldChange> } | undefined> {
     const updated = await this.#write(() => {
       const row = this.#s.byId.get(id) as KeyRow | undefined;
       if (row === undefined) return undefined;
       const at = new Date().toISOString();
       const { next, changed } = applyChanges(rowToRecord(row), changes, at);
-      judge?.(next);
+      this.#guard(guard, next);
       if (Object.keys(changed).length === 0) return { record: next, changed };
       this.#db
         .prepare(`UPDATE keys SET name = ?, description = ?, roles = ?, conditions = ?, allowed_origins = ?, allowed_redirects = ?, allow_reference_id = ?,
@@ -245,12 +265,13 @@ export class SqliteKeyStore implements KeyStore {
     return updated;
   }
 
-  async rotate(id: string, rotation: Rotation, actor: string): Promise<KeyRecord | undefined> {
+  async rotate(id: string, rotation: Rotation, actor: string, guard?: WriteGuard): Promise<KeyRecord | undefined> {
     const rotated = await this.#write(() => {
       const row = this.#s.byId.get(id) as (KeyRow & { key_hash: string }) | undefined;
       if (row === undefined) return undefined;
       const at = new Date().toISOString();
       const before = rowToRecord(row);
+      this.#guard(guard, before);
       if (rotation.previousExpiresAt === null) {
         this.#db.prepare('DELETE FROM key_secrets WHERE key_id = ?').run(id);
       } else {

@@ -63,6 +63,20 @@ export interface KeyUse {
 export type KeyChange = { readonly kind: 'keys'; readonly ids: readonly string[] } | { readonly kind: 'all' };
 
 /**
+ * A check run inside a write's transaction, on the rows as they are then, before anything
+ * is written; its throw writes nothing. `actor` is the row of the key `actorId` (undefined
+ * when there is none), `target` the written key as it will be (insert, update) or as it
+ * is (rotate). What was judged before the write (the acting key's power, the key it acts
+ * on) may have changed while the write waited for the store's lock: a revocation, a
+ * narrowing, another update. Judging it here, where it cannot change any more, is what
+ * makes the judgement hold for what is written (invariants 7 and 12).
+ */
+export interface WriteGuard {
+  readonly actorId: string;
+  check(actor: KeyRecord | undefined, target: KeyRecord): void;
+}
+
+/**
  * What every key store provides. Lookups are by SHA-256 hash only: no store ever sees a
  * plaintext key. `findByHash` may answer synchronously (SQLite) or with a promise
  * (PostgreSQL); the cache handles both. Every write records its audit event in the same
@@ -73,26 +87,21 @@ export interface KeyStore {
   /** The key whose current secret, or a previous one still in its grace period, has this hash. */
   findByHash(keyHash: string): FoundKey | undefined | Promise<FoundKey | undefined>;
   /** Inserts a key and its `created` event (actor: the record's createdBy). */
-  insert(record: KeyRecord, keyHash: string): Promise<void>;
+  insert(record: KeyRecord, keyHash: string, guard?: WriteGuard): Promise<void>;
   get(id: string): Promise<KeyRecord | undefined>;
   /** At most `query.limit` keys; callers page with `afterId` or `offset` (see KeyListQuery). */
   list(query: KeyListQuery): Promise<KeyRecord[]>;
   count(filter: KeyFilter): Promise<number>;
   /**
    * Applies the changes that differ and records an `updated` event with them (none when
-   * nothing differs); undefined when no key has that id. `judge`, when given, sees the key
+   * nothing differs); undefined when no key has that id. `guard`, when given, sees the key
    * as it will be written — the changes applied to the row as it is inside the write, not
-   * as it was read before — and its throw writes nothing: two updates at once, each
-   * allowed alone, cannot together write a key neither would have been allowed to make.
+   * as it was read before: two updates at once, each allowed alone, cannot together write
+   * a key neither would have been allowed to make.
    */
-  update(
-    id: string,
-    changes: KeyChanges,
-    actor: string,
-    judge?: (after: KeyRecord) => void,
-  ): Promise<{ readonly record: KeyRecord; readonly changed: Readonly<Record<string, FieldChange>> } | undefined>;
+  update(id: string, changes: KeyChanges, actor: string, guard?: WriteGuard): Promise<{ readonly record: KeyRecord; readonly changed: Readonly<Record<string, FieldChange>> } | undefined>;
   /** Replaces the current secret, keeping the previous one until `previousExpiresAt`; records `rotated`. */
-  rotate(id: string, rotation: Rotation, actor: string): Promise<KeyRecord | undefined>;
+  rotate(id: string, rotation: Rotation, actor: string, guard?: WriteGuard): Promise<KeyRecord | undefined>;
   /** Sets revokedAt once (records `revoked` the first time). Returns false when no key has that id. */
   revoke(id: string, actor?: string): Promise<boolean>;
   /** A key's events, oldest first. */

@@ -39,8 +39,12 @@ function policyDir(): string {
   return dir;
 }
 
-/** Holds the store's write lock from another connection until the returned function is called. */
-async function holdWriteLock(store: string): Promise<() => Promise<void>> {
+/**
+ * Holds the store's write lock from another connection until the returned function is
+ * called; that function first runs `sql` (with `{keys}` for the keys table) in the same
+ * transaction, as another writer committing just before the waiting write gets the lock.
+ */
+async function holdWriteLock(store: string): Promise<(sql?: string) => Promise<void>> {
   if (store.startsWith('sqlite:')) {
     const holder: ChildProcess = spawn(
       process.execPath,
@@ -51,13 +55,13 @@ async function holdWriteLock(store: string): Promise<() => Promise<void>> {
          db.exec('BEGIN IMMEDIATE');
          db.exec("UPDATE keys SET name = name WHERE id = 'none'");
          console.log('locked');
-         process.stdin.once('data', () => { db.exec('COMMIT'); process.exit(0); });`,
+         process.stdin.once('data', (d) => { const sql = d.toString().trim(); if (sql !== '-') db.exec(sql); db.exec('COMMIT'); process.exit(0); });`,
       ],
       { stdio: ['pipe', 'pipe', 'inherit'] },
     );
     await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
-    return async () => {
-      holder.stdin!.write('go\n');
+    return async (sql?: string) => {
+      holder.stdin!.write(`${sql === undefined ? '-' : sql.replaceAll('{keys}', 'keys')}\n`);
       await new Promise((resolve) => holder.once('exit', resolve));
     };
   }
@@ -66,7 +70,8 @@ async function holdWriteLock(store: string): Promise<() => Promise<void>> {
   await client.connect();
   await client.query('BEGIN');
   await client.query(`LOCK TABLE "${schema}".keygate_keys IN EXCLUSIVE MODE`);
-  return async () => {
+  return async (sql?: string) => {
+    if (sql !== undefined) await client.query(sql.replaceAll('{keys}', `"${schema}".keygate_keys`));
     await client.query('COMMIT');
     await client.end();
   };
@@ -80,6 +85,7 @@ const stores: Array<[string, () => string]> = [
 describe.each(stores)('two updates of one key at once on %s', (_name, newStore) => {
   let backend: Backend | undefined;
   let sidecar: Sidecar | undefined;
+  let sidecarStore: string | undefined;
   afterAll(async () => {
     await sidecar?.stop();
     await backend?.close();
@@ -88,6 +94,7 @@ describe.each(stores)('two updates of one key at once on %s', (_name, newStore) 
   test('each allowed alone, together refused: one lands, the other is judged on the key it would write (403 ESCALATION_REFUSED)', async () => {
     backend = await startBackend();
     const store = newStore();
+    sidecarStore = store;
     const admin = await cliKey(store, ['--type', 'access-token', '--role', 'keys-admin', '--role', 'f1-devices', '--role', 'all-sites']);
     const server = await cliKey(store, ['--type', 'server']);
     sidecar = await startSidecar({ upstream: backend.url, store, policies: policyDir() });
@@ -118,5 +125,40 @@ describe.each(stores)('two updates of one key at once on %s', (_name, newStore) 
     expect([200, 403]).toContain(bob.status);
     expect(bob.text).not.toContain('bob');
     expect(backend.received.filter((r) => r.url.includes('bob'))).toEqual([]);
+  }, 60_000);
+
+  test('a key revoked while its create waited for the lock makes nothing (409 ACTING_KEY_CHANGED)', async () => {
+    const store = sidecarStore!;
+    const api = apiOf(() => sidecar!);
+    const actor = await cliKey(store, ['--type', 'access-token', '--role', 'keys-admin', '--role', 'f1-devices']);
+    const release = await holdWriteLock(store);
+    const made = api('POST', '/v1/api-keys', actor.key, { type: 'access-token', roles: ['f1-devices'] });
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const at = new Date().toISOString();
+    await release(`UPDATE {keys} SET revoked_at = '${at}', updated_at = '${at}' WHERE id = '${actor.id}'`);
+    const r = await made;
+    expect(r.status, r.text).toBe(409);
+    expect(errorBody(r).error.code).toBe('ACTING_KEY_CHANGED');
+    const server = await cliKey(store, ['--type', 'server']);
+    const listed = (await api('GET', '/v1/api-keys?type=access-token&perPage=100', server.key)).json as { data: Array<{ createdBy: string }> };
+    expect(listed.data.filter((k) => k.createdBy === actor.id)).toEqual([]);
+  }, 60_000);
+
+  test('a key widened while a rotation of it waited is not rotated for a key it is now more than (403)', async () => {
+    const store = sidecarStore!;
+    const api = apiOf(() => sidecar!);
+    const admin = await cliKey(store, ['--type', 'access-token', '--role', 'keys-admin', '--role', 'f1-devices']);
+    const made = await api('POST', '/v1/api-keys', admin.key, { type: 'access-token', roles: ['f1-devices'] });
+    expect(made.status, made.text).toBe(201);
+    const target = made.json as { id: string };
+    const release = await holdWriteLock(store);
+    const rotation = api('POST', `/v1/api-keys/${target.id}/rotate`, admin.key, {});
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const at = new Date().toISOString();
+    // Another key widens it meanwhile (committed just before the rotation gets the lock).
+    await release(`UPDATE {keys} SET roles = '["all-devices"]', updated_at = '${at}' WHERE id = '${target.id}'`);
+    const r = await rotation;
+    expect(r.status, r.text).toBe(403);
+    expect(errorBody(r).error.code).toBe('ESCALATION_REFUSED');
   }, 60_000);
 });
