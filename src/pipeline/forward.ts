@@ -195,6 +195,7 @@ class BufferHandler implements Dispatcher.DispatchHandler, BudgetedAnswer {
   readonly #client: ServerResponse | null;
   /** Counts the answer from its first byte until its client's answer is over (null: not counted, a lookup). */
   readonly #budget: AnswerBudget | null;
+  readonly party: string;
   #controller: Controller | null = null;
   #clientGone = false;
   #reading = true;
@@ -210,13 +211,21 @@ class BufferHandler implements Dispatcher.DispatchHandler, BudgetedAnswer {
     this.#controller?.abort(CLIENT_CLOSED);
   };
 
-  constructor(sink: BufferSink, maxBytes: number, client: ServerResponse | null, budget: AnswerBudget | null) {
+  constructor(sink: BufferSink, maxBytes: number, client: ServerResponse | null, budget: AnswerBudget | null, party: string) {
     this.#sink = sink;
     this.#maxBytes = maxBytes;
     this.#client = client;
     this.#budget = client === null ? null : budget;
+    this.party = party;
     client?.once('close', this.#onClose);
+    // Handed to the client whole ('prefinish': ended, all of it given to the socket): what
+    // the client leaves untaken is the held answers' to bound from then on.
+    if (this.#budget !== null) client!.once('prefinish', this.#onHandedOver);
   }
+
+  readonly #onHandedOver = (): void => {
+    this.#budget?.release(this);
+  };
 
   get reading(): boolean {
     return this.#reading;
@@ -261,6 +270,7 @@ class BufferHandler implements Dispatcher.DispatchHandler, BudgetedAnswer {
     this.#reading = false;
     this.#budget?.release(this);
     this.#client?.off('close', this.#onClose);
+    if (this.#budget !== null) this.#client?.off('prefinish', this.#onHandedOver);
     this.#sink.bufferFailed(this.#clientGone ? CLIENT_CLOSED : upstreamError(err));
   }
 }
@@ -276,8 +286,9 @@ export function bufferedDispatch(
   client: ServerResponse | null,
   maxBytes = MAX_CHECKED_RESPONSE_BYTES,
   budget: AnswerBudget | null = null,
+  party = '',
 ): void {
-  upstream.dispatch({ method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body }, new BufferHandler(sink, maxBytes, client, budget));
+  upstream.dispatch({ method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body }, new BufferHandler(sink, maxBytes, client, budget, party));
 }
 
 /** bufferedDispatch as a promise, for callers off the hot path (attribute lookups). */

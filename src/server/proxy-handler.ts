@@ -404,7 +404,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter, Upload {
   #dispatch(): void {
     try {
       if (this.#plan!.check === null) streamForward(this.#deps.upstream, this.#request!, this.#res, this.#requestId, this, this.#added, this.#plan!.decision.conditions !== null);
-      else bufferedDispatch(this.#deps.upstream, this.#request!, this, this.#res, this.#deps.maxUpstreamBodyBytes, this.#deps.checked);
+      else bufferedDispatch(this.#deps.upstream, this.#request!, this, this.#res, this.#deps.maxUpstreamBodyBytes, this.#deps.checked, this.#asker);
     } catch (err) {
       this.#fail(err);
     }

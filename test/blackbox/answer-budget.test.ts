@@ -8,30 +8,56 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createKeySet, errorBody, type KeySet, keyHeader, type Sidecar, send, sleep, startSidecar } from './harness.ts';
+import { createKey, createKeySet, errorBody, type KeyInfo, type KeySet, keyHeader, type Sidecar, send, sleep, startSidecar } from './harness.ts';
 
 const BUDGET = 4 * 1024 * 1024;
 /** Items in bob's large list: about 1.6 MB of JSON. */
 const BIG_ITEMS = 24_000;
+/** carol's one list: about 1 MB, sent at once. */
+const CAROL_ITEMS = 15_000;
 
 /** Devices by owner: bob's list is large and arrives in 64 KB parts every 15 ms; anyone else's is one short answer. */
+/** `holdAfter`: bob's lists stop after that many bytes until `release` (null: they do not stop). */
+const gate: { holdAfter: number | null; waiting: Array<() => void>; release(): void } = {
+  holdAfter: null,
+  waiting: [],
+  release() {
+    this.holdAfter = null;
+    for (const w of this.waiting.splice(0)) w();
+  },
+};
+
 async function slowListBackend(): Promise<{ url: string; aborted: () => number; close(): Promise<void> }> {
   let aborted = 0;
   const server: Server = createServer((req, res) => {
     req.resume();
     const ref = new URL(req.url ?? '/', 'http://b').searchParams.get('referenceId') ?? '';
-    if (ref !== 'bob') {
+    if (ref !== 'bob' && ref !== 'carol') {
       const text = JSON.stringify({ data: [{ id: `dev-${ref}-1`, referenceId: ref }], page: 1, perPage: 50, totalItems: 1, totalPages: 1 });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
       return;
     }
-    const items = Array.from({ length: BIG_ITEMS }, (_, i) => ({ id: `dev-bob-${i}`, referenceId: 'bob', name: 'a device of bob' }));
-    const body = Buffer.from(JSON.stringify({ data: items, page: 1, perPage: BIG_ITEMS, totalItems: BIG_ITEMS, totalPages: 1 }));
+    const count = ref === 'carol' ? CAROL_ITEMS : BIG_ITEMS;
+    const items = Array.from({ length: count }, (_, i) => ({ id: `dev-${ref}-${i}`, referenceId: ref, name: `a device of ${ref}` }));
+    const body = Buffer.from(JSON.stringify({ data: items, page: 1, perPage: count, totalItems: count, totalPages: 1 }));
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    if (ref === 'carol') {
+      res.end(body);
+      return;
+    }
     let at = 0;
+    let held = false;
     const timer = setInterval(() => {
       if (res.destroyed) {
         clearInterval(timer);
+        return;
+      }
+      if (held) return;
+      if (gate.holdAfter !== null && at >= gate.holdAfter) {
+        held = true;
+        gate.waiting.push(() => {
+          held = false;
+        });
         return;
       }
       res.write(body.subarray(at, at + 65536));
@@ -59,6 +85,7 @@ async function slowListBackend(): Promise<{ url: string; aborted: () => number; 
 }
 
 let keys: KeySet;
+let carol: KeyInfo;
 let backend: Awaited<ReturnType<typeof slowListBackend>>;
 let sidecar: Sidecar;
 const metric = async (name: string): Promise<number> => {
@@ -68,6 +95,7 @@ const metric = async (name: string): Promise<number> => {
 
 beforeAll(async () => {
   keys = await createKeySet();
+  carol = await createKey(keys.store, 'scoped', 'carol');
   backend = await slowListBackend();
   sidecar = await startSidecar({ upstream: backend.url, store: keys.store, env: { KEYGATE_CHECKED_ANSWER_BUDGET: String(BUDGET) } });
 }, 60_000);
@@ -110,6 +138,26 @@ describe('--checked-answer-budget', () => {
       const r = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.bob), timeoutMs: 30_000 });
       expect(r.status).toBe(200);
     }
+    expect(await metric('keygate_checked_answer_bytes')).toBe(0);
+  }, 60_000);
+
+  test("another user's one list, larger than each of the flooding user's, is not the one cut: the party holding most loses its own", async () => {
+    // Twelve of bob's lists, each stopped by the backend at 320 KB (3.75 MB in all), then
+    // carol's 1 MB list at once: the budget is crossed while carol's arrives, the largest
+    // answer arriving is carol's, and the party holding most is bob.
+    gate.holdAfter = 5 * 65536;
+    const flood = Array.from({ length: 12 }, () => send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(keys.bob), timeoutMs: 30_000 }));
+    for (let i = 0; i < 100 && gate.waiting.length < 12; i++) await sleep(20);
+    expect(gate.waiting).toHaveLength(12);
+    const own = await send(sidecar.proxyPort, { path: '/v1/devices', headers: keyHeader(carol), timeoutMs: 30_000 });
+    gate.release();
+    const floods = await Promise.all(flood);
+    console.log(
+      `[observation] bob's twelve ${BIG_ITEMS}-item lists held at 320 KB beside carol's one ${CAROL_ITEMS}-item list: carol ${own.status}, bob ${JSON.stringify(floods.map((r) => r.status))}`,
+    );
+    expect(own.status, own.text.slice(0, 200)).toBe(200);
+    expect((JSON.parse(own.text) as { data: unknown[] }).data).toHaveLength(CAROL_ITEMS);
+    expect(floods.some((r) => r.status === 503)).toBe(true);
     expect(await metric('keygate_checked_answer_bytes')).toBe(0);
   }, 60_000);
 });

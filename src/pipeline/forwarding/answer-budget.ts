@@ -1,5 +1,7 @@
 /** One checked answer as the budget sees it: the bytes it holds, and whether it can still be stopped. */
 export interface BudgetedAnswer {
+  /** Whom the answer is for (askerOf: a scoped key's end user, or any other key). */
+  readonly party: string;
   /** Still arriving from the backend: it can be aborted. */
   readonly reading: boolean;
   /** Aborts the backend exchange; its client gets 503 ANSWERS_SATURATED. Releases it from the budget. */
@@ -8,16 +10,18 @@ export interface BudgetedAnswer {
 
 /**
  * The memory of the checked answers in Keygate at once (invariant 11: no number of large
- * answers may take the memory other keys' requests need). A checked answer is held whole
- * from its first byte from the backend until its client's answer is over: while it
- * arrives, while it is checked (the event loop or the worker), while it is written.
- * `--max-upstream-body` bounds one; `--checked-answer-budget` bounds them together.
+ * answers may take the memory other keys' requests need). A checked answer is counted
+ * from its first byte from the backend until it is handed to its client whole: while it
+ * arrives and while it is checked (the event loop or the worker). What a client then leaves
+ * untaken is the held answers' (`--held-answer-budget`, server/held-answers.ts), which cut
+ * the stalled readers holding most. `--max-upstream-body` bounds one answer;
+ * `--checked-answer-budget` bounds them together.
  *
- * When a chunk brings the total past the budget, the answers still arriving that hold the
- * most are aborted until the rest fits, as Envoy's overload manager resets the streams
- * using the most buffer memory: a key that asks for many large lists loses its own largest,
- * and the small answers of everyone else go on. The answer whose chunk crossed is cut only
- * when it is among the largest.
+ * When a chunk brings the total past the budget, answers still arriving are aborted until
+ * the rest fits: the largest of the party holding the most, then again (max-min fairness,
+ * as Envoy's overload manager resets the streams using the most buffer memory). A user who
+ * asks for many large lists at once so loses her own, and another user's single large list
+ * is cut only when she holds more than everyone else.
  */
 export class AnswerBudget {
   readonly #limit: number;
@@ -52,12 +56,28 @@ export class AnswerBudget {
   }
 
   #shed(): void {
-    const largest = [...this.#answers].filter(([a]) => a.reading).sort((x, y) => y[1] - x[1]);
-    for (const [a] of largest) {
-      if (this.#bytes <= this.#limit) return;
+    while (this.#bytes > this.#limit) {
+      // Each party's bytes, and its largest answer still arriving (a walk only when over).
+      const held = new Map<string, number>();
+      const largest = new Map<string, [BudgetedAnswer, number]>();
+      for (const [a, n] of this.#answers) {
+        held.set(a.party, (held.get(a.party) ?? 0) + n);
+        const l = largest.get(a.party);
+        if (a.reading && (l === undefined || n > l[1])) largest.set(a.party, [a, n]);
+      }
+      let victim: BudgetedAnswer | undefined;
+      let most = -1;
+      for (const [party, [a]] of largest) {
+        const n = held.get(party)!;
+        if (n > most) {
+          most = n;
+          victim = a;
+        }
+      }
+      if (victim === undefined) return;
       this.cuts++;
-      a.cut();
-      this.release(a);
+      victim.cut();
+      this.release(victim);
     }
   }
 }
