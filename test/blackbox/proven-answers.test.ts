@@ -94,6 +94,14 @@ describe("a device's sub-resources: the answer is about the proven device alone"
     ['a device uuid', '{"data":[{"id":"h1","deviceUuid":"dev-bob-1","note":"BOB_SECRET"}]}'],
     ['a plural of device objects', '{"data":[{"id":"h1","devices":[{"id":"dev-bob-1","note":"BOB_SECRET"}]}]}'],
     ['a plural of device ids', '{"data":[{"id":"h1","devices":["dev-alice-1","dev-bob-1"],"note":"BOB_SECRET"}]}'],
+    ['an object of devices keyed by id', '{"data":[{"id":"h1","devices":{"dev-bob-1":{"note":"BOB_SECRET"}}}]}'],
+    ['a JSON:API relationship', '{"data":[{"id":"h1","relationships":{"device":{"data":{"type":"devices","id":"dev-bob-1"}}},"note":"BOB_SECRET"}]}'],
+    ['a JSON:API included resource', '{"data":[{"id":"h1"}],"included":[{"type":"devices","id":"dev-bob-1","attributes":{"note":"BOB_SECRET"}}]}'],
+    ['a HAL link', '{"data":[{"id":"h1","_links":{"device":{"href":"/v1/devices/dev-bob-1"}},"note":"BOB_SECRET"}]}'],
+    ['a device object by uuid', '{"data":[{"id":"h1","device":{"uuid":"dev-bob-1"},"note":"BOB_SECRET"}]}'],
+    ['a prefixed id name', '{"data":[{"id":"h1","targetDeviceId":"dev-bob-1","note":"BOB_SECRET"}]}'],
+    ['a look-alike id name with a blank', '{"data":[{"id":"h1","device id":"dev-bob-1","note":"BOB_SECRET"}]}'],
+    ['ids as a comma-separated string', '{"data":[{"id":"h1","deviceIds":"dev-alice-1,dev-bob-1","note":"BOB_SECRET"}]}'],
   ])('another device named as %s → 403', async (_name, body) => {
     answerWith(body);
     const r = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.alice) });
@@ -153,6 +161,9 @@ describe('a command read: the answer names the proven device alone', () => {
     ['a nested device object of another', '{"id":"cmd-1","deviceId":"dev-alice-1","device":{"id":"dev-bob-1","note":"BOB_SECRET"}}'],
     ['a plural of device objects', '{"id":"cmd-1","deviceId":"dev-alice-1","devices":[{"id":"dev-bob-1","note":"BOB_SECRET"}]}'],
     ['a device uuid of another', '{"id":"cmd-1","deviceId":"dev-alice-1","deviceUuid":"dev-bob-1","note":"BOB_SECRET"}'],
+    ['an object of devices keyed by id', '{"id":"cmd-1","deviceId":"dev-alice-1","devices":{"dev-bob-1":{"note":"BOB_SECRET"}}}'],
+    ['a JSON:API included device', '{"id":"cmd-1","deviceId":"dev-alice-1","included":[{"type":"device","id":"dev-bob-1","attributes":{"note":"BOB_SECRET"}}]}'],
+    ['a HAL link to another', '{"id":"cmd-1","deviceId":"dev-alice-1","_links":{"device":{"href":"/v1/devices/dev-bob-1"}},"note":"BOB_SECRET"}'],
   ])('%s → 403, nothing of it sent', async (_name, body) => {
     answerWith(body);
     const r = await send(sidecar.proxyPort, { path: READ, headers: keyHeader(keys.alice) });
@@ -162,7 +173,8 @@ describe('a command read: the answer names the proven device alone', () => {
   });
 
   test('an answer about the proven device alone is released as written', async () => {
-    const body = '{"id":"cmd-1","deviceId":"dev-alice-1","device":{"id":"dev-alice-1"},"related":[{"deviceId":"dev-alice-1"}],"status":"done"}';
+    const body =
+      '{"id":"cmd-1","deviceId":"dev-alice-1","device":{"id":"dev-alice-1"},"related":[{"deviceId":"dev-alice-1"}],"_links":{"self":{"href":"/v1/commands/cmd-1"},"device":{"href":"/v1/devices/dev-alice-1"}},"included":[{"type":"devices","id":"dev-alice-1"}],"status":"done"}';
     answerWith(body);
     const r = await send(sidecar.proxyPort, { path: READ, headers: keyHeader(keys.alice) });
     expect(r.status, r.text).toBe(200);

@@ -330,27 +330,73 @@ function isId(v: unknown, id: string): boolean {
   return typeof v === 'string' ? v === id : typeof v === 'number' && Number.isSafeInteger(v) && String(v) === id;
 }
 
-/**
- * A field naming one of the resource by another spelling than `idField` names only `id`:
- * the resource's singular name holding an id or an object whose `id` is one (`"device":
- * "d1"`, `"device": {"id": "d1"}`, Django REST Framework's and JSON:API's forms), and the
- * singular name with `ids` holding a list of them (`"deviceIds": ["d1"]`).
- */
-function namesOnly(key: string, v: unknown, one: string, id: string): boolean {
+/** A key's name as a device's field is compared: foldName, and without blanks and dots (`device id`, `device.id`). */
+function looseName(key: string): string {
   const name = foldName(key);
-  if (name === one) return v === null || (typeof v === 'object' ? Array.isArray(v) || !Object.hasOwn(v, 'id') || isId((v as Record<string, unknown>).id, id) : isId(v, id));
-  if (name === one + 'ids' || name === one + 'uuids') return !Array.isArray(v) || v.every((x) => isId(x, id));
-  if (name === one + 'uuid') return v === null || typeof v === 'object' || isId(v, id);
-  // The plural (`"devices": ["d1"]`, `"devices": [{"id": "d1"}]`): each entry names `id` only.
-  if (name === one + 's' || name === one.slice(0, -1) + 'ies') return !Array.isArray(v) || v.every((x) => namedOnly(x, id));
+  return /[\s.]/.test(name) ? name.replace(/[\s.]/g, '') : name;
+}
+
+/** The id itself, or an object whose `id` (or `uuid`, or JSON:API's `data`), if any, is it. */
+function namedOnly(x: unknown, id: string): boolean {
+  if (x === null) return true;
+  if (typeof x !== 'object') return isId(x, id);
+  if (Array.isArray(x)) return true;
+  const o = x as Record<string, unknown>;
+  if (Object.hasOwn(o, 'id') && !isId(o.id, id)) return false;
+  if (Object.hasOwn(o, 'uuid') && !isId(o.uuid, id)) return false;
+  // JSON:API's relationship: `{"data": {"id": …}}` or `{"data": [{"id": …}]}`.
+  if (Object.hasOwn(o, 'data') && o.data !== null && typeof o.data === 'object') {
+    return Array.isArray(o.data) ? o.data.every((d) => namedOnly(d, id)) : namedOnly(o.data, id);
+  }
   return true;
 }
 
-/** An entry of a plural field: the id itself, or an object whose `id`, if any, is it. */
-function namedOnly(x: unknown, id: string): boolean {
-  if (x === null) return true;
-  if (typeof x === 'object') return Array.isArray(x) || !Object.hasOwn(x, 'id') || isId((x as Record<string, unknown>).id, id);
-  return isId(x, id);
+/**
+ * A field naming one of the resource by another spelling than `idField` names only `id`:
+ * - the singular name holding an id or an object whose `id`, `uuid` or JSON:API `data` is
+ *   one (`"device": "d1"`, `"device": {"id": "d1"}`, `"device": {"data": {"id": "d1"}}`);
+ * - the singular name with `ids`/`uuids` holding a list of them, or a comma-separated one;
+ * - the plural holding a list of them, or an object keyed by them (`"devices": {"d1": …}`);
+ * - any name ending in the singular with `id` or `uuid` (`targetDeviceId`, `device id`).
+ */
+function namesOnly(key: string, v: unknown, one: string, id: string): boolean {
+  const name = looseName(key);
+  if (!name.includes(one)) return true;
+  if (name === one) return namedOnly(v, id);
+  if (name === one + 'ids' || name === one + 'uuids') {
+    if (typeof v === 'string') return v.split(',').every((x) => x.trim() === id);
+    return !Array.isArray(v) || v.every((x) => isId(x, id));
+  }
+  if (name === one + 's' || name === one.slice(0, -1) + 'ies') {
+    if (Array.isArray(v)) return v.every((x) => namedOnly(x, id));
+    if (v !== null && typeof v === 'object') return Object.keys(v).every((k) => k === id);
+    return v === null || isId(v, id);
+  }
+  if (name.endsWith(one + 'id') || name.endsWith(one + 'uuid')) return v === null || typeof v === 'object' || isId(v, id);
+  return true;
+}
+
+/** An object that says it is one of the resource (JSON:API's `included`, `{"type": "device", "id": …}`) is that one only. */
+function typedOnly(value: Record<string, unknown>, one: string, id: string): boolean {
+  const t = value.type;
+  if (typeof t !== 'string' || !Object.hasOwn(value, 'id')) return true;
+  const folded = looseName(t);
+  return (folded !== one && folded !== one + 's') || isId(value.id, id);
+}
+
+/** A link to one of the resource (HAL's `"href": "/v1/devices/d1"`) points at `id` only. */
+function linksOnly(text: string, many: string, id: string): boolean {
+  const at = text.indexOf(`/${many}/`);
+  if (at === -1) return true;
+  const rest = text.slice(at + many.length + 2);
+  const end = rest.search(/[/?#]/);
+  const segment = end === -1 ? rest : rest.slice(0, end);
+  try {
+    const decoded = decodeURIComponent(segment);
+    return decoded === '' || decoded === id;
+  } catch {
+    return false;
+  }
 }
 
 /** Every object in `value`, at any depth, is of the key's own and names no other of the resource than `id` (by `idField` or namesOnly's spellings), each named once in one spelling. */
@@ -362,8 +408,10 @@ function aboutOnly(value: unknown, resource: ResourceFields, conditions: readonl
   }
   if ((value as { [AMBIGUOUS]?: true })[AMBIGUOUS] === true || contradicts(value, resource, conditions)) return false;
   if (Object.hasOwn(value, idField) && !isId((value as Record<string, unknown>)[idField], id)) return false;
+  if (!typedOnly(value as Record<string, unknown>, one, id)) return false;
   for (const key in value) {
     const v = (value as Record<string, unknown>)[key];
+    if (typeof v === 'string' && !linksOnly(v, resource.name, id)) return false;
     if (!namesOnly(key, v, one, id) || !aboutOnly(v, resource, conditions, idField, id, one)) return false;
   }
   return true;
