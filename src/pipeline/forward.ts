@@ -180,6 +180,13 @@ export interface BufferSink {
   bufferFailed(err: KeygateError): void;
 }
 
+/**
+ * Answers smaller than this are not counted in `--checked-answer-budget`: the common small
+ * answer costs the budget nothing (no map entry, no listener), and what goes uncounted is
+ * at most this much per backend connection.
+ */
+const BUDGET_FROM = 64 * 1024;
+
 /** The largest backend answer Keygate will hold in memory to check it. */
 const MAX_CHECKED_RESPONSE_BYTES = 16 * 1024 * 1024;
 
@@ -218,14 +225,25 @@ class BufferHandler implements Dispatcher.DispatchHandler, BudgetedAnswer {
     this.#budget = client === null ? null : budget;
     this.party = party;
     client?.once('close', this.#onClose);
-    // Handed to the client whole ('prefinish': ended, all of it given to the socket): what
-    // the client leaves untaken is the held answers' to bound from then on.
-    if (this.#budget !== null) client!.once('prefinish', this.#onHandedOver);
   }
 
-  readonly #onHandedOver = (): void => {
-    this.#budget?.release(this);
-  };
+  /** Counted in the budget (from BUDGET_FROM bytes on), until its client has it whole. */
+  #counted = false;
+  #onHandedOver: (() => void) | null = null;
+
+  /** From its first BUDGET_FROM bytes on, the answer is counted until it is handed to its client whole. */
+  #count(n: number): void {
+    if (this.#counted) {
+      this.#budget!.grow(this, n);
+      return;
+    }
+    this.#counted = true;
+    // 'prefinish': ended, all of it given to the socket; what the client leaves untaken is
+    // the held answers' to bound from then on.
+    this.#onHandedOver = () => this.#budget!.release(this);
+    this.#client!.once('prefinish', this.#onHandedOver);
+    this.#budget!.grow(this, this.#size);
+  }
 
   get reading(): boolean {
     return this.#reading;
@@ -255,13 +273,13 @@ class BufferHandler implements Dispatcher.DispatchHandler, BudgetedAnswer {
     }
     if (this.#first === null) this.#first = chunk;
     else (this.#more ??= [this.#first]).push(chunk);
-    this.#budget?.grow(this, chunk.length);
+    if (this.#budget !== null && this.#size >= BUDGET_FROM) this.#count(chunk.length);
   }
 
   onResponseEnd(): void {
     this.#reading = false;
-    // Counted until the client's answer is over: the listener then releases it.
-    if (this.#budget === null) this.#client?.off('close', this.#onClose);
+    // A counted answer keeps its close listener: it releases the answer if the client goes first.
+    if (!this.#counted) this.#client?.off('close', this.#onClose);
     if (this.#more !== null) this.#sink.answered(new PartsResponse(this.#status, this.#headers, this.#more, this.#size));
     else this.#sink.answered({ status: this.#status, headers: this.#headers, body: this.#first ?? Buffer.alloc(0) });
   }
@@ -270,7 +288,7 @@ class BufferHandler implements Dispatcher.DispatchHandler, BudgetedAnswer {
     this.#reading = false;
     this.#budget?.release(this);
     this.#client?.off('close', this.#onClose);
-    if (this.#budget !== null) this.#client?.off('prefinish', this.#onHandedOver);
+    if (this.#onHandedOver !== null) this.#client?.off('prefinish', this.#onHandedOver);
     this.#sink.bufferFailed(this.#clientGone ? CLIENT_CLOSED : upstreamError(err));
   }
 }
