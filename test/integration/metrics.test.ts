@@ -211,15 +211,16 @@ describe('every metric of the README, by value', () => {
     expect(sampleValue(m, 'keygate_requests_in_flight')).toBe(2);
     expect(sampleValue(m, 'keygate_upstream_connections_in_use', { class: 'server' })).toBe(1);
     expect(sampleValue(m, 'keygate_client_connections')).toBe(2);
-    // --max-connections 3: a third connection is taken, a fourth is closed on accept and counted.
+    // --max-connections 3: a third connection is taken; a fourth makes room by closing the
+    // oldest that has sent no request (the third: the two others carry the uploads), counted.
     const third = await openSocket();
+    const thirdClosed = new Promise<void>((resolve) => third.once('close', () => resolve()));
+    third.on('error', () => undefined);
     const fourth = await openSocket();
-    const fourthClosed = new Promise<void>((resolve) => fourth.once('close', () => resolve()));
-    fourth.on('error', () => undefined);
-    m = await until('the fourth connection dropped', (s) => sampleValue(s, 'keygate_client_connections_dropped_total') === 1);
-    await fourthClosed;
+    m = await until('the third connection closed for the fourth', (s) => sampleValue(s, 'keygate_client_connections_dropped_total') === 1 && sampleValue(s, 'keygate_client_connections') === 3);
+    await thirdClosed;
     expect(sampleValue(m, 'keygate_client_connections')).toBe(3);
-    third.destroy();
+    fourth.destroy();
     first.finish();
     second.finish();
     expect((await first.answer).statusCode).toBe(201);
