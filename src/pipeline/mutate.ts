@@ -227,8 +227,17 @@ function filterText(filter: readonly Condition[]): string {
 /** What splits one cookie pair from the next: `;` (RFC 6265), and `,` and blanks for the older parsers (RFC 2109 ones such as Tomcat's legacy one, Python's SimpleCookie). */
 const COOKIE_WORDS = /[\s,]+/;
 
-/** Whether a name in a Cookie header (raw, as sent) folds into a judged name, as a query parameter's is folded. */
+/**
+ * Whether a name in a Cookie header (raw, as sent) folds into a judged name, as a query
+ * parameter's is folded. Node reads header bytes as latin1; a backend may read them as
+ * UTF-8 (`referenceıd` sent raw), so a name outside ASCII is judged in both readings.
+ */
 function cookieNameJudged(raw: string, judged: ReadonlySet<string>, attributes: ReadonlySet<string> | undefined): boolean {
+  if (isAscii(raw)) return cookieNameReadJudged(raw, judged, attributes);
+  return cookieNameReadJudged(raw, judged, attributes) || cookieNameReadJudged(Buffer.from(raw, 'latin1').toString('utf8'), judged, attributes);
+}
+
+function cookieNameReadJudged(raw: string, judged: ReadonlySet<string>, attributes: ReadonlySet<string> | undefined): boolean {
   let full: string;
   try {
     full = decodeParamName(raw);

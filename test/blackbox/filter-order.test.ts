@@ -127,6 +127,9 @@ describe('cookies named like the filter or the id never reach the backend for a 
     '%72eferenceId=bob',
     'referenc%65Id=bob',
     'reference%C4%B1d=bob',
+    // Raw UTF-8 on the wire (each byte one latin1 character here): `referenceıd`, fullwidth `ｒ`.
+    Buffer.from('referenceıd=bob', 'utf8').toString('latin1'),
+    Buffer.from('ｒeferenceId=bob', 'utf8').toString('latin1'),
     ' referenceId=bob',
     'filter[referenceId]=bob',
     'referenceId_in=bob',
