@@ -1,6 +1,6 @@
 import { KeygateError } from '../errors/keygate-error.ts';
-import type { KeyRecord } from '../keys/key-record.ts';
-import { type KeyService, KeyStateError } from '../keys/key-service.ts';
+import { inactiveAt, type KeyRecord } from '../keys/key-record.ts';
+import { checkActive, type KeyService } from '../keys/key-service.ts';
 import type { WriteGuard } from '../keys/store.ts';
 import type { ServedRequest } from '../pipeline/served-handler.ts';
 import type { Actor } from './escalation.ts';
@@ -33,7 +33,7 @@ function changed(detail: string): KeygateError {
 
 function active(record: KeyRecord, principalEndsMs: number): boolean {
   const now = Date.now();
-  return record.revokedAt === null && (record.expiresAt === null || Date.parse(record.expiresAt) > now) && principalEndsMs > now;
+  return inactiveAt(record, now) === null && principalEndsMs > now;
 }
 
 /**
@@ -75,6 +75,5 @@ export function actingGuard(request: ServedRequest, then: KeyRecord, onTarget: (
 
 /** The key acted on, as it is inside the write: revoked or expired meanwhile, it is no longer changed (409 KEY_NOT_ACTIVE). */
 export function stillActive(target: KeyRecord): void {
-  if (target.revokedAt !== null) throw new KeyStateError(target.id, 'revoked');
-  if (target.expiresAt !== null && Date.parse(target.expiresAt) <= Date.now()) throw new KeyStateError(target.id, 'expired');
+  checkActive(target, Date.now());
 }

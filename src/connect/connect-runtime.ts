@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { ServeConfig } from '../config/serve-config.ts';
 import { KeygateError } from '../errors/keygate-error.ts';
 import { mayChooseReferenceId } from '../keys/generated-reference.ts';
+import { inactiveAt } from '../keys/key-record.ts';
 import type { KeyService } from '../keys/key-service.ts';
 import { KeyInputError } from '../keys/mint-key.ts';
 import { type Principal, toPrincipal } from '../keys/principal.ts';
@@ -87,8 +88,7 @@ export class ConnectRuntime {
    */
   async #maker(link: LinkRecord): Promise<LinkMaker | null> {
     const maker = await this.#deps.keys.get(link.createdBy);
-    if (maker === undefined || maker.revokedAt !== null) return null;
-    if (maker.expiresAt !== null && Date.parse(maker.expiresAt) <= Date.now()) return null;
+    if (maker === undefined || inactiveAt(maker, Date.now()) !== null) return null;
     // The secret that made the link must still work; the key ends no later than it.
     let expiresAt = maker.expiresAt;
     if (link.makerSecretHash !== null) {
@@ -126,8 +126,7 @@ export class ConnectRuntime {
     const guard: WriteGuard = {
       actorId: link.createdBy,
       check(now) {
-        const expired = now?.expiresAt != null && Date.parse(now.expiresAt) <= Date.now();
-        if (now === undefined || now.revokedAt !== null || expired || now.updatedAt !== maker.updatedAt) throw new MakerChangedError(link.id);
+        if (now === undefined || inactiveAt(now, Date.now()) !== null || now.updatedAt !== maker.updatedAt) throw new MakerChangedError(link.id);
       },
     };
     const { record, key } = await this.#deps.keys.create(

@@ -1,9 +1,33 @@
 import { KeygateError } from '../errors/keygate-error.ts';
 import type { Principal } from '../keys/principal.ts';
 import { decide } from '../pipeline/authorize.ts';
+import type { Target } from '../pipeline/canonical-path.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
 
 const CREATE_LINK = 'connect.create-link';
+
+/** The literal routes each policy serves with `connect.create-link` (a `{a|b}` alternation: its first spelling), found once per policy. */
+const LINK_ROUTES = new WeakMap<CompiledPolicy, ReadonlyArray<{ method: string; target: Target }>>();
+
+function linkRoutes(policy: CompiledPolicy): ReadonlyArray<{ method: string; target: Target }> {
+  let found = LINK_ROUTES.get(policy);
+  if (found !== undefined) return found;
+  const out: Array<{ method: string; target: Target }> = [];
+  for (const resource of policy.resources.values()) {
+    for (const routes of resource.actions.values()) {
+      for (const route of routes) {
+        if (route.serve !== CREATE_LINK) continue;
+        // A route with a parameter has no one address to judge.
+        if (route.template.segments.some((s) => s.kind === 'param')) continue;
+        const segments = route.template.segments.map((s) => (s.kind === 'literal' ? s.values[0]! : ''));
+        out.push({ method: route.template.method, target: { segments, path: `/${segments.join('/')}`, query: '' } });
+      }
+    }
+  }
+  found = Object.freeze(out);
+  LINK_ROUTES.set(policy, found);
+  return found;
+}
 
 /**
  * Whether `principal` may create Connect links now, under `policy`: some route the policy
@@ -13,22 +37,10 @@ const CREATE_LINK = 'connect.create-link';
  * no longer lets create links, finishes none of the links it made before.
  */
 export function mayMakeLinks(policy: CompiledPolicy, principal: Principal): boolean {
-  for (const resource of policy.resources.values()) {
-    for (const routes of resource.actions.values()) {
-      for (const route of routes) {
-        if (route.serve !== CREATE_LINK) continue;
-        // A literal route (a `{a|b}` alternation: its first spelling); a route with a parameter has no one address to judge.
-        const segments: string[] = [];
-        for (const s of route.template.segments) {
-          if (s.kind === 'param') break;
-          segments.push(s.values[0]!);
-        }
-        if (segments.length !== route.template.segments.length) continue;
-        const decision = decide(policy, principal, route.template.method, { segments, path: `/${segments.join('/')}`, query: '' });
-        // As createLink judges it: granted, and with no conditions (a link cannot be proven against any).
-        if (!(decision instanceof KeygateError) && decision.conditions === null) return true;
-      }
-    }
+  for (const { method, target } of linkRoutes(policy)) {
+    const decision = decide(policy, principal, method, target);
+    // As createLink judges it: granted, and with no conditions (a link cannot be proven against any).
+    if (!(decision instanceof KeygateError) && decision.conditions === null) return true;
   }
   return false;
 }

@@ -115,3 +115,10 @@ export function parseConditionArgs(args: readonly string[]): Record<string, stri
   }
   return out;
 }
+
+/** Whether a key is revoked or expired at `nowMs`, or neither (the one reading of its state every check uses). */
+export function inactiveAt(record: Pick<KeyRecord, 'revokedAt' | 'expiresAt'>, nowMs: number): 'revoked' | 'expired' | null {
+  if (record.revokedAt !== null) return 'revoked';
+  if (record.expiresAt !== null && Date.parse(record.expiresAt) <= nowMs) return 'expired';
+  return null;
+}

@@ -1,7 +1,7 @@
 import type { FieldChange, KeyEvent, KeyEventKind } from './key-event.ts';
 import { checkAllowReferenceId, checkConditions, checkDescription, checkExpiresAt, checkName, checkOrigins, checkRedirects, checkRoles, KeyInputError } from './key-fields.ts';
 import { generateKey, hashKey } from './key-format.ts';
-import { type KeyRecord, keyPrefixOf, prefixFor } from './key-record.ts';
+import { inactiveAt, type KeyRecord, keyPrefixOf, prefixFor } from './key-record.ts';
 import { type MintInput, mintKey } from './mint-key.ts';
 import type { KeyChanges, KeyFilter, KeyListQuery, KeyStore, WriteGuard } from './store.ts';
 
@@ -16,6 +16,12 @@ export class KeyNotFoundError extends Error {
 }
 
 /** A revoked or expired key can be read and revoked, not changed or rotated: its life is over. */
+/** A revoked or expired key can no longer be changed or rotated (409 KEY_NOT_ACTIVE). */
+export function checkActive(record: KeyRecord, nowMs: number): void {
+  const state = inactiveAt(record, nowMs);
+  if (state !== null) throw new KeyStateError(record.id, state);
+}
+
 export class KeyStateError extends Error {
   override readonly name = 'KeyStateError';
   readonly state: 'revoked' | 'expired';
@@ -114,8 +120,7 @@ export class KeyService {
   }
 
   #checkActive(record: KeyRecord): void {
-    if (record.revokedAt !== null) throw new KeyStateError(record.id, 'revoked');
-    if (record.expiresAt !== null && Date.parse(record.expiresAt) <= this.#now().getTime()) throw new KeyStateError(record.id, 'expired');
+    checkActive(record, this.#now().getTime());
   }
 
   /** One page (by offset) and how many keys match in all. */
