@@ -44,6 +44,8 @@ export interface CoarseClock {
  * once, by id, whichever of its secrets it was found by; a lookup in flight when the
  * change arrived answers its request but is not remembered.
  */
+const TTL_RESOLUTION_MS = 10;
+
 export class KeyCache {
   readonly #store: KeyStore;
   readonly #positive: LRUCache<string, Principal>;
@@ -61,7 +63,11 @@ export class KeyCache {
   constructor(store: KeyStore, options: KeyCacheOptions = DEFAULT_KEY_CACHE, observer: KeyCacheObserver = NOOP) {
     this.#store = store;
     this.#observer = observer;
-    this.#positive = new LRUCache({ max: options.positiveMax, ttl: options.positiveTtlMs, ttlAutopurge: false, updateAgeOnGet: false });
+    // ttlResolution: lru-cache reads the clock once per resolution and arms a timer to
+    // forget that reading; at its default (1 ms) that is a timer every millisecond under
+    // load (0.3-0.6 us per request in the profile at 4,000 req/s). 10 ms lets a cached key
+    // outlive its TTL (2 s by default) by at most 10 ms.
+    this.#positive = new LRUCache({ max: options.positiveMax, ttl: options.positiveTtlMs, ttlResolution: TTL_RESOLUTION_MS, ttlAutopurge: false, updateAgeOnGet: false });
     this.#negative = new NegativeCache(options.negativeMax, options.negativeTtlMs);
     store.onChange?.((change) => this.changed(change));
     // Everything remembered came from the file the store no longer reads: a key revoked in
