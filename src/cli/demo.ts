@@ -8,6 +8,7 @@ import { serveConfig } from '../config/serve-config.ts';
 import type { HostPort } from '../config/values.ts';
 import { type DemoApp, type DemoAppConfig, startDemoApp } from '../demo/app-page.ts';
 import { type DemoBackend, startDemoBackend } from '../demo/backend.ts';
+import { demoConnectPolicy } from '../demo/manufacturer-step.ts';
 import { hashKey } from '../keys/key-format.ts';
 import { mintKey } from '../keys/mint-key.ts';
 import { createLoggers } from '../observability/logger.ts';
@@ -110,10 +111,7 @@ function demoPolicies(dir: string, backendUrl: string): string {
   const policies = join(dir, 'policies');
   mkdirSync(policies);
   copyFileSync(fileURLToPath(new URL('../../policies/texture.yaml', import.meta.url)), join(policies, 'texture.yaml'));
-  writeFileSync(
-    join(policies, 'connect.yaml'),
-    ['version: 1', 'connect:', `  deviceStep: '${backendUrl}/connect/manufacturer?referenceId={referenceId}&returnTo={returnUrl}&state={state}'`, ''].join('\n'),
-  );
+  writeFileSync(join(policies, 'connect.yaml'), demoConnectPolicy(backendUrl));
   return policies;
 }
 

@@ -11,21 +11,15 @@ function stringOr(v: unknown): string | null {
   return typeof v === 'string' && v !== '' ? v : null;
 }
 
-/**
- * The devices the backend has for one referenceId, asked server to server (the list
- * route with `referenceId=` as its filter, as the policy's scoped filter does). Only items
- * that carry this very referenceId count: a backend that ignores the filter shows the
- * user nobody else's devices, and confirms nothing with them.
- */
-export async function devicesOf(upstream: Dispatcher, devicesPath: string, referenceId: string, link: { id: string; createdBy: string }, requestId: string): Promise<DeviceLine[]> {
-  const path = `${devicesPath}?referenceId=${encodeURIComponent(referenceId)}&perPage=${MAX_LISTED}`;
-  const headers = [
+/** Who asks when Keygate calls the backend for a Connect link: the link's maker, for its referenceId. */
+export function linkRequestHeaders(link: { id: string; createdBy: string }, referenceId: string, requestId: string, purpose: string): string[] {
+  return [
     'accept',
     'application/json',
     'x-request-id',
     requestId,
     'x-keygate-purpose',
-    'connect-link',
+    purpose,
     'x-keygate-key-id',
     link.createdBy,
     'x-keygate-key-type',
@@ -35,6 +29,17 @@ export async function devicesOf(upstream: Dispatcher, devicesPath: string, refer
     'x-keygate-connect-link',
     link.id,
   ];
+}
+
+/**
+ * The devices the backend has for one referenceId, asked server to server (the list
+ * route with `referenceId=` as its filter, as the policy's scoped filter does). Only items
+ * that carry this very referenceId count: a backend that ignores the filter shows the
+ * user nobody else's devices, and confirms nothing with them.
+ */
+export async function devicesOf(upstream: Dispatcher, devicesPath: string, referenceId: string, link: { id: string; createdBy: string }, requestId: string): Promise<DeviceLine[]> {
+  const path = `${devicesPath}?referenceId=${encodeURIComponent(referenceId)}&perPage=${MAX_LISTED}`;
+  const headers = linkRequestHeaders(link, referenceId, requestId, 'connect-link');
   const res = await bufferedRequest(upstream, { method: 'GET', path, headers, body: null });
   if (res.status !== 200) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `device list for a Connect link answered ${res.status}` });
   const body = parseUpstreamStrict(res.body.toString('utf8'), 'device list') as { data?: unknown };

@@ -12,9 +12,10 @@ import type { LinkPages } from './link-pages.ts';
 import { csrfToken, issuedSessions, issueSession, newSecret, sameSecret, sessionCookie, sha256 } from './link-session.ts';
 import type { LinkRecord, LinkStore } from './link-store.ts';
 import type { RenderedPage } from './pages/layout.ts';
-import { consentPage, type GoneReason, gonePage, handBackPage, noDevicesPage, notAFormPage, notNowPage, otherBrowserPage } from './pages/views.ts';
+import { consentPage, type GoneReason, gonePage, handBackPage, noDevicesPage, notAFormPage, notNowPage, otherBrowserPage, stepNotConfirmedPage } from './pages/views.ts';
 import type { PublicAnswer } from './public-routes.ts';
 import { parseRedirect, type RedirectTarget, redirectWith } from './redirect-url.ts';
+import { confirmStep } from './step-confirm.ts';
 
 export interface LinkFlowDeps {
   readonly links: LinkStore;
@@ -62,6 +63,7 @@ const NOT_NOW = sharedRefusal('STORE_UNAVAILABLE', 'the key could not be written
 const MISMATCH = sharedRefusal('LINK_SESSION_MISMATCH', 'no or another browser session for this link');
 const BAD_CSRF = sharedRefusal('LINK_SESSION_MISMATCH', 'the form carries no valid CSRF token');
 const BAD_STEP = sharedRefusal('LINK_SESSION_MISMATCH', 'the device step came back with a state that is not the current one');
+const NOT_CONFIRMED = sharedRefusal('DEVICE_STEP_NOT_CONFIRMED', 'the backend did not confirm the device step');
 const BAD_FORM = sharedRefusal('LINK_SESSION_MISMATCH', "the form is not one of the page's");
 
 function send(res: ServerResponse, page: RenderedPage, requestId: string, failure?: KeygateError): PublicAnswer {
@@ -252,7 +254,7 @@ export class LinkFlow implements LinkPages {
     if (template === null) return this.#notAForm(res, requestId);
     const state = newSecret();
     await this.#d.links.startStep(link.id, sha256(state));
-    const returnUrl = `${this.#d.publicUrl()}/connect/links/${token}/return${popup ? '?display=popup' : ''}`;
+    const returnUrl = this.#returnUrl(token, popup);
     const manufacturers = link.manufacturerFilters === null ? '' : [...new Set(Object.values(link.manufacturerFilters).flat())].join(',');
     return seeOther(res, deviceStepUrl(template, { referenceId: link.referenceId, returnUrl, state, manufacturers }), requestId);
   }
@@ -262,14 +264,33 @@ export class LinkFlow implements LinkPages {
     const bound = link.sessionHash === null ? undefined : this.#boundOf(this.#presented(req, link), link.sessionHash);
     if (bound === undefined) return send(res, otherBrowserPage(), requestId, MISMATCH);
     const state = query.get('state');
+    if (state === null || link.stepHash === null || sha256(state) !== link.stepHash) return send(res, otherBrowserPage(), requestId, BAD_STEP);
+    const popup = query.get('display') === 'popup';
+    // With a confirmation the step linked nothing yet: the devices are linked only now, for
+    // the code that came back to this browser (a step URL handed to someone else brings
+    // their code to their browser, which the link is not bound to).
+    const confirm = this.#d.policy.current.connect.deviceStepConfirm;
+    if (confirm !== null) {
+      const code = query.get('code');
+      if (code === null || code === '') return send(res, otherBrowserPage(), requestId, BAD_STEP);
+      const step = { referenceId: link.referenceId, code, returnUrl: this.#returnUrl(token, popup) };
+      if (!(await confirmStep(this.#d.upstream, confirm, step, link, requestId))) {
+        return send(res, stepNotConfirmedPage({ action: this.#action(token), csrf: csrfToken(link.sessionKey, bound), popup, formTargets: this.#formTargets(link) }), requestId, NOT_CONFIRMED);
+      }
+    }
     // The user has just signed in at the backend: the session value is replaced in the same
     // update, so whoever else knew the old one (a cookie planted before the step) is locked out.
     const fresh = issueSession(link.sessionKey, link.id);
-    if (state === null || link.stepHash === null || !(await this.#d.links.finishStep(link.id, sha256(state), new Date().toISOString(), sha256(bound), sha256(fresh)))) {
+    if (!(await this.#d.links.finishStep(link.id, sha256(state), new Date().toISOString(), sha256(bound), sha256(fresh)))) {
       return send(res, otherBrowserPage(), requestId, BAD_STEP);
     }
     // Post/redirect/get: the page with the devices now linked, at the link's own address.
-    return seeOther(res, this.#action(token) + (query.get('display') === 'popup' ? '?display=popup' : ''), requestId, { 'set-cookie': this.#cookie(link, fresh) });
+    return seeOther(res, this.#action(token) + (popup ? '?display=popup' : ''), requestId, { 'set-cookie': this.#cookie(link, fresh) });
+  }
+
+  /** Where the device step sends the browser back (also what a confirmation names). */
+  #returnUrl(token: string, popup: boolean): string {
+    return `${this.#d.publicUrl()}/connect/links/${token}/return${popup ? '?display=popup' : ''}`;
   }
 
   /** Runs `finish` once no other finish of the link is in progress here; one that used the link leaves the next a 410. */

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Device } from './data.ts';
 
@@ -8,6 +9,13 @@ import type { Device } from './data.ts';
  * (any name and password), picks devices, and those devices then belong to the
  * referenceId; the browser goes back to Keygate with the state. Plain HTML forms, no
  * script, nothing loaded from elsewhere.
+ *
+ * The devices are linked only when Keygate confirms (`connect.deviceStepConfirm:
+ * /connect/manufacturer/confirm`): the browser goes back with a one-time code, and Keygate,
+ * having checked that it came back to the browser the link is bound to, posts the code with
+ * the referenceId and the return address it gave. A step URL handed to another person thus
+ * links nothing for whoever started it (OAuth's authorization code: single use, short-lived,
+ * and bound to the redirect it was sent to, RFC 6749 §4.1.2 and §4.1.3).
  */
 const MANUFACTURERS = {
   ecobee: {
@@ -74,11 +82,63 @@ function carried(s: Session): string {
   return `<input type="hidden" name="referenceId" value="${esc(s.referenceId)}"><input type="hidden" name="returnTo" value="${esc(s.returnTo)}"><input type="hidden" name="state" value="${esc(s.state)}">`;
 }
 
+/** The policy file that turns this step on, confirmation included (keygate demo writes it; the browser tests too). */
+export function demoConnectPolicy(backendUrl: string): string {
+  return [
+    'version: 1',
+    'connect:',
+    `  deviceStep: '${backendUrl}/connect/manufacturer?referenceId={referenceId}&returnTo={returnUrl}&state={state}'`,
+    '  deviceStepConfirm: /connect/manufacturer/confirm',
+    '',
+  ].join('\n');
+}
+
 let linked = 0;
 
-/** Handles GET /connect/manufacturer and its two form POSTs; false when the path is not the step's. */
+/** A finished sign-in waiting for Keygate's confirmation. */
+interface Pending {
+  readonly referenceId: string;
+  readonly returnTo: string;
+  readonly picks: readonly Device[];
+  readonly into: Device[];
+  readonly expiresAt: number;
+}
+
+const CODE_TTL_MS = 10 * 60_000;
+const pending = new Map<string, Pending>();
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+/** POST /connect/manufacturer/confirm {referenceId, code, returnUrl}: links the devices of that sign-in, once. */
+function confirm(body: string, res: ServerResponse): void {
+  let asked: { referenceId?: unknown; code?: unknown; returnUrl?: unknown };
+  try {
+    asked = JSON.parse(body) as typeof asked;
+  } catch {
+    return json(res, 400, { error: { status: 400, message: 'the body is not JSON' } });
+  }
+  const p = typeof asked?.code === 'string' ? pending.get(asked.code) : undefined;
+  if (p === undefined || p.expiresAt < Date.now()) return json(res, 404, { error: { status: 404, message: 'no such code (unknown, used or expired)' } });
+  // A wrong referenceId or return address spends the code: it was sent somewhere it should not be.
+  pending.delete(asked.code as string);
+  if (asked.referenceId !== p.referenceId || asked.returnUrl !== p.returnTo)
+    return json(res, 400, { error: { status: 400, message: 'the code was issued for another referenceId or return address' } });
+  for (const d of p.picks) p.into.push(d);
+  json(res, 200, { referenceId: p.referenceId, linked: p.picks.map((d) => d.id) });
+}
+
+/** Handles GET /connect/manufacturer, its two form POSTs and Keygate's confirmation; false when the path is not the step's. */
 export function manufacturerStep(method: string, path: string, query: URLSearchParams, body: string, devices: Device[], res: ServerResponse): boolean {
   if (!path.startsWith('/connect/manufacturer')) return false;
+  if (path === '/connect/manufacturer/confirm') {
+    if (method === 'POST') confirm(body, res);
+    else json(res, 405, { error: { status: 405, message: 'POST only' } });
+    return true;
+  }
   const params = method === 'POST' ? new URLSearchParams(body) : query;
   const session = sessionOf(params);
   if (typeof session === 'string') {
@@ -109,11 +169,12 @@ export function manufacturerStep(method: string, path: string, query: URLSearchP
   if (method === 'POST' && path === '/connect/manufacturer/devices' && isMaker(maker)) {
     const m = MANUFACTURERS[maker];
     const now = new Date().toISOString();
+    const picks: Device[] = [];
     for (const pick of params.getAll('device')) {
       const d = m.devices[Number(pick)];
       if (d === undefined) continue;
       linked++;
-      devices.push({
+      picks.push({
         id: `dev_${maker}_${linked}`,
         referenceId: session.referenceId,
         manufacturer: maker,
@@ -127,8 +188,12 @@ export function manufacturerStep(method: string, path: string, query: URLSearchP
         updatedAt: now,
       });
     }
+    const code = randomBytes(24).toString('base64url');
+    for (const [c, p] of pending) if (p.expiresAt < Date.now()) pending.delete(c);
+    pending.set(code, { referenceId: session.referenceId, returnTo: session.returnTo, picks, into: devices, expiresAt: Date.now() + CODE_TTL_MS });
     const back = new URL(session.returnTo);
     back.searchParams.set('state', session.state);
+    back.searchParams.set('code', code);
     res.writeHead(303, { location: back.href, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'content-length': 0 });
     res.end();
     return true;

@@ -40,6 +40,7 @@ export const ERRORS = {
   REDIRECT_NOT_ALLOWED: { status: 400, message: 'The redirectUrl is not registered on this key' },
   LINK_GONE: { status: 410, message: 'This Connect link is used, expired or not valid' },
   LINK_SESSION_MISMATCH: { status: 403, message: 'This Connect link is open in another browser' },
+  DEVICE_STEP_NOT_CONFIRMED: { status: 403, message: 'The backend did not confirm the device sign-in' },
   // 404 is only for Keygate's own endpoints (ops listener, management API)
   NOT_FOUND: { status: 404, message: 'Not found' },
   KEY_NOT_FOUND: { status: 404, message: 'No such key' },

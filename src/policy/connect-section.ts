@@ -8,15 +8,23 @@ import type { YamlWalker } from './yaml-walker.ts';
  * browser to that backend page (a manufacturer sign-in), which links devices to the
  * referenceId and sends the browser back to `{returnUrl}` with `state={state}`; Keygate
  * then asks the backend, server to server, which devices the referenceId has.
+ *
+ * With `deviceStepConfirm` as well, the step links nothing by itself: the backend sends the
+ * browser back with a one-time `code` too, and links the devices only when Keygate, having
+ * checked that the return came to the browser the link is bound to, posts that code to this
+ * backend path (OAuth's authorization code, RFC 6749 §4.1). Without it a step URL handed to
+ * someone else links their devices to the link's referenceId (docs/connect.md).
  */
 export interface ConnectSettings {
   /** URL template of the backend's device step, or null (consent only). */
   readonly deviceStep: string | null;
   /** The list route Keygate reads a referenceId's devices from, with `referenceId=` as the filter. */
   readonly devicesPath: string;
+  /** Backend path Keygate posts `{referenceId, code, returnUrl}` to after the step's return, or null. */
+  readonly deviceStepConfirm: string | null;
 }
 
-export const DEFAULT_CONNECT: ConnectSettings = Object.freeze({ deviceStep: null, devicesPath: '/v1/devices' });
+export const DEFAULT_CONNECT: ConnectSettings = Object.freeze({ deviceStep: null, devicesPath: '/v1/devices', deviceStepConfirm: null });
 
 /** Placeholders of the device step's URL; each is replaced URL-encoded. */
 export const DEVICE_STEP_FIELDS = ['referenceId', 'returnUrl', 'state', 'manufacturers'] as const;
@@ -64,16 +72,28 @@ function checkTemplate(w: YamlWalker, node: YamlNode, text: string): boolean {
 export function connectDraft(w: YamlWalker, node: YamlNode | null, keyNode: YamlNode): ConnectDraft | null {
   let deviceStep: string | null = null;
   let devicesPath = DEFAULT_CONNECT.devicesPath;
-  for (const e of w.entries(node, 'connect', ['deviceStep', 'devices'])) {
+  let deviceStepConfirm: string | null = null;
+  let confirmNode: YamlNode | null = null;
+  for (const e of w.entries(node, 'connect', ['deviceStep', 'devices', 'deviceStepConfirm'])) {
     const value = w.string(e.value, `connect.${e.key}`, e.keyNode);
     if (value === undefined) continue;
     if (e.key === 'deviceStep') {
       if (checkTemplate(w, e.value!, value)) deviceStep = value;
-    } else if (!/^\/[A-Za-z0-9._~\-/]*$/.test(value) || value.includes('//')) {
-      w.fail(e.value, 'connect.devices must be a path such as /v1/devices');
-    } else devicesPath = value;
+    } else if (!isBackendPath(value)) {
+      w.fail(e.value, `connect.${e.key} must be a path such as ${e.key === 'devices' ? '/v1/devices' : '/connect/confirm'}`);
+    } else if (e.key === 'devices') devicesPath = value;
+    else {
+      deviceStepConfirm = value;
+      confirmNode = e.keyNode;
+    }
   }
-  return { node: keyNode, w, settings: Object.freeze({ deviceStep, devicesPath }) };
+  if (deviceStepConfirm !== null && deviceStep === null && confirmNode !== null) w.fail(confirmNode, 'connect.deviceStepConfirm needs a connect.deviceStep (it confirms that step)');
+  return { node: keyNode, w, settings: Object.freeze({ deviceStep, devicesPath, deviceStepConfirm }) };
+}
+
+/** A path on the backend, with nothing that could name another host or climb out of it. */
+function isBackendPath(value: string): boolean {
+  return /^\/[A-Za-z0-9._~\-/]*$/.test(value) && !value.includes('//') && !/(^|\/)\.\.?(\/|$)/.test(value);
 }
 
 /** The URL of the device step for one link session. */

@@ -13,6 +13,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DemoApp, type DemoAppConfig, startDemoApp } from '../../src/demo/app-page.ts';
 import { type DemoBackend, startDemoBackend } from '../../src/demo/backend.ts';
+import { demoConnectPolicy } from '../../src/demo/manufacturer-step.ts';
 import { createKeyWith } from '../blackbox/connect-client.ts';
 import { ROOT, type Sidecar, startSidecar, tempDir, tempStore } from '../helpers/sidecar.ts';
 import { type Browser, launchChromium } from './chromium.ts';
@@ -32,7 +33,7 @@ beforeAll(async () => {
   const policies = tempDir('keygate-browser-policies-');
   mkdirSync(policies, { recursive: true });
   copyFileSync(join(ROOT, 'policies/texture.yaml'), join(policies, 'texture.yaml'));
-  writeFileSync(join(policies, 'connect.yaml'), `version: 1\nconnect:\n  deviceStep: '${backend.url}/connect/manufacturer?referenceId={referenceId}&returnTo={returnUrl}&state={state}'\n`);
+  writeFileSync(join(policies, 'connect.yaml'), demoConnectPolicy(backend.url));
   app = await startDemoApp(config);
   stranger = await startDemoApp(strangerConfig);
   const store = tempStore();
@@ -194,7 +195,7 @@ describe('Connect in Chromium behind an ingress that serves Keygate under /gate 
     gatedConfig.connectKey = (await createKeyWith(store, 'connect', ['--allow-origin', gatedApp.origin, '--allow-redirect', gatedApp.url])).key;
     const policies = tempDir('keygate-browser-gate-');
     copyFileSync(join(ROOT, 'policies/texture.yaml'), join(policies, 'texture.yaml'));
-    writeFileSync(join(policies, 'connect.yaml'), `version: 1\nconnect:\n  deviceStep: '${backend.url}/connect/manufacturer?referenceId={referenceId}&returnTo={returnUrl}&state={state}'\n`);
+    writeFileSync(join(policies, 'connect.yaml'), demoConnectPolicy(backend.url));
     const gated = await startSidecar({ upstream: backend.url, store, policies, env: { KEYGATE_PUBLIC_URL: gate } });
     target = Number(new URL(gated.url).port);
     try {

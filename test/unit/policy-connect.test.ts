@@ -23,12 +23,12 @@ function errorsOf(...texts: string[]): string {
 
 describe('connect: in a policy', () => {
   it('is off by default (consent over the devices the backend has), on with a deviceStep', () => {
-    expect(compilePolicy([{ file: 'p.yaml', text: BASE }]).connect).toEqual({ deviceStep: null, devicesPath: '/v1/devices' });
+    expect(compilePolicy([{ file: 'p.yaml', text: BASE }]).connect).toEqual({ deviceStep: null, devicesPath: '/v1/devices', deviceStepConfirm: null });
     const on = compilePolicy([
       { file: 'p.yaml', text: BASE },
-      { file: 'c.yaml', text: `version: 1\nconnect:\n  deviceStep: '${STEP}'\n  devices: /v2/devices\n` },
+      { file: 'c.yaml', text: `version: 1\nconnect:\n  deviceStep: '${STEP}'\n  devices: /v2/devices\n  deviceStepConfirm: /connect/confirm\n` },
     ]);
-    expect(on.connect).toEqual({ deviceStep: STEP, devicesPath: '/v2/devices' });
+    expect(on.connect).toEqual({ deviceStep: STEP, devicesPath: '/v2/devices', deviceStepConfirm: '/connect/confirm' });
   });
 
   it.each([
@@ -38,6 +38,10 @@ describe('connect: in a policy', () => {
     ["deviceStep: 'https://{referenceId}.example/{returnUrl}{state}'", /placeholders may stand in its path or query only/],
     ['devices: v1/devices', /connect\.devices must be a path such as \/v1\/devices/],
     ['deviceSteps: x', /connect: unknown field "deviceSteps"/],
+    ['deviceStepConfirm: /connect/confirm', /p1\.yaml:3:3 connect\.deviceStepConfirm needs a connect\.deviceStep/],
+    [`deviceStep: '${STEP}'\n  deviceStepConfirm: https://evil.example/confirm`, /p1\.yaml:4:22 connect\.deviceStepConfirm must be a path such as \/connect\/confirm/],
+    [`deviceStep: '${STEP}'\n  deviceStepConfirm: /connect/../admin`, /connect\.deviceStepConfirm must be a path/],
+    ['devices: /v1/./devices', /connect\.devices must be a path such as \/v1\/devices/],
   ])('refuses %s with file:line:col', (line, expected) => {
     expect(errorsOf(BASE, `version: 1\nconnect:\n  ${line}\n`)).toMatch(expected);
   });

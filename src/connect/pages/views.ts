@@ -107,6 +107,14 @@ export function noDevicesPage(view: Pick<ConsentView, 'action' | 'csrf' | 'popup
   return renderPage({ title: 'No device was connected', content, formTargets: view.formTargets, ...(view.headers === undefined ? {} : { headers: view.headers }) });
 }
 
+/** The backend did not confirm the device step's code (used, expired, or brought back to another address). */
+export function stepNotConfirmedPage(view: Pick<ConsentView, 'action' | 'csrf' | 'popup' | 'formTargets'>): RenderedPage {
+  const content = html`<h1>The device sign-in could not be confirmed</h1>
+<p>Nothing was shared with the app. Sign in to your device maker again from this page.</p>
+<form method="post" action="${view.action}">${hidden(view as ConsentView)}<div class="actions"><button class="primary" type="submit" name="action" value="link">Try again</button><button type="submit" name="action" value="deny">Cancel</button></div></form>`;
+  return renderPage({ title: 'The device sign-in could not be confirmed', status: 403, content, formTargets: view.formTargets });
+}
+
 /** The store could not make the key just now; the link is still the user's, and Allow may be pressed again. */
 export function notNowPage(view: Pick<ConsentView, 'action' | 'csrf' | 'popup' | 'formTargets'>): RenderedPage {
   const content = html`<h1>The connection could not be finished just now</h1>
