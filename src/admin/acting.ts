@@ -1,7 +1,10 @@
 import { KeygateError } from '../errors/keygate-error.ts';
+import { hashKey } from '../keys/key-format.ts';
 import { inactiveAt, type KeyRecord } from '../keys/key-record.ts';
 import { checkActive, type KeyService } from '../keys/key-service.ts';
+import { toPrincipal } from '../keys/principal.ts';
 import type { WriteGuard } from '../keys/store.ts';
+import { KEY_HEADER } from '../pipeline/authenticate.ts';
 import type { ServedRequest } from '../pipeline/served-handler.ts';
 import type { Actor } from './escalation.ts';
 
@@ -39,18 +42,23 @@ function active(record: KeyRecord, principalEndsMs: number): boolean {
 /**
  * The acting key's row as the request begins, which must be the key it was authenticated
  * as (the key cache may hold it for up to its TTL after a change elsewhere): active, with
- * the power the principal has. What the write then checks it against (actingGuard).
+ * the power the principal has, and found by the very secret the request presents with that
+ * secret's life as the principal has it — a secret rotated away meanwhile (now in a grace
+ * period, or gone) or a key given an expiry acts as what it is now, not as the cache
+ * remembers it. What the write then checks it against (actingGuard).
  */
 export async function actingKey(deps: AdminDeps, request: ServedRequest): Promise<KeyRecord> {
   const p = request.principal;
-  const record = await deps.keys.get(p.id);
-  if (record === undefined || !active(record, p.expiresAtMs)) throw changed('the acting key is revoked, expired or gone');
+  const secret = request.req.headers[KEY_HEADER];
+  const record = typeof secret === 'string' ? await deps.keys.store.findByHash(hashKey(secret)) : undefined;
+  if (record === undefined || record.id !== p.id || !active(record, p.expiresAtMs)) throw changed('the acting key is revoked, expired or gone, or its secret was rotated away');
   const same =
     record.type === p.type &&
     record.allowReferenceId === p.allowReferenceId &&
+    toPrincipal(record).expiresAtMs === p.expiresAtMs &&
     JSON.stringify(record.roles) === JSON.stringify(p.roles) &&
     JSON.stringify(record.conditions) === JSON.stringify(p.conditions);
-  if (!same) throw changed('the acting key was changed since it was authenticated');
+  if (!same) throw changed('the acting key was changed or rotated since it was authenticated');
   return record;
 }
 
