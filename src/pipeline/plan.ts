@@ -9,6 +9,7 @@ import { idFromValue, proveByLookup } from './prove.ts';
 import type { AttributeSource } from './proving/attributes.ts';
 import { foldName } from './proving/fold.ts';
 import { idFieldOf, idNames } from './proving/id-names.ts';
+import { lookupContext } from './proving/lookup-context.ts';
 import { checkJsonBodyHeaders, judgeBody, parseJsonBody } from './proving/request-body.ts';
 import { listCheck, provenAnswerCheck, type ResponseCheck, responseCheck, responseIdCheck } from './proving/response-checks.ts';
 
@@ -120,18 +121,24 @@ function queryRules(policy: CompiledPolicy, route: CompiledRoute): QueryRules {
 }
 
 /** How the answer is checked, or null when it is released as it comes. */
-function checkOf(ctx: PlanContext, route: CompiledRoute, conditions: readonly Condition[], principal: Principal, requestId: string): ResponseCheck | null {
+function checkOf(ctx: PlanContext, route: CompiledRoute, conditions: readonly Condition[], principal: Principal, requestId: string, path: string, headers: readonly string[]): ResponseCheck | null {
   const e = route.enforcement;
   if (e.kind === 'filter') return listCheck(route.resource, conditions);
   if (e.kind === 'response') return responseCheck(route.resource, conditions);
   if (e.kind !== 'lookup') return null;
-  if (e.id.from === 'response') return responseIdCheck(ctx.attributes, e.resource, e.id, conditions, principal, requestId);
+  if (e.id.from === 'response') return responseIdCheck(ctx.attributes, e.resource, e.id, conditions, principal, requestId, lookupContext(path, headers));
   // The read of the looked-up resource itself is checked again on the answer, so a
   // backend that answers differently (or a resource that moved within the lookup TTL)
   // still cannot show another user's object.
   if (ownRead(route, e)) return responseCheck(route.resource, conditions);
   // Any other route proven by a lookup has its answer checked once the id is known (proveThenComplete).
   return null;
+}
+
+/** Whether checkOf gives the route a check (known before the headers are built: they depend on it). */
+function checks(route: CompiledRoute): boolean {
+  const e = route.enforcement;
+  return e.kind === 'filter' || e.kind === 'response' || (e.kind === 'lookup' && (e.id.from === 'response' || ownRead(route, e)));
 }
 
 /** The route is the looked-up resource's own read (`GET /v1/devices/{id}` of `lookup: GET /v1/devices/{id}`). */
@@ -166,7 +173,6 @@ export function plan(ctx: PlanContext, principal: Principal, req: IncomingReques
   const route = decision.route;
   const conditioned = conditions !== null && route !== null;
   const e = conditioned ? route.enforcement : null;
-  const check = conditioned ? checkOf(ctx, route, conditions, principal, req.requestId) : null;
   const judged = !fullAccess(ctx.policy, decision);
   const query = conditioned
     ? mutateQuery(req.target.query, e!.kind === 'filter' ? conditions : null, queryRules(ctx.policy, route))
@@ -178,11 +184,13 @@ export function plan(ctx: PlanContext, principal: Principal, req: IncomingReques
     remoteAddress: req.remoteAddress,
     trustedHop: req.trustedHop,
     readsBody: judged,
-    checked: check !== null || provesAnswer(route, e),
+    checked: conditioned && (checks(route) || provesAnswer(route, e)),
     judgedNames: conditioned ? judgedNames(ctx.policy, route, conditions) : undefined,
     judgedAttributes: conditioned ? attributeKeys(conditions) : undefined,
   });
-  const draft: Draft = { decision, path: query === '' ? req.target.path : req.target.path + '?' + query, headers: up.headers, body: null, check };
+  const path = query === '' ? req.target.path : req.target.path + '?' + query;
+  const check = conditioned ? checkOf(ctx, route, conditions, principal, req.requestId, path, up.headers) : null;
+  const draft: Draft = { decision, path, headers: up.headers, body: null, check };
   const lookup = e?.kind === 'lookup' ? e : null;
   const bodyId = lookup?.id.from === 'body';
   if (!judged) {
@@ -217,7 +225,7 @@ function proveThenComplete(ctx: PlanContext, draft: Draft, e: LookupEnforcement 
   else id = idFromQuery(req.target.query, e.id.name);
   const conditions = draft.decision.conditions!;
   if (draft.decision.route !== null && provesAnswer(draft.decision.route, e)) draft.check = provenAnswerCheck(e.resource, conditions, idFieldOf(e.resource, e.id.name), id);
-  const proven = proveByLookup(ctx.attributes, e.resource, id, conditions, principal, req.requestId);
+  const proven = proveByLookup(ctx.attributes, e.resource, id, conditions, principal, req.requestId, lookupContext(draft.path, draft.headers));
   return proven instanceof Promise ? proven.then(() => complete(draft, req)) : complete(draft, req);
 }
 

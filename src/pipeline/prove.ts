@@ -4,6 +4,7 @@ import type { CompiledResource, IdSource } from '../policy/model.ts';
 import type { MaybePromise } from '../util/maybe-promise.ts';
 import type { Condition } from './authorize.ts';
 import { type AttributeSource, type Attributes, satisfies } from './proving/attributes.ts';
+import type { LookupContext } from './proving/lookup-context.ts';
 
 export function forbidden(detail: string): KeygateError {
   return new KeygateError('RESOURCE_NOT_ALLOWED', { detail });
@@ -32,8 +33,16 @@ function judge(attrs: Attributes, resource: CompiledResource, id: string, condit
  * (returns, or throws) when the attributes are cached; a promise only when the backend
  * must be asked, so a warm request never waits a microtask for its answer.
  */
-export function proveByLookup(source: AttributeSource, resource: CompiledResource, id: string, conditions: readonly Condition[], principal: Principal, requestId: string): MaybePromise<void> {
-  const attrs = source.get(resource, id, principal, requestId);
+export function proveByLookup(
+  source: AttributeSource,
+  resource: CompiledResource,
+  id: string,
+  conditions: readonly Condition[],
+  principal: Principal,
+  requestId: string,
+  context?: LookupContext,
+): MaybePromise<void> {
+  const attrs = source.get(resource, id, principal, requestId, context);
   if (attrs instanceof Promise) return attrs.then((a) => judge(a, resource, id, conditions));
   judge(attrs, resource, id, conditions);
 }

@@ -7,6 +7,7 @@ import { fillTemplate } from '../../policy/route-template.ts';
 import type { MaybePromise } from '../../util/maybe-promise.ts';
 import type { Condition } from '../authorize.ts';
 import { bufferedRequest } from '../forward.ts';
+import { type LookupContext, NO_CONTEXT } from './lookup-context.ts';
 import { AMBIGUOUS, parseUpstreamStrict } from './strict-json.ts';
 
 /** What the answer checks read of a resource: its name and where its attributes are (a list check on a worker thread gets only these). */
@@ -17,8 +18,11 @@ export type Attributes = Readonly<Record<string, unknown>> | null;
 
 /** Where the attributes of one resource come from: the backend (serve) or fixtures (policy tests). */
 export interface AttributeSource {
-  /** Synchronous on a cache hit; a promise only when the backend must be asked. */
-  get(resource: CompiledResource, id: string, principal: Principal, requestId: string): MaybePromise<Attributes>;
+  /**
+   * Synchronous on a cache hit; a promise only when the backend must be asked, in the
+   * forwarded request's context (lookup-context.ts).
+   */
+  get(resource: CompiledResource, id: string, principal: Principal, requestId: string, context?: LookupContext): MaybePromise<Attributes>;
 }
 
 /** Told the resource's name each time a lookup is sent to the backend (a cache miss): the metrics count it. */
@@ -105,10 +109,10 @@ export class BackendAttributes implements AttributeSource {
     return this.#cache.size;
   }
 
-  get(resource: CompiledResource, id: string, principal: Principal, requestId: string): MaybePromise<Attributes> {
+  get(resource: CompiledResource, id: string, principal: Principal, requestId: string, context: LookupContext = NO_CONTEXT): MaybePromise<Attributes> {
     const lookup = resource.lookup;
     if (lookup === null) throw new KeygateError('RESOURCE_NOT_ALLOWED', { detail: `resource ${resource.name} has no lookup` });
-    const key = askerOf(principal) + resource.name + '\u0000' + id;
+    const key = askerOf(principal) + resource.name + '\u0000' + id + (context.key === '' ? '' : '\u0001' + context.key);
     const hit = this.#cache.get(key);
     if (hit !== undefined) return hit.value;
     const pending = this.#inflight.get(key);
@@ -117,7 +121,9 @@ export class BackendAttributes implements AttributeSource {
     this.#observe(resource.name);
     const headers = ['accept', 'application/json', 'x-request-id', requestId, 'x-keygate-purpose', 'attribute-lookup', 'x-keygate-key-id', principal.id, 'x-keygate-key-type', principal.type];
     if (principal.referenceId !== null) headers.push('x-keygate-reference-id', principal.referenceId);
-    const promise = bufferedRequest(this.#upstream, { method: 'GET', path: fillTemplate(lookup.template, { id }), headers, body: null })
+    for (const h of context.headers) headers.push(h);
+    const path = fillTemplate(lookup.template, { id }) + (context.query === '' ? '' : '?' + context.query);
+    const promise = bufferedRequest(this.#upstream, { method: 'GET', path, headers, body: null })
       .then((res) => {
         // A 5xx proves nothing either way and is the backend's failure: 502, not cached.
         if (res.status >= 500) throw new KeygateError('UPSTREAM_BAD_RESPONSE', { detail: `lookup of ${resource.name} ${id}: status ${res.status}` });

@@ -13,6 +13,7 @@ import { listScan, provenClean, type ScanFields, scanFields } from './clean-scan
 import { foldName } from './fold.ts';
 import { singular } from './id-names.ts';
 import { renderScannedList, renderTextList } from './list-render.ts';
+import type { LookupContext } from './lookup-context.ts';
 import { checkOffThread, OFF_THREAD_BYTES } from './off-thread-check.ts';
 import { bodySize, MAX_PARTS, PartsResponse, renderScannedParts } from './parts.ts';
 import { AMBIGUOUS, parseAnswer } from './strict-json.ts';
@@ -288,7 +289,15 @@ const ID_AND_OWNER = new PairMemo<CompiledResource, readonly Condition[], Map<st
  * (`"device": {"referenceId": "bob"}` beside a proven `deviceId`), as a single resource's
  * answer must not (invariant 5).
  */
-export function responseIdCheck(attributes: AttributeSource, resource: CompiledResource, source: IdSource, conditions: readonly Condition[], principal: Principal, requestId: string): ResponseCheck {
+export function responseIdCheck(
+  attributes: AttributeSource,
+  resource: CompiledResource,
+  source: IdSource,
+  conditions: readonly Condition[],
+  principal: Principal,
+  requestId: string,
+  context?: LookupContext,
+): ResponseCheck {
   return async (res) => {
     if (!carriesResource(res.status)) throw forbidden(`backend answered ${res.status}: no ${source.name} to prove`);
     // Keys compared unescaped, and the id and the owner keys named once in one spelling: a
@@ -307,7 +316,7 @@ export function responseIdCheck(attributes: AttributeSource, resource: CompiledR
     // Nor may it name another of the resource at any depth (a `related` entry's `deviceId`, a
     // nested `device` object), as the answer of a route proven by its request must not.
     if (!aboutOnly(value, resource, conditions, source.name, id)) throw forbidden(`response naming ${resource.name} ${id} names another ${source.name}`);
-    await proveByLookup(attributes, resource, id, conditions, principal, requestId);
+    await proveByLookup(attributes, resource, id, conditions, principal, requestId, context);
     return released(res);
   };
 }
