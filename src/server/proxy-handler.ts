@@ -31,6 +31,7 @@ import type { PolicyHolder } from '../policy/policy-holder.ts';
 import type { HeldAnswers } from './held-answers.ts';
 import { nextRequestId } from './request-id.ts';
 import { dispatchServed, type ServedCall, type ServedRegistry, writeServedAnswer } from './served-dispatch.ts';
+import { shownError } from './shown-error.ts';
 
 export interface ProxyDeps {
   readonly policy: PolicyHolder;
@@ -519,7 +520,7 @@ class Exchange implements StreamSink, BufferSink, AdmissionWaiter, Upload {
         // A refusal after the rate limit counted the request (a foreign id, a backend
         // failure) carries the fields, as every answer of a limited key does.
         if (!this.#res.headersSent) this.#setAddedHeaders();
-        renderError(this.#res, failure, this.#requestId);
+        renderError(this.#res, shownError(failure), this.#requestId);
       } catch (renderFailure) {
         // A response that cannot even carry an error (socket gone, headers half-written): cut it.
         this.#res.destroy(renderFailure as Error);
