@@ -102,6 +102,13 @@ describe("a device's sub-resources: the answer is about the proven device alone"
     ['a prefixed id name', '{"data":[{"id":"h1","targetDeviceId":"dev-bob-1","note":"BOB_SECRET"}]}'],
     ['a look-alike id name with a blank', '{"data":[{"id":"h1","device id":"dev-bob-1","note":"BOB_SECRET"}]}'],
     ['ids as a comma-separated string', '{"data":[{"id":"h1","deviceIds":"dev-alice-1,dev-bob-1","note":"BOB_SECRET"}]}'],
+    ['a PascalCase device object (.NET, Go structs)', '{"data":[{"Id":"h1","Device":{"Id":"dev-bob-1"},"Note":"BOB_SECRET"}]}'],
+    ['a device object with an upper-case ID', '{"data":[{"id":"h1","device":{"ID":"dev-bob-1"},"note":"BOB_SECRET"}]}'],
+    ['PascalCase device objects', '{"data":[{"id":"h1","Devices":[{"Id":"dev-bob-1"}],"note":"BOB_SECRET"}]}'],
+    ['a device object by Uuid', '{"data":[{"id":"h1","device":{"Uuid":"dev-bob-1"},"note":"BOB_SECRET"}]}'],
+    ['a device object by MongoDB _id', '{"data":[{"id":"h1","device":{"_id":"dev-bob-1"},"note":"BOB_SECRET"}]}'],
+    ['a device object by Django pk', '{"data":[{"id":"h1","device":{"pk":"dev-bob-1"},"note":"BOB_SECRET"}]}'],
+    ['a JSON:API relationship in PascalCase', '{"data":[{"id":"h1","Relationships":{"Device":{"Data":{"Type":"devices","Id":"dev-bob-1"}}},"note":"BOB_SECRET"}]}'],
   ])('another device named as %s → 403', async (_name, body) => {
     answerWith(body);
     const r = await send(sidecar.proxyPort, { path: HISTORY, headers: keyHeader(keys.alice) });

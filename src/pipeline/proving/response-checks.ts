@@ -345,17 +345,26 @@ function looseName(key: string): string {
   return /[\s.]/.test(name) ? name.replace(/[\s.]/g, '') : name;
 }
 
-/** The id itself, or an object whose `id` (or `uuid`, or JSON:API's `data`), if any, is it. */
+/**
+ * An object's own id under the names serialisers give it, folded as looseName folds them:
+ * `id`, `Id` and `ID` (.NET and Go structs), `_id` (MongoDB), `uuid`, `guid`, `pk` (Django).
+ */
+const OWN_ID_NAMES = new Set(['id', 'uuid', 'guid', 'pk']);
+
+/** The id itself, or an object whose id (OWN_ID_NAMES, any case, or JSON:API's `data`), if any, is it. */
 function namedOnly(x: unknown, id: string): boolean {
   if (x === null) return true;
   if (typeof x !== 'object') return isId(x, id);
   if (Array.isArray(x)) return true;
   const o = x as Record<string, unknown>;
-  if (Object.hasOwn(o, 'id') && !isId(o.id, id)) return false;
-  if (Object.hasOwn(o, 'uuid') && !isId(o.uuid, id)) return false;
-  // JSON:API's relationship: `{"data": {"id": …}}` or `{"data": [{"id": …}]}`.
-  if (Object.hasOwn(o, 'data') && o.data !== null && typeof o.data === 'object') {
-    return Array.isArray(o.data) ? o.data.every((d) => namedOnly(d, id)) : namedOnly(o.data, id);
+  for (const key in o) {
+    const name = looseName(key);
+    if (OWN_ID_NAMES.has(name) && !isId(o[key], id)) return false;
+    // JSON:API's relationship: `{"data": {"id": …}}` or `{"data": [{"id": …}]}`.
+    if (name === 'data' && o[key] !== null && typeof o[key] === 'object') {
+      const data = o[key];
+      if (!(Array.isArray(data) ? data.every((d) => namedOnly(d, id)) : namedOnly(data, id))) return false;
+    }
   }
   return true;
 }
