@@ -73,6 +73,10 @@ function resolveConditions(role: CompiledRole, principal: Principal): Condition[
     if (i === -1) out.push({ attribute, values: keyValues });
     else out[i] = { attribute, values: out[i]!.values.filter((v) => keyValues.includes(v)) };
   }
+  // Conditions that no value meets (a key condition `referenceId: [bob]` under a role bound
+  // to the key's own `alice`) reach nothing: the role proves nothing for this key, rather
+  // than sending a filter of no value (`?referenceId=`), which a backend may read as none.
+  for (const c of out) if (c.values.length === 0) return undefined;
   return out;
 }
 
