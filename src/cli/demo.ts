@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,8 +89,11 @@ export async function demoCommand(argv: readonly string[]): Promise<void> {
       seeded[label] = { id: record.id, key };
     }
     await running.refreshOrigins();
-    Object.assign(appConfig, { keygate: `http://127.0.0.1:${running.proxy.port}`, connectKey: seeded.connect.key });
-    linkUrl = await createDemoLink(running.proxy.port, seeded.connect.key, app.url);
+    // The printed link's state is one the app accepts besides its own tab's: random, so a key
+    // planted in the app's address with a state of someone else's is still ignored.
+    const terminalState = `terminal-${randomBytes(12).toString('base64url')}`;
+    Object.assign(appConfig, { keygate: `http://127.0.0.1:${running.proxy.port}`, connectKey: seeded.connect.key, terminalState });
+    linkUrl = await createDemoLink(running.proxy.port, seeded.connect.key, app.url, terminalState);
   } catch (err) {
     await release();
     throw err;
@@ -116,8 +120,8 @@ function demoPolicies(dir: string, backendUrl: string): string {
 }
 
 /** A Connect link, created as the demo app does: the public connect key, over HTTP. */
-function createDemoLink(port: number, connectKey: string, redirectUrl: string): Promise<string> {
-  const body = JSON.stringify({ redirectUrl, clientName: 'Demo energy app', state: 'from-the-terminal' });
+function createDemoLink(port: number, connectKey: string, redirectUrl: string, state: string): Promise<string> {
+  const body = JSON.stringify({ redirectUrl, clientName: 'Demo energy app', state });
   return new Promise((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port, method: 'POST', path: '/v1/connections', headers: { 'texture-api-key': connectKey, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },

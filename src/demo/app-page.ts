@@ -41,10 +41,11 @@ function indexHtml(keygate: string): string {
 const CSS =
   'body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:0 auto;padding:1.5rem 1rem}button{font:inherit;font-weight:600;min-height:44px;padding:.5rem 1.2rem}#devices li{margin:.3rem 0}code{word-break:break-all}';
 
-function appJs(keygate: string, connectKey: string): string {
+function appJs(keygate: string, connectKey: string, terminalState: string): string {
   return `'use strict';
 var KEYGATE = ${JSON.stringify(keygate)};
 var CONNECT_KEY = ${JSON.stringify(connectKey)};
+var TERMINAL_STATE = ${JSON.stringify(terminalState)};
 var statusLine = document.getElementById('status');
 var list = document.getElementById('devices');
 var options = { clientName: 'Demo energy app', redirectUrl: location.origin + '/', state: 'demo-' + Math.random().toString(36).slice(2) };
@@ -81,14 +82,23 @@ document.getElementById('redirect-flow').addEventListener('click', function (eve
   event.preventDefault();
   fetch(KEYGATE + '/v1/connections', { method: 'POST', headers: { 'Texture-Api-Key': CONNECT_KEY, 'Content-Type': 'application/json' }, body: JSON.stringify(options) })
     .then(function (res) { return res.json(); })
-    .then(function (link) { location.href = link.linkUrl; });
+    .then(function (link) { sessionStorage.setItem('connect-state', options.state); location.href = link.linkUrl; });
 });
 
+// A key in the address is used only when its state is the one this tab sent: anyone can
+// send a user to /?texture_scoped_key=<their own key>, which would show that user the
+// sender's devices and send the sender whatever the user then does with them.
 var params = new URLSearchParams(location.search);
 if (params.has('texture_scoped_key')) {
   var key = params.get('texture_scoped_key');
+  var expected = sessionStorage.getItem('connect-state');
+  sessionStorage.removeItem('connect-state');
   history.replaceState(null, '', location.pathname);
-  showDevices(key);
+  var state = params.get('state');
+  if (!((expected !== null && state === expected) || (TERMINAL_STATE !== '' && state === TERMINAL_STATE))) {
+    statusLine.textContent = 'A key came back that this page did not ask for (its state does not match): ignored.';
+    document.body.dataset.error = 'state_mismatch';
+  } else showDevices(key);
 } else if (params.has('error')) {
   statusLine.textContent = 'Connect did not finish: ' + params.get('error');
 }
@@ -99,6 +109,8 @@ if (params.has('texture_scoped_key')) {
 export interface DemoAppConfig {
   keygate: string;
   connectKey: string;
+  /** The state of the link `keygate demo` prints (made outside any tab), accepted besides the tab's own. */
+  terminalState?: string;
 }
 
 /** Serves the demo app on 127.0.0.1, reached as `http://localhost:PORT` (another site than Keygate's 127.0.0.1). */
@@ -107,7 +119,7 @@ export async function startDemoApp(config: DemoAppConfig, port = 0): Promise<Dem
     const path = (req.url ?? '/').split('?')[0];
     const [type, body] =
       path === '/app.js'
-        ? ['text/javascript', appJs(config.keygate, config.connectKey)]
+        ? ['text/javascript', appJs(config.keygate, config.connectKey, config.terminalState ?? '')]
         : path === '/app.css'
           ? ['text/css', CSS]
           : path === '/'

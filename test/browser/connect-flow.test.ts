@@ -112,6 +112,15 @@ describe('Connect in Chromium', () => {
     await page.close();
   });
 
+  it('the app takes no key it did not ask for: a link to /?texture_scoped_key=… with another state is ignored', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${app.url}?texture_scoped_key=scoped_planted&state=demo-forged`);
+    await page.waitForFunction("document.body.dataset.error === 'state_mismatch'");
+    expect(await page.evaluate<string>("document.body.dataset.scopedKey || ''")).toBe('');
+    expect(page.url()).not.toContain('texture_scoped_key');
+    await page.close();
+  });
+
   it('a page on an origin no key allows can neither create links nor read with a scoped key', async () => {
     const page = await browser.context.newPage();
     await page.goto(app.url);
