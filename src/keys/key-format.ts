@@ -124,6 +124,99 @@ export function holdsKeyLoosely(text: string): boolean {
   return loose !== text && holdsKey(loose);
 }
 
+/** A key prefix, up to three other characters in place of its `_`, then a key's worth of base62. */
+const LOOSE_KEY = /(api|scoped)[^0-9A-Za-z]{0,3}([0-9A-Za-z]{38})/gi;
+/** Long enough to be the base64 of a key (42 characters or more encode to 56). */
+const BASE64_RUN = /[0-9A-Za-z+/_-]{56,}/g;
+const LOOSE_KEY_ONE = new RegExp(LOOSE_KEY.source, 'i');
+const RUNS = { base62: 0, base64: 0, other: false };
+
+/**
+ * Whether `text` has a run of 38 base62 characters (`base62`) or of 56 base64 ones
+ * (`base64`), either of which any spelling of a key holds, and whether it holds a `%`
+ * (`other`). A run that long covers one of the positions 37, 75, 113,
+ * …, so only the runs through those are measured: a user agent of 130 characters costs
+ * three looks. One shared result: no allocation.
+ */
+function longestRuns(text: string): { base62: number; base64: number; other: boolean } {
+  let max62 = 0;
+  let max64 = 0;
+  for (let p = KEY_RUN - 1; p < text.length; p += KEY_RUN) {
+    const c = text.charCodeAt(p);
+    const k = c < 128 ? CLASS[c]! : 0;
+    if (k !== ALNUM && k !== B64) continue;
+    let a = p;
+    while (a > 0 && isB64(text.charCodeAt(a - 1))) a--;
+    let b = p + 1;
+    while (b < text.length && isB64(text.charCodeAt(b))) b++;
+    if (b - a > max64) max64 = b - a;
+    // The base62 runs inside this base64 one.
+    let run = 0;
+    for (let i = a; i < b; i++) {
+      run = CLASS[text.charCodeAt(i)] === ALNUM ? run + 1 : 0;
+      if (run > max62) max62 = run;
+    }
+  }
+  RUNS.base62 = max62;
+  RUNS.base64 = max64;
+  RUNS.other = text.includes('%');
+  return RUNS;
+}
+
+const KEY_RUN = 38;
+const BEYOND_ASCII = /[^\x00-\x7e]/;
+
+function isB64(c: number): boolean {
+  return c < 128 && CLASS[c]! !== 0 && CLASS[c]! !== OTHER;
+}
+
+const ALNUM = 1;
+const B64 = 2;
+const OTHER = 3;
+/** Per ASCII code: base62, the other base64 characters (`+ / _ -`), `%` and DEL (OTHER), or none (0). */
+const CLASS = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+  CLASS[c] = alnum ? ALNUM : c === 43 || c === 47 || c === 95 || c === 45 ? B64 : c === 37 || c === 127 ? OTHER : 0;
+}
+
+/** The shortest text a key fits in. */
+const MIN_KEY_TEXT = 41;
+
+/**
+ * holdsKey for a forwarded header or query value, in the spellings a backend could still
+ * read a key in: percent-encoded (`api%5F…`, also twice), with a compatibility form of its
+ * prefix (`ａｐｉ_…`), with another separator (`api.…`, `api+…`), or base64 (`Authorization: Basic` of `key:`, what
+ * `curl -u KEY:` sends). Those spellings count only with a valid checksum, so an ordinary
+ * value that merely looks like one (`/api/<38-character id>`) is forwarded as it is. Text
+ * shorter than a key returns at once; on the request path only for longer values.
+ */
+export function holdsKeyEncoded(text: string): boolean {
+  if (text.length < MIN_KEY_TEXT) return false;
+  if (holdsKey(text)) return true;
+  const raw = longestRuns(text);
+  // Without `%` and without a long enough run there is no spelling of a key a backend would
+  // read back (a fullwidth body is none): the usual value stops here.
+  if (!raw.other && raw.base62 < 38 && raw.base64 < 56) return false;
+  const plain = raw.other || BEYOND_ASCII.test(text) ? decodeLeniently(text).normalize('NFKC') : text;
+  // One pass first: a key's spelling needs a run of 38 base62 characters (56 base64 ones
+  // for its base64), which most values (a user agent, a cookie of short fields) lack; the
+  // regexes, which retry at every position, then run only on the few that have one.
+  const runs = plain === text ? raw : longestRuns(plain);
+  if (runs.base62 >= 38 && LOOSE_KEY_ONE.test(plain)) {
+    for (const m of plain.matchAll(LOOSE_KEY)) {
+      if (parseKey(`${m[1]!.toLowerCase()}_${m[2]!}`) !== undefined) return true;
+    }
+  }
+  if (runs.base64 >= 56) {
+    for (const m of plain.matchAll(BASE64_RUN)) {
+      const decoded = Buffer.from(m[0], m[0].includes('-') || m[0].includes('_') ? 'base64url' : 'base64').toString('latin1');
+      if (holdsKey(decoded)) return true;
+    }
+  }
+  return false;
+}
+
 /**
  * An `_` after an `i` or a `d` in either case (`api_`, `scoped_`): run on every forwarded
  * header value, where `_` alone is common (cookies), so the regex runs only when a prefix

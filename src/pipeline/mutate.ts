@@ -1,5 +1,5 @@
 import { KeygateError } from '../errors/keygate-error.ts';
-import { holdsKey } from '../keys/key-format.ts';
+import { holdsKey, holdsKeyEncoded } from '../keys/key-format.ts';
 import type { Principal } from '../keys/principal.ts';
 import type { Condition } from './authorize.ts';
 import { AnswerKind, answerClass, HeaderKind, headerClass, isProtected, tokenKind } from './forwarding/header-classes.ts';
@@ -147,7 +147,7 @@ const MAX_JUDGED_PAIRS = 256;
  */
 export function mutateQuery(query: string, filter: readonly Condition[] | null, rules: QueryRules = NO_RULES): string {
   let out = query;
-  if (query !== '' && (filter !== null || rules !== NO_RULES || mayHoldOverride(query) || holdsKey(query))) {
+  if (query !== '' && (filter !== null || rules !== NO_RULES || mayHoldOverride(query) || holdsKey(query) || holdsKeyEncoded(query))) {
     const drop = filter === null ? null : attributeKeys(filter);
     const dropKeys = rules.drop;
     const refuseKeys = rules.refuse;
@@ -176,6 +176,7 @@ export function mutateQuery(query: string, filter: readonly Condition[] | null, 
         (rules.asciiOnly === true && (namesMethod(key) || namesMethod(paramKey(full)))) ||
         // A key in the query (`?api_key=…`, a copy of the header's) never reaches the backend (invariant 6).
         holdsKey(decodedValue(piece)) ||
+        holdsKeyEncoded(piece) ||
         (dropKeys !== undefined && (dropKeys.has(key) || namesAny(full, dropKeys))) ||
         (drop !== null && (drop.has(key) || mentionsAny(full, drop) || (eq !== -1 && mentionsAny(decodedValue(piece.slice(eq + 1)), drop))))
       ) {
@@ -391,7 +392,7 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
     switch (hc.kind) {
       case HeaderKind.pass:
         // A key in another header (`Authorization: Bearer api_…`) never reaches the backend (invariant 6).
-        if (!holdsKey(value) && input.judgedNames?.has(hc.field) !== true) out.push(hc.name, value);
+        if (!holdsKey(value) && !holdsKeyEncoded(value) && input.judgedNames?.has(hc.field) !== true) out.push(hc.name, value);
         break;
       case HeaderKind.connection:
         if (own && value !== 'keep-alive' && value !== 'close') hopNames = connectionTokens(value, hopNames);
@@ -454,7 +455,7 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
         if (own && input.checked !== true) out.push(hc.name, value);
         break;
       case HeaderKind.cookie:
-        if (holdsKey(value)) break;
+        if (holdsKey(value) || holdsKeyEncoded(value)) break;
         if (input.judgedNames === undefined) out.push(hc.name, value);
         else {
           const kept = judgedCookies(value, input.judgedNames, input.judgedAttributes);

@@ -164,6 +164,48 @@ describe('identity headers and key stripping', () => {
     }
   });
 
+  test.each(cases)(
+    '%s: an encoded copy of the key (Basic auth, percent-encoded, another separator, base64) in a header or the query never reaches the backend; a look-alike value does',
+    async (_n, who, method, path, body) => {
+      const k = stack.keys[who];
+      const sep = path.includes('?') ? '&' : '?';
+      const b64 = Buffer.from(k.key).toString('base64');
+      const plus = encodeURIComponent(k.key.replace('_', '+'));
+      const lookAlike = `https://app.example/api/${'a1B2c3D4e5'.repeat(4)}`;
+      const r = await send(stack.sidecar.proxyPort, {
+        method,
+        path: `${path}${sep}copy=${encodeURIComponent(b64)}&copy2=${plus}&copy3=${k.key.replace('_', '.')}&keep=1`,
+        body,
+        headers: {
+          ...keyHeader(k),
+          ...(body ? { 'content-type': 'application/json' } : {}),
+          authorization: `Basic ${Buffer.from(`${k.key}:`).toString('base64')}`,
+          'x-copy-1': k.key.replace('_', '%5F'),
+          'x-copy-2': k.key.replace('_', '.'),
+          'x-copy-3': Buffer.from(k.key).toString('base64url'),
+          cookie: `session=s1; auth=${encodeURIComponent(k.key.replace('_', '%5F'))}`,
+          referer: lookAlike,
+          'x-kept': 'yes',
+        },
+      });
+      expect(r.status, r.text).toBeLessThan(300);
+      expect(stack.backend.received.length).toBeGreaterThan(0);
+      for (const x of stack.backend.received) {
+        const all = allBytes(x);
+        expect(all).not.toContain(secretPart(k));
+        expect(all).not.toContain(b64.slice(8, 40));
+        expect(all).not.toContain(Buffer.from(`${k.key}:`).toString('base64').slice(8, 40));
+        for (const name of ['authorization', 'x-copy-1', 'x-copy-2', 'x-copy-3', 'cookie']) expect(x.headers[name]).toBeUndefined();
+        if (x.headers['x-keygate-purpose'] !== 'attribute-lookup') {
+          expect(x.headers['x-kept']).toBe('yes');
+          expect(x.headers.referer).toBe(lookAlike);
+          expect(x.url).toContain('keep=1');
+          expect(x.url).not.toContain('copy');
+        }
+      }
+    },
+  );
+
   test('Connection: x-keygate-* (hop-by-hop trick) is refused, nothing forwarded', async () => {
     const r = await send(stack.sidecar.proxyPort, {
       path: '/v1/devices',
