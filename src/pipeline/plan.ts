@@ -11,7 +11,7 @@ import { foldName } from './proving/fold.ts';
 import { idFieldOf, idNames } from './proving/id-names.ts';
 import { lookupContext } from './proving/lookup-context.ts';
 import { checkJsonBodyHeaders, judgeBody, parseJsonBody } from './proving/request-body.ts';
-import { listCheck, provenAnswerCheck, type ResponseCheck, responseCheck, responseIdCheck } from './proving/response-checks.ts';
+import { listCheck, ownReadCheck, provenAnswerCheck, type ResponseCheck, responseCheck, responseIdCheck } from './proving/response-checks.ts';
 
 export interface IncomingRequest {
   readonly method: string;
@@ -224,7 +224,9 @@ function proveThenComplete(ctx: PlanContext, draft: Draft, e: LookupEnforcement 
   } else if (e.id.from === 'path') id = idFromValue(draft.decision.params[e.id.name], e.id);
   else id = idFromQuery(req.target.query, e.id.name);
   const conditions = draft.decision.conditions!;
-  if (draft.decision.route !== null && provesAnswer(draft.decision.route, e)) draft.check = provenAnswerCheck(e.resource, conditions, idFieldOf(e.resource, e.id.name), id);
+  const route = draft.decision.route;
+  if (route !== null && provesAnswer(route, e)) draft.check = provenAnswerCheck(e.resource, conditions, idFieldOf(e.resource, e.id.name), id);
+  else if (route !== null && ownRead(route, e)) draft.check = ownReadCheck(e.resource, conditions, idFieldOf(e.resource, e.id.name), id);
   const proven = proveByLookup(ctx.attributes, e.resource, id, conditions, principal, req.requestId, lookupContext(draft.path, draft.headers));
   return proven instanceof Promise ? proven.then(() => complete(draft, req)) : complete(draft, req);
 }

@@ -188,3 +188,34 @@ describe('a command read: the answer names the proven device alone', () => {
     expect(r.text).toBe(body);
   });
 });
+
+describe("a device's own read (GET /v1/devices/{id}): about that device alone too", () => {
+  const DEVICE = '/v1/devices/dev-alice-1';
+  const own = '"id":"dev-alice-1","referenceId":"alice","name":"Alice thermostat"';
+  test.each([
+    ['another device by its id field', `{${own},"deviceId":"dev-bob-1","note":"BOB_SECRET"}`],
+    ["a gateway's parent device", `{${own},"parentDeviceId":"dev-bob-1","note":"BOB_SECRET"}`],
+    ['a device object', `{${own},"device":{"id":"dev-bob-1"},"note":"BOB_SECRET"}`],
+    ['a list of device ids', `{${own},"deviceIds":["dev-bob-1"],"note":"BOB_SECRET"}`],
+    ['PascalCase device objects', `{${own},"Devices":[{"Id":"dev-bob-1"}],"note":"BOB_SECRET"}`],
+    ['a HAL link', `{${own},"_links":{"parent":{"href":"/v1/devices/dev-bob-1"}},"note":"BOB_SECRET"}`],
+    ['a JSON:API included object', `{${own},"included":[{"type":"devices","id":"dev-bob-1"}],"note":"BOB_SECRET"}`],
+    ['a device id name behind an escape', `{${own},"parent\\u0044eviceId":"dev-bob-1","note":"BOB_SECRET"}`],
+    ['a device id name in mixed case', `{${own},"DeViCeId":"dev-bob-1","note":"BOB_SECRET"}`],
+  ])('naming %s → 403, nothing of it sent', async (_name, body) => {
+    answerWith(body);
+    const r = await send(sidecar.proxyPort, { path: DEVICE, headers: keyHeader(keys.alice) });
+    expect(r.status, r.text).toBe(403);
+    expect(r.text).not.toContain('BOB_SECRET');
+  });
+
+  test.each([
+    ['the plain device object', `{${own},"state":{"mode":"heat"}}`],
+    ['one naming itself', `{${own},"deviceId":"dev-alice-1","_links":{"self":{"href":"/v1/devices/dev-alice-1"}}}`],
+  ])('%s is released as the backend wrote it', async (_name, body) => {
+    answerWith(body);
+    const r = await send(sidecar.proxyPort, { path: DEVICE, headers: keyHeader(keys.alice) });
+    expect(r.status, r.text).toBe(200);
+    expect(r.text).toBe(body);
+  });
+});

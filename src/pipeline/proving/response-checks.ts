@@ -262,6 +262,44 @@ function makeSingleCheck(resource: CompiledResource, conditions: readonly Condit
       : checkSingleFully(res, resource, conditions);
 }
 
+/**
+ * The answer of the looked-up resource's own read (`GET /v1/devices/{id}`): responseCheck,
+ * and about that device alone as a proven answer is (aboutOnly: no other device named by
+ * its id field, a device object, a link, a JSON:API object — a gateway device's
+ * `parentDeviceId` of another user's, say). Every such naming spells the resource's
+ * singular name (`device`) in some case, or hides it behind a `\u` escape: an answer
+ * with neither (the usual device object) is not parsed again.
+ */
+export function ownReadCheck(resource: CompiledResource, conditions: readonly Condition[], idField: string, id: string): ResponseCheck {
+  const single = responseCheck(resource, conditions);
+  const names = namesOf(resource, idField);
+  const alone = (res: BufferedResponse, out: CheckedResponse): CheckedResponse => {
+    if (!carriesResource(res.status) || bodySize(res) === 0) return out;
+    const text = responseText(res);
+    if (!names.test(text)) return out;
+    const { value } = parseAnswer(text, ownerAndFieldNames(resource, conditions, idField), false);
+    if (!aboutOnly(value, resource, conditions, idField, id)) throw forbidden(`answer about ${resource.name} ${id} names another ${idField}`);
+    return out;
+  };
+  return (res) => {
+    const out = single(res);
+    return out instanceof Promise ? out.then((o) => alone(res, o)) : alone(res, out);
+  };
+}
+
+/** The resource's singular name or the id field in any case, or a `\u` escape (which could spell either), per resource and field. */
+const NAMES = new Map<string, RegExp>();
+
+function namesOf(resource: ResourceFields, idField: string): RegExp {
+  const key = `${resource.name}\u0000${idField}`;
+  let re = NAMES.get(key);
+  if (re === undefined) {
+    const word = (w: string): string => w.replace(/[^0-9A-Za-z]/g, '.');
+    NAMES.set(key, (re = new RegExp(`${word(singular(resource.name))}|${word(idField)}|\\\\u`, 'i')));
+  }
+  return re;
+}
+
 /** responseCheck without the byte scanner: parse (owner keys watched), and refuse an answer the key may not see. */
 export function checkSingleFully(res: BufferedResponse, resource: CompiledResource, conditions: readonly Condition[]): BufferedResponse {
   if (!needsCheck(res)) return released(res);
