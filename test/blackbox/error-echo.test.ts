@@ -4,22 +4,10 @@
  * clients, gateways and support tickets; `{"<secret>": 1}` sent by mistake must not come
  * back with the secret in `error.message` and `error.field`.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Backend, createKeySet, type KeySet, keyHeader, type Sidecar, send, startBackend, startSidecar } from './harness.ts';
+import { describe, expect, it } from 'vitest';
+import { keyHeader, send, useStack } from './harness.ts';
 
-let backend: Backend;
-let sidecar: Sidecar;
-let keys: KeySet;
-
-beforeAll(async () => {
-  backend = await startBackend();
-  keys = await createKeySet();
-  sidecar = await startSidecar({ upstream: backend.url, store: keys.store });
-}, 60_000);
-afterAll(async () => {
-  await sidecar?.stop();
-  await backend?.close();
-});
+const stack = useStack();
 
 const json = (body: unknown) => ({ 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(JSON.stringify(body))) });
 
@@ -29,13 +17,13 @@ describe('a key-shaped name in what a refusal quotes', () => {
     ['percent-encoded', (k: string) => k.replace('_', '%5F')],
     ['in another case of its prefix', (k: string) => k.replace(/^[a-z]+/, (p) => p.toUpperCase())],
   ])('is {key} in error.message and error.field: an unknown body field, an unknown query parameter, a link field (%s)', async (_how, spell) => {
-    const secret = keys.server.key;
+    const secret = stack.keys.server.key;
     const name = spell(secret);
     const body = { type: 'server', [name]: 1 };
-    const created = await send(sidecar.proxyPort, { method: 'POST', path: '/v1/api-keys', headers: { ...keyHeader(keys.server), ...json(body) }, body: JSON.stringify(body) });
-    const listed = await send(sidecar.proxyPort, { path: `/v1/api-keys?${encodeURIComponent(secret)}=1`, headers: keyHeader(keys.server) });
+    const created = await send(stack.sidecar.proxyPort, { method: 'POST', path: '/v1/api-keys', headers: { ...keyHeader(stack.keys.server), ...json(body) }, body: JSON.stringify(body) });
+    const listed = await send(stack.sidecar.proxyPort, { path: `/v1/api-keys?${encodeURIComponent(secret)}=1`, headers: keyHeader(stack.keys.server) });
     const link = { redirectUrl: 'https://app.example.com/connected', [name]: 'x' };
-    const linked = await send(sidecar.proxyPort, { method: 'POST', path: '/v1/connections', headers: { ...keyHeader(keys.server), ...json(link) }, body: JSON.stringify(link) });
+    const linked = await send(stack.sidecar.proxyPort, { method: 'POST', path: '/v1/connections', headers: { ...keyHeader(stack.keys.server), ...json(link) }, body: JSON.stringify(link) });
     for (const r of [created, listed, linked]) {
       expect(r.status).toBe(400);
       expect(r.text).not.toContain(secret.slice(7));

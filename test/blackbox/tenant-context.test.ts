@@ -7,13 +7,10 @@
  * read bob's history and commanded bob's thermostat. The lookup now carries the forwarded
  * request's query and headers (and is cached under them).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type Backend, createKeySet, type KeySet, keyHeader, type Received, type Sidecar, send, startBackend, startSidecar } from './harness.ts';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { keyHeader, type Received, send, useStack } from './harness.ts';
 
-let backend: Backend;
-let sidecar: Sidecar;
-let keys: KeySet;
-let port: number;
+const stack = useStack();
 /** Commands the backend executed: tenant and owner of the device they ran on. */
 const executed: Array<{ tenant: string; owner: string }> = [];
 
@@ -31,20 +28,9 @@ function tenantOf(rec: Received, url: URL): string {
   return sub ?? 'acme';
 }
 
-beforeAll(async () => {
-  backend = await startBackend();
-  keys = await createKeySet();
-  sidecar = await startSidecar({ upstream: backend.url, store: keys.store });
-  port = sidecar.proxyPort;
-}, 60_000);
-afterAll(async () => {
-  await sidecar?.stop();
-  await backend?.close();
-});
 beforeEach(() => {
-  backend.reset();
   executed.length = 0;
-  backend.responder = (rec) => {
+  stack.backend.responder = (rec) => {
     const url = new URL(rec.url, 'http://backend');
     const tenant = tenantOf(rec, url);
     const device = /^\/v1\/devices\/([^/]+)(\/history)?$/.exec(url.pathname);
@@ -66,19 +52,19 @@ beforeEach(() => {
 });
 
 const command = (headers: Record<string, string> = {}, query = '') =>
-  send(port, {
+  send(stack.sidecar.proxyPort, {
     method: 'POST',
     path: `/v1/commands/thermostat/setMode${query}`,
-    headers: { ...keyHeader(keys.alice), 'content-type': 'application/json', ...headers },
+    headers: { ...keyHeader(stack.keys.alice), 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ deviceId: '1', input: { mode: 'off' } }),
   });
 
 describe("a scoped key and a backend that picks the tenant from the request's context", () => {
   it("acts on its own device 1 of the default tenant (and of the default tenant named), and the lookup carried the request's context", async () => {
-    expect((await send(port, { path: '/v1/devices/1/history', headers: keyHeader(keys.alice) })).status).toBe(200);
+    expect((await send(stack.sidecar.proxyPort, { path: '/v1/devices/1/history', headers: keyHeader(stack.keys.alice) })).status).toBe(200);
     expect((await command()).status).toBe(201);
-    expect((await send(port, { path: '/v1/devices/1/history?__tenant=acme', headers: keyHeader(keys.alice) })).status).toBe(200);
-    const lookup = backend.received.find((r) => r.url === '/v1/devices/1?__tenant=acme');
+    expect((await send(stack.sidecar.proxyPort, { path: '/v1/devices/1/history?__tenant=acme', headers: keyHeader(stack.keys.alice) })).status).toBe(200);
+    const lookup = stack.backend.received.find((r) => r.url === '/v1/devices/1?__tenant=acme');
     expect(lookup?.headers['x-keygate-purpose']).toBe('attribute-lookup');
     expect(executed).toEqual([{ tenant: 'acme', owner: 'alice' }]);
   });
@@ -89,18 +75,18 @@ describe("a scoped key and a backend that picks the tenant from the request's co
     ['a cookie', { headers: { cookie: 'tenant=globex' } }],
     ['the Host (X-Forwarded-Host of a subdomain)', { headers: { host: 'globex.api.example' } }],
   ])("cannot reach bob's device 1 of another tenant named in %s: neither its history nor a command", async (_how, via: { query?: string; headers?: Record<string, string> }) => {
-    const history = await send(port, { path: `/v1/devices/1/history${via.query ?? ''}`, headers: { ...keyHeader(keys.alice), ...via.headers } });
+    const history = await send(stack.sidecar.proxyPort, { path: `/v1/devices/1/history${via.query ?? ''}`, headers: { ...keyHeader(stack.keys.alice), ...via.headers } });
     expect(history.status).toBe(403);
     expect(history.text).not.toContain('bob-private-reading');
     const r = await command(via.headers, via.query);
     expect(r.status).toBe(403);
     expect(executed).toEqual([]);
-    expect(backend.received.filter((x) => x.method === 'POST')).toEqual([]);
+    expect(stack.backend.received.filter((x) => x.method === 'POST')).toEqual([]);
   });
 
   it('a lookup in one context is not reused for another: the cached proof of acme/1 does not admit globex/1', async () => {
-    expect((await send(port, { path: '/v1/devices/1/history', headers: keyHeader(keys.alice) })).status).toBe(200);
-    expect((await send(port, { path: '/v1/devices/1/history', headers: { ...keyHeader(keys.alice), 'x-tenant-id': 'globex' } })).status).toBe(403);
-    expect((await send(port, { path: '/v1/devices/1/history', headers: keyHeader(keys.alice) })).status).toBe(200);
+    expect((await send(stack.sidecar.proxyPort, { path: '/v1/devices/1/history', headers: keyHeader(stack.keys.alice) })).status).toBe(200);
+    expect((await send(stack.sidecar.proxyPort, { path: '/v1/devices/1/history', headers: { ...keyHeader(stack.keys.alice), 'x-tenant-id': 'globex' } })).status).toBe(403);
+    expect((await send(stack.sidecar.proxyPort, { path: '/v1/devices/1/history', headers: keyHeader(stack.keys.alice) })).status).toBe(200);
   });
 });
