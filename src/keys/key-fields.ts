@@ -163,7 +163,6 @@ export function checkAllowReferenceId(type: KeyType, value: unknown): boolean {
 /** RFC 3339 with a time zone: what an API client sends and every store reads back the same. */
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
 
-/** An expiry, in the future, as ISO 8601 UTC; null for never. */
 /** `YYYY-MM-DD` at the start names a real day: Date.parse rolls 2030-02-30 over to March 2 instead of refusing it. */
 function isCalendarDate(value: string): boolean {
   const year = Number(value.slice(0, 4));
@@ -172,12 +171,29 @@ function isCalendarDate(value: string): boolean {
   return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
+/**
+ * `hh:mm:ss` and the offset name a time of a day (RFC 3339 §5.6: hours 00-23, minutes and
+ * seconds 00-59): Date.parse reads `T24:00:00Z` as the next day's midnight instead of
+ * refusing it. A leap second (`:60`) Date.parse refuses anyway.
+ */
+function isTimeOfDay(value: string): boolean {
+  const t = value.indexOf('T');
+  const hour = Number(value.slice(t + 1, t + 3));
+  const minute = Number(value.slice(t + 4, t + 6));
+  const second = Number(value.slice(t + 7, t + 9));
+  if (hour > 23 || minute > 59 || second > 59) return false;
+  const zone = /([+-])(\d{2}):(\d{2})$/.exec(value);
+  return zone === null || (Number(zone[2]) <= 23 && Number(zone[3]) <= 59);
+}
+
+/** An expiry, in the future, as ISO 8601 UTC; null for never. */
 export function checkExpiresAt(value: unknown, nowMs: number): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value !== 'string' || !TIMESTAMP.test(value) || Number.isNaN(Date.parse(value))) {
     throw new KeyInputError('expiresAt', 'expiresAt must be an RFC 3339 time with a time zone, e.g. 2030-01-31T12:00:00Z, or null');
   }
   if (!isCalendarDate(value)) throw new KeyInputError('expiresAt', `expiresAt: ${value.slice(0, 10)} is not a day of the calendar`);
+  if (!isTimeOfDay(value)) throw new KeyInputError('expiresAt', `expiresAt: ${value.slice(11)} is not a time of a day (hours 00-23, minutes and seconds 00-59)`);
   const ms = Date.parse(value);
   if (ms <= nowMs) throw new KeyInputError('expiresAt', 'expiresAt must be in the future');
   return new Date(ms).toISOString();

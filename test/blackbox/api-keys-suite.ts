@@ -181,6 +181,9 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       ['an expiry in the past', 'expiresAt', { type: 'server', expiresAt: '2020-01-01T00:00:00Z' }, /future/],
       ['an expiry without a zone', 'expiresAt', { type: 'server', expiresAt: '2030-01-01T00:00:00' }, /time zone/],
       ['an expiry on a day the calendar lacks', 'expiresAt', { type: 'server', expiresAt: '2030-02-30T00:00:00Z' }, /not a day of the calendar/],
+      ['an expiry at 24:00 (the next day to Date.parse)', 'expiresAt', { type: 'server', expiresAt: '2030-01-31T24:00:00Z' }, /not a time of a day/],
+      ['an expiry at minute 60', 'expiresAt', { type: 'server', expiresAt: '2030-01-31T12:60:00+01:00' }, /RFC 3339|not a time of a day/],
+      ['an expiry with an offset of 24 hours', 'expiresAt', { type: 'server', expiresAt: '2030-01-31T12:00:00+24:00' }, /./],
       ['a condition named __proto__', 'conditions', { type: 'access-token', conditions: JSON.parse('{"__proto__":["x"]}') as unknown }, /__proto__/],
     ])('POST with %s → 400 INVALID_FIELD naming %s', async (_what, field, body, why) => {
       const before = (await api('GET', '/v1/api-keys?perPage=1', admin.key)).json as { totalItems: number };
