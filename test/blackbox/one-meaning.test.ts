@@ -274,7 +274,7 @@ describe('6. ids that override the proven id', () => {
     },
   );
 
-  test.each(['device=dev-bob-1', 'Device=dev-bob-1', 'device[]=dev-bob-1', 'devices_id=dev-bob-1', 'device_uuid=dev-bob-1', 'deviceIds=dev-bob-1'])(
+  test.each(['device=dev-bob-1', 'Device=dev-bob-1', 'device[]=dev-bob-1', 'devices_id=dev-bob-1', 'device_uuid=dev-bob-1', 'deviceIds=dev-bob-1', 'ids=dev-bob-1', 'pk=dev-bob-1', 'GUID=dev-bob-1'])(
     "Laravel's resource route names the parameter {device}: GET /v1/devices/{own}/history?%s → 400, bob's history never read",
     async (query) => {
       fw.quirks = { laravel: true, laravelRouteParam: 'device' };

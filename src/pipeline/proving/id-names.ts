@@ -8,7 +8,7 @@ import { foldName } from './fold.ts';
  * parameter, so `/v1/devices/{own}/history?deviceId={foreign}` would act on the foreign
  * device. The names are the ones the policy itself uses for the resource's id (path
  * placeholders, `body.deviceId`, `query.…`, `response.…` of every route proven against it),
- * plain `id` and `uuid`, the resource's name, singular and plural, and the singular name
+ * plain `id`, `ids`, `uuid`, `guid` and `pk`, the resource's name, singular and plural, and the singular name
  * followed by `id`, `ids` or `uuid` (`devices` → `device`, `devices`, `deviceid`, …, which
  * also covers `device_id`, `DeviceID` and `device-id` once folded).
  */
@@ -44,7 +44,8 @@ function baseNames(resource: CompiledResource): Set<string> {
   // `device`: Laravel's resource routes name the parameter `{device}` (`$request->device`),
   // Django REST Framework a foreign key `"device": "<id>"`, JSON:API a relationship
   // `"device": {"data": {"id": …}}`; `deviceIds`, `devicesId`, `deviceUuid`, `uuid` too.
-  const names = new Set(['id', 'uuid', ...[one, resource.name, one + 'id', one + 'ids', resource.name + 'id', one + 'uuid'].map(foldName)]);
+  // `ids`, `pk` (Django's primary key) and `guid` as well: the object-id names a proven answer is judged by.
+  const names = new Set(['id', 'ids', 'uuid', 'guid', 'pk', ...[one, resource.name, one + 'id', one + 'ids', resource.name + 'id', one + 'uuid'].map(foldName)]);
   if (resource.lookup !== null) for (const p of resource.lookup.template.params) names.add(foldName(p));
   return names;
 }
