@@ -107,6 +107,11 @@ export async function visiblePage(deps: AdminDeps, request: ServedRequest, filte
     if (total >= offset && items.length < limit) items.push(record);
     total++;
   };
+  // It sees only what it made (and itself): asked for another maker's, only itself can match.
+  if (filter.createdBy !== undefined && filter.createdBy !== actor.principal.id) {
+    if (self !== undefined) take(self);
+    return { items, total };
+  }
   let afterId: string | undefined;
   for (;;) {
     const batch = await deps.keys.store.list({ ...filter, createdBy: actor.principal.id, afterId, limit: SCAN_BATCH });
@@ -140,6 +145,7 @@ export async function visiblePage(deps: AdminDeps, request: ServedRequest, filte
 function matchesFilter(record: KeyRecord, filter: KeyFilter): boolean {
   if (filter.type !== undefined && record.type !== filter.type) return false;
   if (filter.referenceId !== undefined && record.referenceId !== filter.referenceId) return false;
+  if (filter.createdBy !== undefined && record.createdBy !== filter.createdBy) return false;
   return filter.revoked === undefined || filter.revoked === (record.revokedAt !== null);
 }
 

@@ -292,6 +292,22 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       }
     });
 
+    test('?createdBy= lists what one key made (after a leak, the keys to look at), in creation order', async () => {
+      const maker = (await api('POST', '/v1/api-keys', admin.key, { type: 'server', name: 'maker' })).json as { id: string; key: string };
+      const made: string[] = [];
+      for (let i = 0; i < 3; i++) made.push(((await api('POST', '/v1/api-keys', maker.key, { type: 'scoped', referenceId: `made-${i}` })).json as { id: string }).id);
+      const r = (await api('GET', `/v1/api-keys?createdBy=${maker.id}`, admin.key)).json as { data: Array<{ id: string; createdBy: string }>; totalItems: number };
+      expect(r.data.map((k) => k.id)).toEqual(made);
+      expect(r.totalItems).toBe(3);
+      expect(((await api('GET', `/v1/api-keys?createdBy=${maker.id}&type=server`, admin.key)).json as { totalItems: number }).totalItems).toBe(0);
+      expect(((await api('GET', `/v1/api-keys?createdBy=${admin.id}&perPage=100`, admin.key)).json as { data: Array<{ id: string }> }).data.map((k) => k.id)).toContain(maker.id);
+      for (const bad of ['nobody', 'key_', 'link:', "key_x'--", 'KEY_abc']) {
+        const e = await api('GET', `/v1/api-keys?createdBy=${encodeURIComponent(bad)}`, admin.key);
+        expect(e.status, bad).toBe(400);
+        expect(e.json, bad).toMatchObject({ error: { code: 'INVALID_PARAMETER', field: 'createdBy' } });
+      }
+    });
+
     test('DELETE revokes, idempotently; the key is refused at once; a revoked key cannot be changed or rotated', async () => {
       const made = (await api('POST', '/v1/api-keys', admin.key, { type: 'server' })).json as { id: string; key: string };
       expect((await send(sidecar.proxyPort, { path: '/v1/sites', headers: keyHeader(made.key) })).status).toBe(200);

@@ -205,6 +205,19 @@ export function escalationSuite(kind: string, newStore: () => Promise<string>): 
       await backend?.close();
     });
 
+    test('?createdBy= for a key that sees only what it made: its own makings, and under another maker only itself', async () => {
+      const admin = await made(operator.key, { type: 'access-token', roles: ['token-admin', 'factory-reader'] });
+      const reader = await made(admin.key, { type: 'access-token', roles: ['factory-reader'] });
+      const other = await made(operator.key, { type: 'access-token', roles: ['factory-reader'] });
+      const list = async (q: string) => (await api('GET', `/v1/api-keys?${q}&perPage=100`, admin.key)).json as { data: Array<{ id: string }>; totalItems: number };
+      expect((await list(`createdBy=${admin.id}`)).data.map((k) => k.id)).toEqual([reader.id]);
+      const underOperator = await list(`createdBy=${operator.id}`);
+      expect(underOperator.data.map((k) => k.id)).toEqual([admin.id]);
+      expect(underOperator.data.map((k) => k.id)).not.toContain(other.id);
+      expect(underOperator.totalItems).toBe(1);
+      expect((await list('createdBy=cli')).totalItems).toBe(0);
+    });
+
     test('a token whose grant has no conditions but that does not reach everything sees, and acts on, only the keys it made within its power', async () => {
       const admin = await made(operator.key, { type: 'access-token', roles: ['token-admin', 'factory-reader'] });
       const seen = ((await api('GET', '/v1/api-keys?perPage=100', admin.key)).json as { data: Array<{ id: string }> }).data.map((k) => k.id);
