@@ -249,7 +249,8 @@ function cookieNameReadJudged(raw: string, judged: ReadonlySet<string>, attribut
   // Java's equalsIgnoreCase reads `referenceıd` (dotless ı) as `referenceId`, an NFKC backend fullwidth letters as ASCII.
   if (!isAscii(full)) full = caseFold(full);
   const key = paramKey(cutSuffix(full));
-  return judged.has(key) || namesAny(full, judged) || (attributes !== undefined && mentionsAny(full, attributes));
+  // `_method=DELETE` as a cookie: `$_REQUEST` reads it as the override a query `_method` is.
+  return judged.has(key) || namesAny(full, judged) || (attributes !== undefined && mentionsAny(full, attributes)) || namesMethod(key);
 }
 
 /**

@@ -90,3 +90,49 @@ describe("a scoped key and a backend that picks the tenant from the request's co
     expect((await send(stack.sidecar.proxyPort, { path: '/v1/devices/1/history', headers: keyHeader(stack.keys.alice) })).status).toBe(200);
   });
 });
+
+describe('the context a tenant can hide in, beyond the query, X-Tenant-Id, cookies and the Host', () => {
+  it.each([
+    ['OpenTelemetry baggage', { baggage: 'tenant=globex' }],
+    ['a vendor media type in Accept', { accept: 'application/vnd.globex+json' }],
+    ['Cache-Control', { 'cache-control': 'tenant=globex' }],
+  ])("%s: the lookup carries it, and alice gets no history or command of bob's device 1", async (_how, headers: Record<string, string>) => {
+    const resolver = (rec: Received, url: URL): string | undefined => {
+      const all = `${rec.headers.baggage ?? ''} ${rec.headers.accept ?? ''} ${rec.headers['cache-control'] ?? ''}`;
+      return /globex/.test(all) ? 'globex' : (url.searchParams.get('__tenant') ?? undefined);
+    };
+    const inner = stack.backend.responder!;
+    stack.backend.responder = (rec) => {
+      const url = new URL(rec.url, 'http://backend');
+      const t = resolver(rec, url);
+      return inner(t === undefined ? rec : { ...rec, url: `${url.pathname}?__tenant=${t}` });
+    };
+    // A lookup from the plain context first, so a cache that ignored the context would answer from it.
+    expect((await send(stack.sidecar.proxyPort, { path: '/v1/devices/1/history', headers: keyHeader(stack.keys.alice) })).status).toBe(200);
+    const history = await send(stack.sidecar.proxyPort, { path: '/v1/devices/1/history', headers: { ...keyHeader(stack.keys.alice), ...headers } });
+    expect(history.status).toBe(403);
+    expect(history.text).not.toContain('bob-private-reading');
+    expect((await command(headers)).status).toBe(403);
+    expect(executed).toEqual([]);
+  });
+
+  it('method-override headers in one word (X-HTTPMethod, X-HTTP-MethodOverride, X-Verb) and a _method cookie reach neither the request nor the lookup', async () => {
+    const r = await send(stack.sidecar.proxyPort, {
+      path: '/v1/devices/1/history',
+      headers: {
+        ...keyHeader(stack.keys.alice),
+        'x-httpmethod': 'DELETE',
+        'x-http-methodoverride': 'DELETE',
+        'x-verb': 'DELETE',
+        'x-http-verb': 'DELETE',
+        cookie: 'session=s1; _method=DELETE; _METHOD=DELETE',
+      },
+    });
+    expect(r.status).toBe(200);
+    expect(stack.backend.received.length).toBeGreaterThan(1);
+    for (const x of stack.backend.received) {
+      for (const name of ['x-httpmethod', 'x-http-methodoverride', 'x-verb', 'x-http-verb']) expect(x.headers[name]).toBeUndefined();
+      expect(x.headers.cookie).toBe('session=s1');
+    }
+  });
+});

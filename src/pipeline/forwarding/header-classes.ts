@@ -143,13 +143,18 @@ const TRUST_WORDS = new Set([
 // Not the bare word `auth`: an application's own `X-Auth-Token` is end to end.
 const TRUST_PREFIXES = ['x-auth-request-', 'x-arr-', 'x-envoy-', 'front-end-', 'x-amzn-', 'cf-access-', 'x-ms-client-', 'x-goog-', 'x-pomerium-', 'x-apigateway-', 'x-endpoint-api-'];
 
+/** A part that names the method in one word (`X-HTTPMethod`, `X-HTTP-MethodOverride`, `X-Verb`, `X-HTTP-Verb`), as the query's override names are judged. */
+function overrides(part: string): boolean {
+  return part.includes('method') || part.includes('override') || part === 'verb';
+}
+
 function classify(dashed: string): HeaderKind {
   const exact = EXACT.get(dashed);
   if (exact !== undefined) return exact;
   if (dashed.startsWith('x-keygate-')) return HeaderKind.identity;
   for (const p of REWRITE_PREFIXES) if (dashed.startsWith(p)) return HeaderKind.rewrite;
   const parts = dashed.split('-');
-  for (const part of parts) if (REWRITE_WORDS.has(part)) return HeaderKind.rewrite;
+  for (const part of parts) if (REWRITE_WORDS.has(part) || overrides(part)) return HeaderKind.rewrite;
   if (dashed.startsWith('x-forwarded') || dashed.startsWith('forwarded-')) return HeaderKind.forwardingOther;
   if (ADDRESS_WORDS.has(parts[parts.length - 1]!)) return HeaderKind.clientIp;
   // Fetch metadata (Sec-Fetch-User, Sec-CH-UA-…) is set by the browser, not by a proxy.

@@ -119,7 +119,8 @@ export class BackendAttributes implements AttributeSource {
     if (pending !== undefined) return pending;
     // Past the cache and this asker's in-flight lookup: only a lookup that is sent is counted.
     this.#observe(resource.name);
-    const headers = ['accept', 'application/json', 'x-request-id', requestId, 'x-keygate-purpose', 'attribute-lookup', 'x-keygate-key-id', principal.id, 'x-keygate-key-type', principal.type];
+    const headers = ['x-request-id', requestId, 'x-keygate-purpose', 'attribute-lookup', 'x-keygate-key-id', principal.id, 'x-keygate-key-type', principal.type];
+    if (!context.accept) headers.push('accept', 'application/json');
     if (principal.referenceId !== null) headers.push('x-keygate-reference-id', principal.referenceId);
     for (const h of context.headers) headers.push(h);
     const path = fillTemplate(lookup.template, { id }) + (context.query === '' ? '' : '?' + context.query);
