@@ -262,9 +262,16 @@ export class LinkFlow implements LinkPages {
   async #returned(req: IncomingMessage, res: ServerResponse, link: LinkRecord, token: string, query: URLSearchParams, requestId: string): Promise<PublicAnswer> {
     // The step began with a form post, which bound the link to this browser.
     const bound = link.sessionHash === null ? undefined : this.#boundOf(this.#presented(req, link), link.sessionHash);
-    if (bound === undefined) return send(res, otherBrowserPage(), requestId, MISMATCH);
     const state = query.get('state');
-    if (state === null || link.stepHash === null || sha256(state) !== link.stepHash) return send(res, otherBrowserPage(), requestId, BAD_STEP);
+    const current = state !== null && link.stepHash !== null && sha256(state) === link.stepHash;
+    if (bound === undefined) {
+      // The step's own state, back in a browser the link is not bound to: the step URL was
+      // handed to someone else. The step ends here, so that address (and the code in it)
+      // is worth nothing to whoever started the link, should it reach them.
+      if (current) await this.#d.links.endStep(link.id, link.stepHash!);
+      return send(res, otherBrowserPage(), requestId, MISMATCH);
+    }
+    if (!current) return send(res, otherBrowserPage(), requestId, BAD_STEP);
     const popup = query.get('display') === 'popup';
     // With a confirmation the step linked nothing yet: the devices are linked only now, for
     // the code that came back to this browser (a step URL handed to someone else brings
@@ -273,8 +280,10 @@ export class LinkFlow implements LinkPages {
     if (confirm !== null) {
       const code = query.get('code');
       if (code === null || code === '') return send(res, otherBrowserPage(), requestId, BAD_STEP);
-      const step = { referenceId: link.referenceId, code, returnUrl: this.#returnUrl(token, popup) };
+      const step = { referenceId: link.referenceId, code, state, returnUrl: this.#returnUrl(token, popup) };
       if (!(await confirmStep(this.#d.upstream, confirm, step, link, requestId))) {
+        // One guess per step: a refused code ends it, and Try again starts another (with a new state).
+        await this.#d.links.endStep(link.id, sha256(state));
         return send(res, stepNotConfirmedPage({ action: this.#action(token), csrf: csrfToken(link.sessionKey, bound), popup, formTargets: this.#formTargets(link) }), requestId, NOT_CONFIRMED);
       }
     }

@@ -58,6 +58,8 @@ export interface LinkStore {
   bindSession(id: string, sessionHash: string): Promise<boolean>;
   /** A new device step begins (its state replaces any earlier one). */
   startStep(id: string, stepHash: string): Promise<void>;
+  /** Ends the step whose state has this hash (a refused confirmation, or its state brought back to another browser), if it is still the current one. */
+  endStep(id: string, stepHash: string): Promise<void>;
   /**
    * The browser came back with the step's state: in one update the link is marked linked
    * and its session value replaced (`sessionHash` by `newSessionHash`); false when the

@@ -76,6 +76,10 @@ export class PostgresLinkStore implements LinkStore {
     await this.#pool.query(`UPDATE ${this.#table} SET step_hash = $1 WHERE id = $2 AND used_at IS NULL`, [stepHash, id]);
   }
 
+  async endStep(id: string, stepHash: string): Promise<void> {
+    await this.#pool.query(`UPDATE ${this.#table} SET step_hash = NULL WHERE id = $1 AND step_hash = $2`, [id, stepHash]);
+  }
+
   async finishStep(id: string, stepHash: string, at: string, sessionHash: string, newSessionHash: string): Promise<boolean> {
     const sql = `UPDATE ${this.#table} SET linked_at = $1, step_hash = NULL, session_hash = $2 WHERE id = $3 AND step_hash = $4 AND session_hash = $5 AND used_at IS NULL`;
     return (await this.#changes(sql, [at, newSessionHash, id, stepHash, sessionHash])) === 1;

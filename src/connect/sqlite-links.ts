@@ -46,6 +46,11 @@ export class SqliteLinkStore implements LinkStore {
     await this.#run(() => start.run(stepHash, id));
   }
 
+  async endStep(id: string, stepHash: string): Promise<void> {
+    const end = this.#db.prepare('UPDATE connect_links SET step_hash = NULL WHERE id = ? AND step_hash = ?');
+    await this.#run(() => end.run(id, stepHash));
+  }
+
   async finishStep(id: string, stepHash: string, at: string, sessionHash: string, newSessionHash: string): Promise<boolean> {
     const finish = this.#db.prepare('UPDATE connect_links SET linked_at = ?, step_hash = NULL, session_hash = ? WHERE id = ? AND step_hash = ? AND session_hash = ? AND used_at IS NULL');
     return (await this.#run(() => finish.run(at, newSessionHash, id, stepHash, sessionHash))).changes === 1;

@@ -7,6 +7,8 @@ export interface StepReturn {
   readonly referenceId: string;
   /** The backend's one-time code, as the browser brought it back. */
   readonly code: string;
+  /** The step's state, as Keygate sent it to the step: a code is for the step it was issued in. */
+  readonly state: string;
   /** The return address Keygate gave the step: the backend links nothing for a code it sent elsewhere. */
   readonly returnUrl: string;
 }

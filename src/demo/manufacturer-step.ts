@@ -98,6 +98,7 @@ let linked = 0;
 /** A finished sign-in waiting for Keygate's confirmation. */
 interface Pending {
   readonly referenceId: string;
+  readonly state: string;
   readonly returnTo: string;
   readonly picks: readonly Device[];
   readonly into: Device[];
@@ -113,9 +114,9 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** POST /connect/manufacturer/confirm {referenceId, code, returnUrl}: links the devices of that sign-in, once. */
+/** POST /connect/manufacturer/confirm {referenceId, code, state, returnUrl}: links the devices of that sign-in, once. */
 function confirm(body: string, res: ServerResponse): void {
-  let asked: { referenceId?: unknown; code?: unknown; returnUrl?: unknown };
+  let asked: { referenceId?: unknown; code?: unknown; state?: unknown; returnUrl?: unknown };
   try {
     asked = JSON.parse(body) as typeof asked;
   } catch {
@@ -123,10 +124,10 @@ function confirm(body: string, res: ServerResponse): void {
   }
   const p = typeof asked?.code === 'string' ? pending.get(asked.code) : undefined;
   if (p === undefined || p.expiresAt < Date.now()) return json(res, 404, { error: { status: 404, message: 'no such code (unknown, used or expired)' } });
-  // A wrong referenceId or return address spends the code: it was sent somewhere it should not be.
+  // A wrong referenceId, step or return address spends the code: it was sent somewhere it should not be.
   pending.delete(asked.code as string);
-  if (asked.referenceId !== p.referenceId || asked.returnUrl !== p.returnTo)
-    return json(res, 400, { error: { status: 400, message: 'the code was issued for another referenceId or return address' } });
+  if (asked.referenceId !== p.referenceId || asked.state !== p.state || asked.returnUrl !== p.returnTo)
+    return json(res, 400, { error: { status: 400, message: 'the code was issued for another referenceId, step or return address' } });
   for (const d of p.picks) p.into.push(d);
   json(res, 200, { referenceId: p.referenceId, linked: p.picks.map((d) => d.id) });
 }
@@ -190,7 +191,7 @@ export function manufacturerStep(method: string, path: string, query: URLSearchP
     }
     const code = randomBytes(24).toString('base64url');
     for (const [c, p] of pending) if (p.expiresAt < Date.now()) pending.delete(c);
-    pending.set(code, { referenceId: session.referenceId, returnTo: session.returnTo, picks, into: devices, expiresAt: Date.now() + CODE_TTL_MS });
+    pending.set(code, { referenceId: session.referenceId, state: session.state, returnTo: session.returnTo, picks, into: devices, expiresAt: Date.now() + CODE_TTL_MS });
     const back = new URL(session.returnTo);
     back.searchParams.set('state', session.state);
     back.searchParams.set('code', code);

@@ -96,10 +96,20 @@ describe('the device step', () => {
     // The step's form post bound the link to this browser: another one can no longer open it.
     expect((await new FormBrowser().get(port, pagePath(link))).status).toBe(403);
     expect((await browser.get(port, returnPath(step, 'forged'))).status).toBe(403);
-    expect((await new FormBrowser().get(port, returnPath(step))).status).toBe(403);
     linked.set(link.referenceId, [{ id: 'dev-x', referenceId: link.referenceId, name: 'X' }]);
     expect((await browser.get(port, returnPath(step))).status).toBe(303);
     expect((await browser.get(port, returnPath(step))).status).toBe(403);
+  });
+
+  it("the step's state brought back to another browser ends the step: that address is then refused in the link's own browser too, and a new step works", async () => {
+    const link = await newLink(port, connectKey.key, { redirectUrl: `${APP}/connected` });
+    const browser = new FormBrowser();
+    const step = await toStep(link, browser);
+    linked.set(link.referenceId, [{ id: 'dev-y', referenceId: link.referenceId, name: 'Y' }]);
+    expect((await new FormBrowser().get(port, returnPath(step))).status).toBe(403);
+    expect((await browser.get(port, returnPath(step))).status).toBe(403);
+    const again = await toStep(link, browser);
+    expect((await browser.get(port, returnPath(again))).status).toBe(303);
   });
 
   it('a step that linked no device mints nothing and offers the step again', async () => {

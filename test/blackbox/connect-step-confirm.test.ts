@@ -23,7 +23,7 @@ type Device = { id: string; referenceId: string; name: string };
 /** Devices linked (only on a confirmation), by referenceId. */
 const linked = new Map<string, Device[]>();
 /** Codes the "manufacturer" issued: what the user picked, for which referenceId and return address. */
-const codes = new Map<string, { referenceId: string; returnTo: string; devices: Device[] }>();
+const codes = new Map<string, { referenceId: string; state: string; returnTo: string; devices: Device[] }>();
 /** What the confirmation endpoint answers instead of judging (a failing backend), when set. */
 let confirmStatus: number | undefined;
 
@@ -55,10 +55,10 @@ beforeEach(() => {
     }
     if (url.pathname === '/step/confirm' && rec.method === 'POST') {
       if (confirmStatus !== undefined) return { status: confirmStatus, body: '{}' };
-      const asked = JSON.parse(rec.body.toString('utf8')) as { referenceId: string; code: string; returnUrl: string };
+      const asked = JSON.parse(rec.body.toString('utf8')) as { referenceId: string; code: string; state: string; returnUrl: string };
       const issued = codes.get(asked.code);
       codes.delete(asked.code);
-      if (issued === undefined || issued.referenceId !== asked.referenceId || issued.returnTo !== asked.returnUrl) return { status: 400, body: '{"error":"bad code"}' };
+      if (issued === undefined || issued.referenceId !== asked.referenceId || issued.state !== asked.state || issued.returnTo !== asked.returnUrl) return { status: 400, body: '{"error":"bad code"}' };
       linked.set(issued.referenceId, [...(linked.get(issued.referenceId) ?? []), ...issued.devices]);
       return { status: 200, body: '{}' };
     }
@@ -81,15 +81,15 @@ async function toStep(link: Link, browser: FormBrowser): Promise<URL> {
  */
 function signIn(step: URL, devices: Device[], returnTo = step.searchParams.get('returnTo')!): { back: string; code: string } {
   const code = randomBytes(16).toString('base64url');
-  codes.set(code, { referenceId: step.searchParams.get('referenceId')!, returnTo, devices });
+  codes.set(code, { referenceId: step.searchParams.get('referenceId')!, state: step.searchParams.get('state')!, returnTo, devices });
   const back = new URL(returnTo);
   back.searchParams.set('state', step.searchParams.get('state')!);
   back.searchParams.set('code', code);
   return { back: back.pathname + back.search, code };
 }
 
-const confirmations = (): Array<{ referenceId: string; code: string; returnUrl: string }> =>
-  backend.received.filter((r) => r.url === '/step/confirm').map((r) => JSON.parse(r.body.toString('utf8')) as { referenceId: string; code: string; returnUrl: string });
+const confirmations = (): Array<{ referenceId: string; code: string; state: string; returnUrl: string }> =>
+  backend.received.filter((r) => r.url === '/step/confirm').map((r) => JSON.parse(r.body.toString('utf8')) as { referenceId: string; code: string; state: string; returnUrl: string });
 
 describe('the device step with a confirmation', () => {
   it('links the devices when the code comes back to the bound browser: Keygate posts the code, the referenceId and its own return address', async () => {
@@ -101,7 +101,7 @@ describe('the device step with a confirmation', () => {
     expect(linked.get(link.referenceId)).toBeUndefined();
     const r = await browser.get(port, back);
     expect(r.status).toBe(303);
-    expect(confirmations()).toEqual([{ referenceId: link.referenceId, code, returnUrl: `http://127.0.0.1:${port}/connect/links/${link.linkToken}/return` }]);
+    expect(confirmations()).toEqual([{ referenceId: link.referenceId, code, state: step.searchParams.get('state'), returnUrl: `http://127.0.0.1:${port}/connect/links/${link.linkToken}/return` }]);
     const confirm = backend.received.find((x) => x.url === '/step/confirm')!;
     expect(confirm.headers['content-type']).toBe('application/json');
     expect(confirm.headers['x-keygate-purpose']).toBe('connect-step-confirm');
@@ -121,22 +121,46 @@ describe('the device step with a confirmation', () => {
     const early = new URL(step.searchParams.get('returnTo')!);
     early.searchParams.set('state', step.searchParams.get('state')!);
     expect((await attacker.get(port, early.pathname + early.search)).status).toBe(403);
-    // The victim signs in with the handed-off URL and is sent back with the code, in her own browser.
+    // The victim signs in with the handed-off URL and is sent back with the code, in her own browser:
+    // refused, and the step ends there, so the address she landed on is worth nothing to anyone.
     const victim = new FormBrowser();
     const { back } = signIn(step, [{ id: 'dev-victim', referenceId: link.referenceId, name: 'Victim thermostat' }]);
     expect((await victim.get(port, back)).status).toBe(403);
-    // The attacker with the state and any code but hers: the backend does not confirm it.
+    expect((await attacker.get(port, back)).status).toBe(403);
+    // The attacker with the state and any code: the step is over, nothing is confirmed.
     early.searchParams.set('code', randomBytes(16).toString('base64url'));
-    const forged = await attacker.get(port, early.pathname + early.search);
-    expect(forged.status).toBe(403);
-    expect(forged.text).toContain('could not be confirmed');
-    expect(forged.text).toContain('value="link"');
+    expect((await attacker.get(port, early.pathname + early.search)).status).toBe(403);
+    expect(confirmations()).toEqual([]);
     // The victim's code was never presented by Keygate, her devices are linked to no one, and the link mints nothing.
     expect(confirmations().map((c) => c.code)).not.toContain(new URL(back, 'http://x').searchParams.get('code'));
     expect(linked.get(link.referenceId)).toBeUndefined();
     const page = await attacker.get(port, pagePath(link));
     expect(page.text).not.toContain('value="allow"');
     expect((await attacker.post(port, pagePath(link), { csrf: csrfOf(page.text), action: 'allow' })).status).toBe(403);
+  });
+
+  it('one guess per step: a code the backend refuses ends the step, and Try again starts another with a new state', async () => {
+    const link = await newLink(port, connectKey.key, { redirectUrl: `${APP}/connected` });
+    const attacker = new FormBrowser();
+    const step = await toStep(link, attacker);
+    const guess = new URL(step.searchParams.get('returnTo')!);
+    guess.searchParams.set('state', step.searchParams.get('state')!);
+    guess.searchParams.set('code', 'guess-1');
+    const refused = await attacker.get(port, guess.pathname + guess.search);
+    expect(refused.status).toBe(403);
+    expect(refused.text).toContain('could not be confirmed');
+    expect(refused.text).toContain('value="link"');
+    guess.searchParams.set('code', 'guess-2');
+    expect((await attacker.get(port, guess.pathname + guess.search)).status).toBe(403);
+    expect(confirmations().map((c) => c.code)).toEqual(['guess-1']);
+    // A code issued in the first step is not one of the next step's.
+    const { code } = signIn(step, [{ id: 'dev-late', referenceId: link.referenceId, name: 'Late' }]);
+    const again = await toStep(link, attacker);
+    const next = new URL(again.searchParams.get('returnTo')!);
+    next.searchParams.set('state', again.searchParams.get('state')!);
+    next.searchParams.set('code', code);
+    expect((await attacker.get(port, next.pathname + next.search)).status).toBe(403);
+    expect(linked.get(link.referenceId)).toBeUndefined();
   });
 
   it('a code sent to another return address (an attacker swapped returnTo) is refused when the attacker brings it back himself', async () => {
@@ -149,7 +173,7 @@ describe('the device step with a confirmation', () => {
     real.searchParams.set('state', step.searchParams.get('state')!);
     real.searchParams.set('code', code);
     expect((await attacker.get(port, real.pathname + real.search)).status).toBe(403);
-    expect(confirmations()).toEqual([{ referenceId: link.referenceId, code, returnUrl: step.searchParams.get('returnTo') }]);
+    expect(confirmations()).toEqual([{ referenceId: link.referenceId, code, state: step.searchParams.get('state'), returnUrl: step.searchParams.get('returnTo') }]);
     expect(linked.get(link.referenceId)).toBeUndefined();
   });
 
