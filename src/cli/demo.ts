@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +13,6 @@ import { hashKey } from '../keys/key-format.ts';
 import { mintKey } from '../keys/mint-key.ts';
 import { createLoggers } from '../observability/logger.ts';
 import { type RunningKeygate, startKeygate } from '../server/serve.ts';
-import { request } from '../util/node-http.ts';
 import { parseOrHelp } from './parse-command.ts';
 
 const DEMO_KEYS = [
@@ -89,11 +87,10 @@ export async function demoCommand(argv: readonly string[]): Promise<void> {
       seeded[label] = { id: record.id, key };
     }
     await running.refreshOrigins();
-    // The printed link's state is one the app accepts besides its own tab's: random, so a key
-    // planted in the app's address with a state of someone else's is still ignored.
-    const terminalState = `terminal-${randomBytes(12).toString('base64url')}`;
-    Object.assign(appConfig, { keygate: `http://127.0.0.1:${running.proxy.port}`, connectKey: seeded.connect.key, terminalState });
-    linkUrl = await createDemoLink(running.proxy.port, seeded.connect.key, app.url, terminalState);
+    Object.assign(appConfig, { keygate: `http://127.0.0.1:${running.proxy.port}`, connectKey: seeded.connect.key });
+    // Not a link made here: the app takes a key back only with the state its own tab sent,
+    // so the printed address starts the flow in the browser that opens it.
+    linkUrl = `${app.url}?connect`;
   } catch (err) {
     await release();
     throw err;
@@ -119,24 +116,6 @@ function demoPolicies(dir: string, backendUrl: string): string {
   return policies;
 }
 
-/** A Connect link, created as the demo app does: the public connect key, over HTTP. */
-function createDemoLink(port: number, connectKey: string, redirectUrl: string, state: string): Promise<string> {
-  const body = JSON.stringify({ redirectUrl, clientName: 'Demo energy app', state });
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: '127.0.0.1', port, method: 'POST', path: '/v1/connections', headers: { 'texture-api-key': connectKey, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => (res.statusCode === 201 ? resolve((JSON.parse(text) as { linkUrl: string }).linkUrl) : reject(new Error(`the demo's Connect link: ${res.statusCode} ${text}`))));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 function demoText(base: string, ops: string, backendUrl: string, storeUrl: string, keys: Record<Label, { id: string; key: string }>, connect: { app: string; link: string }): string {
   const h = (label: Label): string => `-H 'Texture-Api-Key: ${keys[label].key}'`;
   const json = "-H 'content-type: application/json'";
@@ -157,7 +136,7 @@ The Connect flow in a browser (a page on another origin, with the public connect
   demo app      ${connect.app}  → "Connect your devices": the hosted page, a fake manufacturer
                 sign-in, then the app lists your devices with the scoped key it received
   a link        ${connect.link}
-                (made with the connect key; it works once, for 30 min, in one browser)
+                (the same flow without the popup, started in the browser that opens it)
 
 Try:
   # server key: everything

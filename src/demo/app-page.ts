@@ -41,11 +41,10 @@ function indexHtml(keygate: string): string {
 const CSS =
   'body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:0 auto;padding:1.5rem 1rem}button{font:inherit;font-weight:600;min-height:44px;padding:.5rem 1.2rem}#devices li{margin:.3rem 0}code{word-break:break-all}';
 
-function appJs(keygate: string, connectKey: string, terminalState: string): string {
+function appJs(keygate: string, connectKey: string): string {
   return `'use strict';
 var KEYGATE = ${JSON.stringify(keygate)};
 var CONNECT_KEY = ${JSON.stringify(connectKey)};
-var TERMINAL_STATE = ${JSON.stringify(terminalState)};
 var statusLine = document.getElementById('status');
 var list = document.getElementById('devices');
 var options = { clientName: 'Demo energy app', redirectUrl: location.origin + '/', state: 'demo-' + Math.random().toString(36).slice(2) };
@@ -78,12 +77,12 @@ var session = createConnectSession({
 document.getElementById('connect').addEventListener('click', function () { session.open(); });
 
 // Without the SDK's popup: create the link, go there in this tab, come back with the key in the query.
-document.getElementById('redirect-flow').addEventListener('click', function (event) {
-  event.preventDefault();
+function redirectFlow() {
   fetch(KEYGATE + '/v1/connections', { method: 'POST', headers: { 'Texture-Api-Key': CONNECT_KEY, 'Content-Type': 'application/json' }, body: JSON.stringify(options) })
     .then(function (res) { return res.json(); })
     .then(function (link) { sessionStorage.setItem('connect-state', options.state); location.href = link.linkUrl; });
-});
+}
+document.getElementById('redirect-flow').addEventListener('click', function (event) { event.preventDefault(); redirectFlow(); });
 
 // A key in the address is used only when its state is the one this tab sent: anyone can
 // send a user to /?texture_scoped_key=<their own key>, which would show that user the
@@ -95,12 +94,16 @@ if (params.has('texture_scoped_key')) {
   sessionStorage.removeItem('connect-state');
   history.replaceState(null, '', location.pathname);
   var state = params.get('state');
-  if (!((expected !== null && state === expected) || (TERMINAL_STATE !== '' && state === TERMINAL_STATE))) {
+  if (expected === null || state !== expected) {
     statusLine.textContent = 'A key came back that this page did not ask for (its state does not match): ignored.';
     document.body.dataset.error = 'state_mismatch';
   } else showDevices(key);
 } else if (params.has('error')) {
   statusLine.textContent = 'Connect did not finish: ' + params.get('error');
+} else if (params.has('connect')) {
+  // The address keygate demo prints: the redirect flow at once, its state kept in this tab.
+  history.replaceState(null, '', location.pathname);
+  redirectFlow();
 }
 `;
 }
@@ -109,8 +112,6 @@ if (params.has('texture_scoped_key')) {
 export interface DemoAppConfig {
   keygate: string;
   connectKey: string;
-  /** The state of the link `keygate demo` prints (made outside any tab), accepted besides the tab's own. */
-  terminalState?: string;
 }
 
 /** Serves the demo app on 127.0.0.1, reached as `http://localhost:PORT` (another site than Keygate's 127.0.0.1). */
@@ -119,7 +120,7 @@ export async function startDemoApp(config: DemoAppConfig, port = 0): Promise<Dem
     const path = (req.url ?? '/').split('?')[0];
     const [type, body] =
       path === '/app.js'
-        ? ['text/javascript', appJs(config.keygate, config.connectKey, config.terminalState ?? '')]
+        ? ['text/javascript', appJs(config.keygate, config.connectKey)]
         : path === '/app.css'
           ? ['text/css', CSS]
           : path === '/'

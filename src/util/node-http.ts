@@ -11,4 +11,3 @@ import { createRequire } from 'node:module';
 const http = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 export const createServer: typeof http.createServer = http.createServer;
-export const request: typeof http.request = http.request;
