@@ -88,6 +88,7 @@ export async function demoCommand(argv: readonly string[]): Promise<void> {
     }
     await running.refreshOrigins();
     Object.assign(appConfig, { keygate: `http://127.0.0.1:${running.proxy.port}`, connectKey: seeded.connect.key });
+    backend.behaviour.returnOrigin = `http://127.0.0.1:${running.proxy.port}`;
     // Not a link made here: the app takes a key back only with the state its own tab sent,
     // so the printed address starts the flow in the browser that opens it.
     linkUrl = `${app.url}?connect`;

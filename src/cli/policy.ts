@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { type CommandSpec, POLICY_CHECK, POLICY_EXPLAIN, POLICY_TEST } from '../config/commands.ts';
 import { parseConditionArgs } from '../keys/key-record.ts';
 import { testPrincipal } from '../keys/principal.ts';
+import { connectWarnings } from '../policy/connect-section.ts';
 import { loadPolicy } from '../policy/load.ts';
 import type { CompiledPolicy } from '../policy/model.ts';
 import { formatIssue, PolicyLoadError } from '../policy/policy-error.ts';
@@ -36,6 +37,7 @@ function check(argv: readonly string[]): void {
     let routes = 0;
     for (const r of policy.resources.values()) for (const list of r.actions.values()) routes += list.length;
     process.stdout.write(`ok: ${policy.files.length} file(s), ${policy.resources.size} resources, ${routes} routes, ${policy.roles.size} roles (version ${policy.version})\n`);
+    for (const w of connectWarnings(policy.connect)) process.stderr.write(`warning: ${w}\n`);
   } catch (err) {
     if (!(err instanceof PolicyLoadError)) throw err;
     printIssues(err);

@@ -22,6 +22,8 @@ interface BackendBehaviour {
   delayMs: number;
   /** Answer GET /v1/commands/{id} with this deviceId instead of the stored one. */
   commandDeviceOverride: string | null;
+  /** Keygate's origin: the device step sends the browser back nowhere else (null: any host, for tests that start it before Keygate). */
+  returnOrigin: string | null;
 }
 
 export interface DemoBackend {
@@ -66,7 +68,7 @@ export async function startDemoBackend(options: DemoBackendOptions = {}): Promis
   const devices = demoDevices(options.users, options.devicesPerUser);
   const commands = new Map<string, Command>();
   const received: ReceivedRequest[] = [];
-  const behaviour: BackendBehaviour = { ignoreFilter: false, delayMs: 0, commandDeviceOverride: null };
+  const behaviour: BackendBehaviour = { ignoreFilter: false, delayMs: 0, commandDeviceOverride: null, returnOrigin: null };
   const collections = new Map<string, Array<Record<string, unknown>>>();
   for (const name of ['sites', 'contacts', 'customers', 'programs', 'enrollments', 'api-keys']) collections.set(name, [{ id: `${name}_1`, name: `Demo ${name} 1` }]);
   let nextId = 1;
@@ -177,7 +179,7 @@ export async function startDemoBackend(options: DemoBackendOptions = {}): Promis
         if (backend.record) received.push({ method: req.method ?? 'GET', url, path, query, headers: req.headers, rawHeaders: req.rawHeaders, body });
         const run = (): void => {
           try {
-            if (manufacturerStep(req.method ?? 'GET', path, query, body, devices, res)) return;
+            if (manufacturerStep(req.method ?? 'GET', path, query, body, devices, res, behaviour.returnOrigin)) return;
             routes(req, res, path.split('/').slice(1).map(decodeURIComponent), query, body);
           } catch (err) {
             send(res, 400, { error: { status: 400, message: (err as Error).message } });

@@ -62,8 +62,8 @@ interface Session {
   state: string;
 }
 
-/** The Keygate return address: an http(s) URL to a link's return path, so the demo is no open redirect. */
-function sessionOf(params: URLSearchParams): Session | string {
+/** The Keygate return address: an http(s) URL to a link's return path on Keygate's origin (when known), so the demo is no open redirect. */
+function sessionOf(params: URLSearchParams, returnOrigin: string | null): Session | string {
   const referenceId = params.get('referenceId');
   const returnTo = params.get('returnTo');
   const state = params.get('state');
@@ -75,6 +75,7 @@ function sessionOf(params: URLSearchParams): Session | string {
     return 'returnTo is not a URL';
   }
   if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !/^(\/[^/]+)*\/connect\/links\/[^/]+\/return$/.test(url.pathname)) return 'returnTo is not a Keygate return address';
+  if (returnOrigin !== null && url.origin !== returnOrigin) return 'returnTo is not on Keygate';
   return { referenceId, returnTo, state };
 }
 
@@ -133,7 +134,7 @@ function confirm(body: string, res: ServerResponse): void {
 }
 
 /** Handles GET /connect/manufacturer, its two form POSTs and Keygate's confirmation; false when the path is not the step's. */
-export function manufacturerStep(method: string, path: string, query: URLSearchParams, body: string, devices: Device[], res: ServerResponse): boolean {
+export function manufacturerStep(method: string, path: string, query: URLSearchParams, body: string, devices: Device[], res: ServerResponse, returnOrigin: string | null = null): boolean {
   if (!path.startsWith('/connect/manufacturer')) return false;
   if (path === '/connect/manufacturer/confirm') {
     if (method === 'POST') confirm(body, res);
@@ -141,7 +142,7 @@ export function manufacturerStep(method: string, path: string, query: URLSearchP
     return true;
   }
   const params = method === 'POST' ? new URLSearchParams(body) : query;
-  const session = sessionOf(params);
+  const session = sessionOf(params, returnOrigin);
   if (typeof session === 'string') {
     page(res, 400, 'This sign-in cannot continue', `<p>${esc(session)}.</p>`);
     return true;

@@ -100,3 +100,15 @@ function isBackendPath(value: string): boolean {
 export function deviceStepUrl(template: string, values: Readonly<Record<(typeof DEVICE_STEP_FIELDS)[number], string>>): string {
   return template.replace(/\{([^{}]*)\}/g, (_, name: (typeof DEVICE_STEP_FIELDS)[number]) => encodeURIComponent(values[name]));
 }
+
+/**
+ * What an operator should hear about a policy's connect section that is valid but open to
+ * an attack: a device step without a confirmation links devices for whoever comes back with
+ * its state (docs/connect.md, "The device step handed to someone else"). Empty when none.
+ */
+export function connectWarnings(settings: ConnectSettings): string[] {
+  if (settings.deviceStep === null || settings.deviceStepConfirm !== null) return [];
+  return [
+    'connect.deviceStep has no connect.deviceStepConfirm: a step URL handed to someone else links their devices for whoever started the link (docs/connect.md, "The device step handed to someone else")',
+  ];
+}

@@ -3,6 +3,7 @@ import { basename, dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.ts';
 import type { PolicyText } from './compile.ts';
+import { connectWarnings } from './connect-section.ts';
 import { readPolicyTexts } from './load.ts';
 import { compileOffThread } from './off-thread.ts';
 import { type PolicyIssue, PolicyLoadError } from './policy-error.ts';
@@ -135,6 +136,7 @@ export class PolicyReloader {
       this.#metrics.policyInfo.reset();
       this.#metrics.policyInfo.labels(next.version).set(1);
       this.#logger.info({ reason, version: next.version, files: next.files, compileMs: Math.round(performance.now() - started) }, 'policy reloaded');
+      for (const w of connectWarnings(next.connect)) this.#logger.warn({ version: next.version }, w);
     } catch (err) {
       if (this.#closed) return;
       const issues = err instanceof PolicyLoadError ? err.issues : [{ file: this.#path, line: 1, col: 1, message: String(err) }];

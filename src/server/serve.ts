@@ -24,6 +24,7 @@ import { trustedHops } from '../pipeline/forwarding/trusted-hops.ts';
 import { createUpstream } from '../pipeline/forwarding/upstream.ts';
 import { admitLookups } from '../pipeline/proving/admitted-lookups.ts';
 import { BackendAttributes } from '../pipeline/proving/attributes.ts';
+import { connectWarnings } from '../policy/connect-section.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { PolicyHolder } from '../policy/policy-holder.ts';
 import { PolicyReloader, watchPolicies } from '../policy/watch.ts';
@@ -111,6 +112,7 @@ export async function startKeygate(config: ServeConfig, loggers: Loggers, option
   const logger = loggers.logger;
   const maxConnections = maxConnectionsFor(config, logger);
   const policy = new PolicyHolder(loadPolicy(config.policies));
+  for (const w of connectWarnings(policy.current.connect)) logger.warn({ version: policy.current.version }, w);
   const store = await openStore(config.store, { create: true });
   const metrics = new Metrics();
   metrics.policyInfo.labels(policy.current.version).set(1);

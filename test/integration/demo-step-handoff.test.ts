@@ -85,6 +85,11 @@ describe("the demo's device step, handed to someone else", () => {
     const step = await stepOf(link, attacker);
     const swapped = new URL(step);
     swapped.searchParams.set('returnTo', `http://evil.example/connect/links/${link.linkToken}/return`);
+    // A backend that knows Keygate's origin (keygate demo tells it) refuses the swapped step at once.
+    backend.behaviour.returnOrigin = new URL(sidecar.url).origin;
+    expect((await new FormBrowser().get(backend.port, swapped.pathname + swapped.search)).status).toBe(400);
+    // One that does not sends the code there, and refuses to confirm it for Keygate's address.
+    backend.behaviour.returnOrigin = null;
     const stolen = await shareWith(swapped);
     expect(stolen.origin).toBe('http://evil.example');
     const mine = new URL(step.searchParams.get('returnTo')!);

@@ -22,6 +22,19 @@ describe('keygate policy check', () => {
     expect(r.stdout).toMatch(/^ok: 1 file\(s\), 9 resources/);
   });
 
+  it('warns (on stderr, still exit 0) of a device step without a confirmation, and not of one with it', () => {
+    const dir = policyCopy();
+    const step = "  deviceStep: 'https://b.example/step?r={referenceId}&back={returnUrl}&state={state}'\n";
+    writeFileSync(join(dir, 'connect.yaml'), `version: 1\nconnect:\n${step}`);
+    const open = cli('policy', 'check', dir);
+    expect(open.status).toBe(0);
+    expect(open.stderr).toMatch(/^warning: connect\.deviceStep has no connect\.deviceStepConfirm: a step URL handed to someone else/);
+    writeFileSync(join(dir, 'connect.yaml'), `version: 1\nconnect:\n${step}  deviceStepConfirm: /step/confirm\n`);
+    const confirmed = cli('policy', 'check', dir);
+    expect(confirmed.status).toBe(0);
+    expect(confirmed.stderr).toBe('');
+  });
+
   it('prints every error with file:line:col and exits 1', () => {
     const dir = tempDir('kg-bad-');
     writeFileSync(
