@@ -120,12 +120,43 @@ const LOOSE_PREFIX = /(api|scoped)[^0-9A-Za-z]{1,3}(?=[0-9A-Za-z]{38})/gi;
  */
 export function holdsKeyLoosely(text: string): boolean {
   if (holdsKey(text)) return true;
-  const loose = decodeLeniently(text).normalize('NFKC').replace(LOOSE_PREFIX, '$1_');
-  return loose !== text && holdsKey(loose);
+  const plain = decodeLeniently(text).normalize('NFKC');
+  const loose = plain.replace(LOOSE_PREFIX, '$1_');
+  // More separators, or the bare body, count with a valid checksum (a name may be any text).
+  return (loose !== text && holdsKey(loose)) || spellsKey(plain);
 }
 
-/** A key prefix, up to three other characters in place of its `_`, then a key's worth of base62. */
-const LOOSE_KEY = /(api|scoped)[^0-9A-Za-z]{0,3}([0-9A-Za-z]{38})/gi;
+/** A key prefix, up to eight other characters in place of its `_`, then a key's worth of base62. */
+const LOOSE_KEY = /(api|scoped)[^0-9A-Za-z]{0,8}([0-9A-Za-z]{38})/gi;
+/** A key's body standing alone (the prefix is public: the 38 characters are the whole secret). */
+const BARE_BODY = /(?<![0-9A-Za-z])[0-9A-Za-z]{38}(?![0-9A-Za-z])/g;
+const BARE_BODY_ONE = new RegExp(BARE_BODY.source);
+
+/** `body` is a key's 38 characters under one of the prefixes: its checksum holds (a false match is 1 in 62^6). */
+function isKeyBody(body: string): boolean {
+  return parseKey(`api_${body}`) !== undefined || parseKey(`scoped_${body}`) !== undefined;
+}
+
+/** Whether `text` (plain, decoded) spells a key with other separators, or holds a bare body, with a valid checksum. */
+function spellsKey(text: string): boolean {
+  if (LOOSE_KEY_ONE.test(text)) {
+    for (const m of text.matchAll(LOOSE_KEY)) if (parseKey(`${m[1]!.toLowerCase()}_${m[2]!}`) !== undefined) return true;
+  }
+  if (BARE_BODY_ONE.test(text)) {
+    for (const m of text.matchAll(BARE_BODY)) if (isKeyBody(m[0])) return true;
+  }
+  return false;
+}
+
+/**
+ * `text` with every spelling spellsKey finds replaced by `{key}`, after redactKeys: for what
+ * Keygate writes back or logs of a client's text (an error's field, a refusal's detail).
+ */
+export function redactKeyLike(text: string): string {
+  const out = redactKeys(text);
+  if (out.length < 38 || !spellsKey(out)) return out;
+  return out.replace(LOOSE_KEY, (m, p: string, body: string) => (parseKey(`${p.toLowerCase()}_${body}`) !== undefined ? '{key}' : m)).replace(BARE_BODY, (m) => (isKeyBody(m) ? '{key}' : m));
+}
 /** Long enough to be the base64 of a key (42 characters or more encode to 56). */
 const BASE64_RUN = /[0-9A-Za-z+/_-]{56,}/g;
 const LOOSE_KEY_ONE = new RegExp(LOOSE_KEY.source, 'i');
@@ -180,8 +211,8 @@ for (let c = 0; c < 128; c++) {
   CLASS[c] = alnum ? ALNUM : c === 43 || c === 47 || c === 95 || c === 45 ? B64 : c === 37 || c === 127 ? OTHER : 0;
 }
 
-/** The shortest text a key fits in. */
-const MIN_KEY_TEXT = 41;
+/** The shortest text a key fits in: its bare body. */
+const MIN_KEY_TEXT = 38;
 
 /**
  * holdsKey for a forwarded header or query value, in the spellings a backend could still
@@ -203,11 +234,7 @@ export function holdsKeyEncoded(text: string): boolean {
   // for its base64), which most values (a user agent, a cookie of short fields) lack; the
   // regexes, which retry at every position, then run only on the few that have one.
   const runs = plain === text ? raw : longestRuns(plain);
-  if (runs.base62 >= 38 && LOOSE_KEY_ONE.test(plain)) {
-    for (const m of plain.matchAll(LOOSE_KEY)) {
-      if (parseKey(`${m[1]!.toLowerCase()}_${m[2]!}`) !== undefined) return true;
-    }
-  }
+  if (runs.base62 >= 38 && spellsKey(plain)) return true;
   if (runs.base64 >= 56) {
     for (const m of plain.matchAll(BASE64_RUN)) {
       const decoded = Buffer.from(m[0], m[0].includes('-') || m[0].includes('_') ? 'base64url' : 'base64').toString('latin1');

@@ -1,5 +1,5 @@
 import type { DestinationStream } from 'pino';
-import { redactKeys } from '../keys/key-format.ts';
+import { redactKeyLike, redactKeys } from '../keys/key-format.ts';
 
 /** The fields of one access line; see the README's "Logs and metrics". */
 export interface AccessRecord {
@@ -87,7 +87,7 @@ export class AccessLog {
     if (r.keyType !== undefined) line += `,"keyType":${str(r.keyType)}`;
     line += `,"decision":${str(r.decision)},"status":${r.status}`;
     if (r.code !== undefined) line += `,"code":${str(r.code)}`;
-    if (r.detail !== undefined) line += `,"detail":${json(redactKeys(r.detail))}`;
+    if (r.detail !== undefined) line += `,"detail":${json(redactKeyLike(r.detail))}`;
     if (r.dropped !== undefined) line += `,"dropped":${r.dropped}`;
     this.#destination.write(`${line},"latencyMs":${msText(r.latencyMs)},"msg":"access"}\n`);
   }

@@ -1,16 +1,16 @@
 import { KeygateError } from '../errors/keygate-error.ts';
-import { redactKeys } from '../keys/key-format.ts';
+import { redactKeyLike } from '../keys/key-format.ts';
 
 /**
  * The refusal as the client is shown it: a message or field that names what the client
  * sent (an unknown field or parameter, a role) has anything shaped like a key replaced by
- * `{key}`. The client sent it, but error bodies are what clients, gateways and support
+ * `{key}` — also with other separators or as its bare 38 characters, when their checksum holds. The client sent it, but error bodies are what clients, gateways and support
  * tickets log: `{"<secret>": 1}` must not come back with the secret in `error.field`
  * (invariant 6). The shared catalogue refusals carry no client text and pass as they are.
  */
 export function shownError(err: KeygateError): KeygateError {
-  const message = redactKeys(err.message);
-  const field = err.field === undefined ? undefined : redactKeys(err.field);
+  const message = redactKeyLike(err.message);
+  const field = err.field === undefined ? undefined : redactKeyLike(err.field);
   if (message === err.message && field === err.field) return err;
   return new KeygateError(err.code, {
     message,

@@ -185,6 +185,9 @@ export function apiKeysSuite(kind: string, newStore: () => Promise<string>): voi
       ['an expiry at minute 60', 'expiresAt', { type: 'server', expiresAt: '2030-01-31T12:60:00+01:00' }, /RFC 3339|not a time of a day/],
       ['an expiry with an offset of 24 hours', 'expiresAt', { type: 'server', expiresAt: '2030-01-31T12:00:00+24:00' }, /./],
       ['a condition named __proto__', 'conditions', { type: 'access-token', conditions: JSON.parse('{"__proto__":["x"]}') as unknown }, /__proto__/],
+      // A key of a valid checksum (made once for this table, never stored): its bare body, and under four separators.
+      ['a name that is a key body without its prefix', 'name', { type: 'server', name: 'I0PruFyxyNwuHCAld2onGXqpLOCTgppI2cwMOf' }, /may not hold an API key/],
+      ['a name with a key under four separators', 'name', { type: 'server', name: 'scoped____I0PruFyxyNwuHCAld2onGXqpLOCTgppI2cwMOf' }, /may not hold an API key/],
     ])('POST with %s → 400 INVALID_FIELD naming %s', async (_what, field, body, why) => {
       const before = (await api('GET', '/v1/api-keys?perPage=1', admin.key)).json as { totalItems: number };
       const r = await api('POST', '/v1/api-keys', admin.key, body);

@@ -16,6 +16,9 @@ describe('a key-shaped name in what a refusal quotes', () => {
     ['as it is', (k: string) => k],
     ['percent-encoded', (k: string) => k.replace('_', '%5F')],
     ['in another case of its prefix', (k: string) => k.replace(/^[a-z]+/, (p) => p.toUpperCase())],
+    ['with another separator', (k: string) => k.replace('_', '-')],
+    ['with four separators', (k: string) => k.replace('_', '____')],
+    ['as its bare 38 characters (the prefix is public)', (k: string) => k.slice(k.indexOf('_') + 1)],
   ])('is {key} in error.message and error.field: an unknown body field, an unknown query parameter, a link field (%s)', async (_how, spell) => {
     const secret = stack.keys.server.key;
     const name = spell(secret);

@@ -183,6 +183,8 @@ describe('identity headers and key stripping', () => {
           'x-copy-1': k.key.replace('_', '%5F'),
           'x-copy-2': k.key.replace('_', '.'),
           'x-copy-3': Buffer.from(k.key).toString('base64url'),
+          'x-copy-4': k.key.slice(k.key.indexOf('_') + 1),
+          'x-copy-5': k.key.replace('_', '____'),
           cookie: `session=s1; auth=${encodeURIComponent(k.key.replace('_', '%5F'))}`,
           referer: lookAlike,
           'x-kept': 'yes',
@@ -195,7 +197,7 @@ describe('identity headers and key stripping', () => {
         expect(all).not.toContain(secretPart(k));
         expect(all).not.toContain(b64.slice(8, 40));
         expect(all).not.toContain(Buffer.from(`${k.key}:`).toString('base64').slice(8, 40));
-        for (const name of ['authorization', 'x-copy-1', 'x-copy-2', 'x-copy-3', 'cookie']) expect(x.headers[name]).toBeUndefined();
+        for (const name of ['authorization', 'x-copy-1', 'x-copy-2', 'x-copy-3', 'x-copy-4', 'x-copy-5', 'cookie']) expect(x.headers[name]).toBeUndefined();
         if (x.headers['x-keygate-purpose'] !== 'attribute-lookup') {
           expect(x.headers['x-kept']).toBe('yes');
           expect(x.headers.referer).toBe(lookAlike);
