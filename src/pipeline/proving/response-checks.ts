@@ -288,14 +288,15 @@ export function ownReadCheck(resource: CompiledResource, conditions: readonly Co
 }
 
 /** The resource's singular name or the id field in any case, or a `\u` escape (which could spell either), per resource and field. */
-const NAMES = new Map<string, RegExp>();
+const NAMES = new WeakMap<ResourceFields, Map<string, RegExp>>();
 
 function namesOf(resource: ResourceFields, idField: string): RegExp {
-  const key = `${resource.name}\u0000${idField}`;
-  let re = NAMES.get(key);
+  let byField = NAMES.get(resource);
+  if (byField === undefined) NAMES.set(resource, (byField = new Map()));
+  let re = byField.get(idField);
   if (re === undefined) {
     const word = (w: string): string => w.replace(/[^0-9A-Za-z]/g, '.');
-    NAMES.set(key, (re = new RegExp(`${word(singular(resource.name))}|${word(idField)}|\\\\u`, 'i')));
+    byField.set(idField, (re = new RegExp(`${word(singular(resource.name))}|${word(idField)}|\\\\u`, 'i')));
   }
   return re;
 }
